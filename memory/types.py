@@ -1,0 +1,107 @@
+"""What memory strategies take and give. The service and the store speak these types too."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+PartKind = Literal["persona", "pinned", "summary", "recalled", "recent", "new"]
+PART_ORDER: tuple[PartKind, ...] = ("persona", "pinned", "summary", "recalled", "recent", "new")
+
+
+class LLM(Protocol):
+    """The narrow slice of the engine memory needs (structurally satisfied by app.llm engines)."""
+
+    context_window: int
+
+    def count(self, messages: Sequence[Mapping[str, str]]) -> int: ...
+    def count_message(self, message: Mapping[str, str]) -> int: ...
+    def count_overhead(self) -> int: ...
+    async def complete(self, messages: Sequence[Mapping[str, str]], params: object) -> str: ...
+
+
+class StoredMessage(BaseModel):
+    """A message already in the store (completed user/assistant turns only)."""
+
+    id: int
+    role: Literal["user", "assistant", "system"]
+    content: str
+    tokens: int  # engine.count_message() of this message, computed once when stored
+    created_at: datetime
+
+
+class ContextMessage(BaseModel):
+    id: int | None = None  # set only on verbatim stored messages (recalled, recent)
+    role: Literal["system", "user", "assistant"]
+    content: str
+    created_at: datetime | None = None
+
+
+class ContextPart(BaseModel):
+    kind: PartKind
+    tokens: int
+    messages: list[ContextMessage]
+    covers: list[int] = Field(default_factory=list)  # summary parts: the message ids summarized
+
+
+class Context(BaseModel):
+    """The assembled prompt: what the engine sees and what the inspector shows. One object."""
+
+    id: str | None = None
+    budget: int
+    total_tokens: int  # exact templated count, generation prompt included
+    parts: list[ContextPart]
+
+    def to_messages(self) -> list[dict[str, str]]:
+        return [{"role": m.role, "content": m.content} for p in self.parts for m in p.messages]
+
+
+class PinnedFact(BaseModel):
+    id: str
+    text: str
+    source: Literal["persona", "style", "user"] = "user"
+
+
+class MemoryState(BaseModel):
+    """Per-session memory that survives restarts; persisted by the store as JSON."""
+
+    summary: str = ""
+    summary_covers: list[int] = Field(default_factory=list)  # message ids folded into summary
+    summary_failures: int = 0  # consecutive failed summary attempts (retried next observe)
+    buffer_start_id: int | None = None  # chunked eviction: first message id still in the buffer
+    pinned: list[PinnedFact] = Field(default_factory=list)  # user-pinned facts
+    forgotten: list[int] = Field(default_factory=list)  # message ids the user told us to forget
+
+
+class SessionInfo(BaseModel):
+    id: str
+    user_id: str
+    persona_id: str
+
+
+class AssembleRequest(BaseModel):
+    session: SessionInfo
+    system_prompt: str  # the persona, rendered
+    persona_pinned: list[PinnedFact] = Field(default_factory=list)  # persona facts + style rules
+    history: list[StoredMessage]  # oldest first
+    state: MemoryState
+    new_message: str
+    budget: int  # max templated prompt tokens (context window - max new tokens, or lower)
+
+
+class MemoryStrategyError(Exception):
+    """Base for memory errors the API maps to HTTP statuses."""
+
+
+class ContextOverflowError(MemoryStrategyError):
+    """The persona + new message alone do not fit the budget (HTTP 413)."""
+
+    def __init__(self, needed: int, budget: int, what: str = "message"):
+        super().__init__(
+            f"the {what} needs {needed} tokens with the persona prompt, but the context budget "
+            f"is {budget} tokens"
+        )
+        self.needed, self.budget = needed, budget
