@@ -1,0 +1,55 @@
+"""Settings from the environment (prefix MEMENTO_) or a .env file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEMENTO_", env_file=".env", extra="ignore")
+
+    # where things live
+    data_dir: Path = Path("./data")
+    personas_dir: Path = Path("./personas")
+    database_url: str | None = None  # default: sqlite:///<data_dir>/memento.db
+    chroma_url: str | None = None  # default: embedded PersistentClient under <data_dir>/chroma
+
+    # the model
+    model: str | None = None  # GGUF path, mlx-lm model dir or HF id; default: embedded SmolLM2
+    llm_url: str | None = None  # remote OpenAI-compatible server (OpenAIEngine) instead of MLX
+    llm_api_key: str | None = None
+    context_window: int | None = None  # override the model's own (e.g. to test budgeting)
+    prompt_cache_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
+    prefill_step_size: int = Field(default=512, ge=16)
+
+    # the server
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth: Literal["off", "required"] = "off"
+    allow_insecure_bind: bool = False
+
+    # limits
+    max_message_chars: int = Field(default=32_000, ge=1)
+    max_body_bytes: int = Field(default=1_000_000, ge=1)
+    max_history_import: int = Field(default=5_000, ge=1)
+    max_tokens_limit: int = Field(default=1024, ge=1)
+    default_max_tokens: int = Field(default=256, ge=1)
+    max_sessions_per_user: int = Field(default=1_000, ge=1)
+    max_persona_bytes: int = Field(default=256_000, ge=1)
+    rate_limit_per_minute: int = Field(default=120, ge=1)
+    max_concurrent_per_user: int = Field(default=4, ge=1)
+    session_wait_seconds: float = Field(default=30.0, ge=0)  # then 409 session busy
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'memento.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
