@@ -8,6 +8,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from app.llm.types import GenerationParams
+
 PartKind = Literal["persona", "pinned", "summary", "recalled", "recent", "new"]
 PART_ORDER: tuple[PartKind, ...] = ("persona", "pinned", "summary", "recalled", "recent", "new")
 
@@ -20,7 +22,9 @@ class LLM(Protocol):
     def count(self, messages: Sequence[Mapping[str, str]]) -> int: ...
     def count_message(self, message: Mapping[str, str]) -> int: ...
     def count_overhead(self) -> int: ...
-    async def complete(self, messages: Sequence[Mapping[str, str]], params: object) -> str: ...
+    async def complete(
+        self, messages: Sequence[Mapping[str, str]], params: GenerationParams
+    ) -> str: ...
 
 
 class StoredMessage(BaseModel):
@@ -105,3 +109,26 @@ class ContextOverflowError(MemoryStrategyError):
             f"is {budget} tokens"
         )
         self.needed, self.budget = needed, budget
+
+
+class Recaller(Protocol):
+    """Finds past turns relevant to a query (vector index + lexical fusion; memory/recall.py)."""
+
+    async def recall(
+        self,
+        session: SessionInfo,
+        query: str,
+        history: Sequence[StoredMessage],
+        exclude_ids: set[int],
+        limit: int,
+    ) -> list[int]:
+        """Message ids from `history`, most relevant first, none of `exclude_ids`."""
+        ...
+
+    async def observe(self, session: SessionInfo, messages: Sequence[StoredMessage]) -> None:
+        """Index new stored messages (batched embedding)."""
+        ...
+
+    async def forget(self, session: SessionInfo, message_ids: Sequence[int] | None = None) -> None:
+        """Drop the given messages (or the whole session) from the index."""
+        ...
