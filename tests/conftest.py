@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,9 +13,23 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from app.llm.worker import MLXWorker  # noqa: E402
 
+if TYPE_CHECKING:
+    from app.llm.mlx_engine import MLXEngine
+
 
 @pytest.fixture(scope="session")
 def mlx_worker() -> Iterator[MLXWorker]:
     worker = MLXWorker(name="mlx-tests")
     yield worker
     worker.shutdown()
+
+
+@pytest.fixture(scope="session")
+def engine(mlx_worker: MLXWorker) -> Iterator[MLXEngine]:
+    """The real MLXEngine on the embedded SmolLM2 GGUF, shared by the whole test session."""
+    from app.config import Settings
+    from app.llm.factory import load_engine
+
+    eng = load_engine(Settings(model=None, context_window=None), mlx_worker)
+    yield eng
+    mlx_worker.call(eng.prompt_caches.clear)

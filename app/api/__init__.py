@@ -1,0 +1,27 @@
+"""The HTTP API: one thin module per resource. `ROUTERS` is what create_app mounts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api import (
+    context,
+    health,
+    history,
+    memory,
+    messages,
+    openai_compat,
+    personas,
+    sessions,
+)
+
+ROUTERS: list[APIRouter] = [
+    health.router,
+    personas.router,
+    sessions.router,
+    messages.router,
+    history.router,
+    context.router,
+    memory.router,
+    openai_compat.router,
+]

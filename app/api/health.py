@@ -1,0 +1,29 @@
+"""GET /healthz: is the service up, and on what."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.deps import ServiceStarting, Svc
+from app.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz(services: Svc) -> Health:
+    from app.main import VERSION, vector_backend
+
+    engine, store = services.engine, services.store
+    if engine is None or store is None:
+        raise ServiceStarting("the service is starting")
+    return Health(
+        status="ok",
+        model_id=engine.model_id,
+        context_window=engine.context_window,
+        backend=engine.backend,
+        store=store.backend,
+        vector=vector_backend(services),
+        blas=services.blas,
+        version=VERSION,
+    )

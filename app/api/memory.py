@@ -1,0 +1,159 @@
+"""A session's memory: read it, edit the summary and pinned facts, forget items."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.deps import ChatDep, CurrentUser, PersonasDep, StoreDep
+from app.errors import NotFoundError
+from app.schemas import ERRORS, MemoryItem, MemoryOut, MemoryPatch
+from app.session_memory import session_info
+from memory.base import invalidate_summary
+from memory.types import MemoryState, PinnedFact
+
+router = APIRouter(prefix="/v1/sessions", tags=["memory"], responses=ERRORS)
+
+
+async def _memory_out(
+    user_id: str, session_id: str, store: StoreDep, chat: ChatDep, personas: PersonasDep,
+    limit: int = 200,
+) -> MemoryOut:
+    session = await asyncio.to_thread(store.get_session, user_id, session_id)
+    state, _ = await asyncio.to_thread(store.get_memory, user_id, session_id)
+    persona = personas.get(session.persona_id)
+    items: list[MemoryItem] = []
+    recaller = chat.memory.recaller
+    index = getattr(recaller, "index", None)
+    if index is not None:
+        indexed = await index.ids(session_info(session))
+        if indexed:
+            history = await asyncio.to_thread(store.history, user_id, session_id)
+            forgotten = set(state.forgotten)
+            items = [
+                MemoryItem(id=m.id, role=m.role, content=m.content, created_at=m.created_at)
+                for m in history
+                if m.id in indexed and m.id not in forgotten
+            ][-limit:]
+    return MemoryOut(
+        strategy=session.strategy,
+        summary=state.summary,
+        summary_covers=state.summary_covers,
+        pinned=persona.pinned() + state.pinned,
+        items=items,
+        forgotten=state.forgotten,
+    )
+
+
+@router.get(
+    "/{session_id}/memory",
+    response_model=MemoryOut,
+    description="The running summary, pinned facts (the persona's, then the user's) and the "
+    "stored turns the vector memory can recall (newest `limit`).",
+)
+async def get_memory(
+    session_id: str,
+    user: CurrentUser,
+    store: StoreDep,
+    chat: ChatDep,
+    personas: PersonasDep,
+    limit: int = Query(default=200, ge=1, le=5000),
+) -> MemoryOut:
+    return await _memory_out(user.id, session_id, store, chat, personas, limit)
+
+
+def _fact_id(text: str) -> str:
+    return "user:" + hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+@router.patch("/{session_id}/memory", response_model=MemoryOut)
+async def patch_memory(
+    session_id: str,
+    body: MemoryPatch,
+    user: CurrentUser,
+    store: StoreDep,
+    chat: ChatDep,
+    personas: PersonasDep,
+) -> MemoryOut:
+    """Replace the summary and/or the user's pinned facts (persona facts are not editable)."""
+
+    def change(state: MemoryState) -> MemoryState:
+        update: dict[str, object] = {}
+        if body.summary is not None:
+            # an edited summary is the user's word: keep what it covers, reset failures
+            update["summary"] = body.summary.strip()
+            update["summary_failures"] = 0
+        if body.pinned is not None:
+            update["pinned"] = [
+                PinnedFact(id=p.id or _fact_id(p.text), text=p.text.strip(), source="user")
+                for p in body.pinned
+            ]
+        return state.model_copy(update=update)
+
+    await asyncio.to_thread(store.update_memory, user.id, session_id, change)
+    return await _memory_out(user.id, session_id, store, chat, personas)
+
+
+@router.delete(
+    "/{session_id}/memory/items/{message_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    description="Forget a stored turn: it leaves the vector index, is never recalled again, and "
+    "a summary that covered it is rebuilt without it. The message stays in the transcript.",
+)
+async def forget_item(
+    session_id: str, message_id: int, user: CurrentUser, store: StoreDep, chat: ChatDep
+) -> Response:
+    session = await asyncio.to_thread(store.get_session, user.id, session_id)
+    await asyncio.to_thread(store.get_message, user.id, session_id, message_id)  # 404 if unknown
+
+    def change(state: MemoryState) -> MemoryState:
+        if message_id not in state.forgotten:
+            state = state.model_copy(update={"forgotten": [*state.forgotten, message_id]})
+        return invalidate_summary(state, [message_id])
+
+    await asyncio.to_thread(store.update_memory, user.id, session_id, change)
+    if chat.memory.recaller is not None:
+        await chat.memory.recaller.forget(session_info(session), [message_id])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/{session_id}/memory/pinned/{fact_id}", status_code=status.HTTP_204_NO_CONTENT
+)
+async def unpin(session_id: str, fact_id: str, user: CurrentUser, store: StoreDep) -> Response:
+    state, _ = await asyncio.to_thread(store.get_memory, user.id, session_id)
+    if not any(p.id == fact_id for p in state.pinned):
+        raise NotFoundError(
+            f"no user-pinned fact {fact_id!r} in session {session_id} (persona facts are "
+            "fixed by the persona file)",
+            field="fact_id",
+        )
+
+    def change(state: MemoryState) -> MemoryState:
+        return state.model_copy(update={"pinned": [p for p in state.pinned if p.id != fact_id]})
+
+    await asyncio.to_thread(store.update_memory, user.id, session_id, change)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/{session_id}/memory",
+    status_code=status.HTTP_204_NO_CONTENT,
+    description="Forget everything the session remembers beyond its transcript: the summary, "
+    "the user's pinned facts and every vector-memory item.",
+)
+async def reset_memory(
+    session_id: str, user: CurrentUser, store: StoreDep, chat: ChatDep
+) -> Response:
+    session = await asyncio.to_thread(store.get_session, user.id, session_id)
+    history = await asyncio.to_thread(store.history, user.id, session_id)
+
+    def change(state: MemoryState) -> MemoryState:
+        return MemoryState(forgotten=sorted({*state.forgotten, *(m.id for m in history)}))
+
+    await asyncio.to_thread(store.update_memory, user.id, session_id, change)
+    if chat.memory.recaller is not None:
+        await chat.memory.recaller.forget(session_info(session))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

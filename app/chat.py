@@ -1,0 +1,260 @@
+"""ChatService: one turn = load session + persona, assemble the Context with the session's
+memory strategy, commit the user's message, stream the reply, commit it, then let memory observe
+the turn in the background.
+
+Turns of one session are serialized by a per-session lock held from assembling to committing
+the reply, so two concurrent posts give two complete, ordered turns. The reply is generated in
+its own task (app/turns.py): a client that leaves cancels it, and the task stores what was
+produced as `interrupted`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from app.config import Settings
+from app.errors import InvalidFieldError, TooLargeError
+from app.llm.types import Engine, FinishReason, Usage
+from app.persona_catalog import PersonaCatalog
+from app.session_memory import SessionMemory
+from app.store.records import MessageRecord, NewMessage, SessionRecord
+from app.store.repo import Store
+from app.turns import SessionLocks, Turn, TurnOptions, TurnResult
+from memory.types import Context
+
+log = logging.getLogger(__name__)
+
+
+class ChatService:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        store: Store,
+        personas: PersonaCatalog,
+        recaller: Any = None,
+    ) -> None:
+        self.settings, self.engine, self.store, self.personas = settings, engine, store, personas
+        self.memory = SessionMemory(settings, engine, store, recaller)
+        self.locks = SessionLocks()
+        self._turns: set[Turn] = set()
+        self._closing = False
+
+    # -- checks ------------------------------------------------------------------------------
+    def check_content(self, content: str, field: str = "content") -> None:
+        limit = self.settings.max_message_chars
+        if len(content) > limit:
+            raise TooLargeError(
+                f"{field} has {len(content)} characters; the limit is {limit} "
+                "(MEMENTO_MAX_MESSAGE_CHARS)",
+                field=field,
+            )
+        if not content.strip():
+            raise InvalidFieldError(f"{field} must not be empty", field=field)
+
+    def check_max_tokens(self, max_tokens: int | None, field: str = "max_tokens") -> None:
+        limit = self.settings.max_tokens_limit
+        if max_tokens is not None and max_tokens > limit:
+            raise InvalidFieldError(
+                f"{field} {max_tokens} is over the limit of {limit} (MEMENTO_MAX_TOKENS_LIMIT)",
+                field=field,
+            )
+
+    def count_message(self, role: str, content: str) -> int:
+        return self.engine.count_message({"role": role, "content": content})
+
+    # -- a turn ------------------------------------------------------------------------------
+    async def start_turn(
+        self, user_id: str, session_id: str, content: str, options: TurnOptions
+    ) -> Turn:
+        """Everything up to the first token: errors here (404, 409, 413, 422) happen before
+        any response starts. The returned Turn is generating in its own task."""
+        if self._closing:
+            from app.deps import ServiceStarting
+
+            raise ServiceStarting("the service is shutting down")
+        self.check_content(content)
+        self.check_max_tokens(options.max_tokens)
+        # 404 at once, not after waiting for the lock
+        await asyncio.to_thread(self.store.get_session, user_id, session_id)
+        lock = await self.locks.acquire(session_id, self.settings.session_wait_seconds)
+        try:
+            # re-read under the lock: the previous turn or a PATCH may have changed it
+            session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
+            persona = self.personas.get(session.persona_id)
+            params = options.params(
+                persona.generation.model_dump(), self.settings.default_max_tokens
+            )
+            self.check_max_tokens(params.max_tokens)
+            history = await asyncio.to_thread(self.store.history, user_id, session_id)
+            context = await self.memory.assemble(
+                session, persona, history, content, params.max_tokens
+            )
+            tokens = await asyncio.to_thread(self.count_message, "user", content)
+            message, reply = await asyncio.to_thread(
+                self.store.add_messages,
+                user_id,
+                session_id,
+                [
+                    NewMessage(role="user", content=content, tokens=tokens),
+                    NewMessage(role="assistant", content="", status="pending"),
+                ],
+            )
+            context = await asyncio.to_thread(
+                self.store.save_context, user_id, session_id, context, reply.id
+            )
+            turn = Turn(
+                session_id=session_id, message=message, reply=reply, context=context, params=params
+            )
+            turn.start(self._generate(turn, session, lock))
+        except BaseException:
+            lock.release()
+            raise
+        self._turns.add(turn)
+        assert turn.task is not None
+        turn.task.add_done_callback(lambda _: self._settle(turn, session, lock))
+        return turn
+
+    def _settle(self, turn: Turn, session: SessionRecord, lock: asyncio.Lock) -> None:
+        """A turn cancelled before its first step never ran its own bookkeeping: do it here."""
+        self._turns.discard(turn)
+        if turn.settled:
+            return
+        turn.end()
+        lock.release()
+        self.memory.background(
+            asyncio.to_thread(
+                self.store.update_message, session.user_id, session.id, turn.reply.id,
+                status="interrupted",
+            ),
+            name=f"interrupt-{session.id}",
+        )
+
+    async def _generate(
+        self, turn: Turn, session: SessionRecord, lock: asyncio.Lock
+    ) -> TurnResult:
+        parts: list[str] = []
+        usage: Usage | None = None
+        finish: FinishReason | None = None
+        error: str | None = None
+        try:
+            async for chunk in self.engine.stream(
+                turn.context.to_messages(), turn.params, cache_key=session.id
+            ):
+                if chunk.text:
+                    parts.append(chunk.text)
+                    turn.push(chunk.text)
+                if chunk.finish_reason is not None:
+                    finish, usage = chunk.finish_reason, chunk.usage
+        except asyncio.CancelledError:
+            finish = "cancelled"
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # we handle it: store the partial reply below
+        except Exception as exc:  # noqa: BLE001 - stored on the reply, reported to the client
+            log.exception("generation failed in session %s", session.id)
+            error = str(exc) or type(exc).__name__
+        finally:
+            turn.end()
+        status = "error" if error else ("interrupted" if finish == "cancelled" else "complete")
+        text = "".join(parts)
+        try:
+            tokens = await asyncio.to_thread(self.count_message, "assistant", text)
+            reply = await asyncio.to_thread(
+                self.store.update_message,
+                session.user_id,
+                session.id,
+                turn.reply.id,
+                content=text,
+                tokens=tokens,
+                status=status,
+            )
+        finally:
+            turn.settled = True
+            lock.release()
+        if usage is None:
+            usage = Usage(completion_tokens=len(parts))
+        observed = [turn.message.to_stored()]
+        if status == "complete":  # memory sees finished turns only, like store.history()
+            observed.append(reply.to_stored())
+        self.memory.observe_later(session, observed, turn.context)
+        if status != "complete":
+            log.info("reply %d of session %s stored as %s", reply.id, session.id, status)
+        return TurnResult(
+            message=turn.message,
+            reply=reply,
+            usage=usage,
+            context_id=turn.context.id,
+            finish_reason=finish,
+            error=error,
+        )
+
+    async def run_turn(
+        self, user_id: str, session_id: str, content: str, options: TurnOptions
+    ) -> TurnResult:
+        turn = await self.start_turn(user_id, session_id, content, options)
+        try:
+            return await turn.result()
+        except asyncio.CancelledError:
+            turn.cancel()
+            raise
+
+    async def dry_run(
+        self, user_id: str, session_id: str, content: str, max_tokens: int | None = None
+    ) -> Context:
+        """The Context `content` would get now; nothing generated or stored."""
+        self.check_content(content)
+        self.check_max_tokens(max_tokens)
+        session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
+        persona = self.personas.get(session.persona_id)
+        params = TurnOptions(max_tokens=max_tokens).params(
+            persona.generation.model_dump(), self.settings.default_max_tokens
+        )
+        history = await asyncio.to_thread(self.store.history, user_id, session_id)
+        return await self.memory.assemble(session, persona, history, content, params.max_tokens)
+
+    # -- history import ------------------------------------------------------------------------
+    async def import_history(
+        self, user_id: str, session_id: str, messages: Sequence[tuple[str, str, Any]]
+    ) -> list[MessageRecord]:
+        """Store past turns (role, content, created_at) without generating; memory observes
+        them in the background as if they had happened."""
+        limit = self.settings.max_history_import
+        if len(messages) > limit:
+            raise TooLargeError(
+                f"{len(messages)} messages to import; the limit is {limit} "
+                "(MEMENTO_MAX_HISTORY_IMPORT)",
+                field="messages",
+            )
+        for i, (_, content, _) in enumerate(messages):
+            self.check_content(content, field=f"messages.{i}.content")
+
+        def counted() -> list[NewMessage]:
+            return [
+                NewMessage(role=r, content=c, tokens=self.count_message(r, c), created_at=at)
+                for r, c, at in messages
+            ]
+
+        new = await asyncio.to_thread(counted)
+        lock = await self.locks.acquire(session_id, self.settings.session_wait_seconds)
+        try:
+            session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
+            records = await asyncio.to_thread(self.store.add_messages, user_id, session_id, new)
+        finally:
+            lock.release()
+        self.memory.observe_later(session, [r.to_stored() for r in records])
+        return records
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def aclose(self, timeout: float = 30.0) -> None:
+        """Interrupt replies in flight (each stores what it produced), then let memory finish."""
+        self._closing = True
+        turns = [t for t in self._turns if t.task is not None]
+        for turn in turns:
+            turn.cancel()
+        if turns:
+            await asyncio.wait([t.task for t in turns if t.task is not None], timeout=timeout)
+        await self.memory.aclose()

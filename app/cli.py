@@ -1,0 +1,302 @@
+"""The `memento` command: serve, generate, personas.
+
+More subcommands plug in without touching this file: any module `app/cli_<name>.py` that
+defines `register(subparsers)` is found and asked to add its parser (set `func=` on it with
+`set_defaults`; the function takes the parsed args and returns an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import ipaddress
+import logging
+import os
+import pkgutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from app.config import Settings
+
+console = Console(stderr=True)
+out = Console()
+
+
+def setup_logging(level: str = "INFO") -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
+        force=True,
+    )
+
+
+def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
+    overrides = {k: v for k, v in extra.items() if v is not None}
+    if getattr(args, "model", None):
+        overrides["model"] = args.model
+    return Settings(**overrides)
+
+
+# -- serve -------------------------------------------------------------------------------------
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args, host=args.host, port=args.port)
+    insecure_ok = args.force or settings.allow_insecure_bind
+    if settings.auth == "off" and not is_loopback(settings.host) and not insecure_ok:
+        console.print(
+            f"[red]refusing to listen on {settings.host}[/]: auth is off, so anyone who can "
+            "reach this address could read every conversation. Use 127.0.0.1, turn auth on "
+            "(MEMENTO_AUTH=required), or pass --force / MEMENTO_ALLOW_INSECURE_BIND=1."
+        )
+        return 2
+    # a bad persona file is the commonest start-up failure: say so before the model loads
+    from app.personas.errors import PersonaError
+    from app.personas.loader import load_personas
+
+    try:
+        load_personas(settings.personas_dir, settings.max_persona_bytes)
+    except PersonaError as exc:
+        console.print(f"[red]cannot start: invalid persona[/] {exc}")
+        return 2
+
+    import uvicorn
+
+    from app.main import create_app
+
+    setup_logging(args.log_level.upper())
+    app = create_app(settings)
+    console.print(f"Memento on http://{settings.host}:{settings.port} (loading the model...)")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # our rich handler on the root logger
+        log_level=args.log_level,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+# -- generate ----------------------------------------------------------------------------------
+def cmd_generate(args: argparse.Namespace) -> int:
+    from app.blas import load_blas
+
+    if args.verbose:
+        setup_logging("INFO")
+    load_blas()
+    from app.llm.factory import load_engine
+    from app.llm.types import GenerationParams
+    from app.llm.worker import MLXWorker
+
+    settings = settings_from(args)
+    worker = MLXWorker()
+    try:
+        with console.status("loading the model..."):
+            engine = load_engine(settings, worker)
+        messages = []
+        if args.system:
+            messages.append({"role": "system", "content": args.system})
+        messages.append({"role": "user", "content": args.prompt})
+        params = GenerationParams(
+            temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed
+        )
+
+        async def run() -> Any:
+            usage = None
+            async for chunk in engine.stream(messages, params):
+                if chunk.text:
+                    sys.stdout.write(chunk.text)
+                    sys.stdout.flush()
+                if chunk.usage is not None:
+                    usage = chunk.usage
+            sys.stdout.write("\n")
+            await engine.aclose()
+            return usage
+
+        usage = asyncio.run(run())
+        if usage is not None and args.verbose:
+            console.print(
+                f"[dim]{engine.model_id}: {usage.prompt_tokens} prompt tokens, "
+                f"{usage.completion_tokens} completion tokens[/]"
+            )
+    finally:
+        worker.shutdown()
+    return 0
+
+
+# -- personas ----------------------------------------------------------------------------------
+def cmd_personas_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from app.personas.loader import load_personas
+
+    settings = settings_from(args)
+    personas = load_personas(settings.personas_dir, settings.max_persona_bytes)
+    table = Table("id", "name", "memory", "description")
+    for p in personas.values():
+        table.add_row(p.id, p.name, p.memory.strategy, p.description)
+    out.print(table)
+    return 0
+
+
+def cmd_personas_show(args: argparse.Namespace) -> int:
+    import yaml
+
+    from app.personas.loader import load_personas
+
+    settings = settings_from(args)
+    personas = load_personas(settings.personas_dir, settings.max_persona_bytes)
+    persona = personas.get(args.id)
+    if persona is None:
+        console.print(f"[red]no persona {args.id!r}[/] (known: {', '.join(personas)})")
+        return 1
+    out.print(yaml.safe_dump(persona.model_dump(), allow_unicode=True, sort_keys=False))
+    out.rule("system prompt as the model sees it")
+    out.print(persona.render_system_prompt(), markup=False)
+    return 0
+
+
+def cmd_personas_validate(args: argparse.Namespace) -> int:
+    from app.personas.errors import PersonaError
+    from app.personas.loader import PERSONA_SUFFIXES, load_persona_file
+
+    settings = settings_from(args)
+    paths = [Path(p) for p in args.files] or sorted(
+        p for p in settings.personas_dir.glob("*") if p.suffix in PERSONA_SUFFIXES
+    )
+    if not paths:
+        console.print(f"[red]no persona files in {settings.personas_dir}[/]")
+        return 1
+    bad = 0
+    for path in paths:
+        try:
+            persona = load_persona_file(path, settings.max_persona_bytes)
+        except PersonaError as exc:
+            bad += 1
+            out.print(f"[red]✗[/] {exc}", markup=True, highlight=False)
+        else:
+            out.print(f"[green]✓[/] {path}: {persona.id} ({persona.name})", highlight=False)
+    return 1 if bad else 0
+
+
+def cmd_personas_import(args: argparse.Namespace) -> int:
+    import yaml
+
+    from app.personas.errors import PersonaError
+    from app.personas.loader import parse_persona_text
+
+    settings = settings_from(args)
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+        persona, fmt = parse_persona_text(
+            text, str(path), default_id=args.id, max_bytes=settings.max_persona_bytes
+        )
+    except OSError as exc:
+        console.print(f"[red]cannot read {path}[/]: {exc.strerror or exc}")
+        return 1
+    except PersonaError as exc:
+        console.print(f"[red]invalid persona[/] {exc}")
+        return 1
+    if args.id:
+        persona = persona.model_copy(update={"id": args.id})
+    target_dir = Path(args.dir) if args.dir else settings.personas_dir
+    target = target_dir / f"{persona.id}.yaml"
+    if target.exists() and not args.force:
+        console.print(f"[red]{target} exists[/]; pass --force to replace it")
+        return 1
+    target_dir.mkdir(parents=True, exist_ok=True)
+    data = persona.model_dump(mode="json")
+    target.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
+    out.print(f"imported {path} ({fmt}) as persona {persona.id!r} -> {target}")
+    return 0
+
+
+# -- wiring ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="memento", description="A persistent-memory chatbot service on a local model."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the HTTP server (API, OpenAI-compatible, web page)")
+    p.add_argument("--host", default=None, help="default 127.0.0.1 (MEMENTO_HOST)")
+    p.add_argument("--port", type=int, default=None, help="default 8000 (MEMENTO_PORT)")
+    p.add_argument("--model", default=None, help="GGUF path, mlx-lm model dir or HF id")
+    p.add_argument("--force", action="store_true", help="allow a non-loopback host with auth off")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("generate", help="one-shot streamed completion to stdout")
+    p.add_argument("prompt")
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--system", default=None, help="a system message")
+    p.add_argument("--model", default=None, help="GGUF path, mlx-lm model dir or HF id")
+    p.add_argument("-v", "--verbose", action="store_true", help="log loading and token usage")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("personas", help="list, show, validate or import personas")
+    psub = p.add_subparsers(dest="personas_command", required=True, metavar="ACTION")
+    q = psub.add_parser("list", help="the personas in personas/ (MEMENTO_PERSONAS_DIR)")
+    q.set_defaults(func=cmd_personas_list)
+    q = psub.add_parser("show", help="one persona and its rendered system prompt")
+    q.add_argument("id")
+    q.set_defaults(func=cmd_personas_show)
+    q = psub.add_parser("validate", help="check persona files (default: all of personas/)")
+    q.add_argument("files", nargs="*")
+    q.set_defaults(func=cmd_personas_validate)
+    q = psub.add_parser("import", help="a persona file or Character Card V2/V3 -> personas/")
+    q.add_argument("file")
+    q.add_argument("--id", default=None, help="the persona id (default: from the file)")
+    q.add_argument("--dir", default=None, help="target directory (default: personas/)")
+    q.add_argument("--force", action="store_true", help="replace an existing file")
+    q.set_defaults(func=cmd_personas_import)
+
+    for module in plugin_modules():
+        module.register(sub)
+    return parser
+
+
+def plugin_modules() -> list[Any]:
+    import app
+
+    found = []
+    for info in sorted(pkgutil.iter_modules(app.__path__), key=lambda i: i.name):
+        if info.name.startswith("cli_"):
+            module = importlib.import_module(f"app.{info.name}")
+            if hasattr(module, "register"):
+                found.append(module)
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,456 @@
+"""`memento chat`: talk to a persona from the terminal, with streamed replies.
+
+Against a running server (`--url`), or in-process: then the app is served by uvicorn on a
+loopback port in a background thread of this process. In-process goes through real HTTP rather
+than httpx's ASGITransport because that transport buffers whole responses, and streaming is the
+point. Either way the client speaks only the public API (DESIGN.md section 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.config import Settings
+
+HELP = """[bold]/context[/] [dim][id][/]  what went into the window for the last (or given) reply
+[bold]/memory[/]        the session's summary, pinned facts and recallable items
+[bold]/new[/] [dim][persona][/]  start a new session (same persona unless named)
+[bold]/personas[/]      the personas you can talk to
+[bold]/help[/]          this list
+[bold]/quit[/]          leave (Ctrl-D works too; Ctrl-C stops a reply)"""
+
+
+class ApiError(Exception):
+    """An error answer from the API, carrying its `error.message` (and field)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(f"{message} ({field})" if field else message)
+        self.status, self.field = status, field
+
+
+def _error_from(response: httpx.Response) -> ApiError:
+    try:
+        err = response.json().get("error", {})
+        return ApiError(response.status_code, err.get("message") or response.text, err.get("field"))
+    except (ValueError, AttributeError):
+        return ApiError(response.status_code, response.text or f"HTTP {response.status_code}")
+
+
+class ChatClient:
+    """The few API calls the terminal chat needs, over one httpx connection pool."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 600) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            response = self.http.request(method, path, json=body)
+        except httpx.TransportError as e:
+            raise ApiError(0, f"cannot reach the server at {self.http.base_url}: {e}") from e
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response.json() if response.content else None
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/healthz")
+
+    def personas(self) -> list[dict[str, Any]]:
+        data = self._call("GET", "/v1/personas")
+        return data.get("personas", []) if isinstance(data, dict) else data
+
+    def persona(self, persona_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/personas/{persona_id}")
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/sessions/{session_id}")
+
+    def create_session(self, persona: str | None, strategy: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if persona:
+            body["persona"] = persona
+        if strategy:
+            body["memory"] = {"strategy": strategy}
+        return self._call("POST", "/v1/sessions", body)
+
+    def messages(self, session_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        return self._call("GET", f"/v1/sessions/{session_id}/messages?limit={limit}")["messages"]
+
+    def context(self, session_id: str, message_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/v1/sessions/{session_id}/context/{message_id}")
+
+    def memory(self, session_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/sessions/{session_id}/memory")
+
+    def stream(self, session_id: str, body: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+        """POST a message with stream=true; yield (event, data) server-sent events."""
+        try:
+            with self.http.stream(
+                "POST", f"/v1/sessions/{session_id}/messages", json={**body, "stream": True}
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error_from(response)
+                yield from parse_sse(response.iter_lines())
+        except httpx.TransportError as e:
+            raise ApiError(0, f"the connection to the server broke: {e}") from e
+
+
+def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
+    """Server-sent events from text lines: (event name, JSON-decoded data or the raw text)."""
+    event, data = "message", []
+    for line in lines:
+        if not line:
+            if data:
+                yield event, _decode("\n".join(data))
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        else:
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+    if data:
+        yield event, _decode("\n".join(data))
+
+
+def _decode(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def delta_text(data: Any) -> str:
+    if isinstance(data, str):
+        return data
+    if isinstance(data, dict):
+        return str(data.get("text") or data.get("delta") or data.get("content") or "")
+    return str(data)
+
+
+# -- in-process server ----------------------------------------------------------------------------
+class _StepProgress(logging.Handler):
+    """Turns the app's start-up log lines ("loading the model...", "...: done") into a bar."""
+
+    def __init__(self, progress: Progress, task: Any) -> None:
+        super().__init__(logging.INFO)
+        self.progress, self.task = progress, task
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if text.endswith("..."):
+            self.progress.update(self.task, description=text[:-3])
+        elif ": done" in text:
+            total = self.progress.tasks[0].total or 1
+            done = self.progress.tasks[0].completed + 1
+            self.progress.update(self.task, completed=done, total=max(total, done + 1))
+
+
+class LocalServer:
+    """The app served by uvicorn on 127.0.0.1:<free port> in a daemon thread of this process."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        import uvicorn
+
+        from app.main import create_app
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(
+            create_app(settings), log_level="warning", log_config=None, lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._serve, name="memento-server", daemon=True)
+        self.error: BaseException | None = None
+
+    def _serve(self) -> None:
+        try:
+            asyncio.run(self.server.serve(sockets=[self.sock]))
+        except BaseException as e:  # noqa: BLE001 - reported by start()
+            self.error = e
+
+    def start(self, console: Console | None = None) -> str:
+        """Serve, showing the start-up steps as a progress bar on `console`; the base URL."""
+        log = logging.getLogger("memento")
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+            TimeElapsedColumn(), console=console, transient=True, disable=console is None,
+        ) as progress:
+            task = progress.add_task("starting", total=5)
+            handler = _StepProgress(progress, task)
+            old_level = log.level
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+            log.propagate = False
+            try:
+                self.thread.start()
+                while not self.server.started and self.thread.is_alive():
+                    self.thread.join(0.1)
+            finally:
+                log.removeHandler(handler)
+                log.setLevel(old_level)
+                log.propagate = True
+        if not self.server.started:
+            raise ApiError(0, f"the server did not start: {self.error or 'see the log above'}")
+        return self.url
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
+
+
+# -- the chat loop --------------------------------------------------------------------------------
+class ChatRepl:
+    def __init__(self, client: ChatClient, console: Console, max_tokens: int | None) -> None:
+        self.client, self.console, self.max_tokens = client, console, max_tokens
+        self.session: dict[str, Any] = {}
+        self.persona: dict[str, Any] = {}
+        self.last_reply_id: int | None = None
+
+    # sessions
+    def open(self, session_id: str | None, persona: str | None, strategy: str | None) -> None:
+        if session_id:
+            self.session = self.client.session(session_id)
+            self._load_persona()
+            history = self.client.messages(session_id)
+            self._banner(resumed=True)
+            for m in history:
+                self._show_message(m)
+            replies = [m for m in history if m["role"] == "assistant"]
+            self.last_reply_id = replies[-1]["id"] if replies else None
+        else:
+            self.session = self.client.create_session(persona, strategy)
+            self._load_persona()
+            self.last_reply_id = None
+            self._banner(resumed=False)
+            if self.persona.get("greeting"):
+                self._say(self.persona["greeting"])
+
+    def _load_persona(self) -> None:
+        try:
+            self.persona = self.client.persona(self.session["persona"])
+        except ApiError:
+            self.persona = {"id": self.session["persona"], "name": self.session["persona"]}
+
+    def _name(self) -> str:
+        return str(self.persona.get("name") or self.session.get("persona") or "assistant")
+
+    def _banner(self, resumed: bool) -> None:
+        memory = self.session.get("memory") or {}
+        self.console.print(
+            f"[dim]{'resumed' if resumed else 'new'} session {escape(self.session['id'])} · "
+            f"persona {escape(self._name())} · memory {escape(str(memory.get('strategy')))} · "
+            "/help for commands[/]"
+        )
+
+    def _say(self, text: str) -> None:
+        self.console.print(f"[bold magenta]{escape(self._name())}[/] {escape(text)}")
+
+    def _show_message(self, m: dict[str, Any]) -> None:
+        if m["role"] == "user":
+            self.console.print(f"[bold cyan]you[/] {escape(m['content'])}")
+        else:
+            status = m.get("status")
+            suffix = f" [dim]({status})[/]" if status not in (None, "complete") else ""
+            self._say(m["content"])
+            if suffix:
+                self.console.print(suffix)
+
+    # one turn
+    def send(self, text: str) -> None:
+        body: dict[str, Any] = {"content": text}
+        if self.max_tokens:
+            body["max_tokens"] = self.max_tokens
+        self.console.print(f"[bold magenta]{escape(self._name())}[/] ", end="")
+        out = self.console.file
+        got_text = False
+        try:
+            for event, data in self.client.stream(self.session["id"], body):
+                if event == "delta":
+                    piece = delta_text(data)
+                    got_text = got_text or bool(piece.strip())
+                    out.write(piece)
+                    out.flush()
+                elif event == "done":
+                    self.last_reply_id = (data.get("reply") or {}).get("id")
+                    usage = data.get("usage") or {}
+                    out.write("\n")
+                    self.console.print(
+                        f"[dim]  {usage.get('prompt_tokens', '?')} prompt tokens "
+                        f"({usage.get('cached_tokens', 0)} cached), "
+                        f"{usage.get('completion_tokens', '?')} generated[/]"
+                    )
+                elif event == "error":
+                    err = data.get("error", data) if isinstance(data, dict) else {"message": data}
+                    raise ApiError(500, str(err.get("message")), err.get("field"))
+        except KeyboardInterrupt:
+            out.write("\n")
+            self.console.print("[yellow]stopped; the partial reply is kept as interrupted[/]")
+        if not got_text and self.last_reply_id is None:
+            out.write("\n")
+
+    # slash commands
+    def command(self, line: str) -> bool:
+        """Run a slash command; False means quit."""
+        name, _, arg = line[1:].strip().partition(" ")
+        arg = arg.strip()
+        handlers: dict[str, Callable[[str], None]] = {
+            "context": self.show_context, "memory": self.show_memory, "new": self.new,
+            "personas": self.show_personas,
+            "help": lambda _: self.console.print(HELP),
+        }
+        if name in ("quit", "exit", "q"):
+            return False
+        handler = handlers.get(name)
+        if handler is None:
+            self.console.print(f"[red]unknown command /{escape(name)}[/]; /help lists them")
+        else:
+            handler(arg)
+        return True
+
+    def show_context(self, arg: str) -> None:
+        message_id = int(arg) if arg.isdigit() else self.last_reply_id
+        if message_id is None:
+            self.console.print("[dim]no reply yet: send a message first[/]")
+            return
+        ctx = self.client.context(self.session["id"], message_id)
+        table = Table(title=f"context of reply #{message_id}", title_justify="left", expand=True)
+        table.add_column("kind", style="bold")
+        table.add_column("tokens", justify="right")
+        table.add_column("msgs", justify="right")
+        table.add_column("preview", ratio=1, overflow="ellipsis", no_wrap=True)
+        for part in ctx.get("parts", []):
+            messages = part.get("messages") or []
+            text = " | ".join(m.get("content", "") for m in messages)
+            table.add_row(part["kind"], str(part["tokens"]), str(len(messages)),
+                          escape(" ".join(text.split())[:300]))
+        table.caption = f"{ctx.get('total_tokens')} of {ctx.get('budget')} budget tokens"
+        self.console.print(table)
+
+    def show_memory(self, _: str = "") -> None:
+        memory = self.client.memory(self.session["id"])
+        summary = memory.get("summary") or "(no summary yet)"
+        self.console.print(Panel(escape(summary), title="summary", title_align="left"))
+        table = Table(title="pinned facts", title_justify="left", expand=True)
+        table.add_column("source", style="dim")
+        table.add_column("fact", ratio=1)
+        for fact in memory.get("pinned", []):
+            table.add_row(fact.get("source", ""), escape(fact.get("text", "")))
+        self.console.print(table)
+        items = memory.get("items") or []
+        self.console.print(
+            f"[dim]strategy {memory.get('strategy')} · {len(items)} recallable messages · "
+            f"{len(memory.get('forgotten') or [])} forgotten[/]"
+        )
+
+    def new(self, arg: str) -> None:
+        memory = self.session.get("memory") or {}
+        self.open(None, arg or self.session.get("persona"), memory.get("strategy"))
+
+    def show_personas(self, _: str = "") -> None:
+        table = Table(title="personas", title_justify="left", expand=True)
+        for col in ("id", "name", "memory", "description"):
+            table.add_column(col, ratio=1 if col == "description" else None)
+        for p in self.client.personas():
+            table.add_row(escape(p["id"]), escape(p.get("name", "")),
+                          str(p.get("default_strategy") or ""), escape(p.get("description", "")))
+        self.console.print(table)
+
+    def loop(self) -> None:
+        while True:
+            try:
+                line = self.console.input("[bold cyan]you[/] ")
+            except (EOFError, KeyboardInterrupt):
+                self.console.print()
+                return
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                if line.startswith("/"):
+                    if not self.command(line):
+                        return
+                else:
+                    self.send(line)
+            except ApiError as e:
+                self.console.print(f"[red]error:[/] {escape(str(e))}")
+
+
+# -- entry points ---------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--persona", help="persona id for a new session (default: the server's)")
+    parser.add_argument("--session", help="resume this session id instead of starting one")
+    parser.add_argument("--url", help="a running Memento server; default: start one in-process")
+    parser.add_argument("--strategy", help="memory strategy for a new session")
+    parser.add_argument("--max-tokens", type=int, help="cap on each reply's length in tokens")
+    parser.add_argument("--api-key", default=os.environ.get("MEMENTO_API_KEY"),
+                        help="API key when the server requires one (env MEMENTO_API_KEY)")
+
+
+def register(subparsers: Any) -> None:
+    """Add `chat` to the `memento` command's argparse subparsers."""
+    parser = subparsers.add_parser("chat", help="chat with a persona in the terminal")
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(highlight=False)
+    server: LocalServer | None = None
+    url = args.url
+    try:
+        if url is None:
+            server = LocalServer()
+            server.start(console)
+            url = server.url
+        client = ChatClient(url, api_key=args.api_key)
+        try:
+            health = client.health()
+            console.print(f"[dim]{escape(str(health.get('model_id')))} · context "
+                          f"{health.get('context_window')} tokens · {escape(url)}[/]")
+            repl = ChatRepl(client, console, args.max_tokens)
+            repl.open(args.session, args.persona, args.strategy)
+            repl.loop()
+        finally:
+            client.close()
+    except ApiError as e:
+        console.print(f"[red]error:[/] {escape(str(e))}")
+        return 1
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="memento chat", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

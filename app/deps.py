@@ -1,0 +1,105 @@
+"""FastAPI dependencies: the app's resources (built by the lifespan) and the current user.
+
+Routes declare what they need with the `Annotated` aliases below (`StoreDep`, `ChatDep`,
+`CurrentUser`...), never by reaching into `app.state` themselves: the auth layer has one seam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from app.chat import ChatService
+from app.config import Settings
+from app.errors import AppError, UnauthorizedError
+from app.llm.types import Engine
+from app.store.repo import Store
+
+
+@dataclass
+class Services:
+    """Every heavy resource of a running app; the lifespan fills it in and tears it down."""
+
+    settings: Settings
+    engine: Engine | None = None
+    store: Store | None = None
+    personas: Any = None  # app.personas.loader.PersonaRegistry
+    chat: ChatService | None = None
+    worker: Any = None  # app.llm.worker.MLXWorker
+    embedder: Any = None
+    index: Any = None  # memory.vector_index.VectorIndex
+    recaller: Any = None
+    blas: str | None = None
+    local_user_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CurrentUserInfo:
+    id: str
+    name: str
+
+
+class ServiceStarting(AppError):
+    status, code = 503, "starting"
+
+
+def get_services(request: Request) -> Services:
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        raise ServiceStarting("the service is not ready")
+    return services
+
+
+Svc = Annotated[Services, Depends(get_services)]
+
+
+def get_settings(services: Svc) -> Settings:
+    return services.settings
+
+
+def get_store(services: Svc) -> Store:
+    if services.store is None:
+        raise ServiceStarting("the store is not ready")
+    return services.store
+
+
+def get_engine(services: Svc) -> Engine:
+    if services.engine is None:
+        raise ServiceStarting("the model is still loading")
+    return services.engine
+
+
+def get_chat(services: Svc) -> ChatService:
+    if services.chat is None:
+        raise ServiceStarting("the chat service is not ready")
+    return services.chat
+
+
+def get_personas(services: Svc) -> Any:
+    if services.personas is None:
+        raise ServiceStarting("personas are not loaded")
+    return services.personas
+
+
+def get_current_user(request: Request, services: Svc) -> CurrentUserInfo:
+    """The caller. Auth off: the single local user. Auth on: whoever the auth layer put on
+    `request.state.user` (an API-key middleware or a replacement of this dependency)."""
+    user = getattr(request.state, "user", None)
+    if user is not None:
+        return CurrentUserInfo(id=user.id, name=getattr(user, "name", user.id))
+    if services.settings.auth == "required":
+        raise UnauthorizedError("missing or invalid API key (Authorization: Bearer <key>)")
+    if services.local_user_id is None:
+        raise ServiceStarting("the store is not ready")
+    return CurrentUserInfo(id=services.local_user_id, name="local")
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+ChatDep = Annotated[ChatService, Depends(get_chat)]
+PersonasDep = Annotated[Any, Depends(get_personas)]
+CurrentUser = Annotated[CurrentUserInfo, Depends(get_current_user)]

@@ -1,0 +1,381 @@
+"""Make an mlx-lm llama model fast on MLX's CPU backend.
+
+Measured on a 2-core x86 CPU with SmolLM2-135M (see benchmarks/engine.py and the README):
+
+- MLX's 4-bit matmul on CPU is a one-thread loop; float32 weights go through OpenBLAS instead and
+  decode ~2x / prefill ~10x faster. So every quantized layer is dequantized once at load time.
+- A decode step is 200+ matrix-VECTOR products, and MLX always calls `cblas_sgemm`; Debian's
+  OpenBLAS 0.3.21 packs the whole weight matrix for an M=1 GEMM and reads weights at ~6 GB/s,
+  while `cblas_sgemv` (what numpy's `matrix @ vector` calls) streams them at ~17 GB/s. On top of
+  that every `mx.eval` costs ~0.1 ms and every MLX op ~10 us on this backend.
+  So single-token steps on a plain `KVCache` run in numpy (`_NumpyDecoder`): fused q|k|v and
+  gate|up matrices (fewer, larger GEMVs), the KV cache written in place through zero-copy numpy
+  views of the cache's MLX buffers. Prompts (many tokens at once) stay on MLX, where the matmuls
+  are real GEMMs and OpenBLAS is efficient; both paths share one copy of the weights.
+
+On a GPU the quantized kernels are fast and the model is left alone. Everything here runs on the
+MLX worker thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from typing import Any
+
+from app.blas import load_blas
+
+load_blas()
+
+import mlx.core as mx  # noqa: E402
+import mlx.nn as nn  # noqa: E402
+import numpy as np  # noqa: E402
+from mlx.utils import tree_map_with_path  # noqa: E402
+from mlx_lm.models import llama  # noqa: E402
+from mlx_lm.models.cache import KVCache  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+# Attribute under which a KVCache keeps its numpy views (keys array, values array, views).
+_VIEWS = "_memento_np_views"
+
+
+def on_cpu() -> bool:
+    return mx.default_device() == mx.cpu
+
+
+# -- dequantization -------------------------------------------------------------------------
+
+
+def _dequantized_weight(layer: nn.Module) -> mx.array:
+    w = mx.dequantize(
+        layer["weight"],
+        scales=layer["scales"],
+        biases=layer.get("biases"),
+        group_size=layer.group_size,
+        bits=layer.bits,
+        mode=layer.mode,
+    )
+    return w.astype(mx.float32)
+
+
+def _to_float(layer: nn.Module) -> nn.Module:
+    w = _dequantized_weight(layer)
+    if isinstance(layer, nn.QuantizedEmbedding):
+        emb = nn.Embedding(*w.shape)
+        emb.weight = w
+        return emb
+    has_bias = "bias" in layer
+    lin = nn.Linear(w.shape[1], w.shape[0], bias=has_bias)
+    lin.weight = w
+    if has_bias:
+        lin.bias = layer["bias"].astype(mx.float32)
+    return lin
+
+
+def dequantize_model(model: nn.Module) -> int:
+    """Replace every quantized layer by its float32 equivalent; return how many were replaced."""
+    count = 0
+
+    def swap(_path: str, m: nn.Module) -> nn.Module:
+        nonlocal count
+        if isinstance(m, (nn.QuantizedLinear, nn.QuantizedEmbedding)):
+            count += 1
+            return _to_float(m)
+        return m
+
+    leaves = tree_map_with_path(swap, model.leaf_modules(), is_leaf=nn.Module.is_module)
+    model.update_modules(leaves)
+    # Norm weights may come as float16; mixed dtypes would upcast in every op.
+    model.update(
+        tree_map_with_path(
+            lambda _p, a: (
+                a.astype(mx.float32)
+                if isinstance(a, mx.array) and mx.issubdtype(a.dtype, mx.floating)
+                else a
+            ),
+            model.parameters(),
+        )
+    )
+    mx.eval(model.parameters())
+    return count
+
+
+# -- fused weights shared by both paths -----------------------------------------------------
+
+
+def _fuse(linears: list[nn.Linear]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Concatenate the rows of `linears` into one matrix and re-point each layer at its slice.
+
+    The MLX layers keep working (their weights become views into the fused buffer), so the
+    numpy path gets its fused matrix without a second copy of the weights in memory.
+    """
+    fused = mx.concatenate([lin.weight for lin in linears], axis=0)
+    has_bias = all("bias" in lin for lin in linears)
+    bias = mx.concatenate([lin.bias for lin in linears]) if has_bias else None
+    mx.eval(fused, *([bias] if bias is not None else []))
+    start = 0
+    for lin in linears:
+        rows = lin.weight.shape[0]
+        lin.weight = fused[start : start + rows]
+        if bias is not None:
+            lin.bias = bias[start : start + rows]
+        start += rows
+    mx.eval([lin.parameters() for lin in linears])
+    return np.asarray(fused), (np.asarray(bias) if bias is not None else None)
+
+
+def _np(a: mx.array) -> np.ndarray:
+    return np.asarray(a)
+
+
+def _opt_bias(lin: nn.Linear) -> np.ndarray | None:
+    return _np(lin.bias) if "bias" in lin else None
+
+
+class _Layer:
+    def __init__(self, block: llama.TransformerBlock) -> None:
+        attn, mlp = block.self_attn, block.mlp
+        self.attn_norm = _np(block.input_layernorm.weight)
+        self.attn_eps = block.input_layernorm.eps
+        self.ffn_norm = _np(block.post_attention_layernorm.weight)
+        self.ffn_eps = block.post_attention_layernorm.eps
+        self.wqkv, self.bqkv = _fuse([attn.q_proj, attn.k_proj, attn.v_proj])
+        self.wo, self.bo = _np(attn.o_proj.weight), _opt_bias(attn.o_proj)
+        self.wgu, self.bgu = _fuse([mlp.gate_proj, mlp.up_proj])
+        self.wd, self.bd = _np(mlp.down_proj.weight), _opt_bias(mlp.down_proj)
+        self.n_heads, self.n_kv = attn.n_heads, attn.n_kv_heads
+        self.head_dim = attn.head_dim
+        self.scale = attn.scale
+        self.q_end = self.n_heads * self.head_dim
+        self.k_end = self.q_end + self.n_kv * self.head_dim
+        self.hidden = mlp.gate_proj.weight.shape[0]
+
+
+def _rms(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
+    return x * (1.0 / np.sqrt(np.dot(x, x) / x.shape[0] + eps)) * w
+
+
+def _find_sgemv() -> Any:
+    """`cblas_sgemv` of the BLAS MLX uses (load_blas put OpenBLAS in the global namespace).
+
+    numpy's own bundled OpenBLAS would work too, but then two BLAS thread pools spin against
+    each other on two cores: measured 2-3x slower than sharing MLX's pool.
+    """
+    try:
+        fn = ctypes.CDLL(None).cblas_sgemv
+    except (AttributeError, OSError):
+        return None
+    ptr, i, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
+    fn.argtypes = [i, i, i, i, f, ptr, i, ptr, i, f, ptr, i]
+    fn.restype = None
+    return fn
+
+
+_SGEMV = _find_sgemv()
+_ROW_MAJOR, _NO_TRANS = 101, 111
+
+
+def _lin(w: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.ndarray:
+    """w @ x (+ b) for a C-contiguous float32 matrix and vector."""
+    if _SGEMV is None:
+        y = w @ x
+    else:
+        m, k = w.shape
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        y = np.empty(m, dtype=np.float32)
+        _SGEMV(
+            _ROW_MAJOR,
+            _NO_TRANS,
+            m,
+            k,
+            1.0,
+            w.ctypes.data,
+            k,
+            x.ctypes.data,
+            1,
+            0.0,
+            y.ctypes.data,
+            1,
+        )
+    return y if b is None else y + b
+
+
+class _Rope:
+    """numpy twin of `nn.RoPE` (mx.fast.rope) for one position."""
+
+    def __init__(self, rope: nn.RoPE, head_dim: int) -> None:
+        self.dims, self.traditional = rope.dims, rope.traditional
+        self.scale = rope.scale
+        half = self.dims // 2
+        exponent = -np.arange(half, dtype=np.float32) * 2.0 / self.dims
+        self.inv_freq = (rope.base**exponent).astype(np.float32)
+        self.head_dim = head_dim
+
+    def __call__(self, x: np.ndarray, pos: int) -> np.ndarray:
+        theta = (pos * self.scale) * self.inv_freq
+        cos, sin = np.cos(theta), np.sin(theta)
+        r = x[:, : self.dims]
+        if self.traditional:
+            a, b = r[:, 0::2], r[:, 1::2]
+            out = np.empty_like(r)
+            out[:, 0::2] = a * cos - b * sin
+            out[:, 1::2] = a * sin + b * cos
+        else:
+            half = self.dims // 2
+            a, b = r[:, :half], r[:, half:]
+            out = np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=1)
+        if self.dims == x.shape[1]:
+            return out
+        return np.concatenate([out, x[:, self.dims :]], axis=1)
+
+
+def _views(cache: KVCache, n_kv: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Writable numpy views of `cache`'s key/value buffers with room for one more token."""
+    state = getattr(cache, _VIEWS, None)
+    if state is not None and state[0] is cache.keys and state[1] is cache.values:
+        kv, vv = state[2], state[3]
+        if cache.offset < kv.shape[2]:
+            return kv, vv
+    # (Re)allocate the way KVCache.update_and_fetch does, in steps of `cache.step` tokens.
+    prev = cache.offset
+    if cache.keys is None or prev >= cache.keys.shape[2]:
+        shape = (1, n_kv, cache.step, head_dim)
+        new_k, new_v = mx.zeros(shape, mx.float32), mx.zeros(shape, mx.float32)
+        if cache.keys is None:
+            cache.keys, cache.values = new_k, new_v
+        else:
+            cache.keys = mx.concatenate([cache.keys[..., :prev, :], new_k], axis=2)
+            cache.values = mx.concatenate([cache.values[..., :prev, :], new_v], axis=2)
+    cache.keys = mx.contiguous(cache.keys)
+    cache.values = mx.contiguous(cache.values)
+    mx.eval(cache.keys, cache.values)
+    kv, vv = np.asarray(cache.keys), np.asarray(cache.values)
+    if not (kv.flags.writeable and vv.flags.writeable):
+        raise RuntimeError("KV cache buffers are not writable through numpy")
+    setattr(cache, _VIEWS, (cache.keys, cache.values, kv, vv))
+    return kv, vv
+
+
+class _NumpyDecoder:
+    """One-token forward pass of a llama.Model in numpy, equal to the MLX forward in float32."""
+
+    def __init__(self, model: llama.Model) -> None:
+        inner = model.model
+        self.layers = [_Layer(b) for b in inner.layers]
+        attn = inner.layers[0].self_attn
+        self.rope = _Rope(attn.rope, attn.head_dim)
+        self.embed = _np(inner.embed_tokens.weight)
+        self.norm, self.norm_eps = _np(inner.norm.weight), inner.norm.eps
+        tied = model.args.tie_word_embeddings
+        self.head = self.embed if tied else _np(model.lm_head.weight)
+        self.head_bias = None if tied else _opt_bias(model.lm_head)
+
+    def step(self, token: int, cache: list[KVCache]) -> np.ndarray:
+        h = self.embed[token].copy()
+        pos = cache[0].offset
+        for layer, c in zip(self.layers, cache, strict=True):
+            h = self._layer(layer, h, c, pos)
+        h = _rms(h, self.norm, self.norm_eps)
+        return _lin(self.head, self.head_bias, h)
+
+    def _layer(self, ly: _Layer, x: np.ndarray, c: KVCache, pos: int) -> np.ndarray:
+        d = ly.head_dim
+        qkv = _lin(ly.wqkv, ly.bqkv, _rms(x, ly.attn_norm, ly.attn_eps))
+        q = self.rope(qkv[: ly.q_end].reshape(ly.n_heads, d), pos)
+        k = self.rope(qkv[ly.q_end : ly.k_end].reshape(ly.n_kv, d), pos)
+        kv, vv = _views(c, ly.n_kv, d)
+        kv[0, :, pos, :] = k
+        vv[0, :, pos, :] = qkv[ly.k_end :].reshape(ly.n_kv, d)
+        c.offset = pos + 1
+        keys, values = kv[0, :, : pos + 1, :], vv[0, :, : pos + 1, :]
+        rep = ly.n_heads // ly.n_kv
+        scores = (q.reshape(ly.n_kv, rep, d) * ly.scale) @ keys.transpose(0, 2, 1)
+        scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        scores /= scores.sum(axis=-1, keepdims=True)
+        attn = (scores @ values).reshape(-1)
+        h = x + _lin(ly.wo, ly.bo, attn)
+        gu = _lin(ly.wgu, ly.bgu, _rms(h, ly.ffn_norm, ly.ffn_eps))
+        g, u = gu[: ly.hidden], gu[ly.hidden :]
+        act = g / (1.0 + np.exp(-g)) * u
+        return h + _lin(ly.wd, ly.bd, act)
+
+
+def _numpy_decodable(model: nn.Module) -> str | None:
+    """None if the numpy decode path reproduces this model exactly, else the reason it does not."""
+    if type(model) is not llama.Model:
+        return f"model class {type(model).__name__} is not mlx-lm's llama.Model"
+    layers = model.model.layers
+    if any(ly.use_sliding for ly in layers):
+        return "sliding-window attention layers"
+    if type(layers[0].self_attn.rope) is not nn.RoPE:
+        return f"rope type {type(layers[0].self_attn.rope).__name__}"
+    if any(not isinstance(m, (nn.Linear, nn.Embedding)) for m in _weight_modules(model)):
+        return "weights are not plain float arrays"
+    return None
+
+
+def _weight_modules(model: llama.Model) -> list[nn.Module]:
+    mods: list[nn.Module] = [model.model.embed_tokens]
+    for b in model.model.layers:
+        a, m = b.self_attn, b.mlp
+        mods += [a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj]
+    if not model.args.tie_word_embeddings:
+        mods.append(model.lm_head)
+    return mods
+
+
+class CPUFastModel(llama.Model):
+    """llama.Model whose single-token steps on a plain KVCache run in numpy.
+
+    Instances are made by switching the class of an existing model (`prepare_for_cpu`), so every
+    parameter, method and the cache layout stay mlx-lm's own.
+    """
+
+    _np_decoder: _NumpyDecoder | None
+
+    def __call__(
+        self,
+        inputs: mx.array,
+        cache: list[Any] | None = None,
+        input_embeddings: mx.array | None = None,
+    ) -> mx.array:
+        dec = self._np_decoder
+        if (
+            dec is not None
+            and input_embeddings is None
+            and cache is not None
+            and inputs.shape == (1, 1)
+            and all(type(c) is KVCache for c in cache)
+        ):
+            logits = dec.step(int(inputs.item()), cache)
+            return mx.array(logits)[None, None, :]
+        return super().__call__(inputs, cache=cache, input_embeddings=input_embeddings)
+
+
+def enable_numpy_decode(model: nn.Module) -> str:
+    """Route single-token steps through numpy; returns what was done (or why not)."""
+    reason = _numpy_decodable(model)
+    if reason is not None:
+        return f"numpy decode off ({reason})"
+    decoder = _NumpyDecoder(model)
+    model.__class__ = CPUFastModel
+    # nn.Module is a dict whose items are parameters/children; keep the decoder out of it.
+    object.__setattr__(model, "_np_decoder", decoder)
+    return "numpy decode on (fused qkv/gate-up GEMVs, in-place KV cache)"
+
+
+def disable_numpy_decode(model: nn.Module) -> None:
+    if isinstance(model, CPUFastModel):
+        object.__setattr__(model, "_np_decoder", None)
+
+
+def prepare_for_cpu(model: nn.Module, numpy_decode: bool = True) -> str:
+    """Adapt `model` in place for fast inference on this backend; describe what was done."""
+    if not on_cpu():
+        return "GPU backend: quantized weights kept"
+    n = dequantize_model(model)
+    what = f"CPU backend: {n} quantized layers dequantized to float32"
+    if numpy_decode:
+        what += "; " + enable_numpy_decode(model)
+    return what

@@ -1,0 +1,255 @@
+"""The local engine: an mlx-lm model driven token by token on the MLX worker thread.
+
+Tokenizing and counting stay on the caller's thread (pure Python/Rust). Generation is a plain
+generator run by `MLXWorker.iterate`: it prefills in steps of `prefill_step_size` (yielding None
+between steps so other streams and cancellation get a turn) and then yields one Chunk per
+decoded token. The next decode step is queued with `mx.async_eval` before the current token is
+read, so graph building overlaps computation, as in mlx-lm's generate_step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from app.blas import load_blas
+
+load_blas()
+
+import mlx.core as mx  # noqa: E402
+import mlx.nn as nn  # noqa: E402
+from mlx_lm.models.cache import make_prompt_cache  # noqa: E402
+from mlx_lm.sample_utils import apply_top_p  # noqa: E402
+
+from app.llm.prompt_cache import PromptCacheStore  # noqa: E402
+from app.llm.tokenizer import ChatTokenizer  # noqa: E402
+from app.llm.types import (  # noqa: E402
+    ChatMessage,
+    Chunk,
+    FinishReason,
+    GenerationParams,
+    Usage,
+)
+from app.llm.worker import MLXWorker  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def validate_params(params: GenerationParams) -> None:
+    if params.temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {params.temperature}")
+    if not 0 < params.top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {params.top_p}")
+    if params.max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {params.max_tokens}")
+    if any(not s for s in params.stop):
+        raise ValueError("stop strings must not be empty")
+
+
+class _Sampler:
+    """Greedy, or temperature/top-p with a per-request PRNG key (never the global MLX state)."""
+
+    def __init__(self, params: GenerationParams) -> None:
+        self.temp = params.temperature
+        self.top_p = params.top_p
+        seed = params.seed if params.seed is not None else secrets.randbits(63)
+        self.key = mx.random.key(seed) if self.temp > 0 else None
+
+    def __call__(self, logits: mx.array) -> mx.array:
+        if self.key is None:
+            return mx.argmax(logits, axis=-1)
+        logits = logits * (1.0 / self.temp)
+        if self.top_p < 1.0:
+            logits = apply_top_p(logits - mx.logsumexp(logits, axis=-1, keepdims=True), self.top_p)
+        self.key, sub = mx.random.split(self.key)
+        return mx.random.categorical(logits, key=sub)
+
+
+class _StopText:
+    """Finds stop strings in streamed text, holding back a tail that may start one."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = tuple(stops)
+        self.pending = ""
+
+    def feed(self, delta: str) -> tuple[str, bool]:
+        """Text safe to emit now, and whether a stop string was hit (text cut before it)."""
+        if not self.stops:
+            return delta, False
+        self.pending += delta
+        hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            out, self.pending = self.pending[: min(hits)], ""
+            return out, True
+        hold = 0
+        for s in self.stops:
+            for k in range(min(len(s) - 1, len(self.pending)), hold, -1):
+                if self.pending.endswith(s[:k]):
+                    hold = k
+                    break
+        out = self.pending[: len(self.pending) - hold]
+        self.pending = self.pending[len(out) :]
+        return out, False
+
+    def flush(self) -> str:
+        out, self.pending = self.pending, ""
+        return out
+
+
+class MLXEngine:
+    backend = "mlx"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: ChatTokenizer,
+        worker: MLXWorker,
+        *,
+        model_id: str,
+        context_window: int,
+        prompt_cache_bytes: int = 512 * 1024 * 1024,
+        prefill_step_size: int = 512,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.worker = worker
+        self.model_id = model_id
+        self.context_window = context_window
+        self.prefill_step_size = prefill_step_size
+        self.info = dict(info or {})
+        self.prompt_caches = PromptCacheStore(prompt_cache_bytes, lambda: make_prompt_cache(model))
+
+    # -- counting (caller's thread) -------------------------------------------------------------
+    def count(self, messages: Sequence[ChatMessage]) -> int:
+        return self.tokenizer.count(messages)
+
+    def count_message(self, message: ChatMessage) -> int:
+        return self.tokenizer.count_message(message)
+
+    def count_overhead(self) -> int:
+        return self.tokenizer.overhead
+
+    def encode_prompt(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The exact token ids `stream` feeds the model for `messages`."""
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+
+    # -- generation -----------------------------------------------------------------------------
+    async def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        params: GenerationParams,
+        cache_key: str | None = None,
+    ) -> AsyncIterator[Chunk]:
+        validate_params(params)
+        prompt = self.encode_prompt(messages)
+        if len(prompt) >= self.context_window:
+            raise ValueError(
+                f"the prompt has {len(prompt)} tokens; the context window is "
+                f"{self.context_window}"
+            )
+        max_tokens = min(params.max_tokens, self.context_window - len(prompt))
+        gen = self.worker.iterate(lambda: self.generate(prompt, params, cache_key, max_tokens))
+        async with contextlib.aclosing(gen) as items:
+            async for item in items:
+                if item is not None:
+                    yield item
+
+    async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> str:
+        parts: list[str] = []
+        async with contextlib.aclosing(self.stream(messages, params)) as chunks:
+            async for chunk in chunks:
+                parts.append(chunk.text)
+        return "".join(parts)
+
+    async def aclose(self) -> None:
+        # The caches hold MLX arrays: release them on the thread that made them.
+        with contextlib.suppress(RuntimeError):  # worker already shut down
+            await self.worker.run(self.prompt_caches.clear)
+
+    def generate(
+        self,
+        prompt: list[int],
+        params: GenerationParams,
+        cache_key: str | None = None,
+        max_tokens: int | None = None,
+    ) -> Iterator[Chunk | None]:
+        """Runs on the MLX thread. Yields None during prefill, then a Chunk per token."""
+        max_tokens = params.max_tokens if max_tokens is None else max_tokens
+        cache, reused = self.prompt_caches.checkout(cache_key, prompt)
+        fed = list(prompt[:reused])  # always exactly the tokens whose KV the cache holds
+        keep = True
+        try:
+            yield from self._decode(prompt, reused, cache, fed, params, max_tokens)
+        except GeneratorExit:
+            raise
+        except BaseException:
+            keep = False  # a failed step may have left the cache half-updated
+            raise
+        finally:
+            if keep:
+                self.prompt_caches.checkin(cache_key, fed, cache)
+
+    def _decode(
+        self,
+        prompt: list[int],
+        reused: int,
+        cache: list[Any],
+        fed: list[int],
+        params: GenerationParams,
+        max_tokens: int,
+    ) -> Iterator[Chunk | None]:
+        model, step = self.model, self.prefill_step_size
+        rest = prompt[reused:]
+        while len(rest) > 1:
+            n = min(step, len(rest) - 1)
+            model(mx.array(rest[:n])[None], cache=cache)
+            mx.eval([c.state for c in cache])
+            fed.extend(rest[:n])
+            rest = rest[n:]
+            mx.clear_cache()
+            yield None
+
+        sample = _Sampler(params)
+        y = sample(model(mx.array(rest)[None], cache=cache)[:, -1, :])
+        fed.extend(rest)
+        mx.async_eval(y)
+
+        detok = self.tokenizer.detokenizer()
+        stopper = _StopText(params.stop)
+        usage = Usage(prompt_tokens=len(prompt), cached_tokens=reused)
+        n = 0
+        while True:
+            queued = n + 1 < max_tokens
+            if queued:
+                next_y = sample(model(y[None], cache=cache)[:, -1, :])
+                mx.async_eval(next_y)
+            token = int(y.item())
+            n += 1
+            if queued:
+                fed.append(token)
+            if token in self.tokenizer.stop_ids:
+                tail, _ = self._tail(stopper, detok)
+                yield Chunk(text=tail, finish_reason="stop", usage=usage)
+                return
+            usage.completion_tokens = n
+            text, hit = stopper.feed(detok.add(token))
+            if hit:
+                yield Chunk(text=text, token_ids=[token], finish_reason="stop", usage=usage)
+                return
+            if not queued:
+                tail, hit = self._tail(stopper, detok)
+                finish: FinishReason = "stop" if hit else "length"
+                yield Chunk(text=text + tail, token_ids=[token], finish_reason=finish, usage=usage)
+                return
+            yield Chunk(text=text, token_ids=[token])
+            y = next_y
+
+    @staticmethod
+    def _tail(stopper: _StopText, detok: Any) -> tuple[str, bool]:
+        """What is left to emit at the end: held-back text and any incomplete UTF-8 bytes."""
+        text, hit = stopper.feed(detok.flush())
+        return (text if hit else text + stopper.flush()), hit

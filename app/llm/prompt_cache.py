@@ -1,0 +1,110 @@
+"""Per-session KV prompt caches, kept in an LRU bounded by bytes.
+
+A request checks its session's entry out (so two concurrent requests of one session never share
+a mutable cache), reuses the longest common token prefix, and checks the cache back in with the
+tokens it now holds (prompt + generated). Only the MLX worker thread touches these caches.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.blas import load_blas
+
+load_blas()
+
+from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+KVCacheList = list[Any]
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def cache_nbytes(cache: KVCacheList) -> int:
+    return sum(c.nbytes for c in cache)
+
+
+@dataclass
+class Entry:
+    tokens: list[int]
+    cache: KVCacheList
+    nbytes: int
+
+
+class PromptCacheStore:
+    def __init__(self, max_bytes: int, make_cache: Callable[[], KVCacheList]) -> None:
+        self.max_bytes = max_bytes
+        self._make = make_cache
+        self._entries: collections.OrderedDict[str, Entry] = collections.OrderedDict()
+        self._nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
+    @property
+    def nbytes(self) -> int:
+        return self._nbytes
+
+    def checkout(self, key: str | None, tokens: Sequence[int]) -> tuple[KVCacheList, int]:
+        """A cache for `tokens` and how many of their first tokens it already holds.
+
+        At least one token is always left to prefill, so the caller gets logits.
+        """
+        if not tokens:
+            raise ValueError("cannot check out a prompt cache for an empty prompt")
+        entry = self._pop(key) if key is not None else None
+        if entry is None:
+            return self._make(), 0
+        reuse = min(common_prefix(entry.tokens, tokens), len(tokens) - 1)
+        excess = len(entry.tokens) - reuse
+        if excess and not can_trim_prompt_cache(entry.cache):
+            return self._make(), 0
+        if excess:
+            trim_prompt_cache(entry.cache, excess)
+        if reuse == 0:
+            return self._make(), 0
+        return entry.cache, reuse
+
+    def checkin(self, key: str | None, tokens: Sequence[int], cache: KVCacheList) -> None:
+        """Store `cache`, which holds exactly `tokens`, as `key`'s entry; evict LRU over budget."""
+        if key is None or not tokens:
+            return
+        self._pop(key)
+        entry = Entry(list(tokens), cache, cache_nbytes(cache))
+        if entry.nbytes > self.max_bytes:
+            log.debug("prompt cache for %s (%d bytes) exceeds the budget", key, entry.nbytes)
+            return
+        self._entries[key] = entry
+        self._nbytes += entry.nbytes
+        while self._nbytes > self.max_bytes:
+            old_key, old = self._entries.popitem(last=False)
+            self._nbytes -= old.nbytes
+            log.debug("evicted prompt cache %s (%d bytes)", old_key, old.nbytes)
+
+    def discard(self, key: str) -> None:
+        self._pop(key)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._nbytes = 0
+
+    def _pop(self, key: str) -> Entry | None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._nbytes -= entry.nbytes
+        return entry

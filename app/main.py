@@ -1,0 +1,258 @@
+"""The FastAPI app: routes, error handlers, limits, and a lifespan that owns every heavy resource.
+
+Start-up order puts the cheap checks that can fail (persona files, database) before the
+seconds-long model load, so a bad persona file stops the server at once with its name and field.
+Shutdown interrupts in-flight replies (stored as `interrupted`), then stops the engine, the
+index, the store and finally the MLX worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.config import Settings, get_settings
+from app.deps import Services
+from app.errors import error_body, install_error_handlers
+
+log = logging.getLogger("memento")
+
+WEB_DIR = Path(__file__).parent / "web"
+VERSION = "0.1.0"
+
+
+class StartupError(RuntimeError):
+    """The service cannot start; the message says what to fix."""
+
+
+# -- body size limit ----------------------------------------------------------------------------
+class BodyLimitMiddleware:
+    """413 for request bodies over `limit` bytes, by Content-Length or as they stream in."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await self._reject(send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        import json
+
+        body = json.dumps(
+            error_body("too_large", f"request body exceeds {self.limit} bytes", "body")
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+# -- lifespan -----------------------------------------------------------------------------------
+async def _step(what: str, fn: Callable[[], Awaitable[Any]], tick: float = 5.0) -> Any:
+    """Run one start-up step, logging progress while it takes long (the model load)."""
+    start = time.perf_counter()
+    log.info("%s...", what)
+    task = asyncio.ensure_future(fn())
+    while True:
+        done, _ = await asyncio.wait([task], timeout=tick)
+        if done:
+            break
+        log.info("... still %s (%.0f s)", what, time.perf_counter() - start)
+    result = task.result()
+    log.info("%s: done in %.1f s", what, time.perf_counter() - start)
+    return result
+
+
+async def start_services(settings: Settings) -> Services:
+    """Build every resource, in the order that fails fastest. Cleans up on failure."""
+    services = Services(settings=settings)
+    try:
+        await _start(services)
+    except BaseException:
+        await stop_services(services)
+        raise
+    return services
+
+
+async def _start(services: Services) -> None:
+    from app.persona_catalog import PersonaCatalog
+    from app.personas.loader import load_personas
+
+    settings = services.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    files = await _step(
+        f"loading personas from {settings.personas_dir}",
+        lambda: asyncio.to_thread(
+            load_personas, settings.personas_dir, settings.max_persona_bytes
+        ),
+    )
+    services.personas = PersonaCatalog(files, settings.max_persona_bytes)
+
+    from app.store.repo import Store
+
+    store = await _step(
+        "opening the store", lambda: asyncio.to_thread(Store, settings.resolved_database_url)
+    )
+    services.store = store
+    recovered = await asyncio.to_thread(store.recover_pending)
+    if recovered:
+        log.info("marked %d reply(ies) left pending by the last run as interrupted", recovered)
+    services.local_user_id = (await asyncio.to_thread(store.get_or_create_user)).id
+    await asyncio.to_thread(services.personas.attach_store, store)
+
+    from app.blas import load_blas
+
+    services.blas = load_blas()
+    from app.llm.factory import load_engine
+    from app.llm.worker import MLXWorker
+
+    services.worker = MLXWorker()
+    services.engine = await _step(
+        f"loading the model ({settings.model or 'embedded SmolLM2-135M-Instruct'})",
+        lambda: asyncio.to_thread(load_engine, settings, services.worker),
+    )
+
+    from memory.embeddings import MLXEmbedder
+    from memory.recall import HybridRecaller
+    from memory.vector_index import VectorIndex
+
+    services.embedder = MLXEmbedder(services.worker)
+    services.index = await _step(
+        "opening the vector index",
+        lambda: _maybe_await(
+            VectorIndex.open(settings.data_dir, settings.chroma_url, services.embedder)
+        ),
+    )
+    services.recaller = HybridRecaller(services.index)
+
+    from app.chat import ChatService
+
+    services.chat = ChatService(
+        settings=settings,
+        engine=services.engine,
+        store=store,
+        personas=services.personas,
+        recaller=services.recaller,
+    )
+    e = services.engine
+    log.info(
+        "ready: model %s (%s, context %d tokens), store %s, vector %s",
+        e.model_id, e.backend, e.context_window, store.backend, vector_backend(services),
+    )
+
+
+async def _maybe_await(value: Any) -> Any:
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        return await value
+    return value
+
+
+def vector_backend(services: Services) -> str:
+    index = services.index
+    if index is None:
+        return "none"
+    described = getattr(index, "backend", None) or getattr(index, "description", None)
+    if described:
+        return str(described)
+    return f"chroma ({services.settings.chroma_url})" if services.settings.chroma_url else (
+        "chroma (embedded)"
+    )
+
+
+async def stop_services(services: Services) -> None:
+    """Tear down whatever was built, in reverse order; one failure does not stop the rest."""
+    steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+    if services.chat is not None:
+        steps.append(("chat", services.chat.aclose))
+    if services.engine is not None:
+        steps.append(("engine", services.engine.aclose))
+    if services.index is not None and hasattr(services.index, "close"):
+        steps.append(("vector index", lambda: _maybe_await(services.index.close())))
+    if services.store is not None:
+        steps.append(("store", lambda: asyncio.to_thread(services.store.close)))  # type: ignore
+    if services.worker is not None:
+        steps.append(("MLX worker", lambda: asyncio.to_thread(services.worker.shutdown)))
+    for name, fn in steps:
+        try:
+            await fn()
+        except Exception:  # noqa: BLE001 - keep shutting the rest down
+            log.exception("error while stopping the %s", name)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await start_services(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            app.state.services = None
+            await stop_services(services)
+
+    app = FastAPI(
+        title="Memento",
+        version=VERSION,
+        description="A persistent-memory chatbot service on a local MLX model.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.services = None
+    install_error_handlers(app)
+    from app.api import ROUTERS
+
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if (WEB_DIR / "index.html").is_file():
+        # mounted last: every API route above wins over a static file of the same path
+        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    return app

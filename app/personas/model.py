@@ -1,0 +1,99 @@
+"""The Persona: who the model speaks as, validated from a YAML file or an imported card."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.personas.errors import PersonaError
+from memory.types import PinnedFact
+
+__all__ = ["DialogueLine", "Persona", "PersonaError", "PersonaGeneration", "PersonaMemory"]
+
+StrategyName = Literal[
+    "buffer", "window", "token_buffer", "summary", "summary_buffer", "vector", "hybrid"
+]
+DEFAULT_USER_NAME = "User"
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class DialogueLine(_Strict):
+    role: Literal["user", "assistant"]
+    content: str = Field(min_length=1)
+
+
+class PersonaMemory(_Strict):
+    strategy: StrategyName = "summary_buffer"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class PersonaGeneration(_Strict):
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.9, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=256, ge=1, le=32_768)
+
+
+class Persona(_Strict):
+    """One character. Text may use {{char}} (the persona's name) and {{user}} (the user's)."""
+
+    id: str = Field(pattern=SLUG_PATTERN)
+    name: str = Field(min_length=1, max_length=100)
+    description: str = ""  # a blurb for listings; the model sees system_prompt
+    system_prompt: str = Field(min_length=1)
+    greeting: str = ""
+    example_dialogue: list[DialogueLine] = Field(default_factory=list)
+    pinned_facts: list[str] = Field(default_factory=list)  # always in context, never summarized
+    style_rules: list[str] = Field(default_factory=list)  # how to speak; pinned like facts
+    # what the persona calls the user: fills {{user}} and labels the user in example dialogue
+    user_name: str = Field(default=DEFAULT_USER_NAME, min_length=1, max_length=100)
+    memory: PersonaMemory = Field(default_factory=PersonaMemory)
+    generation: PersonaGeneration = Field(default_factory=PersonaGeneration)
+
+    @field_validator("pinned_facts", "style_rules")
+    @classmethod
+    def _no_blank_items(cls, items: list[str]) -> list[str]:
+        for i, item in enumerate(items):
+            if not item.strip():
+                raise ValueError(f"item {i} is empty")
+        return [item.strip() for item in items]
+
+    def fill(self, text: str, user_name: str | None = None) -> str:
+        """Replace the {{char}} and {{user}} macros (user_name defaults to self.user_name)."""
+        return text.replace("{{char}}", self.name).replace("{{user}}", user_name or self.user_name)
+
+    def render_system_prompt(self, user_name: str | None = None) -> str:
+        """The system message: the prompt, then the example dialogue as a transcript (small
+        models imitate an example far better than they follow a description)."""
+        user_name = user_name or self.user_name
+        prompt = self.fill(self.system_prompt, user_name)
+        if not self.example_dialogue:
+            return prompt
+        lines = [
+            f"{user_name if ln.role == 'user' else self.name}: {self.fill(ln.content, user_name)}"
+            for ln in self.example_dialogue
+        ]
+        return f"{prompt}\n\nExample conversation:\n" + "\n".join(lines)
+
+    def pinned(self, user_name: str | None = None) -> list[PinnedFact]:
+        """Pinned facts (source "persona") then style rules (source "style"), stable ids."""
+        facts = [
+            PinnedFact(id=f"{self.id}:fact:{i}", text=self.fill(t, user_name), source="persona")
+            for i, t in enumerate(self.pinned_facts)
+        ]
+        rules = [
+            PinnedFact(id=f"{self.id}:style:{i}", text=self.fill(t, user_name), source="style")
+            for i, t in enumerate(self.style_rules)
+        ]
+        return facts + rules
+
+    def example_messages(self, user_name: str | None = None) -> list[dict[str, str]]:
+        """The example dialogue as chat messages, macros filled."""
+        return [
+            {"role": line.role, "content": self.fill(line.content, user_name)}
+            for line in self.example_dialogue
+        ]

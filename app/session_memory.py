@@ -1,0 +1,249 @@
+"""A session's memory, as the service drives it: build its strategy, assemble a Context, and
+observe turns in the background after the reply went out.
+
+Observation is never on a reply's critical path. Observers of one session run one at a time in
+turn order; a failed observation is logged and its messages are handed to the next one, so
+memory catches up instead of silently losing a turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.config import Settings
+from app.errors import InvalidFieldError
+from app.llm.types import Engine
+from app.personas.model import Persona
+from app.store.records import SessionRecord
+from app.store.repo import Store
+from memory import registry
+from memory.base import MemoryDeps, MemoryStrategy
+from memory.types import (
+    AssembleRequest,
+    Context,
+    MemoryStrategyError,
+    SessionInfo,
+    StoredMessage,
+)
+
+log = logging.getLogger(__name__)
+
+# Session params that belong to the service, not to the strategy.
+SERVICE_PARAMS = ("budget_tokens",)
+MIN_BUDGET = 32
+
+
+def strategy_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in SERVICE_PARAMS}
+
+
+def validate_memory(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Check a strategy name and its params with the registry; the params to store.
+
+    A bad name or param is a 422 naming the field as the client wrote it (memory.<name>).
+    """
+    budget = params.get("budget_tokens")
+    if budget is not None and (not isinstance(budget, int) or budget < MIN_BUDGET):
+        raise InvalidFieldError(
+            f"budget_tokens must be an integer >= {MIN_BUDGET}, got {budget!r}",
+            field="memory.budget_tokens",
+        )
+    try:
+        registry.validate_params(strategy, strategy_params(params))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise InvalidFieldError(
+            f"memory.{where}: {err['msg']} (strategy {strategy!r})",
+            field=f"memory.{where}" if where else "memory",
+        ) from None
+    except MemoryStrategyError as exc:
+        field = getattr(exc, "field", None) or "strategy"
+        raise InvalidFieldError(str(exc), field=f"memory.{field}") from None
+    return dict(params)
+
+
+def session_info(session: SessionRecord) -> SessionInfo:
+    return SessionInfo(id=session.id, user_id=session.user_id, persona_id=session.persona_id)
+
+
+class SessionMemory:
+    def __init__(
+        self, settings: Settings, engine: Engine, store: Store, recaller: Any = None
+    ) -> None:
+        self.settings, self.engine, self.store = settings, engine, store
+        self.deps = MemoryDeps(llm=engine, recaller=recaller)
+        self.recaller = recaller
+        self._chains: dict[str, asyncio.Task[None]] = {}  # the last observer of each session
+        self._unobserved: dict[str, list[StoredMessage]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- assembling ----------------------------------------------------------------------------
+    def strategy(self, session: SessionRecord) -> MemoryStrategy:
+        return registry.create(session.strategy, strategy_params(session.params), self.deps)
+
+    def budget(self, session: SessionRecord, max_tokens: int) -> int:
+        window = self.engine.context_window
+        budget = window - max_tokens
+        cap = session.params.get("budget_tokens")
+        if isinstance(cap, int):
+            budget = min(budget, cap)
+        if budget < MIN_BUDGET:
+            raise InvalidFieldError(
+                f"max_tokens {max_tokens} leaves only {budget} tokens of the {window}-token "
+                "context window for the prompt",
+                field="max_tokens",
+            )
+        return budget
+
+    async def assemble(
+        self,
+        session: SessionRecord,
+        persona: Persona,
+        history: list[StoredMessage],
+        content: str,
+        max_tokens: int,
+    ) -> Context:
+        """The Context for `content` now; pure (nothing stored). ContextOverflowError -> 413."""
+        state, _ = await asyncio.to_thread(self.store.get_memory, session.user_id, session.id)
+        req = AssembleRequest(
+            session=session_info(session),
+            system_prompt=persona.render_system_prompt(),
+            persona_pinned=persona.pinned(),
+            history=history,
+            state=state,
+            new_message=content,
+            budget=self.budget(session, max_tokens),
+        )
+        result = self.strategy(session).assemble(req)
+        return await result if inspect.isawaitable(result) else result
+
+    # -- observing -------------------------------------------------------------------------------
+    def observe_later(
+        self,
+        session: SessionRecord,
+        new_messages: Sequence[StoredMessage],
+        context: Context | None = None,
+    ) -> asyncio.Task[None]:
+        """Queue an observation of `new_messages` after the previous one of this session."""
+        previous = self._chains.get(session.id)
+        task = asyncio.create_task(
+            self._observe_after(previous, session, list(new_messages), context),
+            name=f"observe-{session.id}",
+        )
+        self._chains[session.id] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._forget_task(session.id))
+        return task
+
+    def _forget_task(self, session_id: str) -> Any:
+        def done(task: asyncio.Task[Any]) -> None:
+            self._tasks.discard(task)
+            if self._chains.get(session_id) is task:
+                del self._chains[session_id]
+
+        return done
+
+    async def _observe_after(
+        self,
+        previous: asyncio.Task[None] | None,
+        session: SessionRecord,
+        new_messages: list[StoredMessage],
+        context: Context | None,
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        pending = self._unobserved.pop(session.id, []) + new_messages
+        if not pending:
+            return
+        try:
+            await self._observe(session, pending, context)
+        except asyncio.CancelledError:
+            self._unobserved[session.id] = pending
+            raise
+        except Exception:
+            from app.store.errors import NotFound
+
+            log.exception("memory observe failed for session %s; retried next turn", session.id)
+            try:
+                await asyncio.to_thread(self.store.get_session, session.user_id, session.id)
+            except NotFound:
+                return  # the session was deleted meanwhile: nothing to retry
+            self._unobserved[session.id] = pending
+
+    async def _observe(
+        self, session: SessionRecord, new_messages: list[StoredMessage], context: Context | None
+    ) -> None:
+        # re-read: the strategy may have been changed since the turn began
+        session = await asyncio.to_thread(self.store.get_session, session.user_id, session.id)
+        strategy = self.strategy(session)
+        history = await asyncio.to_thread(self.store.history, session.user_id, session.id)
+        state, version = await asyncio.to_thread(
+            self.store.get_memory, session.user_id, session.id
+        )
+        new_state = await strategy.observe(
+            session_info(session), history, state, new_messages, context
+        )
+        if new_state == state:
+            return
+        # compare-and-swap: a user's PATCH in between wins and this observation is merged
+        # into it on the retry instead of overwriting it
+        from app.store.errors import Conflict
+
+        try:
+            await asyncio.to_thread(
+                self.store.save_memory, session.user_id, session.id, new_state, version
+            )
+        except Conflict:
+            state, version = await asyncio.to_thread(
+                self.store.get_memory, session.user_id, session.id
+            )
+            new_state = await strategy.observe(
+                session_info(session), history, state, new_messages, context
+            )
+            await asyncio.to_thread(
+                self.store.save_memory, session.user_id, session.id, new_state, version
+            )
+
+    async def index_history(self, session: SessionRecord) -> None:
+        """Put every stored message of the session in the vector index (strategy changes)."""
+        if self.recaller is None:
+            return
+        history = await asyncio.to_thread(self.store.history, session.user_id, session.id)
+        state, _ = await asyncio.to_thread(self.store.get_memory, session.user_id, session.id)
+        forgotten = set(state.forgotten)
+        keep = [m for m in history if m.id not in forgotten]
+        if keep:
+            await self.recaller.observe(session_info(session), keep)
+
+    def background(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s failed: %s", name, t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def drain(self, session_id: str | None = None, timeout: float | None = None) -> None:
+        """Wait for queued observations (of one session, or all)."""
+        tasks = [t for t in list(self._tasks) if session_id is None or session_id in t.get_name()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def aclose(self, timeout: float = 20.0) -> None:
+        """Let running observations finish (bounded), then cancel the rest."""
+        await self.drain(timeout=timeout)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)

@@ -1,0 +1,212 @@
+"""Versioned schema migrations: a schema_version table and an ordered list of steps.
+
+A fresh database gets the current schema (models.Base.metadata.create_all) and is stamped with
+CURRENT_VERSION. An existing one gets every step newer than its version applied, in order, in
+one transaction (SQLite and PostgreSQL both have transactional DDL): a failed upgrade leaves the
+database as it was. Steps only ever add or transform; a schema change never needs the user's
+data deleted. To change the schema: change models.py, append a step here that brings a
+database of the previous version to the same shape, and bump nothing else (CURRENT_VERSION
+follows the list). tests/app/store/test_migrations.py checks that both paths agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine
+
+from app.store.models import Base, JSONType, MessageId, SchemaVersion, UTCDateTime, utcnow
+
+log = logging.getLogger(__name__)
+
+# any constant: replicas starting together on one PostgreSQL take turns migrating
+_PG_MIGRATION_LOCK = 0x6D656D656E746F
+
+
+@dataclass(frozen=True)
+class Step:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _v1_metadata() -> MetaData:
+    """The schema as first released, frozen: the starting point of every upgrade path."""
+    md = MetaData()
+    Table(
+        "users",
+        md,
+        Column("id", String(40), primary_key=True),
+        Column("name", String(200), nullable=False, unique=True),
+        Column("created_at", UTCDateTime(), nullable=False),
+    )
+    Table(
+        "api_keys",
+        md,
+        Column("id", String(40), primary_key=True),
+        Column(
+            "user_id",
+            String(40),
+            ForeignKey("users.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        Column("prefix", String(32), nullable=False),
+        Column("key_hash", String(64), nullable=False, unique=True),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("revoked_at", UTCDateTime(), nullable=True),
+    )
+    Table(
+        "sessions",
+        md,
+        Column("id", String(40), primary_key=True),
+        Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+        Column("persona_id", String(100), nullable=False),
+        Column("title", String(200), nullable=True),
+        Column("strategy", String(40), nullable=False),
+        Column("params", JSONType, nullable=False),
+        Column("memory", JSONType, nullable=False),
+        Column("memory_version", Integer, nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    )
+    messages = Table(
+        "messages",
+        md,
+        Column("id", MessageId, primary_key=True, autoincrement=True),
+        Column(
+            "session_id", String(40), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False
+        ),
+        Column("role", String(16), nullable=False),
+        Column("content", Text, nullable=False),
+        Column("tokens", Integer, nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("context_id", String(40), nullable=True),
+    )
+    Index("ix_messages_session_id", messages.c.session_id, messages.c.id)
+    Table(
+        "contexts",
+        md,
+        Column("id", String(40), primary_key=True),
+        Column(
+            "session_id",
+            String(40),
+            ForeignKey("sessions.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        Column(
+            "message_id",
+            MessageId,
+            ForeignKey("messages.id", ondelete="CASCADE"),
+            nullable=True,
+            index=True,
+        ),
+        Column("data", JSONType, nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+    )
+    Table(
+        "personas",
+        md,
+        Column("id", String(100), primary_key=True),
+        Column("user_id", String(40), ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+        Column("format", String(16), nullable=False),
+        Column("source", Text, nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    )
+    Table(
+        "schema_version",
+        md,
+        Column("version", Integer, primary_key=True),
+        Column("applied_at", UTCDateTime(), nullable=False),
+    )
+    return md
+
+
+def _step_2(conn: Connection) -> None:
+    # when a key was last used (CLI `keys list`), and the index behind "my sessions, newest
+    # first" which v1 answered with a scan
+    conn.execute(
+        text(
+            "ALTER TABLE api_keys ADD COLUMN last_used_at TIMESTAMP WITH TIME ZONE"
+            if conn.dialect.name == "postgresql"
+            else "ALTER TABLE api_keys ADD COLUMN last_used_at DATETIME"
+        )
+    )
+    conn.execute(text("CREATE INDEX ix_sessions_user_updated ON sessions (user_id, updated_at)"))
+
+
+STEPS: tuple[Step, ...] = (
+    Step(2, "api_keys.last_used_at; index sessions(user_id, updated_at)", _step_2),
+)
+CURRENT_VERSION = STEPS[-1].version if STEPS else 1
+
+
+def schema_version(conn: Connection) -> int | None:
+    """The database's schema version; None for an empty database."""
+    if not inspect(conn).has_table("schema_version"):
+        return None
+    return conn.execute(
+        select(SchemaVersion.version).order_by(SchemaVersion.version.desc()).limit(1)
+    ).scalar()
+
+
+def _stamp(conn: Connection, version: int) -> None:
+    conn.execute(SchemaVersion.__table__.insert().values(version=version, applied_at=utcnow()))
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the database to CURRENT_VERSION; returns it. Raises RuntimeError if the database
+    is newer than this code (refuse rather than guess)."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        version = schema_version(conn)
+        if version is None:
+            Base.metadata.create_all(conn)
+            _stamp(conn, CURRENT_VERSION)
+            log.info("store: created schema version %d", CURRENT_VERSION)
+            return CURRENT_VERSION
+        if version > CURRENT_VERSION:
+            raise RuntimeError(
+                f"the database schema is version {version}, newer than this Memento knows "
+                f"({CURRENT_VERSION}); upgrade Memento instead of downgrading the database"
+            )
+        for step in STEPS:
+            if step.version > version:
+                log.info(
+                    "store: migrating schema to version %d: %s", step.version, step.description
+                )
+                step.apply(conn)
+                _stamp(conn, step.version)
+        return CURRENT_VERSION
+
+
+def create_schema_at(engine: Engine, version: int) -> None:
+    """An empty database at an old schema version (for upgrade tests)."""
+    if not 1 <= version <= CURRENT_VERSION:
+        raise ValueError(f"schema version must be 1..{CURRENT_VERSION}, got {version}")
+    with engine.begin() as conn:
+        _v1_metadata().create_all(conn)
+        _stamp(conn, 1)
+        for step in STEPS:
+            if step.version <= version:
+                step.apply(conn)
+                _stamp(conn, step.version)

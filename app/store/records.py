@@ -1,0 +1,79 @@
+"""Plain records the Store returns (copied out of ORM rows: safe across threads and sessions)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from memory.types import StoredMessage
+
+MessageStatus = Literal["complete", "interrupted", "error", "pending"]
+Role = Literal["user", "assistant", "system"]
+
+
+class UserRecord(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class ApiKeyRecord(BaseModel):
+    id: str
+    user_id: str
+    user_name: str
+    prefix: str  # the first characters of the key, to recognise it in listings
+    created_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class SessionRecord(BaseModel):
+    id: str
+    user_id: str
+    persona_id: str
+    title: str | None
+    strategy: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessageRecord(BaseModel):
+    id: int
+    session_id: str
+    role: Role
+    content: str
+    tokens: int
+    status: MessageStatus
+    created_at: datetime
+    context_id: str | None = None
+
+    def to_stored(self) -> StoredMessage:
+        return StoredMessage(
+            id=self.id,
+            role=self.role,
+            content=self.content,
+            tokens=self.tokens,
+            created_at=self.created_at,
+        )
+
+
+class NewMessage(BaseModel):
+    """A message to insert (history import, session import)."""
+
+    role: Role
+    content: str
+    tokens: int = 0
+    status: MessageStatus = "complete"
+    created_at: datetime | None = None  # default: now
+
+
+class PersonaRecord(BaseModel):
+    id: str
+    user_id: str | None
+    format: str  # "yaml" | "json" | "card"
+    source: str
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,266 @@
+"""The Store: every read and write of users, sessions, messages, memory and contexts.
+
+Sync methods, one short transaction each (the service calls them through asyncio.to_thread).
+Every session-scoped method takes the caller's user id and raises NotFound for a session that
+does not exist OR belongs to another user: callers can never learn that another user's session
+exists. Records returned are plain pydantic copies, safe to hand to other threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.store import transfer
+from app.store.db import backend_name, create_db_engine, make_sessionmaker
+from app.store.errors import LimitExceeded, NotFound
+from app.store.keys import KeysMixin
+from app.store.locks import TurnLock, acquire_turn_lock
+from app.store.migrations import migrate
+from app.store.models import (
+    ChatSession,
+    Message,
+    User,
+    utcnow,
+)
+from app.store.records import (
+    SessionRecord,
+    UserRecord,
+)
+from memory.types import MemoryState
+
+LOCAL_USER = "local"  # the single user when auth is off
+
+
+class Store(MessagesMixin, KeysMixin):
+    """Persistence for Memento. `Store(url)` connects and migrates the schema to current."""
+
+    def __init__(self, url: str, *, migrate_schema: bool = True, echo: bool = False):
+        self.url = url
+        self.engine: Engine = create_db_engine(url, echo=echo)
+        self._sm = make_sessionmaker(self.engine)
+        # reads on SQLite begin DEFERRED (concurrent with the writer under WAL); see db.py
+        self._read_sm = make_sessionmaker(self.engine.execution_options(memento_read=True))
+        if migrate_schema:
+            migrate(self.engine)
+
+    @property
+    def backend(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return backend_name(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        """A write transaction: commits on success, rolls back on error."""
+        with self._sm.begin() as db:
+            yield db
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with self._read_sm.begin() as db:
+            yield db
+
+    # ---- users -------------------------------------------------------------------------
+
+    def get_or_create_user(self, name: str = LOCAL_USER) -> UserRecord:
+        """The user called `name`, created on first use."""
+        name = name.strip()
+        if not name:
+            raise ValueError("user name must not be empty")
+        try:
+            with self._tx() as db:
+                user = db.scalar(select(User).where(User.name == name))
+                if user is None:
+                    user = User(id=new_id("usr"), name=name, created_at=utcnow())
+                    db.add(user)
+                    db.flush()
+                return user_record(user)
+        except IntegrityError:  # another process created it between our read and insert
+            return self.get_user_by_name(name)
+
+    def get_user(self, user_id: str) -> UserRecord:
+        with self._read() as db:
+            user = db.get(User, user_id)
+            if user is None:
+                raise NotFound("user", user_id)
+            return user_record(user)
+
+    def get_user_by_name(self, name: str) -> UserRecord:
+        with self._read() as db:
+            user = db.scalar(select(User).where(User.name == name))
+            if user is None:
+                raise NotFound("user", name)
+            return user_record(user)
+
+    def list_users(self) -> list[UserRecord]:
+        with self._read() as db:
+            return [user_record(u) for u in db.scalars(select(User).order_by(User.created_at))]
+
+    # ---- sessions ----------------------------------------------------------------------
+
+    def create_session(
+        self,
+        user_id: str,
+        persona_id: str,
+        strategy: str,
+        params: dict[str, Any] | None = None,
+        title: str | None = None,
+        memory: MemoryState | None = None,
+        max_sessions: int | None = None,
+    ) -> SessionRecord:
+        """A new session ("ses_<hex>"). LimitExceeded if the user already has max_sessions."""
+        with self._tx() as db:
+            if max_sessions is not None:
+                count = count_sessions(db, user_id)
+                if count >= max_sessions:
+                    raise LimitExceeded("sessions per user", count + 1, max_sessions)
+            now = utcnow()
+            row = ChatSession(
+                id=new_id("ses"),
+                user_id=user_id,
+                persona_id=persona_id,
+                title=title,
+                strategy=strategy,
+                params=dict(params or {}),
+                memory=(memory or MemoryState()).model_dump(mode="json"),
+                memory_version=0,
+                created_at=now,
+                updated_at=now,
+            )
+            db.add(row)
+            db.flush()
+            return session_record(row)
+
+    def get_session(self, user_id: str, session_id: str) -> SessionRecord:
+        """The session; NotFound if missing or another user's."""
+        with self._read() as db:
+            return session_record(own(db, user_id, session_id))
+
+    def list_sessions(self, user_id: str, limit: int = 50, offset: int = 0) -> list[SessionRecord]:
+        """The user's sessions, most recently active first."""
+        with self._read() as db:
+            rows = db.scalars(
+                select(ChatSession)
+                .where(ChatSession.user_id == user_id)
+                .order_by(ChatSession.updated_at.desc(), ChatSession.id)
+                .limit(limit)
+                .offset(offset)
+            )
+            return [session_record(r) for r in rows]
+
+    def count_sessions(self, user_id: str) -> int:
+        with self._read() as db:
+            return count_sessions(db, user_id)
+
+    def update_session(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        title: str | None = None,
+        strategy: str | None = None,
+        params: dict[str, Any] | None = None,
+        persona_id: str | None = None,
+        clear_title: bool = False,
+    ) -> SessionRecord:
+        """Change what is given (None = unchanged; clear_title=True sets the title to None)."""
+        with self._tx() as db:
+            row = own(db, user_id, session_id)
+            if title is not None:
+                row.title = title
+            elif clear_title:
+                row.title = None
+            if strategy is not None:
+                row.strategy = strategy
+            if params is not None:
+                row.params = dict(params)
+            if persona_id is not None:
+                row.persona_id = persona_id
+            row.updated_at = utcnow()
+            db.flush()
+            return session_record(row)
+
+    def delete_session(self, user_id: str, session_id: str) -> None:
+        """Delete the session with its messages, contexts and memory (FK cascade)."""
+        with self._tx() as db:
+            row = own(db, user_id, session_id)
+            db.execute(delete(ChatSession).where(ChatSession.id == row.id))
+
+    # ---- export / import ---------------------------------------------------------------
+
+    def export_session(self, user_id: str, session_id: str) -> dict[str, Any]:
+        """The whole session as JSON-ready data: persona, strategy, params, messages, memory."""
+        with self._read() as db:
+            row = own(db, user_id, session_id)
+            messages = [
+                message_record(m)
+                for m in db.scalars(
+                    select(Message).where(Message.session_id == session_id).order_by(Message.id)
+                )
+            ]
+            return transfer.export_data(
+                session_record(row), messages, MemoryState.model_validate(row.memory or {})
+            )
+
+    def import_session(
+        self,
+        user_id: str,
+        data: Any,
+        max_messages: int | None = None,
+        max_sessions: int | None = None,
+    ) -> SessionRecord:
+        """A new session for `user_id` from export_session data (message ids are remapped,
+        memory state follows them). InvalidData names the bad field; LimitExceeded if the
+        export has more than max_messages messages."""
+        parsed = transfer.parse_export(data)
+        if max_messages is not None and len(parsed.messages) > max_messages:
+            raise LimitExceeded("history import messages", len(parsed.messages), max_messages)
+        session = self.create_session(
+            user_id,
+            parsed.session.persona,
+            parsed.session.strategy,
+            parsed.session.params,
+            parsed.session.title,
+            max_sessions=max_sessions,
+        )
+        try:
+            new = self.add_messages(user_id, session.id, transfer.new_messages(parsed))
+            old_to_new = {
+                old.id: n.id
+                for old, n in zip(parsed.messages, new, strict=True)
+                if old.id is not None
+            }
+            state = transfer.remap_memory(parsed.memory, old_to_new)
+            self.save_memory(user_id, session.id, state)
+        except Exception:
+            self.delete_session(user_id, session.id)
+            raise
+        return self.get_session(user_id, session.id)
+
+    # ---- cross-replica turn lock ------------------------------------------------------
+
+    def acquire_turn_lock(self, session_id: str, wait_seconds: float) -> TurnLock | None:
+        """Serialize turns on a session across processes (PostgreSQL advisory lock; a no-op
+        handle on SQLite). None if another turn still holds it after wait_seconds. Blocking:
+        call via asyncio.to_thread; release() the handle when the turn is stored."""
+        return acquire_turn_lock(self.engine, session_id, wait_seconds)
+
+    # ---- maintenance -------------------------------------------------------------------
+
+    def integrity_check(self) -> str:
+        """'ok' when the database is sound (SQLite PRAGMA integrity_check; PostgreSQL: ping)."""
+        with self.engine.connect() as conn:
+            if self.backend == "sqlite":
+                rows = conn.exec_driver_sql("PRAGMA integrity_check").all()
+                return "; ".join(str(r[0]) for r in rows)
+            conn.exec_driver_sql("SELECT 1")
+            return "ok"

@@ -1,0 +1,120 @@
+"""Session export/import format: validation and message-id remapping of the memory state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.store.errors import InvalidData
+from app.store.records import MessageRecord, NewMessage, SessionRecord
+from memory.types import MemoryState
+
+EXPORT_FORMAT = "memento.session"
+EXPORT_VERSION = 1
+
+
+class ExportedSession(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    persona: str = Field(min_length=1, max_length=100)
+    title: str | None = Field(default=None, max_length=200)
+    strategy: str = Field(min_length=1, max_length=40)
+    params: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+class ExportedMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: int | None = None  # the id in the exporting store; memory state refers to it
+    role: Literal["user", "assistant", "system"]
+    content: str
+    tokens: int = Field(default=0, ge=0)
+    status: Literal["complete", "interrupted", "error", "pending"] = "complete"
+    created_at: datetime | None = None
+
+
+class SessionExport(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    format: Literal["memento.session"] = EXPORT_FORMAT
+    version: int = Field(default=EXPORT_VERSION, ge=1, le=EXPORT_VERSION)
+    session: ExportedSession
+    messages: list[ExportedMessage] = Field(default_factory=list)
+    memory: MemoryState = Field(default_factory=MemoryState)
+
+
+def export_data(
+    session: SessionRecord, messages: list[MessageRecord], memory: MemoryState
+) -> dict[str, Any]:
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "session": {
+            "id": session.id,
+            "persona": session.persona_id,
+            "title": session.title,
+            "strategy": session.strategy,
+            "params": session.params,
+            "created_at": session.created_at.isoformat(),
+            "updated_at": session.updated_at.isoformat(),
+        },
+        "messages": [
+            {
+                "id": m.id,
+                "role": m.role,
+                "content": m.content,
+                "tokens": m.tokens,
+                "status": m.status,
+                "created_at": m.created_at.isoformat(),
+            }
+            for m in messages
+        ],
+        "memory": memory.model_dump(mode="json"),
+    }
+
+
+def parse_export(data: Any) -> SessionExport:
+    """Validate export data; InvalidData names the first bad field (e.g. messages.3.role)."""
+    if not isinstance(data, dict):
+        raise InvalidData("body", "a session export must be a JSON object")
+    try:
+        parsed = SessionExport.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        raise InvalidData(field, err["msg"]) from None
+    ids = [m.id for m in parsed.messages if m.id is not None]
+    if len(ids) != len(set(ids)):
+        raise InvalidData("messages", "message ids must be unique")
+    return parsed
+
+
+def new_messages(parsed: SessionExport) -> list[NewMessage]:
+    # a reply that was being generated when exported did not finish, and never will
+    return [
+        NewMessage(
+            role=m.role,
+            content=m.content,
+            tokens=m.tokens,
+            status="interrupted" if m.status == "pending" else m.status,
+            created_at=m.created_at,
+        )
+        for m in parsed.messages
+    ]
+
+
+def remap_memory(state: MemoryState, old_to_new: dict[int, int]) -> MemoryState:
+    """Rewrite message ids in the memory state to the importing store's ids. Ids that refer to
+    no imported message are dropped; buffer_start_id moves to the first kept id at or after it."""
+    covers = [old_to_new[i] for i in state.summary_covers if i in old_to_new]
+    forgotten = [old_to_new[i] for i in state.forgotten if i in old_to_new]
+    start: int | None = None
+    if state.buffer_start_id is not None:
+        later = sorted(o for o in old_to_new if o >= state.buffer_start_id)
+        start = old_to_new[later[0]] if later else max(old_to_new.values(), default=0) + 1
+    return state.model_copy(
+        update={"summary_covers": covers, "forgotten": forgotten, "buffer_start_id": start}
+    )

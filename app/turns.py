@@ -1,0 +1,142 @@
+"""A reply being generated, and the per-session locks that serialize turns.
+
+A `Turn` runs in its own asyncio task, not in the request that asked for it: the request only
+watches (reads deltas, awaits the result). A client that goes away cancels the task, and the
+task itself stores what was produced as `interrupted`, so persistence never depends on how the
+web server tears a request down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.errors import SessionBusyError
+from app.llm.types import FinishReason, GenerationParams, Usage
+from app.store.records import MessageRecord
+from memory.types import Context
+
+_END = object()
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    """What the caller may set for one reply; None = the persona's or the server's default."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def params(self, defaults: dict[str, Any], default_max_tokens: int) -> GenerationParams:
+        def pick(name: str, fallback: Any) -> Any:
+            value = getattr(self, name)
+            if value is not None:
+                return value
+            return defaults.get(name, fallback) if defaults.get(name) is not None else fallback
+
+        return GenerationParams(
+            temperature=float(pick("temperature", 0.0)),
+            top_p=float(pick("top_p", 1.0)),
+            max_tokens=int(pick("max_tokens", default_max_tokens)),
+            seed=pick("seed", None),
+            stop=tuple(self.stop) or tuple(defaults.get("stop") or ()),
+        )
+
+
+@dataclass
+class TurnResult:
+    message: MessageRecord  # the user's message
+    reply: MessageRecord  # status complete, interrupted or error
+    usage: Usage
+    context_id: str | None
+    finish_reason: FinishReason | None
+    error: str | None = None  # engine failure message when reply.status == "error"
+
+
+@dataclass(eq=False)  # hashed by identity: the service keeps a set of turns in flight
+class Turn:
+    """Handle on a reply in progress. `deltas()` streams text; `result()` awaits the end."""
+
+    session_id: str
+    message: MessageRecord
+    reply: MessageRecord  # the pending reply row
+    context: Context
+    params: GenerationParams
+    _queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[TurnResult] | None = None
+    settled: bool = False  # the reply row was finalized and the session lock released
+
+    def push(self, text: str) -> None:
+        self._queue.put_nowait(text)
+
+    def end(self) -> None:
+        self._queue.put_nowait(_END)
+
+    def start(self, body: Coroutine[Any, Any, TurnResult]) -> None:
+        self.task = asyncio.create_task(body, name=f"turn-{self.session_id}")
+
+    async def deltas(self) -> AsyncIterator[str]:
+        while True:
+            item = await self._queue.get()
+            if item is _END:
+                return
+            yield item
+
+    async def result(self) -> TurnResult:
+        assert self.task is not None
+        # shield: a caller that stops waiting must not cancel the turn's bookkeeping
+        return await asyncio.shield(self.task)
+
+    def cancel(self) -> None:
+        """Stop generating; the task still stores the partial reply as interrupted."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    @property
+    def done(self) -> bool:
+        return self.task is not None and self.task.done()
+
+
+class SessionLocks:
+    """One asyncio.Lock per session, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def get(self, session_id: str) -> asyncio.Lock:
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[session_id] = lock
+        return lock
+
+    async def acquire(self, session_id: str, wait_seconds: float) -> asyncio.Lock:
+        """The session's lock, held; SessionBusyError after `wait_seconds`."""
+        lock = self.get(session_id)
+        try:
+            async with asyncio.timeout(wait_seconds if wait_seconds > 0 else 0.001):
+                await lock.acquire()
+        except TimeoutError:
+            raise SessionBusyError(
+                f"session {session_id} is busy generating a reply; waited {wait_seconds:g} s "
+                "(MEMENTO_SESSION_WAIT_SECONDS)",
+                field="session_id",
+            ) from None
+        return lock
+
+
+@contextlib.asynccontextmanager
+async def held(lock: asyncio.Lock) -> AsyncIterator[None]:
+    """Release an already-acquired lock when the block ends."""
+    try:
+        yield
+    finally:
+        lock.release()

@@ -1,0 +1,137 @@
+"""The memory strategy contract: assemble a Context before a reply, observe the turn after it."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from memory.types import (
+    LLM,
+    AssembleRequest,
+    Context,
+    MemoryState,
+    MemoryStrategyError,
+    Recaller,
+    SessionInfo,
+    StoredMessage,
+)
+
+log = logging.getLogger(__name__)
+
+
+class StrategyConfigError(MemoryStrategyError, ValueError):
+    """A strategy name, parameter or dependency is wrong (HTTP 422 upstream)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class StrategyParams(BaseModel):
+    """Base of every strategy's Params: unknown names are an error that names them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EvictionParams(StrategyParams):
+    evict_to: float = Field(
+        default=0.7,
+        gt=0.0,
+        le=1.0,
+        description="when the recent buffer is full, drop from the front down to this share of "
+        "it in one chunk, so the prompt prefix (KV cache) stays stable between evictions; "
+        "1.0 slides by the minimum every turn",
+    )
+
+
+@dataclass
+class MemoryDeps:
+    """What strategies need from the outside; the service builds one and shares it."""
+
+    llm: LLM
+    recaller: Recaller | None = None
+    summarizer: Any = None  # memory.summarizer.Summarizer; None -> the LLM summarizer on `llm`
+
+
+class MemoryStrategy(ABC):
+    """One memory algorithm with typed params.
+
+    `assemble` is pure: it reads the request and never changes state or generates text, so a
+    dry run (POST .../context) can call it freely. `history` must not contain the new message.
+    `observe` runs after the reply was sent (off the critical path) and returns the new state;
+    a failed summary never raises: the old summary stays and `summary_failures` is bumped so
+    the next observe retries.
+    """
+
+    name: ClassVar[str]
+    Params: ClassVar[type[StrategyParams]]
+    uses_recall: ClassVar[bool] = False
+
+    def __init__(self, params: StrategyParams | Mapping[str, Any] | None, deps: MemoryDeps):
+        if params is None or isinstance(params, Mapping):
+            params = self.Params.model_validate(dict(params or {}))
+        elif not isinstance(params, self.Params):
+            raise StrategyConfigError(
+                f"strategy {self.name!r} takes {self.Params.__name__}, got {type(params).__name__}"
+            )
+        if self.uses_recall and deps.recaller is None:
+            raise StrategyConfigError(
+                f"strategy {self.name!r} needs a recaller (the vector index), none configured",
+                field="strategy",
+            )
+        self.params = params
+        self.deps = deps
+
+    @property
+    def llm(self) -> LLM:
+        return self.deps.llm
+
+    @abstractmethod
+    async def assemble(self, req: AssembleRequest) -> Context: ...
+
+    async def observe(
+        self,
+        session: SessionInfo,
+        history: Sequence[StoredMessage],
+        state: MemoryState,
+        new_messages: Sequence[StoredMessage],
+        context: Context | None = None,
+    ) -> MemoryState:
+        """Update memory after a turn (or an import).
+
+        history: every stored message, oldest first, new_messages included at its end.
+        context: the Context the reply was generated from, when there was one; strategies with
+        a recent buffer persist the cut it used (state.buffer_start_id) so the next prompt
+        starts the same way and the KV prefix is reused.
+        """
+        new_state = state.model_copy(deep=True)
+        await self._observe_recall(session, new_messages, new_state)
+        return new_state
+
+    async def _observe_recall(
+        self, session: SessionInfo, new_messages: Sequence[StoredMessage], state: MemoryState
+    ) -> None:
+        recaller = self.deps.recaller
+        if not (self.uses_recall and recaller and new_messages):
+            return
+        forgotten = set(state.forgotten)
+        keep = [m for m in new_messages if m.id not in forgotten]
+        try:
+            await recaller.observe(session, keep)
+        except Exception:  # the reply is already out; log loudly, the state is still saved
+            log.exception("vector index update failed for session %s", session.id)
+
+
+def invalidate_summary(state: MemoryState, changed_ids: Sequence[int]) -> MemoryState:
+    """After messages were edited or deleted: drop a summary that covered any of them.
+
+    The next observe rebuilds it from the messages (progressively, oldest first).
+    """
+    if not set(changed_ids) & set(state.summary_covers):
+        return state
+    return state.model_copy(update={"summary": "", "summary_covers": [], "summary_failures": 0})

@@ -1,0 +1,298 @@
+"""Recall of relevant past turns: dense (MiniLM in Chroma) + lexical (BM25) by rank fusion.
+
+Why both: dense retrieval finds paraphrases ("my dog" ~ "the puppy"), BM25 finds the rare exact
+words (names, places, titles) that small embedders blur. Reciprocal rank fusion needs no score
+calibration between the two. Hits then pull in their neighbouring turns (the question before an
+answer, the answer after a question), which often carry the other half of a fact.
+
+The BM25 postings live in memory per session and are updated incrementally from the history the
+caller passes (new, edited and deleted turns are detected by id and content), so a recall at 10k
+turns costs a few milliseconds on top of the query embedding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import math
+import re
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+
+from memory.types import SessionInfo, StoredMessage
+from memory.vector_index import IndexRecord, VectorIndex
+
+log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\W\d_a-z]+", re.IGNORECASE)
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself yourselves
+    yeah oh hey hi wow really also like get got go going know think thanks thank lot much""".split()
+)
+ROLES = ("user", "assistant")
+
+
+def _stem(word: str) -> str:
+    # A light suffix stripper: enough to match "painting"/"paints"/"painted" to "paint".
+    for suffix, keep in (("'s", 1), ("ies", 3), ("ing", 4), ("ed", 4), ("es", 4), ("s", 3)):
+        if word.endswith(suffix) and len(word) - len(suffix) >= keep:
+            word = word[: -len(suffix)]
+            if suffix == "ies":
+                word += "y"
+            break
+    return word
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased, stop-word-free, lightly stemmed word tokens."""
+    out = []
+    for m in _WORD.finditer(text.lower()):
+        w = m.group(0)
+        if w in STOPWORDS or len(w) < 2 and not w.isdigit():
+            continue
+        out.append(_stem(w))
+    return out
+
+
+class BM25:
+    """Okapi BM25 over an incrementally updated in-memory postings index."""
+
+    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
+        self.k1, self.b = k1, b
+        self.postings: dict[str, dict[int, int]] = {}
+        self.lengths: dict[int, int] = {}
+        self.texts: dict[int, str] = {}
+        self.total = 0
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def add(self, doc_id: int, text: str) -> None:
+        if doc_id in self.lengths:
+            if self.texts[doc_id] == text:
+                return
+            self.remove(doc_id)
+        tf = Counter(terms(text))
+        for t, n in tf.items():
+            self.postings.setdefault(t, {})[doc_id] = n
+        length = sum(tf.values())
+        self.lengths[doc_id] = length
+        self.texts[doc_id] = text
+        self.total += length
+
+    def remove(self, doc_id: int) -> None:
+        if doc_id not in self.lengths:
+            return
+        for t in set(terms(self.texts.pop(doc_id))):
+            plist = self.postings.get(t)
+            if plist is not None:
+                plist.pop(doc_id, None)
+                if not plist:
+                    del self.postings[t]
+        self.total -= self.lengths.pop(doc_id)
+
+    def scores(self, query: str) -> dict[int, float]:
+        n = len(self.lengths)
+        if not n:
+            return {}
+        avg = self.total / n or 1.0
+        k1, b = self.k1, self.b
+        out: dict[int, float] = {}
+        for t, qn in Counter(terms(query)).items():
+            plist = self.postings.get(t)
+            if not plist:
+                continue
+            idf = math.log(1.0 + (n - len(plist) + 0.5) / (len(plist) + 0.5)) * qn
+            lengths = self.lengths
+            for d, f in plist.items():
+                s = idf * f * (k1 + 1) / (f + k1 * (1 - b + b * lengths[d] / avg))
+                out[d] = out.get(d, 0.0) + s
+        return out
+
+    def top(self, query: str, k: int, allowed: set[int] | None = None) -> list[int]:
+        sc = self.scores(query)
+        items: Iterable[tuple[int, float]] = sc.items()
+        if allowed is not None:
+            items = ((d, s) for d, s in items if d in allowed)
+        return [d for d, _ in heapq.nlargest(k, items, key=lambda x: (x[1], -x[0]))]
+
+
+class RecallParams(BaseModel):
+    """Tuning knobs; defaults are the ones that paid on LoCoMo (benchmarks/memory.py)."""
+
+    dense_k: int = Field(default=60, ge=1, le=1000)  # candidates from the vector index
+    lexical_k: int = Field(default=60, ge=0, le=1000)  # candidates from BM25 (0: dense only)
+    rrf_k: int = Field(default=60, ge=1)
+    dense_weight: float = Field(default=1.0, ge=0)
+    lexical_weight: float = Field(default=1.0, ge=0)
+    neighbours: int = Field(default=1, ge=0, le=5)  # turns before/after each hit
+    neighbour_gap_s: float = Field(default=6 * 3600, ge=0)  # neighbours only within this gap
+    date_in_text: bool = True  # index "[date] text" so dates are searchable
+
+
+def _epoch(dt: datetime) -> float:
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def rrf(rankings: Sequence[tuple[Sequence[int], float]], k: int) -> dict[int, float]:
+    """Reciprocal rank fusion: sum of weight / (k + rank) over the rankings a doc appears in."""
+    out: dict[int, float] = {}
+    for ranking, weight in rankings:
+        if weight <= 0:
+            continue
+        for rank, d in enumerate(ranking):
+            out[d] = out.get(d, 0.0) + weight / (k + rank + 1)
+    return out
+
+
+class _SessionState:
+    def __init__(self) -> None:
+        self.bm25 = BM25()
+        self.indexed: set[int] | None = None  # ids known to be in the vector index
+        self.lock = asyncio.Lock()
+
+
+class HybridRecaller:
+    """The `Recaller` (memory/types.py): dense + BM25 fusion with neighbouring turns."""
+
+    def __init__(
+        self, index: VectorIndex, params: RecallParams | None = None, max_sessions: int = 256
+    ) -> None:
+        self.index = index
+        self.params = params or RecallParams()
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[tuple[str, str], _SessionState] = OrderedDict()
+
+    # -- what gets indexed --------------------------------------------------------------------
+    def document(self, m: StoredMessage) -> str:
+        if self.params.date_in_text:
+            return f"[{m.created_at:%-d %B %Y}] {m.content}"
+        return m.content
+
+    def _state(self, session: SessionInfo) -> _SessionState:
+        key = (session.user_id, session.id)
+        st = self._sessions.get(key)
+        if st is None:
+            st = self._sessions[key] = _SessionState()
+            while len(self._sessions) > self.max_sessions:
+                self._sessions.popitem(last=False)  # LRU: rebuilt from history when needed
+        else:
+            self._sessions.move_to_end(key)
+        return st
+
+    # -- Recaller -----------------------------------------------------------------------------
+    async def observe(self, session: SessionInfo, messages: Sequence[StoredMessage]) -> None:
+        msgs = [m for m in messages if m.role in ROLES and m.content.strip()]
+        if not msgs:
+            return
+        st = self._state(session)
+        await self.index.upsert(
+            session,
+            [IndexRecord(m.id, m.role, self.document(m), m.created_at) for m in msgs],
+        )
+        for m in msgs:
+            st.bm25.add(m.id, m.content)
+        if st.indexed is not None:
+            st.indexed.update(m.id for m in msgs)
+
+    async def forget(self, session: SessionInfo, message_ids: Sequence[int] | None = None) -> None:
+        await self.index.delete(session, message_ids)
+        key = (session.user_id, session.id)
+        if message_ids is None:
+            self._sessions.pop(key, None)
+            return
+        st = self._sessions.get(key)
+        if st is not None:
+            for i in message_ids:
+                st.bm25.remove(int(i))
+                if st.indexed is not None:
+                    st.indexed.discard(int(i))
+
+    async def recall(
+        self,
+        session: SessionInfo,
+        query: str,
+        history: Sequence[StoredMessage],
+        exclude_ids: set[int],
+        limit: int,
+    ) -> list[int]:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        if not query or not query.strip():
+            raise ValueError("recall needs a non-empty query")
+        p = self.params
+        turns = [m for m in history if m.role in ROLES and m.content.strip()]
+        allowed = {m.id for m in turns} - exclude_ids
+        if not allowed:
+            return []
+        st = self._state(session)
+        async with st.lock:
+            await self._sync(session, st, turns)
+        embed = asyncio.ensure_future(self.index.embedder.embed([query]))
+        lexical = st.bm25.top(query, p.lexical_k, allowed) if p.lexical_k else []
+        # Ask for enough neighbours that excluded/deleted ones still leave dense_k candidates.
+        k = min(p.dense_k + len(exclude_ids), max(len(turns), 1))
+        hits = await self.index.query(session, k=k, embedding=(await embed)[0])
+        dense = [i for i, _ in hits if i in allowed][: p.dense_k]
+        fused = rrf([(dense, p.dense_weight), (lexical, p.lexical_weight)], p.rrf_k)
+        ranked = sorted(fused, key=lambda d: (-fused[d], d))
+        return self._with_neighbours(ranked, turns, allowed, limit)
+
+    # -- internals ----------------------------------------------------------------------------
+    async def _sync(self, session: SessionInfo, st: _SessionState, turns: list[StoredMessage]):
+        """Bring BM25 and the vector index up to date with `turns` (cheap when nothing changed)."""
+        bm = st.bm25
+        if len(bm) != len(turns) or any(bm.texts.get(m.id) != m.content for m in turns):
+            current = {m.id for m in turns}
+            for gone in [d for d in bm.lengths if d not in current]:
+                bm.remove(gone)
+            for m in turns:
+                bm.add(m.id, m.content)
+        if st.indexed is None:
+            st.indexed = await self.index.ids(session)
+        missing = [m for m in turns if m.id not in st.indexed]
+        if missing:
+            # Turns stored without observe (crash before indexing, import elsewhere): catch up.
+            log.info("indexing %d unindexed turns of session %s", len(missing), session.id)
+            await self.index.upsert(
+                session,
+                [IndexRecord(m.id, m.role, self.document(m), m.created_at) for m in missing],
+            )
+            st.indexed.update(m.id for m in missing)
+
+    def _with_neighbours(
+        self, ranked: list[int], turns: list[StoredMessage], allowed: set[int], limit: int
+    ) -> list[int]:
+        n = self.params.neighbours
+        out: list[int] = []
+        seen: set[int] = set()
+        if n == 0:
+            return ranked[:limit]
+        pos = {m.id: i for i, m in enumerate(turns)}
+        for d in ranked:
+            if len(out) >= limit:
+                break
+            group = [d]
+            i = pos[d]
+            t0 = _epoch(turns[i].created_at)
+            for j in range(max(0, i - n), min(len(turns), i + n + 1)):
+                if j == i:
+                    continue
+                nb = turns[j]
+                if abs(_epoch(nb.created_at) - t0) <= self.params.neighbour_gap_s:
+                    group.append(nb.id)
+            for g in group:
+                if g in allowed and g not in seen and len(out) < limit:
+                    seen.add(g)
+                    out.append(g)
+        return out

@@ -1,0 +1,179 @@
+"""Building blocks every strategy assembles its Context from.
+
+Token accounting: count(messages) == count_overhead() + sum(count_message(m)) when the first
+message is a system message (the persona always is). Stored messages carry their own count,
+so only what is rendered fresh here (persona, pinned facts, summary, recalled lines, the new
+message) is tokenized: O(what is shown), never O(history).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from memory.budget import fit_text, position_of
+from memory.summarizer import render_summary
+from memory.types import (
+    LLM,
+    PART_ORDER,
+    AssembleRequest,
+    Context,
+    ContextMessage,
+    ContextOverflowError,
+    ContextPart,
+    MemoryStrategyError,
+    PinnedFact,
+    StoredMessage,
+)
+
+RECALL_HEADER = "Earlier in this conversation:\n"
+
+
+@dataclass
+class Frame:
+    """What every context has (persona, pinned facts, the new message) and what is left."""
+
+    req: AssembleRequest
+    history: list[StoredMessage]  # the request's history minus forgotten messages
+    overhead: int
+    persona: ContextPart
+    pinned: ContextPart | None
+    new: ContextPart
+
+    @property
+    def remaining(self) -> int:
+        fixed = self.overhead + self.persona.tokens + self.new.tokens
+        return self.req.budget - fixed - (self.pinned.tokens if self.pinned else 0)
+
+
+def rendered_part(llm: LLM, kind: str, role: str, content: str) -> ContextPart:
+    message = ContextMessage(role=role, content=content)  # type: ignore[arg-type]
+    tokens = llm.count_message({"role": role, "content": content})
+    return ContextPart(kind=kind, tokens=tokens, messages=[message])  # type: ignore[arg-type]
+
+
+def pinned_text(facts: Sequence[PinnedFact]) -> str | None:
+    known = [f.text.strip() for f in facts if f.source != "style" and f.text.strip()]
+    style = [f.text.strip() for f in facts if f.source == "style" and f.text.strip()]
+    blocks = []
+    if known:
+        blocks.append("Facts to keep in mind:\n" + "\n".join(f"- {t}" for t in known))
+    if style:
+        blocks.append("Style rules (always follow them):\n" + "\n".join(f"- {t}" for t in style))
+    return "\n".join(blocks) or None
+
+
+def start_frame(llm: LLM, req: AssembleRequest) -> Frame:
+    """Persona, pinned facts and the new message; ContextOverflowError if they alone overflow."""
+    forgotten = set(req.state.forgotten)
+    history = [m for m in req.history if m.id not in forgotten] if forgotten else req.history
+    text = pinned_text([*req.persona_pinned, *req.state.pinned])
+    frame = Frame(
+        req=req,
+        history=list(history),
+        overhead=llm.count_overhead(),
+        persona=rendered_part(llm, "persona", "system", req.system_prompt),
+        pinned=rendered_part(llm, "pinned", "system", text) if text else None,
+        new=rendered_part(llm, "new", "user", req.new_message),
+    )
+    if frame.remaining < 0:
+        what = "message with the pinned facts" if frame.pinned else "message"
+        raise ContextOverflowError(req.budget - frame.remaining, req.budget, what)
+    return frame
+
+
+def stored_message(m: StoredMessage, content: str | None = None) -> ContextMessage:
+    role = m.role if content is None else "system"
+    return ContextMessage(
+        id=m.id,
+        role=role,
+        content=m.content if content is None else content,
+        created_at=m.created_at,
+    )
+
+
+def recent_part(messages: Sequence[StoredMessage]) -> ContextPart | None:
+    if not messages:
+        return None
+    return ContextPart(
+        kind="recent",
+        tokens=sum(m.tokens for m in messages),
+        messages=[stored_message(m) for m in messages],
+    )
+
+
+def summary_part(llm: LLM, summary: str, covers: list[int], limit: int) -> ContextPart | None:
+    """The running summary as one system message, cut at sentence boundaries to fit `limit`."""
+    if not summary.strip() or limit <= 0:
+        return None
+
+    def cost(text: str) -> int:
+        return llm.count_message({"role": "system", "content": render_summary(text)})
+
+    text = fit_text(summary, lambda t: cost(t) <= limit)
+    if not text:
+        return None
+    part = rendered_part(llm, "summary", "system", render_summary(text))
+    part.covers = list(covers)
+    return part
+
+
+def recall_line(m: StoredMessage, with_date: bool) -> str:
+    date = f"[{m.created_at.date().isoformat()}] " if with_date else ""
+    return f"{date}{m.role}: {m.content}"
+
+
+def render_recalled(chosen: Sequence[StoredMessage]) -> list[ContextMessage]:
+    """Recalled turns in their original order, each its own system message carrying its id;
+    the date is written when it changes (dates cost ~12 tokens with per-digit tokenizers)."""
+    out: list[ContextMessage] = []
+    last_date = None
+    for i, m in enumerate(sorted(chosen, key=lambda m: m.id)):
+        date = m.created_at.date()
+        line = recall_line(m, with_date=date != last_date)
+        last_date = date
+        out.append(stored_message(m, (RECALL_HEADER if i == 0 else "") + line))
+    return out
+
+
+def recalled_part(
+    llm: LLM, history: Sequence[StoredMessage], ranked_ids: Sequence[int], limit: int
+) -> ContextPart | None:
+    """Greedy fill: the most relevant first, skipping what does not fit; shown in time order."""
+    if limit <= 0 or not ranked_ids:
+        return None
+    header = llm.count_message({"role": "system", "content": RECALL_HEADER}) - llm.count_message(
+        {"role": "system", "content": ""}
+    )
+    budget = limit - max(header, 0)
+    chosen: list[StoredMessage] = []
+    seen: set[int] = set()
+    for mid in ranked_ids:
+        p = position_of(history, mid)
+        if mid in seen or p >= len(history) or history[p].id != mid:
+            continue  # unknown or forgotten id: never shown
+        seen.add(mid)
+        m = history[p]
+        cost = llm.count_message({"role": "system", "content": recall_line(m, True)})
+        if cost <= budget:
+            chosen.append(m)
+            budget -= cost
+    while chosen:
+        messages = render_recalled(chosen)
+        tokens = sum(llm.count_message({"role": "system", "content": c.content}) for c in messages)
+        if tokens <= limit:
+            return ContextPart(kind="recalled", tokens=tokens, messages=messages)
+        chosen.pop()  # the least relevant; only reached if BPE merges across our estimate
+    return None
+
+
+def finish(frame: Frame, *parts: ContextPart | None) -> Context:
+    """Order the parts, total them exactly, and check the budget (a miss here is a bug)."""
+    present = [frame.persona, frame.pinned, *parts, frame.new]
+    ordered = sorted((p for p in present if p is not None), key=lambda p: PART_ORDER.index(p.kind))
+    total = frame.overhead + sum(p.tokens for p in ordered)
+    if total > frame.req.budget:
+        raise MemoryStrategyError(
+            f"assembled {total} tokens for a budget of {frame.req.budget} (strategy bug)"
+        )
+    return Context(budget=frame.req.budget, total_tokens=total, parts=ordered)

@@ -1,0 +1,142 @@
+"""Strategies with a running summary: summary, summary_buffer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from memory.base import EvictionParams, MemoryStrategy, StrategyParams
+from memory.budget import newest_fit, position_of
+from memory.strategies._buffered import BufferedStrategy, without_forgotten
+from memory.strategies._parts import finish, recent_part, start_frame, summary_part
+from memory.summarizer import ExtractiveSummarizer, LLMSummarizer, Summarizer, update_summary
+from memory.types import AssembleRequest, Context, MemoryState, SessionInfo, StoredMessage
+
+
+class SummaryParams(StrategyParams):
+    summary_max_tokens: int = Field(
+        default=256, ge=16, description="cap on the summary's size in the prompt (tokens)"
+    )
+    summarizer: Literal["llm", "extractive"] = Field(
+        default="llm",
+        description="llm: notes written by the chat model; extractive: first sentence of each "
+        "message (no model call; fast imports)",
+    )
+    summary_chunk_tokens: int = Field(
+        default=768, ge=32, description="messages summarized per model call (stored tokens)"
+    )
+    summary_max_chunks: int | None = Field(
+        default=4, ge=1, description="model calls per observe; the rest waits for the next one"
+    )
+
+
+def covered_end(history: Sequence[StoredMessage], state: MemoryState) -> int:
+    """Position after the newest message the summary covers (it grows oldest first)."""
+    if not state.summary_covers:
+        return 0
+    return position_of(history, max(state.summary_covers) + 1)
+
+
+class SummarizingMixin:
+    params: SummaryParams
+    deps: object
+
+    def summarizer(self) -> Summarizer:
+        if self.params.summarizer == "extractive":
+            return ExtractiveSummarizer()
+        return self.deps.summarizer or LLMSummarizer(self.deps.llm)  # type: ignore[attr-defined]
+
+    async def summarize_until(
+        self, history: Sequence[StoredMessage], state: MemoryState, end: int
+    ) -> MemoryState:
+        pending = history[covered_end(history, state) : end]
+        if not pending:
+            return state
+        return await update_summary(
+            self.summarizer(),
+            self.deps.llm,  # type: ignore[attr-defined]
+            state,
+            pending,
+            cap_tokens=self.params.summary_max_tokens,
+            chunk_tokens=self.params.summary_chunk_tokens,
+            max_chunks=self.params.summary_max_chunks,
+        )
+
+
+class PrunedSummaryMixin(SummarizingMixin):
+    """observe() for buffered strategies: summarize what the buffer's cut has left behind."""
+
+    async def observe(
+        self,
+        session: SessionInfo,
+        history: Sequence[StoredMessage],
+        state: MemoryState,
+        new_messages: Sequence[StoredMessage],
+        context: Context | None = None,
+    ) -> MemoryState:
+        new_state = await super().observe(  # type: ignore[misc]
+            session, history, state, new_messages, context
+        )
+        kept = without_forgotten(history, new_state)
+        end = position_of(kept, new_state.buffer_start_id)
+        return await self.summarize_until(kept, new_state, end)
+
+
+class SummaryStrategy(SummarizingMixin, MemoryStrategy):
+    """One running summary of the whole conversation, plus (verbatim) whatever it does not
+    cover yet: normally nothing, but a failed or still-running summary loses no turn."""
+
+    name: ClassVar[str] = "summary"
+    Params: ClassVar[type[StrategyParams]] = SummaryParams
+
+    async def assemble(self, req: AssembleRequest) -> Context:
+        frame = start_frame(self.llm, req)
+        state = req.state
+        limit = min(frame.remaining, self.params.summary_max_tokens)
+        summary = summary_part(self.llm, state.summary, state.summary_covers, limit)
+        available = frame.remaining - (summary.tokens if summary else 0)
+        tail = covered_end(frame.history, state)
+        start = newest_fit(frame.history, available, tail)
+        return finish(frame, summary, recent_part(frame.history[start:]))
+
+    async def observe(
+        self,
+        session: SessionInfo,
+        history: Sequence[StoredMessage],
+        state: MemoryState,
+        new_messages: Sequence[StoredMessage],
+        context: Context | None = None,
+    ) -> MemoryState:
+        new_state = await super().observe(session, history, state, new_messages, context)
+        kept = without_forgotten(history, new_state)
+        return await self.summarize_until(kept, new_state, len(kept))
+
+
+class SummaryBufferParams(SummaryParams, EvictionParams):
+    max_tokens: int = Field(default=1024, ge=1, description="recent buffer cap in tokens")
+
+
+class SummaryBufferStrategy(PrunedSummaryMixin, BufferedStrategy):
+    """A recent buffer up to max_tokens plus a progressive summary of everything pruned from it.
+
+    LangChain's ConversationSummaryBufferMemory, with its two flaws fixed: the summary is
+    counted against the budget and bounded (summary_max_tokens), and the buffer is cut only
+    between turns. Pruning happens in chunks (evict_to), so the summary changes, and the
+    prompt prefix with it, only once per chunk.
+    """
+
+    name: ClassVar[str] = "summary_buffer"
+    Params: ClassVar[type[StrategyParams]] = SummaryBufferParams
+
+    def buffer_limit(self) -> int | None:
+        return self.params.max_tokens  # type: ignore[attr-defined]
+
+    async def assemble(self, req: AssembleRequest) -> Context:
+        frame = start_frame(self.llm, req)
+        state = req.state
+        limit = min(frame.remaining, self.params.summary_max_tokens)
+        summary = summary_part(self.llm, state.summary, state.summary_covers, limit)
+        start = self.recent_start(frame, frame.remaining - (summary.tokens if summary else 0))
+        return finish(frame, summary, recent_part(frame.history[start:]))

@@ -1,0 +1,113 @@
+"""Strategies with recall from the vector index: vector, hybrid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from pydantic import Field
+
+from memory.base import EvictionParams, StrategyParams
+from memory.budget import position_of
+from memory.strategies._buffered import BufferedStrategy
+from memory.strategies._parts import (
+    Frame,
+    finish,
+    recalled_part,
+    recent_part,
+    start_frame,
+    summary_part,
+)
+from memory.strategies.summary import PrunedSummaryMixin, SummaryParams
+from memory.types import AssembleRequest, Context, ContextPart, StoredMessage
+
+
+class RecallParams(EvictionParams):
+    buffer_tokens: int = Field(default=256, ge=0, description="recent buffer cap in tokens")
+    recall_k: int = Field(default=32, ge=1, le=500, description="turns asked of the recaller")
+    recall_max_tokens: int | None = Field(
+        default=None, ge=1, description="cap on recalled turns (default: what the budget leaves)"
+    )
+    neighbors: int = Field(
+        default=0, ge=0, le=5, description="also show this many turns on each side of a hit"
+    )
+
+
+def with_neighbors(
+    history: Sequence[StoredMessage], ranked: Sequence[int], n: int, exclude: set[int]
+) -> list[int]:
+    """Each hit followed by its nearest neighbours (same priority band), duplicates dropped."""
+    if n == 0:
+        return list(ranked)
+    out: list[int] = []
+    for mid in ranked:
+        p = position_of(history, mid)
+        if p >= len(history) or history[p].id != mid:
+            continue
+        for q in [p, *(x for d in range(1, n + 1) for x in (p - d, p + d))]:
+            if 0 <= q < len(history) and history[q].id not in exclude:
+                out.append(history[q].id)
+    return list(dict.fromkeys(out))
+
+
+class RecallingStrategy(BufferedStrategy):
+    uses_recall: ClassVar[bool] = True
+
+    def buffer_limit(self) -> int | None:
+        return self.params.buffer_tokens  # type: ignore[attr-defined]
+
+    async def recall(
+        self, frame: Frame, recent: Sequence[StoredMessage], available: int
+    ) -> ContextPart | None:
+        p: RecallParams = self.params  # type: ignore[assignment]
+        limit = min(available, p.recall_max_tokens or available)
+        if limit <= 0 or not frame.history:
+            return None
+        exclude = {m.id for m in recent} | set(frame.req.state.forgotten)
+        ranked = await self.deps.recaller.recall(  # type: ignore[union-attr]
+            frame.req.session, frame.req.new_message, frame.history, exclude, p.recall_k
+        )
+        ranked = [i for i in ranked if i not in exclude]
+        ranked = with_neighbors(frame.history, ranked, p.neighbors, exclude)
+        return recalled_part(self.llm, frame.history, ranked, limit)
+
+
+class VectorStrategy(RecallingStrategy):
+    """Past turns relevant to the new message (recalled, dated, in time order) plus a short
+    recent buffer."""
+
+    name: ClassVar[str] = "vector"
+    Params: ClassVar[type[StrategyParams]] = RecallParams
+
+    async def assemble(self, req: AssembleRequest) -> Context:
+        frame = start_frame(self.llm, req)
+        start = self.recent_start(frame, frame.remaining)
+        recent = frame.history[start:]
+        rest = frame.remaining - sum(m.tokens for m in recent)
+        recalled = await self.recall(frame, recent, rest)
+        return finish(frame, recalled, recent_part(recent))
+
+
+class HybridParams(RecallParams, SummaryParams):
+    buffer_tokens: int = Field(default=512, ge=0, description="recent buffer cap in tokens")
+
+
+class HybridStrategy(PrunedSummaryMixin, RecallingStrategy):
+    """summary_buffer + recall + pinned facts. The budget goes, in priority order, to the
+    persona, pinned facts and new message (always), the summary (<= summary_max_tokens), the
+    recent buffer (<= buffer_tokens) and recalled turns (the rest, <= recall_max_tokens)."""
+
+    name: ClassVar[str] = "hybrid"
+    Params: ClassVar[type[StrategyParams]] = HybridParams
+
+    async def assemble(self, req: AssembleRequest) -> Context:
+        frame = start_frame(self.llm, req)
+        state = req.state
+        limit = min(frame.remaining, self.params.summary_max_tokens)
+        summary = summary_part(self.llm, state.summary, state.summary_covers, limit)
+        available = frame.remaining - (summary.tokens if summary else 0)
+        start = self.recent_start(frame, available)
+        recent = frame.history[start:]
+        rest = available - sum(m.tokens for m in recent)
+        recalled = await self.recall(frame, recent, rest)
+        return finish(frame, summary, recalled, recent_part(recent))

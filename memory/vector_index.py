@@ -1,0 +1,199 @@
+"""The vector index: past turns in chromadb, embedded by MiniLM (never Chroma's own embedder).
+
+One collection, cosine space. Every record carries user, persona and session ids; every query and
+delete filters on user AND session, so one user's turns can never surface in another's context,
+even for identical text. Chroma's client is blocking, so each call runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import chromadb
+import numpy as np
+from chromadb.config import Settings as ChromaSettings
+
+from memory.types import SessionInfo
+
+log = logging.getLogger(__name__)
+
+COLLECTION = "memento_turns"
+_BATCH = 256  # records per upsert; also bounded by the server's own max batch size
+
+
+class Embedder(Protocol):
+    dim: int
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+@dataclass(frozen=True)
+class IndexRecord:
+    """One stored turn as the index keeps it."""
+
+    message_id: int
+    role: str
+    text: str  # the document: what was embedded
+    created_at: datetime
+
+
+def record_id(session_id: str, message_id: int) -> str:
+    return f"{session_id}:{message_id}"
+
+
+def _epoch(dt: datetime) -> float:
+    # Naive datetimes are taken as UTC, the store's convention.
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def _scope(session: SessionInfo) -> dict[str, Any]:
+    return {"$and": [{"user_id": session.user_id}, {"session_id": session.id}]}
+
+
+def _check_session(session: SessionInfo) -> None:
+    for name in ("id", "user_id", "persona_id"):
+        if not getattr(session, name):
+            raise ValueError(f"session.{name} must be a non-empty string for the vector index")
+
+
+class VectorIndex:
+    """Async facade over one chromadb collection. Build it with `VectorIndex.open(...)`."""
+
+    def __init__(self, client: Any, embedder: Embedder, collection: str = COLLECTION) -> None:
+        self.client = client
+        self.embedder = embedder
+        # embedding_function=None: Chroma's default would download a model at run time.
+        self.collection = client.get_or_create_collection(
+            collection,
+            embedding_function=None,
+            metadata={"hnsw:space": "cosine"},
+        )
+        try:
+            self.max_batch = min(_BATCH, int(client.get_max_batch_size()))
+        except Exception:  # noqa: BLE001 - older/remote clients may not expose it
+            self.max_batch = _BATCH
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path | None,
+        url: str | None,
+        embedder: Embedder,
+        collection: str = COLLECTION,
+    ) -> VectorIndex:
+        """Embedded PersistentClient under `data_dir/chroma`, or a Chroma server at `url`."""
+        if url:
+            parsed = urlparse(url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ValueError(f"chroma url must look like http://host:port, got {url!r}")
+            client = chromadb.HttpClient(
+                host=parsed.hostname,
+                port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                ssl=parsed.scheme == "https",
+                settings=ChromaSettings(anonymized_telemetry=False),
+            )
+        else:
+            if data_dir is None:
+                raise ValueError("the vector index needs a data_dir or a chroma url")
+            path = Path(data_dir) / "chroma"
+            path.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(
+                path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
+            )
+        return cls(client, embedder, collection)
+
+    # -- writes -------------------------------------------------------------------------------
+    async def upsert(
+        self,
+        session: SessionInfo,
+        records: Sequence[IndexRecord],
+        embeddings: np.ndarray | Sequence[Sequence[float]] | None = None,
+    ) -> None:
+        """Embed (unless `embeddings` are given, one row per record) and store, batched."""
+        _check_session(session)
+        if not records:
+            return
+        if embeddings is None:
+            embeddings = await self.embedder.embed([r.text for r in records])
+        if len(embeddings) != len(records):
+            raise ValueError(f"{len(embeddings)} embeddings for {len(records)} records")
+        emb = np.asarray(embeddings, dtype=np.float32)
+        for s in range(0, len(records), self.max_batch):
+            chunk = records[s : s + self.max_batch]
+            await asyncio.to_thread(
+                self.collection.upsert,
+                ids=[record_id(session.id, r.message_id) for r in chunk],
+                embeddings=emb[s : s + self.max_batch],
+                documents=[r.text for r in chunk],
+                metadatas=[
+                    {
+                        "user_id": session.user_id,
+                        "persona_id": session.persona_id,
+                        "session_id": session.id,
+                        "message_id": int(r.message_id),
+                        "role": r.role,
+                        "created_at": _epoch(r.created_at),
+                    }
+                    for r in chunk
+                ],
+            )
+
+    async def delete(self, session: SessionInfo, message_ids: Sequence[int] | None = None) -> None:
+        """Delete the given turns of the session, or all of them when `message_ids` is None."""
+        _check_session(session)
+        if message_ids is None:
+            await asyncio.to_thread(self.collection.delete, where=_scope(session))
+            return
+        ids = [record_id(session.id, int(m)) for m in message_ids]
+        for s in range(0, len(ids), self.max_batch):
+            # The scope filter too: an id alone could name another user's session of the same id.
+            await asyncio.to_thread(
+                self.collection.delete, ids=ids[s : s + self.max_batch], where=_scope(session)
+            )
+
+    # -- reads --------------------------------------------------------------------------------
+    async def query(
+        self,
+        session: SessionInfo,
+        text: str | None = None,
+        k: int = 10,
+        embedding: Sequence[float] | np.ndarray | None = None,
+    ) -> list[tuple[int, float]]:
+        """The k nearest turns of this session: [(message_id, cosine distance)], nearest first."""
+        _check_session(session)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if embedding is None:
+            if not text:
+                raise ValueError("query needs a non-empty text or an embedding")
+            embedding = (await self.embedder.embed([text]))[0]
+        res = await asyncio.to_thread(
+            self.collection.query,
+            query_embeddings=[np.asarray(embedding, dtype=np.float32)],
+            n_results=k,
+            where=_scope(session),
+            include=["metadatas", "distances"],
+        )
+        metas = (res.get("metadatas") or [[]])[0] or []
+        dists = (res.get("distances") or [[]])[0] or []
+        return [(int(m["message_id"]), float(d)) for m, d in zip(metas, dists, strict=True)]
+
+    async def count(self, session: SessionInfo) -> int:
+        _check_session(session)
+        res = await asyncio.to_thread(self.collection.get, where=_scope(session), include=[])
+        return len(res["ids"])
+
+    async def ids(self, session: SessionInfo) -> set[int]:
+        """Message ids of the session present in the index."""
+        _check_session(session)
+        res = await asyncio.to_thread(
+            self.collection.get, where=_scope(session), include=["metadatas"]
+        )
+        return {int(m["message_id"]) for m in res["metadatas"] or []}

@@ -1,0 +1,318 @@
+"""The chat page in a real browser (Debian's chromium driven by Playwright) against a real server:
+real model, real SQLite, real Chroma, real HTTP and server-sent events.
+
+Screenshots (desktop and phone width) land in tests/artifacts/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+CHROMIUM = os.environ.get("MEMENTO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+REPO = Path(__file__).resolve().parents[3]
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+MAX_CHARS = 2_000  # a small message limit, so the page's error display can be provoked
+TIMEOUT_MS = 180_000  # generation on a busy 2-core machine; never a timing assertion
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(
+        f"chromium not found at {CHROMIUM}: install Debian's chromium (apt-get install chromium; "
+        "`make test` does it where root and apt exist) or set MEMENTO_CHROMIUM",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright not installed")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from app.cli_chat import LocalServer
+    from app.config import Settings
+
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("web-data"),
+        personas_dir=REPO / "personas",
+        max_message_chars=MAX_CHARS,
+        default_max_tokens=16,
+    )
+    local = LocalServer(settings)
+    url = local.start()
+    yield url
+    local.stop()
+
+
+@pytest.fixture(scope="module")
+def api(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=300) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+class PageErrors(list[str]):
+    """Uncaught exceptions and console errors of a page: a test ends with none."""
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1366, "height": 860}, locale="ko-KR")
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    errors = PageErrors()
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    pg.errors = errors
+    yield pg
+    context.close()
+
+
+def open_page(pg: Any, url: str) -> None:
+    pg.goto(url)
+    pg.wait_for_selector("body[data-ready]")
+
+
+def send(pg: Any, text: str, max_tokens: int) -> None:
+    pg.fill("#max-tokens", str(max_tokens))
+    pg.dispatch_event("#max-tokens", "change")
+    pg.fill("#input", text)
+    pg.press("#input", "Enter")
+
+
+def wait_reply_stored(pg: Any, count: int) -> Any:
+    """The `count`-th stored reply bubble (its id comes from the `done` event)."""
+    pg.wait_for_function(
+        "n => document.querySelectorAll('.msg-assistant[data-id]:not([data-id=\"\"])').length >= n"
+        " && !document.querySelector('.msg.streaming')",
+        arg=count,
+    )
+    return pg.locator('.msg-assistant[data-id]:not([data-id=""])').nth(count - 1)
+
+
+RECORD_STREAM = """() => {
+  // record every text length the reply bubble shows while it is still streaming
+  window.__seen = [];
+  new MutationObserver(() => {
+    const node = document.querySelector('.msg.streaming .bubble-body');
+    if (node) window.__seen.push(node.textContent.length);
+  }).observe(document.getElementById('messages'),
+             {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_chat_streams_inspects_and_survives_reload(page: Any, server: str, api: httpx.Client):
+    pg = page
+    open_page(pg, server)
+    pippa = api.get("/v1/personas/pippa").json()
+
+    # the persona picker shows name, description and greeting
+    pg.click("#new-session")
+    card = pg.locator('.persona-card[data-persona="pippa"]')
+    card.wait_for()
+    assert card.locator(".persona-name").inner_text() == pippa["name"]
+    assert card.locator(".persona-desc").inner_text()[:40] == pippa["description"][:40]
+    assert pippa["greeting"][:20] in card.locator(".persona-greeting").inner_text()
+    card.click()
+    assert pg.input_value("#new-strategy") == pippa["memory"]["strategy"]
+    pg.click("#new-create")
+    pg.wait_for_function("location.hash.length > 1")
+    session_id = pg.evaluate("location.hash.slice(1)")
+    assert api.get(f"/v1/sessions/{session_id}").json()["persona"] == "pippa"
+    assert pippa["name"] in pg.inner_text("#chat-sub")
+
+    # send, and watch the reply grow in place before the `done` event
+    pg.evaluate(RECORD_STREAM)
+    send(pg, "Hi Pippa! I went hiking today.", max_tokens=12)
+    reply = wait_reply_stored(pg, 1)
+    seen = pg.evaluate("window.__seen")
+    growing = sorted({n for n in seen if n > 0})
+    assert len(growing) >= 2, f"the reply did not stream: lengths seen while streaming {seen}"
+
+    stored = api.get(f"/v1/sessions/{session_id}/messages").json()["messages"]
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+    assert stored[0]["content"] == "Hi Pippa! I went hiking today."
+    reply_id = stored[1]["id"]
+    assert reply.get_attribute("data-id") == str(reply_id)
+    shown = " ".join(reply.locator(".bubble-body").inner_text().split())
+    assert shown and shown[:8] in " ".join(stored[1]["content"].split()).replace("*", "")
+
+    # the inspector shows the context this reply was given: parts, token counts, the bar
+    ctx = api.get(f"/v1/sessions/{session_id}/context/{reply_id}").json()
+    pg.wait_for_selector("#context-view:not([hidden]) .ctx-part")
+    kinds = pg.eval_on_selector_all(".ctx-part[data-kind]", "els => els.map(e => e.dataset.kind)")
+    assert kinds == [p["kind"] for p in ctx["parts"]]
+    assert {"persona", "new"} <= set(kinds)
+    for part in ctx["parts"]:
+        row = pg.locator(f'.ctx-part[data-kind="{part["kind"]}"] .part-tokens')
+        assert row.inner_text() == f"{part['tokens']:,} tok"
+    total = pg.inner_text('[data-testid="context-total"]')
+    assert f"{ctx['total_tokens']:,}" in total and f"{ctx['budget']:,}" in total
+    assert pg.locator(".ctx-bar .seg").count() >= len([p for p in ctx["parts"] if p["tokens"]])
+    # opening a part lists the messages it holds, the new message among them
+    pg.click('.ctx-part[data-kind="new"] summary')
+    assert "hiking" in pg.inner_text('.ctx-part[data-kind="new"] .part-messages')
+
+    # memory tab: persona facts shown, a user fact pinned and saved through PATCH
+    pg.click("#tab-memory")
+    pg.wait_for_selector("#memory-summary")
+    assert "반말" in pg.inner_text(".pinned-fixed")
+    pg.fill('input[aria-label="New pinned fact"]', "아빠 loves jazz")
+    pg.click(".pin-add button")
+    pg.click("text=Save pinned facts")
+    pg.wait_for_function("() => document.querySelectorAll('#pinned-list li').length === 1 && "
+                         "!document.querySelector('#pinned-list li:not([data-id])')")
+    memory = api.get(f"/v1/sessions/{session_id}/memory").json()
+    assert [f["text"] for f in memory["pinned"] if f["source"] == "user"] == ["아빠 loves jazz"]
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg.click("#tab-context")
+    pg.screenshot(path=str(ARTIFACTS / "page-desktop.png"))
+
+    # reload: the conversation is still there, from the server
+    pg.reload()
+    pg.wait_for_selector("body[data-ready]")
+    pg.wait_for_selector(f'.msg-assistant[data-id="{reply_id}"]')
+    texts = pg.locator(".msg .bubble-body").all_inner_texts()
+    assert any("hiking" in t for t in texts)
+    assert pg.locator(".session.active .session-title").inner_text()
+    assert not pg.errors, pg.errors
+
+
+def test_markup_in_messages_is_shown_as_text(page: Any, server: str, api: httpx.Client):
+    pg = page
+    session = api.post("/v1/sessions", json={"persona": "pippa", "title": "xss"}).json()
+    open_page(pg, f"{server}/#{session['id']}")
+    pg.evaluate("window.__pwned = false; window.alert = () => { window.__pwned = true; };")
+    dialogs: list[str] = []
+    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    evil = '<img src=x onerror="window.__pwned=true;alert(1)"> **bold** [x](javascript:alert(1))'
+    send(pg, evil, max_tokens=4)
+    wait_reply_stored(pg, 1)
+    user = pg.locator(".msg-user .bubble-body").last
+    assert user.inner_text() == evil
+    assert pg.locator("#messages img, #messages script, #messages a[href^=javascript]").count() == 0
+    # the inspector shows it as text too
+    pg.wait_for_selector('.ctx-part[data-kind="new"]')
+    pg.click('.ctx-part[data-kind="new"] summary')
+    assert evil in pg.inner_text('.ctx-part[data-kind="new"] .part-messages')
+    assert pg.locator("#inspector img").count() == 0
+    assert pg.evaluate("window.__pwned") is False and not dialogs
+
+
+def test_markdown_renderer_is_safe_and_useful(page: Any, server: str):
+    pg = page
+    open_page(pg, server)
+    html = pg.evaluate("""async () => {
+      const { renderMarkdown } = await import('/markdown.js');
+      const render = (t) => { const d = document.createElement('div');
+                              d.append(renderMarkdown(t)); return d.innerHTML; };
+      return {
+        bold: render('**hi** and *there* `x<y`'),
+        list: render('- one\\n- two\\n\\n1. first'),
+        code: render('```js\\n<b>1</b>\\n```'),
+        link: render('[ok](https://example.com/a?b=1) [bad](javascript:alert(1))'),
+        raw: render('<script>alert(1)</script><img src=x onerror=alert(1)>'),
+        korean: render('아빠 **사랑해**'),
+      };
+    }""")
+    assert html["bold"] == "<p><strong>hi</strong> and <em>there</em> <code>x&lt;y</code></p>"
+    assert html["list"] == "<ul><li>one</li><li>two</li></ul><ol><li>first</li></ol>"
+    assert html["code"] == '<pre><code data-lang="js">&lt;b&gt;1&lt;/b&gt;</code></pre>'
+    assert '<a href="https://example.com/a?b=1"' in html["link"]
+    assert "javascript" not in html["link"].split("[bad]")[0] and "<a" in html["link"]
+    assert html["link"].count("<a ") == 1
+    assert "<script" not in html["raw"] and "<img" not in html["raw"]
+    assert "&lt;script&gt;" in html["raw"]
+    assert html["korean"] == "<p>아빠 <strong>사랑해</strong></p>"
+
+
+def test_stop_keeps_the_partial_reply_as_interrupted(page: Any, server: str, api: httpx.Client):
+    pg = page
+    session = api.post("/v1/sessions", json={"persona": "assistant"}).json()
+    open_page(pg, f"{server}/#{session['id']}")
+    send(pg, "Write a long story about a lighthouse keeper and the sea.", max_tokens=400)
+    pg.wait_for_function(
+        "() => (document.querySelector('.msg.streaming .bubble-body')?.textContent.length ?? 0) > 3"
+    )
+    pg.click("#stop")
+    pg.wait_for_selector(".msg-assistant .status-interrupted")
+    assert pg.is_visible("#send") and not pg.is_visible("#stop")
+
+    def stored_reply() -> dict[str, Any]:
+        return api.get(f"/v1/sessions/{session['id']}/messages").json()["messages"][-1]
+
+    pg.wait_for_function(
+        "async (id) => { const r = await fetch(`/v1/sessions/${id}/messages`);"
+        " const m = (await r.json()).messages; return m.at(-1).status !== 'pending'; }",
+        arg=session["id"],
+    )
+    reply = stored_reply()
+    assert reply["role"] == "assistant" and reply["status"] == "interrupted"
+    assert reply["content"].strip()
+    assert not pg.errors, pg.errors
+
+
+def test_api_errors_are_shown(page: Any, server: str, api: httpx.Client):
+    pg = page
+    session = api.post("/v1/sessions", json={"persona": "cody"}).json()
+    open_page(pg, f"{server}/#{session['id']}")
+    send(pg, "x" * (MAX_CHARS + 1), max_tokens=4)
+    pg.wait_for_selector("#banner:not([hidden])")
+    banner = pg.inner_text("#banner-text")
+    assert str(MAX_CHARS) in banner and "content" in banner
+    # a session that does not exist: its 404 message, not a blank page
+    open_page(pg, f"{server}/#ses_doesnotexist")
+    pg.wait_for_selector("#banner:not([hidden])")
+    assert "ses_doesnotexist" in pg.inner_text("#banner-text")
+
+
+def test_phone_width_layout(browser: Any, server: str, api: httpx.Client):
+    session = api.post("/v1/sessions", json={"persona": "pippa", "title": "폰에서 대화"}).json()
+    api.post(
+        f"/v1/sessions/{session['id']}/history",
+        json={"messages": [
+            {"role": "user", "content": "피파야, 오늘 뭐 했어?"},
+            {"role": "assistant", "content": "아빠 기다렸지! **오늘** 날씨 진짜 좋았어."},
+        ]},
+    )
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True, device_scale_factor=2, locale="ko-KR")
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    try:
+        open_page(pg, f"{server}/#{session['id']}")
+        pg.wait_for_selector(".msg-assistant[data-id]")
+        # nothing wider than the screen; the sessions are a drawer; the inspector sits below
+        assert pg.evaluate("document.documentElement.scrollWidth") <= 390
+        assert pg.is_visible("#toggle-sidebar") and not pg.is_visible("#session-list")
+        assert not pg.is_visible("#inspector-body")
+        chat_box = pg.locator("#composer").bounding_box()
+        toggle_box = pg.locator("#toggle-inspector").bounding_box()
+        assert toggle_box["y"] >= chat_box["y"] + chat_box["height"] - 1
+        assert pg.get_attribute(".msg-user .bubble-body", "lang") == "ko"
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "page-phone.png"))
+        pg.click("#toggle-inspector")
+        pg.click("#tab-memory")
+        pg.wait_for_selector("#memory-summary")
+        assert pg.evaluate("document.documentElement.scrollWidth") <= 390
+        pg.screenshot(path=str(ARTIFACTS / "page-phone-inspector.png"), full_page=True)
+        pg.click("#toggle-sidebar")
+        pg.wait_for_selector("#session-list .session-title >> text=폰에서 대화")
+    finally:
+        context.close()

@@ -1,0 +1,207 @@
+"""The rules every strategy keeps, over random histories, budgets, states and message sizes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from memory_fakes import SESSION, T0, FakeLLM, FakeRecaller, request
+
+from memory import registry
+from memory.base import MemoryDeps
+from memory.budget import is_turn_start
+from memory.types import (
+    PART_ORDER,
+    Context,
+    ContextOverflowError,
+    MemoryState,
+    PinnedFact,
+    StoredMessage,
+)
+
+WORDS = ["dog", "tea", "Busan", "mother", "exam", "red", "key", "rain", "piano", "x"]
+
+PARAMS = {
+    "buffer": st.just({}),
+    "window": st.fixed_dictionaries({"k": st.integers(1, 30), "evict_to": st.floats(0.1, 1.0)}),
+    "token_buffer": st.fixed_dictionaries(
+        {"max_tokens": st.integers(1, 3000), "evict_to": st.floats(0.1, 1.0)}
+    ),
+    "summary": st.fixed_dictionaries({"summary_max_tokens": st.integers(16, 600)}),
+    "summary_buffer": st.fixed_dictionaries(
+        {"max_tokens": st.integers(1, 3000), "summary_max_tokens": st.integers(16, 600)}
+    ),
+    "vector": st.fixed_dictionaries(
+        {
+            "buffer_tokens": st.integers(0, 1000),
+            "recall_k": st.integers(1, 40),
+            "neighbors": st.integers(0, 2),
+        }
+    ),
+    "hybrid": st.fixed_dictionaries(
+        {
+            "buffer_tokens": st.integers(0, 1000),
+            "summary_max_tokens": st.integers(16, 400),
+            "recall_k": st.integers(1, 40),
+            "recall_max_tokens": st.one_of(st.none(), st.integers(1, 800)),
+            "neighbors": st.integers(0, 2),
+        }
+    ),
+}
+
+text = st.lists(st.sampled_from(WORDS), max_size=120).map(" ".join)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[StoredMessage]:
+    n = draw(st.integers(0, 80))
+    roles = draw(
+        st.lists(
+            st.sampled_from(["user", "assistant", "user", "assistant", "system"]),
+            min_size=n,
+            max_size=n,
+        )
+    )
+    out, mid = [], 0
+    for i, role in enumerate(roles):
+        mid += draw(st.integers(1, 3))  # ids ascend with gaps (deleted messages)
+        content = draw(text)
+        out.append(
+            StoredMessage(
+                id=mid, role=role, content=content, tokens=len(content) // 4 + 4,
+                created_at=T0 + timedelta(hours=6 * i),
+            )
+        )  # fmt: skip
+    return out
+
+
+@st.composite
+def states(draw: st.DrawFn, history: list[StoredMessage]) -> MemoryState:
+    all_ids = [m.id for m in history]
+    covered = draw(st.integers(0, len(all_ids)))
+    return MemoryState(
+        summary=draw(st.lists(st.sampled_from(WORDS), max_size=300).map(lambda w: ". ".join(w))),
+        summary_covers=all_ids[:covered],
+        buffer_start_id=draw(st.one_of(st.none(), st.sampled_from(all_ids or [1]))),
+        forgotten=draw(st.lists(st.sampled_from(all_ids), max_size=5)) if all_ids else [],
+        pinned=[
+            PinnedFact(id=str(i), text=t) for i, t in enumerate(draw(st.lists(text, max_size=2)))
+        ],
+    )
+
+
+def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-def]
+    assert ctx.budget == req.budget
+    assert ctx.total_tokens <= req.budget
+    assert ctx.total_tokens == llm.count(ctx.to_messages())  # the exact templated total
+    order = [PART_ORDER.index(p.kind) for p in ctx.parts]
+    assert order == sorted(order) and len(set(order)) == len(order)
+    assert ctx.parts[0].kind == "persona" and ctx.parts[0].messages[0].content == req.system_prompt
+    assert ctx.parts[-1].kind == "new" and ctx.parts[-1].messages[0].content == req.new_message
+    for p in ctx.parts:
+        assert p.tokens == sum(
+            llm.count_message({"role": m.role, "content": m.content}) for m in p.messages
+        )
+    forgotten = set(req.state.forgotten)
+    kept = [m for m in req.history if m.id not in forgotten]
+    by_id = {m.id: m for m in kept}
+    shown: list[int] = []
+    for p in ctx.parts:
+        if p.kind in ("recent", "recalled"):
+            for m in p.messages:
+                assert m.id in by_id  # a stored, not forgotten, message
+                assert m.content.endswith(by_id[m.id].content)
+                shown.append(m.id)  # type: ignore[arg-type]
+        else:
+            assert all(m.id is None for m in p.messages)
+    assert len(shown) == len(set(shown))  # nothing twice
+    recalled = [m.id for p in ctx.parts if p.kind == "recalled" for m in p.messages]
+    assert recalled == sorted(recalled)  # time order
+    recent = [m.id for p in ctx.parts if p.kind == "recent" for m in p.messages]
+    if recent:  # a suffix of the history starting on a turn boundary (pairs never split)
+        start = [m.id for m in kept].index(recent[0])  # type: ignore[arg-type]
+        assert recent == [m.id for m in kept[start:]]
+        assert is_turn_start(kept, start)
+    summary = next((p for p in ctx.parts if p.kind == "summary"), None)
+    if summary:
+        assert summary.covers == req.state.summary_covers
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(sorted(PARAMS)),
+    data=st.data(),
+    history=histories(),
+    budget=st.integers(10, 4000),
+    system=text,
+    new=text,
+    persona_facts=st.lists(text, max_size=3),
+)
+def test_every_strategy_keeps_the_rules(  # type: ignore[no-untyped-def]
+    name, data, history, budget, system, new, persona_facts
+) -> None:
+    params = data.draw(PARAMS[name])
+    state = data.draw(states(history))
+    pinned = [PinnedFact(id=f"p{i}", text=t, source="persona") for i, t in enumerate(persona_facts)]
+    llm = FakeLLM()
+    strategy = registry.create(name, params, MemoryDeps(llm=llm, recaller=FakeRecaller()))
+    req = request(history, new=new, budget=budget, state=state, system=system, pinned=pinned)
+    fixed = llm.count_overhead() + sum(
+        llm.count_message({"role": r, "content": c}) for r, c in [("system", system), ("user", new)]
+    )
+    try:
+        ctx = asyncio.run(strategy.assemble(req))
+    except ContextOverflowError as err:
+        event("overflow")
+        assert err.budget == budget and err.needed > budget
+        if name != "buffer":  # only the fixed parts can overflow (buffer: all of history too)
+            assert fixed > budget or (pinned or state.pinned)
+        return
+    assert fixed <= budget
+    check(ctx, req, llm)
+    event(f"{name}: " + "+".join(p.kind for p in ctx.parts[1:-1] if p.kind != "pinned"))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(sorted(PARAMS)),
+    data=st.data(),
+    sizes=st.lists(st.integers(0, 600), min_size=2, max_size=30),
+    budget=st.integers(200, 2000),
+)
+def test_rules_hold_over_a_conversation_with_observe(name, data, sizes, budget) -> None:  # type: ignore[no-untyped-def]
+    params = data.draw(PARAMS[name])
+    if name in ("summary", "summary_buffer", "hybrid"):
+        params = {**params, "summarizer": "extractive"}
+    llm = FakeLLM()
+    strategy = registry.create(name, params, MemoryDeps(llm=llm, recaller=FakeRecaller()))
+    history: list[StoredMessage] = []
+    state = MemoryState()
+
+    async def run() -> None:
+        nonlocal history, state
+        for t, size in enumerate(sizes):
+            req = request(history, new="dog " * (size // 8), budget=budget, state=state)
+            try:
+                ctx = await strategy.assemble(req)
+            except ContextOverflowError:
+                assert name == "buffer"
+                return
+            check(ctx, req, llm)
+            new = [
+                StoredMessage(id=2 * t + 1, role="user", content=req.new_message,
+                              tokens=len(req.new_message) // 4 + 4,
+                              created_at=T0 + timedelta(hours=t)),
+                StoredMessage(id=2 * t + 2, role="assistant", content="tea " * (size // 4),
+                              tokens=len("tea " * (size // 4)) // 4 + 4,
+                              created_at=T0 + timedelta(hours=t)),
+            ]  # fmt: skip
+            history = history + new
+            state = await strategy.observe(SESSION, history, state, new, ctx)
+            covered = set(state.summary_covers)
+            assert len(covered) == len(state.summary_covers)
+            assert state.summary_failures == 0
+
+    asyncio.run(run())

@@ -1,0 +1,252 @@
+"""Each strategy's behaviour on a deterministic fake engine (real counts: test_real_engine)."""
+
+from __future__ import annotations
+
+import pytest
+from memory_fakes import SESSION, FakeLLM, FakeRecaller, conversation, deps, message, request
+
+from memory import registry
+from memory.base import MemoryStrategy, invalidate_summary
+from memory.summarizer import SUMMARY_HEADER
+from memory.types import Context, ContextOverflowError, MemoryState, PinnedFact, StoredMessage
+
+
+def kinds(ctx: Context) -> list[str]:
+    return [p.kind for p in ctx.parts]
+
+
+def part(ctx: Context, kind: str):  # type: ignore[no-untyped-def]
+    return next((p for p in ctx.parts if p.kind == kind), None)
+
+
+def ids(ctx: Context, kind: str) -> list[int]:
+    p = part(ctx, kind)
+    return [m.id for m in p.messages] if p else []  # type: ignore[misc]
+
+
+async def chat(
+    strategy: MemoryStrategy, turns: int, budget: int = 600, chars: int = 60, state=None
+) -> tuple[list[Context], list[StoredMessage], MemoryState]:
+    """Drive a strategy like the service does: assemble, reply, store, observe with the context."""
+    history: list[StoredMessage] = []
+    state = state or MemoryState()
+    contexts = []
+    for t in range(turns):
+        text = f"Turn {t} from user " + "u" * chars
+        ctx = await strategy.assemble(request(history, new=text, budget=budget, state=state))
+        contexts.append(ctx)
+        new = [
+            message(2 * t + 1, "user", text, t // 5),
+            message(2 * t + 2, "assistant", "r" * chars, t // 5),
+        ]
+        history = history + new
+        state = await strategy.observe(SESSION, history, state, new, ctx)
+    return contexts, history, state
+
+
+def is_extension(a: Context, b: Context) -> bool:
+    """b's prompt starts with all of a's messages except a's new message, which b keeps."""
+    ma, mb = a.to_messages(), b.to_messages()
+    return mb[: len(ma)] == ma
+
+
+async def test_persona_and_new_message_alone_too_big_is_a_clear_overflow() -> None:
+    for name in registry.available():
+        strategy = registry.create(name, {}, deps())
+        with pytest.raises(ContextOverflowError) as err:
+            await strategy.assemble(request([], new="x" * 400, budget=100))
+        assert err.value.budget == 100 and err.value.needed > 100
+        assert "100 tokens" in str(err.value)
+
+
+async def test_buffer_keeps_everything_or_refuses() -> None:
+    strategy = registry.create("buffer", {}, deps())
+    h = conversation(5)
+    ctx = await strategy.assemble(request(h, budget=1000))
+    assert kinds(ctx) == ["persona", "recent", "new"]
+    assert ids(ctx, "recent") == [m.id for m in h]
+    with pytest.raises(ContextOverflowError, match="buffer strategy never drops"):
+        await strategy.assemble(request(conversation(50), budget=1000))
+
+
+async def test_pinned_facts_are_one_system_message_after_the_persona() -> None:
+    pinned = [PinnedFact(id="a", text="Dad's birthday is May 3.", source="persona"),
+              PinnedFact(id="b", text="Speak in Korean 반말.", source="style")]  # fmt: skip
+    state = MemoryState(pinned=[PinnedFact(id="c", text="Dad quit smoking.")])
+    ctx = await registry.create("window", {}, deps()).assemble(
+        request(conversation(2), state=state, pinned=pinned)
+    )
+    assert kinds(ctx) == ["persona", "pinned", "recent", "new"]
+    text = part(ctx, "pinned").messages[0].content
+    assert "- Dad's birthday is May 3.\n- Dad quit smoking." in text
+    assert "Style rules (always follow them):\n- Speak in Korean 반말." in text
+
+
+async def test_window_keeps_at_most_k_turns_and_evicts_in_chunks() -> None:
+    strategy = registry.create("window", {"k": 10, "evict_to": 0.7}, deps())
+    contexts, history, state = await chat(strategy, 40, budget=5000)
+    turns = [len(ids(c, "recent")) // 2 for c in contexts]
+    assert max(turns) == 10 and turns[10] == 10 and turns[11] == 7
+    hits = sum(is_extension(a, b) for a, b in zip(contexts, contexts[1:], strict=False))
+    # 7 -> 10 turns between evictions: 3 of every 4 prompts extend the previous one; a strict
+    # sliding window would extend none once it holds k turns
+    assert hits >= 0.7 * (len(contexts) - 1)
+    strict = registry.create("window", {"k": 10, "evict_to": 1.0}, deps())
+    contexts, _, _ = await chat(strict, 20, budget=5000)
+    assert [len(ids(c, "recent")) // 2 for c in contexts][10:] == [10] * 10
+
+
+async def test_token_buffer_stays_under_max_tokens_with_a_stable_prefix() -> None:
+    strategy = registry.create("token_buffer", {"max_tokens": 300}, deps())
+    contexts, history, state = await chat(strategy, 40, budget=2000)
+    for c in contexts:
+        assert part(c, "recent") is None or part(c, "recent").tokens <= 300
+    hits = sum(is_extension(a, b) for a, b in zip(contexts, contexts[1:], strict=False))
+    evictions = len(contexts) - 1 - hits
+    assert 0 < evictions <= len(contexts) // 3
+    assert state.buffer_start_id == ids(contexts[-1], "recent")[0]
+
+
+async def test_the_budget_binds_before_max_tokens() -> None:
+    strategy = registry.create("token_buffer", {"max_tokens": 10_000}, deps())
+    contexts, _, _ = await chat(strategy, 30, budget=400)
+    assert all(c.total_tokens <= 400 for c in contexts)
+    assert len(ids(contexts[-1], "recent")) >= 2
+
+
+async def test_summary_shows_the_summary_and_only_what_it_does_not_cover() -> None:
+    llm = FakeLLM()
+    strategy = registry.create("summary", {}, deps(llm))
+    contexts, history, state = await chat(strategy, 6, budget=800)
+    assert state.summary_covers == [m.id for m in history]
+    assert state.summary.startswith("- user said Turn 0 from")
+    last = contexts[-1]
+    assert kinds(last) == ["persona", "summary", "new"]
+    assert last.parts[1].messages[0].content.startswith(SUMMARY_HEADER)
+    assert last.parts[1].covers == [m.id for m in history[:-2]]
+    # the engine goes down: nothing is lost, the uncovered turns show verbatim
+    strategy.deps.llm = FakeLLM(fail=True)
+    new = [message(13, "user", "I moved to Busan."), message(14, "assistant", "Wow.")]
+    failed = await strategy.observe(SESSION, history + new, state, new)
+    assert failed.summary == state.summary and failed.summary_failures == 1
+    ctx = await strategy.assemble(request(history + new, state=failed, budget=800))
+    assert ids(ctx, "recent") == [13, 14]
+
+
+async def test_summary_buffer_summarizes_exactly_what_left_the_buffer() -> None:
+    strategy = registry.create(
+        "summary_buffer", {"max_tokens": 200, "summarizer": "extractive"}, deps()
+    )
+    contexts, history, state = await chat(strategy, 30, budget=1000)
+    for c in contexts[1:]:
+        covered = part(c, "summary").covers if part(c, "summary") else []
+        shown = covered + ids(c, "recent")
+        assert shown == [m.id for m in history[: len(shown)]]  # no gap, no overlap
+        assert part(c, "recent").tokens <= 200
+        assert part(c, "summary") is None or part(c, "summary").tokens <= 256
+    for a, b in zip(contexts, contexts[1:], strict=False):
+        first_a, first_b = ids(a, "recent")[:1], ids(b, "recent")[:1]
+        same_summary = part(a, "summary") == part(b, "summary")
+        same_cut = (not first_a or first_a == first_b) and same_summary
+        assert is_extension(a, b) == same_cut  # the prefix breaks only at an eviction
+    hits = sum(is_extension(a, b) for a, b in zip(contexts, contexts[1:], strict=False))
+    assert hits >= 0.5 * (len(contexts) - 1)  # ~43-token turns, 200-token buffer: evict ~1 in 2
+
+
+async def test_summary_is_cut_to_the_budget_and_to_its_cap() -> None:
+    big = " ".join(f"Fact {i} is here." for i in range(200))
+    state = MemoryState(summary=big, summary_covers=[1, 2])
+    strategy = registry.create("summary_buffer", {"summary_max_tokens": 100}, deps())
+    ctx = await strategy.assemble(request([], state=state, budget=1000))
+    s = part(ctx, "summary")
+    assert 50 < s.tokens <= 100 and s.messages[0].content.endswith(".")
+    ctx = await strategy.assemble(request([], state=state, budget=80))
+    assert ctx.total_tokens <= 80
+
+
+async def test_vector_recalls_relevant_turns_in_time_order_with_dates() -> None:
+    recaller = FakeRecaller()
+    strategy = registry.create(
+        "vector", {"buffer_tokens": 60, "recall_k": 3}, deps(recaller=recaller)
+    )
+    h = conversation(20, chars=40)
+    h[4] = message(h[4].id, "user", "my dog Bo loves the beach", day=0)
+    h[30] = message(h[30].id, "user", "Bo the dog got sick", day=1)
+    state = MemoryState(forgotten=[h[10].id])
+    ctx = await strategy.assemble(request(h, new="how is Bo the dog", state=state))
+    assert kinds(ctx) == ["persona", "recalled", "recent", "new"]
+    recalled = ids(ctx, "recalled")
+    assert recalled == sorted(recalled) and h[4].id in recalled and h[30].id in recalled
+    assert h[10].id not in recalled and not set(recalled) & set(ids(ctx, "recent"))
+    lines = [m.content for m in part(ctx, "recalled").messages]
+    assert lines[0].startswith("Earlier in this conversation:\n[2026-11-01] user: my dog Bo")
+    assert any(line.startswith("[2026-11-02] user: Bo the dog got sick") for line in lines)
+    assert h[10].id in recaller.queries[0][1]  # forgotten ids are excluded at the source too
+
+
+async def test_vector_neighbors_bring_the_reply_with_the_hit() -> None:
+    strategy = registry.create(
+        "vector", {"buffer_tokens": 0, "recall_k": 1, "neighbors": 1}, deps()
+    )
+    h = conversation(10)
+    h[6] = message(h[6].id, "user", "where is the red key", 0)
+    ctx = await strategy.assemble(request(h, new="the red key?"))
+    assert ids(ctx, "recalled") == [h[5].id, h[6].id, h[7].id]
+
+
+async def test_vector_observe_indexes_new_messages_but_not_forgotten_ones() -> None:
+    recaller = FakeRecaller()
+    strategy = registry.create("vector", {}, deps(recaller=recaller))
+    new = conversation(2)
+    await strategy.observe(SESSION, new, MemoryState(forgotten=[new[1].id]), new)
+    assert recaller.indexed == [new[0].id, new[2].id, new[3].id]
+
+
+async def test_hybrid_has_every_part_in_order() -> None:
+    strategy = registry.create(
+        "hybrid",
+        {"buffer_tokens": 150, "summarizer": "extractive", "recall_k": 4},
+        deps(),
+    )
+    pinned = [PinnedFact(id="a", text="Speak softly.", source="style")]
+    history: list[StoredMessage] = []
+    state = MemoryState()
+    for t in range(25):
+        req = request(history, new=f"Turn {t} question", budget=900, state=state, pinned=pinned)
+        ctx = await strategy.assemble(req)
+        new = [
+            message(2 * t + 1, "user", f"Turn {t} " + "u" * 50),
+            message(2 * t + 2, "assistant", "ok " * 15),
+        ]
+        history = history + new
+        state = await strategy.observe(SESSION, history, state, new, ctx)
+        assert ctx.total_tokens <= 900
+    assert kinds(ctx) == ["persona", "pinned", "summary", "recalled", "recent", "new"]
+    assert set(ids(ctx, "recalled")).isdisjoint(ids(ctx, "recent"))
+
+
+async def test_assemble_and_observe_do_not_mutate_their_inputs() -> None:
+    for name in registry.available():
+        strategy = registry.create(
+            name, {"summarizer": "extractive"} if "summ" in name or name == "hybrid" else {}, deps()
+        )
+        h = conversation(30)
+        state = MemoryState(summary="- x.", summary_covers=[1, 2], buffer_start_id=3)
+        req = (
+            request(h, state=state, budget=2000)
+            if name != "buffer"
+            else request(h, state=state, budget=4000)
+        )
+        before = req.model_dump_json()
+        await strategy.assemble(req)
+        assert req.model_dump_json() == before
+        snapshot = state.model_dump_json()
+        await strategy.observe(SESSION, h, state, h[-2:])
+        assert state.model_dump_json() == snapshot
+
+
+def test_invalidate_summary_only_when_a_covered_message_changed() -> None:
+    state = MemoryState(summary="- x.", summary_covers=[1, 2], summary_failures=2)
+    assert invalidate_summary(state, [5]) is state
+    cleared = invalidate_summary(state, [2])
+    assert cleared.summary == "" and cleared.summary_covers == [] and cleared.summary_failures == 0
