@@ -11,14 +11,16 @@ produced as `interrupted`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from app.config import Settings
 from app.errors import InvalidFieldError, TooLargeError
-from app.llm.types import Engine, FinishReason, Usage
+from app.llm.types import Engine, FinishReason, GenerationParams, Usage
 from app.persona_catalog import PersonaCatalog
+from app.personas.model import Persona
 from app.session_memory import SessionMemory
 from app.store.records import MessageRecord, NewMessage, SessionRecord
 from app.store.repo import Store
@@ -63,6 +65,14 @@ class ChatService:
                 field=field,
             )
 
+    def generation_params(self, persona: Persona, options: TurnOptions) -> GenerationParams:
+        """The caller's options over the persona's defaults; a persona default above the
+        server's max_tokens limit is capped (only an explicit request over it is an error)."""
+        params = options.params(persona.generation.model_dump(), self.settings.default_max_tokens)
+        if params.max_tokens > self.settings.max_tokens_limit:
+            params = dataclasses.replace(params, max_tokens=self.settings.max_tokens_limit)
+        return params
+
     def count_message(self, role: str, content: str) -> int:
         return self.engine.count_message({"role": role, "content": content})
 
@@ -85,10 +95,7 @@ class ChatService:
             # re-read under the lock: the previous turn or a PATCH may have changed it
             session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
             persona = self.personas.get(session.persona_id)
-            params = options.params(
-                persona.generation.model_dump(), self.settings.default_max_tokens
-            )
-            self.check_max_tokens(params.max_tokens)
+            params = self.generation_params(persona, options)
             history = await asyncio.to_thread(self.store.history, user_id, session_id)
             context = await self.memory.assemble(
                 session, persona, history, content, params.max_tokens
@@ -210,9 +217,7 @@ class ChatService:
         self.check_max_tokens(max_tokens)
         session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
         persona = self.personas.get(session.persona_id)
-        params = TurnOptions(max_tokens=max_tokens).params(
-            persona.generation.model_dump(), self.settings.default_max_tokens
-        )
+        params = self.generation_params(persona, TurnOptions(max_tokens=max_tokens))
         history = await asyncio.to_thread(self.store.history, user_id, session_id)
         return await self.memory.assemble(session, persona, history, content, params.max_tokens)
 

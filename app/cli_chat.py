@@ -383,7 +383,7 @@ class ChatRepl:
     def loop(self) -> None:
         while True:
             try:
-                line = self.console.input("[bold cyan]you[/] ")
+                line = self.console.input("[bold cyan]you ›[/] ")
             except (EOFError, KeyboardInterrupt):
                 self.console.print()
                 return

@@ -67,25 +67,42 @@ _SPECIAL = re.compile(r"<\|[^|>]*\|>|</?s>")
 _ECHO = ("bullet point", "list the facts", "the conversation", "conversation:", "notes:")
 
 
-def clean_notes(raw: str) -> str:
+def _words(text: str) -> list[str]:
+    return [w for w in re.findall(r"\w+", text.lower()) if len(w) >= 3 or not w.isascii()]
+
+
+def _grounded(text: str, source: set[str] | None) -> bool:
+    words = _words(text)
+    return source is None or not words or sum(w in source for w in words) / len(words) >= 0.6
+
+
+def clean_notes(raw: str, source: str | None = None) -> str:
     """Normalise model output to unique "- fact" lines; SummaryError if nothing usable is left.
 
-    Drops special tokens, echoed instructions, lines without letters, loops (a small model
-    repeats itself) and anything past MAX_NOTE_LINES.
+    Drops special tokens, echoed instructions, lines without letters, loops and truncated
+    repeats (a small model repeats itself), and, given the `source` transcript, lines mostly
+    made of words the chat never used (hallucinated people and places) and invented
+    "Name:" labels.
     """
-    seen: set[str] = set()
+    vocab = set(_words(source)) if source is not None else None
+    seen: list[str] = []
     lines: list[str] = []
     for line in _SPECIAL.sub("\n", raw).splitlines():
         text = _BULLET.sub("", line).strip().strip('"').strip()
+        label = re.match(r"^([^:\s]{1,20}):\s+", text)
+        if label and vocab is not None and not _grounded(label.group(1), vocab):
+            text = text[label.end() :]
         key = re.sub(r"\W+", " ", text.lower()).strip()
-        if not key or key in seen or sum(c.isalpha() for c in text) < 3:
+        if not key or sum(c.isalpha() for c in text) < 3 or any(k.startswith(key) for k in seen):
             continue
         if any(e in text.lower() for e in _ECHO) and len(key.split()) < 8:
             continue
         words = key.split()
         if len(words) >= 8 and len(set(words)) / len(words) < 0.4:
             continue  # a repetition loop inside one line
-        seen.add(key)
+        if not _grounded(text, vocab):
+            continue
+        seen.append(key)
         lines.append(f"- {text}")
         if len(lines) >= MAX_NOTE_LINES:
             break
@@ -97,11 +114,11 @@ def clean_notes(raw: str) -> str:
 class LLMSummarizer:
     """Notes written by the chat model itself (greedy, short)."""
 
-    def __init__(self, llm: LLM, notes_max_tokens: int = 96):
+    def __init__(self, llm: LLM, notes_max_tokens: int = 80):
         self.llm = llm
         self.notes_max_tokens = notes_max_tokens
 
-    async def _ask(self, prompt: str, max_tokens: int) -> str:
+    async def _ask(self, prompt: str, max_tokens: int, source: str) -> str:
         messages = [
             {"role": "system", "content": "You write short, factual notes about a chat."},
             {"role": "user", "content": prompt},
@@ -111,17 +128,18 @@ class LLMSummarizer:
             raw = await self.llm.complete(messages, params)
         except Exception as exc:  # engine down, cancelled, ...: the caller retries later
             raise SummaryError(f"the summarizer call failed: {exc}") from exc
-        return clean_notes(raw)
+        return clean_notes(raw, source)
 
     async def summarize(self, messages: Sequence[StoredMessage]) -> str:
         if not any(m.content.strip() for m in messages):
             return ""  # nothing was said: nothing to ask the model
+        chat = transcript(messages)
         prompt = (
-            f"Chat:\n{transcript(messages)}\n\n"
+            f"Chat:\n{chat}\n\n"
             "Write the facts from this chat as 2 to 4 short bullet points. "
             "Start each line with '- '. Keep names, places, dates and numbers."
         )
-        return await self._ask(prompt, self.notes_max_tokens)
+        return await self._ask(prompt, self.notes_max_tokens, chat)
 
     async def compress(self, notes: str, max_tokens: int) -> str:
         prompt = (
@@ -129,7 +147,7 @@ class LLMSummarizer:
             "Rewrite these notes shorter, as bullet points starting with '- '. "
             "Keep names, places, dates and numbers."
         )
-        return await self._ask(prompt, max_tokens)
+        return await self._ask(prompt, max_tokens, notes)
 
 
 class ExtractiveSummarizer:

@@ -255,7 +255,9 @@ async def chat_completions(
                            _Out(result.reply.content, result.usage, result.finish_reason))
 
     # stateless: exactly the given messages
-    params = options.params({}, settings.default_max_tokens)
+    params = options.params(
+        {}, min(settings.default_max_tokens, settings.max_tokens_limit)
+    )
     for i, m in enumerate(messages):
         if m["content"]:
             chat.check_content(m["content"], field=f"messages.{i}.content")

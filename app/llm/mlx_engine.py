@@ -148,8 +148,7 @@ class MLXEngine:
         prompt = self.encode_prompt(messages)
         if len(prompt) >= self.context_window:
             raise ValueError(
-                f"the prompt has {len(prompt)} tokens; the context window is "
-                f"{self.context_window}"
+                f"the prompt has {len(prompt)} tokens; the context window is {self.context_window}"
             )
         max_tokens = min(params.max_tokens, self.context_window - len(prompt))
         gen = self.worker.iterate(lambda: self.generate(prompt, params, cache_key, max_tokens))

@@ -183,9 +183,7 @@ class ChatTokenizer:
         return self._token_bytes[token_id]
 
     def decode(self, ids: Iterable[int], *, skip_special: bool = False) -> str:
-        parts = (
-            self._token_bytes[i] for i in ids if not (skip_special and i in self.special_ids)
-        )
+        parts = (self._token_bytes[i] for i in ids if not (skip_special and i in self.special_ids))
         return b"".join(parts).decode("utf-8", errors="replace")
 
     def detokenizer(self) -> StreamDetokenizer:

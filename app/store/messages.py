@@ -144,12 +144,18 @@ class MessagesMixin:
         """Complete messages of the session, oldest first: what memory strategies see."""
         with self._read() as db:
             own(db, user_id, session_id)
-            rows = db.scalars(
-                select(Message)
+            # plain column rows, not ORM objects: this runs on every turn over the whole session
+            rows = db.execute(
+                select(
+                    Message.id, Message.role, Message.content, Message.tokens, Message.created_at
+                )
                 .where(Message.session_id == session_id, Message.status == "complete")
                 .order_by(Message.id)
             )
-            return [message_record(r).to_stored() for r in rows]
+            return [
+                StoredMessage(id=i, role=role, content=content, tokens=tokens, created_at=at)
+                for i, role, content, tokens, at in rows
+            ]
 
     def recover_pending(self) -> int:
         """Mark every 'pending' reply 'interrupted' (run at startup: its server died). Count."""

@@ -22,6 +22,7 @@ from app.store.db import backend_name, create_db_engine, make_sessionmaker
 from app.store.errors import LimitExceeded, NotFound
 from app.store.keys import KeysMixin
 from app.store.locks import TurnLock, acquire_turn_lock
+from app.store.messages import MessagesMixin
 from app.store.migrations import migrate
 from app.store.models import (
     ChatSession,
@@ -33,7 +34,17 @@ from app.store.records import (
     SessionRecord,
     UserRecord,
 )
+from app.store.rows import (
+    count_sessions,
+    message_record,
+    new_id,
+    own,
+    session_record,
+    user_record,
+)
 from memory.types import MemoryState
+
+__all__ = ["LOCAL_USER", "Store", "new_id"]
 
 LOCAL_USER = "local"  # the single user when auth is off
 

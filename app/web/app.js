@@ -141,7 +141,7 @@ async function openSession(id, known) {
   renderChat();
   resetContext();
   loadMemory();
-  const lastReply = [...state.messages].reverse().find((m) => m.role === "assistant" && m.id);
+  const lastReply = [...state.messages].reverse().find(hasContext);
   if (lastReply) showContext(lastReply.id);
 }
 
@@ -185,11 +185,16 @@ function bubble(m) {
     m.greeting ? h("span", { class: "tag" }, "greeting") : null,
     m.status && m.status !== "complete" && m.status !== "completed"
       ? h("span", { class: `tag status-${m.status}` }, m.status) : null,
-    m.role === "assistant" && m.id != null
+    hasContext(m)
       ? h("button", { class: "btn btn-link btn-small inspect", type: "button",
         onclick: () => showContext(m.id, true) }, "context")
       : null);
   return h("article", { class: `msg msg-${m.role}`, dataset: { id: m.id ?? "" } }, body, meta);
+}
+
+// Replies generated here have a stored Context; imported history has none to show.
+function hasContext(m) {
+  return m.role === "assistant" && m.id != null && (m.context_id ?? true) !== null;
 }
 
 function fillBody(body, m) {

@@ -129,7 +129,7 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
         assert summary.covers == req.state.summary_covers
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     name=st.sampled_from(sorted(PARAMS)),
     data=st.data(),

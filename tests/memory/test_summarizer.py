@@ -117,3 +117,16 @@ async def test_the_summary_never_passes_its_cap_over_many_updates() -> None:
         assert summary_tokens(llm, state.summary) <= 120
     assert state.summary_covers == [m.id for m in h]
     assert "user turn 0" in state.summary  # the oldest facts survive the cuts
+
+
+def test_clean_notes_drops_what_the_chat_never_said() -> None:
+    source = "user: Hi! My name is Tom and I live in Busan.\nassistant: Nice to meet you, Tom!"
+    raw = (
+        "- Adjour: My name is Tom and I live in Busan.\n"
+        "- Alex is a 12-year-old boy from Oslo.\n"
+        "- Tom lives in Busan.\n"
+        "- Tom lives in"  # cut by max_tokens: a prefix of a line already kept
+    )
+    assert (
+        clean_notes(raw, source) == "- My name is Tom and I live in Busan.\n- Tom lives in Busan."
+    )

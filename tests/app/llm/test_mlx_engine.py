@@ -107,7 +107,7 @@ async def test_cancel_stops_early_and_leaves_a_consistent_cache(engine: MLXEngin
     params = GenerationParams(max_tokens=40)
     got = 0
     async with contextlib.aclosing(engine.stream(msgs, params, cache_key=key)) as stream:
-        async for chunk in stream:
+        async for _chunk in stream:
             got += 1
             if got == 3:
                 break
@@ -123,7 +123,8 @@ async def test_cancel_stops_early_and_leaves_a_consistent_cache(engine: MLXEngin
 
 async def test_task_cancellation_does_not_break_the_engine(engine: MLXEngine) -> None:
     async def consume() -> None:
-        async for _ in engine.stream(chat("Count to one hundred."), GenerationParams(max_tokens=200)):
+        params = GenerationParams(max_tokens=200)
+        async for _ in engine.stream(chat("Count to one hundred."), params):
             pass
 
     task = asyncio.create_task(consume())
@@ -145,7 +146,8 @@ async def test_concurrent_streams_do_not_interleave(engine: MLXEngine) -> None:
 
 
 async def test_max_tokens_gives_length(engine: MLXEngine) -> None:
-    _, chunks = await collect(engine, chat("Write a poem about the sea."), GenerationParams(max_tokens=3))
+    msgs = chat("Write a poem about the sea.")
+    _, chunks = await collect(engine, msgs, GenerationParams(max_tokens=3))
     assert chunks[-1].finish_reason == "length"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
 
@@ -177,7 +179,9 @@ async def test_seeded_sampling_repeats_and_does_not_leak(engine: MLXEngine) -> N
         (GenerationParams(stop=("",)), "stop"),
     ],
 )
-async def test_bad_params_are_named(engine: MLXEngine, params: GenerationParams, field: str) -> None:
+async def test_bad_params_are_named(
+    engine: MLXEngine, params: GenerationParams, field: str
+) -> None:
     with pytest.raises(ValueError, match=field):
         await collect(engine, FRANCE, params)
 

@@ -282,3 +282,41 @@ def test_turn_lock_serializes_across_stores(make_store: Callable[[], Store]) -> 
     held.release()  # idempotent
     with b.acquire_turn_lock(sid, wait_seconds=0) as again:
         assert again is not None
+
+
+def test_concurrent_writers_and_readers_never_fail(make_store: Callable[[], Store]) -> None:
+    # SQLite: writers queue on the write lock (BEGIN IMMEDIATE + busy_timeout) instead of
+    # failing with "database is locked"; readers run alongside under WAL
+    stores = [make_store(), make_store()]
+    uid, sid = _session(stores[0])
+    errors: list[BaseException] = []
+    seen: dict[int, list[int]] = {0: [], 1: []}
+
+    def write(n: int) -> None:
+        try:
+            for i in range(15):
+                stores[n % 2].add_message(uid, sid, "user", f"w{n}-{i}")
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    def read(r: int) -> None:
+        try:
+            for _ in range(15):
+                seen[r].append(len(stores[1].list_messages(uid, sid, limit=1000)))
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    workers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    workers += [threading.Thread(target=read, args=(r,)) for r in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not errors
+    messages = stores[0].list_messages(uid, sid, limit=1000)
+    assert len(messages) == 60 and len({m.id for m in messages}) == 60
+    for n in range(4):  # each writer's messages keep their order
+        own = [m.content for m in messages if m.content.startswith(f"w{n}-")]
+        assert own == [f"w{n}-{i}" for i in range(15)]
+    for counts in seen.values():  # committed messages never disappear from a later read
+        assert counts == sorted(counts) and len(counts) == 15

@@ -190,6 +190,7 @@ def test_chat_streams_inspects_and_survives_reload(page: Any, server: str, api: 
     texts = pg.locator(".msg .bubble-body").all_inner_texts()
     assert any("hiking" in t for t in texts)
     assert pg.locator(".session.active .session-title").inner_text()
+    assert pg.is_hidden("#banner"), pg.inner_text("#banner")
     assert not pg.errors, pg.errors
 
 
@@ -197,7 +198,7 @@ def test_markup_in_messages_is_shown_as_text(page: Any, server: str, api: httpx.
     pg = page
     session = api.post("/v1/sessions", json={"persona": "pippa", "title": "xss"}).json()
     open_page(pg, f"{server}/#{session['id']}")
-    pg.evaluate("window.__pwned = false; window.alert = () => { window.__pwned = true; };")
+    pg.evaluate("() => { window.__pwned = false; window.alert = () => (window.__pwned = true); }")
     dialogs: list[str] = []
     pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     evil = '<img src=x onerror="window.__pwned=true;alert(1)"> **bold** [x](javascript:alert(1))'
@@ -305,6 +306,7 @@ def test_phone_width_layout(browser: Any, server: str, api: httpx.Client):
         toggle_box = pg.locator("#toggle-inspector").bounding_box()
         assert toggle_box["y"] >= chat_box["y"] + chat_box["height"] - 1
         assert pg.get_attribute(".msg-user .bubble-body", "lang") == "ko"
+        assert pg.is_hidden("#banner"), pg.inner_text("#banner")
         ARTIFACTS.mkdir(exist_ok=True)
         pg.screenshot(path=str(ARTIFACTS / "page-phone.png"))
         pg.click("#toggle-inspector")
@@ -316,3 +318,25 @@ def test_phone_width_layout(browser: Any, server: str, api: httpx.Client):
         pg.wait_for_selector("#session-list .session-title >> text=폰에서 대화")
     finally:
         context.close()
+
+
+def test_sessions_rename_and_delete(page: Any, server: str, api: httpx.Client):
+    pg = page
+    session = api.post("/v1/sessions", json={"persona": "cody", "title": "to rename"}).json()
+    open_page(pg, f"{server}/#{session['id']}")
+    item = pg.locator(f'.session[data-id="{session["id"]}"]')
+    item.locator('button[aria-label="Rename"]').click()
+    pg.fill(".rename-input", "다크 플레임 마스터")
+    pg.press(".rename-input", "Enter")
+    pg.wait_for_selector(f'.session[data-id="{session["id"]}"] .session-title >> text=다크 플레임')
+    assert api.get(f"/v1/sessions/{session['id']}").json()["title"] == "다크 플레임 마스터"
+    assert pg.inner_text("#chat-title") == "다크 플레임 마스터"
+
+    # delete asks once more before it deletes
+    item.locator('button[aria-label="Delete"]').click()
+    assert api.get(f"/v1/sessions/{session['id']}").status_code == 200
+    item.locator('button[aria-label="Confirm delete"]').click()
+    pg.wait_for_selector(f'.session[data-id="{session["id"]}"]', state="detached")
+    assert api.get(f"/v1/sessions/{session['id']}").status_code == 404
+    assert pg.inner_text("#chat-title") == "Memento"
+    assert not pg.errors, pg.errors

@@ -1,0 +1,98 @@
+"""The per-session KV prompt cache store: prefix reuse, trimming, LRU eviction by bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.llm.prompt_cache import PromptCacheStore, cache_nbytes, common_prefix
+from app.llm.worker import MLXWorker
+
+LAYERS = 2
+
+
+def filled(n_tokens: int) -> list[Any]:
+    """A real mlx-lm KV cache holding `n_tokens` positions (runs on the MLX thread)."""
+    import mlx.core as mx
+    from mlx_lm.models.cache import KVCache
+
+    cache = [KVCache() for _ in range(LAYERS)]
+    for c in cache:
+        kv = mx.zeros((1, 2, n_tokens, 8))
+        c.update_and_fetch(kv, kv)
+    mx.eval([c.state for c in cache])
+    return cache
+
+
+def make_store(max_bytes: int) -> PromptCacheStore:
+    from mlx_lm.models.cache import KVCache
+
+    return PromptCacheStore(max_bytes, lambda: [KVCache() for _ in range(LAYERS)])
+
+
+def test_common_prefix() -> None:
+    assert common_prefix([1, 2, 3], [1, 2, 4]) == 2
+    assert common_prefix([1, 2], [1, 2, 3]) == 2
+    assert common_prefix([], [1]) == 0
+    assert common_prefix([5], [6]) == 0
+
+
+def test_reuse_trims_to_the_common_prefix(mlx_worker: MLXWorker) -> None:
+    def run() -> tuple[int, int, int, int]:
+        store = make_store(1 << 30)
+        store.checkin("s", [1, 2, 3, 4, 5], filled(5))
+        cache, reused = store.checkout("s", [1, 2, 3, 9, 9, 9])
+        offset = cache[0].offset
+        assert "s" not in store  # checked out: not shared with a concurrent request
+        store.checkin("s", [1, 2, 3], cache)
+        # An identical prompt still leaves one token to prefill.
+        cache2, reused2 = store.checkout("s", [1, 2, 3])
+        return reused, offset, reused2, cache2[0].offset
+
+    reused, offset, reused2, offset2 = mlx_worker.call(run)
+    assert (reused, offset) == (3, 3)
+    assert (reused2, offset2) == (2, 2)
+
+
+def test_no_key_or_no_common_prefix_gives_a_fresh_cache(mlx_worker: MLXWorker) -> None:
+    def run() -> tuple[int, int, int]:
+        store = make_store(1 << 30)
+        store.checkin("s", [1, 2, 3], filled(3))
+        _, none_reused = store.checkout(None, [1, 2, 3, 4])
+        fresh, reused = store.checkout("s", [7, 8])
+        return none_reused, reused, fresh[0].offset
+
+    assert mlx_worker.call(run) == (0, 0, 0)
+
+
+def test_lru_eviction_by_bytes(mlx_worker: MLXWorker) -> None:
+    def run() -> tuple[int, list[bool], int, int]:
+        one = cache_nbytes(filled(10))
+        store = make_store(2 * one)  # room for two entries
+        store.checkin("a", list(range(10)), filled(10))
+        store.checkin("b", list(range(10)), filled(10))
+        # Touch "a" (check out + in) so "b" becomes the least recently used.
+        cache, _ = store.checkout("a", list(range(11)))
+        store.checkin("a", list(range(10)), cache)
+        store.checkin("c", list(range(10)), filled(10))
+        present = ["a" in store, "b" in store, "c" in store]
+        return one, present, store.nbytes, len(store)
+
+    one, present, nbytes, n = mlx_worker.call(run)
+    assert present == [True, False, True]
+    assert n == 2 and nbytes == 2 * one
+
+
+def test_entry_larger_than_the_budget_is_not_kept(mlx_worker: MLXWorker) -> None:
+    def run() -> tuple[bool, int]:
+        store = make_store(16)
+        store.checkin("big", [1, 2, 3], filled(3))
+        return "big" in store, store.nbytes
+
+    assert mlx_worker.call(run) == (False, 0)
+
+
+def test_empty_prompt_is_rejected(mlx_worker: MLXWorker) -> None:
+    with pytest.raises(ValueError, match="empty prompt"):
+        mlx_worker.call(lambda: make_store(1).checkout("s", []))

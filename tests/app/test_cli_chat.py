@@ -1,0 +1,135 @@
+"""`memento chat` driven for real through a pseudo-terminal (pexpect): the in-process server,
+the real model, streamed output and the slash commands."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.cli_chat import parse_sse
+
+pexpect = pytest.importorskip("pexpect")
+
+REPO = Path(__file__).resolve().parents[2]
+MEMENTO = Path(sys.executable).parent / "memento"
+START_TIMEOUT = 600  # the model loads on a shared 2-core machine; not a timing assertion
+TURN_TIMEOUT = 300
+PROMPT = "you › "
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def spawn(tmp_path: Path, *args: str) -> Any:
+    env = {
+        **os.environ,
+        "MEMENTO_DATA_DIR": str(tmp_path / "data"),
+        "MEMENTO_PERSONAS_DIR": str(REPO / "personas"),
+        "HF_HUB_OFFLINE": "1",
+        "TERM": "dumb",  # plain text: no colour codes or cursor tricks to parse around
+        "COLUMNS": "120",
+        "LINES": "40",
+    }
+    child = pexpect.spawn(
+        str(MEMENTO), ["chat", *args], cwd=str(tmp_path), env=env, encoding="utf-8",
+        timeout=TURN_TIMEOUT, dimensions=(40, 120),
+    )
+    return child
+
+
+@pytest.fixture
+def chat(tmp_path: Path) -> Iterator[Any]:
+    child = spawn(tmp_path, "--persona", "pippa", "--max-tokens", "12")
+    yield child
+    if child.isalive():
+        child.terminate(force=True)
+
+
+def text(child: Any) -> str:
+    return ANSI.sub("", child.before or "")
+
+
+def test_chat_in_process_streams_and_shows_context(chat: Any, tmp_path: Path):
+    chat.expect(r"new session (ses_\w+)", timeout=START_TIMEOUT)
+    session_id = chat.match.group(1)
+    chat.expect("persona Pippa")
+    chat.expect(PROMPT)  # the greeting comes before the first prompt
+    assert "아빠" in text(chat)
+
+    chat.sendline("Hi Pippa, I fixed the bike today.")
+    chat.expect(r"(\d+) prompt tokens \((\d+) cached\), (\d+) generated")
+    prompt_tokens, completion = int(chat.match.group(1)), int(chat.match.group(3))
+    assert prompt_tokens > 100 and 1 <= completion <= 12
+    reply = text(chat).split("Pippa", 1)[-1].strip()
+    assert reply, "no reply text was printed"
+    chat.expect(PROMPT)
+
+    chat.sendline("/context")
+    chat.expect(r"context of reply #(\d+)")
+    chat.expect(r"(\d+) of (\d+) budget tokens")
+    table = text(chat)
+    for kind in ("persona", "pinned", "new"):
+        assert re.search(rf"\b{kind}\b\s+\S*\s*\d+", table), f"no {kind} row in:\n{table}"
+    assert "bike" in table  # the new message's preview
+    chat.expect(PROMPT)
+
+    chat.sendline("/memory")
+    chat.expect("pinned facts")
+    chat.expect(r"strategy hybrid")
+    assert "style" in text(chat)
+    chat.expect(PROMPT)
+
+    chat.sendline("/personas")
+    chat.expect("cody")
+    chat.expect(PROMPT)
+
+    chat.sendline("/nonsense")
+    chat.expect("unknown command /nonsense")
+    chat.expect(PROMPT)
+
+    chat.sendline("/new cody")
+    chat.expect(r"new session (ses_\w+) · persona (\w+)")
+    assert chat.match.group(1) != session_id and chat.match.group(2) == "Cody"
+    chat.expect(PROMPT)
+
+    chat.sendline("/quit")
+    chat.expect(pexpect.EOF, timeout=120)
+    chat.close()
+    assert chat.exitstatus == 0, text(chat)
+
+    # the conversation is on disk: resume it against the same data dir
+    resumed = spawn(tmp_path, "--session", session_id)
+    try:
+        resumed.expect(rf"resumed session {session_id}", timeout=START_TIMEOUT)
+        resumed.expect(PROMPT)  # after the history is printed
+        history = text(resumed)
+        resumed.sendline("/quit")
+        resumed.expect(pexpect.EOF, timeout=120)
+    finally:
+        resumed.terminate(force=True)
+    assert "fixed the bike" in history
+
+
+def test_unknown_session_is_a_clear_error(tmp_path: Path):
+    child = spawn(tmp_path, "--session", "ses_nope")
+    child.expect(pexpect.EOF, timeout=START_TIMEOUT)
+    child.close()
+    assert "ses_nope" in text(child) and "error" in text(child)
+    assert child.exitstatus == 1
+
+
+def test_parse_sse_handles_events_comments_and_multiline_data():
+    lines = [
+        ": keep-alive", "event: delta", 'data: {"text": "Hi"}', "",
+        "event: delta", "data: line one", "data: line two", "",
+        "event: done", 'data: {"reply": {"id": 7}}', "",
+    ]
+    assert list(parse_sse(iter(lines))) == [
+        ("delta", {"text": "Hi"}),
+        ("delta", "line one\nline two"),
+        ("done", {"reply": {"id": 7}}),
+    ]
