@@ -422,6 +422,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     server: LocalServer | None = None
     url = args.url
+    code = 0
     try:
         if url is None:
             server = LocalServer()
@@ -439,11 +440,18 @@ def run(args: argparse.Namespace) -> int:
             client.close()
     except ApiError as e:
         console.print(f"[red]error:[/] {escape(str(e))}")
-        return 1
+        code = 1
     finally:
         if server is not None:
             server.stop()
-    return 0
+            # The app is shut down and its store closed. Leave without running native static
+            # destructors: a native thread still winding down at interpreter exit can abort
+            # the process ("terminate called without an active exception", exit 134).
+            if sys.exc_info()[0] is None:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,7 +68,8 @@ class MiniLMEncoder:
         self.eps: float = cfg.get("layer_norm_eps", 1e-12)
         self.max_tokens = min(max_tokens, cfg["max_position_embeddings"])
         self.w: dict[str, mx.array] = {
-            k: v for k, v in mx.load(str(path / "model.safetensors")).items()
+            k: v
+            for k, v in mx.load(str(path / "model.safetensors")).items()
             if not k.endswith("position_ids")
         }
         for k, v in list(self.w.items()):
@@ -113,8 +114,10 @@ class MiniLMEncoder:
             v = heads(self._linear(x, f"{p}.attention.self.value"))
             att = mx.fast.scaled_dot_product_attention(q, k, v, scale=hd**-0.5, mask=bias)
             att = att.transpose(0, 2, 1, 3).reshape(b, n, self.dim)
-            x = self._ln(x + self._linear(att, f"{p}.attention.output.dense"),
-                         f"{p}.attention.output.LayerNorm")
+            x = self._ln(
+                x + self._linear(att, f"{p}.attention.output.dense"),
+                f"{p}.attention.output.LayerNorm",
+            )
             h = _gelu(self._linear(x, f"{p}.intermediate.dense"))
             x = self._ln(x + self._linear(h, f"{p}.output.dense"), f"{p}.output.LayerNorm")
         m = mask.astype(mx.float32)[..., None]
@@ -159,9 +162,9 @@ class MLXEmbedder:
         self.worker = worker
         self._path = path
         self._encoder: MiniLMEncoder | None = None
-        self.dim = int(json.loads(((path or model_dir()) / "config.json").read_text())[
-            "hidden_size"
-        ])
+        self.dim = int(
+            json.loads(((path or model_dir()) / "config.json").read_text())["hidden_size"]
+        )
 
     def _get(self) -> MiniLMEncoder:
         if self._encoder is None:

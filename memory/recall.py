@@ -29,16 +29,15 @@ from memory.vector_index import IndexRecord, VectorIndex
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\W\d_a-z]+", re.IGNORECASE)
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before
+_STOP = """a about above after again against all am an and any are as at be because been before
     being below between both but by can could did do does doing down during each few for from
     further had has have having he her here hers herself him himself his how i if in into is it
     its itself just me more most my myself no nor not now of off on once only or other our ours
     ourselves out over own same she should so some such than that the their theirs them
     themselves then there these they this those through to too under until up very was we were
     what when where which while who whom why will with would you your yours yourself yourselves
-    yeah oh hey hi wow really also like get got go going know think thanks thank lot much""".split()
-)
+    yeah oh hey hi wow really also like get got go going know think thanks thank lot much"""
+STOPWORDS = frozenset(_STOP.split())
 ROLES = ("user", "assistant")
 
 
@@ -130,13 +129,15 @@ class BM25:
 class RecallParams(BaseModel):
     """Tuning knobs; defaults are the ones that paid on LoCoMo (benchmarks/memory.py)."""
 
-    dense_k: int = Field(default=60, ge=1, le=1000)  # candidates from the vector index
-    lexical_k: int = Field(default=60, ge=0, le=1000)  # candidates from BM25 (0: dense only)
-    rrf_k: int = Field(default=60, ge=1)
+    dense_k: int = Field(default=40, ge=0, le=1000)  # candidates from the vector index (0: off)
+    lexical_k: int = Field(default=40, ge=0, le=1000)  # candidates from BM25 (0: off)
+    rrf_k: int = Field(default=40, ge=1)
     dense_weight: float = Field(default=1.0, ge=0)
     lexical_weight: float = Field(default=1.0, ge=0)
-    neighbours: int = Field(default=1, ge=0, le=5)  # turns before/after each hit
-    neighbour_gap_s: float = Field(default=6 * 3600, ge=0)  # neighbours only within this gap
+    # A hit lends this share of its score to the turns 1, 2, ... positions away (same sitting):
+    # facts span a question and its answer, and evidence clusters in time.
+    neighbour_weights: tuple[float, ...] = Field(default=(0.5, 0.25), max_length=5)
+    neighbour_gap_s: float = Field(default=3 * 3600, ge=0)  # "same sitting": at most this apart
     date_in_text: bool = True  # index "[date] text" so dates are searchable
 
 
@@ -155,15 +156,42 @@ def rrf(rankings: Sequence[tuple[Sequence[int], float]], k: int) -> dict[int, fl
     return out
 
 
+def spread_to_neighbours(
+    scores: dict[int, float],
+    turns: Sequence[StoredMessage],
+    weights: Sequence[float],
+    max_gap_s: float,
+) -> dict[int, float]:
+    """Each scored turn adds weights[d-1] * its score to the turns d positions away, when they
+    are within `max_gap_s` of it (the same sitting, not the previous day's talk)."""
+    if not weights or not scores:
+        return dict(scores)
+    pos = {m.id: i for i, m in enumerate(turns)}
+    out = dict(scores)
+    for mid, s in scores.items():
+        i = pos.get(mid)
+        if i is None:
+            continue
+        t0 = _epoch(turns[i].created_at)
+        for dist, w in enumerate(weights, start=1):
+            for j in (i - dist, i + dist):
+                if 0 <= j < len(turns) and abs(_epoch(turns[j].created_at) - t0) <= max_gap_s:
+                    nid = turns[j].id
+                    out[nid] = out.get(nid, 0.0) + w * s
+    return out
+
+
 class _SessionState:
     def __init__(self) -> None:
         self.bm25 = BM25()
-        self.indexed: set[int] | None = None  # ids known to be in the vector index
+        self.lexical: dict[int, str] = {}  # id -> content as indexed in bm25
+        self.indexed: dict[int, str] = {}  # id -> content known to be in the vector index
+        self.stored_docs: dict[int, str] | None = None  # what the index held when first seen
         self.lock = asyncio.Lock()
 
 
 class HybridRecaller:
-    """The `Recaller` (memory/types.py): dense + BM25 fusion with neighbouring turns."""
+    """The `Recaller` (memory/types.py): dense + BM25 fusion, spread to neighbouring turns."""
 
     def __init__(
         self, index: VectorIndex, params: RecallParams | None = None, max_sessions: int = 256
@@ -176,7 +204,7 @@ class HybridRecaller:
     # -- what gets indexed --------------------------------------------------------------------
     def document(self, m: StoredMessage) -> str:
         if self.params.date_in_text:
-            return f"[{m.created_at:%-d %B %Y}] {m.content}"
+            return f"[{m.created_at.day} {m.created_at:%B %Y}] {m.content}"
         return m.content
 
     def _state(self, session: SessionInfo) -> _SessionState:
@@ -196,14 +224,10 @@ class HybridRecaller:
         if not msgs:
             return
         st = self._state(session)
-        await self.index.upsert(
-            session,
-            [IndexRecord(m.id, m.role, self.document(m), m.created_at) for m in msgs],
-        )
-        for m in msgs:
-            st.bm25.add(m.id, m.content)
-        if st.indexed is not None:
-            st.indexed.update(m.id for m in msgs)
+        async with st.lock:
+            # Re-observing what is already indexed (an import then a strategy's observe) is free.
+            await self._index(session, st, await self._stale(session, st, msgs))
+            self._lexical(st, msgs)
 
     async def forget(self, session: SessionInfo, message_ids: Sequence[int] | None = None) -> None:
         await self.index.delete(session, message_ids)
@@ -215,8 +239,10 @@ class HybridRecaller:
         if st is not None:
             for i in message_ids:
                 st.bm25.remove(int(i))
-                if st.indexed is not None:
-                    st.indexed.discard(int(i))
+                st.lexical.pop(int(i), None)
+                st.indexed.pop(int(i), None)
+                if st.stored_docs is not None:
+                    st.stored_docs.pop(int(i), None)
 
     async def recall(
         self,
@@ -232,67 +258,74 @@ class HybridRecaller:
             raise ValueError("recall needs a non-empty query")
         p = self.params
         turns = [m for m in history if m.role in ROLES and m.content.strip()]
-        allowed = {m.id for m in turns} - exclude_ids
+        allowed = {m.id for m in turns} - set(exclude_ids)
         if not allowed:
             return []
         st = self._state(session)
         async with st.lock:
             await self._sync(session, st, turns)
-        embed = asyncio.ensure_future(self.index.embedder.embed([query]))
-        lexical = st.bm25.top(query, p.lexical_k, allowed) if p.lexical_k else []
-        # Ask for enough neighbours that excluded/deleted ones still leave dense_k candidates.
-        k = min(p.dense_k + len(exclude_ids), max(len(turns), 1))
-        hits = await self.index.query(session, k=k, embedding=(await embed)[0])
-        dense = [i for i, _ in hits if i in allowed][: p.dense_k]
-        fused = rrf([(dense, p.dense_weight), (lexical, p.lexical_weight)], p.rrf_k)
-        ranked = sorted(fused, key=lambda d: (-fused[d], d))
-        return self._with_neighbours(ranked, turns, allowed, limit)
+        rankings: list[tuple[Sequence[int], float]] = []
+        embed = asyncio.ensure_future(self.index.embedder.embed([query])) if p.dense_k else None
+        if p.lexical_k:
+            # Runs while the query embeds on the MLX thread.
+            rankings.append((st.bm25.top(query, p.lexical_k, allowed), p.lexical_weight))
+        if embed is not None:
+            # Excluded or deleted turns can take slots: ask for enough to keep dense_k.
+            k = min(p.dense_k + len(exclude_ids), len(turns))
+            hits = await self.index.query(session, k=k, embedding=(await embed)[0])
+            rankings.append(([i for i, _ in hits if i in allowed][: p.dense_k], p.dense_weight))
+        fused = rrf(rankings, p.rrf_k)
+        scores = spread_to_neighbours(fused, turns, p.neighbour_weights, p.neighbour_gap_s)
+        ranked = sorted((d for d in scores if d in allowed), key=lambda d: (-scores[d], d))
+        return ranked[:limit]
 
     # -- internals ----------------------------------------------------------------------------
-    async def _sync(self, session: SessionInfo, st: _SessionState, turns: list[StoredMessage]):
-        """Bring BM25 and the vector index up to date with `turns` (cheap when nothing changed)."""
-        bm = st.bm25
-        if len(bm) != len(turns) or any(bm.texts.get(m.id) != m.content for m in turns):
-            current = {m.id for m in turns}
-            for gone in [d for d in bm.lengths if d not in current]:
-                bm.remove(gone)
-            for m in turns:
-                bm.add(m.id, m.content)
-        if st.indexed is None:
-            st.indexed = await self.index.ids(session)
-        missing = [m for m in turns if m.id not in st.indexed]
-        if missing:
-            # Turns stored without observe (crash before indexing, import elsewhere): catch up.
-            log.info("indexing %d unindexed turns of session %s", len(missing), session.id)
-            await self.index.upsert(
-                session,
-                [IndexRecord(m.id, m.role, self.document(m), m.created_at) for m in missing],
-            )
-            st.indexed.update(m.id for m in missing)
+    async def _index(
+        self, session: SessionInfo, st: _SessionState, msgs: Sequence[StoredMessage]
+    ) -> None:
+        if not msgs:
+            return
+        await self.index.upsert(
+            session, [IndexRecord(m.id, m.role, self.document(m), m.created_at) for m in msgs]
+        )
+        st.indexed.update((m.id, m.content) for m in msgs)
+        if st.stored_docs is not None:
+            for m in msgs:
+                st.stored_docs.pop(m.id, None)  # superseded by what was just written
 
-    def _with_neighbours(
-        self, ranked: list[int], turns: list[StoredMessage], allowed: set[int], limit: int
-    ) -> list[int]:
-        n = self.params.neighbours
-        out: list[int] = []
-        seen: set[int] = set()
-        if n == 0:
-            return ranked[:limit]
-        pos = {m.id: i for i, m in enumerate(turns)}
-        for d in ranked:
-            if len(out) >= limit:
-                break
-            group = [d]
-            i = pos[d]
-            t0 = _epoch(turns[i].created_at)
-            for j in range(max(0, i - n), min(len(turns), i + n + 1)):
-                if j == i:
-                    continue
-                nb = turns[j]
-                if abs(_epoch(nb.created_at) - t0) <= self.params.neighbour_gap_s:
-                    group.append(nb.id)
-            for g in group:
-                if g in allowed and g not in seen and len(out) < limit:
-                    seen.add(g)
-                    out.append(g)
-        return out
+    def _lexical(self, st: _SessionState, msgs: Sequence[StoredMessage]) -> None:
+        for m in msgs:
+            if st.lexical.get(m.id) != m.content:
+                st.bm25.add(m.id, self.document(m))
+                st.lexical[m.id] = m.content
+
+    async def _sync(self, session: SessionInfo, st: _SessionState, turns: list[StoredMessage]):
+        """Bring BM25 and the vector index up to date with `turns`: cheap when nothing changed,
+        and it repairs turns stored without an observe (a crash, an edit, a restart)."""
+        lexical = st.lexical
+        if len(lexical) != len(turns) or any(lexical.get(m.id) != m.content for m in turns):
+            current = {m.id for m in turns}
+            for gone in [d for d in lexical if d not in current]:
+                st.bm25.remove(gone)
+                del lexical[gone]
+            self._lexical(st, turns)
+        stale = await self._stale(session, st, turns)
+        if stale:
+            log.info("indexing %d unindexed turns of session %s", len(stale), session.id)
+            await self._index(session, st, stale)
+
+    async def _stale(
+        self, session: SessionInfo, st: _SessionState, msgs: Sequence[StoredMessage]
+    ) -> list[StoredMessage]:
+        """The messages whose current text is not in the vector index."""
+        if st.stored_docs is None:
+            st.stored_docs = await self.index.documents(session)
+        stale = []
+        for m in msgs:
+            if st.indexed.get(m.id) == m.content:
+                continue
+            if st.stored_docs.get(m.id) == self.document(m):  # indexed by an earlier process
+                st.indexed[m.id] = m.content
+                continue
+            stale.append(m)
+        return stale

@@ -197,3 +197,13 @@ class VectorIndex:
             self.collection.get, where=_scope(session), include=["metadatas"]
         )
         return {int(m["message_id"]) for m in res["metadatas"] or []}
+
+    async def documents(self, session: SessionInfo) -> dict[int, str]:
+        """message id -> indexed document text, for the session's turns in the index."""
+        _check_session(session)
+        res = await asyncio.to_thread(
+            self.collection.get, where=_scope(session), include=["metadatas", "documents"]
+        )
+        metas = res["metadatas"] or []
+        docs = res["documents"] or []
+        return {int(m["message_id"]): d for m, d in zip(metas, docs, strict=True)}

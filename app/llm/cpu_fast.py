@@ -36,8 +36,6 @@ from mlx_lm.models.cache import KVCache  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-# Attribute under which a KVCache keeps its numpy views (keys array, values array, views).
-_VIEWS = "_memento_np_views"
 
 
 def on_cpu() -> bool:
@@ -230,16 +228,21 @@ class _Rope:
         return np.concatenate([out, x[:, self.dims :]], axis=1)
 
 
+def _writable(a: mx.array) -> np.ndarray | None:
+    view = np.asarray(a)  # evaluates `a`; zero-copy for a row-contiguous array
+    return view if view.flags.writeable and view.flags.c_contiguous else None
+
+
 def _views(cache: KVCache, n_kv: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Writable numpy views of `cache`'s key/value buffers with room for one more token."""
-    state = getattr(cache, _VIEWS, None)
-    if state is not None and state[0] is cache.keys and state[1] is cache.values:
-        kv, vv = state[2], state[3]
-        if cache.offset < kv.shape[2]:
-            return kv, vv
-    # (Re)allocate the way KVCache.update_and_fetch does, in steps of `cache.step` tokens.
+    """Writable numpy views of `cache`'s key/value buffers, with room for one more token.
+
+    Taken afresh at every step: an MLX prefill replaces the buffers behind the same Python
+    objects (`cache.keys[...] = ...` mutates the array object in place), so a view kept from an
+    earlier step could point at memory MLX has let go of.
+    """
     prev = cache.offset
     if cache.keys is None or prev >= cache.keys.shape[2]:
+        # Grow the way KVCache.update_and_fetch does, in steps of `cache.step` tokens.
         shape = (1, n_kv, cache.step, head_dim)
         new_k, new_v = mx.zeros(shape, mx.float32), mx.zeros(shape, mx.float32)
         if cache.keys is None:
@@ -247,13 +250,12 @@ def _views(cache: KVCache, n_kv: int, head_dim: int) -> tuple[np.ndarray, np.nda
         else:
             cache.keys = mx.concatenate([cache.keys[..., :prev, :], new_k], axis=2)
             cache.values = mx.concatenate([cache.values[..., :prev, :], new_v], axis=2)
-    cache.keys = mx.contiguous(cache.keys)
-    cache.values = mx.contiguous(cache.values)
-    mx.eval(cache.keys, cache.values)
-    kv, vv = np.asarray(cache.keys), np.asarray(cache.values)
-    if not (kv.flags.writeable and vv.flags.writeable):
-        raise RuntimeError("KV cache buffers are not writable through numpy")
-    setattr(cache, _VIEWS, (cache.keys, cache.values, kv, vv))
+    kv, vv = _writable(cache.keys), _writable(cache.values)
+    if kv is None or vv is None:
+        cache.keys, cache.values = mx.contiguous(cache.keys), mx.contiguous(cache.values)
+        kv, vv = _writable(cache.keys), _writable(cache.values)
+        if kv is None or vv is None:
+            raise RuntimeError("the KV cache buffers cannot be written through numpy")
     return kv, vv
 
 

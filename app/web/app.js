@@ -194,7 +194,7 @@ function bubble(m) {
 
 // Replies generated here have a stored Context; imported history has none to show.
 function hasContext(m) {
-  return m.role === "assistant" && m.id != null && (m.context_id ?? true) !== null;
+  return m.role === "assistant" && m.id != null && (!("context_id" in m) || m.context_id != null);
 }
 
 function fillBody(body, m) {

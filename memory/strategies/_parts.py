@@ -8,6 +8,8 @@ message) is tokenized: O(what is shown), never O(history).
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +29,28 @@ from memory.types import (
 )
 
 RECALL_HEADER = "Earlier in this conversation:\n"
+_MEMO_SIZE = 512
+_memos: weakref.WeakKeyDictionary[object, OrderedDict[tuple[str, str], int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def count_message(llm: LLM, role: str, content: str) -> int:
+    """llm.count_message, memoized per engine: the persona, pinned facts and summary are the
+    same text turn after turn, and templating + tokenizing one costs ~0.5 ms."""
+    try:
+        memo = _memos.setdefault(llm, OrderedDict())
+    except TypeError:  # not weak-referenceable: no memo
+        return llm.count_message({"role": role, "content": content})
+    key = (role, content)
+    n = memo.get(key)
+    if n is None:
+        n = memo[key] = llm.count_message({"role": role, "content": content})
+        if len(memo) > _MEMO_SIZE:
+            memo.popitem(last=False)
+    else:
+        memo.move_to_end(key)
+    return n
 
 
 @dataclass
@@ -48,7 +72,7 @@ class Frame:
 
 def rendered_part(llm: LLM, kind: str, role: str, content: str) -> ContextPart:
     message = ContextMessage(role=role, content=content)  # type: ignore[arg-type]
-    tokens = llm.count_message({"role": role, "content": content})
+    tokens = count_message(llm, role, content)
     return ContextPart(kind=kind, tokens=tokens, messages=[message])  # type: ignore[arg-type]
 
 
@@ -108,7 +132,7 @@ def summary_part(llm: LLM, summary: str, covers: list[int], limit: int) -> Conte
         return None
 
     def cost(text: str) -> int:
-        return llm.count_message({"role": "system", "content": render_summary(text)})
+        return count_message(llm, "system", render_summary(text))
 
     text = fit_text(summary, lambda t: cost(t) <= limit)
     if not text:
@@ -118,9 +142,13 @@ def summary_part(llm: LLM, summary: str, covers: list[int], limit: int) -> Conte
     return part
 
 
-def recall_line(m: StoredMessage, with_date: bool) -> str:
+def recall_prefix(m: StoredMessage, with_date: bool) -> str:
     date = f"[{m.created_at.date().isoformat()}] " if with_date else ""
-    return f"{date}{m.role}: {m.content}"
+    return f"{date}{m.role}: "
+
+
+def recall_line(m: StoredMessage, with_date: bool) -> str:
+    return recall_prefix(m, with_date) + m.content
 
 
 def render_recalled(chosen: Sequence[StoredMessage]) -> list[ContextMessage]:
@@ -137,15 +165,22 @@ def render_recalled(chosen: Sequence[StoredMessage]) -> list[ContextMessage]:
 
 
 def recalled_part(
-    llm: LLM, history: Sequence[StoredMessage], ranked_ids: Sequence[int], limit: int
+    frame: Frame, llm: LLM, ranked_ids: Sequence[int], limit: int
 ) -> ContextPart | None:
-    """Greedy fill: the most relevant first, skipping what does not fit; shown in time order."""
+    """Greedy fill: the most relevant first, skipping what does not fit; shown in time order.
+
+    Costs are estimated from the stored counts (the message re-wrapped as a system line with
+    its "[date] role: " prefix), then the chosen part is counted exactly in one templating
+    call; an estimate that BPE merges proved short drops the least relevant turn and recounts.
+    """
+    history = frame.history
     if limit <= 0 or not ranked_ids:
         return None
-    header = llm.count_message({"role": "system", "content": RECALL_HEADER}) - llm.count_message(
-        {"role": "system", "content": ""}
-    )
-    budget = limit - max(header, 0)
+
+    def text_tokens(text: str) -> int:  # tokens of a text inside a system message
+        return count_message(llm, "system", text) - count_message(llm, "system", "")
+
+    budget = limit - text_tokens(RECALL_HEADER)
     chosen: list[StoredMessage] = []
     seen: set[int] = set()
     for mid in ranked_ids:
@@ -154,16 +189,21 @@ def recalled_part(
             continue  # unknown or forgotten id: never shown
         seen.add(mid)
         m = history[p]
-        cost = llm.count_message({"role": "system", "content": recall_line(m, True)})
+        # system wrapper + prefix, plus the content's stored tokens without their own wrapper;
+        # +1 for a merge across the prefix/content seam
+        prefix = count_message(llm, "system", recall_prefix(m, True))
+        cost = prefix + m.tokens - count_message(llm, m.role, "") + 1
         if cost <= budget:
             chosen.append(m)
             budget -= cost
     while chosen:
         messages = render_recalled(chosen)
-        tokens = sum(llm.count_message({"role": "system", "content": c.content}) for c in messages)
+        probe = [{"role": "system", "content": frame.req.system_prompt}]
+        probe += [{"role": c.role, "content": c.content} for c in messages]
+        tokens = llm.count(probe) - frame.overhead - frame.persona.tokens
         if tokens <= limit:
             return ContextPart(kind="recalled", tokens=tokens, messages=messages)
-        chosen.pop()  # the least relevant; only reached if BPE merges across our estimate
+        chosen.pop()  # the least relevant
     return None
 
 

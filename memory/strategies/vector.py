@@ -61,15 +61,15 @@ class RecallingStrategy(BufferedStrategy):
     ) -> ContextPart | None:
         p: RecallParams = self.params  # type: ignore[assignment]
         limit = min(available, p.recall_max_tokens or available)
-        if limit <= 0 or not frame.history:
-            return None
+        if limit <= 0 or not frame.history or not frame.req.new_message.strip():
+            return None  # nothing to search with (recallers refuse an empty query)
         exclude = {m.id for m in recent} | set(frame.req.state.forgotten)
         ranked = await self.deps.recaller.recall(  # type: ignore[union-attr]
             frame.req.session, frame.req.new_message, frame.history, exclude, p.recall_k
         )
         ranked = [i for i in ranked if i not in exclude]
         ranked = with_neighbors(frame.history, ranked, p.neighbors, exclude)
-        return recalled_part(self.llm, frame.history, ranked, limit)
+        return recalled_part(frame, self.llm, ranked, limit)
 
 
 class VectorStrategy(RecallingStrategy):

@@ -23,7 +23,8 @@ def embedder(mlx_worker: MLXWorker) -> Iterator[MLXEmbedder]:
 
 def _reference(texts: list[str]) -> np.ndarray:
     """BERT + mean pooling + L2 norm written out in float64 numpy, one text at a time."""
-    w = {k: v.astype(np.float64) for k, v in load_file(str(model_dir() / "model.safetensors")).items()}
+    raw = load_file(str(model_dir() / "model.safetensors"))
+    w = {k: v.astype(np.float64) for k, v in raw.items()}
     tok = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
     tok.no_padding()
     erf = np.vectorize(math.erf)
@@ -89,19 +90,33 @@ async def test_async_embed_and_batching_keep_order(embedder: MLXEmbedder) -> Non
 
 
 def test_identical_texts_give_identical_embeddings(embedder: MLXEmbedder) -> None:
-    v = embedder.encode_sync(["I adopted a puppy named Max.", "other", "I adopted a puppy named Max."])
+    text = "I adopted a puppy named Max."
+    v = embedder.encode_sync([text, "other", text])
     np.testing.assert_array_equal(v[0], v[2])
 
 
 def test_related_sentences_score_clearly_above_unrelated(embedder: MLXEmbedder) -> None:
     pairs = [
-        ("A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby."),
-        ("A monkey is playing drums.", "Someone in a gorilla costume is playing drums.",
-         "A man is riding a horse."),
-        ("I adopted a puppy last week.", "We got a new dog recently.",
-         "The stock market fell sharply today."),
-        ("Where did you go on vacation?", "We spent our holidays in Spain.",
-         "My car needs new tyres."),
+        (
+            "A man is eating food.",
+            "A man is eating a piece of bread.",
+            "The girl is carrying a baby.",
+        ),
+        (
+            "A monkey is playing drums.",
+            "Someone in a gorilla costume is playing drums.",
+            "A man is riding a horse.",
+        ),
+        (
+            "I adopted a puppy last week.",
+            "We got a new dog recently.",
+            "The stock market fell sharply today.",
+        ),
+        (
+            "Where did you go on vacation?",
+            "We spent our holidays in Spain.",
+            "My car needs new tyres.",
+        ),
     ]
     for anchor, related, unrelated in pairs:
         a, r, u = embedder.encode_sync([anchor, related, unrelated])

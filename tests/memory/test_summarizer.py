@@ -52,10 +52,10 @@ async def test_llm_summarizer_turns_engine_errors_into_summary_errors() -> None:
 
 
 async def test_update_covers_pending_in_order_and_appends_notes() -> None:
-    llm = FakeLLM(replies=["- Alpha met Beta.", "- Gamma left."])
+    llm = FakeLLM(replies=["- user turn 0 and reply 0.", "- user turn 2."])
     h = conversation(4, chars=40)
     state = await update_summary(LLMSummarizer(llm), llm, MemoryState(), h, 1000, 60, None)
-    assert state.summary == "- Alpha met Beta.\n- Gamma left."
+    assert state.summary == "- user turn 0 and reply 0.\n- user turn 2."
     assert state.summary_covers == [m.id for m in h]
     assert state.summary_failures == 0
 
@@ -101,7 +101,7 @@ async def test_fold_respects_the_cap_by_compressing_or_cutting() -> None:
     out = await fold(LLMSummarizer(llm), llm, previous, notes, 80)
     assert summary_tokens(llm, out) <= 80
     assert "old fact number 0." in out and "new fact number 0." in out  # head of both kept
-    good = "\n".join(f"- merged fact {i}." for i in range(8))
+    good = "\n".join(f"- old and new fact number {i}." for i in range(8))
     out = await fold(LLMSummarizer(FakeLLM(replies=[good])), llm, previous, notes, 80)
     assert out == good
 

@@ -12,7 +12,7 @@ from app.llm.mlx_engine import MLXEngine, _StopText
 from app.llm.types import Chunk, Engine, GenerationParams
 
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
-GREEDY = GenerationParams(max_tokens=12)
+GREEDY = GenerationParams(max_tokens=10)
 
 
 async def collect(
@@ -104,7 +104,7 @@ async def test_identical_prompt_reuses_all_but_one_token(engine: MLXEngine) -> N
 async def test_cancel_stops_early_and_leaves_a_consistent_cache(engine: MLXEngine) -> None:
     key = f"cancel-{uuid.uuid4()}"
     msgs = chat("Write a long story about a dragon.")
-    params = GenerationParams(max_tokens=40)
+    params = GenerationParams(max_tokens=16)
     got = 0
     async with contextlib.aclosing(engine.stream(msgs, params, cache_key=key)) as stream:
         async for _chunk in stream:

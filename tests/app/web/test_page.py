@@ -277,7 +277,9 @@ def test_api_errors_are_shown(page: Any, server: str, api: httpx.Client):
     banner = pg.inner_text("#banner-text")
     assert str(MAX_CHARS) in banner and "content" in banner
     # a session that does not exist: its 404 message, not a blank page
-    open_page(pg, f"{server}/#ses_doesnotexist")
+    pg.click("#banner-close")
+    assert pg.is_hidden("#banner")
+    pg.evaluate("() => { location.hash = 'ses_doesnotexist'; }")
     pg.wait_for_selector("#banner:not([hidden])")
     assert "ses_doesnotexist" in pg.inner_text("#banner-text")
 

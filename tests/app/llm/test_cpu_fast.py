@@ -1,0 +1,240 @@
+"""prepare_for_cpu must not change what the model computes: the numpy decode path and the fused
+weights give the same logits (float32 rounding aside) and the same greedy tokens as the plain
+dequantized MLX model, including across KV-cache growth, trimming and MLX prefills in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from app.blas import load_blas
+
+load_blas()
+
+import mlx.core as mx  # noqa: E402
+import mlx.nn as nn  # noqa: E402
+import numpy as np  # noqa: E402
+from mlx_lm.models import llama  # noqa: E402
+from mlx_lm.models.cache import KVCache, RotatingKVCache, make_prompt_cache  # noqa: E402
+
+from app.llm import cpu_fast  # noqa: E402
+from app.llm.factory import default_gguf_path  # noqa: E402
+from app.llm.gguf import load_gguf  # noqa: E402
+from app.llm.worker import MLXWorker  # noqa: E402
+
+PROMPTS = [
+    [1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 2, 198, 1, 4093, 198],
+    [1, 4093, 198, 504, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198],
+    [1, 4093, 198, 19161, 253, 26799, 702, 260, 6933, 30, 2, 198, 1, 520, 9531, 198],
+]
+
+
+def _run(worker: MLXWorker, fn: Callable[[], Any]) -> Any:
+    return worker.call(fn)
+
+
+def _logits(model: nn.Module, ids: list[int], cache: list[Any]) -> np.ndarray:
+    out = model(mx.array(ids)[None], cache=cache)
+    return np.array(out[0, -1].astype(mx.float32))
+
+
+def _greedy(model: nn.Module, prompt: list[int], steps: int) -> tuple[list[int], list[np.ndarray]]:
+    cache = make_prompt_cache(model)
+    logits = _logits(model, prompt, cache)
+    tokens, all_logits = [], [logits]
+    for _ in range(steps):
+        tokens.append(int(np.argmax(logits)))
+        logits = _logits(model, [tokens[-1]], cache)
+        all_logits.append(logits)
+    return tokens, all_logits
+
+
+@pytest.fixture(scope="module")
+def smollm(mlx_worker: MLXWorker) -> tuple[nn.Module, nn.Module]:
+    """(reference: dequantized float32 on MLX only, fast: prepare_for_cpu) on the real GGUF."""
+
+    def build() -> tuple[nn.Module, nn.Module]:
+        ref = load_gguf(default_gguf_path()).model
+        cpu_fast.dequantize_model(ref)
+        fast = load_gguf(default_gguf_path()).model
+        what = cpu_fast.prepare_for_cpu(fast)
+        assert "numpy decode on" in what, what
+        return ref, fast
+
+    return _run(mlx_worker, build)
+
+
+def test_prepare_dequantizes_every_quantized_layer(
+    smollm: tuple[nn.Module, nn.Module], mlx_worker: MLXWorker
+) -> None:
+    _, fast = smollm
+    kinds = {type(m) for _, m in fast.named_modules()}
+    assert nn.QuantizedLinear not in kinds and nn.QuantizedEmbedding not in kinds
+    assert isinstance(fast, cpu_fast.CPUFastModel)
+    dtypes = _run(mlx_worker, lambda: {str(p.dtype) for p in _leaves(fast.parameters())})
+    assert dtypes == {"mlx.core.float32"}
+
+
+def _leaves(tree: Any) -> list[Any]:
+    if isinstance(tree, dict):
+        return [x for v in tree.values() for x in _leaves(v)]
+    if isinstance(tree, list):
+        return [x for v in tree for x in _leaves(v)]
+    return [tree]
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_greedy_matches_dequantized_reference(
+    prompt: list[int], smollm: tuple[nn.Module, nn.Module], mlx_worker: MLXWorker
+) -> None:
+    ref, fast = smollm
+    ref_tokens, ref_logits = _run(mlx_worker, lambda: _greedy(ref, prompt, 12))
+    fast_tokens, fast_logits = _run(mlx_worker, lambda: _greedy(fast, prompt, 12))
+    assert fast_tokens == ref_tokens
+    for a, b in zip(fast_logits, ref_logits, strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-3, rtol=1e-3)
+
+
+def test_kv_cache_growth_trim_and_mlx_prefill_in_between(
+    smollm: tuple[nn.Module, nn.Module], mlx_worker: MLXWorker
+) -> None:
+    """A session's life: long prefill, decode across the 256-token cache step, a trim (prefix
+    reuse), an MLX prefill of a new turn, more decoding. Both models see the same token ids."""
+    ref, fast = smollm
+    rng = np.random.default_rng(0)
+    first = [int(t) for t in rng.integers(100, 40000, size=250)]
+    turn = [int(t) for t in rng.integers(100, 40000, size=40)]
+
+    def session(model: nn.Module) -> list[np.ndarray]:
+        cache = make_prompt_cache(model)
+        out = [_logits(model, first, cache)]
+        for i in range(12):  # 250 -> 262: crosses KVCache.step = 256
+            out.append(_logits(model, [first[i]], cache))
+        for c in cache:
+            c.trim(5)
+        out.append(_logits(model, turn, cache))  # multi-token: the MLX path
+        for i in range(4):
+            out.append(_logits(model, [turn[i]], cache))
+        assert all(c.offset == 250 + 12 - 5 + 40 + 4 for c in cache)
+        return out
+
+    ref_out = _run(mlx_worker, lambda: session(ref))
+    fast_out = _run(mlx_worker, lambda: session(fast))
+    for a, b in zip(fast_out, ref_out, strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-3, rtol=1e-3)
+        assert int(np.argmax(a)) == int(np.argmax(b))
+
+
+def _tiny_args(**over: Any) -> llama.ModelArgs:
+    base: dict[str, Any] = dict(
+        model_type="llama",
+        hidden_size=64,
+        num_hidden_layers=2,
+        intermediate_size=96,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        rms_norm_eps=1e-5,
+        vocab_size=128,
+        rope_traditional=True,
+    )
+    base.update(over)
+    return llama.ModelArgs(**base)
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {},
+        {"rope_traditional": False, "tie_word_embeddings": False},
+        {"attention_bias": True, "mlp_bias": True, "head_dim": 32},
+        {"rope_scaling": {"type": "linear", "factor": 2.0}, "num_key_value_heads": 4},
+    ],
+)
+def test_tiny_quantized_models_match(over: dict[str, Any], mlx_worker: MLXWorker) -> None:
+    """Random 4-bit llamas of other shapes: biases, untied head, HF rope layout, linear rope."""
+
+    def check() -> None:
+        mx.random.seed(1)
+        model = llama.Model(_tiny_args(**over))
+        nn.quantize(model, group_size=32, bits=4)
+        mx.eval(model.parameters())
+        ref = llama.Model(_tiny_args(**over))
+        nn.quantize(ref, group_size=32, bits=4)
+        ref.update(model.parameters())
+        cpu_fast.dequantize_model(ref)
+        what = cpu_fast.prepare_for_cpu(model)
+        assert "numpy decode on" in what, what
+        prompt = [3, 17, 42, 99, 5, 64, 7]
+        ref_tokens, ref_logits = _greedy(ref, prompt, 10)
+        tokens, logits = _greedy(model, prompt, 10)
+        assert tokens == ref_tokens
+        for a, b in zip(logits, ref_logits, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+    _run(mlx_worker, check)
+
+
+def test_unsupported_setups_use_the_mlx_path(mlx_worker: MLXWorker) -> None:
+    def check() -> None:
+        mx.random.seed(2)
+        scaled = llama.Model(
+            _tiny_args(
+                rope_scaling={
+                    "rope_type": "llama3",
+                    "factor": 8.0,
+                    "low_freq_factor": 1.0,
+                    "high_freq_factor": 4.0,
+                    "original_max_position_embeddings": 64,
+                }
+            )
+        )
+        mx.eval(scaled.parameters())
+        what = cpu_fast.prepare_for_cpu(scaled)
+        assert "numpy decode off (rope type" in what
+        assert not isinstance(scaled, cpu_fast.CPUFastModel)
+
+        model = llama.Model(_tiny_args())
+        mx.eval(model.parameters())
+        ref = llama.Model(_tiny_args())
+        ref.update(model.parameters())
+        cpu_fast.prepare_for_cpu(model)
+        # A rotating cache is not the plain KVCache the numpy path writes: MLX must serve it.
+        outs = []
+        for m in (model, ref):
+            cache = [RotatingKVCache(max_size=16) for _ in m.layers]
+            m(mx.array([[1, 2, 3]]), cache=cache)
+            outs.append(np.array(m(mx.array([[4]]), cache=cache)))
+            assert all(type(c) is RotatingKVCache and c.offset == 4 for c in cache)
+        np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
+
+    _run(mlx_worker, check)
+
+
+def test_gpu_backend_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_fast, "on_cpu", lambda: False)
+    model = object()
+    assert cpu_fast.prepare_for_cpu(model) == "GPU backend: quantized weights kept"  # type: ignore[arg-type]
+
+
+def test_cache_views_follow_replaced_buffers(mlx_worker: MLXWorker) -> None:
+    """If MLX replaces the cache arrays (a prefill), the numpy path must not write stale views."""
+
+    def check() -> None:
+        cache = KVCache()
+        kv, _ = cpu_fast._views(cache, n_kv=2, head_dim=8)
+        assert kv.shape == (1, 2, KVCache.step, 8)
+        kv[0, :, 0, :] = 1.0
+        cache.offset = 1
+        cache.update_and_fetch(mx.full((1, 2, 3, 8), 2.0), mx.full((1, 2, 3, 8), 2.0))
+        kv2, _ = cpu_fast._views(cache, n_kv=2, head_dim=8)
+        assert kv2[0, 0, 0, 0] == 1.0 and kv2[0, 0, 3, 0] == 2.0
+        kv2[0, :, 4, :] = 3.0  # what the numpy decode step does, then bumps the offset
+        cache.offset = 5
+        keys, _ = cache.keys_and_values()
+        assert keys.shape[2] == 5
+        assert float(keys[0, 0, 3, 0]) == 2.0 and float(keys[0, 1, 4, 7]) == 3.0
+
+    _run(mlx_worker, check)

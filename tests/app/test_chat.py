@@ -1,0 +1,145 @@
+"""ChatService behaviour over real HTTP (uvicorn on a free port, the real model): turns of one
+session are serialized, a busy session answers 409 when it cannot wait, and a client that
+disconnects mid-stream leaves its partial reply stored as `interrupted`."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "api"))
+from service_harness import LiveServer, assert_error, make_settings, wait_until  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with LiveServer(make_settings(tmp_path_factory.mktemp("chat"))) as s:
+        yield s
+
+
+def new_session(server: LiveServer) -> str:
+    r = httpx.post(
+        f"{server.url}/v1/sessions",
+        json={"persona": "assistant", "memory": {"strategy": "buffer"}},
+        timeout=60,
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def messages(server: LiveServer, sid: str) -> list[dict]:
+    r = httpx.get(f"{server.url}/v1/sessions/{sid}/messages", timeout=60)
+    return r.json()["messages"]
+
+
+def test_concurrent_posts_to_one_session_are_serialized(server: LiveServer) -> None:
+    sid = new_session(server)
+    results: dict[str, dict] = {}
+
+    def post(content: str) -> None:
+        r = httpx.post(
+            f"{server.url}/v1/sessions/{sid}/messages",
+            json={"content": content, "max_tokens": 12},
+            timeout=600,
+        )
+        results[content] = {"status": r.status_code, "body": r.json()}
+
+    threads = [threading.Thread(target=post, args=(c,)) for c in ("First: hello.", "Second: hi.")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [v["status"] for v in results.values()] == [200, 200], results
+    turns = sorted((v["body"] for v in results.values()), key=lambda b: b["message"]["id"])
+    stored = messages(server, sid)
+    # two whole turns, never interleaved: user, its reply, user, its reply
+    assert [m["id"] for m in stored] == [
+        turns[0]["message"]["id"], turns[0]["reply"]["id"],
+        turns[1]["message"]["id"], turns[1]["reply"]["id"],
+    ]
+    assert [m["status"] for m in stored] == ["complete"] * 4
+    # the later turn was assembled after the earlier one was stored: it saw it
+    ctx = httpx.get(
+        f"{server.url}/v1/sessions/{sid}/context/{turns[1]['reply']['id']}", timeout=60
+    ).json()
+    seen = {m.get("id") for p in ctx["parts"] for m in p["messages"]}
+    assert {turns[0]["message"]["id"], turns[0]["reply"]["id"]} <= seen
+
+
+def test_busy_session_answers_409_when_it_cannot_wait(server: LiveServer) -> None:
+    sid = new_session(server)
+    settings = server.services.settings
+    old_wait = settings.session_wait_seconds
+    settings.session_wait_seconds = 0
+    try:
+        with httpx.Client(timeout=600) as client, client.stream(
+            "POST",
+            f"{server.url}/v1/sessions/{sid}/messages",
+            json={"content": "Tell me a long story about a fox.", "stream": True,
+                  "max_tokens": 64},
+        ) as stream:
+            lines = stream.iter_lines()
+            for line in lines:
+                if line.startswith("event: delta"):
+                    break  # generating now: the session lock is held
+            busy = httpx.post(
+                f"{server.url}/v1/sessions/{sid}/messages", json={"content": "me too"},
+                timeout=60,
+            )
+            err = assert_error(busy, 409, "session_id")
+            assert "busy" in err["message"]
+            # another session is not blocked by this one
+            other = new_session(server)
+            ok = httpx.post(
+                f"{server.url}/v1/sessions/{other}/context", json={"content": "hi"}, timeout=60
+            )
+            assert ok.status_code == 200
+            for _ in lines:
+                pass
+    finally:
+        settings.session_wait_seconds = old_wait
+    stored = messages(server, sid)
+    assert [m["content"] for m in stored if m["role"] == "user"] == [
+        "Tell me a long story about a fox."
+    ]
+
+
+def test_disconnect_stores_interrupted_partial_reply(server: LiveServer) -> None:
+    sid = new_session(server)
+    first_delta = ""
+    with httpx.Client(timeout=600) as client, client.stream(
+        "POST",
+        f"{server.url}/v1/sessions/{sid}/messages",
+        json={"content": "Write a very long essay about the sea.", "stream": True,
+              "max_tokens": 400},
+    ) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:") and '"text"' in line:
+                import json
+
+                first_delta = json.loads(line[5:])["text"]
+                break
+    # the client is gone; the server notices, cancels generation and stores what it had
+    assert first_delta
+
+    def interrupted() -> dict | None:
+        stored = messages(server, sid)
+        reply = stored[-1]
+        return reply if reply["status"] == "interrupted" else None
+
+    reply = wait_until(interrupted, "the reply to be stored as interrupted", timeout=120)
+    assert reply["role"] == "assistant"
+    assert reply["content"].startswith(first_delta)
+    assert 0 < reply["tokens"] < 400
+    # the session is free again and the next turn works
+    r = httpx.post(
+        f"{server.url}/v1/sessions/{sid}/messages",
+        json={"content": "Short answer: hi?", "max_tokens": 8},
+        timeout=600,
+    )
+    assert r.status_code == 200 and r.json()["reply"]["status"] == "complete"

@@ -1,0 +1,222 @@
+"""HybridRecaller on real MiniLM (MLX worker) and a real embedded Chroma."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from app.llm.worker import MLXWorker
+from memory.embeddings import MLXEmbedder
+from memory.recall import BM25, HybridRecaller, RecallParams, spread_to_neighbours, terms
+from memory.types import SessionInfo, StoredMessage
+from memory.vector_index import VectorIndex
+
+ALICE = SessionInfo(id="sess-a", user_id="alice", persona_id="p")
+BOB = SessionInfo(id="sess-b", user_id="bob", persona_id="p")
+DAY1 = datetime(2023, 5, 8, 13, 0, tzinfo=UTC)
+DAY2 = datetime(2023, 6, 20, 9, 0, tzinfo=UTC)
+
+FILLER = [
+    "How was your weekend?",
+    "Pretty quiet, I mostly read and slept.",
+    "Did you watch the game last night?",
+    "No, I fell asleep early.",
+    "The weather has been lovely lately.",
+    "Yes, we had lunch in the garden.",
+    "Work has been busy this month.",
+    "I hope it calms down soon.",
+]
+FACTS = [
+    "What did you do on Saturday?",  # 9: the question before the answer
+    "I went to the Zyxcorp hackathon in Lisbon.",  # 10: rare words, BM25's strength
+    "That sounds exciting!",  # 11
+    "Also, we finally got a dog from the shelter.",  # 12: dense finds "puppy"/"pet"
+    "What breed is it?",  # 13
+    "A beagle, he loves long walks.",  # 14
+]
+
+
+class CountingEmbedder:
+    """The real embedder, counting how many texts it was asked to embed."""
+
+    def __init__(self, inner: MLXEmbedder) -> None:
+        self.inner = inner
+        self.dim = inner.dim
+        self.texts = 0
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.texts += len(texts)
+        return await self.inner.embed(texts)
+
+
+@pytest.fixture(scope="module")
+def minilm(mlx_worker: MLXWorker) -> Iterator[MLXEmbedder]:
+    yield MLXEmbedder(mlx_worker)
+
+
+@pytest.fixture
+def embedder(minilm: MLXEmbedder) -> CountingEmbedder:
+    return CountingEmbedder(minilm)
+
+
+def history(texts: list[str], first_id: int = 1, start: datetime = DAY1) -> list[StoredMessage]:
+    return [
+        StoredMessage(
+            id=first_id + i,
+            role="user" if i % 2 == 0 else "assistant",
+            content=t,
+            tokens=len(t.split()),
+            created_at=start + timedelta(seconds=30 * i),
+        )
+        for i, t in enumerate(texts)
+    ]
+
+
+def conversation() -> list[StoredMessage]:
+    return history(FILLER) + history(FACTS, first_id=len(FILLER) + 1, start=DAY2)
+
+
+@pytest.fixture
+def recaller(tmp_path: Path, embedder: CountingEmbedder) -> HybridRecaller:
+    return HybridRecaller(VectorIndex.open(tmp_path, None, embedder))
+
+
+async def test_lexical_and_dense_hits_both_rank_first(recaller: HybridRecaller) -> None:
+    hist = conversation()
+    await recaller.observe(ALICE, hist)
+    rare = await recaller.recall(ALICE, "Where was the Zyxcorp event?", hist, set(), 3)
+    assert rare[0] == 10
+    paraphrase = await recaller.recall(ALICE, "Do they have a pet puppy?", hist, set(), 3)
+    assert 12 in paraphrase[:2] or 14 in paraphrase[:2]
+
+
+async def test_neighbours_of_a_hit_come_along(recaller: HybridRecaller) -> None:
+    hist = conversation()
+    await recaller.observe(ALICE, hist)
+    ranked = await recaller.recall(ALICE, "Zyxcorp hackathon", hist, set(), 4)
+    assert ranked[0] == 10
+    assert {9, 11} <= set(ranked[:4])  # the question before it and the reply after it
+    # The neighbour window stops at the sitting boundary: turn 8 is a month earlier.
+    plain = RecallParams(neighbour_weights=(0.5, 0.25), lexical_k=1, dense_k=0)
+    alone = HybridRecaller(recaller.index, plain)
+    got = await alone.recall(ALICE, "what did you do on Saturday", hist, set(), 10)
+    assert got[0] == 9 and 8 not in got and 10 in got
+
+
+async def test_exclude_limit_and_unknown_ids(recaller: HybridRecaller) -> None:
+    hist = conversation()
+    await recaller.observe(ALICE, hist)
+    ranked = await recaller.recall(ALICE, "Zyxcorp in Lisbon", hist, {10, 9}, 5)
+    assert 10 not in ranked and 9 not in ranked and len(ranked) <= 5
+    # Only what the caller's history holds comes back (e.g. a deleted turn is never shown).
+    short = [m for m in hist if m.id != 10]
+    assert 10 not in await recaller.recall(ALICE, "Zyxcorp in Lisbon", short, set(), 14)
+    assert await recaller.recall(ALICE, "anything", hist, {m.id for m in hist}, 5) == []
+
+
+async def test_users_never_see_each_others_turns(recaller: HybridRecaller) -> None:
+    a = conversation()
+    b = history(["I went to the Zyxcorp hackathon in Lisbon.", "Nice."], first_id=100)
+    await recaller.observe(ALICE, a)
+    await recaller.observe(BOB, b)
+    got = await recaller.recall(BOB, "Zyxcorp hackathon in Lisbon", b, set(), 10)
+    assert set(got) == {100, 101}
+    # The vector index alone, too: Bob's identical sentence never answers Alice's query.
+    hits = await recaller.index.query(ALICE, "I went to the Zyxcorp hackathon in Lisbon.", k=50)
+    assert {i for i, _ in hits} == {m.id for m in a}
+
+
+async def test_forget_some_and_all(recaller: HybridRecaller) -> None:
+    hist = conversation()
+    await recaller.observe(ALICE, hist)
+    await recaller.forget(ALICE, [10])
+    assert 10 not in await recaller.index.ids(ALICE)
+    remaining = [m for m in hist if m.id != 10]
+    assert 10 not in await recaller.recall(ALICE, "Zyxcorp Lisbon", remaining, set(), 14)
+    await recaller.forget(ALICE)
+    assert await recaller.index.count(ALICE) == 0
+
+
+async def test_observe_is_idempotent_and_edits_reembed(
+    recaller: HybridRecaller, embedder: CountingEmbedder
+) -> None:
+    hist = conversation()
+    await recaller.observe(ALICE, hist)
+    await recaller.recall(ALICE, "warm up", hist, set(), 1)  # loads the index state
+    before = embedder.texts
+    await recaller.observe(ALICE, hist)  # an import followed by a strategy's observe
+    assert embedder.texts == before
+    edited = hist[:]
+    edited[1] = edited[1].model_copy(update={"content": "I adopted a parrot named Kiwi."})
+    await recaller.observe(ALICE, [edited[1]])
+    assert embedder.texts == before + 1
+    got = await recaller.recall(ALICE, "parrot named Kiwi", edited, set(), 1)
+    assert got == [2]
+
+
+async def test_unobserved_turns_are_indexed_on_recall(
+    recaller: HybridRecaller, embedder: CountingEmbedder
+) -> None:
+    hist = conversation()
+    await recaller.observe(ALICE, hist[:4])
+    got = await recaller.recall(ALICE, "Zyxcorp hackathon", hist, set(), 3)
+    assert got[0] == 10
+    assert await recaller.index.ids(ALICE) == {m.id for m in hist}
+
+
+async def test_reopened_index_needs_no_reembedding(
+    tmp_path: Path, embedder: CountingEmbedder
+) -> None:
+    hist = conversation()
+    await HybridRecaller(VectorIndex.open(tmp_path, None, embedder)).observe(ALICE, hist)
+    after_import = embedder.texts
+    fresh = HybridRecaller(VectorIndex.open(tmp_path, None, embedder))
+    got = await fresh.recall(ALICE, "Zyxcorp hackathon", hist, set(), 3)
+    assert got[0] == 10
+    assert embedder.texts == after_import + 1  # just the query
+
+
+async def test_bad_arguments(recaller: HybridRecaller) -> None:
+    hist = conversation()
+    with pytest.raises(ValueError, match="limit must be"):
+        await recaller.recall(ALICE, "x", hist, set(), 0)
+    with pytest.raises(ValueError, match="non-empty query"):
+        await recaller.recall(ALICE, "  ", hist, set(), 3)
+
+
+# -- pure parts ---------------------------------------------------------------------------------
+
+
+def test_terms_drop_stopwords_and_stem() -> None:
+    assert terms("She was painting sunsets with the kids' paints!") == [
+        "paint",
+        "sunset",
+        "kid",
+        "paint",
+    ]
+
+
+def test_bm25_incremental_updates_equal_a_rebuild() -> None:
+    docs = {i: f"doc {i} about {'cats' if i % 3 else 'dogs'} and topic{i % 4}" for i in range(40)}
+    inc = BM25()
+    for i, t in docs.items():
+        inc.add(i, t)
+    inc.add(5, "now about parrots")  # an edit
+    for i in range(30, 40):
+        inc.remove(i)
+    docs[5] = "now about parrots"
+    fresh = BM25()
+    for i in range(30):
+        fresh.add(i, docs[i])
+    assert inc.scores("cats topic1 parrots") == pytest.approx(fresh.scores("cats topic1 parrots"))
+    assert inc.top("parrots", 3) == [5]
+    assert inc.top("dogs", 50, allowed={0, 3, 4}) == [0, 3]
+
+
+def test_spread_to_neighbours_respects_the_gap() -> None:
+    turns = history(["a", "b", "c"]) + history(["d", "e"], first_id=4, start=DAY2)
+    out = spread_to_neighbours({3: 1.0}, turns, (0.5, 0.25), max_gap_s=3600)
+    assert out == {3: 1.0, 2: 0.5, 1: 0.25}

@@ -1,0 +1,229 @@
+"""Two users, every resource: one user never sees, changes or learns of the other's things.
+
+A reaches B's session only through its id; every route given that id answers exactly as for
+an id that never existed (404, same message), and B's data is unchanged afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sec_harness import LiveServer, error_of
+
+from memory.types import SessionInfo
+
+SECRET_TURNS = [
+    ("user", "My locker code at the gym is 4711, please remember it."),
+    ("assistant", "Got it: your gym locker code is 4711."),
+    ("user", "My dog is called Biscuit and she is afraid of thunderstorms."),
+    ("assistant", "Poor Biscuit! Thunderstorms can be scary for dogs."),
+    ("user", "I am planning a surprise trip to Lisbon for my sister in May."),
+    ("assistant", "Lisbon in May sounds lovely; your sister will be thrilled."),
+]
+QUERY = "What is my gym locker code?"
+
+
+@dataclass
+class Owner:
+    user_id: str
+    key: str
+    client: httpx.Client
+    session: str
+    message_ids: list[int]
+    reply_id: int
+
+
+def wait_indexed(client: httpx.Client, sid: str, n: int, timeout: float = 300.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        items = client.get(f"/v1/sessions/{sid}/memory").json()["items"]
+        if len(items) >= n:
+            return
+        assert time.monotonic() < deadline, f"session {sid} not indexed: {len(items)} of {n}"
+        time.sleep(0.3)
+
+
+def make_owner(server: LiveServer, name: str) -> Owner:
+    user_id, key = server.new_key(f"{name}-{secrets.token_hex(3)}")
+    c = server.client(key)
+    r = c.post(
+        "/v1/sessions",
+        json={"persona": "assistant", "title": f"{name}'s diary",
+              "memory": {"strategy": "vector", "buffer_tokens": 0}},
+    )
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    r = c.post(f"/v1/sessions/{sid}/history",
+               json={"messages": [{"role": ro, "content": t} for ro, t in SECRET_TURNS]})
+    assert r.status_code == 201, r.text
+    ids = r.json()["ids"]
+    r = c.post(f"/v1/sessions/{sid}/messages", json={"content": "Hello again!", "max_tokens": 3})
+    assert r.status_code == 200, r.text
+    turn = r.json()
+    ids += [turn["message"]["id"], turn["reply"]["id"]]
+    r = c.patch(f"/v1/sessions/{sid}/memory",
+                json={"summary": f"{name} shared private things.",
+                      "pinned": [{"text": f"{name}'s locker code is 4711"}]})
+    assert r.status_code == 200, r.text
+    wait_indexed(c, sid, len(SECRET_TURNS))
+    return Owner(user_id, key, c, sid, ids, turn["reply"]["id"])
+
+
+@pytest.fixture(scope="module")
+def alice(server: LiveServer) -> Any:
+    owner = make_owner(server, "alice")
+    yield owner
+    owner.client.close()
+
+
+@pytest.fixture(scope="module")
+def bob(server: LiveServer) -> Any:
+    owner = make_owner(server, "bob")
+    yield owner
+    owner.client.close()
+
+
+def snapshot(o: Owner) -> dict[str, Any]:
+    c, sid = o.client, o.session
+    return {
+        "session": c.get(f"/v1/sessions/{sid}").json(),
+        "messages": c.get(f"/v1/sessions/{sid}/messages", params={"limit": 500}).json(),
+        "memory": c.get(f"/v1/sessions/{sid}/memory").json(),
+        "export": c.get(f"/v1/sessions/{sid}/export").json(),
+    }
+
+
+def probes(sid: str, message_id: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every session-scoped route, aimed at `sid` (reads and writes)."""
+    base = f"/v1/sessions/{sid}"
+    return [
+        ("GET", base, {}),
+        ("PATCH", base, {"json": {"title": "pwned", "memory": {"strategy": "buffer"}}}),
+        ("GET", f"{base}/export", {}),
+        ("GET", f"{base}/messages", {}),
+        ("POST", f"{base}/messages", {"json": {"content": "hi", "max_tokens": 2}}),
+        ("POST", f"{base}/messages", {"json": {"content": "hi", "max_tokens": 2, "stream": True}}),
+        ("POST", f"{base}/history", {"json": {"messages": [{"role": "user", "content": "x"}]}}),
+        ("POST", f"{base}/context", {"json": {"content": QUERY}}),
+        ("GET", f"{base}/context/{message_id}", {}),
+        ("GET", f"{base}/memory", {}),
+        ("PATCH", f"{base}/memory", {"json": {"summary": "pwned", "pinned": []}}),
+        ("DELETE", f"{base}/memory/items/{message_id}", {}),
+        ("DELETE", f"{base}/memory/pinned/whatever", {}),
+        ("DELETE", f"{base}/memory", {}),
+        ("DELETE", base, {}),
+        ("POST", "/v1/chat/completions",
+         {"json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
+          "headers": {"X-Memento-Session": sid}}),
+        ("POST", "/v1/chat/completions",
+         {"json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2,
+                   "stream": True},
+          "headers": {"X-Memento-Session": sid}}),
+    ]
+
+
+def test_another_users_session_is_indistinguishable_from_a_missing_one(
+    alice: Owner, bob: Owner
+) -> None:
+    before = snapshot(alice)
+    ghost = "ses_" + secrets.token_hex(12)
+    for (method, path, kw), (_, ghost_path, ghost_kw) in zip(
+        probes(alice.session, alice.reply_id), probes(ghost, alice.reply_id), strict=True
+    ):
+        theirs = bob.client.request(method, path, **kw)
+        missing = bob.client.request(method, ghost_path, **ghost_kw)
+        err = error_of(theirs, 404)
+        ghost_err = error_of(missing, 404)
+        assert err["code"] == ghost_err["code"] == "not_found", (method, path, err)
+        assert err["field"] == ghost_err["field"], (method, path)
+        assert err["message"].replace(alice.session, ghost) == ghost_err["message"], (method, path)
+        assert alice.session in err["message"] or "session" in err["message"]
+    assert snapshot(alice) == before, "bob's requests changed alice's session"
+
+
+def test_listing_shows_only_your_own_sessions(alice: Owner, bob: Owner) -> None:
+    mine = [s["id"] for s in bob.client.get("/v1/sessions", params={"limit": 500}).json()[
+        "sessions"]]
+    assert bob.session in mine and alice.session not in mine
+
+
+def test_your_session_with_someone_elses_message_ids_finds_nothing(
+    alice: Owner, bob: Owner
+) -> None:
+    # ids are global integers: aiming bob's own session at alice's message ids must not work
+    base = f"/v1/sessions/{bob.session}"
+    error_of(bob.client.get(f"{base}/context/{alice.reply_id}"), 404)
+    error_of(bob.client.delete(f"{base}/memory/items/{alice.message_ids[0]}"), 404)
+    page = bob.client.get(f"{base}/messages", params={"before": max(alice.message_ids) + 1,
+                                                       "limit": 500}).json()["messages"]
+    assert {m["id"] for m in page} <= set(bob.message_ids)
+    assert alice.message_ids[0] in {i["id"] for i in alice.client.get(
+        f"/v1/sessions/{alice.session}/memory").json()["items"]}
+
+
+def test_memory_and_export_hold_only_your_own_things(alice: Owner, bob: Owner) -> None:
+    memory = bob.client.get(f"/v1/sessions/{bob.session}/memory").json()
+    assert {i["id"] for i in memory["items"]} <= set(bob.message_ids)
+    assert all("alice" not in p["text"] for p in memory["pinned"])
+    assert "alice" not in memory["summary"]
+    export = bob.client.get(f"/v1/sessions/{bob.session}/export").json()
+    assert "alice" not in str(export)
+    assert len(export["messages"]) == len(bob.message_ids)
+
+
+def test_recall_never_returns_another_users_turns_even_with_identical_text(
+    server: LiveServer, alice: Owner, bob: Owner
+) -> None:
+    # both sessions hold the very same words: only the ids tell them apart
+    ctx = bob.client.post(f"/v1/sessions/{bob.session}/context", json={"content": QUERY})
+    assert ctx.status_code == 200, ctx.text
+    recalled = [m for p in ctx.json()["parts"] if p["kind"] == "recalled" for m in p["messages"]]
+    assert recalled, ctx.json()  # the query does recall something: the check below is real
+    assert all(m.get("id") in bob.message_ids for m in recalled), recalled
+    assert any("4711" in m["content"] for m in recalled)
+
+    # and the index itself, asked directly, filters by user and session
+    index = server.services.index
+    [emb] = index.embedder.encode_sync([QUERY])
+    persona = "assistant"
+
+    def query(session_id: str, user_id: str) -> list[int]:
+        info = SessionInfo(id=session_id, user_id=user_id, persona_id=persona)
+        return [i for i, _ in asyncio.run(index.query(info, k=50, embedding=emb))]
+
+    assert set(query(bob.session, bob.user_id)) <= set(bob.message_ids)
+    assert set(query(alice.session, alice.user_id)) <= set(alice.message_ids)
+    assert query(alice.session, bob.user_id) == []  # a forged (session, user) pair
+    assert query(bob.session, alice.user_id) == []
+
+
+def test_stateless_prompt_cache_is_per_user(server: LiveServer, alice: Owner, bob: Owner) -> None:
+    # cached_tokens would tell bob that someone sent this exact prompt before
+    body = {"messages": [{"role": "system", "content": f"Private note {secrets.token_hex(8)}"},
+                         {"role": "user", "content": "Say ok."}], "max_tokens": 2}
+
+    def cached(o: Owner) -> int:
+        r = o.client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200, r.text
+        return r.json()["usage"]["prompt_tokens_details"]["cached_tokens"]
+
+    cached(alice)
+    assert cached(alice) > 0  # the cache works for its owner...
+    assert cached(bob) == 0  # ...and only for its owner
+
+
+def test_streamed_turn_on_another_users_session_starts_no_stream(
+    alice: Owner, bob: Owner
+) -> None:
+    url = f"/v1/sessions/{alice.session}/messages"
+    with bob.client.stream("POST", url, json={"content": "hi", "stream": True}) as r:
+        assert r.headers["content-type"].startswith("application/json"), r.headers
+        r.read()
+    assert error_of(r, 404)["code"] == "not_found"
