@@ -252,6 +252,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    from app.security.install import install_security
+
+    # after the body limit: auth and per-user limits wrap it (auth -> limits -> body -> routes)
+    install_security(app, settings)
     if (WEB_DIR / "index.html").is_file():
         # mounted last: every API route above wins over a static file of the same path
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

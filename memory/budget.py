@@ -104,29 +104,30 @@ _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences and lines, each keeping its own text (joined back with single spaces/newlines)."""
+    """Sentences and lines, stripped."""
     return [s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s]
 
 
-def fit_text(text: str, fits: Callable[[str], bool], keep: str = "head", joiner: str = "\n") -> str:
-    """The longest run of whole sentences (from the head or the tail) for which fits() holds.
+def fit_text(text: str, fits: Callable[[str], bool], keep: str = "head") -> str:
+    """The longest run of whole sentences (from the head or the tail) for which fits() holds,
+    cut from the original text (its line breaks and bullets are kept).
 
-    Binary search over the sentence count, so O(log n) calls to fits() (each may tokenize).
-    Returns "" when not even one sentence fits.
+    Binary search over the sentence boundaries, so O(log n) calls to fits() (each may
+    tokenize). Returns "" when not even one sentence fits.
     """
     if fits(text):
         return text
-    sentences = split_sentences(text)
-
-    def take(n: int) -> str:
-        chosen = sentences[:n] if keep == "head" else sentences[len(sentences) - n :]
-        return joiner.join(chosen)
-
-    lo, hi = 0, len(sentences)  # take(lo) fits (or is empty); take(hi) does not
+    cuts = [m.start() if keep == "head" else m.end() for m in _SENTENCE_END.finditer(text)]
+    if keep == "head":
+        pieces = [text[:c].rstrip() for c in cuts]  # shortest first
+    else:
+        pieces = [text[c:].lstrip() for c in reversed(cuts)]
+    pieces = [p for p in pieces if p.strip()]
+    lo, hi = -1, len(pieces)  # pieces[lo] fits (or none); pieces[hi] (the whole) does not
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if fits(take(mid)):
+        if fits(pieces[mid]):
             lo = mid
         else:
             hi = mid
-    return take(lo) if lo else ""
+    return pieces[lo] if lo >= 0 else ""

@@ -207,3 +207,18 @@ class VectorIndex:
         metas = res["metadatas"] or []
         docs = res["documents"] or []
         return {int(m["message_id"]): d for m, d in zip(metas, docs, strict=True)}
+
+    async def load(self, session: SessionInfo) -> tuple[list[int], list[str], np.ndarray]:
+        """Every turn of the session: message ids, documents and embeddings (n x dim)."""
+        _check_session(session)
+        res = await asyncio.to_thread(
+            self.collection.get,
+            where=_scope(session),
+            include=["metadatas", "documents", "embeddings"],
+        )
+        metas = res["metadatas"] or []
+        ids = [int(m["message_id"]) for m in metas]
+        emb = res.get("embeddings")
+        if emb is None or len(ids) == 0:
+            return ids, list(res["documents"] or []), np.zeros((0, self.embedder.dim), np.float32)
+        return ids, list(res["documents"] or []), np.asarray(emb, dtype=np.float32)

@@ -19,6 +19,7 @@ MLX worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 from typing import Any
@@ -37,7 +38,6 @@ from mlx_lm.models.cache import KVCache  # noqa: E402
 log = logging.getLogger(__name__)
 
 
-
 def on_cpu() -> bool:
     return mx.default_device() == mx.cpu
 
@@ -53,8 +53,10 @@ def _dequantized_weight(layer: nn.Module) -> mx.array:
         group_size=layer.group_size,
         bits=layer.bits,
         mode=layer.mode,
+        dtype=mx.float32,  # computed in float32, as llama.cpp does, not rounded via float16
     )
-    return w.astype(mx.float32)
+    mx.eval(w)  # one layer at a time: keeps the load-time memory peak low
+    return w
 
 
 def _to_float(layer: nn.Module) -> nn.Module:
@@ -84,12 +86,15 @@ def dequantize_model(model: nn.Module) -> int:
 
     leaves = tree_map_with_path(swap, model.leaf_modules(), is_leaf=nn.Module.is_module)
     model.update_modules(leaves)
-    # Norm weights may come as float16; mixed dtypes would upcast in every op.
+    # Norm weights may come as float16; mixed dtypes would upcast in every op. Arrays already
+    # float32 are left as they are: they may be views into a fused buffer (see _fuse_group).
     model.update(
         tree_map_with_path(
             lambda _p, a: (
                 a.astype(mx.float32)
-                if isinstance(a, mx.array) and mx.issubdtype(a.dtype, mx.floating)
+                if isinstance(a, mx.array)
+                and mx.issubdtype(a.dtype, mx.floating)
+                and a.dtype != mx.float32
                 else a
             ),
             model.parameters(),
@@ -102,25 +107,75 @@ def dequantize_model(model: nn.Module) -> int:
 # -- fused weights shared by both paths -----------------------------------------------------
 
 
-def _fuse(linears: list[nn.Linear]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Concatenate the rows of `linears` into one matrix and re-point each layer at its slice.
+def _float_rows(layers: list[nn.Module]) -> mx.array:
+    """The float32 weights of `layers` stacked by rows.
 
-    The MLX layers keep working (their weights become views into the fused buffer), so the
-    numpy path gets its fused matrix without a second copy of the weights in memory.
+    Quantized layers sharing one quantization are concatenated while still packed (affine
+    quantization works row by row) and dequantized once: no separate float32 copies exist even
+    for a moment, which keeps the load-time memory peak down.
     """
-    fused = mx.concatenate([lin.weight for lin in linears], axis=0)
-    has_bias = all("bias" in lin for lin in linears)
-    bias = mx.concatenate([lin.bias for lin in linears]) if has_bias else None
-    mx.eval(fused, *([bias] if bias is not None else []))
+    quant = [m for m in layers if isinstance(m, nn.QuantizedLinear)]
+    if len(quant) == len(layers):
+        kinds = {(m.bits, m.group_size, m.mode, m.get("biases") is None) for m in quant}
+        if len(kinds) == 1:
+            first = quant[0]
+            biases = None if first.get("biases") is None else [m["biases"] for m in quant]
+            return mx.dequantize(
+                mx.concatenate([m["weight"] for m in quant]),
+                scales=mx.concatenate([m["scales"] for m in quant]),
+                biases=None if biases is None else mx.concatenate(biases),
+                group_size=first.group_size,
+                bits=first.bits,
+                mode=first.mode,
+                dtype=mx.float32,
+            )
+    return mx.concatenate(
+        [_dequantized_weight(m) if isinstance(m, nn.QuantizedLinear) else m.weight for m in layers]
+    ).astype(mx.float32)
+
+
+def _fuse_group(parent: nn.Module, names: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Fuse the linear layers `names` of `parent` into one float32 matrix (rows stacked).
+
+    Each layer is replaced by an nn.Linear whose weight is a view into the fused buffer, so the
+    MLX path keeps working unchanged and the numpy path gets its fused matrix without a second
+    copy of the weights in memory.
+    """
+    layers = [getattr(parent, n) for n in names]
+    fused = _float_rows(layers)
+    rows = [m.weight.shape[0] for m in layers]
+    bias = None
+    if any("bias" in m for m in layers):
+        parts = [
+            m["bias"] if "bias" in m else mx.zeros((r,)) for m, r in zip(layers, rows, strict=True)
+        ]
+        bias = mx.concatenate(parts).astype(mx.float32)
+    mx.eval(fused, *([] if bias is None else [bias]))
     start = 0
-    for lin in linears:
-        rows = lin.weight.shape[0]
-        lin.weight = fused[start : start + rows]
+    for name, r in zip(names, rows, strict=True):
+        lin = nn.Linear(fused.shape[1], r, bias=bias is not None)
+        lin.weight = fused[start : start + r]
         if bias is not None:
-            lin.bias = bias[start : start + rows]
-        start += rows
-    mx.eval([lin.parameters() for lin in linears])
-    return np.asarray(fused), (np.asarray(bias) if bias is not None else None)
+            lin.bias = bias[start : start + r]
+        setattr(parent, name, lin)
+        start += r
+    mx.eval(parent.parameters())
+    return np.asarray(fused), (None if bias is None else np.asarray(bias))
+
+
+FusedWeights = list[
+    tuple[tuple[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]]
+]
+
+
+def _fuse_layers(model: llama.Model) -> FusedWeights:
+    return [
+        (
+            _fuse_group(b.self_attn, ["q_proj", "k_proj", "v_proj"]),
+            _fuse_group(b.mlp, ["gate_proj", "up_proj"]),
+        )
+        for b in model.model.layers
+    ]
 
 
 def _np(a: mx.array) -> np.ndarray:
@@ -132,15 +187,20 @@ def _opt_bias(lin: nn.Linear) -> np.ndarray | None:
 
 
 class _Layer:
-    def __init__(self, block: llama.TransformerBlock) -> None:
+    def __init__(
+        self,
+        block: llama.TransformerBlock,
+        qkv: tuple[np.ndarray, np.ndarray | None],
+        gate_up: tuple[np.ndarray, np.ndarray | None],
+    ) -> None:
         attn, mlp = block.self_attn, block.mlp
         self.attn_norm = _np(block.input_layernorm.weight)
         self.attn_eps = block.input_layernorm.eps
         self.ffn_norm = _np(block.post_attention_layernorm.weight)
         self.ffn_eps = block.post_attention_layernorm.eps
-        self.wqkv, self.bqkv = _fuse([attn.q_proj, attn.k_proj, attn.v_proj])
+        self.wqkv, self.bqkv = qkv
         self.wo, self.bo = _np(attn.o_proj.weight), _opt_bias(attn.o_proj)
-        self.wgu, self.bgu = _fuse([mlp.gate_proj, mlp.up_proj])
+        self.wgu, self.bgu = gate_up
         self.wd, self.bd = _np(mlp.down_proj.weight), _opt_bias(mlp.down_proj)
         self.n_heads, self.n_kv = attn.n_heads, attn.n_kv_heads
         self.head_dim = attn.head_dim
@@ -200,26 +260,24 @@ def _lin(w: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.ndarray:
 
 
 class _Rope:
-    """numpy twin of `nn.RoPE` (mx.fast.rope) for one position."""
+    """numpy twin of `nn.RoPE` (mx.fast.rope); angles computed once per step for all layers."""
 
-    def __init__(self, rope: nn.RoPE, head_dim: int) -> None:
-        self.dims, self.traditional = rope.dims, rope.traditional
-        self.scale = rope.scale
-        half = self.dims // 2
-        exponent = -np.arange(half, dtype=np.float32) * 2.0 / self.dims
+    def __init__(self, rope: nn.RoPE) -> None:
+        self.dims, self.traditional, self.scale = rope.dims, rope.traditional, rope.scale
+        exponent = -np.arange(self.dims // 2, dtype=np.float32) * 2.0 / self.dims
         self.inv_freq = (rope.base**exponent).astype(np.float32)
-        self.head_dim = head_dim
 
-    def __call__(self, x: np.ndarray, pos: int) -> np.ndarray:
-        theta = (pos * self.scale) * self.inv_freq
-        cos, sin = np.cos(theta), np.sin(theta)
+    def angles(self, pos: int) -> tuple[np.ndarray, np.ndarray]:
+        theta = np.float32(pos * self.scale) * self.inv_freq
+        return np.cos(theta), np.sin(theta)
+
+    def __call__(self, x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+        """Rotate every row (head) of `x` by the angles of one position."""
         r = x[:, : self.dims]
-        if self.traditional:
+        if self.traditional:  # GGUF layout: rotate adjacent pairs (x0, x1), (x2, x3), ...
             a, b = r[:, 0::2], r[:, 1::2]
-            out = np.empty_like(r)
-            out[:, 0::2] = a * cos - b * sin
-            out[:, 1::2] = a * sin + b * cos
-        else:
+            out = np.stack([a * cos - b * sin, a * sin + b * cos], axis=-1).reshape(r.shape)
+        else:  # Hugging Face layout: rotate the two halves
             half = self.dims // 2
             a, b = r[:, :half], r[:, half:]
             out = np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=1)
@@ -262,11 +320,11 @@ def _views(cache: KVCache, n_kv: int, head_dim: int) -> tuple[np.ndarray, np.nda
 class _NumpyDecoder:
     """One-token forward pass of a llama.Model in numpy, equal to the MLX forward in float32."""
 
-    def __init__(self, model: llama.Model) -> None:
+    def __init__(self, model: llama.Model, fused: FusedWeights) -> None:
         inner = model.model
-        self.layers = [_Layer(b) for b in inner.layers]
+        self.layers = [_Layer(b, *f) for b, f in zip(inner.layers, fused, strict=True)]
         attn = inner.layers[0].self_attn
-        self.rope = _Rope(attn.rope, attn.head_dim)
+        self.rope = _Rope(attn.rope)
         self.embed = _np(inner.embed_tokens.weight)
         self.norm, self.norm_eps = _np(inner.norm.weight), inner.norm.eps
         tied = model.args.tie_word_embeddings
@@ -276,18 +334,27 @@ class _NumpyDecoder:
     def step(self, token: int, cache: list[KVCache]) -> np.ndarray:
         h = self.embed[token].copy()
         pos = cache[0].offset
+        angles = self.rope.angles(pos)
         for layer, c in zip(self.layers, cache, strict=True):
-            h = self._layer(layer, h, c, pos)
+            h = self._layer(layer, h, c, pos, angles)
         h = _rms(h, self.norm, self.norm_eps)
         return _lin(self.head, self.head_bias, h)
 
-    def _layer(self, ly: _Layer, x: np.ndarray, c: KVCache, pos: int) -> np.ndarray:
+    def _layer(
+        self,
+        ly: _Layer,
+        x: np.ndarray,
+        c: KVCache,
+        pos: int,
+        angles: tuple[np.ndarray, np.ndarray],
+    ) -> np.ndarray:
         d = ly.head_dim
         qkv = _lin(ly.wqkv, ly.bqkv, _rms(x, ly.attn_norm, ly.attn_eps))
-        q = self.rope(qkv[: ly.q_end].reshape(ly.n_heads, d), pos)
-        k = self.rope(qkv[ly.q_end : ly.k_end].reshape(ly.n_kv, d), pos)
+        # Queries and keys are rotated together: one numpy expression instead of two.
+        qk = self.rope(qkv[: ly.k_end].reshape(ly.n_heads + ly.n_kv, d), *angles)
+        q = qk[: ly.n_heads]
         kv, vv = _views(c, ly.n_kv, d)
-        kv[0, :, pos, :] = k
+        kv[0, :, pos, :] = qk[ly.n_heads :]
         vv[0, :, pos, :] = qkv[ly.k_end :].reshape(ly.n_kv, d)
         c.offset = pos + 1
         keys, values = kv[0, :, : pos + 1, :], vv[0, :, : pos + 1, :]
@@ -310,21 +377,10 @@ def _numpy_decodable(model: nn.Module) -> str | None:
     layers = model.model.layers
     if any(ly.use_sliding for ly in layers):
         return "sliding-window attention layers"
-    if type(layers[0].self_attn.rope) is not nn.RoPE:
-        return f"rope type {type(layers[0].self_attn.rope).__name__}"
-    if any(not isinstance(m, (nn.Linear, nn.Embedding)) for m in _weight_modules(model)):
-        return "weights are not plain float arrays"
+    ropes = {type(ly.self_attn.rope) for ly in layers}
+    if ropes != {nn.RoPE}:
+        return f"rope type {', '.join(sorted(r.__name__ for r in ropes))}"
     return None
-
-
-def _weight_modules(model: llama.Model) -> list[nn.Module]:
-    mods: list[nn.Module] = [model.model.embed_tokens]
-    for b in model.model.layers:
-        a, m = b.self_attn, b.mlp
-        mods += [a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj]
-    if not model.args.tie_word_embeddings:
-        mods.append(model.lm_head)
-    return mods
 
 
 class CPUFastModel(llama.Model):
@@ -355,29 +411,42 @@ class CPUFastModel(llama.Model):
         return super().__call__(inputs, cache=cache, input_embeddings=input_embeddings)
 
 
-def enable_numpy_decode(model: nn.Module) -> str:
-    """Route single-token steps through numpy; returns what was done (or why not)."""
-    reason = _numpy_decodable(model)
-    if reason is not None:
-        return f"numpy decode off ({reason})"
-    decoder = _NumpyDecoder(model)
-    model.__class__ = CPUFastModel
-    # nn.Module is a dict whose items are parameters/children; keep the decoder out of it.
-    object.__setattr__(model, "_np_decoder", decoder)
-    return "numpy decode on (fused qkv/gate-up GEMVs, in-place KV cache)"
-
-
 def disable_numpy_decode(model: nn.Module) -> None:
+    """Send every step through MLX again (for comparisons); the fused weights stay."""
     if isinstance(model, CPUFastModel):
         object.__setattr__(model, "_np_decoder", None)
 
 
+def _release_freed_memory() -> None:
+    """Return heap pages freed by dequantization to the OS (glibc keeps them otherwise)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def prepare_for_cpu(model: nn.Module, numpy_decode: bool = True) -> str:
-    """Adapt `model` in place for fast inference on this backend; describe what was done."""
+    """Adapt `model` in place for fast inference on this backend; describe what was done.
+
+    On the CPU backend: quantized layers become float32 (OpenBLAS), q|k|v and gate|up are fused,
+    and single-token decode steps run in numpy (see the module docstring). `numpy_decode=False`
+    keeps only the dequantization (the plain float32 MLX model), for comparisons.
+    """
     if not on_cpu():
         return "GPU backend: quantized weights kept"
-    n = dequantize_model(model)
-    what = f"CPU backend: {n} quantized layers dequantized to float32"
-    if numpy_decode:
-        what += "; " + enable_numpy_decode(model)
+    reason = _numpy_decodable(model) if numpy_decode else "disabled"
+    n_quant = sum(
+        isinstance(m, nn.QuantizedLinear | nn.QuantizedEmbedding) for _, m in model.named_modules()
+    )
+    fused = _fuse_layers(model) if reason is None else None
+    dequantize_model(model)
+    what = f"CPU backend: {n_quant} quantized layers dequantized to float32"
+    if fused is not None:
+        decoder = _NumpyDecoder(model, fused)
+        model.__class__ = CPUFastModel
+        # nn.Module is a dict of parameters and children; keep the decoder out of it.
+        object.__setattr__(model, "_np_decoder", decoder)
+        what += "; numpy decode on (fused q|k|v and gate|up GEMVs, KV cache written in place)"
+    else:
+        what += f"; numpy decode off ({reason})"
+    mx.clear_cache()
+    _release_freed_memory()
     return what

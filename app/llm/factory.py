@@ -86,6 +86,9 @@ class HFChatTokenizer(ChatTokenizer):
             return list(self._hf.encode(text, add_special_tokens=False))
         return list(self._hf(text, add_special_tokens=False, split_special_tokens=True).input_ids)
 
+    def encode_many(self, texts: Any, *, special: bool = False) -> list[list[int]]:
+        return [self.encode(t, special=special) for t in texts]
+
     def decode(self, ids: Any, *, skip_special: bool = False) -> str:
         return self._hf.decode(list(ids), skip_special_tokens=skip_special)
 

@@ -179,6 +179,12 @@ class ChatTokenizer:
         tok = self._tok if special else self._plain
         return tok.encode(text, add_special_tokens=False).ids
 
+    def encode_many(self, texts: Sequence[str], *, special: bool = False) -> list[list[int]]:
+        if not texts:
+            return []
+        tok = self._tok if special else self._plain
+        return [e.ids for e in tok.encode_batch(list(texts), add_special_tokens=False)]
+
     def token_bytes(self, token_id: int) -> bytes:
         return self._token_bytes[token_id]
 
@@ -225,11 +231,18 @@ class ChatTokenizer:
         if self.add_bos and self.bos_id is not None and not text.startswith(self.bos_token):
             ids.append(self.bos_id)
         pieces = text.split(self._marker)
-        ids += self.encode(pieces[0], special=True)
+        template_parts, content_parts = [pieces[0]], []
         for piece in pieces[1:]:
             index, _, rest = piece.partition("\x00")
-            ids += self.encode(contents[int(index)])
-            ids += self.encode(rest, special=True)
+            content_parts.append(contents[int(index)])
+            template_parts.append(rest)
+        # One call into Rust per kind: long histories count in a few ms.
+        template_ids = self.encode_many(template_parts, special=True)
+        content_ids = self.encode_many(content_parts, special=False)
+        ids += template_ids[0]
+        for content, rest in zip(content_ids, template_ids[1:], strict=True):
+            ids += content
+            ids += rest
         return ids
 
     def count(self, messages: Sequence[Mapping[str, str]]) -> int:

@@ -13,7 +13,9 @@ import asyncio
 import collections
 import concurrent.futures
 import logging
+import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -100,6 +102,23 @@ class MLXWorker:
                 s.cancelled.set()
             self._wake.notify()
         self._thread.join(timeout)
+        self._wait_native_exit(timeout)
+
+    def _wait_native_exit(self, timeout: float) -> None:
+        """Wait until the OS thread is gone, not just its Python part.
+
+        MLX keeps a thread-local compile cache whose destructor re-enters Python at thread exit;
+        if the interpreter is finalizing by then, the process aborts ("terminate called without
+        an active exception"). join() returns before those destructors run, so on Linux we poll
+        /proc until the thread has really exited.
+        """
+        tid = self._thread.native_id
+        task = f"/proc/self/task/{tid}"
+        if tid is None or not os.path.isdir("/proc/self/task"):
+            return
+        deadline = time.monotonic() + timeout
+        while os.path.exists(task) and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     @property
     def pending(self) -> int:

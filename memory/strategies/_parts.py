@@ -181,6 +181,9 @@ def recalled_part(
         return count_message(llm, "system", text) - count_message(llm, "system", "")
 
     budget = limit - text_tokens(RECALL_HEADER)
+    # "[date] role: " costs the same for every date of one format: estimate it once per role
+    # (the exact count below catches the odd tokenizer that merges some dates differently)
+    prefix_cost: dict[str, int] = {}
     chosen: list[StoredMessage] = []
     seen: set[int] = set()
     for mid in ranked_ids:
@@ -189,10 +192,11 @@ def recalled_part(
             continue  # unknown or forgotten id: never shown
         seen.add(mid)
         m = history[p]
-        # system wrapper + prefix, plus the content's stored tokens without their own wrapper;
-        # +1 for a merge across the prefix/content seam
-        prefix = count_message(llm, "system", recall_prefix(m, True))
-        cost = prefix + m.tokens - count_message(llm, m.role, "") + 1
+        if m.role not in prefix_cost:  # system wrapper + prefix - the stored message's wrapper
+            prefix_cost[m.role] = count_message(
+                llm, "system", recall_prefix(m, True)
+            ) - count_message(llm, m.role, "")
+        cost = m.tokens + prefix_cost[m.role] + 1  # +1: a merge across the prefix/content seam
         if cost <= budget:
             chosen.append(m)
             budget -= cost

@@ -24,9 +24,13 @@ from memory.types import AssembleRequest, Context, ContextPart, StoredMessage
 
 class RecallParams(EvictionParams):
     buffer_tokens: int = Field(default=256, ge=0, description="recent buffer cap in tokens")
-    recall_k: int = Field(default=32, ge=1, le=500, description="turns asked of the recaller")
+    recall_k: int = Field(default=48, ge=1, le=500, description="turns asked of the recaller")
     recall_max_tokens: int | None = Field(
-        default=None, ge=1, description="cap on recalled turns (default: what the budget leaves)"
+        default=1024,
+        ge=1,
+        description="cap on recalled turns in tokens (None: all the budget leaves). Recalled "
+        "turns change every turn and sit before the recent buffer, so they are re-prefilled "
+        "every turn: on a CPU a whole 8k window of them would cost a minute per reply",
     )
     neighbors: int = Field(
         default=0, ge=0, le=5, description="also show this many turns on each side of a hit"

@@ -81,7 +81,7 @@ def test_busy_session_answers_409_when_it_cannot_wait(server: LiveServer) -> Non
             "POST",
             f"{server.url}/v1/sessions/{sid}/messages",
             json={"content": "Tell me a long story about a fox.", "stream": True,
-                  "max_tokens": 64},
+                  "max_tokens": 24},
         ) as stream:
             lines = stream.iter_lines()
             for line in lines:

@@ -114,7 +114,7 @@ def test_generate_streams_to_stdout() -> None:
         [str(MEMENTO), "generate", "What is the capital of France?", "--max-tokens", "12"],
         capture_output=True, text=True, timeout=600, env=env, cwd=REPO,
     )
-    assert run.returncode in (0, -6, 134), run.stderr  # see the report: MLX aborts at exit
+    assert run.returncode == 0, run.stderr
     assert "Paris" in run.stdout
 
 

@@ -27,8 +27,11 @@ from app.personas.errors import PersonaError  # noqa: E402
 def test_restart_loses_nothing(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data")
     with TestClient(create_app(settings)) as c:
-        sid = c.post("/v1/sessions", json={"persona": "pippa", "title": "walks"}).json()["id"]
-        for text in ("Dad here. We adopted a cat named Miso today!", "Miso loves tuna."):
+        sid = c.post(
+            "/v1/sessions",
+            json={"persona": "assistant", "title": "pets", "memory": {"strategy": "hybrid"}},
+        ).json()["id"]
+        for text in ("We adopted a cat named Miso today!", "Miso loves tuna."):
             r = c.post(f"/v1/sessions/{sid}/messages", json={"content": text, "max_tokens": 10})
             assert r.status_code == 200, r.text
         c.patch(f"/v1/sessions/{sid}/memory", json={"pinned": [{"text": "The cat is Miso."}]})

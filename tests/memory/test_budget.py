@@ -73,12 +73,16 @@ def test_last_turns_start_and_turns_in() -> None:
 def test_fit_text_cuts_at_sentence_boundaries() -> None:
     text = "One fact. Two facts here! Three? Four is the last."
     assert split_sentences(text) == ["One fact.", "Two facts here!", "Three?", "Four is the last."]
-    assert fit_text(text, lambda t: len(t) <= 30, joiner=" ") == "One fact. Two facts here!"
-    assert fit_text(text, lambda t: len(t) <= 30, keep="tail", joiner=" ") == (
-        "Three? Four is the last."
-    )
+    assert fit_text(text, lambda t: len(t) <= 30) == "One fact. Two facts here!"
+    assert fit_text(text, lambda t: len(t) <= 30, keep="tail") == "Three? Four is the last."
     assert fit_text(text, lambda t: len(t) <= 3) == ""
     assert fit_text(text, lambda t: True) == text
+    notes = "- Tom lives in Busan. He is a nurse.\n- Bo is sick!\n- Vet on Friday."
+    assert (
+        fit_text(notes, lambda t: len(t) <= 50)
+        == "- Tom lives in Busan. He is a nurse.\n- Bo is sick!"
+    )
+    assert fit_text(notes, lambda t: len(t) <= 30, keep="tail") == "- Bo is sick!\n- Vet on Friday."
 
 
 sizes = st.lists(st.integers(min_value=0, max_value=400), min_size=0, max_size=60)

@@ -12,6 +12,7 @@ from memory_fakes import SESSION, T0, FakeLLM, FakeRecaller, request
 from memory import registry
 from memory.base import MemoryDeps
 from memory.budget import is_turn_start
+from memory.strategies._parts import pinned_text
 from memory.types import (
     PART_ORDER,
     Context,
@@ -148,8 +149,10 @@ def test_every_strategy_keeps_the_rules(  # type: ignore[no-untyped-def]
     llm = FakeLLM()
     strategy = registry.create(name, params, MemoryDeps(llm=llm, recaller=FakeRecaller()))
     req = request(history, new=new, budget=budget, state=state, system=system, pinned=pinned)
+    pinned_block = pinned_text([*pinned, *state.pinned])
+    shown = [("system", system), ("system", pinned_block), ("user", new)]
     fixed = llm.count_overhead() + sum(
-        llm.count_message({"role": r, "content": c}) for r, c in [("system", system), ("user", new)]
+        llm.count_message({"role": r, "content": c}) for r, c in shown if c is not None
     )
     try:
         ctx = asyncio.run(strategy.assemble(req))
@@ -157,7 +160,7 @@ def test_every_strategy_keeps_the_rules(  # type: ignore[no-untyped-def]
         event("overflow")
         assert err.budget == budget and err.needed > budget
         if name != "buffer":  # only the fixed parts can overflow (buffer: all of history too)
-            assert fixed > budget or (pinned or state.pinned)
+            assert fixed > budget and err.needed == fixed
         return
     assert fixed <= budget
     check(ctx, req, llm)

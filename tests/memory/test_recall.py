@@ -10,7 +10,16 @@ import pytest
 
 from app.llm.worker import MLXWorker
 from memory.embeddings import MLXEmbedder
-from memory.recall import BM25, HybridRecaller, RecallParams, spread_to_neighbours, terms
+import numpy as np
+
+from memory.recall import (
+    BM25,
+    DenseCache,
+    HybridRecaller,
+    RecallParams,
+    spread_to_neighbours,
+    terms,
+)
 from memory.types import SessionInfo, StoredMessage
 from memory.vector_index import VectorIndex
 
@@ -179,6 +188,16 @@ async def test_reopened_index_needs_no_reembedding(
     assert embedder.texts == after_import + 1  # just the query
 
 
+async def test_in_memory_scan_agrees_with_chroma(recaller: HybridRecaller) -> None:
+    hist = conversation()
+    await recaller.observe(ALICE, hist)
+    dense_only = HybridRecaller(recaller.index, RecallParams(lexical_k=0, neighbour_weights=()))
+    query = "a trip abroad for a tech event"
+    ours = await dense_only.recall(ALICE, query, hist, set(), 5)
+    chroma = [i for i, _ in await recaller.index.query(ALICE, query, k=5)]
+    assert ours == chroma
+
+
 async def test_bad_arguments(recaller: HybridRecaller) -> None:
     hist = conversation()
     with pytest.raises(ValueError, match="limit must be"):
@@ -214,6 +233,20 @@ def test_bm25_incremental_updates_equal_a_rebuild() -> None:
     assert inc.scores("cats topic1 parrots") == pytest.approx(fresh.scores("cats topic1 parrots"))
     assert inc.top("parrots", 3) == [5]
     assert inc.top("dogs", 50, allowed={0, 3, 4}) == [0, 3]
+
+
+def test_dense_cache_put_replace_remove_top() -> None:
+    cache = DenseCache(dim=3)
+    eye = np.eye(3, dtype=np.float32)
+    cache.put(list(range(1, 101)), np.tile(eye[2], (100, 1)))  # grows past its first capacity
+    cache.put([7, 8], eye[:2])
+    assert cache.top(eye[0], 1, set(range(1, 101))) == [7]
+    cache.put([7], eye[1:2])  # replaced in place
+    assert cache.top(eye[1], 2, {7, 8}) == [7, 8] or cache.top(eye[1], 2, {7, 8}) == [8, 7]
+    cache.remove(8)
+    assert 8 not in cache.pos and len(cache.ids) == 99
+    assert cache.top(eye[1], 1, set(range(1, 101))) == [7]
+    assert cache.top(eye[1], 1, set(range(1, 101)) - {7}) != [7]  # excluded rows never return
 
 
 def test_spread_to_neighbours_respects_the_gap() -> None:

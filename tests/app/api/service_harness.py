@@ -33,6 +33,9 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "llm_url": None,
         "context_window": None,
         "auth": "off",
+        # tests poll and fire requests in bursts; the limits have their own tests
+        "rate_limit_per_minute": 100_000,
+        "max_concurrent_per_user": 64,
     }
     base.update(overrides)
     return Settings(**base)

@@ -263,6 +263,16 @@ def test_delete_session(client: TestClient) -> None:
     assert_error(client.get(f"/v1/sessions/{sid}/messages"), 404)
 
 
+def test_web_page_is_served_beside_the_api(client: TestClient) -> None:
+    from app.main import WEB_DIR
+
+    if not (WEB_DIR / "index.html").is_file():
+        pytest.skip("no web page in app/web yet")
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert client.get("/healthz").json()["status"] == "ok"  # the mount does not shadow routes
+
+
 def test_openapi_documents_every_route(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]

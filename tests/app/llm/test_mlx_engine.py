@@ -32,6 +32,11 @@ def chat(*turns: str, system: str = "You are a helpful assistant.") -> list[dict
     return msgs
 
 
+def _cached_len(engine: MLXEngine, key: str) -> int | None:
+    entry = engine.prompt_caches._entries.get(key)
+    return None if entry is None else len(entry.tokens)
+
+
 def test_implements_the_engine_protocol(engine: MLXEngine) -> None:
     assert isinstance(engine, Engine)
     assert engine.backend == "mlx"
@@ -111,9 +116,18 @@ async def test_cancel_stops_early_and_leaves_a_consistent_cache(engine: MLXEngin
             got += 1
             if got == 3:
                 break
-    # The cancelled stream's cache was checked back in and is consistent: a full run reusing it
-    # gives the same tokens as a cold one.
-    await asyncio.sleep(0.2)  # the worker closes the generator at its next step
+    # The worker closes the generator at its next step and checks its cache back in.
+    held: int | None = None
+    for _ in range(200):
+        held = await engine.worker.run(_cached_len, engine, key)
+        if held is not None:
+            break
+        await asyncio.sleep(0.05)
+    # Far fewer than the 16 requested: the worker stopped soon after the consumer left (it may
+    # have run a few steps ahead of the consumer, never to the end).
+    assert held is not None and held <= len(engine.encode_prompt(msgs)) + 8
+    # The cancelled stream's cache is consistent: a full run reusing it gives the same tokens
+    # as a cold one.
     warm, warm_chunks = await collect(engine, msgs, params, key=key)
     cold, _ = await collect(engine, msgs, params)
     usage = warm_chunks[-1].usage
