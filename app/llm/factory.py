@@ -20,7 +20,7 @@ from app.config import Settings  # noqa: E402
 from app.llm.gguf import load_gguf  # noqa: E402
 from app.llm.mlx_engine import MLXEngine  # noqa: E402
 from app.llm.tokenizer import ChatTokenizer  # noqa: E402
-from app.llm.types import ModelLoadError  # noqa: E402
+from app.llm.types import Engine, ModelLoadError  # noqa: E402
 from app.llm.worker import MLXWorker  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -166,8 +166,13 @@ def _load_mlx_lm_engine(
     return model, HFChatTokenizer(wrapper), context, info
 
 
-def load_engine(settings: Settings, worker: MLXWorker) -> MLXEngine:
-    """Load the configured model (weights on the worker thread) and wrap it in an MLXEngine."""
+def load_engine(settings: Settings, worker: MLXWorker) -> Engine:
+    """The configured engine: a remote server when MEMENTO_LLM_URL is set, else the local model
+    (weights loaded on the worker thread) in an MLXEngine."""
+    if settings.llm_url:
+        from app.llm.remote import load_remote_engine
+
+        return load_remote_engine(settings, worker)
     spec = settings.model
     if spec is None:
         path = default_gguf_path()
