@@ -200,7 +200,7 @@ class LocalServer:
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
             TimeElapsedColumn(), console=console, transient=True, disable=console is None,
         ) as progress:
-            task = progress.add_task("starting", total=5)
+            task = progress.add_task("starting", total=4)  # personas, store, model, index
             handler = _StepProgress(progress, task)
             old_level = log.level
             log.addHandler(handler)

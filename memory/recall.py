@@ -16,13 +16,12 @@ recall at 10k turns costs a few milliseconds on top of the query embedding.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import math
 import re
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -69,66 +68,104 @@ def terms(text: str) -> list[str]:
 
 
 class BM25:
-    """Okapi BM25 over an incrementally updated in-memory postings index."""
+    """Okapi BM25 over an incrementally updated in-memory postings index.
 
-    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
+    Documents get a row; each term's postings are kept as a dict (cheap updates) and mirrored
+    lazily into numpy arrays (fast scoring), rebuilt only for terms an update touched.
+    """
+
+    def __init__(self, k1: float = 0.9, b: float = 0.4) -> None:
         self.k1, self.b = k1, b
-        self.postings: dict[str, dict[int, int]] = {}
-        self.lengths: dict[int, int] = {}
+        self.postings: dict[str, dict[int, int]] = {}  # term -> {row: term frequency}
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.row: dict[int, int] = {}  # doc id -> row
+        self.ids: list[int | None] = []  # row -> doc id (None: removed)
+        self.lengths = np.zeros(64, dtype=np.float32)
         self.texts: dict[int, str] = {}
         self.total = 0
 
     def __len__(self) -> int:
-        return len(self.lengths)
+        return len(self.texts)
 
     def add(self, doc_id: int, text: str) -> None:
-        if doc_id in self.lengths:
+        if doc_id in self.texts:
             if self.texts[doc_id] == text:
                 return
             self.remove(doc_id)
+        row = self.row.get(doc_id)
+        if row is None:
+            row = self.row[doc_id] = len(self.ids)
+            self.ids.append(doc_id)
+            if row == len(self.lengths):
+                self.lengths = np.concatenate([self.lengths, np.zeros_like(self.lengths)])
+        self.ids[row] = doc_id
         tf = Counter(terms(text))
         for t, n in tf.items():
-            self.postings.setdefault(t, {})[doc_id] = n
+            self.postings.setdefault(t, {})[row] = n
+            self._arrays.pop(t, None)
         length = sum(tf.values())
-        self.lengths[doc_id] = length
+        self.lengths[row] = length
         self.texts[doc_id] = text
         self.total += length
 
     def remove(self, doc_id: int) -> None:
-        if doc_id not in self.lengths:
+        text = self.texts.pop(doc_id, None)
+        if text is None:
             return
-        for t in set(terms(self.texts.pop(doc_id))):
+        row = self.row[doc_id]
+        for t in set(terms(text)):
+            self._arrays.pop(t, None)
             plist = self.postings.get(t)
             if plist is not None:
-                plist.pop(doc_id, None)
+                plist.pop(row, None)
                 if not plist:
                     del self.postings[t]
-        self.total -= self.lengths.pop(doc_id)
+        self.total -= int(self.lengths[row])
+        self.lengths[row] = 0  # the row stays reserved for this id (an edit re-adds it)
 
-    def scores(self, query: str) -> dict[int, float]:
-        n = len(self.lengths)
+    def _scores(self, query: str) -> np.ndarray:
+        """BM25 score per row (0 where no query term occurs)."""
+        n_rows, n = len(self.ids), len(self.texts)
+        out = np.zeros(n_rows, dtype=np.float32)
         if not n:
-            return {}
-        avg = self.total / n or 1.0
+            return out
         k1, b = self.k1, self.b
-        out: dict[int, float] = {}
+        norm = k1 * (1 - b + b * self.lengths[:n_rows] / (self.total / n or 1.0))
         for t, qn in Counter(terms(query)).items():
             plist = self.postings.get(t)
             if not plist:
                 continue
+            arrays = self._arrays.get(t)
+            if arrays is None:
+                arrays = (
+                    np.fromiter(plist.keys(), dtype=np.int64, count=len(plist)),
+                    np.fromiter(plist.values(), dtype=np.float32, count=len(plist)),
+                )
+                self._arrays[t] = arrays
+            rows, tf = arrays
             idf = math.log(1.0 + (n - len(plist) + 0.5) / (len(plist) + 0.5)) * qn
-            lengths = self.lengths
-            for d, f in plist.items():
-                s = idf * f * (k1 + 1) / (f + k1 * (1 - b + b * lengths[d] / avg))
-                out[d] = out.get(d, 0.0) + s
+            out[rows] += idf * tf * (k1 + 1) / (tf + norm[rows])
         return out
 
+    def scores(self, query: str) -> dict[int, float]:
+        sc = self._scores(query)
+        return {self.ids[r]: float(sc[r]) for r in np.nonzero(sc)[0]}  # type: ignore[misc]
+
     def top(self, query: str, k: int, allowed: set[int] | None = None) -> list[int]:
-        sc = self.scores(query)
-        items: Iterable[tuple[int, float]] = sc.items()
-        if allowed is not None:
-            items = ((d, s) for d, s in items if d in allowed)
-        return [d for d, _ in heapq.nlargest(k, items, key=lambda x: (x[1], -x[0]))]
+        """The k best-scoring doc ids (only those in `allowed`, when given); ties by id."""
+        sc = self._scores(query)
+        hits = np.nonzero(sc)[0]
+        if not len(hits) or k <= 0:
+            return []
+        # Excluded docs may crowd the top: over-fetch by how many could be excluded.
+        extra = 0 if allowed is None else max(0, len(self.texts) - len(allowed))
+        want = min(len(hits), k + extra)
+        if want < len(hits):
+            hits = hits[np.argpartition(-sc[hits], want - 1)[:want]]
+        ids = self.ids
+        order = sorted(hits.tolist(), key=lambda r: (-sc[r], ids[r]))
+        out = [ids[r] for r in order if allowed is None or ids[r] in allowed]
+        return out[:k]  # type: ignore[return-value]
 
 
 class RecallParams(BaseModel):
@@ -166,12 +203,15 @@ def spread_to_neighbours(
     turns: Sequence[StoredMessage],
     weights: Sequence[float],
     max_gap_s: float,
+    pos: dict[int, int] | None = None,
 ) -> dict[int, float]:
     """Each scored turn adds weights[d-1] * its score to the turns d positions away, when they
-    are within `max_gap_s` of it (the same sitting, not the previous day's talk)."""
+    are within `max_gap_s` of it (the same sitting, not the previous day's talk).
+    `pos` maps message id -> index in `turns` (computed here when not given)."""
     if not weights or not scores:
         return dict(scores)
-    pos = {m.id: i for i, m in enumerate(turns)}
+    if pos is None:
+        pos = {m.id: i for i, m in enumerate(turns)}
     out = dict(scores)
     for mid, s in scores.items():
         i = pos.get(mid)
@@ -322,16 +362,30 @@ class HybridRecaller:
         if not query or not query.strip():
             raise ValueError("recall needs a non-empty query")
         p = self.params
-        turns = [m for m in history if m.role in ROLES and m.content.strip()]
-        allowed = {m.id for m in turns} - set(exclude_ids)
+        st = self._state(session)
+        # One pass over the history (10k turns must stay cheap): the turns, their positions and
+        # whether any is new or edited since the indexes last saw it.
+        turns: list[StoredMessage] = []
+        pos: dict[int, int] = {}
+        changed = False
+        lexical, indexed = st.lexical, st.indexed
+        for m in history:
+            c = m.content
+            if m.role not in ROLES or not c or c.isspace():
+                continue
+            pos[m.id] = len(turns)
+            turns.append(m)
+            if not changed and (lexical.get(m.id) != c or indexed.get(m.id) != c):
+                changed = True
+        allowed = pos.keys() - exclude_ids
         if not allowed:
             return []
         # The query embeds on the MLX thread while the session syncs and BM25 scores here.
         embed = asyncio.ensure_future(self.index.embedder.embed([query])) if p.dense_k else None
         try:
-            st = self._state(session)
-            async with st.lock:
-                await self._sync(session, st, turns)
+            if changed or len(lexical) != len(turns) or st.dense is None:
+                async with st.lock:
+                    await self._sync(session, st, turns)
             rankings: list[tuple[Sequence[int], float]] = []
             if p.lexical_k:
                 rankings.append((st.bm25.top(query, p.lexical_k, allowed), p.lexical_weight))
@@ -343,7 +397,7 @@ class HybridRecaller:
             if embed is not None and not embed.done():
                 embed.cancel()
         fused = rrf(rankings, p.rrf_k)
-        scores = spread_to_neighbours(fused, turns, p.neighbour_weights, p.neighbour_gap_s)
+        scores = spread_to_neighbours(fused, turns, p.neighbour_weights, p.neighbour_gap_s, pos)
         ranked = sorted((d for d in scores if d in allowed), key=lambda d: (-scores[d], d))
         return ranked[:limit]
 

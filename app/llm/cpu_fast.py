@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import logging
 from typing import Any
 
 from app.blas import load_blas
@@ -34,8 +33,6 @@ import numpy as np  # noqa: E402
 from mlx.utils import tree_map_with_path  # noqa: E402
 from mlx_lm.models import llama  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
-
-log = logging.getLogger(__name__)
 
 
 def on_cpu() -> bool:
@@ -231,6 +228,28 @@ def _find_sgemv() -> Any:
 
 
 _SGEMV = _find_sgemv()
+
+
+def _gemv_library() -> str:
+    """Which library serves the decode GEMVs, for the startup log."""
+    if _SGEMV is None:
+        return "numpy"
+
+    class _DlInfo(ctypes.Structure):
+        _fields_ = [
+            ("fname", ctypes.c_char_p),
+            ("fbase", ctypes.c_void_p),
+            ("sname", ctypes.c_char_p),
+            ("saddr", ctypes.c_void_p),
+        ]
+
+    info = _DlInfo()
+    with contextlib.suppress(OSError, AttributeError):
+        if ctypes.CDLL(None).dladdr(ctypes.cast(_SGEMV, ctypes.c_void_p), ctypes.byref(info)):
+            return f"cblas_sgemv from {(info.fname or b'?').decode()}"
+    return "cblas_sgemv"
+
+
 _ROW_MAJOR, _NO_TRANS = 101, 111
 
 
@@ -444,7 +463,10 @@ def prepare_for_cpu(model: nn.Module, numpy_decode: bool = True) -> str:
         model.__class__ = CPUFastModel
         # nn.Module is a dict of parameters and children; keep the decoder out of it.
         object.__setattr__(model, "_np_decoder", decoder)
-        what += "; numpy decode on (fused q|k|v and gate|up GEMVs, KV cache written in place)"
+        what += (
+            "; numpy decode on (fused q|k|v and gate|up GEMVs via "
+            f"{_gemv_library()}, KV cache written in place)"
+        )
     else:
         what += f"; numpy decode off ({reason})"
     mx.clear_cache()

@@ -5,6 +5,7 @@ import { clear, formatTime, h, langOf } from "./dom.js";
 import { renderContext, renderMemory } from "./inspector.js";
 import { renderMarkdown } from "./markdown.js";
 import { openNewChat, personaId } from "./newchat.js";
+import { renderSessionList } from "./sessions.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -14,7 +15,6 @@ const state = {
   session: null,
   messages: [],
   streaming: null, // {controller} while a reply is being generated
-  confirmDelete: null,
 };
 
 // ---------- errors ----------
@@ -48,75 +48,36 @@ async function loadSessions() {
 }
 
 function renderSessions() {
-  const list = clear($("session-list"));
   $("no-sessions").hidden = state.sessions.length > 0;
-  for (const s of state.sessions) {
-    const active = s.id === state.session?.id;
-    const deleting = state.confirmDelete === s.id;
-    const item = h("li", { class: `session${active ? " active" : ""}`, dataset: { id: s.id } },
-      h("button", { class: "session-open", type: "button", "aria-current": active ? "page" : null,
-        onclick: () => openSession(s.id) },
-        h("span", { class: "session-title", lang: langOf(titleOf(s)) }, titleOf(s)),
-        h("span", { class: "session-meta" },
-          `${personaName(sessionPersona(s))} · ${strategyOf(s)}`,
-          s.updated_at || s.created_at ? ` · ${formatTime(s.updated_at ?? s.created_at)}` : "")),
-      h("div", { class: "session-actions" },
-        h("button", { class: "btn btn-icon btn-small", type: "button", title: "Rename",
-          "aria-label": "Rename", onclick: () => startRename(item, s) }, "✎"),
-        h("button", { class: `btn btn-small ${deleting ? "btn-danger" : "btn-icon"}`,
-          type: "button", title: "Delete", "aria-label": deleting ? "Confirm delete" : "Delete",
-          onclick: () => deleteSession(s) }, deleting ? "Delete?" : "×")));
-    list.append(item);
-  }
+  renderSessionList($("session-list"), state.sessions, {
+    activeId: state.session?.id,
+    describe: (s) => ({ title: titleOf(s),
+      meta: `${personaName(sessionPersona(s))} · ${strategyOf(s)}` }),
+    onOpen: (s) => openSession(s.id),
+    onRename: renameSession,
+    onDelete: deleteSession,
+  });
 }
 
-function startRename(item, s) {
-  const input = h("input", { class: "rename-input", type: "text", value: s.title ?? "",
-    maxlength: 200, "aria-label": "New title" });
-  const title = item.querySelector(".session-title");
-  title.replaceWith(input);
-  input.focus();
-  input.select();
-  let finished = false;
-  const finish = async (save) => {
-    if (finished) return;
-    finished = true;
-    const value = input.value.trim();
-    if (save && value && value !== s.title) {
-      const updated = await guard(() => api.updateSession(s.id, { title: value }));
-      if (updated) Object.assign(s, updated.id ? updated : { title: value });
-      if (state.session?.id === s.id) Object.assign(state.session, { title: s.title });
-      renderHeader();
-    }
-    renderSessions();
-  };
-  input.addEventListener("keydown", (e) => {
-    if (e.key === "Enter") finish(true);
-    if (e.key === "Escape") finish(false);
-  });
-  input.addEventListener("blur", () => finish(true));
+async function renameSession(s, title) {
+  const updated = await guard(() => api.updateSession(s.id, { title }));
+  if (!updated) return;
+  Object.assign(s, updated.id ? updated : { title });
+  if (state.session?.id === s.id) Object.assign(state.session, { title: s.title });
+  renderHeader();
 }
 
 async function deleteSession(s) {
-  if (state.confirmDelete !== s.id) {
-    state.confirmDelete = s.id;
-    renderSessions();
-    setTimeout(() => {
-      if (state.confirmDelete === s.id) {
-        state.confirmDelete = null;
-        renderSessions();
-      }
-    }, 4000);
-    return;
-  }
-  state.confirmDelete = null;
   const ok = await guard(async () => (await api.deleteSession(s.id), true));
-  if (!ok) return renderSessions();
-  state.sessions = state.sessions.filter((x) => x.id !== s.id);
-  if (state.session?.id === s.id) {
-    state.session = null;
-    history.replaceState(null, "", location.pathname);
-    renderChat();
+  if (ok) {
+    state.sessions = state.sessions.filter((x) => x.id !== s.id);
+    if (state.session?.id === s.id) {
+      state.session = null;
+      history.replaceState(null, "", location.pathname);
+      renderChat();
+      resetContext();
+      loadMemory();
+    }
   }
   renderSessions();
 }
@@ -185,6 +146,11 @@ function bubble(m) {
     m.greeting ? h("span", { class: "tag" }, "greeting") : null,
     m.status && m.status !== "complete" && m.status !== "completed"
       ? h("span", { class: `tag status-${m.status}` }, m.status) : null,
+    m.usage
+      ? h("span", { class: "usage", title: "prompt tokens (cached) → generated tokens" },
+        `${m.usage.prompt_tokens} (${m.usage.cached_tokens} cached) → ` +
+        `${m.usage.completion_tokens} tok`)
+      : null,
     hasContext(m)
       ? h("button", { class: "btn btn-link btn-small inspect", type: "button",
         onclick: () => showContext(m.id, true) }, "context")
@@ -259,25 +225,36 @@ async function send(text) {
   }
   if (state.session?.id !== session.id) return;
   if (result?.reply) {
-    state.messages.push(result.message ?? userMsg, result.reply);
+    state.messages.push(result.message ?? userMsg, { ...result.reply, usage: result.usage });
     userNode.replaceWith(bubble(result.message ?? userMsg));
-    replyNode.replaceWith(bubble(result.reply));
+    replyNode.replaceWith(bubble({ ...result.reply, usage: result.usage }));
     scrollDown(true);
     showContext(result.reply.id);
   } else {
-    // stopped or failed: the server stored what it had (marked interrupted); show its record
+    // stopped or failed: the server stores what it had, marked interrupted; show its record
     reply.status = "interrupted";
     paint();
     replyNode.classList.remove("streaming");
-    await new Promise((r) => setTimeout(r, 400));
-    const messages = await guard(() => api.messages(session.id));
-    if (messages && state.session?.id === session.id) {
+    replyNode.replaceWith(bubble(reply));
+    const messages = await settledMessages(session.id);
+    if (messages && state.session?.id === session.id && !state.streaming) {
       state.messages = messages;
       renderChat();
     }
   }
   loadMemory();
   guard(loadSessions);
+}
+
+// After a stop the server finishes storing the partial reply a moment later: wait for it.
+async function settledMessages(sessionId) {
+  let messages;
+  for (let attempt = 0; attempt < 20; attempt += 1) {
+    await new Promise((r) => setTimeout(r, 250));
+    messages = await guard(() => api.messages(sessionId));
+    if (!messages || messages.at(-1)?.status !== "pending") break;
+  }
+  return messages;
 }
 
 function stop() {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
 import sys
@@ -33,3 +34,38 @@ def test_missing_openblas_warns_with_the_fix(
         result = blas.load_blas()
     assert result.startswith("reference BLAS")
     assert blas.FIX_HINT in caplog.text
+
+
+def _first_mlx_import_and_load_blas(path: Path) -> tuple[int | None, int | None]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    first_mlx = blas_call = None
+    for node in tree.body:
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        if first_mlx is None and any(n.split(".")[0] in ("mlx", "mlx_lm") for n in names):
+            first_mlx = node.lineno
+        if (
+            blas_call is None
+            and isinstance(node, (ast.Expr, ast.Assign))
+            and isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "id", None) == "load_blas"
+        ):
+            blas_call = node.lineno
+    return first_mlx, blas_call
+
+
+def test_every_module_loads_blas_before_importing_mlx() -> None:
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for package in ("app", "memory"):
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root)
+            if rel.parts[:2] == ("app", "llm"):
+                continue  # app/llm/__init__.py loads it before any module of the package
+            first_mlx, blas_call = _first_mlx_import_and_load_blas(path)
+            if first_mlx is not None and (blas_call is None or blas_call > first_mlx):
+                offenders.append(f"{rel}:{first_mlx}")
+    assert not offenders, f"call app.blas.load_blas() before importing mlx in: {offenders}"

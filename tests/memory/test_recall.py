@@ -6,12 +6,11 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app.llm.worker import MLXWorker
 from memory.embeddings import MLXEmbedder
-import numpy as np
-
 from memory.recall import (
     BM25,
     DenseCache,

@@ -250,3 +250,41 @@ def test_invalidate_summary_only_when_a_covered_message_changed() -> None:
     assert invalidate_summary(state, [5]) is state
     cleared = invalidate_summary(state, [2])
     assert cleared.summary == "" and cleared.summary_covers == [] and cleared.summary_failures == 0
+
+
+async def test_a_failing_summarizer_still_moves_the_cut_and_retries_later() -> None:
+    strategy = registry.create("summary_buffer", {"max_tokens": 120}, deps(FakeLLM(fail=True)))
+    h = conversation(10)
+    state = await strategy.observe(SESSION, h, MemoryState(), h)
+    assert state.buffer_start_id is not None and state.buffer_start_id > h[0].id
+    assert state.summary == "" and state.summary_covers == [] and state.summary_failures == 1
+    strategy.deps.llm = FakeLLM()  # the engine is back: the pending messages get summarized
+    state = await strategy.observe(SESSION, h, state, [])
+    cut = [m.id for m in h].index(state.buffer_start_id)
+    assert state.summary_covers == [m.id for m in h[:cut]] and state.summary_failures == 0
+
+
+async def test_a_failing_vector_index_does_not_lose_the_state(caplog) -> None:  # type: ignore[no-untyped-def]
+    class Broken(FakeRecaller):
+        async def observe(self, session, messages):  # type: ignore[no-untyped-def]
+            raise RuntimeError("chroma is down")
+
+    strategy = registry.create("vector", {"buffer_tokens": 50}, deps(recaller=Broken()))
+    h = conversation(10)
+    state = await strategy.observe(SESSION, h, MemoryState(), h)
+    assert state.buffer_start_id is not None
+    assert "vector index update failed" in caplog.text
+
+
+async def test_pinned_facts_count_toward_the_overflow() -> None:
+    pinned = [PinnedFact(id=str(i), text="A long fact to remember. " * 10) for i in range(5)]
+    strategy = registry.create("hybrid", {}, deps())
+    with pytest.raises(ContextOverflowError, match="pinned facts"):
+        await strategy.assemble(request([], budget=200, pinned=pinned))
+
+
+async def test_an_empty_new_message_skips_recall() -> None:
+    recaller = FakeRecaller()
+    strategy = registry.create("vector", {}, deps(recaller=recaller))
+    ctx = await strategy.assemble(request(conversation(5), new="   "))
+    assert recaller.queries == [] and kinds(ctx)[-1] == "new"

@@ -5,7 +5,7 @@ dequantized MLX model, including across KV-cache growth, trimming and MLX prefil
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -23,13 +23,16 @@ from mlx_lm.models.cache import KVCache, RotatingKVCache, make_prompt_cache  # n
 from app.llm import cpu_fast  # noqa: E402
 from app.llm.factory import default_gguf_path  # noqa: E402
 from app.llm.gguf import load_gguf  # noqa: E402
+from app.llm.tokenizer import ChatTokenizer  # noqa: E402
 from app.llm.worker import MLXWorker  # noqa: E402
 
-PROMPTS = [
-    [1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 2, 198, 1, 4093, 198],
-    [1, 4093, 198, 504, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198],
-    [1, 4093, 198, 19161, 253, 26799, 702, 260, 6933, 30, 2, 198, 1, 520, 9531, 198],
+QUESTIONS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "List three uses of a paperclip.",
 ]
+
+Models = tuple[nn.Module, nn.Module, ChatTokenizer]
 
 
 def _run(worker: MLXWorker, fn: Callable[[], Any]) -> Any:
@@ -53,24 +56,26 @@ def _greedy(model: nn.Module, prompt: list[int], steps: int) -> tuple[list[int],
 
 
 @pytest.fixture(scope="module")
-def smollm(mlx_worker: MLXWorker) -> tuple[nn.Module, nn.Module]:
-    """(reference: dequantized float32 on MLX only, fast: prepare_for_cpu) on the real GGUF."""
+def smollm(mlx_worker: MLXWorker) -> Iterator[Models]:
+    """(reference: dequantized float32 on MLX only, fast: prepare_for_cpu, tokenizer)."""
+    held: list[Models] = []
 
-    def build() -> tuple[nn.Module, nn.Module]:
-        ref = load_gguf(default_gguf_path()).model
+    def build() -> None:
+        loaded = load_gguf(default_gguf_path())
+        ref = loaded.model
         cpu_fast.dequantize_model(ref)
         fast = load_gguf(default_gguf_path()).model
         what = cpu_fast.prepare_for_cpu(fast)
         assert "numpy decode on" in what, what
-        return ref, fast
+        held.append((ref, fast, ChatTokenizer.from_gguf_metadata(loaded.metadata)))
 
-    return _run(mlx_worker, build)
+    _run(mlx_worker, build)
+    yield held[0]
+    _run(mlx_worker, held.clear)  # free the MLX arrays on the thread that made them
 
 
-def test_prepare_dequantizes_every_quantized_layer(
-    smollm: tuple[nn.Module, nn.Module], mlx_worker: MLXWorker
-) -> None:
-    _, fast = smollm
+def test_prepare_dequantizes_every_quantized_layer(smollm: Models, mlx_worker: MLXWorker) -> None:
+    _, fast, _ = smollm
     kinds = {type(m) for _, m in fast.named_modules()}
     assert nn.QuantizedLinear not in kinds and nn.QuantizedEmbedding not in kinds
     assert isinstance(fast, cpu_fast.CPUFastModel)
@@ -86,11 +91,12 @@ def _leaves(tree: Any) -> list[Any]:
     return [tree]
 
 
-@pytest.mark.parametrize("prompt", PROMPTS)
+@pytest.mark.parametrize("question", QUESTIONS)
 def test_greedy_matches_dequantized_reference(
-    prompt: list[int], smollm: tuple[nn.Module, nn.Module], mlx_worker: MLXWorker
+    question: str, smollm: Models, mlx_worker: MLXWorker
 ) -> None:
-    ref, fast = smollm
+    ref, fast, tok = smollm
+    prompt = tok.apply_chat_template([{"role": "user", "content": question}])
     ref_tokens, ref_logits = _run(mlx_worker, lambda: _greedy(ref, prompt, 12))
     fast_tokens, fast_logits = _run(mlx_worker, lambda: _greedy(fast, prompt, 12))
     assert fast_tokens == ref_tokens
@@ -99,11 +105,11 @@ def test_greedy_matches_dequantized_reference(
 
 
 def test_kv_cache_growth_trim_and_mlx_prefill_in_between(
-    smollm: tuple[nn.Module, nn.Module], mlx_worker: MLXWorker
+    smollm: Models, mlx_worker: MLXWorker
 ) -> None:
     """A session's life: long prefill, decode across the 256-token cache step, a trim (prefix
     reuse), an MLX prefill of a new turn, more decoding. Both models see the same token ids."""
-    ref, fast = smollm
+    ref, fast, _ = smollm
     rng = np.random.default_rng(0)
     first = [int(t) for t in rng.integers(100, 40000, size=250)]
     turn = [int(t) for t in rng.integers(100, 40000, size=40)]

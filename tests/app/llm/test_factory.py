@@ -64,3 +64,9 @@ def test_uncached_hf_id_offline_is_a_clear_error(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match=r"memento-test/not-a-real-model.*HF_HUB_OFFLINE"):
         load_engine(Settings(model="memento-test/not-a-real-model"), mlx_worker)
+
+
+def test_directory_that_is_not_a_model(mlx_worker: MLXWorker, tmp_path: Path) -> None:
+    (tmp_path / "readme.txt").write_text("not a model")
+    with pytest.raises(ModelLoadError, match="could not load model"):
+        load_engine(Settings(model=str(tmp_path)), mlx_worker)

@@ -1,0 +1,81 @@
+"""`reindex`: the vector index rebuilt from the database, with real Chroma and MiniLM."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from app.cli_maintenance import reindex
+from app.session_memory import session_info
+from app.store.records import NewMessage
+from app.store.repo import Store
+from memory.embeddings import MLXEmbedder
+from memory.vector_index import IndexRecord, VectorIndex
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(f"sqlite:///{tmp_path / 'memento.db'}")
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+@pytest.fixture
+def index(tmp_path: Path, mlx_worker: object) -> VectorIndex:
+    return VectorIndex.open(tmp_path, None, MLXEmbedder(mlx_worker))  # type: ignore[arg-type]
+
+
+def turns(store: Store, user: str, sid: str, n: int) -> list[int]:
+    msgs = [NewMessage(role="user" if i % 2 == 0 else "assistant", content=f"turn {i} of {sid}")
+            for i in range(n)]
+    return [m.id for m in store.add_messages(user, sid, msgs)]
+
+
+def test_reindex_rebuilds_exactly_the_recalling_sessions(
+    store: Store, index: VectorIndex
+) -> None:
+    alice = store.get_or_create_user("alice").id
+    bob = store.get_or_create_user("bob").id
+    vec = store.create_session(alice, "assistant", "vector", {})
+    hyb = store.create_session(bob, "assistant", "hybrid", {})
+    buf = store.create_session(alice, "assistant", "buffer", {})
+    gone = store.create_session(bob, "assistant", "vector", {})
+    vec_ids = turns(store, alice, vec.id, 6)
+    hyb_ids = turns(store, bob, hyb.id, 4)
+    buf_ids = turns(store, alice, buf.id, 2)
+    gone_ids = turns(store, bob, gone.id, 2)
+    # a forgotten turn stays out; an interrupted empty reply is not history
+    state, _ = store.get_memory(alice, vec.id)
+    store.save_memory(alice, vec.id, state.model_copy(update={"forgotten": [vec_ids[0]]}))
+    store.add_message(alice, vec.id, "assistant", "", status="interrupted")
+
+    async def scenario() -> None:
+        # the index as a crash could leave it: half of one session, stale records of a session
+        # that no longer recalls, and a session deleted while the index was unreachable
+        records = [IndexRecord(i, "user", "stale", vec.created_at) for i in buf_ids]
+        await index.upsert(session_info(buf), records)
+        await index.upsert(session_info(gone), [IndexRecord(gone_ids[0], "user", "x",
+                                                            gone.created_at)])
+        await index.upsert(session_info(vec), [IndexRecord(vec_ids[1], "user", "x",
+                                                           vec.created_at)])
+        store.delete_session(bob, gone.id)
+
+        report = await reindex(store, index)
+        assert report.sessions == 2 and report.cleared == 1 and report.missing == []
+        assert await index.ids(session_info(vec)) == set(vec_ids[1:])
+        assert await index.ids(session_info(hyb)) == set(hyb_ids)
+        assert await index.ids(session_info(buf)) == set()
+        assert await index.ids(session_info(gone)) == set()
+        # the rebuilt records are real embeddings: recall by meaning works on them
+        hits = await index.query(session_info(vec), f"turn 3 of {vec.id}", k=1)
+        assert hits[0][0] == vec_ids[3]
+
+        # one session only
+        await index.delete(session_info(hyb))
+        report = await reindex(store, index, hyb.id)
+        assert report.sessions == 1 and await index.ids(session_info(hyb)) == set(hyb_ids)
+        assert (await reindex(store, index, "ses_nope")).missing == ["ses_nope"]
+
+    asyncio.run(scenario())
