@@ -92,7 +92,8 @@ def validation_error_fields(errors: Sequence[dict[str, Any]]) -> tuple[str, str 
     msgs = []
     first: str | None = None
     for err in errors:
-        field = dotted(err.get("loc", ()))
+        # a body that is not JSON at all: its loc is a character offset, not a field
+        field = "body" if err.get("type") == "json_invalid" else dotted(err.get("loc", ()))
         first = first or field or None
         msgs.append(f"{field}: {err.get('msg', 'invalid')}" if field else err.get("msg", ""))
     return "; ".join(msgs) or "invalid request", first

@@ -50,28 +50,36 @@ class BodyLimitMiddleware:
                 await self._reject(send)
                 return
         seen = 0
+        started = rejected = False
 
         async def limited() -> Message:
-            nonlocal seen
+            # Raising here would be turned into a 400 by the body parser: answer 413 ourselves
+            # and tell the app the client left, so it stops reading.
+            nonlocal seen, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _BodyTooLarge
+                    rejected = True
+                    if not started:
+                        await self._reject(send)
+                    return {"type": "http.disconnect"}
             return message
-
-        started = False
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if rejected:
+                return  # the 413 went out; whatever the app answers goes nowhere
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, limited, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await self._reject(send)
+        except Exception:
+            if not rejected:
+                raise
 
     async def _reject(self, send: Send) -> None:
         import json
@@ -87,10 +95,6 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 # -- lifespan -----------------------------------------------------------------------------------

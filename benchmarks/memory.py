@@ -222,8 +222,8 @@ def recall_configs(index: VectorIndex, ablation: bool) -> dict[str, RankerFactor
                 "dense + BM25 (RRF), no neighbours": make(neighbour_weights=()),
                 "BM25 + neighbours": make(dense_k=0),
                 "dense + neighbours": make(lexical_k=0),
-                "RRF, neighbours (0.5,) only": make(neighbour_weights=(0.5,)),
-                "RRF k=60, 60+60 candidates": make(rrf_k=60, dense_k=60, lexical_k=60),
+                "RRF + neighbours ±1 only (0.5)": make(neighbour_weights=(0.5,)),
+                "RRF k=60, 60+60 candidates, neighbours": make(rrf_k=60, dense_k=60, lexical_k=60),
             }
         )
     return configs
@@ -384,12 +384,21 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "summary_buffer": {"name": "summary_buffer", "params": SUMMARY_PARAMS},
     "vector": {"name": "vector"},
     "hybrid": {"name": "hybrid", "params": SUMMARY_PARAMS},
-    "hybrid (recall-heavy: buffer 128, summary 128, recall_k 200)": {
+    "vector (recall fills the budget)": {
+        "name": "vector",
+        "params": {"recall_max_tokens": None, "recall_k": 200},
+    },
+    "hybrid (recall fills the budget)": {
+        "name": "hybrid",
+        "params": {**SUMMARY_PARAMS, "recall_max_tokens": None, "recall_k": 200},
+    },
+    "hybrid (recall-heavy: buffer 128, summary 128, recall fills the budget)": {
         "name": "hybrid",
         "params": {
             **SUMMARY_PARAMS,
             "buffer_tokens": 128,
             "summary_max_tokens": 128,
+            "recall_max_tokens": None,
             "recall_k": 200,
         },
     },
@@ -414,13 +423,16 @@ async def main_async(args: argparse.Namespace) -> None:
             flush=True,
         )
         strategies = {} if args.no_strategies else STRATEGIES
+        if args.strategies:
+            wanted = [w.strip() for w in args.strategies.split(",")]
+            strategies = {k: v for k, v in STRATEGIES.items() if v["name"] in wanted}
         with tempfile.TemporaryDirectory(prefix="memento-bench-") as tmp:
             results, rate, index = await evaluate(
                 convs, engine, embedder, Path(tmp) / "eval", strategies, args.ablation
             )
             lat = {}
             if args.latency_turns:
-                lat_strats = {k: v for k, v in STRATEGIES.items() if "recall-heavy" not in k}
+                lat_strats = {k: v for k, v in STRATEGIES.items() if "(" not in k}
                 lat = await latency(
                     convs,
                     engine,
@@ -465,6 +477,7 @@ def main() -> None:
     )
     ap.add_argument("--ablation", action="store_true", help="also rank with levers toggled")
     ap.add_argument("--no-strategies", action="store_true", help="recall-only rankings")
+    ap.add_argument("--strategies", default="", help="comma-separated strategy names to run")
     ap.add_argument("--latency-turns", type=int, default=10_000, help="0 to skip")
     ap.add_argument("--latency-queries", type=int, default=60)
     asyncio.run(main_async(ap.parse_args()))

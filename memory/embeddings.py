@@ -195,6 +195,11 @@ class MLXEmbedder:
         """Build the encoder now (blocking; for start-up). Safe to call from any thread."""
         self.worker.call(self._get)
 
+    async def warm(self) -> None:
+        """Build the encoder and compile its kernels on the worker (an async start-up hook), so
+        the first request does not pay for it."""
+        await self.worker.run(lambda: self._get().encode(["warm up"]))
+
     def encode_sync(self, texts: Sequence[str]) -> np.ndarray:
         """Blocking variant for non-async callers (benchmarks, CLI); never on the event loop."""
         return self.worker.call(lambda: self._get().encode(texts))

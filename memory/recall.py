@@ -23,12 +23,17 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from memory.types import SessionInfo, StoredMessage
 from memory.vector_index import IndexRecord, VectorIndex
+
+if TYPE_CHECKING:
+    from app.llm.worker import MLXWorker
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +176,9 @@ class BM25:
 class RecallParams(BaseModel):
     """Tuning knobs; defaults are the ones that paid on LoCoMo (benchmarks/memory.py)."""
 
-    dense_k: int = Field(default=40, ge=0, le=1000)  # candidates from the vector index (0: off)
-    lexical_k: int = Field(default=40, ge=0, le=1000)  # candidates from BM25 (0: off)
-    rrf_k: int = Field(default=40, ge=1)
+    dense_k: int = Field(default=30, ge=0, le=1000)  # candidates from the vector index (0: off)
+    lexical_k: int = Field(default=30, ge=0, le=1000)  # candidates from BM25 (0: off)
+    rrf_k: int = Field(default=30, ge=1)
     dense_weight: float = Field(default=1.0, ge=0)
     lexical_weight: float = Field(default=1.0, ge=0)
     # A hit lends this share of its score to the turns 1, 2, ... positions away (same sitting):
@@ -313,12 +318,14 @@ class HybridRecaller:
         if st is None:
             st = self._sessions[key] = _SessionState()
         self._sessions.move_to_end(key)
-        # LRU by bytes; an evicted session is reloaded from the index when next recalled.
-        while len(self._sessions) > 1 and sum(s.nbytes for s in self._sessions.values()) > (
-            self.max_cache_bytes
-        ):
-            self._sessions.popitem(last=False)
         return st
+
+    def _evict(self) -> None:
+        """LRU by bytes (after a cache grew); an evicted session reloads from the index."""
+        total = sum(s.nbytes for s in self._sessions.values())
+        while len(self._sessions) > 1 and total > self.max_cache_bytes:
+            _, old = self._sessions.popitem(last=False)
+            total -= old.nbytes
 
     # -- Recaller -----------------------------------------------------------------------------
     async def observe(self, session: SessionInfo, messages: Sequence[StoredMessage]) -> None:
@@ -417,6 +424,7 @@ class HybridRecaller:
         )
         if st.dense is not None:
             st.dense.put([m.id for m in msgs], vectors)
+            self._evict()
         st.indexed.update((m.id, m.content) for m in msgs)
 
     def _lexical(self, st: _SessionState, msgs: Sequence[StoredMessage]) -> None:
@@ -431,6 +439,7 @@ class HybridRecaller:
         dense = DenseCache(self.index.embedder.dim)
         dense.put(ids, vectors)
         st.dense, st.stored_docs, st.indexed = dense, dict(zip(ids, docs, strict=True)), {}
+        self._evict()
         log.info(
             "loaded %d vectors of session %s in %.0f ms",
             len(ids),
@@ -466,3 +475,16 @@ class HybridRecaller:
                 continue
             stale.append(m)
         return stale
+
+
+def open_recaller(
+    data_dir: Path | None,
+    chroma_url: str | None,
+    worker: MLXWorker,
+    params: RecallParams | None = None,
+) -> HybridRecaller:
+    """What the service builds at start-up: MiniLM on the MLX worker, the Chroma index (embedded
+    under data_dir/chroma, or the server at chroma_url) and the recaller over them."""
+    from memory.embeddings import MLXEmbedder  # imports mlx (after load_blas) only when used
+
+    return HybridRecaller(VectorIndex.open(data_dir, chroma_url, MLXEmbedder(worker)), params)

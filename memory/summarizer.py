@@ -151,19 +151,27 @@ class LLMSummarizer:
 
 
 class ExtractiveSummarizer:
-    """No model: the first sentence of each message. Never fails; cheap enough for imports."""
+    """No model: the first statement of each message (questions carry no facts; greetings and
+    one-word acknowledgements are skipped). Never fails; cheap enough for imports."""
 
     def __init__(self, words_per_message: int = 24):
         self.words_per_message = words_per_message
 
+    def statement(self, content: str) -> str | None:
+        for sentence in re.split(r"(?<=[.!?])\s+", " ".join(content.split())):
+            words = sentence.split()
+            if sentence.endswith("?") or len(words) < 3:
+                continue
+            cut = " ".join(words[: self.words_per_message])
+            return cut + (" ..." if len(words) > self.words_per_message else "")
+        return None
+
     async def summarize(self, messages: Sequence[StoredMessage]) -> str:
         lines = []
         for m in messages:
-            first = re.split(r"(?<=[.!?])\s", " ".join(m.content.split()), maxsplit=1)[0]
-            words = first.split()
-            if words:
-                cut = " ".join(words[: self.words_per_message])
-                lines.append(f"- {m.role}: {cut}{' ...' if len(words) > len(cut.split()) else ''}")
+            said = self.statement(m.content)
+            if said:
+                lines.append(f"- {m.role}: {said}")
         return "\n".join(lines)
 
     async def compress(self, notes: str, max_tokens: int) -> str:

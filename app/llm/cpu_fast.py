@@ -157,7 +157,7 @@ def _fuse_group(parent: nn.Module, names: list[str]) -> tuple[np.ndarray, np.nda
         setattr(parent, name, lin)
         start += r
     mx.eval(parent.parameters())
-    return np.asarray(fused), (None if bias is None else np.asarray(bias))
+    return _np(fused), (None if bias is None else _np(bias))
 
 
 FusedWeights = list[
@@ -176,7 +176,11 @@ def _fuse_layers(model: llama.Model) -> FusedWeights:
 
 
 def _np(a: mx.array) -> np.ndarray:
-    return np.asarray(a)
+    """A zero-copy float32 view; a copy only if the layout is not what cblas_sgemv needs."""
+    view = np.asarray(a)
+    if view.dtype != np.float32 or not view.flags.c_contiguous:
+        view = np.ascontiguousarray(view, dtype=np.float32)
+    return view
 
 
 def _opt_bias(lin: nn.Linear) -> np.ndarray | None:

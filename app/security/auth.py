@@ -85,6 +85,13 @@ class AuthMiddleware:
         self.store_of = store_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # no route speaks WebSocket today; one added later must not bypass auth
+            if await self._user(scope) is None:
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self.app(scope, receive, send)
+            return
         if scope["type"] != "http" or is_public(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
@@ -112,3 +119,14 @@ class AuthMiddleware:
         # a fresh dict: the server's per-request state may be a copy of shared lifespan state
         scope["state"] = {**scope.get("state", {}), "user": user}
         await self.app(scope, receive, send)
+
+    async def _user(self, scope: Scope) -> Any:
+        """The user of the scope's bearer key (setting it on the scope state), or None."""
+        key = bearer_token(scope.get("headers", []))
+        store = self.store_of(scope)
+        if key is None or store is None:
+            return None
+        user = await asyncio.to_thread(store.verify_api_key, key)
+        if user is not None:
+            scope["state"] = {**scope.get("state", {}), "user": user}
+        return user

@@ -1,8 +1,11 @@
 """Per-user request rate (token bucket) and concurrency (in-flight requests) limits -> 429.
 
-Both are per process: with several replicas each enforces its own share. A request is in
+Both are per process: with several replicas each enforces its own share. Every request counts
+toward the rate. The concurrency limit counts requests that do work (POST, PATCH, PUT, DELETE:
+generation, imports, edits): reads are short and the web page fans them out (one GET per
+persona), so counting them would refuse a page load, not protect the model. A request is in
 flight from its first byte until its response ends (a streamed reply counts until its last
-event), which is what holds the model, so a client cannot dodge the limit by streaming.
+event), so a client cannot dodge the limit by streaming.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.security.auth import is_public, send_error
 
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_TRACKED_USERS = 100_000  # buckets of idle users are dropped beyond this (they refill anyway)
 
 
@@ -128,6 +132,9 @@ class RateLimitMiddleware:
                 f"(MEMENTO_RATE_LIMIT_PER_MINUTE); retry in {math.ceil(wait)} s",
                 None, [(b"retry-after", retry_after(wait))],
             )
+            return
+        if scope["method"] in READS:
+            await self.app(scope, receive, send)
             return
         if not self.limiter.enter(user, concurrent):
             await send_error(

@@ -4,7 +4,7 @@ import { api, deltaText, errorFromEvent, streamMessage } from "./api.js";
 import { clear, formatTime, h, langOf } from "./dom.js";
 import { renderContext, renderMemory } from "./inspector.js";
 import { renderMarkdown } from "./markdown.js";
-import { openNewChat, personaId } from "./newchat.js";
+import { STRATEGIES, openNewChat, personaId } from "./newchat.js";
 import { renderSessionList } from "./sessions.js";
 
 const $ = (id) => document.getElementById(id);
@@ -303,7 +303,25 @@ async function loadMemory() {
     onSaveSummary: (summary, button) => saveMemory({ summary }, button),
     onSavePinned: (pinned, button) => saveMemory({ pinned }, button),
     onForget: forget,
+    strategies: Object.keys(STRATEGIES),
+    onChangeStrategy: changeStrategy,
   });
+}
+
+// Switch the session's memory strategy (its params reset to the strategy's defaults).
+async function changeStrategy(strategy, button) {
+  const session = state.session;
+  if (!session || strategy === strategyOf(session)) return;
+  button.disabled = true;
+  const updated = await guard(() => api.updateSession(session.id, { memory: { strategy } }));
+  button.disabled = false;
+  if (!updated) return;
+  Object.assign(session, updated);
+  state.sessions = state.sessions.map((s) => (s.id === session.id ? session : s));
+  renderHeader();
+  renderSessions();
+  flash(button, "Switched");
+  loadMemory();
 }
 
 function renderMemoryEmpty(view) {
@@ -322,7 +340,10 @@ async function saveMemory(patch, button) {
 
 async function forget(messageId, button) {
   button.disabled = true;
-  const ok = await guard(() => api.forget(state.session.id, `items/${messageId}`));
+  const ok = await guard(async () => {
+    await api.forget(state.session.id, `items/${messageId}`); // 204: no body
+    return true;
+  });
   if (!ok) {
     button.disabled = false;
     return;

@@ -104,8 +104,12 @@ function contextMessage(m, onForget) {
 }
 
 // memory: {summary, pinned: [{id, text, source}], recalled?: [...], ...}
-export function renderMemory(container, memory, { onSaveSummary, onSavePinned, onForget }) {
+export function renderMemory(container, memory, { onSaveSummary, onSavePinned, onForget,
+  strategies = [], onChangeStrategy }) {
   clear(container);
+  const strategy = h("select", { id: "memory-strategy", "aria-label": "Memory strategy" },
+    strategies.map((name) => h("option", { value: name, selected: name === memory.strategy },
+      name)));
   const summary = h("textarea", { class: "memory-summary", rows: 6, id: "memory-summary",
     placeholder: "No summary yet — it is written after turns are pruned from the window.",
     lang: langOf(memory.summary) }, memory.summary ?? "");
@@ -136,6 +140,13 @@ export function renderMemory(container, memory, { onSaveSummary, onSavePinned, o
   const items = [...(memory.recalled ?? memory.items ?? [])].reverse();
   const shown = items.slice(0, MAX_ITEMS);
   const blocks = [
+    onChangeStrategy
+      ? h("section", { class: "memory-block" },
+        h("div", { class: "block-head" }, h("h3", {}, "Strategy")),
+        h("div", { class: "strategy-row" }, strategy,
+          h("button", { class: "btn btn-small", type: "button",
+            onclick: (e) => onChangeStrategy(strategy.value, e.currentTarget) }, "Switch")))
+      : null,
     h("section", { class: "memory-block" },
       h("div", { class: "block-head" }, h("h3", {}, "Summary"),
         memory.summary_covers?.length
@@ -169,7 +180,7 @@ export function renderMemory(container, memory, { onSaveSummary, onSavePinned, o
         ? h("p", { class: "muted small" }, `${memory.forgotten.length} message(s) forgotten.`)
         : null),
   ];
-  container.append(...blocks);
+  container.append(...blocks.filter(Boolean));
 }
 
 const MAX_ITEMS = 50;

@@ -252,3 +252,17 @@ def test_spread_to_neighbours_respects_the_gap() -> None:
     turns = history(["a", "b", "c"]) + history(["d", "e"], first_id=4, start=DAY2)
     out = spread_to_neighbours({3: 1.0}, turns, (0.5, 0.25), max_gap_s=3600)
     assert out == {3: 1.0, 2: 0.5, 1: 0.25}
+
+
+async def test_cache_is_bounded_and_reloads_after_eviction(
+    tmp_path: Path, embedder: CountingEmbedder
+) -> None:
+    index = VectorIndex.open(tmp_path, None, embedder)
+    tiny = HybridRecaller(index, max_cache_bytes=1)  # every other session gets evicted
+    a, b = conversation(), history(["I went to the Zyxcorp hackathon.", "Nice."], first_id=100)
+    await tiny.observe(ALICE, a)
+    await tiny.observe(BOB, b)
+    assert list(tiny._sessions) == [("bob", "sess-b")]
+    before = embedder.texts
+    assert (await tiny.recall(ALICE, "Zyxcorp hackathon", a, set(), 1)) == [10]
+    assert embedder.texts == before + 1  # reloaded from Chroma, only the query embedded

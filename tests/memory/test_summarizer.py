@@ -130,3 +130,16 @@ def test_clean_notes_drops_what_the_chat_never_said() -> None:
     assert (
         clean_notes(raw, source) == "- My name is Tom and I live in Busan.\n- Tom lives in Busan."
     )
+
+
+async def test_extractive_notes_keep_statements_not_questions_or_greetings() -> None:
+    notes = await ExtractiveSummarizer(words_per_message=6).summarize(
+        [
+            message(
+                1, "user", "Hi dad! Guess what? I got the job at the Busan city hospital today."
+            ),
+            message(2, "assistant", "Really? How wonderful?"),
+            message(3, "assistant", "ok"),
+        ]
+    )
+    assert notes == "- user: I got the job at the ..."

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -125,7 +124,3 @@ def sqlite_integrity(db: Path) -> str:
         return "; ".join(str(r[0]) for r in con.execute("PRAGMA integrity_check"))
     finally:
         con.close()
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())

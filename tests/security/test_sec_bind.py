@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app import cli
+
+PERSONAS = Path(__file__).resolve().parents[2] / "personas"
 
 
 @pytest.fixture
@@ -18,6 +21,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
     for name in ("MEMENTO_AUTH", "MEMENTO_ALLOW_INSECURE_BIND", "MEMENTO_HOST"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MEMENTO_PERSONAS_DIR", str(PERSONAS))
     return calls
 
 

@@ -43,3 +43,30 @@ def test_out_of_range_integers_are_422_not_500(client: httpx.Client, sid: str, i
     method, path, params = paths(sid)[i]
     r = client.request(method, path, params=params)
     assert r.status_code in (404, 422), (r.status_code, r.text)
+
+
+def yaml_bomb(persona_id: str, depth: int, width: int = 10) -> str:
+    """A persona of a few hundred bytes whose YAML aliases expand to width**depth strings."""
+    lines = ['x0: &a0 ["lol"]']
+    for d in range(1, depth + 1):
+        lines.append(f"x{d}: &a{d} [" + ", ".join([f"*a{d - 1}"] * width) + "]")
+    deep = "\n".join("      " + line for line in lines)
+    return (f"id: {persona_id}\nname: Bomb\nsystem_prompt: hi\n"
+            f"memory:\n  strategy: buffer\n  params:\n    deep:\n{deep}\n")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG app/personas/loader.py parse_persona_text: yaml.safe_load expands aliases and "
+    "PersonaMemory.params (dict[str, Any]) accepts anything, so ~700 bytes of YAML become "
+    "10**9 strings when the persona is serialized (save_persona, GET /v1/personas/{id}): an "
+    "out-of-memory DoS by any caller who may upload a persona. Reject YAML alias events and "
+    "validate memory.params against the strategy registry at load time.",
+)
+def test_yaml_alias_bomb_in_a_persona_upload_is_refused(client: httpx.Client) -> None:
+    import secrets
+
+    text = yaml_bomb(f"bomb-{secrets.token_hex(4)}", depth=5)  # 10**5 strings: harmless here
+    assert len(text) < 1000
+    r = client.post("/v1/personas", content=text, headers={"content-type": "application/yaml"})
+    assert r.status_code == 422, (r.status_code, len(r.content))

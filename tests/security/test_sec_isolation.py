@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +40,6 @@ class Owner:
 
 
 def wait_indexed(client: httpx.Client, sid: str, n: int, timeout: float = 300.0) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while True:
         items = client.get(f"/v1/sessions/{sid}/memory").json()["items"]

@@ -62,11 +62,6 @@ def test_body_size(server: LiveServer, client: httpx.Client, sid: str) -> None:
     assert str(limit) in err["message"] and "body" in err["message"], err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG app/main.py BodyLimitMiddleware: the _BodyTooLarge raised from receive() is "
-    "caught by FastAPI's body parsing and becomes a 400 'error parsing the body'",
-)
 def test_body_size_chunked(server: LiveServer, client: httpx.Client, sid: str) -> None:
     limit = server.settings.max_body_bytes
     body = json.dumps({"content": "b" * (limit + 10)}).encode()

@@ -87,7 +87,7 @@ def test_invalid_fields_are_named(client: TestClient, sid: str) -> None:
                        "max_tokens")
     assert "32" in err["message"]
     r = client.post(url, content=b"{not json", headers={"content-type": "application/json"})
-    assert_error(r, 422)
+    assert_error(r, 422, "body")
     assert messages(client, sid) == []  # nothing was stored by any of these
     assert_error(client.get(url, params={"limit": 0}), 422, "limit")
 
@@ -182,6 +182,14 @@ def test_too_large(client: TestClient, sid: str) -> None:
     body = json.dumps({"content": "y" * 25_000}).encode()
     assert_error(client.post(url, content=body, headers={"content-type": "application/json"}),
                  413, "body")
+    def chunked() -> Iterator[bytes]:  # no Content-Length: counted as it streams in
+        yield b'{"content": "'
+        for _ in range(30):
+            yield b"z" * 1000
+        yield b'"}'
+
+    r = client.post(url, content=chunked(), headers={"content-type": "application/json"})
+    assert_error(r, 413, "body")
     many = [{"role": "user", "content": f"m{i}"} for i in range(5)]
     assert_error(client.post(f"/v1/sessions/{sid}/history", json={"messages": many}),
                  413, "messages")

@@ -108,3 +108,24 @@ def test_503_while_the_store_is_not_ready() -> None:
     with make_client(None) as c:
         r = c.get("/v1/me", headers={"Authorization": "Bearer mk_whatever"})
         assert r.status_code == 503 and r.json()["error"]["code"] == "starting"
+
+
+def test_websockets_need_a_key_too(store: Store) -> None:
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(ws.state.user.name)
+        await ws.close()
+
+    app = Starlette(routes=[WebSocketRoute("/v1/ws", echo)])
+    app.add_middleware(AuthMiddleware, store_of=lambda _: store)
+    alice = store.get_or_create_user("alice")
+    _, key = store.create_api_key(alice.id)
+    with TestClient(app) as c:
+        with c.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {key}"}) as ws:
+            assert ws.receive_text() == "alice"
+        with pytest.raises(WebSocketDisconnect) as info, c.websocket_connect("/v1/ws"):
+            pass
+        assert info.value.code == 1008

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from app.config import Settings
 from app.main import create_app
@@ -55,3 +58,15 @@ def test_auth_off_keeps_the_rate_limit_and_no_auth(tmp_path: Path) -> None:
     assert "securitySchemes" not in doc.get("components", {})
     op = doc["paths"]["/v1/sessions"]["get"]
     assert "429" in op["responses"] and "401" not in op["responses"]
+
+
+def test_the_startup_log_says_which_auth_mode(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="memento.security"):
+        create_app(settings(tmp_path, "off"))
+    assert "auth: off" in caplog.text and "single local user" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="memento.security"):
+        create_app(settings(tmp_path, "required"))
+    assert "auth: required" in caplog.text

@@ -32,6 +32,7 @@ if not Path(CHROMIUM).exists():
         allow_module_level=True,
     )
 sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright not installed")
+pytestmark = pytest.mark.slow  # a real model, a real server and a real browser
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,7 @@ def test_chat_streams_inspects_and_survives_reload(page: Any, server: str, api: 
     pg.wait_for_selector("#memory-summary")
     assert "반말" in pg.inner_text(".pinned-fixed")
     pg.fill('input[aria-label="New pinned fact"]', "아빠 loves jazz")
-    pg.click(".pin-add button")
+    pg.click(".pin-add >> text=Add")
     pg.click("text=Save pinned facts")
     pg.wait_for_function("() => document.querySelectorAll('#pinned-list li').length === 1 && "
                          "!document.querySelector('#pinned-list li:not([data-id])')")
@@ -316,6 +317,14 @@ def test_phone_width_layout(browser: Any, server: str, api: httpx.Client):
         pg.wait_for_selector("#memory-summary")
         assert pg.evaluate("document.documentElement.scrollWidth") <= 390
         pg.screenshot(path=str(ARTIFACTS / "page-phone-inspector.png"), full_page=True)
+        # forget a recallable memory: it leaves the index and is listed as forgotten
+        item = pg.locator("#memory-items .part-msg").filter(has_text="피파야")
+        item.locator("text=forget").click()
+        pg.wait_for_function("() => /1 message\\(s\\) forgotten/.test("
+                             "document.getElementById('memory-items').textContent)")
+        memory = api.get(f"/v1/sessions/{session['id']}/memory").json()
+        assert len(memory["forgotten"]) == 1
+        assert all("피파야" not in m["content"] for m in memory["items"])
         pg.click("#toggle-sidebar")
         pg.wait_for_selector("#session-list .session-title >> text=폰에서 대화")
     finally:
@@ -333,6 +342,13 @@ def test_sessions_rename_and_delete(page: Any, server: str, api: httpx.Client):
     pg.wait_for_selector(f'.session[data-id="{session["id"]}"] .session-title >> text=다크 플레임')
     assert api.get(f"/v1/sessions/{session['id']}").json()["title"] == "다크 플레임 마스터"
     assert pg.inner_text("#chat-title") == "다크 플레임 마스터"
+
+    # the memory strategy can be switched for an existing session
+    pg.click("#tab-memory")
+    pg.select_option("#memory-strategy", "window")
+    pg.click("#memory-view >> text=Switch")
+    pg.wait_for_function("document.getElementById('chat-sub').textContent.includes('window')")
+    assert api.get(f"/v1/sessions/{session['id']}").json()["memory"]["strategy"] == "window"
 
     # delete asks once more before it deletes
     item.locator('button[aria-label="Delete"]').click()
