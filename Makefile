@@ -6,7 +6,7 @@ STAMP := $(VENV)/.memento-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint bench-engine bench-memory clean
+.PHONY: setup run test lint fuzz crash bench-engine bench-memory bench-load clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,15 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check app memory tests benchmarks
+
+fuzz: setup
+	$(BIN)/python -m pytest -q -m fuzz tests/security/test_sec_fuzz.py
+
+crash: setup
+	$(BIN)/python -m pytest -q -m crash tests/security/test_crash.py
+
+bench-load: setup
+	$(BIN)/python benchmarks/load.py
 
 bench-engine: setup
 	$(BIN)/python benchmarks/engine.py

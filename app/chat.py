@@ -3,7 +3,9 @@ memory strategy, commit the user's message, stream the reply, commit it, then le
 the turn in the background.
 
 Turns of one session are serialized by a per-session lock held from assembling to committing
-the reply, so two concurrent posts give two complete, ordered turns. The reply is generated in
+the reply, so two concurrent posts give two complete, ordered turns: an in-process lock, plus the
+store's turn lock so that API replicas sharing one database serialize too (app/turns.py
+TurnGuard). The reply is generated in
 its own task (app/turns.py): a client that leaves cancels it, and the task stores what was
 produced as `interrupted`.
 """
@@ -24,7 +26,7 @@ from app.personas.model import Persona
 from app.session_memory import SessionMemory
 from app.store.records import MessageRecord, NewMessage, SessionRecord
 from app.store.repo import Store
-from app.turns import SessionLocks, Turn, TurnOptions, TurnResult
+from app.turns import SessionLocks, Turn, TurnGuard, TurnOptions, TurnResult
 from memory.types import Context
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ class ChatService:
         self.check_max_tokens(options.max_tokens)
         # 404 at once, not after waiting for the lock
         await asyncio.to_thread(self.store.get_session, user_id, session_id)
-        lock = await self.locks.acquire(session_id, self.settings.session_wait_seconds)
+        guard = await self._guard(session_id)
         try:
             # re-read under the lock: the previous turn or a PATCH may have changed it
             session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
@@ -116,33 +118,40 @@ class ChatService:
             turn = Turn(
                 session_id=session_id, message=message, reply=reply, context=context, params=params
             )
-            turn.start(self._generate(turn, session, lock))
+            turn.start(self._generate(turn, session, guard))
         except BaseException:
-            lock.release()
+            # shielded: a second cancellation must not leave the store lock held
+            await asyncio.shield(guard.release())
             raise
         self._turns.add(turn)
         assert turn.task is not None
-        turn.task.add_done_callback(lambda _: self._settle(turn, session, lock))
+        turn.task.add_done_callback(lambda _: self._settle(turn, session, guard))
         return turn
 
-    def _settle(self, turn: Turn, session: SessionRecord, lock: asyncio.Lock) -> None:
+    async def _guard(self, session_id: str) -> TurnGuard:
+        return await TurnGuard.acquire(
+            self.locks, self.store, session_id, self.settings.session_wait_seconds
+        )
+
+    def _settle(self, turn: Turn, session: SessionRecord, guard: TurnGuard) -> None:
         """A turn cancelled before its first step never ran its own bookkeeping: do it here."""
         self._turns.discard(turn)
         if turn.settled:
             return
         turn.end()
-        lock.release()
-        self.memory.background(
-            asyncio.to_thread(
-                self.store.update_message, session.user_id, session.id, turn.reply.id,
-                status="interrupted",
-            ),
-            name=f"interrupt-{session.id}",
-        )
 
-    async def _generate(
-        self, turn: Turn, session: SessionRecord, lock: asyncio.Lock
-    ) -> TurnResult:
+        async def interrupted() -> None:
+            try:
+                await asyncio.to_thread(
+                    self.store.update_message, session.user_id, session.id, turn.reply.id,
+                    status="interrupted",
+                )
+            finally:
+                await guard.release()
+
+        self.memory.background(interrupted(), name=f"interrupt-{session.id}")
+
+    async def _generate(self, turn: Turn, session: SessionRecord, guard: TurnGuard) -> TurnResult:
         parts: list[str] = []
         usage: Usage | None = None
         finish: FinishReason | None = None
@@ -181,7 +190,8 @@ class ChatService:
             )
         finally:
             turn.settled = True
-            lock.release()
+            # shielded: the next turn (here or on another replica) waits for this release
+            await asyncio.shield(guard.release())
         if usage is None:
             usage = Usage(completion_tokens=len(parts))
         observed = [turn.message.to_stored()]
@@ -244,12 +254,12 @@ class ChatService:
             ]
 
         new = await asyncio.to_thread(counted)
-        lock = await self.locks.acquire(session_id, self.settings.session_wait_seconds)
+        guard = await self._guard(session_id)
         try:
             session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
             records = await asyncio.to_thread(self.store.add_messages, user_id, session_id, new)
         finally:
-            lock.release()
+            await asyncio.shield(guard.release())
         self.memory.observe_later(session, [r.to_stored() for r in records])
         return records
 

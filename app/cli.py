@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import ipaddress
 import logging
@@ -83,7 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level.upper())
     app = create_app(settings)
     console.print(f"Memento on http://{settings.host}:{settings.port} (loading the model...)")
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -91,7 +92,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         timeout_graceful_shutdown=10,
     )
-    return 0
+    server = uvicorn.Server(config)
+    _exit_0_after_graceful_sigterm(server)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn already shut down
+        server.run()
+    # uvicorn.run's convention: a server that never started (e.g. port taken) is a failure
+    return 0 if server.started else 3
+
+
+def _exit_0_after_graceful_sigterm(server: Any) -> None:
+    """uvicorn handles SIGTERM itself (graceful shutdown), then re-raises it against the
+    handler that was there before it started, so with the default handler the process dies by
+    the signal (exit -15) although it stopped cleanly. Install a handler that ignores that
+    re-raise; a SIGTERM that arrives before uvicorn has taken over still kills as usual."""
+    import signal
+
+    def on_sigterm(sig: int, frame: Any) -> None:
+        if server.should_exit:  # uvicorn saw this signal and has shut down gracefully
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 # -- generate ----------------------------------------------------------------------------------

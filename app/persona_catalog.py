@@ -6,6 +6,7 @@ store, so they survive restarts. A file persona's id cannot be taken by an uploa
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -77,10 +78,17 @@ class PersonaCatalog:
             persona, fmt = parse_persona_text(body, "upload", max_bytes=self._max_bytes)
             source = body
         else:
-            persona, fmt = parse_persona_data(body, "upload")
-            import json
-
+            # a decoded JSON body must meet the same limit as text: measure it re-serialized
             source = json.dumps(body, ensure_ascii=False)
+            size = len(source.encode("utf-8"))
+            if size > self._max_bytes:
+                raise PersonaError(
+                    "upload",
+                    None,
+                    f"is {size} bytes, over the {self._max_bytes}-byte limit "
+                    "(MEMENTO_MAX_PERSONA_BYTES)",
+                )
+            persona, fmt = parse_persona_data(body, "upload")
         with self._lock:
             if persona.id in self._entries:
                 raise ConflictError(

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from annotated_types import Interval
 from pydantic import BaseModel, ConfigDict, Field
 
 from memory.types import Context, MemoryState, PinnedFact
 
 Role = Literal["user", "assistant", "system"]
 Status = Literal["complete", "interrupted", "error", "pending"]
+
+# Integers from a request that reach the database (or the sampler's uint64 key) must fit a
+# signed 64-bit column: anything larger would raise OverflowError deep in the driver (a 500).
+# Usable as a path or query parameter type, or a model field.
+MAX_DB_INT = 2**63 - 1
+DbId = Annotated[int, Interval(ge=1, le=MAX_DB_INT)]  # a row id (ids start at 1)
+DbOffset = Annotated[int, Interval(ge=0, le=MAX_DB_INT)]  # an offset or count
+Seed = Annotated[int, Interval(ge=0, le=MAX_DB_INT)]
 
 
 class ErrorDetail(BaseModel):
@@ -126,7 +135,7 @@ class GenerationOptions(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
-    seed: int | None = None
+    seed: Seed | None = None
     stop: list[str] | None = Field(default=None, max_length=8)
 
 

@@ -1,5 +1,9 @@
 """A reply being generated, and the per-session locks that serialize turns.
 
+Two locks serialize a session's turns: an asyncio.Lock within this process, and the store's
+turn lock (a PostgreSQL advisory lock) across API replicas sharing one database. `TurnGuard`
+holds both for the whole turn.
+
 A `Turn` runs in its own asyncio task, not in the request that asked for it: the request only
 watches (reads deltas, awaits the result). A client that goes away cancels the task, and the
 task itself stores what was produced as `interrupted`, so persistence never depends on how the
@@ -10,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
@@ -17,9 +23,12 @@ from typing import Any
 
 from app.errors import SessionBusyError
 from app.llm.types import FinishReason, GenerationParams, Usage
+from app.store.locks import TurnLock
 from app.store.records import MessageRecord
+from app.store.repo import Store
 from memory.types import Context
 
+log = logging.getLogger(__name__)
 _END = object()
 
 
@@ -125,12 +134,62 @@ class SessionLocks:
             async with asyncio.timeout(wait_seconds if wait_seconds > 0 else 0.001):
                 await lock.acquire()
         except TimeoutError:
-            raise SessionBusyError(
-                f"session {session_id} is busy generating a reply; waited {wait_seconds:g} s "
-                "(MEMENTO_SESSION_WAIT_SECONDS)",
-                field="session_id",
-            ) from None
+            raise busy_error(session_id, wait_seconds) from None
         return lock
+
+
+def busy_error(session_id: str, wait_seconds: float) -> SessionBusyError:
+    return SessionBusyError(
+        f"session {session_id} is busy generating a reply; waited {wait_seconds:g} s "
+        "(MEMENTO_SESSION_WAIT_SECONDS)",
+        field="session_id",
+    )
+
+
+class TurnGuard:
+    """A session's in-process lock and its cross-replica store lock, held together for one
+    turn (from assembling the context until the reply is stored). Release exactly once."""
+
+    def __init__(self, local: asyncio.Lock, shared: TurnLock) -> None:
+        self._local, self._shared = local, shared
+        self._released = False
+
+    @classmethod
+    async def acquire(
+        cls, locks: SessionLocks, store: Store, session_id: str, wait_seconds: float
+    ) -> TurnGuard:
+        """Both locks, within `wait_seconds` in all; SessionBusyError (409) otherwise. The
+        in-process lock comes first, so a replica holds at most one store lock (and one
+        database connection) per session."""
+        deadline = time.monotonic() + wait_seconds
+        local = await locks.acquire(session_id, wait_seconds)
+        try:
+            left = max(deadline - time.monotonic(), 0.0)
+            shared = await asyncio.to_thread(store.acquire_turn_lock, session_id, left)
+        except BaseException:
+            local.release()
+            raise
+        if shared is None:  # a turn on another replica still runs
+            local.release()
+            raise busy_error(session_id, wait_seconds)
+        return cls(local, shared)
+
+    async def release(self) -> None:
+        """The store lock first (in a thread: it is a database call), then the local one.
+        A cancelled caller still releases both: the thread runs on regardless."""
+        if self._released:
+            return
+        self._released = True
+        try:
+            await asyncio.to_thread(self._release_shared)
+        finally:
+            self._local.release()
+
+    def _release_shared(self) -> None:
+        try:
+            self._shared.release()
+        except Exception:  # noqa: BLE001 - closing the connection frees the lock anyway
+            log.exception("releasing the turn lock failed")
 
 
 @contextlib.asynccontextmanager

@@ -307,7 +307,8 @@ async def latency(
     n_turns: int,
     n_queries: int,
 ) -> dict[str, tuple[float, float, float]]:
-    """p50/p95 assembly time at n_turns stored turns; the first (cold) call reported apart."""
+    """p50/p95 assembly time at n_turns stored turns (the first call reported apart; the
+    session's vectors are already loaded by the strategy's observe)."""
     index = VectorIndex.open(index_dir, None, embedder)  # uncached: query embedding included
     recaller = HybridRecaller(index)
     session = SessionInfo(id="latency-10k", user_id="bench", persona_id="locomo")
@@ -457,7 +458,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"\n### Assembly latency at {args.latency_turns} stored turns "
                 f"(ms, {args.latency_queries} queries)\n"
             )
-            print("| strategy | cold (first call) | p50 | p95 |\n|---|---|---|---|")
+            print("| strategy | first call | p50 | p95 |\n|---|---|---|---|")
             for label, (cold, p50, p95) in lat.items():
                 print(f"| {label} | {cold:.1f} | {p50:.1f} | {p95:.1f} |")
     finally:

@@ -6,6 +6,8 @@ set -u
 need=""
 [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so.0 ] || [ -e /usr/lib/aarch64-linux-gnu/libopenblas.so.0 ] || need="$need libopenblas0-pthread"
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
+# Korean in the page screenshots (otherwise Chromium draws boxes)
+[ -d /usr/share/fonts/opentype/noto ] || need="$need fonts-noto-cjk"
 [ -n "$need" ] || exit 0
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "installing system packages:$need"

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter
 
 from app.deps import ChatDep, CurrentUser, StoreDep
-from app.schemas import ERRORS, ContextRequest
+from app.schemas import ERRORS, ContextRequest, DbId
 from memory.types import Context
 
 router = APIRouter(prefix="/v1/sessions", tags=["context"], responses=ERRORS)
@@ -27,7 +27,7 @@ async def dry_run(
 
 @router.get("/{session_id}/context/{message_id}", response_model=Context)
 async def stored_context(
-    session_id: str, message_id: int, user: CurrentUser, store: StoreDep
+    session_id: str, message_id: DbId, user: CurrentUser, store: StoreDep
 ) -> Context:
     """The Context that produced the stored reply `message_id`."""
     return await asyncio.to_thread(store.get_context, user.id, session_id, message_id)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.deps import ChatDep, CurrentUser, PersonasDep, StoreDep
 from app.errors import NotFoundError
-from app.schemas import ERRORS, MemoryItem, MemoryOut, MemoryPatch
+from app.schemas import ERRORS, DbId, MemoryItem, MemoryOut, MemoryPatch
 from app.session_memory import session_info
 from memory.base import invalidate_summary
 from memory.types import MemoryState, PinnedFact
@@ -103,7 +103,7 @@ async def patch_memory(
     "a summary that covered it is rebuilt without it. The message stays in the transcript.",
 )
 async def forget_item(
-    session_id: str, message_id: int, user: CurrentUser, store: StoreDep, chat: ChatDep
+    session_id: str, message_id: DbId, user: CurrentUser, store: StoreDep, chat: ChatDep
 ) -> Response:
     session = await asyncio.to_thread(store.get_session, user.id, session_id)
     await asyncio.to_thread(store.get_message, user.id, session_id, message_id)  # 404 if unknown

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -15,6 +15,7 @@ from app.deps import ChatDep, CurrentUser, StoreDep
 from app.errors import error_body, to_error
 from app.schemas import (
     ERRORS,
+    DbId,
     MessageCreate,
     MessageList,
     MessageOut,
@@ -145,7 +146,7 @@ async def list_messages(
     user: CurrentUser,
     store: StoreDep,
     limit: int = Query(default=50, ge=1, le=500),
-    before: int | None = Query(default=None, ge=1, description="only messages with id < before"),
+    before: Annotated[DbId | None, Query(description="only messages with id < before")] = None,
 ) -> MessageList:
     records = await asyncio.to_thread(store.list_messages, user.id, session_id, limit + 1, before)
     has_more = len(records) > limit

@@ -23,7 +23,7 @@ from app.api.messages import watch_disconnect
 from app.deps import ChatDep, CurrentUser, EngineDep, SettingsDep
 from app.errors import EngineUnavailableError, InvalidFieldError, TooLargeError, to_error
 from app.llm.types import Chunk, GenerationParams, Usage
-from app.schemas import ERRORS
+from app.schemas import ERRORS, Seed
 from app.turns import TurnOptions, TurnResult
 
 router = APIRouter(prefix="/v1", tags=["openai"], responses=ERRORS)
@@ -54,7 +54,7 @@ class ChatCompletionRequest(BaseModel):
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    seed: int | None = None
+    seed: Seed | None = None
     stop: str | list[str] | None = None
     n: int | None = Field(default=None, ge=1, le=1, description="only 1 is supported")
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 
 from app.deps import ChatDep, CurrentUser, PersonasDep, SettingsDep, StoreDep
 from app.errors import InvalidFieldError
-from app.schemas import ERRORS, SessionCreate, SessionList, SessionOut, SessionPatch
+from app.schemas import ERRORS, DbOffset, SessionCreate, SessionList, SessionOut, SessionPatch
 from app.session_memory import session_info, validate_memory
 from app.store.records import SessionRecord
 from app.store.transfer import SessionExport, parse_export
@@ -62,7 +62,7 @@ async def list_sessions(
     user: CurrentUser,
     store: StoreDep,
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: Annotated[DbOffset, Query()] = 0,
 ) -> SessionList:
     records = await asyncio.to_thread(store.list_sessions, user.id, limit, offset)
     return SessionList(sessions=[session_out(r) for r in records])

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from app.personas.cards import card_to_persona, is_card
 from app.personas.errors import PersonaError
 from app.personas.model import Persona
+from memory.registry import validate_params
 
 DEFAULT_MAX_BYTES = 256_000
 PERSONA_SUFFIXES = (".yaml", ".yml")
@@ -35,7 +36,7 @@ def parse_persona(data: Any, source: str, default_id: str | None = None) -> Pers
     if default_id is not None and "id" not in fields:
         fields["id"] = default_id
     try:
-        return Persona.model_validate(fields)
+        persona = Persona.model_validate(fields)
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or None
@@ -52,6 +53,30 @@ def parse_persona(data: Any, source: str, default_id: str | None = None) -> Pers
         if more:
             problem += f" (and {more} more problem{'s' if more > 1 else ''})"
         raise PersonaError(source, field, problem) from None
+    _check_memory_params(persona, source)
+    return persona
+
+
+def _check_memory_params(persona: Persona, source: str) -> None:
+    """memory.params is free-form in the persona model; the strategy's own Params decide what
+    is valid, and checking here keeps arbitrary (huge) structures out of the catalog."""
+    try:
+        validate_params(persona.memory.strategy, persona.memory.params)
+    except ValidationError as e:
+        err = e.errors()[0]
+        sub = ".".join(str(p) for p in err["loc"])
+        field = "memory.params" + (f".{sub}" if sub else "")
+        problem = err["msg"]
+        if err["type"] == "extra_forbidden":
+            problem = f"not a parameter of the {persona.memory.strategy!r} memory strategy"
+        raise PersonaError(source, field, problem) from None
+
+
+def _has_alias(text: str) -> bool:
+    """Whether the YAML uses an alias (*name). Checked on the event stream, before anything is
+    built: expanding aliases is how a few hundred bytes become gigabytes (a billion-laughs
+    bomb), and no persona needs them."""
+    return any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader))
 
 
 def parse_persona_text(
@@ -73,7 +98,14 @@ def parse_persona_text(
     fmt: Format = "json" if stripped.startswith("{") else "yaml"
     try:
         # JSON is YAML, but json.loads gives better messages for JSON documents
-        data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
+        if fmt == "json":
+            data = json.loads(text)
+        elif _has_alias(text):
+            raise PersonaError(
+                source, None, "YAML aliases (*name) are not allowed in a persona; write it out"
+            )
+        else:
+            data = yaml.safe_load(text)
     except json.JSONDecodeError as e:
         raise PersonaError(source, None, f"invalid JSON at line {e.lineno}: {e.msg}") from None
     except yaml.YAMLError as e:

@@ -37,8 +37,10 @@ class TurnLock:
         try:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
             conn.commit()
-        finally:
-            conn.close()  # closing also frees it: advisory locks die with their connection
+        except BaseException:
+            _discard(conn)
+            raise
+        conn.close()
 
     def __enter__(self) -> TurnLock:
         return self
@@ -62,9 +64,20 @@ def acquire_turn_lock(engine: Engine, session_id: str, wait_seconds: float) -> T
             if got:
                 return TurnLock(conn, key)
             if time.monotonic() >= deadline:
-                conn.close()
+                conn.close()  # it never got the lock: safe back in the pool
                 return None
             time.sleep(_POLL_SECONDS)
     except BaseException:
-        conn.close()
+        _discard(conn)  # it may hold the lock already (e.g. interrupted after taking it)
         raise
+
+
+def _discard(conn: Connection) -> None:
+    """Close the database connection itself, not just hand it back to the pool: a session-level
+    advisory lock lives as long as the server-side session, and a pooled connection that still
+    held it would leak the lock (and, advisory locks being re-entrant, hand it to its next
+    user)."""
+    try:
+        conn.invalidate()
+    finally:
+        conn.close()

@@ -1,4 +1,4 @@
-"""Bugs the fuzzer found, pinned as exact reproductions (strict xfail: they flip when fixed)."""
+"""Bugs the fuzzer found, pinned as exact reproductions (regression tests now they are fixed)."""
 
 from __future__ import annotations
 
@@ -33,16 +33,27 @@ def paths(sid: str) -> list[tuple[str, str, dict[str, int]]]:
 
 
 @pytest.mark.parametrize("i", range(4), ids=["offset", "before", "context_id", "item_id"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: integers past SQLite's 64-bit range reach the database (OverflowError -> 500); "
-    "bound them with le=2**63-1 in app/api/sessions.py (offset), app/api/messages.py (before), "
-    "app/api/context.py and app/api/memory.py (message_id paths)",
-)
 def test_out_of_range_integers_are_422_not_500(client: httpx.Client, sid: str, i: int) -> None:
     method, path, params = paths(sid)[i]
     r = client.request(method, path, params=params)
-    assert r.status_code in (404, 422), (r.status_code, r.text)
+    assert r.status_code == 422, (r.status_code, r.text)
+    assert "9223372036854775807" in r.text, r.text  # says what the bound is
+
+
+@pytest.mark.parametrize("path", ["messages", "openai"])
+def test_out_of_range_seed_is_422_before_generation(
+    client: httpx.Client, sid: str, path: str
+) -> None:
+    # the seed becomes the sampler's 64-bit key: past that the engine would fail mid-turn
+    if path == "messages":
+        r = client.post(f"/v1/sessions/{sid}/messages",
+                        json={"content": "hi", "max_tokens": 1, "seed": HUGE})
+    else:
+        r = client.post("/v1/chat/completions",
+                        json={"messages": [{"role": "user", "content": "hi"}],
+                              "max_tokens": 1, "seed": -1})
+    assert r.status_code == 422, (r.status_code, r.text)
+    assert "seed" in r.text, r.text
 
 
 def yaml_bomb(persona_id: str, depth: int, width: int = 10) -> str:
@@ -55,14 +66,6 @@ def yaml_bomb(persona_id: str, depth: int, width: int = 10) -> str:
             f"memory:\n  strategy: buffer\n  params:\n    deep:\n{deep}\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG app/personas/loader.py parse_persona_text: yaml.safe_load expands aliases and "
-    "PersonaMemory.params (dict[str, Any]) accepts anything, so ~700 bytes of YAML become "
-    "10**9 strings when the persona is serialized (save_persona, GET /v1/personas/{id}): an "
-    "out-of-memory DoS by any caller who may upload a persona. Reject YAML alias events and "
-    "validate memory.params against the strategy registry at load time.",
-)
 def test_yaml_alias_bomb_in_a_persona_upload_is_refused(client: httpx.Client) -> None:
     import secrets
 
@@ -70,3 +73,17 @@ def test_yaml_alias_bomb_in_a_persona_upload_is_refused(client: httpx.Client) ->
     assert len(text) < 1000
     r = client.post("/v1/personas", content=text, headers={"content-type": "application/yaml"})
     assert r.status_code == 422, (r.status_code, len(r.content))
+    assert "alias" in r.json()["error"]["message"], r.text
+
+
+def test_unknown_memory_params_in_a_persona_upload_are_refused(client: httpx.Client) -> None:
+    import secrets
+
+    pid = f"params-{secrets.token_hex(4)}"
+    body = {"id": pid, "name": "P", "system_prompt": "hi",
+            "memory": {"strategy": "buffer", "params": {"deep": [["lol"] * 10] * 10}}}
+    r = client.post("/v1/personas", json=body)
+    assert r.status_code == 422, (r.status_code, r.text)
+    message = r.json()["error"]["message"]
+    assert "memory.params.deep" in message and "buffer" in message, message
+    assert client.get(f"/v1/personas/{pid}").status_code == 404

@@ -111,11 +111,6 @@ def test_persona_upload_size_yaml(server: LiveServer, client: httpx.Client) -> N
     assert str(limit) in err["message"] and "MEMENTO_MAX_PERSONA_BYTES" in err["message"], err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG app/persona_catalog.py PersonaCatalog.add: JSON uploads go through "
-    "parse_persona_data without the max_persona_bytes check (only text uploads are checked)",
-)
 def test_persona_upload_size_json(server: LiveServer, client: httpx.Client) -> None:
     limit = server.settings.max_persona_bytes
     r = client.post("/v1/personas", json=big_persona(limit))

@@ -136,13 +136,16 @@ async def test_cancel_stops_early_and_leaves_a_consistent_cache(engine: MLXEngin
 
 
 async def test_task_cancellation_does_not_break_the_engine(engine: MLXEngine) -> None:
+    started = asyncio.Event()
+
     async def consume() -> None:
         params = GenerationParams(max_tokens=200)
         async for _ in engine.stream(chat("Count to one hundred."), params):
-            pass
+            started.set()
+            await asyncio.sleep(0)  # a slow client: the task is cancelled while streaming
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.5)
+    await started.wait()  # cancel mid-stream, however fast decoding is
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
