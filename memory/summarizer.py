@@ -123,7 +123,7 @@ class LLMSummarizer:
             {"role": "system", "content": "You write short, factual notes about a chat."},
             {"role": "user", "content": prompt},
         ]
-        params = GenerationParams(temperature=0.0, max_tokens=max_tokens)
+        params = GenerationParams(temperature=0.0, max_tokens=max_tokens, priority="background")
         try:
             raw = await self.llm.complete(messages, params)
         except Exception as exc:  # engine down, cancelled, ...: the caller retries later

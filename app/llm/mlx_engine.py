@@ -151,7 +151,10 @@ class MLXEngine:
                 f"the prompt has {len(prompt)} tokens; the context window is {self.context_window}"
             )
         max_tokens = min(params.max_tokens, self.context_window - len(prompt))
-        gen = self.worker.iterate(lambda: self.generate(prompt, params, cache_key, max_tokens))
+        gen = self.worker.iterate(
+            lambda: self.generate(prompt, params, cache_key, max_tokens),
+            background=params.priority == "background",
+        )
         async with contextlib.aclosing(gen) as items:
             async for item in items:
                 if item is not None:

@@ -19,6 +19,9 @@ class GenerationParams:
     max_tokens: int = 256
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    # Background work (summaries) yields the MLX thread to every streaming reply: memory
+    # upkeep must never slow down the replies people are waiting for.
+    priority: Literal["foreground", "background"] = "foreground"
 
 
 @dataclass

@@ -4,7 +4,7 @@ MLX streams belong to the thread that created them (mlx 0.31+ raises otherwise),
 its KV caches and the embedding model all live on this thread. One-shot calls (`run`) and
 generators (`iterate`) share it; active generators are stepped round-robin, one item each per
 round, so many sessions streaming at once progress fairly and a cancelled stream stops at its
-next step.
+next step. Background generators (memory upkeep) only step when no foreground one is waiting.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ _DONE = object()
 class _Stream:
     factory: Callable[[], Iterator[Any]]
     deliver: Callable[[Any], None]  # thread-safe: puts an item (or _DONE / an exception) out
+    background: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
     gen: Iterator[Any] | None = None
 
@@ -40,6 +41,7 @@ class MLXWorker:
             collections.deque()
         )
         self._streams: collections.deque[_Stream] = collections.deque()
+        self._background: collections.deque[_Stream] = collections.deque()
         self._wake = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -64,7 +66,9 @@ class MLXWorker:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
 
-    async def iterate(self, factory: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+    async def iterate(
+        self, factory: Callable[[], Iterator[T]], background: bool = False
+    ) -> AsyncIterator[T]:
         """Run a generator on the worker thread and yield its items here.
 
         Leaving the `async for` early (or the task being cancelled) cancels the generator before
@@ -76,11 +80,11 @@ class MLXWorker:
         def deliver(item: Any) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        stream = _Stream(factory=factory, deliver=deliver)
+        stream = _Stream(factory=factory, deliver=deliver, background=background)
         with self._wake:
             if self._stopping:
                 raise RuntimeError("the MLX worker is shut down")
-            self._streams.append(stream)
+            self._queue_of(stream).append(stream)
             self._wake.notify()
         try:
             while True:
@@ -98,7 +102,7 @@ class MLXWorker:
     def shutdown(self, timeout: float = 30.0) -> None:
         with self._wake:
             self._stopping = True
-            for s in self._streams:
+            for s in (*self._streams, *self._background):
                 s.cancelled.set()
             self._wake.notify()
         self._thread.join(timeout)
@@ -122,18 +126,22 @@ class MLXWorker:
 
     @property
     def pending(self) -> int:
-        return len(self._calls) + len(self._streams)
+        return len(self._calls) + len(self._streams) + len(self._background)
+
+    def _queue_of(self, stream: _Stream) -> collections.deque[_Stream]:
+        return self._background if stream.background else self._streams
 
     # -- the thread -------------------------------------------------------------------------
     def _loop(self) -> None:
         while True:
             with self._wake:
-                while not self._calls and not self._streams and not self._stopping:
+                while not self.pending and not self._stopping:
                     self._wake.wait()
-                if self._stopping and not self._calls and not self._streams:
+                if self._stopping and not self.pending:
                     return
                 call = self._calls.popleft() if self._calls else None
-                stream = self._streams.popleft() if self._streams else None
+                queue = self._streams or self._background
+                stream = queue.popleft() if queue else None
             if call is not None:
                 fn, fut = call
                 if fut.set_running_or_notify_cancel():
@@ -143,7 +151,7 @@ class MLXWorker:
                         fut.set_exception(exc)
             if stream is not None and self._step(stream):
                 with self._wake:
-                    self._streams.append(stream)
+                    self._queue_of(stream).append(stream)
 
     def _step(self, s: _Stream) -> bool:
         """Advance one stream by one item; True while it has more to give."""

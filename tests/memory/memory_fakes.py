@@ -22,6 +22,7 @@ class FakeLLM:
         self.replies = list(replies or [])
         self.fail = fail
         self.calls: list[list[dict[str, str]]] = []
+        self.params: list[GenerationParams] = []
 
     def count_message(self, message: Mapping[str, str]) -> int:
         return len(message["content"]) // 4 + 4
@@ -36,6 +37,7 @@ class FakeLLM:
         self, messages: Sequence[Mapping[str, str]], params: GenerationParams
     ) -> str:
         self.calls.append([dict(m) for m in messages])
+        self.params.append(params)
         if self.fail:
             raise RuntimeError("engine down")
         if self.replies:

@@ -44,6 +44,8 @@ async def test_llm_summarizer_prompts_with_the_transcript() -> None:
     notes = await LLMSummarizer(llm).summarize([message(1, "user", "I am Tom, I have a dog.")])
     assert notes == "- Tom has a dog."
     assert "user: I am Tom, I have a dog." in llm.calls[0][-1]["content"]
+    # summaries yield the model to replies people are waiting for
+    assert llm.params[0].priority == "background"
 
 
 async def test_llm_summarizer_turns_engine_errors_into_summary_errors() -> None:
