@@ -9,9 +9,10 @@ models whose tokenizers split text somewhat more finely.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 
 import tiktoken
+
+from app.llm.tokenizer import BYTE_DECODER
 
 # GPT-2 style pre-tokenization, the split SmolLM2's byte-level BPE was trained with.
 _PAT = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -21,27 +22,9 @@ _PER_MESSAGE = 5
 _OVERHEAD = 3  # the generation prompt: <|im_start|>assistant\n
 
 
-@lru_cache(maxsize=1)
-def _byte_decoder() -> dict[str, int]:
-    """Inverse of GPT-2's bytes_to_unicode: the printable stand-in for every byte."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    codes = printable[:]
-    extra = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            codes.append(256 + extra)
-            extra += 1
-    return {chr(c): b for b, c in zip(printable, codes, strict=True)}
-
-
 def encoding_from_bpe_vocab(tokens: Sequence[str], name: str = "local-bpe") -> tiktoken.Encoding:
     """A tiktoken Encoding from a GPT-2 style byte-level vocabulary (id order = merge order)."""
-    decoder = _byte_decoder()
+    decoder = BYTE_DECODER
     ranks: dict[bytes, int] = {}
     for token in tokens:
         try:

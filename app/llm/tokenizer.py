@@ -63,7 +63,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(printable, map(chr, chars), strict=True))
 
 
-_BYTE_DECODER = {c: b for b, c in _bytes_to_unicode().items()}
+BYTE_DECODER = {c: b for b, c in _bytes_to_unicode().items()}
 
 
 def _meta_int(meta: Mapping[str, Any], key: str) -> int | None:
@@ -164,10 +164,10 @@ class ChatTokenizer:
     @staticmethod
     def _bytes_of(token: str, ttype: int) -> bytes:
         if ttype in (TOKEN_CONTROL, TOKEN_USER_DEFINED) or any(
-            c not in _BYTE_DECODER for c in token
+            c not in BYTE_DECODER for c in token
         ):
             return token.encode("utf-8")
-        return bytes(_BYTE_DECODER[c] for c in token)
+        return bytes(BYTE_DECODER[c] for c in token)
 
     @property
     def vocab_size(self) -> int:
