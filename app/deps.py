@@ -7,7 +7,7 @@ Routes declare what they need with the `Annotated` aliases below (`StoreDep`, `C
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
@@ -46,11 +46,18 @@ class ServiceStarting(AppError):
     status, code = 503, "starting"
 
 
+_T = TypeVar("_T")
+
+
+def _ready(resource: _T | None, what: str) -> _T:
+    """`resource`, or a 503 saying `what` while the lifespan has not built it yet."""
+    if resource is None:
+        raise ServiceStarting(what)
+    return resource
+
+
 def get_services(request: Request) -> Services:
-    services = getattr(request.app.state, "services", None)
-    if services is None:
-        raise ServiceStarting("the service is not ready")
-    return services
+    return _ready(getattr(request.app.state, "services", None), "the service is not ready")
 
 
 Svc = Annotated[Services, Depends(get_services)]
@@ -61,27 +68,19 @@ def get_settings(services: Svc) -> Settings:
 
 
 def get_store(services: Svc) -> Store:
-    if services.store is None:
-        raise ServiceStarting("the store is not ready")
-    return services.store
+    return _ready(services.store, "the store is not ready")
 
 
 def get_engine(services: Svc) -> Engine:
-    if services.engine is None:
-        raise ServiceStarting("the model is still loading")
-    return services.engine
+    return _ready(services.engine, "the model is still loading")
 
 
 def get_chat(services: Svc) -> ChatService:
-    if services.chat is None:
-        raise ServiceStarting("the chat service is not ready")
-    return services.chat
+    return _ready(services.chat, "the chat service is not ready")
 
 
 def get_personas(services: Svc) -> Any:
-    if services.personas is None:
-        raise ServiceStarting("personas are not loaded")
-    return services.personas
+    return _ready(services.personas, "personas are not loaded")
 
 
 def get_current_user(request: Request, services: Svc) -> CurrentUserInfo:

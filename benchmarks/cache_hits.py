@@ -13,7 +13,7 @@ common token prefix with the previous prompt), which also credits partial hits.
 Latency: assemble() at N stored turns (default 10,000 messages) with the real tokenizer for
 what is rendered fresh (persona, pinned, summary, recalled lines, new message); stored messages
 carry their counts, so history is summed, never re-tokenized. vector/hybrid here use an
-in-memory BM25 recaller (memory.recall.BM25), so their numbers exclude the query embedding
+in-memory BM25 recaller (memory.bm25.BM25), so their numbers exclude the query embedding
 (benchmarks/memory.py measures the real recaller).
 
 Other benchmarks call `prefix_stats(contexts, encode)` and `simulate(...)`.
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from memory import registry  # noqa: E402
 from memory.base import MemoryDeps  # noqa: E402
-from memory.recall import BM25  # noqa: E402
+from memory.bm25 import BM25  # noqa: E402
 from memory.types import (  # noqa: E402
     LLM,
     AssembleRequest,

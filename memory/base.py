@@ -111,7 +111,20 @@ class MemoryStrategy(ABC):
         """
         new_state = state.model_copy(deep=True)
         await self._observe_recall(session, new_messages, new_state)
-        return new_state
+        kept = without_forgotten(history, new_state)
+        return await self.update_state(kept, new_state, new_messages, context)
+
+    async def update_state(
+        self,
+        kept: Sequence[StoredMessage],
+        state: MemoryState,
+        new_messages: Sequence[StoredMessage],
+        context: Context | None,
+    ) -> MemoryState:
+        """The strategy's own bookkeeping in observe(): `kept` is the history without the
+        forgotten messages, `state` a copy it may change and return. Overrides call super()
+        first, so mixins and base classes apply their steps in MRO order."""
+        return state
 
     async def _observe_recall(
         self, session: SessionInfo, new_messages: Sequence[StoredMessage], state: MemoryState
@@ -125,6 +138,11 @@ class MemoryStrategy(ABC):
             await recaller.observe(session, keep)
         except Exception:  # the reply is already out; log loudly, the state is still saved
             log.exception("vector index update failed for session %s", session.id)
+
+
+def without_forgotten(history: Sequence[StoredMessage], state: MemoryState) -> list[StoredMessage]:
+    forgotten = set(state.forgotten)
+    return [m for m in history if m.id not in forgotten] if forgotten else list(history)
 
 
 def invalidate_summary(state: MemoryState, changed_ids: Sequence[int]) -> MemoryState:

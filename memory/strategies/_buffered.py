@@ -7,12 +7,7 @@ from collections.abc import Sequence
 from memory.base import MemoryStrategy
 from memory.budget import chunked_cut, position_of
 from memory.strategies._parts import Frame
-from memory.types import Context, MemoryState, SessionInfo, StoredMessage
-
-
-def without_forgotten(history: Sequence[StoredMessage], state: MemoryState) -> list[StoredMessage]:
-    forgotten = set(state.forgotten)
-    return [m for m in history if m.id not in forgotten] if forgotten else list(history)
+from memory.types import Context, MemoryState, StoredMessage
 
 
 class BufferedStrategy(MemoryStrategy):
@@ -63,15 +58,13 @@ class BufferedStrategy(MemoryStrategy):
         elif history:
             state.buffer_start_id = history[-1].id + 1
 
-    async def observe(
+    async def update_state(
         self,
-        session: SessionInfo,
-        history: Sequence[StoredMessage],
+        kept: Sequence[StoredMessage],
         state: MemoryState,
         new_messages: Sequence[StoredMessage],
-        context: Context | None = None,
+        context: Context | None,
     ) -> MemoryState:
-        new_state = await super().observe(session, history, state, new_messages, context)
-        kept = without_forgotten(history, new_state)
-        self.persist_start(new_state, kept, self.observed_start(kept, state, new_messages, context))
-        return new_state
+        state = await super().update_state(kept, state, new_messages, context)
+        self.persist_start(state, kept, self.observed_start(kept, state, new_messages, context))
+        return state

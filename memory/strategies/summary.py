@@ -9,10 +9,10 @@ from pydantic import Field
 
 from memory.base import EvictionParams, MemoryStrategy, StrategyParams
 from memory.budget import newest_fit, position_of
-from memory.strategies._buffered import BufferedStrategy, without_forgotten
-from memory.strategies._parts import finish, recent_part, start_frame, summary_part
+from memory.strategies._buffered import BufferedStrategy
+from memory.strategies._parts import Frame, finish, recent_part, start_frame, summary_part
 from memory.summarizer import ExtractiveSummarizer, LLMSummarizer, Summarizer, update_summary
-from memory.types import AssembleRequest, Context, MemoryState, SessionInfo, StoredMessage
+from memory.types import AssembleRequest, Context, ContextPart, MemoryState, StoredMessage
 
 
 class SummaryParams(StrategyParams):
@@ -48,6 +48,13 @@ class SummarizingMixin:
             return ExtractiveSummarizer()
         return self.deps.summarizer or LLMSummarizer(self.deps.llm)  # type: ignore[attr-defined]
 
+    def summary_head(self, frame: Frame) -> tuple[ContextPart | None, int]:
+        """The summary part (within summary_max_tokens) and the budget it leaves."""
+        state, llm = frame.req.state, self.deps.llm  # type: ignore[attr-defined]
+        limit = min(frame.remaining, self.params.summary_max_tokens)
+        summary = summary_part(llm, state.summary, state.summary_covers, limit)
+        return summary, frame.remaining - (summary.tokens if summary else 0)
+
     async def summarize_until(
         self, history: Sequence[StoredMessage], state: MemoryState, end: int
     ) -> MemoryState:
@@ -68,20 +75,15 @@ class SummarizingMixin:
 class PrunedSummaryMixin(SummarizingMixin):
     """observe() for buffered strategies: summarize what the buffer's cut has left behind."""
 
-    async def observe(
+    async def update_state(
         self,
-        session: SessionInfo,
-        history: Sequence[StoredMessage],
+        kept: Sequence[StoredMessage],
         state: MemoryState,
         new_messages: Sequence[StoredMessage],
-        context: Context | None = None,
+        context: Context | None,
     ) -> MemoryState:
-        new_state = await super().observe(  # type: ignore[misc]
-            session, history, state, new_messages, context
-        )
-        kept = without_forgotten(history, new_state)
-        end = position_of(kept, new_state.buffer_start_id)
-        return await self.summarize_until(kept, new_state, end)
+        state = await super().update_state(kept, state, new_messages, context)  # type: ignore[misc]
+        return await self.summarize_until(kept, state, position_of(kept, state.buffer_start_id))
 
 
 class SummaryStrategy(SummarizingMixin, MemoryStrategy):
@@ -93,25 +95,19 @@ class SummaryStrategy(SummarizingMixin, MemoryStrategy):
 
     async def assemble(self, req: AssembleRequest) -> Context:
         frame = start_frame(self.llm, req)
-        state = req.state
-        limit = min(frame.remaining, self.params.summary_max_tokens)
-        summary = summary_part(self.llm, state.summary, state.summary_covers, limit)
-        available = frame.remaining - (summary.tokens if summary else 0)
-        tail = covered_end(frame.history, state)
-        start = newest_fit(frame.history, available, tail)
+        summary, available = self.summary_head(frame)
+        start = newest_fit(frame.history, available, covered_end(frame.history, req.state))
         return finish(frame, summary, recent_part(frame.history[start:]))
 
-    async def observe(
+    async def update_state(
         self,
-        session: SessionInfo,
-        history: Sequence[StoredMessage],
+        kept: Sequence[StoredMessage],
         state: MemoryState,
         new_messages: Sequence[StoredMessage],
-        context: Context | None = None,
+        context: Context | None,
     ) -> MemoryState:
-        new_state = await super().observe(session, history, state, new_messages, context)
-        kept = without_forgotten(history, new_state)
-        return await self.summarize_until(kept, new_state, len(kept))
+        state = await super().update_state(kept, state, new_messages, context)
+        return await self.summarize_until(kept, state, len(kept))
 
 
 class SummaryBufferParams(SummaryParams, EvictionParams):
@@ -135,8 +131,6 @@ class SummaryBufferStrategy(PrunedSummaryMixin, BufferedStrategy):
 
     async def assemble(self, req: AssembleRequest) -> Context:
         frame = start_frame(self.llm, req)
-        state = req.state
-        limit = min(frame.remaining, self.params.summary_max_tokens)
-        summary = summary_part(self.llm, state.summary, state.summary_covers, limit)
-        start = self.recent_start(frame, frame.remaining - (summary.tokens if summary else 0))
+        summary, available = self.summary_head(frame)
+        start = self.recent_start(frame, available)
         return finish(frame, summary, recent_part(frame.history[start:]))

@@ -16,7 +16,6 @@ from memory.strategies._parts import (
     recalled_part,
     recent_part,
     start_frame,
-    summary_part,
 )
 from memory.strategies.summary import PrunedSummaryMixin, SummaryParams
 from memory.types import AssembleRequest, Context, ContextPart, StoredMessage
@@ -106,10 +105,7 @@ class HybridStrategy(PrunedSummaryMixin, RecallingStrategy):
 
     async def assemble(self, req: AssembleRequest) -> Context:
         frame = start_frame(self.llm, req)
-        state = req.state
-        limit = min(frame.remaining, self.params.summary_max_tokens)
-        summary = summary_part(self.llm, state.summary, state.summary_covers, limit)
-        available = frame.remaining - (summary.tokens if summary else 0)
+        summary, available = self.summary_head(frame)
         start = self.recent_start(frame, available)
         recent = frame.history[start:]
         rest = available - sum(m.tokens for m in recent)

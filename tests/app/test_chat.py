@@ -4,16 +4,12 @@ disconnects mid-stream leaves its partial reply stored as `interrupted`."""
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent / "api"))
-from service_harness import LiveServer, assert_error, make_settings, wait_until  # noqa: E402
+from support.server import LiveServer, assert_error, make_settings, wait_until
 
 
 @pytest.fixture(scope="module")

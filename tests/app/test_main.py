@@ -4,24 +4,16 @@ interrupted, and an invalid persona file stops start-up with a message naming fi
 from __future__ import annotations
 
 import shutil
-import sys
 import threading
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from support.server import PERSONAS, LiveServer, make_settings, wait_until
 
-sys.path.insert(0, str(Path(__file__).parent / "api"))
-from service_harness import (  # noqa: E402
-    PERSONAS,
-    LiveServer,
-    make_settings,
-    wait_until,
-)
-
-from app.main import create_app  # noqa: E402
-from app.personas.errors import PersonaError  # noqa: E402
+from app.main import create_app
+from app.personas.errors import PersonaError
 
 
 def test_restart_loses_nothing(tmp_path: Path) -> None:

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "security"))
-from sec_proc import ServerProcess, free_port  # noqa: E402
+from support.proc import ServerProcess, free_port
 
 PG_ADMIN = os.environ.get("MEMENTO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 CHROMA = Path(sys.executable).parent / "chroma"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sec_harness import LiveServer, make_settings
+from support.server import LiveServer, make_settings
 
 OPT_IN = {"fuzz": "the long schemathesis run", "crash": "the 20-round kill -9 loop"}
 
@@ -33,6 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data: Path = tmp_path_factory.mktemp("security-data")
     settings = make_settings(
         data,
+        auth="required",
         max_message_chars=4000,
         max_body_bytes=200_000,
         max_history_import=40,
@@ -44,6 +45,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         max_concurrent_per_user=50,
         session_wait_seconds=60,
     )
-    live = LiveServer(settings).start()
+    live = LiveServer(settings, graceful_timeout=5).start()
     yield live
     live.stop()

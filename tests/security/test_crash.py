@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sec_harness import sse_events
-from sec_proc import ServerProcess, index_ids, run_memento, sqlite_integrity
+from support.proc import ServerProcess, index_ids, run_memento, sqlite_integrity
+from support.server import sse_events
 
 from app.store.repo import Store
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from sec_harness import LiveServer, error_of
+from support.server import LiveServer, error_of
 
 
 def api_routes(server: LiveServer) -> list[tuple[str, str]]:

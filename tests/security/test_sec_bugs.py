@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sec_harness import LiveServer
+from support.server import LiveServer
 
 HUGE = 2**63  # one past SQLite's INTEGER range
 

@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sec_harness import LiveServer
+from support.server import LiveServer
 
 CHECKS = [
     not_a_server_error,

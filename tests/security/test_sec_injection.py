@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from sec_harness import LiveServer
+from support.server import LiveServer
 
 from memory.types import Context
 

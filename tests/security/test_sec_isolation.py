@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sec_harness import LiveServer, error_of
+from support.server import LiveServer, error_of
 
 from memory.types import SessionInfo
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from sec_harness import LiveServer, error_of
+from support.server import LiveServer, error_of
 
 from app.personas.errors import PersonaError
 from app.personas.loader import load_personas

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sec_harness import LiveServer, error_of, sse_events
+from support.server import LiveServer, error_of, sse_events
 
 
 def test_rate_limit_is_per_user_with_retry_after(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from service_harness import assert_error, make_settings, sse_events, wait_until
+from support.server import assert_error, make_settings, sse_events, wait_until
 
 from app.main import create_app
 

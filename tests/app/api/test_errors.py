@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from service_harness import assert_error, make_settings
+from support.server import assert_error, make_settings
 
 from app.main import create_app
 

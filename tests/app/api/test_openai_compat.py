@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from openai import OpenAI
-from service_harness import LiveServer, make_settings
+from support.server import LiveServer, make_settings
 
 MAX = 12
 

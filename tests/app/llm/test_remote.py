@@ -4,19 +4,16 @@ endpoint (the embedded model behind real HTTP), and a clear 503 when that server
 from __future__ import annotations
 
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from support.server import LiveServer, assert_error, make_settings
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
-from service_harness import LiveServer, assert_error, make_settings  # noqa: E402
-
-from app.llm.factory import default_gguf_path, load_engine  # noqa: E402
-from app.llm.openai_engine import OpenAIEngine  # noqa: E402
-from app.llm.types import GenerationParams  # noqa: E402
+from app.llm.factory import default_gguf_path, load_engine
+from app.llm.openai_engine import OpenAIEngine
+from app.llm.types import GenerationParams
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,14 @@
-"""Running the real service in tests: settings on a temp data dir, an in-process TestClient, or
-a real uvicorn server on a free port (for the openai client, streaming disconnects, shutdown).
+"""Running the real service in tests: settings on a temp data dir, and a real uvicorn server on
+a free loopback port (for the openai client, streaming disconnects, shutdown, auth).
 
-Everything is real: the embedded model, SQLite, embedded Chroma. Build one app per test module.
+Everything is real: the embedded model, SQLite, embedded Chroma. Build one app per test module
+(the model load is the expensive part).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,11 +21,13 @@ import uvicorn
 from app.config import Settings
 from app.main import create_app
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 PERSONAS = REPO / "personas"
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings on `data_dir` with the embedded model and stores, auth off and the limits
+    relaxed (tests poll and fire requests in bursts; the limits have their own tests)."""
     base: dict[str, Any] = {
         "data_dir": data_dir,
         "personas_dir": PERSONAS,
@@ -33,7 +37,6 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "llm_url": None,
         "context_window": None,
         "auth": "off",
-        # tests poll and fire requests in bursts; the limits have their own tests
         "rate_limit_per_minute": 100_000,
         "max_concurrent_per_user": 64,
     }
@@ -42,9 +45,10 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 class LiveServer:
-    """uvicorn running `create_app(settings)` in a thread, on a free loopback port."""
+    """uvicorn running `create_app(settings)` in a daemon thread, on a free loopback port."""
 
     def __init__(self, settings: Settings, graceful_timeout: float | None = None) -> None:
+        self.settings = settings
         self.app = create_app(settings)
         config = uvicorn.Config(
             self.app,
@@ -83,11 +87,29 @@ class LiveServer:
         self.thread.join(120)
         assert not self.thread.is_alive(), "the server did not stop"
 
+    def new_key(self, name: str | None = None) -> tuple[str, str]:
+        """(user id, plaintext key) of a fresh user."""
+        store = self.services.store
+        user = store.get_or_create_user(name or f"user-{secrets.token_hex(4)}")
+        _, key = store.create_api_key(user.id)
+        return user.id, key
+
+    def client(self, key: str | None = None, timeout: float = 300.0) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
     def __enter__(self) -> LiveServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _decoded(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
@@ -96,23 +118,19 @@ def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
     for line in lines:
         if line == "":
             if data:
-                raw = "\n".join(data)
-                try:
-                    payload: Any = json.loads(raw)
-                except json.JSONDecodeError:
-                    payload = raw
-                yield event, payload
+                yield event, _decoded("\n".join(data))
             event, data = "message", []
         elif line.startswith("event:"):
             event = line[6:].strip()
         elif line.startswith("data:"):
             data.append(line[5:].lstrip(" "))
-    if data:
-        yield event, json.loads("\n".join(data))
+    if data:  # a stream that ended without the final blank line
+        yield event, _decoded("\n".join(data))
 
 
 def assert_error(response: httpx.Response, status: int, field: str | None = None) -> dict:
-    """The uniform error shape, with the expected status and (when given) field."""
+    """The uniform error shape {"error": {code, message, field}}, with the expected status and
+    (when given) field."""
     assert response.status_code == status, (response.status_code, response.text)
     body = response.json()
     assert set(body) == {"error"}, body
@@ -123,6 +141,9 @@ def assert_error(response: httpx.Response, status: int, field: str | None = None
     if field is not None:
         assert err["field"] == field, err
     return err
+
+
+error_of = assert_error  # the name the security suites use
 
 
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 300.0) -> Any:

@@ -51,9 +51,20 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(MEMENTO), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--log-level", "warning"],
-                cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    str(MEMENTO),
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # our signals reach only this process
             )
         deadline = time.monotonic() + timeout
@@ -91,8 +102,9 @@ class ServerProcess:
 def run_memento(
     *args: str, env: dict[str, str], timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(MEMENTO), *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [str(MEMENTO), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 INDEX_IDS = """
@@ -110,8 +122,14 @@ print(json.dumps(sorted(asyncio.run(index.ids(info)))))
 def index_ids(data_dir: Path, session_id: str, user_id: str, env: dict[str, str]) -> list[int]:
     """The message ids the vector index holds for a session, read in a separate process (the
     embedded Chroma is not shared with the server or this test process)."""
-    out = subprocess.run([sys.executable, "-c", INDEX_IDS, str(data_dir), session_id, user_id],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", INDEX_IDS, str(data_dir), session_id, user_id],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return list(json.loads(out.stdout.strip().splitlines()[-1]))
 

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites (pytest puts tests/ on sys.path via tests/conftest.py)."""
