@@ -16,7 +16,7 @@ import logging
 import os
 import pkgutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,36 +84,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level.upper())
     app = create_app(settings)
     console.print(f"Memento on http://{settings.host}:{settings.port} (loading the model...)")
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,  # our rich handler on the root logger
-        log_level=args.log_level,
-        timeout_graceful_shutdown=10,
-    )
-    server = uvicorn.Server(config)
-    _exit_0_after_graceful_sigterm(server)
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn already shut down
-        server.run()
-    # uvicorn.run's convention: a server that never started (e.g. port taken) is a failure
-    return 0 if server.started else 3
+    with _exit_0_after_graceful_sigterm():
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,  # our rich handler on the root logger
+            log_level=args.log_level,
+            timeout_graceful_shutdown=10,
+        )
+    return 0
 
 
-def _exit_0_after_graceful_sigterm(server: Any) -> None:
-    """uvicorn handles SIGTERM itself (graceful shutdown), then re-raises it against the
+@contextlib.contextmanager
+def _exit_0_after_graceful_sigterm() -> Iterator[None]:
+    """uvicorn handles SIGTERM itself (a graceful shutdown), then re-raises it against the
     handler that was there before it started, so with the default handler the process dies by
-    the signal (exit -15) although it stopped cleanly. Install a handler that ignores that
-    re-raise; a SIGTERM that arrives before uvicorn has taken over still kills as usual."""
+    the signal (exit -15) although it stopped cleanly. A no-op handler there lets the re-raise
+    return and `memento serve` exit 0. The previous handler is back once uvicorn returns."""
     import signal
+    import threading
 
-    def on_sigterm(sig: int, frame: Any) -> None:
-        if server.should_exit:  # uvicorn saw this signal and has shut down gracefully
-            return
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.raise_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; uvicorn then handles no signals either
+        return
+    previous = signal.signal(signal.SIGTERM, lambda sig, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 # -- generate ----------------------------------------------------------------------------------
