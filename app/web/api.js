@@ -1,5 +1,8 @@
 // The HTTP API of DESIGN.md §5, as small async functions. Every failure becomes an ApiError
 // carrying the server's own `error.message`, so the page can show it instead of failing silently.
+// Every call carries the stored API key; a 401 asks for a key and retries with it.
+
+import { authHeaders, getKey, promptForKey } from "./apikey.js";
 
 export class ApiError extends Error {
   constructor(status, code, message, field) {
@@ -31,19 +34,31 @@ async function readBody(res) {
   }
 }
 
-async function request(method, path, body, { signal } = {}) {
-  let res;
-  try {
-    res = await fetch(path, {
-      method,
-      signal,
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (e) {
-    if (e.name === "AbortError") throw e;
-    throw new ApiError(0, "network", "The server cannot be reached. Is it running?");
+// fetch with the stored key; on 401 ask for a key (unless another request already got a new
+// one) and try again, until a request passes or the user dismisses the prompt.
+async function authorizedFetch(path, init) {
+  for (;;) {
+    const used = getKey();
+    let res;
+    try {
+      res = await fetch(path, { ...init, headers: authHeaders(init.headers) });
+    } catch (e) {
+      if (e.name === "AbortError") throw e;
+      throw new ApiError(0, "network", "The server cannot be reached. Is it running?");
+    }
+    if (res.status !== 401) return res;
+    const err = errorFromBody(401, await readBody(res));
+    if (getKey() === used && !(await promptForKey(err.message))) throw err;
   }
+}
+
+async function request(method, path, body, { signal } = {}) {
+  const res = await authorizedFetch(path, {
+    method,
+    signal,
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const data = await readBody(res);
   if (!res.ok) throw errorFromBody(res.status, data);
   return data;
@@ -80,18 +95,12 @@ function unwrap(data, key) {
 // POST a message with stream:true and yield the server-sent events as {event, data} as they
 // arrive. `data` is parsed JSON when it is JSON, else the raw text.
 export async function* streamMessage(sessionId, body, signal) {
-  let res;
-  try {
-    res = await fetch(`${sessionPath(sessionId)}/messages`, {
-      method: "POST",
-      signal,
-      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-      body: JSON.stringify({ ...body, stream: true }),
-    });
-  } catch (e) {
-    if (e.name === "AbortError") throw e;
-    throw new ApiError(0, "network", "The server cannot be reached. Is it running?");
-  }
+  const res = await authorizedFetch(`${sessionPath(sessionId)}/messages`, {
+    method: "POST",
+    signal,
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    body: JSON.stringify({ ...body, stream: true }),
+  });
   if (!res.ok) throw errorFromBody(res.status, await readBody(res));
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";

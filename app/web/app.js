@@ -1,6 +1,7 @@
 // The chat page: sessions, messages with streamed replies, and the memory inspector.
 
 import { api, deltaText, errorFromEvent, streamMessage } from "./api.js";
+import { wireKeyButton } from "./apikey.js";
 import { clear, formatTime, h, langOf } from "./dom.js";
 import { renderContext, renderMemory } from "./inspector.js";
 import { renderMarkdown } from "./markdown.js";
@@ -374,6 +375,7 @@ function setInspectorOpen(open) {
 // ---------- start ----------
 
 function wire() {
+  wireKeyButton($("api-key"));
   $("new-session").onclick = newChat;
   $("banner-close").onclick = () => ($("banner").hidden = true);
   $("stop").onclick = stop;

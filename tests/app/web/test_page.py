@@ -358,3 +358,72 @@ def test_sessions_rename_and_delete(page: Any, server: str, api: httpx.Client):
     assert api.get(f"/v1/sessions/{session['id']}").status_code == 404
     assert pg.inner_text("#chat-title") == "Memento"
     assert not pg.errors, pg.errors
+
+
+def test_api_key_prompt_then_chat(browser: Any, tmp_path: Path):
+    from support.server import LiveServer, make_settings
+
+    settings = make_settings(tmp_path, auth="required", default_max_tokens=16)
+    with LiveServer(settings) as live:
+        _, key = live.new_key("web-user")
+        with live.client(key) as api:
+            seeded = api.post("/v1/sessions", json={"persona": "cody", "title": "열쇠 대화"})
+            assert seeded.status_code == 201, seeded.text
+        context = browser.new_context(viewport={"width": 1366, "height": 860}, locale="ko-KR")
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT_MS)
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        try:
+            # no key stored: the first API call answers 401 and the page asks for one
+            pg.goto(live.url)
+            pg.wait_for_selector("#key-dialog[open] #key-input")
+            assert pg.get_attribute("body", "data-ready") is None
+            assert pg.is_hidden("#key-error") and pg.is_hidden("#key-clear")
+            ARTIFACTS.mkdir(exist_ok=True)
+            pg.screenshot(path=str(ARTIFACTS / "page-api-key.png"))
+
+            # a wrong key is refused with the server's reason; the prompt stays open
+            pg.fill("#key-input", "mk_not-a-real-key")
+            pg.click("#key-save")
+            pg.wait_for_selector("#key-dialog[open] #key-error:not([hidden])")
+            assert "invalid" in pg.inner_text("#key-error")
+
+            # the right key: the page finishes loading with this user's personas and sessions
+            pg.fill("#key-input", key)
+            pg.click("#key-save")
+            pg.wait_for_selector("body[data-ready]")
+            assert pg.evaluate("localStorage.getItem('memento.api_key')") == key
+            pg.wait_for_selector("#session-list .session-title >> text=열쇠 대화")
+            pg.click("#new-session")
+            pg.locator('.persona-card[data-persona="pippa"]').click()
+            pg.click("#new-create")
+            pg.wait_for_function("location.hash.length > 1")
+            session_id = pg.evaluate("location.hash.slice(1)")
+
+            # the streaming POST carries the key too: the reply grows in place
+            pg.evaluate(RECORD_STREAM)
+            send(pg, "Hi Pippa! Guess what I found.", max_tokens=12)
+            reply = wait_reply_stored(pg, 1)
+            seen = pg.evaluate("window.__seen")
+            assert len({n for n in seen if n > 0}) >= 2, f"the reply did not stream: {seen}"
+            with live.client(key) as api:
+                stored = api.get(f"/v1/sessions/{session_id}/messages").json()["messages"]
+            assert [m["role"] for m in stored] == ["user", "assistant"]
+            assert reply.get_attribute("data-id") == str(stored[1]["id"])
+            assert pg.is_hidden("#banner"), pg.inner_text("#banner")
+
+            # a reload uses the stored key without asking; the sidebar button can clear it
+            pg.reload()
+            pg.wait_for_selector(f'.msg-assistant[data-id="{stored[1]["id"]}"]')
+            assert not pg.is_visible("#key-dialog")
+            pg.click("#api-key")
+            assert pg.input_value("#key-input") == key
+            pg.click("#key-clear")
+            pg.wait_for_selector("#key-dialog[open] #key-input")
+            assert pg.evaluate("localStorage.getItem('memento.api_key')") is None
+            # only the browser's own notes about the expected 401 responses may be logged
+            assert [e for e in errors if "401" not in e] == [], errors
+        finally:
+            context.close()
