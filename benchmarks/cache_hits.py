@@ -35,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.llm.prompt_cache import common_prefix  # noqa: E402
 from memory import registry  # noqa: E402
 from memory.base import MemoryDeps  # noqa: E402
 from memory.bm25 import BM25  # noqa: E402
@@ -77,14 +78,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "vector": {},
     "hybrid": {"summarizer": "extractive"},
 }
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 def message_units(ctx: Context) -> list[str]:

@@ -34,15 +34,7 @@ the same body as the non-streaming response, or `event: error` with `{"error": {
 
 
 def message_out(m: MessageRecord) -> MessageOut:
-    return MessageOut(
-        id=m.id,
-        role=m.role,
-        content=m.content,
-        status=m.status,
-        created_at=m.created_at,
-        tokens=m.tokens,
-        context_id=m.context_id,
-    )
+    return MessageOut.model_validate(m, from_attributes=True)
 
 
 def turn_out(r: TurnResult) -> TurnOut:
