@@ -7,7 +7,8 @@ the reply, so two concurrent posts give two complete, ordered turns: an in-proce
 store's turn lock so that API replicas sharing one database serialize too (app/turns.py
 TurnGuard). The reply is generated in
 its own task (app/turns.py): a client that leaves cancels it, and the task stores what was
-produced as `interrupted`.
+produced as `interrupted`. While it streams, the text so far is checkpointed onto the pending row
+every MEMENTO_REPLY_CHECKPOINT_SECONDS, so that even a kill -9 keeps most of it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from app.personas.model import Persona
 from app.session_memory import SessionMemory
 from app.store.records import MessageRecord, NewMessage, SessionRecord
 from app.store.repo import Store
-from app.turns import SessionLocks, Turn, TurnGuard, TurnOptions, TurnResult
+from app.turns import ReplyCheckpoints, SessionLocks, Turn, TurnGuard, TurnOptions, TurnResult
 from memory.types import Context
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class ChatService:
         try:
             # re-read under the lock: the previous turn or a PATCH may have changed it
             session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
-            persona = self.personas.get(session.persona_id)
+            persona = self.personas.get(session.persona_id, session.user_id)
             params = self.generation_params(persona, options)
             history = await asyncio.to_thread(self.store.history, user_id, session_id)
             context = await self.memory.assemble(
@@ -143,7 +144,10 @@ class ChatService:
         async def interrupted() -> None:
             try:
                 await asyncio.to_thread(
-                    self.store.update_message, session.user_id, session.id, turn.reply.id,
+                    self.store.update_message,
+                    session.user_id,
+                    session.id,
+                    turn.reply.id,
                     status="interrupted",
                 )
             finally:
@@ -151,11 +155,21 @@ class ChatService:
 
         self.memory.background(interrupted(), name=f"interrupt-{session.id}")
 
+    def _checkpoint(self, session: SessionRecord, reply_id: int, text: str) -> None:
+        """Worker thread: the reply so far onto its pending row, with its token count."""
+        tokens = self.count_message("assistant", text)
+        self.store.save_partial_reply(session.user_id, session.id, reply_id, text, tokens)
+
     async def _generate(self, turn: Turn, session: SessionRecord, guard: TurnGuard) -> TurnResult:
         parts: list[str] = []
         usage: Usage | None = None
         finish: FinishReason | None = None
         error: str | None = None
+        checkpoints = ReplyCheckpoints(
+            parts,
+            lambda text: self._checkpoint(session, turn.reply.id, text),
+            self.settings.reply_checkpoint_seconds,
+        )
         try:
             async for chunk in self.engine.stream(
                 turn.context.to_messages(), turn.params, cache_key=session.id
@@ -163,6 +177,7 @@ class ChatService:
                 if chunk.text:
                     parts.append(chunk.text)
                     turn.push(chunk.text)
+                    checkpoints.changed()
                 if chunk.finish_reason is not None:
                     finish, usage = chunk.finish_reason, chunk.usage
         except asyncio.CancelledError:
@@ -178,6 +193,7 @@ class ChatService:
         status = "error" if error else ("interrupted" if finish == "cancelled" else "complete")
         text = "".join(parts)
         try:
+            await checkpoints.close()
             tokens = await asyncio.to_thread(self.count_message, "assistant", text)
             reply = await asyncio.to_thread(
                 self.store.update_message,
@@ -226,7 +242,7 @@ class ChatService:
         self.check_content(content)
         self.check_max_tokens(max_tokens)
         session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
-        persona = self.personas.get(session.persona_id)
+        persona = self.personas.get(session.persona_id, session.user_id)
         params = self.generation_params(persona, TurnOptions(max_tokens=max_tokens))
         history = await asyncio.to_thread(self.store.history, user_id, session_id)
         return await self.memory.assemble(session, persona, history, content, params.max_tokens)

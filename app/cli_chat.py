@@ -3,29 +3,28 @@
 Against a running server (`--url`), or in-process: then the app is served by uvicorn on a
 loopback port in a background thread of this process. In-process goes through real HTTP rather
 than httpx's ASGITransport because that transport buffers whole responses, and streaming is the
-point. Either way the client speaks only the public API (DESIGN.md section 5).
+point. Either way it talks through app/chat_client.py, which speaks only the public API.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from app.chat_client import ApiError, ChatClient, delta_text
 from app.config import Settings
 
 HELP = """[bold]/context[/] [dim][id][/]  what went into the window for the last (or given) reply
@@ -34,121 +33,6 @@ HELP = """[bold]/context[/] [dim][id][/]  what went into the window for the last
 [bold]/personas[/]      the personas you can talk to
 [bold]/help[/]          this list
 [bold]/quit[/]          leave (Ctrl-D works too; Ctrl-C stops a reply)"""
-
-
-class ApiError(Exception):
-    """An error answer from the API, carrying its `error.message` (and field)."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(f"{message} ({field})" if field else message)
-        self.status, self.field = status, field
-
-
-def _error_from(response: httpx.Response) -> ApiError:
-    try:
-        err = response.json().get("error", {})
-        return ApiError(response.status_code, err.get("message") or response.text, err.get("field"))
-    except (ValueError, AttributeError):
-        return ApiError(response.status_code, response.text or f"HTTP {response.status_code}")
-
-
-class ChatClient:
-    """The few API calls the terminal chat needs, over one httpx connection pool."""
-
-    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 600) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
-
-    def close(self) -> None:
-        self.http.close()
-
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        try:
-            response = self.http.request(method, path, json=body)
-        except httpx.TransportError as e:
-            raise ApiError(0, f"cannot reach the server at {self.http.base_url}: {e}") from e
-        if response.status_code >= 400:
-            raise _error_from(response)
-        return response.json() if response.content else None
-
-    def health(self) -> dict[str, Any]:
-        return self._call("GET", "/healthz")
-
-    def personas(self) -> list[dict[str, Any]]:
-        data = self._call("GET", "/v1/personas")
-        return data.get("personas", []) if isinstance(data, dict) else data
-
-    def persona(self, persona_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/personas/{persona_id}")
-
-    def session(self, session_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/sessions/{session_id}")
-
-    def create_session(self, persona: str | None, strategy: str | None) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if persona:
-            body["persona"] = persona
-        if strategy:
-            body["memory"] = {"strategy": strategy}
-        return self._call("POST", "/v1/sessions", body)
-
-    def messages(self, session_id: str, limit: int = 20) -> list[dict[str, Any]]:
-        return self._call("GET", f"/v1/sessions/{session_id}/messages?limit={limit}")["messages"]
-
-    def context(self, session_id: str, message_id: int) -> dict[str, Any]:
-        return self._call("GET", f"/v1/sessions/{session_id}/context/{message_id}")
-
-    def memory(self, session_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/sessions/{session_id}/memory")
-
-    def stream(self, session_id: str, body: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-        """POST a message with stream=true; yield (event, data) server-sent events."""
-        try:
-            with self.http.stream(
-                "POST", f"/v1/sessions/{session_id}/messages", json={**body, "stream": True}
-            ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error_from(response)
-                yield from parse_sse(response.iter_lines())
-        except httpx.TransportError as e:
-            raise ApiError(0, f"the connection to the server broke: {e}") from e
-
-
-def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
-    """Server-sent events from text lines: (event name, JSON-decoded data or the raw text)."""
-    event, data = "message", []
-    for line in lines:
-        if not line:
-            if data:
-                yield event, _decode("\n".join(data))
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        else:
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "event":
-                event = value
-            elif name == "data":
-                data.append(value)
-    if data:
-        yield event, _decode("\n".join(data))
-
-
-def _decode(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
-def delta_text(data: Any) -> str:
-    if isinstance(data, str):
-        return data
-    if isinstance(data, dict):
-        return str(data.get("text") or data.get("delta") or data.get("content") or "")
-    return str(data)
 
 
 # -- in-process server ----------------------------------------------------------------------------
@@ -197,8 +81,13 @@ class LocalServer:
         """Serve, showing the start-up steps as a progress bar on `console`; the base URL."""
         log = logging.getLogger("memento")
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-            TimeElapsedColumn(), console=console, transient=True, disable=console is None,
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=console is None,
         ) as progress:
             task = progress.add_task("starting", total=4)  # personas, store, model, index
             handler = _StepProgress(progress, task)
@@ -319,7 +208,9 @@ class ChatRepl:
         name, _, arg = line[1:].strip().partition(" ")
         arg = arg.strip()
         handlers: dict[str, Callable[[str], None]] = {
-            "context": self.show_context, "memory": self.show_memory, "new": self.new,
+            "context": self.show_context,
+            "memory": self.show_memory,
+            "new": self.new,
             "personas": self.show_personas,
             "help": lambda _: self.console.print(HELP),
         }
@@ -346,8 +237,12 @@ class ChatRepl:
         for part in ctx.get("parts", []):
             messages = part.get("messages") or []
             text = " | ".join(m.get("content", "") for m in messages)
-            table.add_row(part["kind"], str(part["tokens"]), str(len(messages)),
-                          escape(" ".join(text.split())[:300]))
+            table.add_row(
+                part["kind"],
+                str(part["tokens"]),
+                str(len(messages)),
+                escape(" ".join(text.split())[:300]),
+            )
         table.caption = f"{ctx.get('total_tokens')} of {ctx.get('budget')} budget tokens"
         self.console.print(table)
 
@@ -376,8 +271,12 @@ class ChatRepl:
         for col in ("id", "name", "memory", "description"):
             table.add_column(col, ratio=1 if col == "description" else None)
         for p in self.client.personas():
-            table.add_row(escape(p["id"]), escape(p.get("name", "")),
-                          str(p.get("default_strategy") or ""), escape(p.get("description", "")))
+            table.add_row(
+                escape(p["id"]),
+                escape(p.get("name", "")),
+                str(p.get("default_strategy") or ""),
+                escape(p.get("description", "")),
+            )
         self.console.print(table)
 
     def loop(self) -> None:
@@ -407,8 +306,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="a running Memento server; default: start one in-process")
     parser.add_argument("--strategy", help="memory strategy for a new session")
     parser.add_argument("--max-tokens", type=int, help="cap on each reply's length in tokens")
-    parser.add_argument("--api-key", default=os.environ.get("MEMENTO_API_KEY"),
-                        help="API key when the server requires one (env MEMENTO_API_KEY)")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("MEMENTO_API_KEY"),
+        help="API key when the server requires one (env MEMENTO_API_KEY)",
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -431,8 +333,10 @@ def run(args: argparse.Namespace) -> int:
         client = ChatClient(url, api_key=args.api_key)
         try:
             health = client.health()
-            console.print(f"[dim]{escape(str(health.get('model_id')))} · context "
-                          f"{health.get('context_window')} tokens · {escape(url)}[/]")
+            console.print(
+                f"[dim]{escape(str(health.get('model_id')))} · context "
+                f"{health.get('context_window')} tokens · {escape(url)}[/]"
+            )
             repl = ChatRepl(client, console, args.max_tokens)
             repl.open(args.session, args.persona, args.strategy)
             repl.loop()

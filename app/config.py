@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=120, ge=1)
     max_concurrent_per_user: int = Field(default=4, ge=1)
     session_wait_seconds: float = Field(default=30.0, ge=0)  # then 409 session busy
+    # a streamed reply's text so far is written to its row this often, so that a hard kill
+    # loses at most about this much of it (0: whenever the previous write has finished)
+    reply_checkpoint_seconds: float = Field(default=1.0, ge=0)
 
     @property
     def resolved_database_url(self) -> str:

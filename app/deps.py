@@ -15,6 +15,7 @@ from app.chat import ChatService
 from app.config import Settings
 from app.errors import AppError, UnauthorizedError
 from app.llm.types import Engine
+from app.persona_catalog import PersonaCatalog, UserPersonas
 from app.store.repo import Store
 
 
@@ -25,7 +26,7 @@ class Services:
     settings: Settings
     engine: Engine | None = None
     store: Store | None = None
-    personas: Any = None  # app.personas.loader.PersonaRegistry
+    personas: PersonaCatalog | None = None
     chat: ChatService | None = None
     worker: Any = None  # app.llm.worker.MLXWorker
     embedder: Any = None
@@ -79,10 +80,6 @@ def get_chat(services: Svc) -> ChatService:
     return _ready(services.chat, "the chat service is not ready")
 
 
-def get_personas(services: Svc) -> Any:
-    return _ready(services.personas, "personas are not loaded")
-
-
 def get_current_user(request: Request, services: Svc) -> CurrentUserInfo:
     """The caller. Auth off: the single local user. Auth on: whoever the auth layer put on
     `request.state.user` (an API-key middleware or a replacement of this dependency)."""
@@ -96,9 +93,17 @@ def get_current_user(request: Request, services: Svc) -> CurrentUserInfo:
     return CurrentUserInfo(id=services.local_user_id, name="local")
 
 
+CurrentUser = Annotated[CurrentUserInfo, Depends(get_current_user)]
+
+
+def get_personas(services: Svc, user: CurrentUser) -> UserPersonas:
+    """The persona catalog as the caller sees it: the files and their own uploads only."""
+    catalog: PersonaCatalog = _ready(services.personas, "personas are not loaded")
+    return catalog.for_user(user.id)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ChatDep = Annotated[ChatService, Depends(get_chat)]
-PersonasDep = Annotated[Any, Depends(get_personas)]
-CurrentUser = Annotated[CurrentUserInfo, Depends(get_current_user)]
+PersonasDep = Annotated[UserPersonas, Depends(get_personas)]

@@ -8,10 +8,8 @@ from typing import Annotated, Any, Literal
 from annotated_types import Interval
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory.types import Context, MemoryState, PinnedFact
-
-Role = Literal["user", "assistant", "system"]
-Status = Literal["complete", "interrupted", "error", "pending"]
+from app.store.records import MessageStatus, Role
+from memory.types import Context, PinnedFact
 
 # Integers from a request that reach the database (or the sampler's uint64 key) must fit a
 # signed 64-bit column: anything larger would raise OverflowError deep in the driver (a 500).
@@ -120,7 +118,7 @@ class MessageOut(BaseModel):
     id: int
     role: Role
     content: str
-    status: Status
+    status: MessageStatus
     created_at: datetime
     tokens: int = 0
     context_id: str | None = None
@@ -209,23 +207,3 @@ class MemoryPatch(BaseModel):
     pinned: list[PinnedIn] | None = Field(
         default=None, description="replaces the user's pinned facts (persona facts stay)"
     )
-
-
-# -- export / import ----------------------------------------------------------------------------
-class ExportMessage(BaseModel):
-    id: int
-    role: Role
-    content: str
-    status: Status = "complete"
-    created_at: datetime
-
-
-class SessionExport(BaseModel):
-    format: Literal["memento.session"] = "memento.session"
-    version: Literal[1] = 1
-    persona: str
-    title: str | None = None
-    strategy: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    messages: list[ExportMessage]
-    memory: MemoryState = Field(default_factory=MemoryState)

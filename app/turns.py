@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,13 +112,65 @@ class Turn:
         return self.task is not None and self.task.done()
 
 
+class ReplyCheckpoints:
+    """Writes a streaming reply's text so far onto its pending row, at most every `interval`
+    seconds, so that a hard kill loses only the last moments of it (the next start marks the
+    row interrupted, text kept). Generation never waits for a write: `write` runs in a worker
+    thread, at most one at a time per reply (text that arrives meanwhile goes in the next one).
+
+    `close()` before the final commit: it cancels what is scheduled and waits for the write in
+    flight, so the final text is always the last one written."""
+
+    def __init__(self, parts: list[str], write: Callable[[str], Any], interval: float) -> None:
+        self._parts = parts  # the reply's pieces, appended to by the generating task
+        self._write, self._interval = write, interval
+        self._saved = 0  # pieces covered by the last write started
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def changed(self) -> None:
+        """New text arrived: make sure a write starts within the interval."""
+        if self._closed or self._timer is not None:
+            return
+        if self._task is not None and not self._task.done():
+            return  # the write in flight schedules the next one when it ends
+        self._schedule()
+
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._interval, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self._closed or len(self._parts) == self._saved:
+            return
+        self._saved = len(self._parts)
+        self._task = asyncio.create_task(self._run("".join(self._parts)))
+
+    async def _run(self, text: str) -> None:
+        try:
+            await asyncio.to_thread(self._write, text)
+        except Exception:  # noqa: BLE001 - a lost checkpoint must not fail the reply
+            log.exception("checkpointing a reply failed")
+        if not self._closed and len(self._parts) > self._saved:
+            self._schedule()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._task is not None:
+            # shielded: the thread runs on anyway, and the final commit must follow it
+            await asyncio.shield(self._task)
+
+
 class SessionLocks:
     """One asyncio.Lock per session, dropped when nobody holds or waits for it."""
 
     def __init__(self) -> None:
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def get(self, session_id: str) -> asyncio.Lock:
         lock = self._locks.get(session_id)

@@ -11,7 +11,10 @@ from pydantic import BaseModel, Field
 from app.llm.types import GenerationParams
 
 PartKind = Literal["persona", "pinned", "summary", "recalled", "recent", "new"]
-PART_ORDER: tuple[PartKind, ...] = ("persona", "pinned", "summary", "recalled", "recent", "new")
+# Recalled turns change every turn; after the recent buffer (which moves only in chunks) they
+# leave persona..recent a stable prefix the KV cache serves (hybrid reuse 24% -> 36% of prompt
+# tokens, benchmarks/cache_hits.py).
+PART_ORDER: tuple[PartKind, ...] = ("persona", "pinned", "summary", "recent", "recalled", "new")
 
 
 class LLM(Protocol):
@@ -50,6 +53,14 @@ class ContextPart(BaseModel):
     messages: list[ContextMessage]
     covers: list[int] = Field(default_factory=list)  # summary parts: the message ids summarized
 
+    def to_messages(self) -> list[dict[str, str]]:
+        """What the engine sees of this part. Recalled turns go in as one system message, one
+        line each: a template wrapper per turn would cost ~5 tokens, a sixth of a typical turn,
+        so joining fits ~15% more of them. The inspector still lists them one by one."""
+        if self.kind == "recalled" and self.messages:
+            return [{"role": "system", "content": "\n".join(m.content for m in self.messages)}]
+        return [{"role": m.role, "content": m.content} for m in self.messages]
+
 
 class Context(BaseModel):
     """The assembled prompt: what the engine sees and what the inspector shows. One object."""
@@ -60,7 +71,7 @@ class Context(BaseModel):
     parts: list[ContextPart]
 
     def to_messages(self) -> list[dict[str, str]]:
-        return [{"role": m.role, "content": m.content} for p in self.parts for m in p.messages]
+        return [m for p in self.parts for m in p.to_messages()]
 
 
 class PinnedFact(BaseModel):

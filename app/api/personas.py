@@ -1,4 +1,7 @@
-"""Personas: the files of personas/ plus uploads (our YAML/JSON form or a Character Card)."""
+"""Personas: the files of personas/ plus uploads (our YAML/JSON form or a Character Card).
+
+Everyone sees the files; an upload only its uploader (PersonasDep is the caller's view).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 
-from app.deps import CurrentUser, PersonasDep
+from app.deps import PersonasDep
 from app.errors import InvalidFieldError
 from app.persona_catalog import CatalogEntry
 from app.personas.model import Persona
@@ -64,7 +67,7 @@ UPLOAD_DOC = {
     response_model=PersonaOut,
     openapi_extra=UPLOAD_DOC,
 )
-async def add_persona(request: Request, personas: PersonasDep, user: CurrentUser) -> PersonaOut:
+async def add_persona(request: Request, personas: PersonasDep) -> PersonaOut:
     raw = await request.body()
     try:
         text = raw.decode("utf-8")
@@ -80,5 +83,5 @@ async def add_persona(request: Request, personas: PersonasDep, user: CurrentUser
             raise InvalidFieldError(
                 f"invalid JSON at line {exc.lineno}: {exc.msg}", "body"
             ) from None
-    persona = await asyncio.to_thread(personas.add, body, user.id)
+    persona = await asyncio.to_thread(personas.add, body)
     return full(personas.entry(persona.id))

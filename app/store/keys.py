@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.store.errors import Conflict, NotFound
@@ -112,45 +113,67 @@ class KeysMixin:
             return _key(row, name)
 
     # ---- uploaded personas -------------------------------------------------------------
+    # Private to their uploader: every method takes the owner, and another user's persona is
+    # NotFound exactly like a missing one. Ids are per user (two users may share an id).
 
     def save_persona(
         self,
+        user_id: str,
         persona_id: str,
         source: str,
         format: str,
-        user_id: str | None = None,
+        *,
         replace: bool = False,
     ) -> PersonaRecord:
         """Keep an uploaded persona's source (re-validated at load) so it survives restarts.
-        Conflict if the id exists and replace is False."""
-        with self._tx() as db:
-            row = db.get(UploadedPersona, persona_id)
-            now = utcnow()
-            if row is not None and not replace:
-                raise Conflict(f"persona {persona_id!r} already exists")
-            if row is None:
-                row = UploadedPersona(id=persona_id, created_at=now, format=format, source=source)
-                db.add(row)
-            row.user_id, row.format, row.source, row.updated_at = user_id, format, source, now
-            db.flush()
-            return _persona(row)
+        Conflict if the user already has this id and replace is False."""
+        try:
+            with self._tx() as db:
+                row = db.get(UploadedPersona, (user_id, persona_id))
+                now = utcnow()
+                if row is not None and not replace:
+                    raise Conflict(f"you already have a persona {persona_id!r}")
+                if row is None:
+                    row = UploadedPersona(
+                        user_id=user_id,
+                        id=persona_id,
+                        created_at=now,
+                        format=format,
+                        source=source,
+                    )
+                    db.add(row)
+                row.format, row.source, row.updated_at = format, source, now
+                db.flush()
+                return _persona(row)
+        except IntegrityError:
+            # another replica saved the same id between our read and insert (an unknown user
+            # would fail the foreign key instead: say which)
+            with self._read() as db:
+                if db.get(User, user_id) is None:
+                    raise NotFound("user", user_id) from None
+            raise Conflict(f"you already have a persona {persona_id!r}") from None
 
-    def get_persona(self, persona_id: str) -> PersonaRecord:
+    def get_persona(self, user_id: str, persona_id: str) -> PersonaRecord:
+        """The user's upload; NotFound if missing or another user's."""
         with self._read() as db:
-            row = db.get(UploadedPersona, persona_id)
+            row = db.get(UploadedPersona, (user_id, persona_id))
             if row is None:
                 raise NotFound("persona", persona_id)
             return _persona(row)
 
-    def list_personas(self) -> list[PersonaRecord]:
-        """Uploaded personas, oldest first."""
+    def list_personas(self, user_id: str | None = None) -> list[PersonaRecord]:
+        """The user's uploads, oldest first; every user's when user_id is None (start-up)."""
         with self._read() as db:
-            rows = db.scalars(select(UploadedPersona).order_by(UploadedPersona.created_at))
+            q = select(UploadedPersona)
+            if user_id is not None:
+                q = q.where(UploadedPersona.user_id == user_id)
+            rows = db.scalars(q.order_by(UploadedPersona.created_at, UploadedPersona.id))
             return [_persona(r) for r in rows]
 
-    def delete_persona(self, persona_id: str) -> None:
+    def delete_persona(self, user_id: str, persona_id: str) -> None:
+        """Delete the user's upload; NotFound if missing or another user's."""
         with self._tx() as db:
-            row = db.get(UploadedPersona, persona_id)
+            row = db.get(UploadedPersona, (user_id, persona_id))
             if row is None:
                 raise NotFound("persona", persona_id)
             db.delete(row)

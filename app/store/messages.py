@@ -112,6 +112,29 @@ class MessagesMixin:
             db.flush()
             return message_record(row)
 
+    def save_partial_reply(
+        self, user_id: str, session_id: str, message_id: int, content: str, tokens: int
+    ) -> bool:
+        """Checkpoint a reply still being generated, so that a crash keeps what was produced
+        (recover_pending then marks it interrupted). One UPDATE, and only of a 'pending' row:
+        once the reply is finalized, a checkpoint that lands late is a no-op instead of
+        overwriting the final text. True if the row was written."""
+        owned = select(ChatSession.id).where(
+            ChatSession.id == session_id, ChatSession.user_id == user_id
+        )
+        with self._tx() as db:
+            result = db.execute(
+                update(Message)
+                .where(
+                    Message.id == message_id,
+                    Message.session_id.in_(owned),
+                    Message.status == "pending",
+                )
+                .values(content=content, tokens=tokens)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     def get_message(self, user_id: str, session_id: str, message_id: int) -> MessageRecord:
         with self._read() as db:
             return message_record(own_message(db, user_id, session_id, message_id))
@@ -158,7 +181,8 @@ class MessagesMixin:
             ]
 
     def recover_pending(self) -> int:
-        """Mark every 'pending' reply 'interrupted' (run at startup: its server died). Count."""
+        """Mark every 'pending' reply 'interrupted' (run at startup: its server died), keeping
+        the text and token count of its last checkpoint (save_partial_reply). Count."""
         with self._tx() as db:
             result = db.execute(
                 update(Message).where(Message.status == "pending").values(status="interrupted")

@@ -12,6 +12,7 @@ follows the list). tests/app/store/test_migrations.py checks that both paths agr
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -153,8 +154,77 @@ def _step_2(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_sessions_user_updated ON sessions (user_id, updated_at)"))
 
 
+# must equal app.store.repo.LOCAL_USER (repo imports this module, not the other way round)
+_LOCAL_USER = "local"
+
+
+def _v3_personas(md: MetaData) -> Table:
+    """The personas table of schema v3, frozen."""
+    return Table(
+        "personas",
+        md,
+        Column(
+            "user_id",
+            String(40),
+            ForeignKey("users.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("id", String(100), primary_key=True),
+        Column("format", String(16), nullable=False),
+        Column("source", Text, nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    )
+
+
+def _local_user_id(conn: Connection) -> str:
+    users = _v1_metadata().tables["users"]
+    found = conn.execute(select(users.c.id).where(users.c.name == _LOCAL_USER)).scalar()
+    if found is not None:
+        return str(found)
+    user_id = f"usr_{secrets.token_hex(12)}"
+    conn.execute(users.insert().values(id=user_id, name=_LOCAL_USER, created_at=utcnow()))
+    return user_id
+
+
+def _step_3(conn: Connection) -> None:
+    # Uploaded personas become private to their uploader: the key turns from (id) into
+    # (user_id, id). SQLite cannot change a primary key in place, and a rename would leave
+    # PostgreSQL with constraint names of another table, so the rows are read, the table
+    # rebuilt and the rows written back (one transaction; upload counts are small).
+    md = _v1_metadata()
+    old, sessions = md.tables["personas"], md.tables["sessions"]  # v2 changed neither
+    rows = [dict(r._mapping) for r in conn.execute(select(old))]
+    if any(r["user_id"] is None for r in rows):
+        # an upload whose user was deleted (SET NULL in v2) or saved without one: it goes to
+        # the local user, the owner of everything when auth is off
+        local = _local_user_id(conn)
+        for r in rows:
+            r["user_id"] = r["user_id"] or local
+    # Sessions of other users that already use an upload (it was global until v3) keep
+    # working: their owner gets a copy. They could read it before; nobody new sees it.
+    by_id = {r["id"]: r for r in rows}
+    borrowed = conn.execute(
+        select(sessions.c.user_id, sessions.c.persona_id)
+        .join(old, old.c.id == sessions.c.persona_id)
+        .distinct()
+    ).all()
+    rows += [
+        {**by_id[persona_id], "user_id": user_id}
+        for user_id, persona_id in borrowed
+        if by_id[persona_id]["user_id"] != user_id
+    ]
+    old.drop(conn)
+    md.remove(old)
+    new = _v3_personas(md)  # md knows "users", which the new foreign key names
+    new.create(conn)
+    if rows:
+        conn.execute(new.insert(), rows)
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "api_keys.last_used_at; index sessions(user_id, updated_at)", _step_2),
+    Step(3, "personas keyed by (user_id, id): uploads are private to their uploader", _step_3),
 )
 CURRENT_VERSION = STEPS[-1].version if STEPS else 1
 

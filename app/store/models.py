@@ -128,12 +128,15 @@ class ContextRecord(Base):
 
 
 class UploadedPersona(Base):
+    """An uploaded persona, private to its uploader (schema v3: ids are per user, so two users
+    may each have an "alice-bot"; the owner leads the key, which also serves "my uploads")."""
+
     __tablename__ = "personas"
 
-    id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    user_id: Mapped[str | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
     format: Mapped[str] = mapped_column(String(16))  # "yaml" | "json" | "card"
     source: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

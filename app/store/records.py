@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from memory.types import StoredMessage
 
+# The one definition of these: the API's schemas (app/schemas.py) import them.
 MessageStatus = Literal["complete", "interrupted", "error", "pending"]
 Role = Literal["user", "assistant", "system"]
 
@@ -72,7 +73,7 @@ class NewMessage(BaseModel):
 
 class PersonaRecord(BaseModel):
     id: str
-    user_id: str | None
+    user_id: str  # the uploader: the only user who sees it
     format: str  # "yaml" | "json" | "card"
     source: str
     created_at: datetime

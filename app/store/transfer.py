@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.store.errors import InvalidData
-from app.store.records import MessageRecord, NewMessage, SessionRecord
+from app.store.records import MessageRecord, MessageStatus, NewMessage, Role, SessionRecord
 from memory.types import MemoryState
 
 EXPORT_FORMAT = "memento.session"
@@ -29,10 +29,10 @@ class ExportedMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     id: int | None = None  # the id in the exporting store; memory state refers to it
-    role: Literal["user", "assistant", "system"]
+    role: Role
     content: str
     tokens: int = Field(default=0, ge=0)
-    status: Literal["complete", "interrupted", "error", "pending"] = "complete"
+    status: MessageStatus = "complete"
     created_at: datetime | None = None
 
 

@@ -5,8 +5,9 @@ import { wireKeyButton } from "./apikey.js";
 import { clear, formatTime, h, langOf } from "./dom.js";
 import { renderContext, renderMemory } from "./inspector.js";
 import { renderMarkdown } from "./markdown.js";
-import { STRATEGIES, openNewChat, personaId } from "./newchat.js";
+import { openNewChat, personaId } from "./newchat.js";
 import { renderSessionList } from "./sessions.js";
+import { DraftError, newDraft, patchBody } from "./strategy.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,6 +17,7 @@ const state = {
   session: null,
   messages: [],
   streaming: null, // {controller} while a reply is being generated
+  memoryDraft: null, // {sessionId, draft}: the strategy edits not saved yet
 };
 
 // ---------- errors ----------
@@ -298,31 +300,68 @@ async function loadMemory() {
   const session = state.session;
   const view = $("memory-view");
   if (!session) return renderMemoryEmpty(view);
-  const memory = await guard(() => api.memory(session.id));
-  if (!memory || state.session?.id !== session.id) return;
+  // the session's params as stored now, not as the sidebar list had them
+  const [memory, fresh] = await Promise.all([
+    guard(() => api.memory(session.id)),
+    guard(() => api.getSession(session.id)),
+  ]);
+  if (!memory || !fresh || state.session?.id !== session.id) return;
+  Object.assign(session, fresh);
   renderMemory(view, memory, {
     onSaveSummary: (summary, button) => saveMemory({ summary }, button),
     onSavePinned: (pinned, button) => saveMemory({ pinned }, button),
     onForget: forget,
-    strategies: Object.keys(STRATEGIES),
-    onChangeStrategy: changeStrategy,
+    stored: session.memory,
+    draft: memoryDraft(session),
+    onSaveStrategy: saveStrategy,
   });
 }
 
-// Switch the session's memory strategy (its params reset to the strategy's defaults).
-async function changeStrategy(strategy, button) {
+// The strategy edits of the open session: kept while the user has unsaved edits, so a re-render
+// (after a reply or a save elsewhere) shows them; rebuilt from the stored params otherwise.
+function memoryDraft(session) {
+  const kept = state.memoryDraft;
+  if (kept?.sessionId === session.id && kept.draft.dirty) return kept.draft;
+  const draft = newDraft(session.memory.strategy, session.memory);
+  state.memoryDraft = { sessionId: session.id, draft };
+  return draft;
+}
+
+// PATCH the session's memory with what the user changed, and nothing else.
+async function saveStrategy(button, { error, note }) {
   const session = state.session;
-  if (!session || strategy === strategyOf(session)) return;
+  const draft = state.memoryDraft?.sessionId === session?.id ? state.memoryDraft.draft : null;
+  if (!session || !draft) return;
+  const tell = (node, text) => {
+    error.hidden = note.hidden = true;
+    node.textContent = text;
+    node.hidden = false;
+  };
+  let memory;
+  try {
+    memory = patchBody(draft, session.memory);
+  } catch (err) {
+    if (!(err instanceof DraftError)) throw err;
+    return tell(error, err.message);
+  }
+  if (!memory) return tell(note, "Nothing to save: no param was changed.");
   button.disabled = true;
-  const updated = await guard(() => api.updateSession(session.id, { memory: { strategy } }));
-  button.disabled = false;
-  if (!updated) return;
+  let updated;
+  try {
+    updated = await api.updateSession(session.id, { memory });
+  } catch (err) {
+    return tell(error, err.message);
+  } finally {
+    button.disabled = false;
+  }
   Object.assign(session, updated);
   state.sessions = state.sessions.map((s) => (s.id === session.id ? session : s));
+  state.memoryDraft = null;
   renderHeader();
   renderSessions();
-  flash(button, "Switched");
-  loadMemory();
+  await loadMemory();
+  const saved = $("memory-strategy-save");
+  if (saved) flash(saved, "Saved");
 }
 
 function renderMemoryEmpty(view) {

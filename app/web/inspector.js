@@ -2,8 +2,9 @@
 // the session's editable memory (summary, pinned facts, recalled items to forget).
 
 import { clear, formatTime, h, langOf, preview } from "./dom.js";
+import { renderStrategyEditor } from "./strategy.js";
 
-export const PART_KINDS = ["persona", "pinned", "summary", "recalled", "recent", "new"];
+export const PART_KINDS = ["persona", "pinned", "summary", "recent", "recalled", "new"];
 
 const PART_LABELS = {
   persona: "Persona",
@@ -104,12 +105,11 @@ function contextMessage(m, onForget) {
 }
 
 // memory: {summary, pinned: [{id, text, source}], recalled?: [...], ...}
+// stored: the session's memory as GET /v1/sessions/{id} has it ({strategy, ...params});
+// draft: the strategy editor's draft (strategy.js), kept by the caller across re-renders.
 export function renderMemory(container, memory, { onSaveSummary, onSavePinned, onForget,
-  strategies = [], onChangeStrategy }) {
+  stored, draft, onSaveStrategy }) {
   clear(container);
-  const strategy = h("select", { id: "memory-strategy", "aria-label": "Memory strategy" },
-    strategies.map((name) => h("option", { value: name, selected: name === memory.strategy },
-      name)));
   const summary = h("textarea", { class: "memory-summary", rows: 6, id: "memory-summary",
     placeholder: "No summary yet — it is written after turns are pruned from the window.",
     lang: langOf(memory.summary) }, memory.summary ?? "");
@@ -140,13 +140,7 @@ export function renderMemory(container, memory, { onSaveSummary, onSavePinned, o
   const items = [...(memory.recalled ?? memory.items ?? [])].reverse();
   const shown = items.slice(0, MAX_ITEMS);
   const blocks = [
-    onChangeStrategy
-      ? h("section", { class: "memory-block" },
-        h("div", { class: "block-head" }, h("h3", {}, "Strategy")),
-        h("div", { class: "strategy-row" }, strategy,
-          h("button", { class: "btn btn-small", type: "button",
-            onclick: (e) => onChangeStrategy(strategy.value, e.currentTarget) }, "Switch")))
-      : null,
+    onSaveStrategy && draft ? strategyBlock(stored, draft, onSaveStrategy) : null,
     h("section", { class: "memory-block" },
       h("div", { class: "block-head" }, h("h3", {}, "Summary"),
         memory.summary_covers?.length
@@ -184,6 +178,34 @@ export function renderMemory(container, memory, { onSaveSummary, onSavePinned, o
 }
 
 const MAX_ITEMS = 50;
+
+// The session's strategy and its params, as stored; saving sends only what the user changed.
+function strategyBlock(stored, draft, onSave) {
+  const select = h("select", { id: "memory-strategy", "aria-label": "Memory strategy" });
+  const params = h("div", { class: "param-grid", id: "memory-params" });
+  const help = h("p", { class: "muted small" });
+  const error = h("p", { class: "form-error", id: "memory-strategy-error", role: "alert",
+    hidden: true });
+  const note = h("p", { class: "muted small", id: "memory-strategy-note", role: "status",
+    hidden: true });
+  renderStrategyEditor({ select, paramsBox: params, help, draft, stored });
+  // a message about the last save stops applying once the user edits again
+  const stale = () => (error.hidden = note.hidden = true);
+  return h("section", { class: "memory-block", id: "memory-strategy-block", oninput: stale,
+    onchange: stale },
+    h("div", { class: "block-head" }, h("h3", {}, "Strategy"),
+      h("span", { class: "muted small" }, `stored: ${describe(stored)}`)),
+    h("div", { class: "strategy-row" }, select), help, params, error, note,
+    h("div", { class: "block-actions" },
+      h("button", { class: "btn btn-small", type: "button", id: "memory-strategy-save",
+        onclick: (e) => onSave(e.currentTarget, { error, note }) }, "Save strategy")));
+}
+
+function describe(stored) {
+  const params = Object.entries(stored ?? {}).filter(([k, v]) => k !== "strategy" && v != null);
+  const text = params.map(([k, v]) => `${k} ${v}`).join(", ");
+  return `${stored?.strategy ?? "?"}${text ? ` (${text})` : " (defaults)"}`;
+}
 
 function pinnedRow(fact) {
   const input = h("input", { type: "text", value: fact.text, "aria-label": "Pinned fact",

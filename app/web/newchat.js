@@ -1,44 +1,8 @@
 // The "new chat" dialog: a persona picker (name, description, greeting) and the memory strategy
-// with its params. Resolves with the body for POST /v1/sessions, or null when cancelled.
+// with its params. Resolves with the session POST /v1/sessions made, or null when cancelled.
 
 import { clear, h, langOf, preview } from "./dom.js";
-
-// Params the memory strategies accept (memory/strategies/*: their Params models), with their
-// defaults as placeholders. A blank field means "the default"; the server validates the rest.
-const SUMMARY = { name: "summary_max_tokens", label: "Summary cap (tokens)", placeholder: 256 };
-export const STRATEGIES = {
-  buffer: { help: "Every turn, verbatim. Refuses to go on once it no longer fits.", params: [] },
-  window: {
-    help: "The last k turns.",
-    params: [{ name: "k", label: "Turns kept (k)", placeholder: 10 }],
-  },
-  token_buffer: {
-    help: "The most recent messages that fit in N tokens.",
-    params: [{ name: "max_tokens", label: "Buffer (tokens)", placeholder: 1024 }],
-  },
-  summary: { help: "One running summary of the whole conversation.", params: [SUMMARY] },
-  summary_buffer: {
-    help: "Recent turns verbatim plus a summary of everything older.",
-    params: [{ name: "max_tokens", label: "Buffer (tokens)", placeholder: 1024 }, SUMMARY],
-  },
-  vector: {
-    help: "Past turns relevant to the new message, recalled by meaning, plus a short recent buffer.",
-    params: [
-      { name: "buffer_tokens", label: "Recent buffer (tokens)", placeholder: 256 },
-      { name: "recall_k", label: "Turns recalled", placeholder: 32 },
-    ],
-  },
-  hybrid: {
-    help: "Summary + recent buffer + recalled turns + pinned facts: the most complete memory.",
-    params: [
-      { name: "buffer_tokens", label: "Recent buffer (tokens)", placeholder: 512 },
-      { name: "recall_k", label: "Turns recalled", placeholder: 32 },
-      SUMMARY,
-    ],
-  },
-};
-
-const COMMON = [{ name: "budget_tokens", label: "Context budget (tokens)", placeholder: "model" }];
+import { STRATEGIES, createBody, newDraft, renderStrategyEditor } from "./strategy.js";
 
 export function personaId(p) {
   return typeof p === "string" ? p : p?.id ?? "";
@@ -55,27 +19,27 @@ export function openNewChat(personas, { api } = {}) {
   title.value = "";
   error.hidden = true;
 
-  for (const name of Object.keys(STRATEGIES)) select.append(h("option", { value: name }, name));
-
-  const showParams = () => {
-    const spec = STRATEGIES[select.value] ?? { params: [], help: "" };
-    help.textContent = spec.help;
-    clear(paramsBox);
-    for (const param of [...spec.params, ...COMMON]) {
-      const id = `param-${param.name}`;
-      paramsBox.append(h("div", { class: "form-row" },
-        h("label", { for: id }, param.label),
-        h("input", { id, type: "number", min: 1, step: 1, inputmode: "numeric",
-          dataset: { param: param.name }, placeholder: String(param.placeholder ?? "default") })));
-    }
-  };
-  select.onchange = showParams;
+  // One draft for the whole dialog: params typed for a strategy survive switching strategy and
+  // picking another persona. A persona sets the strategy only until the user picks one.
+  const draft = newDraft(personaStrategy(personas[0]) ?? "summary_buffer");
+  let chosen = null; // the persona whose params a blank field stands for
+  let userPicked = false;
+  const editor = renderStrategyEditor({
+    select, paramsBox, help, draft,
+    // the server fills blanks of the persona's own strategy with the persona's params
+    placeholders: (strategy) =>
+      chosen && strategy === personaStrategy(chosen) ? chosen.memory?.params ?? {} : {},
+    onSwitch: () => (userPicked = true),
+  });
 
   const pick = (persona) => {
-    const memory = persona.memory ?? persona.default_memory ?? {};
-    const strategy = persona.default_strategy ?? memory.strategy ?? persona.strategy;
-    if (strategy && STRATEGIES[strategy]) select.value = strategy;
-    showParams();
+    chosen = persona;
+    const strategy = personaStrategy(persona);
+    if (!userPicked && STRATEGIES[strategy]) {
+      draft.strategy = strategy;
+      select.value = strategy;
+    }
+    editor.refresh();
   };
 
   personas.forEach((persona, idx) => {
@@ -96,7 +60,6 @@ export function openNewChat(personas, { api } = {}) {
   });
   if (!personas.length) grid.append(h("p", { class: "form-error" }, "No personas are loaded."));
   if (personas.length) pick(personas[0]);
-  else showParams();
 
   return new Promise((resolve) => {
     const form = document.getElementById("new-form");
@@ -114,11 +77,7 @@ export function openNewChat(personas, { api } = {}) {
       e.preventDefault();
       const persona = form.querySelector("input[name=persona]:checked")?.value;
       if (!persona) return showError(error, "Choose a persona first.");
-      const memory = { strategy: select.value };
-      for (const input of paramsBox.querySelectorAll("input[data-param]")) {
-        if (input.value.trim()) memory[input.dataset.param] = Number(input.value);
-      }
-      const body = { persona, memory };
+      const body = { persona, memory: createBody(draft) };
       if (title.value.trim()) body.title = title.value.trim();
       const button = document.getElementById("new-create");
       button.disabled = true;
@@ -132,6 +91,11 @@ export function openNewChat(personas, { api } = {}) {
     };
     dialog.showModal();
   });
+}
+
+function personaStrategy(persona) {
+  if (!persona || typeof persona !== "object") return null;
+  return persona.memory?.strategy ?? persona.default_strategy ?? persona.strategy ?? null;
 }
 
 function showError(node, message) {

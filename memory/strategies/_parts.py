@@ -152,8 +152,9 @@ def recall_line(m: StoredMessage, with_date: bool) -> str:
 
 
 def render_recalled(chosen: Sequence[StoredMessage]) -> list[ContextMessage]:
-    """Recalled turns in their original order, each its own system message carrying its id;
-    the date is written when it changes (dates cost ~12 tokens with per-digit tokenizers)."""
+    """Recalled turns in their original order, one line each carrying its id (the engine sees
+    them joined into one system message: ContextPart.to_messages); the date is written when it
+    changes (dates cost ~12 tokens with per-digit tokenizers)."""
     out: list[ContextMessage] = []
     last_date = None
     for i, m in enumerate(sorted(chosen, key=lambda m: m.id)):
@@ -169,21 +170,18 @@ def recalled_part(
 ) -> ContextPart | None:
     """Greedy fill: the most relevant first, skipping what does not fit; shown in time order.
 
-    Costs are estimated from the stored counts (the message re-wrapped as a system line with
-    its "[date] role: " prefix), then the chosen part is counted exactly in one templating
-    call; an estimate that BPE merges proved short drops the least relevant turn and recounts.
+    Costs are estimated from the stored counts (the message's text, its "[date] role: " prefix
+    and a line break), then the chosen part is counted exactly in one templating call; an
+    estimate that BPE merges proved short drops the least relevant turn and recounts.
     """
     history = frame.history
     if limit <= 0 or not ranked_ids:
         return None
-
-    def text_tokens(text: str) -> int:  # tokens of a text inside a system message
-        return count_message(llm, "system", text) - count_message(llm, "system", "")
-
-    budget = limit - text_tokens(RECALL_HEADER)
+    empty = count_message(llm, "system", "")
+    budget = limit - count_message(llm, "system", RECALL_HEADER)
     # "[date] role: " costs the same for every date of one format: estimate it once per role
     # (the exact count below catches the odd tokenizer that merges some dates differently)
-    prefix_cost: dict[str, int] = {}
+    line_cost: dict[str, int] = {}
     chosen: list[StoredMessage] = []
     seen: set[int] = set()
     for mid in ranked_ids:
@@ -192,21 +190,19 @@ def recalled_part(
             continue  # unknown or forgotten id: never shown
         seen.add(mid)
         m = history[p]
-        if m.role not in prefix_cost:  # system wrapper + prefix - the stored message's wrapper
-            prefix_cost[m.role] = count_message(
-                llm, "system", recall_prefix(m, True)
-            ) - count_message(llm, m.role, "")
-        cost = m.tokens + prefix_cost[m.role] + 1  # +1: a merge across the prefix/content seam
+        if m.role not in line_cost:  # prefix + line break - the stored message's wrapper
+            prefix = count_message(llm, "system", "\n" + recall_prefix(m, True)) - empty
+            line_cost[m.role] = prefix - count_message(llm, m.role, "")
+        cost = m.tokens + line_cost[m.role] + 1  # +1: a merge across the prefix/content seam
         if cost <= budget:
             chosen.append(m)
             budget -= cost
     while chosen:
-        messages = render_recalled(chosen)
-        probe = [{"role": "system", "content": frame.req.system_prompt}]
-        probe += [{"role": c.role, "content": c.content} for c in messages]
-        tokens = llm.count(probe) - frame.overhead - frame.persona.tokens
-        if tokens <= limit:
-            return ContextPart(kind="recalled", tokens=tokens, messages=messages)
+        part = ContextPart(kind="recalled", tokens=0, messages=render_recalled(chosen))
+        probe = [{"role": "system", "content": frame.req.system_prompt}, *part.to_messages()]
+        part.tokens = llm.count(probe) - frame.overhead - frame.persona.tokens
+        if part.tokens <= limit:
+            return part
         chosen.pop()  # the least relevant
     return None
 

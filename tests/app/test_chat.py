@@ -1,6 +1,7 @@
 """ChatService behaviour over real HTTP (uvicorn on a free port, the real model): turns of one
 session are serialized, a busy session answers 409 when it cannot wait, and a client that
-disconnects mid-stream leaves its partial reply stored as `interrupted`."""
+disconnects mid-stream leaves its partial reply stored as `interrupted`, and a streaming reply is
+checkpointed while it streams yet stored exactly as streamed when it completes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from support.server import LiveServer, assert_error, make_settings, wait_until
+from support.server import LiveServer, assert_error, make_settings, sse_events, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +56,10 @@ def test_concurrent_posts_to_one_session_are_serialized(server: LiveServer) -> N
     stored = messages(server, sid)
     # two whole turns, never interleaved: user, its reply, user, its reply
     assert [m["id"] for m in stored] == [
-        turns[0]["message"]["id"], turns[0]["reply"]["id"],
-        turns[1]["message"]["id"], turns[1]["reply"]["id"],
+        turns[0]["message"]["id"],
+        turns[0]["reply"]["id"],
+        turns[1]["message"]["id"],
+        turns[1]["reply"]["id"],
     ]
     assert [m["status"] for m in stored] == ["complete"] * 4
     # the later turn was assembled after the earlier one was stored: it saw it
@@ -73,18 +76,25 @@ def test_busy_session_answers_409_when_it_cannot_wait(server: LiveServer) -> Non
     old_wait = settings.session_wait_seconds
     settings.session_wait_seconds = 0
     try:
-        with httpx.Client(timeout=600) as client, client.stream(
-            "POST",
-            f"{server.url}/v1/sessions/{sid}/messages",
-            json={"content": "Tell me a long story about a fox.", "stream": True,
-                  "max_tokens": 24},
-        ) as stream:
+        with (
+            httpx.Client(timeout=600) as client,
+            client.stream(
+                "POST",
+                f"{server.url}/v1/sessions/{sid}/messages",
+                json={
+                    "content": "Tell me a long story about a fox.",
+                    "stream": True,
+                    "max_tokens": 24,
+                },
+            ) as stream,
+        ):
             lines = stream.iter_lines()
             for line in lines:
                 if line.startswith("event: delta"):
                     break  # generating now: the session lock is held
             busy = httpx.post(
-                f"{server.url}/v1/sessions/{sid}/messages", json={"content": "me too"},
+                f"{server.url}/v1/sessions/{sid}/messages",
+                json={"content": "me too"},
                 timeout=60,
             )
             err = assert_error(busy, 409, "session_id")
@@ -108,12 +118,18 @@ def test_busy_session_answers_409_when_it_cannot_wait(server: LiveServer) -> Non
 def test_disconnect_stores_interrupted_partial_reply(server: LiveServer) -> None:
     sid = new_session(server)
     first_delta = ""
-    with httpx.Client(timeout=600) as client, client.stream(
-        "POST",
-        f"{server.url}/v1/sessions/{sid}/messages",
-        json={"content": "Write a very long essay about the sea.", "stream": True,
-              "max_tokens": 400},
-    ) as stream:
+    with (
+        httpx.Client(timeout=600) as client,
+        client.stream(
+            "POST",
+            f"{server.url}/v1/sessions/{sid}/messages",
+            json={
+                "content": "Write a very long essay about the sea.",
+                "stream": True,
+                "max_tokens": 400,
+            },
+        ) as stream,
+    ):
         for line in stream.iter_lines():
             if line.startswith("data:") and '"text"' in line:
                 import json
@@ -139,3 +155,63 @@ def test_disconnect_stores_interrupted_partial_reply(server: LiveServer) -> None
         timeout=600,
     )
     assert r.status_code == 200 and r.json()["reply"]["status"] == "complete"
+
+
+def test_checkpointed_reply_is_stored_exactly_as_streamed(server: LiveServer) -> None:
+    settings = server.services.settings
+    old_interval = settings.reply_checkpoint_seconds
+    # checkpoint as often as writes finish: the most chances for one to race the final commit
+    settings.reply_checkpoint_seconds = 0
+    sid = new_session(server)
+    deltas: list[str] = []
+    done: dict | None = None
+    checkpoint: dict | None = None
+
+    def written() -> dict | None:
+        reply = messages(server, sid)[-1]
+        return reply if reply["content"] or reply["status"] != "pending" else None
+
+    try:
+        with (
+            httpx.Client(timeout=600) as client,
+            client.stream(
+                "POST",
+                f"{server.url}/v1/sessions/{sid}/messages",
+                json={
+                    "content": "Write a very long essay about the sea.",
+                    "stream": True,
+                    "max_tokens": 160,
+                    "temperature": 0,
+                },
+            ) as stream,
+        ):
+            for event, data in sse_events(stream.iter_lines()):
+                if event == "delta":
+                    deltas.append(data["text"])
+                    if len(deltas) == 8:  # mid-reply: its text so far reaches the database
+                        checkpoint = wait_until(written, "a checkpoint of the reply")
+                else:
+                    assert event == "done", (event, data)
+                    done = data
+    finally:
+        settings.reply_checkpoint_seconds = old_interval
+    assert done is not None and checkpoint is not None
+    streamed = "".join(deltas)
+    assert checkpoint["content"] and streamed.startswith(checkpoint["content"])
+    assert checkpoint["status"] in ("pending", "complete"), checkpoint
+    # the final write is the last one: exactly the streamed text, with its own token count
+    assert done["reply"]["content"] == streamed
+    expected_tokens = server.services.engine.count_message(
+        {"role": "assistant", "content": streamed}
+    )
+    # the next turn starts once the reply is stored (the session lock): nothing lands after
+    r = httpx.post(
+        f"{server.url}/v1/sessions/{sid}/messages",
+        json={"content": "Thanks!", "max_tokens": 4},
+        timeout=600,
+    )
+    assert r.status_code == 200, r.text
+    stored = messages(server, sid)[1]
+    assert stored["id"] == done["reply"]["id"]
+    assert (stored["status"], stored["content"]) == ("complete", streamed)
+    assert stored["tokens"] == done["reply"]["tokens"] == expected_tokens

@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 
-from app.cli_chat import parse_sse
-
 pexpect = pytest.importorskip("pexpect")
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,8 +33,13 @@ def spawn(tmp_path: Path, *args: str) -> Any:
         "LINES": "40",
     }
     child = pexpect.spawn(
-        str(MEMENTO), ["chat", *args], cwd=str(tmp_path), env=env, encoding="utf-8",
-        timeout=TURN_TIMEOUT, dimensions=(40, 120),
+        str(MEMENTO),
+        ["chat", *args],
+        cwd=str(tmp_path),
+        env=env,
+        encoding="utf-8",
+        timeout=TURN_TIMEOUT,
+        dimensions=(40, 120),
     )
     return child
 
@@ -121,16 +124,3 @@ def test_unreachable_server_is_a_clear_error(tmp_path: Path):
     child.close()
     assert "cannot reach the server at http://127.0.0.1:9" in " ".join(text(child).split())
     assert child.exitstatus == 1
-
-
-def test_parse_sse_handles_events_comments_and_multiline_data():
-    lines = [
-        ": keep-alive", "event: delta", 'data: {"text": "Hi"}', "",
-        "event: delta", "data: line one", "data: line two", "",
-        "event: done", 'data: {"reply": {"id": 7}}', "",
-    ]
-    assert list(parse_sse(iter(lines))) == [
-        ("delta", {"text": "Hi"}),
-        ("delta", "line one\nline two"),
-        ("done", {"reply": {"id": 7}}),
-    ]

@@ -92,7 +92,8 @@ async def test_async_embed_and_batching_keep_order(embedder: MLXEmbedder) -> Non
 def test_identical_texts_give_identical_embeddings(embedder: MLXEmbedder) -> None:
     text = "I adopted a puppy named Max."
     v = embedder.encode_sync([text, "other", text])
-    np.testing.assert_array_equal(v[0], v[2])
+    # Not bitwise: BLAS blocks rows by position, so the float sums may round differently.
+    np.testing.assert_allclose(v[0], v[2], atol=1e-6)
 
 
 def test_related_sentences_score_clearly_above_unrelated(embedder: MLXEmbedder) -> None:

@@ -102,9 +102,7 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
     assert ctx.parts[0].kind == "persona" and ctx.parts[0].messages[0].content == req.system_prompt
     assert ctx.parts[-1].kind == "new" and ctx.parts[-1].messages[0].content == req.new_message
     for p in ctx.parts:
-        assert p.tokens == sum(
-            llm.count_message({"role": m.role, "content": m.content}) for m in p.messages
-        )
+        assert p.tokens == sum(llm.count_message(m) for m in p.to_messages())
     forgotten = set(req.state.forgotten)
     kept = [m for m in req.history if m.id not in forgotten]
     by_id = {m.id: m for m in kept}

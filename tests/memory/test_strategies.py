@@ -174,7 +174,7 @@ async def test_vector_recalls_relevant_turns_in_time_order_with_dates() -> None:
     h[30] = message(h[30].id, "user", "Bo the dog got sick", day=1)
     state = MemoryState(forgotten=[h[10].id])
     ctx = await strategy.assemble(request(h, new="how is Bo the dog", state=state))
-    assert kinds(ctx) == ["persona", "recalled", "recent", "new"]
+    assert kinds(ctx) == ["persona", "recent", "recalled", "new"]
     recalled = ids(ctx, "recalled")
     assert recalled == sorted(recalled) and h[4].id in recalled and h[30].id in recalled
     assert h[10].id not in recalled and not set(recalled) & set(ids(ctx, "recent"))
@@ -221,7 +221,7 @@ async def test_hybrid_has_every_part_in_order() -> None:
         history = history + new
         state = await strategy.observe(SESSION, history, state, new, ctx)
         assert ctx.total_tokens <= 900
-    assert kinds(ctx) == ["persona", "pinned", "summary", "recalled", "recent", "new"]
+    assert kinds(ctx) == ["persona", "pinned", "summary", "recent", "recalled", "new"]
     assert set(ids(ctx, "recalled")).isdisjoint(ids(ctx, "recent"))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support.server import LiveServer, error_of
+from support.server import LiveServer, error_of, make_settings
 
 from memory.types import SessionInfo
 
@@ -226,3 +226,137 @@ def test_streamed_turn_on_another_users_session_starts_no_stream(
         assert r.headers["content-type"].startswith("application/json"), r.headers
         r.read()
     assert error_of(r, 404)["code"] == "not_found"
+
+
+# -- uploaded personas ------------------------------------------------------------------------
+def upload(c: httpx.Client, pid: str, secret: str) -> httpx.Response:
+    return c.post(
+        "/v1/personas",
+        json={
+            "id": pid,
+            "name": pid,
+            "system_prompt": f"You are {pid}. {secret}",
+            "pinned_facts": [secret],
+            "memory": {"strategy": "buffer"},
+        },
+    )
+
+
+def persona_probes(pid: str, export: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every route that resolves a persona id given by the caller."""
+    return [
+        ("GET", f"/v1/personas/{pid}", {}),
+        ("POST", "/v1/sessions", {"json": {"persona": pid}}),
+        ("POST", "/v1/sessions", {"json": {"persona": pid, "memory": {"strategy": "vector"}}}),
+        (
+            "POST",
+            "/v1/sessions/import",
+            {"json": {**export, "session": {**export["session"], "persona": pid}}},
+        ),
+    ]
+
+
+def test_another_users_persona_is_indistinguishable_from_a_missing_one(
+    server: LiveServer,
+) -> None:
+    _, akey = server.new_key()
+    _, bkey = server.new_key()
+    with server.client(akey) as a, server.client(bkey) as b:
+        pid, ghost = f"private-{secrets.token_hex(4)}", f"private-{secrets.token_hex(4)}"
+        r = upload(a, pid, "Alice's diary key is 4711")
+        assert r.status_code == 201, r.text
+        assert r.json()["source"] == "uploaded"
+        sid = a.post("/v1/sessions", json={"persona": pid}).json()["id"]
+        export = a.get(f"/v1/sessions/{sid}/export").json()
+        assert a.get(f"/v1/personas/{pid}").json()["pinned_facts"] == ["Alice's diary key is 4711"]
+        assert pid in [p["id"] for p in a.get("/v1/personas").json()["personas"]]
+
+        listed = b.get("/v1/personas").json()["personas"]
+        assert pid not in [p["id"] for p in listed] and "4711" not in str(listed)
+        assert {p["source"] for p in listed} == {"file"}  # bob uploaded nothing: files only
+        sessions_before = b.get("/v1/sessions").json()
+        for (method, path, kw), (_, ghost_path, ghost_kw) in zip(
+            persona_probes(pid, export), persona_probes(ghost, export), strict=True
+        ):
+            theirs = b.request(method, path, **kw)
+            missing = b.request(method, ghost_path, **ghost_kw)
+            # import names the unknown persona with a 422 (a body field); the rest answer 404
+            expected = 422 if path.endswith("/import") else 404
+            assert theirs.status_code == missing.status_code == expected, (path, theirs.text)
+            err, ghost_err = error_of(theirs, expected), error_of(missing, expected)
+            assert (err["code"], err["field"]) == (ghost_err["code"], ghost_err["field"]), path
+            assert err["message"].replace(pid, ghost) == ghost_err["message"], path
+            assert "4711" not in theirs.text
+        assert b.get("/v1/sessions").json() == sessions_before  # nothing was created
+        # alice still has it, unchanged
+        assert a.post("/v1/sessions", json={"persona": pid}).status_code == 201
+
+
+def test_two_users_may_upload_the_same_persona_id(server: LiveServer) -> None:
+    _, akey = server.new_key()
+    _, bkey = server.new_key()
+    with server.client(akey) as a, server.client(bkey) as b:
+        pid = f"twin-{secrets.token_hex(4)}"
+        assert upload(a, pid, "secret of A").status_code == 201
+        r = upload(b, pid, "secret of B")
+        assert r.status_code == 201, r.text
+        for c, mine, theirs in (
+            (a, "secret of A", "secret of B"),
+            (b, "secret of B", "secret of A"),
+        ):
+            assert c.get(f"/v1/personas/{pid}").json()["pinned_facts"] == [mine]
+            sid = c.post("/v1/sessions", json={"persona": pid}).json()["id"]
+            ctx = c.post(f"/v1/sessions/{sid}/context", json={"content": "hello"})
+            assert ctx.status_code == 200, ctx.text
+            assert mine in ctx.text and theirs not in ctx.text  # the session uses its owner's
+            err = error_of(upload(c, pid, "again"), 409, "id")
+            assert pid in err["message"]
+
+
+def test_builtin_persona_ids_cannot_be_uploaded(server: LiveServer) -> None:
+    _, key = server.new_key()
+    with server.client(key) as c:
+        builtins = [p for p in c.get("/v1/personas").json()["personas"] if p["source"] == "file"]
+        assert {"assistant", "pippa", "cody"} <= {p["id"] for p in builtins}
+        for p in builtins:
+            err = error_of(upload(c, p["id"], "shadow"), 409, "id")
+            assert repr(p["id"]) in err["message"] and "built-in" in err["message"]
+            got = c.get(f"/v1/personas/{p['id']}").json()
+            assert got["source"] == "file" and "shadow" not in str(got)
+
+
+def test_uploads_and_their_sessions_survive_a_restart_still_private(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    settings = make_settings(
+        tmp_path_factory.mktemp("persona-restart"),
+        auth="required",
+        max_tokens_limit=16,
+        default_max_tokens=4,
+    )
+    pid = "alice-bot"
+    with LiveServer(settings, graceful_timeout=5) as live:
+        _, akey = live.new_key("alice")
+        _, bkey = live.new_key("bob")
+        with live.client(akey) as a:
+            assert upload(a, pid, "Alice's diary key is 4711").status_code == 201
+            sid = a.post("/v1/sessions", json={"persona": pid}).json()["id"]
+            r = a.post(f"/v1/sessions/{sid}/messages", json={"content": "hi", "max_tokens": 2})
+            assert r.status_code == 200, r.text
+    with (
+        LiveServer(settings, graceful_timeout=5) as live,
+        live.client(akey) as a,
+        live.client(bkey) as b,
+    ):
+        assert a.get(f"/v1/personas/{pid}").json()["source"] == "uploaded"
+        assert pid in [p["id"] for p in a.get("/v1/personas").json()["personas"]]
+        r = a.post(f"/v1/sessions/{sid}/messages", json={"content": "hi", "max_tokens": 2})
+        assert r.status_code == 200, r.text
+        memory = a.get(f"/v1/sessions/{sid}/memory")
+        assert "4711" in memory.text  # the persona's pinned fact, resolved after restart
+        error_of(b.get(f"/v1/personas/{pid}"), 404, "persona")
+        error_of(b.post("/v1/sessions", json={"persona": pid}), 404, "persona")
+        assert pid not in [p["id"] for p in b.get("/v1/personas").json()["personas"]]
+        # bob's own "alice-bot" is his, and does not disturb alice's
+        assert upload(b, pid, "Bob's").status_code == 201
+        assert "4711" in a.get(f"/v1/personas/{pid}").text

@@ -71,13 +71,45 @@ def test_create_key_for_unknown_user(store: Store) -> None:
 
 def test_uploaded_personas_persist_and_conflict(store: Store) -> None:
     uid = store.get_or_create_user("alice").id
-    saved = store.save_persona("nabi", "id: nabi\nname: Nabi\n", "yaml", uid)
-    assert store.get_persona("nabi") == saved
+    saved = store.save_persona(uid, "nabi", "id: nabi\nname: Nabi\n", "yaml")
+    assert saved.user_id == uid
+    assert store.get_persona(uid, "nabi") == saved
     with pytest.raises(Conflict, match="nabi"):
-        store.save_persona("nabi", "{}", "json")
-    replaced = store.save_persona("nabi", '{"id": "nabi"}', "json", uid, replace=True)
+        store.save_persona(uid, "nabi", "{}", "json")
+    replaced = store.save_persona(uid, "nabi", '{"id": "nabi"}', "json", replace=True)
     assert replaced.format == "json" and replaced.created_at == saved.created_at
-    assert [p.id for p in store.list_personas()] == ["nabi"]
-    store.delete_persona("nabi")
+    assert [p.id for p in store.list_personas(uid)] == ["nabi"]
+    store.delete_persona(uid, "nabi")
     with pytest.raises(NotFound):
-        store.get_persona("nabi")
+        store.get_persona(uid, "nabi")
+
+
+def test_uploaded_persona_ids_are_per_user(store: Store) -> None:
+    alice = store.get_or_create_user("alice").id
+    bob = store.get_or_create_user("bob").id
+    store.save_persona(alice, "alice-bot", "id: alice-bot\nsystem_prompt: secret A", "yaml")
+    # bob can neither read nor delete alice's, and is told only "not found"
+    with pytest.raises(NotFound, match="persona 'alice-bot' not found"):
+        store.get_persona(bob, "alice-bot")
+    with pytest.raises(NotFound):
+        store.delete_persona(bob, "alice-bot")
+    assert store.list_personas(bob) == []
+    # the same id in bob's own space is a different persona
+    theirs = store.save_persona(bob, "alice-bot", "id: alice-bot\nsystem_prompt: B", "yaml")
+    assert store.get_persona(alice, "alice-bot").source.endswith("secret A")
+    assert store.get_persona(bob, "alice-bot") == theirs
+    assert sorted(p.user_id for p in store.list_personas()) == sorted([alice, bob])
+    with pytest.raises(NotFound, match="user"):
+        store.save_persona("usr_missing", "ghost", "id: ghost", "yaml")
+
+
+def test_deleting_a_user_deletes_their_uploads(store: Store) -> None:
+    from app.store.models import User
+
+    alice = store.get_or_create_user("alice").id
+    bob = store.get_or_create_user("bob").id
+    store.save_persona(alice, "p", "id: p", "yaml")
+    store.save_persona(bob, "p", "id: p", "yaml")
+    with store._tx() as db:
+        db.delete(db.get(User, alice))
+    assert [(p.user_id, p.id) for p in store.list_personas()] == [(bob, "p")]

@@ -11,9 +11,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from app.store import migrations
 from app.store.db import create_db_engine
+from app.store.errors import Conflict, NotFound
 from app.store.keys import hash_key
 from app.store.migrations import CURRENT_VERSION, Step, create_schema_at, migrate, schema_version
-from app.store.repo import Store
+from app.store.repo import LOCAL_USER, Store
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 V1_KEY = "mk_v1-era-key-0123456789abcdefghijklmnopqrstuv"
@@ -110,12 +111,14 @@ def _fill_v1(engine: Engine) -> None:
 
 
 def _shape(engine: Engine) -> dict[str, Any]:
-    """Tables, columns (name, nullable), indexes and foreign keys, ignoring type spelling."""
+    """Tables, columns (name, nullable), primary keys, indexes and foreign keys, ignoring type
+    spelling."""
     insp = inspect(engine)
     shape = {}
     for table in sorted(insp.get_table_names()):
         shape[table] = {
             "columns": sorted((c["name"], c["nullable"]) for c in insp.get_columns(table)),
+            "pk": tuple(insp.get_pk_constraint(table)["constrained_columns"]),
             "indexes": sorted(
                 (tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(table)
             ),
@@ -165,11 +168,79 @@ def test_upgrade_from_v1_keeps_every_row(db_url: str) -> None:
         state, version = store.get_memory(user.id, "ses_1")
         assert state.summary == "Dad has a cat named Nabi." and version == 3
         assert store.get_context(user.id, "ses_1", 2).total_tokens == 20
-        assert store.get_persona("nabi").source == "id: nabi"
+        assert store.get_persona(user.id, "nabi").source == "id: nabi"
         # and the upgraded database works for new writes, ids continuing after the old ones
         new = store.add_message(user.id, "ses_1", "user", "still there?")
         assert new.id > 2
         assert [s.id for s in store.list_sessions(user.id)] == ["ses_1"]
+    finally:
+        store.close()
+
+
+def test_upgrade_v2_to_v3_makes_uploads_private_and_keeps_sessions_working(
+    db_url: str,
+) -> None:
+    engine = create_db_engine(db_url)
+    create_schema_at(engine, 2)
+    _fill_v1(engine)  # usr_1 "dad" uploaded "nabi" and has ses_1
+    t = migrations._v1_metadata().tables
+    persona = {"format": "yaml", "created_at": T0, "updated_at": T0}
+    with engine.begin() as conn:
+        conn.execute(t["users"].insert(), [{"id": "usr_2", "name": "kid", "created_at": T0}])
+        conn.execute(
+            t["personas"].insert(),
+            [
+                # an upload whose user was deleted (v2's SET NULL), and an unused one of dad's
+                {**persona, "id": "orphan", "user_id": None, "source": "id: orphan"},
+                {**persona, "id": "dads-own", "user_id": "usr_1", "source": "id: dads-own"},
+            ],
+        )
+        session = {
+            "title": None,
+            "strategy": "buffer",
+            "params": {},
+            "memory": {},
+            "memory_version": 0,
+            "created_at": T0,
+            "updated_at": T0,
+        }
+        conn.execute(
+            t["sessions"].insert(),
+            [
+                # the kid chats with dad's upload (global until v3), twice, and with pippa
+                {**session, "id": "ses_2", "user_id": "usr_2", "persona_id": "nabi"},
+                {**session, "id": "ses_3", "user_id": "usr_2", "persona_id": "nabi"},
+                {**session, "id": "ses_4", "user_id": "usr_2", "persona_id": "pippa"},
+            ],
+        )
+    assert _version(engine) == 2
+    engine.dispose()
+
+    store = Store(db_url)
+    try:
+        assert _version(store.engine) == CURRENT_VERSION == 3
+        every = {(p.user_id, p.id): p for p in store.list_personas()}
+        local = store.get_user_by_name(LOCAL_USER).id
+        assert set(every) == {
+            ("usr_1", "nabi"),
+            ("usr_1", "dads-own"),
+            ("usr_2", "nabi"),  # a copy: the kid's sessions keep their persona
+            (local, "orphan"),  # the local user (auth off) owns what had no owner
+        }
+        assert every[("usr_2", "nabi")].source == every[("usr_1", "nabi")].source == "id: nabi"
+        assert every[("usr_1", "nabi")].created_at == T0
+        assert [p.id for p in store.list_personas("usr_2")] == ["nabi"]
+        with pytest.raises(NotFound):
+            store.get_persona("usr_2", "dads-own")
+        assert store.get_session("usr_2", "ses_2").persona_id == "nabi"
+        assert store.get_session("usr_1", "ses_1").persona_id == "pippa"
+        # the per-user key is in force: a third user may take any id, nobody twice
+        store.get_or_create_user("guest")
+        guest = store.get_user_by_name("guest").id
+        store.save_persona(guest, "dads-own", "id: dads-own", "yaml")
+        with pytest.raises(Conflict):
+            store.save_persona("usr_1", "dads-own", "id: dads-own", "yaml")
+        assert store.get_or_create_user(LOCAL_USER).id == local  # no second local user
     finally:
         store.close()
 

@@ -172,6 +172,39 @@ def test_reply_lifecycle_pending_complete_and_interrupted(make_store: Callable[[
     assert history[0].created_at.tzinfo is not None
 
 
+def test_partial_reply_checkpoints_survive_a_crash_and_never_outlive_the_final_text(
+    make_store: Callable[[], Store],
+) -> None:
+    store = make_store()
+    uid, sid = _session(store)
+    store.add_message(uid, sid, "user", "tell me a story", 4)
+    reply = store.add_message(uid, sid, "assistant", "", status="pending")
+    assert store.save_partial_reply(uid, sid, reply.id, "Once", 1)
+    assert store.save_partial_reply(uid, sid, reply.id, "Once upon a", 3)
+    got = store.get_message(uid, sid, reply.id)
+    assert (got.content, got.tokens, got.status) == ("Once upon a", 3, "pending")
+    # another user, or the right user naming another session, writes nothing
+    bob = store.get_or_create_user("bob").id
+    assert not store.save_partial_reply(bob, sid, reply.id, "stolen", 1)
+    _, other = _session(store, "alice")
+    assert not store.save_partial_reply(uid, other, reply.id, "stolen", 1)
+    assert store.get_message(uid, sid, reply.id).content == "Once upon a"
+    # the server dies: the next start keeps the last checkpoint, marked interrupted
+    restarted = make_store()
+    assert restarted.recover_pending() == 1
+    got = restarted.get_message(uid, sid, reply.id)
+    assert (got.content, got.tokens, got.status) == ("Once upon a", 3, "interrupted")
+    # a checkpoint landing after the reply was finalized is a no-op
+    assert not restarted.save_partial_reply(uid, sid, reply.id, "Once", 1)
+    store.add_message(uid, sid, "user", "again", 1)
+    done = store.add_message(uid, sid, "assistant", "", status="pending")
+    store.update_message(uid, sid, done.id, content="The end.", tokens=3, status="complete")
+    assert not store.save_partial_reply(uid, sid, done.id, "The", 1)
+    got = store.get_message(uid, sid, done.id)
+    assert (got.content, got.tokens, got.status) == ("The end.", 3, "complete")
+    assert restarted.get_message(uid, sid, reply.id).content == "Once upon a"
+
+
 def test_edit_and_delete_message(store: Store) -> None:
     uid, sid = _session(store)
     m = store.add_message(uid, sid, "user", "helo", 1)

@@ -1,0 +1,110 @@
+"""The persona catalog: files for everyone, uploads private to their uploader, per-user ids,
+built-in ids refused, uploads reloaded per owner on restart. Real persona files, real SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.server import PERSONAS
+
+from app.errors import ConflictError, NotFoundError
+from app.persona_catalog import PersonaCatalog
+from app.personas.loader import load_personas
+from app.store.repo import Store
+
+FILES = load_personas(PERSONAS)
+
+
+def upload(pid: str, secret: str) -> dict[str, object]:
+    return {
+        "id": pid,
+        "name": pid.title(),
+        "system_prompt": f"You are {pid}. {secret}",
+        "pinned_facts": [secret],
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(f"sqlite:///{tmp_path / 'memento.db'}")
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+@pytest.fixture
+def users(store: Store) -> tuple[str, str]:
+    return store.get_or_create_user("alice").id, store.get_or_create_user("bob").id
+
+
+def catalog_on(store: Store) -> PersonaCatalog:
+    catalog = PersonaCatalog(FILES)
+    catalog.attach_store(store)
+    return catalog
+
+
+def test_an_upload_is_seen_only_by_its_uploader(store: Store, users: tuple[str, str]) -> None:
+    alice, bob = users
+    catalog = catalog_on(store)
+    catalog.add(upload("alice-bot", "Alice's diary key is 4711"), alice)
+
+    a, b = catalog.for_user(alice), catalog.for_user(bob)
+    assert "alice-bot" in a and "alice-bot" not in b
+    assert "4711" in a.get("alice-bot").system_prompt
+    assert [e.persona.id for e in a.list()] == [*sorted(FILES), "alice-bot"]
+    assert [e.persona.id for e in b.list()] == sorted(FILES)
+    # bob hears exactly what he hears for an id nobody has
+    with pytest.raises(NotFoundError) as theirs:
+        b.get("alice-bot")
+    with pytest.raises(NotFoundError) as nobody:
+        b.get("nobody-bot")
+    assert str(theirs.value).replace("alice-bot", "X") == str(nobody.value).replace(
+        "nobody-bot", "X"
+    )
+    assert theirs.value.field == nobody.value.field == "persona"
+    # a lookup for no one (None) sees the files only
+    assert catalog.has("pippa", None) and not catalog.has("alice-bot", None)
+
+
+def test_ids_are_per_user(store: Store, users: tuple[str, str]) -> None:
+    alice, bob = users
+    catalog = catalog_on(store)
+    catalog.add(upload("same-bot", "A's secret"), alice)
+    catalog.add(upload("same-bot", "B's secret"), bob)
+    assert "A's secret" in catalog.get("same-bot", alice).system_prompt
+    assert "B's secret" in catalog.get("same-bot", bob).system_prompt
+    with pytest.raises(ConflictError, match="you already uploaded a persona 'same-bot'") as err:
+        catalog.add(upload("same-bot", "again"), alice)
+    assert err.value.field == "id"
+
+
+@pytest.mark.parametrize("builtin", sorted(FILES))
+def test_a_builtin_id_cannot_be_uploaded(
+    store: Store, users: tuple[str, str], builtin: str
+) -> None:
+    catalog = catalog_on(store)
+    with pytest.raises(ConflictError, match=f"'{builtin}' is a built-in persona") as err:
+        catalog.add(upload(builtin, "shadow"), users[0])
+    assert err.value.field == "id"
+    assert catalog.get(builtin, users[0]) == FILES[builtin]
+    assert store.list_personas() == []
+
+
+def test_restart_reloads_each_upload_for_its_owner_only(
+    store: Store, users: tuple[str, str]
+) -> None:
+    alice, bob = users
+    catalog_on(store).add(upload("alice-bot", "kept"), alice)
+    # an upload taken over later by a new persona file: the file wins for everyone
+    store.save_persona(
+        bob, "pippa", '{"id": "pippa", "name": "Fake", "system_prompt": "x"}', "json"
+    )
+
+    again = catalog_on(store)  # a restart: a new catalog on the same database
+    assert "kept" in again.get("alice-bot", alice).system_prompt
+    assert not again.has("alice-bot", bob)
+    assert again.get("pippa", bob) == FILES["pippa"]
+    assert [e.source for e in again.list(bob)] == ["file"] * len(FILES)
+    with pytest.raises(ConflictError):
+        again.add(upload("alice-bot", "twice"), alice)  # still hers after the restart
+    again.add(upload("alice-bot", "bob's own"), bob)
