@@ -57,6 +57,9 @@ class ChatClient:
     def persona(self, persona_id: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/personas/{persona_id}")
 
+    def strategies(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/strategies")["strategies"]
+
     def session(self, session_id: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/sessions/{session_id}")
 

@@ -31,6 +31,7 @@ HELP = """[bold]/context[/] [dim][id][/]  what went into the window for the last
 [bold]/memory[/]        the session's summary, pinned facts and recallable items
 [bold]/new[/] [dim][persona][/]  start a new session (same persona unless named)
 [bold]/personas[/]      the personas you can talk to
+[bold]/strategies[/]    the memory strategies a session can use (--strategy)
 [bold]/help[/]          this list
 [bold]/quit[/]          leave (Ctrl-D works too; Ctrl-C stops a reply)"""
 
@@ -212,6 +213,7 @@ class ChatRepl:
             "memory": self.show_memory,
             "new": self.new,
             "personas": self.show_personas,
+            "strategies": self.show_strategies,
             "help": lambda _: self.console.print(HELP),
         }
         if name in ("quit", "exit", "q"):
@@ -277,6 +279,14 @@ class ChatRepl:
                 str(p.get("default_strategy") or ""),
                 escape(p.get("description", "")),
             )
+        self.console.print(table)
+
+    def show_strategies(self, _: str = "") -> None:
+        table = Table(title="memory strategies", title_justify="left", expand=True)
+        table.add_column("name", style="bold")
+        table.add_column("description", ratio=1)
+        for s in self.client.strategies():
+            table.add_row(escape(s["name"]), escape(s.get("description", "")))
         self.console.print(table)
 
     def loop(self) -> None:

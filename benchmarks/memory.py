@@ -385,22 +385,18 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "summary_buffer": {"name": "summary_buffer", "params": SUMMARY_PARAMS},
     "vector": {"name": "vector"},
     "hybrid": {"name": "hybrid", "params": SUMMARY_PARAMS},
-    "vector (recall fills the budget)": {
-        "name": "vector",
-        "params": {"recall_max_tokens": None, "recall_k": 200},
-    },
-    "hybrid (recall fills the budget)": {
+    "hybrid (recall <= 1,024 tokens: shorter prefill)": {
         "name": "hybrid",
-        "params": {**SUMMARY_PARAMS, "recall_max_tokens": None, "recall_k": 200},
+        "params": {**SUMMARY_PARAMS, "recall_max_tokens": 1024},
     },
-    "hybrid (recall-heavy: buffer 128, summary 128, recall fills the budget)": {
+    "hybrid (buffer 512, summary 256, recall <= 1,024, k 48: the earlier defaults)": {
         "name": "hybrid",
         "params": {
             **SUMMARY_PARAMS,
-            "buffer_tokens": 128,
-            "summary_max_tokens": 128,
-            "recall_max_tokens": None,
-            "recall_k": 200,
+            "buffer_tokens": 512,
+            "summary_max_tokens": 256,
+            "recall_max_tokens": 1024,
+            "recall_k": 48,
         },
     },
 }

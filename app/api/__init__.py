@@ -13,11 +13,13 @@ from app.api import (
     openai_compat,
     personas,
     sessions,
+    strategies,
 )
 
 ROUTERS: list[APIRouter] = [
     health.router,
     personas.router,
+    strategies.router,
     sessions.router,
     messages.router,
     history.router,

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.store.errors import Conflict, NotFound
+from app.store.history import HistoryCache
 from app.store.models import MESSAGE_STATUSES, ChatSession, ContextRecord, Message, utcnow
 from app.store.records import MessageRecord, MessageStatus, NewMessage, Role
 from app.store.rows import check_role, message_record, new_id, own, own_message
@@ -19,6 +20,8 @@ from memory.types import Context, MemoryState, StoredMessage
 
 class MessagesMixin:
     """Needs `_tx()` and `_read()` from Store."""
+
+    history_cache: HistoryCache
 
     if TYPE_CHECKING:
 
@@ -92,6 +95,8 @@ class MessagesMixin:
         """Set a reply's final content/tokens/status (and link its Context). None = unchanged."""
         with self._tx() as db:
             row = own_message(db, user_id, session_id, message_id)
+            if row.status == "complete":  # already in cached histories (edits are rare)
+                self.history_cache.invalidate(session_id)
             if content is not None:
                 row.content = content
             if tokens is not None:
@@ -117,8 +122,8 @@ class MessagesMixin:
     ) -> bool:
         """Checkpoint a reply still being generated, so that a crash keeps what was produced
         (recover_pending then marks it interrupted). One UPDATE, and only of a 'pending' row:
-        once the reply is finalized, a checkpoint that lands late is a no-op instead of
-        overwriting the final text. True if the row was written."""
+        once the reply is finalized, a checkpoint that lands late is a no-op (False) instead of
+        overwriting the final text. NotFound, like everywhere, for another user's session."""
         owned = select(ChatSession.id).where(
             ChatSession.id == session_id, ChatSession.user_id == user_id
         )
@@ -133,7 +138,10 @@ class MessagesMixin:
                 .values(content=content, tokens=tokens)
                 .execution_options(synchronize_session=False)
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            if result.rowcount:  # type: ignore[attr-defined]
+                return True
+            own_message(db, user_id, session_id, message_id)  # the rare miss: say why
+            return False
 
     def get_message(self, user_id: str, session_id: str, message_id: int) -> MessageRecord:
         with self._read() as db:
@@ -144,6 +152,7 @@ class MessagesMixin:
         with self._tx() as db:
             row = own_message(db, user_id, session_id, message_id)
             db.delete(row)
+        self.history_cache.invalidate(session_id)
 
     def list_messages(
         self, user_id: str, session_id: str, limit: int = 50, before: int | None = None
@@ -164,21 +173,11 @@ class MessagesMixin:
             return int(db.scalar(q) or 0)
 
     def history(self, user_id: str, session_id: str) -> list[StoredMessage]:
-        """Complete messages of the session, oldest first: what memory strategies see."""
+        """Complete messages of the session, oldest first: what memory strategies see.
+        Served from the HistoryCache: every turn reads it, and it only grows at the end."""
         with self._read() as db:
             own(db, user_id, session_id)
-            # plain column rows, not ORM objects: this runs on every turn over the whole session
-            rows = db.execute(
-                select(
-                    Message.id, Message.role, Message.content, Message.tokens, Message.created_at
-                )
-                .where(Message.session_id == session_id, Message.status == "complete")
-                .order_by(Message.id)
-            )
-            return [
-                StoredMessage(id=i, role=role, content=content, tokens=tokens, created_at=at)
-                for i, role, content, tokens, at in rows
-            ]
+            return self.history_cache.read(db, session_id)
 
     def recover_pending(self) -> int:
         """Mark every 'pending' reply 'interrupted' (run at startup: its server died), keeping

@@ -222,9 +222,18 @@ def _step_3(conn: Connection) -> None:
         conn.execute(new.insert(), rows)
 
 
+def _step_4(conn: Connection) -> None:
+    # every turn checks its cached history with count/max of the complete messages
+    # (app/store/history.py): with this index that is an index range, not a 10k-row scan
+    conn.execute(
+        text("CREATE INDEX ix_messages_session_status ON messages (session_id, status, id)")
+    )
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "api_keys.last_used_at; index sessions(user_id, updated_at)", _step_2),
     Step(3, "personas keyed by (user_id, id): uploads are private to their uploader", _step_3),
+    Step(4, "index messages(session_id, status, id) for the history cache check", _step_4),
 )
 CURRENT_VERSION = STEPS[-1].version if STEPS else 1
 

@@ -110,7 +110,10 @@ class Message(Base):
     # the Context that produced this reply; no FK (contexts already point here, avoid a cycle)
     context_id: Mapped[str | None] = mapped_column(String(40), default=None)
 
-    __table_args__ = (Index("ix_messages_session_id", "session_id", "id"),)
+    __table_args__ = (
+        Index("ix_messages_session_id", "session_id", "id"),
+        Index("ix_messages_session_status", "session_id", "status", "id"),  # schema v4
+    )
 
 
 class ContextRecord(Base):

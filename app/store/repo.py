@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.store import transfer
 from app.store.db import backend_name, create_db_engine, make_sessionmaker
 from app.store.errors import LimitExceeded, NotFound
+from app.store.history import HistoryCache
 from app.store.keys import KeysMixin
 from app.store.locks import TurnLock, acquire_turn_lock
 from app.store.messages import MessagesMixin
@@ -58,6 +59,7 @@ class Store(MessagesMixin, KeysMixin):
         self._sm = make_sessionmaker(self.engine)
         # reads on SQLite begin DEFERRED (concurrent with the writer under WAL); see db.py
         self._read_sm = make_sessionmaker(self.engine.execution_options(memento_read=True))
+        self.history_cache = HistoryCache()
         if migrate_schema:
             migrate(self.engine)
 
@@ -205,6 +207,7 @@ class Store(MessagesMixin, KeysMixin):
         with self._tx() as db:
             row = own(db, user_id, session_id)
             db.execute(delete(ChatSession).where(ChatSession.id == row.id))
+        self.history_cache.invalidate(session_id)
 
     # ---- export / import ---------------------------------------------------------------
 

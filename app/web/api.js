@@ -71,6 +71,7 @@ export const api = {
   health: () => request("GET", "/healthz"),
   personas: async () => unwrap(await request("GET", "/v1/personas"), "personas"),
   persona: (id) => request("GET", `/v1/personas/${enc(id)}`),
+  strategies: () => request("GET", "/v1/strategies"),
   sessions: async () => unwrap(await request("GET", "/v1/sessions"), "sessions"),
   createSession: (body) => request("POST", "/v1/sessions", body),
   getSession: (id) => request("GET", sessionPath(id)),

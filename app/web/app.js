@@ -7,7 +7,7 @@ import { renderContext, renderMemory } from "./inspector.js";
 import { renderMarkdown } from "./markdown.js";
 import { openNewChat, personaId } from "./newchat.js";
 import { renderSessionList } from "./sessions.js";
-import { DraftError, newDraft, patchBody } from "./strategy.js";
+import { DraftError, loadStrategies, newDraft, patchBody } from "./strategy.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -472,6 +472,8 @@ async function start() {
     $("health").textContent = `${model} · ${health.context_window ?? "?"} tokens`;
     return true;
   }).then((ok) => ok === undefined && ($("health").textContent = "server unreachable"));
+  // the strategy editors show what they have meanwhile and say so if this fails
+  const strategies = loadStrategies().catch(() => null);
   // the list is a summary; the picker also wants each persona's greeting, so read them all
   const listed = (await guard(() => api.personas())) ?? [];
   const personas = await Promise.all(
@@ -479,6 +481,7 @@ async function start() {
   );
   for (const p of personas) state.personas.set(personaId(p), p);
   await guard(loadSessions);
+  await strategies;
   const id = decodeURIComponent(location.hash.slice(1));
   if (id) await openSession(id);
   document.body.dataset.ready = "true";

@@ -2,7 +2,7 @@
 // with its params. Resolves with the session POST /v1/sessions made, or null when cancelled.
 
 import { clear, h, langOf, preview } from "./dom.js";
-import { STRATEGIES, createBody, newDraft, renderStrategyEditor } from "./strategy.js";
+import { createBody, newDraft, renderStrategyEditor } from "./strategy.js";
 
 export function personaId(p) {
   return typeof p === "string" ? p : p?.id ?? "";
@@ -35,10 +35,7 @@ export function openNewChat(personas, { api } = {}) {
   const pick = (persona) => {
     chosen = persona;
     const strategy = personaStrategy(persona);
-    if (!userPicked && STRATEGIES[strategy]) {
-      draft.strategy = strategy;
-      select.value = strategy;
-    }
+    if (!userPicked && strategy) draft.strategy = strategy;
     editor.refresh();
   };
 

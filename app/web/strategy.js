@@ -3,49 +3,86 @@
 // draft: switching strategy and back shows their values again, and a re-render (after a reply,
 // after saving pinned facts) does not wipe them. Blank fields mean "the default" and are not sent.
 
+import { api } from "./api.js";
 import { clear, h } from "./dom.js";
 
-// Params the memory strategies accept (memory/strategies/*: their Params models), with their
-// defaults as placeholders. The server validates everything; these only label the fields.
-const SUMMARY = [
-  { name: "summary_max_tokens", label: "Summary cap (tokens)", placeholder: 256 },
-  { name: "summarizer", label: "Summarizer", options: ["llm", "extractive"], placeholder: "llm" },
-];
-export const STRATEGIES = {
-  buffer: { help: "Every turn, verbatim. Refuses to go on once it no longer fits.", params: [] },
-  window: {
-    help: "The last k turns.",
-    params: [{ name: "k", label: "Turns kept (k)", placeholder: 10 }],
-  },
-  token_buffer: {
-    help: "The most recent messages that fit in N tokens.",
-    params: [{ name: "max_tokens", label: "Buffer (tokens)", placeholder: 1024 }],
-  },
-  summary: { help: "One running summary of the whole conversation.", params: SUMMARY },
-  summary_buffer: {
-    help: "Recent turns verbatim plus a summary of everything older.",
-    params: [{ name: "max_tokens", label: "Buffer (tokens)", placeholder: 1024 }, ...SUMMARY],
-  },
-  vector: {
-    help: "Past turns relevant to the new message, recalled by meaning, plus a short recent buffer.",
-    params: [
-      { name: "buffer_tokens", label: "Recent buffer (tokens)", placeholder: 256 },
-      { name: "recall_k", label: "Turns recalled", placeholder: 48 },
-    ],
-  },
-  hybrid: {
-    help: "Summary + recent buffer + recalled turns + pinned facts: the most complete memory.",
-    params: [
-      { name: "buffer_tokens", label: "Recent buffer (tokens)", placeholder: 512 },
-      { name: "recall_k", label: "Turns recalled", placeholder: 48 },
-      ...SUMMARY,
-    ],
-  },
+// The server (GET /v1/strategies) says which strategies exist, their params, defaults (shown as
+// placeholders) and descriptions (tooltips); the page only keeps nicer labels. A param not
+// listed here shows under its own name; the listed ones come first, in this order.
+const LABELS = {
+  k: "Turns kept (k)",
+  max_tokens: "Buffer (tokens)",
+  buffer_tokens: "Recent buffer (tokens)",
+  recall_k: "Turns recalled",
+  recall_max_tokens: "Recall cap (tokens)",
+  summary_max_tokens: "Summary cap (tokens)",
+  summarizer: "Summarizer",
+  neighbors: "Neighbouring turns",
+  evict_to: "Evict down to (share)",
+  summary_chunk_tokens: "Summary chunk (tokens)",
+  summary_max_chunks: "Summary calls per turn",
+  budget_tokens: "Context budget (tokens)",
 };
+const ORDER = Object.keys(LABELS);
+const rank = (name) => (ORDER.includes(name) ? ORDER.indexOf(name) : ORDER.length);
 
-// Params of the service, not of a strategy: they stay when the strategy changes.
-const COMMON = [{ name: "budget_tokens", label: "Context budget (tokens)", placeholder: "model" }];
-const isCommon = (name) => COMMON.some((p) => p.name === name);
+// Params of the service, not of a strategy: they stay when the strategy changes. Known before
+// the catalog arrives because drafts are split by them.
+const SERVICE_PARAMS = new Set(["budget_tokens"]);
+const isCommon = (name) => SERVICE_PARAMS.has(name);
+
+let catalog = null; // {names, byName: {name: {description, params}}, common}, once loaded
+let loading = null;
+
+// GET /v1/strategies, once per page (again after a failure, so a later dialog retries).
+export function loadStrategies() {
+  loading ??= api.strategies().then(
+    (data) => (catalog = toCatalog(data)),
+    (err) => {
+      loading = null;
+      throw err;
+    },
+  );
+  return loading;
+}
+
+function toCatalog(data) {
+  const fields = (params) => (params ?? []).map(toField)
+    .sort((a, b) => rank(a.name) - rank(b.name));
+  const strategies = data?.strategies ?? [];
+  for (const p of data?.service_params ?? []) SERVICE_PARAMS.add(p.name);
+  return {
+    names: strategies.map((s) => s.name),
+    byName: Object.fromEntries(strategies.map((s) =>
+      [s.name, { description: s.description ?? "", params: fields(s.params) }])),
+    common: fields(data?.service_params),
+  };
+}
+
+function toField(p) {
+  const bounds = [
+    p.minimum !== undefined && `≥ ${p.minimum}`,
+    p.exclusive_minimum !== undefined && `> ${p.exclusive_minimum}`,
+    p.maximum !== undefined && `≤ ${p.maximum}`,
+    p.exclusive_maximum !== undefined && `< ${p.exclusive_maximum}`,
+  ].filter(Boolean).join(", ");
+  const help = [p.description, bounds && `(${bounds})`].filter(Boolean).join(" ");
+  return {
+    name: p.name,
+    label: LABELS[p.name] ?? p.name,
+    placeholder: p.default ?? "none",
+    help: help || undefined,
+    options: p.enum ?? (p.type === "boolean" ? ["true", "false"] : undefined),
+    type: p.type,
+    text: p.type === "string" && !p.enum,
+  };
+}
+
+const FALLBACK_COMMON = [{ name: "budget_tokens", label: LABELS.budget_tokens,
+  placeholder: "none" }];
+const paramsOf = (strategy) => catalog?.byName[strategy]?.params ?? [];
+const fieldOf = (strategy, name) =>
+  [...paramsOf(strategy), ...(catalog?.common ?? [])].find((p) => p.name === name);
 
 // A draft: the strategy shown, and the text of every field the user (or the stored session)
 // filled, per strategy; common params are shared by all strategies. `touched` names the fields
@@ -63,28 +100,43 @@ export function newDraft(strategy, stored = {}) {
 // The fields of `strategy`: its known params, then any other param the draft holds (a stored
 // param the page has no label for is shown, not dropped), then the common ones.
 function fieldsOf(draft, strategy, stored) {
-  const known = STRATEGIES[strategy]?.params ?? [];
+  const known = paramsOf(strategy);
   const extra = Object.keys(draft.values[strategy] ?? {})
     .filter((name) => !known.some((p) => p.name === name))
     .map((name) => ({ name, label: name, placeholder: "default",
       text: typeof stored?.[name] === "string" }));
-  return [...known, ...extra, ...COMMON];
+  return [...known, ...extra, ...(catalog?.common ?? FALLBACK_COMMON)];
 }
 
 // Fill `select` and `paramsBox` from the draft and keep the draft up to date as the user types.
 // placeholders(strategy) -> {param: value} overrides the defaults shown (a persona's own params).
+// Until the strategies are loaded it shows the draft's strategy and fields; if they cannot be
+// loaded, `help` says so and blank fields still mean the server's defaults.
 export function renderStrategyEditor({ select, paramsBox, help, draft, stored = {},
   placeholders = () => ({}), onSwitch }) {
-  clear(select);
-  const names = Object.keys(STRATEGIES);
-  if (!names.includes(draft.strategy)) names.push(draft.strategy); // a strategy unknown here
-  for (const name of names) select.append(h("option", { value: name }, name));
-  select.value = draft.strategy;
+  let failure = null;
+
+  const fillSelect = () => {
+    clear(select);
+    const names = [...(catalog?.names ?? [])];
+    if (!names.includes(draft.strategy)) names.push(draft.strategy); // a strategy unknown here
+    for (const name of names) select.append(h("option", { value: name }, name));
+    select.value = draft.strategy;
+  };
+
+  const showHelp = (strategy) => {
+    if (!help) return;
+    help.classList.toggle("form-error", Boolean(failure));
+    help.textContent = failure
+      ? `Could not load the memory strategies: ${failure.message}. Blank fields use the ` +
+        "server's defaults."
+      : catalog ? catalog.byName[strategy]?.description ?? "" : "Loading the strategies…";
+  };
 
   const showParams = () => {
     const strategy = draft.strategy;
     const values = (draft.values[strategy] ??= {});
-    if (help) help.textContent = STRATEGIES[strategy]?.help ?? "";
+    showHelp(strategy);
     const own = placeholders(strategy);
     clear(paramsBox);
     for (const param of fieldsOf(draft, strategy, stored.strategy === strategy ? stored : null)) {
@@ -98,17 +150,24 @@ export function renderStrategyEditor({ select, paramsBox, help, draft, stored = 
         draft.dirty = true;
       };
       const field = param.options
-        ? h("select", { id, dataset: { param: param.name }, onchange: onInput },
+        ? h("select", { id, dataset: { param: param.name }, title: param.help,
+          onchange: onInput },
           h("option", { value: "" }, `default (${shown})`),
           param.options.map((o) => h("option", { value: o }, o)))
-        : h("input", { id, dataset: { param: param.name }, onchange: onInput, oninput: onInput,
+        : h("input", { id, dataset: { param: param.name }, title: param.help,
+          onchange: onInput, oninput: onInput,
           ...(param.text ? { type: "text" } : { type: "number", inputmode: "decimal",
             step: "any" }),
           placeholder: String(shown) });
       field.value = bag[param.name] ?? "";
-      paramsBox.append(h("div", { class: "form-row" }, h("label", { for: id }, param.label),
-        field));
+      paramsBox.append(h("div", { class: "form-row" },
+        h("label", { for: id, title: param.help }, param.label), field));
     }
+  };
+
+  const refresh = () => {
+    fillSelect();
+    showParams();
   };
   select.onchange = () => {
     draft.strategy = select.value;
@@ -116,8 +175,18 @@ export function renderStrategyEditor({ select, paramsBox, help, draft, stored = 
     showParams();
     onSwitch?.(draft.strategy);
   };
-  showParams();
-  return { refresh: showParams };
+  refresh();
+  if (!catalog) {
+    // a later editor on the same nodes registers later, so its refresh runs last and wins
+    loadStrategies().then(
+      () => paramsBox.isConnected && refresh(),
+      (err) => {
+        failure = err;
+        if (paramsBox.isConnected) showParams();
+      },
+    );
+  }
+  return { refresh };
 }
 
 // The fields of the shown strategy that are filled: {param: value}, numbers as numbers.
@@ -125,15 +194,16 @@ function filled(draft, stored) {
   const out = {};
   const texts = { ...(draft.values[draft.strategy] ?? {}), ...draft.common };
   for (const [name, text] of Object.entries(texts)) {
-    if (!String(text).trim()) continue;
-    out[name] = typeof stored?.[name] === "string" || isChoice(draft.strategy, name)
-      ? String(text).trim() : Number(text);
+    const value = String(text).trim();
+    if (!value) continue;
+    const field = fieldOf(draft.strategy, name);
+    if (field?.type === "boolean") out[name] = value === "true";
+    else if (field?.options || field?.text || typeof stored?.[name] === "string") {
+      out[name] = value;
+    } else out[name] = Number(value);
   }
   return out;
 }
-
-const isChoice = (strategy, name) =>
-  Boolean(STRATEGIES[strategy]?.params.find((p) => p.name === name)?.options);
 
 // The `memory` of POST /v1/sessions: the strategy and every filled field (blank: the default).
 export function createBody(draft) {

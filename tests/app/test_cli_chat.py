@@ -91,6 +91,14 @@ def test_chat_in_process_streams_and_shows_context(chat: Any, tmp_path: Path):
     chat.expect("cody")
     chat.expect(PROMPT)
 
+    chat.sendline("/strategies")
+    chat.expect("memory strategies")
+    chat.expect(PROMPT)
+    listed = text(chat)
+    for name in ("buffer", "window", "token_buffer", "summary_buffer", "vector", "hybrid"):
+        assert re.search(rf"^\W*{name}\s", listed, re.M), f"no {name} row in:\n{listed}"
+    assert "The last k turns" in " ".join(listed.split())  # the server's description
+
     chat.sendline("/nonsense")
     chat.expect("unknown command /nonsense")
     chat.expect(PROMPT)

@@ -55,17 +55,19 @@ def stream_until(
         stream=True,
     )
     assert r.status_code == 200, r.read()
+    # leave the connection open: the kill happens mid-reply. The event iterator is kept too:
+    # a dropped one is closed, and closing it closes the response (the server then sees the
+    # client leave and stores the reply as interrupted itself, before any kill)
+    events = sse_events(r.iter_lines())
+    stream_until.open.append((client, r, events))  # type: ignore[attr-defined]
     if deltas:
-        for event, data in sse_events(r.iter_lines()):
+        for event, data in events:
             if event == "done":
-                stream_until.open.append((client, r))  # type: ignore[attr-defined]
                 return texts, data
             assert event == "delta", (event, data)
             texts.append(data["text"])
             if len(texts) >= deltas:
                 break
-    # leave the connection open: the kill happens mid-reply
-    stream_until.open.append((client, r))  # type: ignore[attr-defined]
     return texts, None
 
 
@@ -73,7 +75,7 @@ stream_until.open = []  # type: ignore[attr-defined]
 
 
 def close_streams() -> None:
-    for client, r in stream_until.open:  # type: ignore[attr-defined]
+    for client, r, _ in stream_until.open:  # type: ignore[attr-defined]
         try:
             r.close()
             client.close()

@@ -77,6 +77,7 @@ def test_another_users_session_is_not_found_everywhere(store: Store) -> None:
         lambda: store.history(bob, sid),
         lambda: store.get_message(bob, sid, msg.id),
         lambda: store.update_message(bob, sid, msg.id, content="x"),
+        lambda: store.save_partial_reply(bob, sid, msg.id, "x", 1),
         lambda: store.delete_message(bob, sid, msg.id),
         lambda: store.get_memory(bob, sid),
         lambda: store.save_memory(bob, sid, MemoryState(summary="x")),
@@ -185,9 +186,11 @@ def test_partial_reply_checkpoints_survive_a_crash_and_never_outlive_the_final_t
     assert (got.content, got.tokens, got.status) == ("Once upon a", 3, "pending")
     # another user, or the right user naming another session, writes nothing
     bob = store.get_or_create_user("bob").id
-    assert not store.save_partial_reply(bob, sid, reply.id, "stolen", 1)
+    with pytest.raises(NotFound, match="session"):
+        store.save_partial_reply(bob, sid, reply.id, "stolen", 1)
     _, other = _session(store, "alice")
-    assert not store.save_partial_reply(uid, other, reply.id, "stolen", 1)
+    with pytest.raises(NotFound, match="message"):
+        store.save_partial_reply(uid, other, reply.id, "stolen", 1)
     assert store.get_message(uid, sid, reply.id).content == "Once upon a"
     # the server dies: the next start keeps the last checkpoint, marked interrupted
     restarted = make_store()

@@ -34,6 +34,11 @@ def values(pg: Any, box: str) -> dict[str, str]:
     )
 
 
+def filled(pg: Any, box: str) -> dict[str, str]:
+    """The param fields of `box` that hold a value (blank ones mean the server's default)."""
+    return {k: v for k, v in values(pg, box).items() if v}
+
+
 def stored_memory(api: httpx.Client, session_id: str) -> dict[str, Any]:
     memory = api.get(f"/v1/sessions/{session_id}").json()["memory"]
     return {k: v for k, v in memory.items() if v is not None}
@@ -117,14 +122,14 @@ def test_existing_session_shows_stored_params_and_patches_only_changes(
 
     # the stored strategy and params, as GET /v1/sessions/{id} has them
     assert pg.input_value("#memory-strategy") == "window"
-    assert values(pg, box) == {"k": "3", "budget_tokens": "1500"}
+    assert filled(pg, box) == {"k": "3", "budget_tokens": "1500"}
 
     # away and back: the stored values again; the other strategy's fields start blank
     pg.select_option("#memory-strategy", "summary_buffer")
     shown = values(pg, box)
     assert "k" not in shown and shown["max_tokens"] == "" and shown["budget_tokens"] == "1500"
     pg.select_option("#memory-strategy", "window")
-    assert values(pg, box) == {"k": "3", "budget_tokens": "1500"}
+    assert filled(pg, box) == {"k": "3", "budget_tokens": "1500"}
 
     # an unsaved edit survives the memory tab being drawn again (here: after saving pins)
     pg.fill(field(box, "k"), "4")
@@ -172,6 +177,6 @@ def test_existing_session_shows_stored_params_and_patches_only_changes(
     }
     pg.wait_for_selector("#memory-strategy-block .block-head >> text=max_tokens 600")
     assert pg.input_value("#memory-strategy") == "token_buffer"
-    assert values(pg, box) == {"max_tokens": "600", "budget_tokens": "1500"}
+    assert filled(pg, box) == {"max_tokens": "600", "budget_tokens": "1500"}
     assert pg.is_hidden("#banner"), pg.inner_text("#banner")
     assert not pg.errors, pg.errors
