@@ -43,6 +43,9 @@ import numpy as np  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.llm.factory import load_engine  # noqa: E402
 from app.llm.worker import MLXWorker  # noqa: E402
+from app.store.history import HistoryCache  # noqa: E402
+from app.store.records import NewMessage  # noqa: E402
+from app.store.repo import Store  # noqa: E402
 from memory import registry  # noqa: E402
 from memory.base import MemoryDeps  # noqa: E402
 from memory.embeddings import MLXEmbedder  # noqa: E402
@@ -306,15 +309,36 @@ async def latency(
     strategies: dict[str, dict[str, Any]],
     n_turns: int,
     n_queries: int,
-) -> dict[str, tuple[float, float, float]]:
-    """p50/p95 assembly time at n_turns stored turns (the first call reported apart; the
-    session's vectors are already loaded by the strategy's observe)."""
+) -> tuple[dict[str, tuple[float, float, float]], dict[str, float]]:
+    """p50/p95 of what a turn pays before generation at n_turns stored turns, the way the
+    service does it: read the history from the store (SQLite, through its history cache), then
+    assemble (the first call reported apart; the session's vectors are already loaded by the
+    strategy's observe). Also the history read alone: a full load, a cache hit, an append."""
+    store = Store(f"sqlite:///{index_dir / 'store.db'}")
+    user = store.get_or_create_user()
+    record = store.create_session(user.id, "locomo", "hybrid")
+    pool = [(c, m) for c in convs for m in c.messages]
+    start = pool[0][1].created_at
+    sources = [pool[i % len(pool)] for i in range(n_turns)]
+    store.add_messages(
+        user.id,
+        record.id,
+        [
+            NewMessage(
+                role=m.role,
+                content=m.content,
+                tokens=m.tokens,
+                created_at=start + timedelta(minutes=i),
+            )
+            for i, (_, m) in enumerate(sources)
+        ],
+    )
+    msgs = store.history(user.id, record.id)
+    reads = history_reads(store, user.id, record.id)
+
     index = VectorIndex.open(index_dir, None, embedder)  # uncached: query embedding included
     recaller = HybridRecaller(index)
-    session = SessionInfo(id="latency-10k", user_id="bench", persona_id="locomo")
-    msgs: list[StoredMessage] = []
-    records: list[IndexRecord] = []
-    vectors: list[np.ndarray] = []
+    session = SessionInfo(id=record.id, user_id=user.id, persona_id="locomo")
     embs = {}
     for conv in convs:
         got = source.collection.get(
@@ -322,17 +346,13 @@ async def latency(
         )
         for meta, vec in zip(got["metadatas"], got["embeddings"], strict=True):
             embs[(conv.name, int(meta["message_id"]))] = np.asarray(vec, dtype=np.float32)
-    pool = [(c, m) for c in convs for m in c.messages]
-    start = pool[0][1].created_at
-    for i in range(n_turns):
-        conv, src = pool[i % len(pool)]
-        m = src.model_copy(update={"id": i + 1, "created_at": start + timedelta(minutes=i)})
-        msgs.append(m)
-        # Reuses the source turn's vector (its text is the same; only the date prefix moved):
-        # this section measures time, and re-embedding 10k turns would take many minutes.
-        records.append(IndexRecord(m.id, m.role, recaller.document(m), m.created_at))
-        vectors.append(embs[(conv.name, src.id)])
-    await index.upsert(session, records, embeddings=np.stack(vectors))
+    # Reuses the source turn's vector (its text is the same; only the date prefix moved): this
+    # section measures time, and re-embedding 10k turns would take many minutes.
+    await index.upsert(
+        session,
+        [IndexRecord(m.id, m.role, recaller.document(m), m.created_at) for m in msgs],
+        embeddings=np.stack([embs[(conv.name, src.id)] for conv, src in sources]),
+    )
     questions = [q.text for c in convs for q in c.questions][:n_queries]
     deps = MemoryDeps(llm=engine, recaller=recaller)
     out = {}
@@ -342,15 +362,16 @@ async def latency(
         state = await strat.observe(session, msgs, MemoryState(), msgs)
         times = []
         for q in questions:
+            t0 = time.perf_counter()
+            history = await asyncio.to_thread(store.history, user.id, record.id)
             req = AssembleRequest(
                 session=session,
                 system_prompt=persona(convs[0]),
-                history=msgs,
+                history=history,
                 state=state,
                 new_message=q,
                 budget=BUDGET,
             )
-            t0 = time.perf_counter()
             try:
                 await strat.assemble(req)
             except MemoryStrategyError:
@@ -359,7 +380,33 @@ async def latency(
         if times:
             warm = times[1:] or times
             out[label] = (times[0], float(np.percentile(warm, 50)), float(np.percentile(warm, 95)))
-    return out
+    store.close()
+    return out, reads
+
+
+def history_reads(store: Store, user_id: str, session_id: str, n: int = 15) -> dict[str, float]:
+    """Median ms of Store.history: a full load (cache dropped), a hit, and one append."""
+
+    def median_ms(prepare: Callable[[], object]) -> float:
+        times = []
+        for _ in range(n):
+            prepare()
+            t0 = time.perf_counter()
+            store.history(user_id, session_id)
+            times.append((time.perf_counter() - t0) * 1000)
+        return float(np.median(times))
+
+    def drop() -> None:
+        store.history_cache = HistoryCache()
+
+    def append() -> None:
+        store.add_message(user_id, session_id, "user", "one more turn", tokens=6)
+
+    return {
+        "full load": median_ms(drop),
+        "cached": median_ms(lambda: None),
+        "after an append": median_ms(append),
+    }
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -427,10 +474,10 @@ async def main_async(args: argparse.Namespace) -> None:
             results, rate, index = await evaluate(
                 convs, engine, embedder, Path(tmp) / "eval", strategies, args.ablation
             )
-            lat = {}
+            lat, reads = {}, {}
             if args.latency_turns:
                 lat_strats = {k: v for k, v in STRATEGIES.items() if "(" not in k}
-                lat = await latency(
+                lat, reads = await latency(
                     convs,
                     engine,
                     embedder,
@@ -454,9 +501,14 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"\n### Assembly latency at {args.latency_turns} stored turns "
                 f"(ms, {args.latency_queries} queries)\n"
             )
+            print("History read from the store + assemble:\n")
             print("| strategy | first call | p50 | p95 |\n|---|---|---|---|")
             for label, (cold, p50, p95) in lat.items():
                 print(f"| {label} | {cold:.1f} | {p50:.1f} | {p95:.1f} |")
+            print(
+                "\nThe history read alone (SQLite, median ms): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in reads.items())
+            )
     finally:
         worker.shutdown()
 
