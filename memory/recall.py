@@ -375,10 +375,29 @@ class HybridRecaller:
             self._lexical(st, turns)
         if st.dense is None:
             await self._load(session, st)
-        stale = self._stale(st, turns)
+        stale = await self._adopt(session, st, self._stale(st, turns))
         if stale:
             log.info("indexing %d unindexed turns of session %s", len(stale), session.id)
             await self._index(session, st, stale)
+
+    async def _adopt(
+        self, session: SessionInfo, st: _SessionState, stale: list[StoredMessage]
+    ) -> list[StoredMessage]:
+        """Take the vectors another replica (sharing the Chroma server) already stored for
+        `stale` turns instead of embedding them again; returns the turns still without one."""
+        if not stale or st.dense is None:
+            return stale
+        ids, docs, vectors = await self.index.load(session, [m.id for m in stale])
+        found = dict(zip(ids, zip(docs, vectors, strict=True), strict=True))
+        adopted, rest = [], []
+        for m in stale:
+            hit = found.get(m.id)
+            (adopted if hit is not None and hit[0] == self.document(m) else rest).append(m)
+        if adopted:
+            st.dense.put([m.id for m in adopted], np.stack([found[m.id][1] for m in adopted]))
+            st.indexed.update((m.id, m.content) for m in adopted)
+            self._evict()
+        return rest
 
     def _stale(self, st: _SessionState, msgs: Sequence[StoredMessage]) -> list[StoredMessage]:
         """The messages whose current text has no vector yet (new, edited, never observed)."""

@@ -208,13 +208,22 @@ class VectorIndex:
         docs = res["documents"] or []
         return {int(m["message_id"]): d for m, d in zip(metas, docs, strict=True)}
 
-    async def load(self, session: SessionInfo) -> tuple[list[int], list[str], np.ndarray]:
-        """Every turn of the session: message ids, documents and embeddings (n x dim)."""
+    async def load(
+        self, session: SessionInfo, message_ids: Sequence[int] | None = None
+    ) -> tuple[list[int], list[str], np.ndarray]:
+        """Turns of the session (all, or those of `message_ids` that are indexed): message ids,
+        documents and embeddings (n x dim)."""
         _check_session(session)
+        by_id = {}
+        if message_ids is not None:
+            if not message_ids:
+                return [], [], np.zeros((0, self.embedder.dim), np.float32)
+            by_id = {"ids": [record_id(session.id, int(m)) for m in message_ids]}
         res = await asyncio.to_thread(
             self.collection.get,
             where=_scope(session),
             include=["metadatas", "documents", "embeddings"],
+            **by_id,
         )
         metas = res["metadatas"] or []
         ids = [int(m["message_id"]) for m in metas]

@@ -4,7 +4,7 @@
 
 import { api } from "./api.js";
 import { guard } from "./errors.js";
-import { renderMemory, renderMemoryEmpty } from "./memoryview.js";
+import { pinnedKey, renderMemory, renderMemoryEmpty } from "./memoryview.js";
 import { $, state } from "./state.js";
 import { DraftError, newDraft, patchBody } from "./strategy.js";
 
@@ -101,7 +101,10 @@ async function saveSummary(text, button) {
 async function savePinned(pinned, button) {
   const memory = await saveMemory({ pinned }, button);
   if (!memory) return;
-  drafts && (drafts.pinned = null);
+  const draft = drafts?.pinned;
+  const texts = (rows) => JSON.stringify(rows.map((f) => f.text.trim()).filter(Boolean));
+  if (draft && texts(draft.rows) === texts(pinned)) drafts.pinned = null;
+  else if (draft) draft.base = pinnedKey(memory);
   await loadMemory();
   flash($("memory-pinned-save"), "Saved");
 }

@@ -57,12 +57,18 @@ function summaryBlock(memory, drafts, onSave, onDiscard) {
         onclick: (e) => onSave(summary.value, e.currentTarget) }, "Save summary")));
 }
 
+const pinnedOf = (memory) =>
+  (memory.pinned ?? []).map((f) => (typeof f === "string" ? { text: f } : f));
+const userRows = (memory) => pinnedOf(memory).filter((f) => !f.source || f.source === "user")
+  .map((f) => ({ id: f.id ?? null, text: f.text }));
+
+// The user's pinned facts as stored, as one comparable value (a pinned draft's `base`).
+export const pinnedKey = (memory) => JSON.stringify(userRows(memory));
+
 function pinnedBlock(memory, drafts, onSave, onDiscard) {
-  const pinned = (memory.pinned ?? []).map((f) => (typeof f === "string" ? { text: f } : f));
-  const fixed = pinned.filter((f) => f.source && f.source !== "user");
-  const storedRows = pinned.filter((f) => !f.source || f.source === "user")
-    .map((f) => ({ id: f.id ?? null, text: f.text }));
-  const storedKey = JSON.stringify(storedRows);
+  const fixed = pinnedOf(memory).filter((f) => f.source && f.source !== "user");
+  const storedRows = userRows(memory);
+  const storedKey = pinnedKey(memory);
   if (drafts.pinned && JSON.stringify(drafts.pinned.rows) === storedKey) drafts.pinned = null;
   const draft = drafts.pinned;
   const unsaved = unsavedTag(Boolean(draft || drafts.newFact));

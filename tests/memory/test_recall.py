@@ -180,6 +180,24 @@ async def test_reopened_index_needs_no_reembedding(
     assert embedder.texts == after_import + 1  # just the query
 
 
+async def test_a_replica_adopts_vectors_another_one_stored(
+    tmp_path: Path, embedder: CountingEmbedder
+) -> None:
+    hist = conversation()
+    index = VectorIndex.open(tmp_path, None, embedder)  # one Chroma, as with a server
+    a, b = HybridRecaller(index), HybridRecaller(index)
+    await a.observe(ALICE, hist[:4])
+    await b.recall(ALICE, "warm up", hist[:4], set(), 1)  # b has loaded the session
+    await a.observe(ALICE, hist[4:])  # turns b never observed
+    before = embedder.texts
+    got = await b.recall(ALICE, "Zyxcorp hackathon", hist, set(), 3)
+    assert got[0] == 10
+    assert embedder.texts == before + 1  # just the query: the new turns' vectors were adopted
+    edited = [*hist[:-1], hist[-1].model_copy(update={"content": "A poodle, actually."})]
+    await b.recall(ALICE, "poodle", edited, set(), 1)
+    assert embedder.texts == before + 3  # a stored vector of other text is not adopted
+
+
 async def test_in_memory_scan_agrees_with_chroma(recaller: HybridRecaller) -> None:
     hist = conversation()
     await recaller.observe(ALICE, hist)
