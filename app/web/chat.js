@@ -165,5 +165,5 @@ function setBusy(busy) {
   $("input").disabled = busy || !state.session;
   // back to the composer, unless the user went on typing elsewhere meanwhile (the Memory tab)
   const typing = document.activeElement?.closest("input, textarea, select");
-  if (!busy && !typing) $("input").focus();
+  if (!busy && (!typing || typing === $("input"))) $("input").focus();
 }

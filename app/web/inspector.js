@@ -9,8 +9,8 @@ const PART_LABELS = {
   persona: "Persona",
   pinned: "Pinned facts",
   summary: "Summary",
-  recalled: "Recalled",
   recent: "Recent turns",
+  recalled: "Recalled",
   new: "New message",
 };
 
@@ -68,7 +68,11 @@ export function renderContext(container, ctx, { messageId, onForget } = {}) {
 function partRow(part, onForget) {
   const messages = part.messages ?? [];
   const label = PART_LABELS[part.kind] ?? part.kind;
-  const count = messages.length === 1 ? "1 message" : `${messages.length} messages`;
+  // recalled turns reach the model as one system message, a line each ("[date] role: text"):
+  // listed one by one (each can be forgotten), without a role of their own
+  const recalled = part.kind === "recalled";
+  const noun = recalled ? "turn" : "message";
+  const count = `${messages.length} ${noun}${messages.length === 1 ? "" : "s"}`;
   return h("li", { class: "ctx-part", dataset: { kind: part.kind } },
     h("details", {},
       h("summary", { class: "part-line" },
@@ -79,8 +83,11 @@ function partRow(part, onForget) {
       part.covers?.length
         ? h("p", { class: "muted small" }, `Summarizes messages ${coverRange(part.covers)}`)
         : null,
+      recalled && messages.length
+        ? h("p", { class: "muted small part-note" }, "Sent as one system message, a line per turn.")
+        : null,
       h("ul", { class: "part-messages" },
-        messages.map((m) => contextMessage(m, part.kind === "recalled" ? onForget : null)))));
+        messages.map((m) => contextMessage(m, recalled ? onForget : null, { role: !recalled })))));
 }
 
 function coverRange(ids) {
@@ -90,10 +97,10 @@ function coverRange(ids) {
 }
 
 // One stored message; with onForget, a button that removes it from memory.
-export function contextMessage(m, onForget) {
+export function contextMessage(m, onForget, { role = true } = {}) {
   return h("li", { class: "part-msg" },
     h("div", { class: "part-msg-meta" },
-      h("span", { class: `role role-${m.role}` }, m.role),
+      role ? h("span", { class: `role role-${m.role}` }, m.role) : null,
       m.id != null ? h("span", { class: "muted small" }, `#${m.id}`) : null,
       m.created_at ? h("span", { class: "muted small" }, formatTime(m.created_at)) : null,
       onForget && m.id != null
