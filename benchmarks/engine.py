@@ -10,6 +10,9 @@ Variants (all on the embedded SmolLM2-135M Q4_1 GGUF, greedy, same token ids):
   decode path: the baseline DESIGN.md section 3 measured.
 - ours: `MLXEngine.stream` as the service runs it (factory.load_engine, default Settings).
 - llama.cpp: llama-cpp-python, n_threads=2, when importable (`pip install -e .[bench]`).
+- ours, MLX prefill (`--compare-prefill`): the same engine with prompt chunks sent through MLX's
+  llama model instead of the numpy prefill path (app/llm/cpu_prefill.py), switched per run, and
+  the turn-N chat repeated on that path. `--mlx-prefill` runs "ours" on the old path only.
 
 Runs are interleaved across variants and summarised by medians: the machine is shared and noisy,
 so compare ratios from the same run, not numbers across runs. Turn-N time to first token goes
@@ -130,8 +133,18 @@ def stock_runner(worker: MLXWorker, model: Any, tokenizer: Any) -> Callable[[lis
     return run
 
 
-def ours_runner(engine: MLXEngine) -> Callable[[Sequence[dict[str, str]], int, str | None], Run]:
+def use_numpy_prefill(engine: MLXEngine, on: bool) -> None:
+    from app.llm.cpu_fast import set_numpy_prefill
+
+    engine.worker.call(lambda: set_numpy_prefill(engine.model, on))
+
+
+def ours_runner(
+    engine: MLXEngine, numpy_prefill: bool = True
+) -> Callable[[Sequence[dict[str, str]], int, str | None], Run]:
     def run(messages: Sequence[dict[str, str]], max_tokens: int, key: str | None = None) -> Run:
+        use_numpy_prefill(engine, numpy_prefill)
+
         async def go() -> Run:
             params = GenerationParams(temperature=0.0, max_tokens=max_tokens)
             stamps: list[float] = []
@@ -187,13 +200,16 @@ def long_chat(engine: MLXEngine, target: int) -> list[dict[str, str]]:
 # -- measurements ---------------------------------------------------------------------------
 
 
-def measure_turns(engine: MLXEngine, turns: int, reply_tokens: int) -> dict[str, Any]:
+def measure_turns(
+    engine: MLXEngine, turns: int, reply_tokens: int, numpy_prefill: bool = True
+) -> dict[str, Any]:
     """A chat of `turns` turns through one cache_key; TTFT per turn, and cold at the last turn."""
-    run = ours_runner(engine)
+    run = ours_runner(engine, numpy_prefill)
+    use_numpy_prefill(engine, numpy_prefill)
     history: list[dict[str, str]] = [{"role": "system", "content": "You are a helpful assistant."}]
     ttfts: list[float] = []
     last: list[dict[str, str]] = []
-    key = f"bench-{os.getpid()}"
+    key = f"bench-{os.getpid()}-{numpy_prefill}"
     for i in range(1, turns + 1):
         msgs = history + [{"role": "user", "content": f"Turn {i}: name one fruit and one colour."}]
 
@@ -271,7 +287,9 @@ def ratio(a: float | None, b: float | None) -> str:
     return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
 
 
-def report(res: Results, labels: dict[str, str], turns: dict[str, Any] | None, rss: Any) -> None:
+def report(
+    res: Results, labels: dict[str, str], all_turns: dict[str, dict[str, Any]], rss: Any
+) -> None:
     print("\n| | decode tok/s | prefill tok/s | TTFT short chat | TTFT long prompt |")
     print("| --- | --- | --- | --- | --- |")
     summary: dict[str, dict[str, float | None]] = {}
@@ -305,9 +323,14 @@ def report(res: Results, labels: dict[str, str], turns: dict[str, Any] | None, r
         f"- prefill, ours / llama.cpp: {ratio(ours.get('prefill'), lcpp.get('prefill'))}"
         " (target >= 0.8x)"
     )
-    if turns:
+    if "ours-mlx" in summary:
         print(
-            f"\nTurn-N TTFT (MLXEngine, cache_key, {turns['turns']} turns, "
+            "- prefill, ours / ours with MLX prefill: "
+            f"{ratio(ours.get('prefill'), summary['ours-mlx'].get('prefill'))}"
+        )
+    for label, turns in all_turns.items():
+        print(
+            f"\nTurn-N TTFT ({label}, cache_key, {turns['turns']} turns, "
             f"{turns['prompt_tokens']}-token prompt at the last turn):"
         )
         print("| | TTFT |\n| --- | --- |")
@@ -341,6 +364,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--no-stock", action="store_true", help="skip stock mlx-lm")
     ap.add_argument("--no-llama", action="store_true", help="skip llama.cpp")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child process")
+    ap.add_argument(
+        "--compare-prefill",
+        action="store_true",
+        help="also time ours with prompt chunks on MLX (the old prefill path)",
+    )
+    ap.add_argument(
+        "--mlx-prefill", action="store_true", help="run ours with prompt chunks on MLX only"
+    )
     ap.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.rss_child:
@@ -390,10 +421,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             labels["f32"] = "stock mlx-lm, dequantized float32"
             short_fns["f32"] = lambda: frun(short_ids, n_dec)
             long_fns["f32"] = lambda: frun(long_ids, 1)
-    orun = ours_runner(engine)
-    labels["ours"] = "ours (MLXEngine)"
+    numpy_prefill = not args.mlx_prefill
+    orun = ours_runner(engine, numpy_prefill)
+    labels["ours"] = "ours (MLXEngine)" + ("" if numpy_prefill else ", MLX prefill")
     short_fns["ours"] = lambda: orun(SHORT_CHAT, n_dec, None)
     long_fns["ours"] = lambda: orun(long_msgs, 1, None)
+    if args.compare_prefill and numpy_prefill:
+        mrun = ours_runner(engine, numpy_prefill=False)
+        labels["ours-mlx"] = "ours (MLXEngine), MLX prefill (old path)"
+        short_fns["ours-mlx"] = lambda: mrun(SHORT_CHAT, n_dec, None)
+        long_fns["ours-mlx"] = lambda: mrun(long_msgs, 1, None)
     for name in long_fns:
         res.long_tokens[name] = len(stock_long_ids) if name == "stock" else len(long_ids)
 
@@ -407,9 +444,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                 continue  # minutes per run: once is enough to show the gap
             res.add(res.long, name, fn())
         print(f"round {r + 1}/{rounds} done", flush=True)
-    turns = measure_turns(engine, turns_n, reply_tokens=12)
+    all_turns = {labels["ours"]: measure_turns(engine, turns_n, 12, numpy_prefill)}
+    if "ours-mlx" in labels:
+        all_turns[labels["ours-mlx"]] = measure_turns(engine, turns_n, 12, numpy_prefill=False)
+    use_numpy_prefill(engine, numpy_prefill)
     rss = None if args.no_rss else measure_rss(args.long_tokens)
-    report(res, labels, turns, rss)
+    report(res, labels, all_turns, rss)
     cmd = " ".join(shlex.quote(a) for a in sys.argv[1:])
     print(f"\nCommand: HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/engine.py {cmd}".rstrip())
     print(f"Machine: {os.cpu_count()} CPUs, load average at the end {os.getloadavg()[0]:.1f}")

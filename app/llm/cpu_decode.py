@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.blas import load_blas
 
@@ -24,6 +24,9 @@ import mlx.nn as nn  # noqa: E402
 import numpy as np  # noqa: E402
 from mlx_lm.models import llama  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
+
+if TYPE_CHECKING:
+    from app.llm.cpu_prefill import NumpyPrefiller
 
 # Per layer: ((q|k|v weight, bias), (gate|up weight, bias)), made by cpu_fast._fuse_layers.
 FusedWeights = list[
@@ -170,17 +173,17 @@ def _writable(a: mx.array) -> np.ndarray | None:
     return view if view.flags.writeable and view.flags.c_contiguous else None
 
 
-def _views(cache: KVCache, n_kv: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Writable numpy views of `cache`'s key/value buffers, with room for one more token.
+def _views(cache: KVCache, n_kv: int, head_dim: int, n: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Writable numpy views of `cache`'s key/value buffers, with room for `n` more tokens.
 
     Taken afresh at every step: an MLX prefill replaces the buffers behind the same Python
     objects (`cache.keys[...] = ...` mutates the array object in place), so a view kept from an
     earlier step could point at memory MLX has let go of.
     """
     prev = cache.offset
-    if cache.keys is None or prev >= cache.keys.shape[2]:
+    if cache.keys is None or prev + n > cache.keys.shape[2]:
         # Grow the way KVCache.update_and_fetch does, in steps of `cache.step` tokens.
-        shape = (1, n_kv, cache.step, head_dim)
+        shape = (1, n_kv, (cache.step + n - 1) // cache.step * cache.step, head_dim)
         new_k, new_v = mx.zeros(shape, mx.float32), mx.zeros(shape, mx.float32)
         if cache.keys is None:
             cache.keys, cache.values = new_k, new_v
@@ -263,13 +266,15 @@ def numpy_decodable(model: nn.Module) -> str | None:
 
 
 class CPUFastModel(llama.Model):
-    """llama.Model whose single-token steps on a plain KVCache run in numpy.
+    """llama.Model whose steps on a plain KVCache run in numpy: single tokens through
+    `NumpyDecoder`, multi-token chunks through `NumpyPrefiller` (app/llm/cpu_prefill.py).
 
     Instances are made by switching the class of an existing model (`prepare_for_cpu`), so every
     parameter, method and the cache layout stay mlx-lm's own.
     """
 
     _np_decoder: NumpyDecoder | None
+    _np_prefiller: NumpyPrefiller | None
 
     def __call__(
         self,
@@ -282,11 +287,20 @@ class CPUFastModel(llama.Model):
             dec is not None
             and input_embeddings is None
             and cache is not None
-            and inputs.shape == (1, 1)
+            and inputs.ndim == 2
+            and inputs.shape[0] == 1
             and all(type(c) is KVCache for c in cache)
         ):
-            logits = dec.step(int(inputs.item()), cache)
-            return mx.array(logits)[None, None, :]
+            if inputs.shape[1] == 1:
+                logits = dec.step(int(inputs.item()), cache)
+                return mx.array(logits)[None, None, :]
+            pre = self._np_prefiller
+            if pre is not None and inputs.shape[1] > 1:
+                h = self.model.norm(mx.array(pre.hidden(np.array(inputs[0]), cache))[None])
+                # Lazy: a prefill chunk whose logits nobody reads never pays for the head.
+                if self.args.tie_word_embeddings:
+                    return self.model.embed_tokens.as_linear(h)
+                return self.lm_head(h)
         return super().__call__(inputs, cache=cache, input_embeddings=input_embeddings)
 
 
@@ -294,3 +308,16 @@ def disable_numpy_decode(model: nn.Module) -> None:
     """Send every step through MLX again (for comparisons); the fused weights stay."""
     if isinstance(model, CPUFastModel):
         object.__setattr__(model, "_np_decoder", None)
+        object.__setattr__(model, "_np_prefiller", None)
+
+
+def set_numpy_prefill(model: nn.Module, on: bool) -> bool:
+    """Run multi-token chunks in numpy (on) or through MLX (off, for comparisons); return whether
+    the numpy prefill path is now in use (never without the numpy decoder)."""
+    if not isinstance(model, CPUFastModel):
+        return False
+    dec = model._np_decoder
+    from app.llm.cpu_prefill import NumpyPrefiller
+
+    object.__setattr__(model, "_np_prefiller", NumpyPrefiller(dec) if on and dec else None)
+    return model._np_prefiller is not None

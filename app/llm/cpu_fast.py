@@ -5,9 +5,10 @@ Measured on a 2-core x86 CPU with SmolLM2-135M (see benchmarks/engine.py and the
 - MLX's 4-bit matmul on CPU is a one-thread loop; float32 weights go through OpenBLAS instead and
   decode ~2x / prefill ~10x faster. So every quantized layer is dequantized once at load time.
 - Single-token decode steps on a plain `KVCache` run in numpy through cblas_sgemv (why, and how:
-  app/llm/cpu_decode.py), on fused q|k|v and gate|up matrices. Prompts (many tokens at once)
-  stay on MLX, where the matmuls are real GEMMs and OpenBLAS is efficient; both paths share one
-  copy of the weights (fused here, viewed by both).
+  app/llm/cpu_decode.py), on fused q|k|v and gate|up matrices. Prompt chunks (many tokens at
+  once) run in numpy too, through cblas_sgemm (app/llm/cpu_prefill.py): MLX's unfused CPU
+  attention made them ~3x slower, most of all at a large KV offset. MLX and both numpy paths
+  share one copy of the weights (fused here, viewed by all) and the same KV cache buffers.
 
 On a GPU the quantized kernels are fast and the model is left alone. Everything here runs on the
 MLX worker thread.
@@ -36,9 +37,18 @@ from app.llm.cpu_decode import (  # noqa: E402
     f32_view,
     gemv_library,
     numpy_decodable,
+    set_numpy_prefill,
 )
+from app.llm.cpu_prefill import NumpyPrefiller  # noqa: E402
 
-__all__ = ["CPUFastModel", "dequantize_model", "disable_numpy_decode", "on_cpu", "prepare_for_cpu"]
+__all__ = [
+    "CPUFastModel",
+    "dequantize_model",
+    "disable_numpy_decode",
+    "on_cpu",
+    "prepare_for_cpu",
+    "set_numpy_prefill",
+]
 
 
 def on_cpu() -> bool:
@@ -186,8 +196,9 @@ def prepare_for_cpu(model: nn.Module, numpy_decode: bool = True) -> str:
     """Adapt `model` in place for fast inference on this backend; describe what was done.
 
     On the CPU backend: quantized layers become float32 (OpenBLAS), q|k|v and gate|up are fused,
-    and single-token decode steps run in numpy (see the module docstring). `numpy_decode=False`
-    keeps only the dequantization (the plain float32 MLX model), for comparisons.
+    and decode steps and prompt chunks run in numpy (see the module docstring).
+    `numpy_decode=False` keeps only the dequantization (the plain float32 MLX model), for
+    comparisons; `set_numpy_prefill(model, False)` sends only prompt chunks back to MLX.
     """
     if not on_cpu():
         return "GPU backend: quantized weights kept"
@@ -203,9 +214,10 @@ def prepare_for_cpu(model: nn.Module, numpy_decode: bool = True) -> str:
         model.__class__ = CPUFastModel
         # nn.Module is a dict of parameters and children; keep the decoder out of it.
         object.__setattr__(model, "_np_decoder", decoder)
+        object.__setattr__(model, "_np_prefiller", NumpyPrefiller(decoder))
         what += (
             "; numpy decode on (fused q|k|v and gate|up GEMVs via "
-            f"{gemv_library()}, KV cache written in place)"
+            f"{gemv_library()}, KV cache written in place); numpy prefill on (cblas_sgemm)"
         )
     else:
         what += f"; numpy decode off ({reason})"

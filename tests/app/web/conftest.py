@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 CHROMIUM = os.environ.get("MEMENTO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 REPO = Path(__file__).resolve().parents[3]
 ARGS = [
     "--headless",
@@ -48,6 +47,9 @@ def server(sync_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         personas_dir=REPO / "personas",
         max_message_chars=MAX_CHARS,
         default_max_tokens=16,
+        # one user for every page test: the default 120 requests/minute is soon spent by pages
+        # that poll (limits have their own tests in tests/security/)
+        rate_limit_per_minute=100_000,
     )
     local = LocalServer(settings)
     url = local.start()

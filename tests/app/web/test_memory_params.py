@@ -7,19 +7,13 @@ Screenshots of the new-chat dialog and the memory tab land in tests/artifacts/.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from support.page import ARTIFACTS, open_page
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 pytestmark = pytest.mark.slow  # a real model, a real server and a real browser
-
-
-def open_page(pg: Any, url: str) -> None:
-    pg.goto(url)
-    pg.wait_for_selector("body[data-ready]")
 
 
 def field(box: str, param: str) -> str:

@@ -11,32 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+from support.page import ARTIFACTS, open_page, send, wait_reply_stored
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 TIMEOUT_MS = 180_000  # generation on a busy 2-core machine; never a timing assertion
 pytestmark = pytest.mark.slow  # a real model, a real server and a real browser
-
-
-def open_page(pg: Any, url: str) -> None:
-    pg.goto(url)
-    pg.wait_for_selector("body[data-ready]")
-
-
-def send(pg: Any, text: str, max_tokens: int) -> None:
-    pg.fill("#max-tokens", str(max_tokens))
-    pg.dispatch_event("#max-tokens", "change")
-    pg.fill("#input", text)
-    pg.press("#input", "Enter")
-
-
-def wait_reply_stored(pg: Any, count: int) -> Any:
-    """The `count`-th stored reply bubble (its id comes from the `done` event)."""
-    pg.wait_for_function(
-        "n => document.querySelectorAll('.msg-assistant[data-id]:not([data-id=\"\"])').length >= n"
-        " && !document.querySelector('.msg.streaming')",
-        arg=count,
-    )
-    return pg.locator('.msg-assistant[data-id]:not([data-id=""])').nth(count - 1)
 
 
 RECORD_STREAM = """() => {
@@ -231,7 +209,7 @@ def test_phone_width_layout(browser: Any, server: str, api: httpx.Client):
                 {"role": "assistant", "content": "아빠 기다렸지! **오늘** 날씨 진짜 좋았어."},
             ]
         },
-    )
+    ).raise_for_status()
     context = browser.new_context(
         viewport={"width": 390, "height": 844},
         is_mobile=True,

@@ -7,13 +7,12 @@ Screenshots land in tests/artifacts/.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from support.page import ARTIFACTS
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 pytestmark = pytest.mark.slow  # a real model, a real server and a real browser
 BOX = "#strategy-params"
 
