@@ -149,7 +149,13 @@ class NumpyPrefiller:
         h = x + _lin(ly.wo, ly.bo, attn)
         gu = _lin(ly.wgu, ly.bgu, _rms_rows(h, ly.ffn_norm, ly.ffn_eps))
         g_, u = gu[:, : ly.hidden], gu[:, ly.hidden :]
-        act = g_ / (1.0 + np.exp(-g_)) * u
+        # g / (1 + exp(-g)) * u as the decode step computes it, in one buffer: T x hidden
+        # temporaries cost more than the exp at prompt sizes.
+        act = np.negative(g_)
+        np.exp(act, out=act)
+        act += 1.0
+        np.divide(g_, act, out=act)
+        act *= u
         return h + _lin(ly.wd, ly.bd, act)
 
     @staticmethod
@@ -176,10 +182,11 @@ class NumpyPrefiller:
         for i0 in range(0, t, _QUERY_BLOCK):
             i1 = min(t, i0 + _QUERY_BLOCK)
             n = pos + i1
-            mask = causal[i0:i1, None, :i1]
+            # Keys before the block's first query are visible to all of its queries.
+            mask = causal[i0:i1, None, i0:i1]
             for g in range(kvh):
                 scores = gemm(qg[g, i0:i1].reshape(-1, d), keys[g, :n], trans_b=True)
-                scores.reshape(i1 - i0, rep, n)[:, :, pos:] += mask
+                scores.reshape(i1 - i0, rep, n)[:, :, pos + i0 :] += mask
                 scores -= scores.max(axis=1, keepdims=True)
                 np.exp(scores, out=scores)
                 total = scores.sum(axis=1, keepdims=True)

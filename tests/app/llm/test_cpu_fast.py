@@ -121,7 +121,7 @@ def test_kv_cache_growth_trim_and_mlx_prefill_in_between(
             out.append(_logits(model, [first[i]], cache))
         for c in cache:
             c.trim(5)
-        out.append(_logits(model, turn, cache))  # multi-token: the MLX path
+        out.append(_logits(model, turn, cache))  # multi-token: the numpy prefill path on `fast`
         for i in range(4):
             out.append(_logits(model, [turn[i]], cache))
         assert all(c.offset == 250 + 12 - 5 + 40 + 4 for c in cache)
