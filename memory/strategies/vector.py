@@ -29,7 +29,7 @@ class RecallParams(EvictionParams):
         ge=1,
         description="cap on recalled turns in tokens (None: all the budget leaves). Recalled "
         "turns change every turn, so they are prefilled every turn: the cap bounds that cost "
-        "in large context windows (~15 s per turn for 2,048 tokens on a 2-core CPU)",
+        "in large context windows (~6 s per turn for 2,048 tokens on a 2-core CPU)",
     )
     neighbors: int = Field(
         default=0, ge=0, le=5, description="also show this many turns on each side of a hit"
