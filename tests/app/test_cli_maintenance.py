@@ -16,26 +16,19 @@ from memory.vector_index import IndexRecord, VectorIndex
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(f"sqlite:///{tmp_path / 'memento.db'}")
-    yield s  # type: ignore[misc]
-    s.close()
-
-
-@pytest.fixture
 def index(tmp_path: Path, mlx_worker: object) -> VectorIndex:
     return VectorIndex.open(tmp_path, None, MLXEmbedder(mlx_worker))  # type: ignore[arg-type]
 
 
 def turns(store: Store, user: str, sid: str, n: int) -> list[int]:
-    msgs = [NewMessage(role="user" if i % 2 == 0 else "assistant", content=f"turn {i} of {sid}")
-            for i in range(n)]
+    msgs = [
+        NewMessage(role="user" if i % 2 == 0 else "assistant", content=f"turn {i} of {sid}")
+        for i in range(n)
+    ]
     return [m.id for m in store.add_messages(user, sid, msgs)]
 
 
-def test_reindex_rebuilds_exactly_the_recalling_sessions(
-    store: Store, index: VectorIndex
-) -> None:
+def test_reindex_rebuilds_exactly_the_recalling_sessions(store: Store, index: VectorIndex) -> None:
     alice = store.get_or_create_user("alice").id
     bob = store.get_or_create_user("bob").id
     vec = store.create_session(alice, "assistant", "vector", {})
@@ -56,10 +49,12 @@ def test_reindex_rebuilds_exactly_the_recalling_sessions(
         # that no longer recalls, and a session deleted while the index was unreachable
         records = [IndexRecord(i, "user", "stale", vec.created_at) for i in buf_ids]
         await index.upsert(session_info(buf), records)
-        await index.upsert(session_info(gone), [IndexRecord(gone_ids[0], "user", "x",
-                                                            gone.created_at)])
-        await index.upsert(session_info(vec), [IndexRecord(vec_ids[1], "user", "x",
-                                                           vec.created_at)])
+        await index.upsert(
+            session_info(gone), [IndexRecord(gone_ids[0], "user", "x", gone.created_at)]
+        )
+        await index.upsert(
+            session_info(vec), [IndexRecord(vec_ids[1], "user", "x", vec.created_at)]
+        )
         store.delete_session(bob, gone.id)
 
         report = await reindex(store, index)

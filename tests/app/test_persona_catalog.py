@@ -3,8 +3,6 @@ built-in ids refused, uploads reloaded per owner on restart. Real persona files,
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from support.server import PERSONAS
 
@@ -23,13 +21,6 @@ def upload(pid: str, secret: str) -> dict[str, object]:
         "system_prompt": f"You are {pid}. {secret}",
         "pinned_facts": [secret],
     }
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(f"sqlite:///{tmp_path / 'memento.db'}")
-    yield s  # type: ignore[misc]
-    s.close()
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -57,13 +54,6 @@ def test_is_public(method: str, path: str, public: bool) -> None:
     assert is_public(method, path) is public
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    yield s
-    s.close()
-
-
 def make_client(store: Store | None) -> TestClient:
     async def whoami(request: Request) -> JSONResponse:
         user = getattr(request.state, "user", None)
@@ -72,8 +62,7 @@ def make_client(store: Store | None) -> TestClient:
     async def page(_: Request) -> PlainTextResponse:
         return PlainTextResponse("<html>")
 
-    app = Starlette(routes=[Route("/v1/me", whoami), Route("/healthz", whoami),
-                            Route("/", page)])
+    app = Starlette(routes=[Route("/v1/me", whoami), Route("/healthz", whoami), Route("/", page)])
     app.add_middleware(AuthMiddleware, store_of=lambda _: store)
     return TestClient(app)
 
@@ -83,7 +72,8 @@ def test_resolves_the_key_to_its_user(store: Store) -> None:
     _, key = store.create_api_key(alice.id)
     with make_client(store) as c:
         assert c.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).json() == {
-            "user": "alice"}
+            "user": "alice"
+        }
         r = c.get("/v1/me")
         assert r.status_code == 401
         assert r.json()["error"]["code"] == "unauthorized"
