@@ -17,8 +17,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from app.store.models import Message
@@ -31,7 +32,7 @@ class _Entry:
     top: int  # max id among them
 
 
-def _complete(session_id: str, after: int | None = None):  # type: ignore[no-untyped-def]
+def _complete(session_id: str, after: int | None = None) -> Select[Any]:
     q = select(Message.id, Message.role, Message.content, Message.tokens, Message.created_at)
     q = q.where(Message.session_id == session_id, Message.status == "complete")
     if after is not None:
