@@ -80,11 +80,13 @@ class Turn:
     _queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[TurnResult] | None = None
     settled: bool = False  # the reply row was finalized and the session lock released
+    _stopping: bool = False  # cancel() asked once, or generation is over: only bookkeeping left
 
     def push(self, text: str) -> None:
         self._queue.put_nowait(text)
 
     def end(self) -> None:
+        self._stopping = True
         self._queue.put_nowait(_END)
 
     def start(self, body: Coroutine[Any, Any, TurnResult]) -> None:
@@ -103,8 +105,11 @@ class Turn:
         return await asyncio.shield(self.task)
 
     def cancel(self) -> None:
-        """Stop generating; the task still stores the partial reply as interrupted."""
-        if self.task is not None and not self.task.done():
+        """Stop generating; the task still stores the partial reply as interrupted. Only the
+        first call acts, and none once generation is over: a second cancel (a client leaving,
+        then shutdown) would cut that bookkeeping short and leave the reply pending."""
+        if self.task is not None and not self.task.done() and not self._stopping:
+            self._stopping = True
             self.task.cancel()
 
     @property

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from app.turns import ReplyCheckpoints
+from app.turns import ReplyCheckpoints, Turn
 
 
 class Recorder:
@@ -125,3 +125,32 @@ async def test_no_new_text_no_write() -> None:
     await asyncio.sleep(0.01)
     await checkpoints.close()
     assert write.texts == ["same"]
+
+
+async def test_a_second_cancel_does_not_cut_the_replys_bookkeeping_short() -> None:
+    """A client leaving, then shutdown: the turn must still finish storing its reply."""
+    turn = Turn(session_id="s", message=None, reply=None, context=None, params=None)  # type: ignore[arg-type]
+    stored: list[str] = []
+    generating = asyncio.Event()
+    finalizing = asyncio.Event()
+
+    async def body() -> str:
+        try:
+            generating.set()
+            await asyncio.sleep(3600)  # generation, until cancelled
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        finally:
+            turn.end()
+        finalizing.set()
+        await asyncio.sleep(0.05)  # the final commit, in a thread in the service
+        stored.append("interrupted")
+        return "done"
+
+    turn.start(body())  # type: ignore[arg-type]
+    await generating.wait()
+    turn.cancel()
+    await finalizing.wait()
+    turn.cancel()  # shutdown's cancel lands while the reply is being stored
+    assert await turn.task == "done"  # type: ignore[misc]
+    assert stored == ["interrupted"]
