@@ -40,8 +40,14 @@ from pydantic import ConfigDict, Field
 
 from app.llm.types import Chunk, GenerationParams, Usage
 
-_ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant",
-          "system": "system", "developer": "system"}
+_ROLES = {
+    "human": "user",
+    "user": "user",
+    "ai": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+    "developer": "system",
+}
 
 
 def to_chat_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
@@ -60,8 +66,9 @@ def to_chat_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
             raise ValueError(
                 f"message {i}: {type(m).__name__} is not supported (system, human, ai only)"
             )
-        out.append({"role": role, "content": m.text if not isinstance(m.content, str)
-                    else m.content})
+        out.append(
+            {"role": role, "content": m.text if not isinstance(m.content, str) else m.content}
+        )
     return out
 
 

@@ -132,9 +132,7 @@ async def _start(services: Services) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     files = await _step(
         f"loading personas from {settings.personas_dir}",
-        lambda: asyncio.to_thread(
-            load_personas, settings.personas_dir, settings.max_persona_bytes
-        ),
+        lambda: asyncio.to_thread(load_personas, settings.personas_dir, settings.max_persona_bytes),
     )
     services.personas = PersonaCatalog(files, settings.max_persona_bytes)
 
@@ -187,7 +185,11 @@ async def _start(services: Services) -> None:
     e = services.engine
     log.info(
         "ready: model %s (%s, context %d tokens), store %s, vector %s",
-        e.model_id, e.backend, e.context_window, store.backend, vector_backend(services),
+        e.model_id,
+        e.backend,
+        e.context_window,
+        store.backend,
+        vector_backend(services),
     )
 
 
@@ -204,8 +206,10 @@ def vector_backend(services: Services) -> str:
     described = getattr(index, "backend", None) or getattr(index, "description", None)
     if described:
         return str(described)
-    return f"chroma ({services.settings.chroma_url})" if services.settings.chroma_url else (
-        "chroma (embedded)"
+    return (
+        f"chroma ({services.settings.chroma_url})"
+        if services.settings.chroma_url
+        else ("chroma (embedded)")
     )
 
 

@@ -9,7 +9,13 @@ from annotated_types import Interval
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.store.records import MessageStatus, Role
-from memory.types import Context, PinnedFact
+from memory.relationship import (
+    DEFAULT_RELATIONSHIP_TOKENS,
+    MAX_RELATIONSHIP_TOKENS,
+    RelationshipFact,
+    SessionGist,
+)
+from memory.types import Context, MemoryScope, PinnedFact
 
 # Integers from a request that reach the database (or the sampler's uint64 key) must fit a
 # signed 64-bit column: anything larger would raise OverflowError deep in the driver (a 500).
@@ -73,12 +79,26 @@ class MemoryConfig(BaseModel):
     budget_tokens: int | None = Field(
         default=None, ge=64, description="caps the assembled context below the model budget"
     )
+    scope: MemoryScope | None = Field(
+        default=None,
+        description="what the session remembers beyond itself: 'session' (nothing), 'persona' "
+        "(the relationship: every session of this user with this persona), 'user' (all of the "
+        "user's sessions); default: the persona's setting, else 'persona'",
+    )
+    relationship_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RELATIONSHIP_TOKENS,
+        description="cap on the relationship part (facts to remember always, gists of earlier "
+        f"sessions) in tokens; 0 leaves it out; default {DEFAULT_RELATIONSHIP_TOKENS}",
+    )
 
     def params(self) -> dict[str, Any]:
-        """Everything but the strategy name: budget_tokens and the strategy's own params."""
+        """Everything but the strategy name: the service's params and the strategy's own."""
         out = dict(self.model_extra or {})
-        if self.budget_tokens is not None:
-            out["budget_tokens"] = self.budget_tokens
+        for name in ("budget_tokens", "scope", "relationship_tokens"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
         return out
 
 
@@ -98,6 +118,8 @@ class SessionMemoryOut(BaseModel):
 
     strategy: str
     budget_tokens: int | None = None
+    scope: MemoryScope | None = None
+    relationship_tokens: int | None = None
 
 
 class SessionOut(BaseModel):
@@ -107,6 +129,11 @@ class SessionOut(BaseModel):
     memory: SessionMemoryOut
     created_at: datetime
     updated_at: datetime
+    greeting: str | None = Field(
+        default=None,
+        description="what the persona says first: her greeting for a user she knows (the "
+        "persona's returning_greeting) once the relationship holds anything, else her greeting",
+    )
 
 
 class SessionList(BaseModel):
@@ -200,6 +227,53 @@ class MemoryOut(BaseModel):
 class PinnedIn(BaseModel):
     text: str = Field(min_length=1, max_length=2000)
     id: str | None = Field(default=None, max_length=64)
+
+
+# -- relationships ------------------------------------------------------------------------------
+class RelationshipSessionOut(BaseModel):
+    """A session of the relationship: one the persona's memory of the user reaches."""
+
+    id: str
+    title: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class RelationshipOut(BaseModel):
+    persona: str
+    facts: list[RelationshipFact]
+    gists: list[SessionGist]
+    sessions: list[RelationshipSessionOut] = Field(default_factory=list)
+    recall_after_id: int = 0
+    updated_at: datetime | None = None
+
+
+class RelationshipList(BaseModel):
+    relationships: list[RelationshipOut]
+
+
+class FactIn(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
+    session_id: str | None = Field(
+        default=None, max_length=40, description="the session it was said or pinned in"
+    )
+
+
+class GistIn(BaseModel):
+    session_id: str = Field(min_length=1, max_length=40)
+    text: str = Field(max_length=4000, description="empty: the gist is dropped")
+
+
+class RelationshipPatch(BaseModel):
+    facts: list[FactIn] | None = Field(
+        default=None, max_length=200, description="replaces the facts to remember always"
+    )
+    gists: list[GistIn] | None = Field(
+        default=None,
+        max_length=500,
+        description="edits these sessions' gists (user-written "
+        "gists are never overwritten by extraction)",
+    )
 
 
 class MemoryPatch(BaseModel):

@@ -20,10 +20,12 @@ from app.config import Settings
 from app.errors import InvalidFieldError
 from app.llm.types import Engine
 from app.personas.model import Persona
+from app.relationships import Relationships
 from app.store.records import SessionRecord
 from app.store.repo import Store
 from memory import registry
-from memory.base import MemoryDeps, MemoryStrategy
+from memory.base import MemoryDeps, MemoryStrategy, without_forgotten
+from memory.relationship import MAX_RELATIONSHIP_TOKENS
 from memory.types import (
     AssembleRequest,
     Context,
@@ -35,8 +37,9 @@ from memory.types import (
 log = logging.getLogger(__name__)
 
 # Session params that belong to the service, not to the strategy.
-SERVICE_PARAMS = ("budget_tokens",)
+SERVICE_PARAMS = ("budget_tokens", "scope", "relationship_tokens")
 MIN_BUDGET = 32
+SCOPES = ("session", "persona", "user")
 
 
 def strategy_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +57,20 @@ def validate_memory(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
             f"budget_tokens must be an integer >= {MIN_BUDGET}, got {budget!r}",
             field="memory.budget_tokens",
         )
+    scope = params.get("scope")
+    if scope is not None and scope not in SCOPES:
+        raise InvalidFieldError(
+            f"scope must be one of {', '.join(SCOPES)}, got {scope!r}", field="memory.scope"
+        )
+    cap = params.get("relationship_tokens")
+    if cap is not None and (
+        not isinstance(cap, int) or isinstance(cap, bool) or not 0 <= cap <= MAX_RELATIONSHIP_TOKENS
+    ):
+        raise InvalidFieldError(
+            f"relationship_tokens must be an integer from 0 to {MAX_RELATIONSHIP_TOKENS}, "
+            f"got {cap!r}",
+            field="memory.relationship_tokens",
+        )
     try:
         registry.validate_params(strategy, strategy_params(params))
     except ValidationError as exc:
@@ -70,7 +87,7 @@ def validate_memory(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def session_info(session: SessionRecord) -> SessionInfo:
-    return SessionInfo(id=session.id, user_id=session.user_id, persona_id=session.persona_id)
+    return session.info()
 
 
 class SessionMemory:
@@ -80,6 +97,7 @@ class SessionMemory:
         self.settings, self.engine, self.store = settings, engine, store
         self.deps = MemoryDeps(llm=engine, recaller=recaller)
         self.recaller = recaller
+        self.relationships = Relationships(store)
         self._chains: dict[str, asyncio.Task[None]] = {}  # the last observer of each session
         self._unobserved: dict[str, list[StoredMessage]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -112,6 +130,10 @@ class SessionMemory:
     ) -> Context:
         """The Context for `content` now; pure (nothing stored). ContextOverflowError -> 413."""
         state, _ = await asyncio.to_thread(self.store.get_memory, session.user_id, session.id)
+        strategy = self.strategy(session)
+        lines, cap, scope = await self.relationships.context_inputs(
+            session, persona, strategy.uses_recall and self.recaller is not None
+        )
         req = AssembleRequest(
             session=session_info(session),
             system_prompt=persona.render_system_prompt(),
@@ -120,8 +142,11 @@ class SessionMemory:
             state=state,
             new_message=content,
             budget=self.budget(session, max_tokens),
+            scope=scope,
+            relationship=lines,
+            relationship_tokens=cap,
         )
-        result = self.strategy(session).assemble(req)
+        result = strategy.assemble(req)
         return await result if inspect.isawaitable(result) else result
 
     # -- observing -------------------------------------------------------------------------------
@@ -184,12 +209,14 @@ class SessionMemory:
         session = await asyncio.to_thread(self.store.get_session, session.user_id, session.id)
         strategy = self.strategy(session)
         history = await asyncio.to_thread(self.store.history, session.user_id, session.id)
-        state, version = await asyncio.to_thread(
-            self.store.get_memory, session.user_id, session.id
-        )
+        state, version = await asyncio.to_thread(self.store.get_memory, session.user_id, session.id)
         new_state = await strategy.observe(
             session_info(session), history, state, new_messages, context
         )
+        try:
+            await self.relationships.observed(session, without_forgotten(history, new_state))
+        except Exception:  # the gist catches up on the next turn or the next new session
+            log.exception("relationship gist update failed for session %s", session.id)
         if new_state == state:
             return
         # compare-and-swap: a user's PATCH in between wins and this observation is merged
@@ -210,6 +237,12 @@ class SessionMemory:
             await asyncio.to_thread(
                 self.store.save_memory, session.user_id, session.id, new_state, version
             )
+
+    async def forgot(self, session: SessionRecord) -> None:
+        """After the user made the session forget turns: its gist is extracted again."""
+        history = await asyncio.to_thread(self.store.history, session.user_id, session.id)
+        state, _ = await asyncio.to_thread(self.store.get_memory, session.user_id, session.id)
+        await self.relationships.rewrite_gist(session, without_forgotten(history, state))
 
     async def index_history(self, session: SessionRecord) -> None:
         """Put every stored message of the session in the vector index (strategy changes)."""

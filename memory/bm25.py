@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,6 +46,29 @@ def terms(text: str) -> list[str]:
             continue
         out.append(_stem(w))
     return out
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    """Document count, total length and document frequencies of a query's terms over several
+    BM25 indexes: scored with these, each index ranks its documents as one index over all of
+    them would (cross-session recall searches one index per session)."""
+
+    n: int
+    total: int
+    df: dict[str, int]
+
+    @classmethod
+    def of(cls, indexes: Iterable[BM25], query: str) -> CorpusStats:
+        qterms = set(terms(query))
+        n = total = 0
+        df: Counter[str] = Counter()
+        for ix in indexes:
+            n += len(ix.texts)
+            total += ix.total
+            for t in qterms:
+                df[t] += len(ix.postings.get(t, ()))
+        return cls(n, total, dict(df))
 
 
 class BM25:
@@ -102,14 +127,16 @@ class BM25:
         self.total -= int(self.lengths[row])
         self.lengths[row] = 0  # the row stays reserved for this id (an edit re-adds it)
 
-    def _scores(self, query: str) -> np.ndarray:
-        """BM25 score per row (0 where no query term occurs)."""
+    def _scores(self, query: str, corpus: CorpusStats | None = None) -> np.ndarray:
+        """BM25 score per row (0 where no query term occurs); `corpus`: the statistics of a
+        larger collection this index is part of (IDF and average length from there)."""
         n_rows, n = len(self.ids), len(self.texts)
         out = np.zeros(n_rows, dtype=np.float32)
         if not n:
             return out
         k1, b = self.k1, self.b
-        norm = k1 * (1 - b + b * self.lengths[:n_rows] / (self.total / n or 1.0))
+        n_all, total = (corpus.n, corpus.total) if corpus else (n, self.total)
+        norm = k1 * (1 - b + b * self.lengths[:n_rows] / (total / n_all or 1.0))
         for t, qn in Counter(terms(query)).items():
             plist = self.postings.get(t)
             if not plist:
@@ -122,7 +149,8 @@ class BM25:
                 )
                 self._arrays[t] = arrays
             rows, tf = arrays
-            idf = math.log(1.0 + (n - len(plist) + 0.5) / (len(plist) + 0.5)) * qn
+            df = corpus.df.get(t, len(plist)) if corpus else len(plist)
+            idf = math.log(1.0 + (n_all - df + 0.5) / (df + 0.5)) * qn
             out[rows] += idf * tf * (k1 + 1) / (tf + norm[rows])
         return out
 
@@ -130,9 +158,25 @@ class BM25:
         sc = self._scores(query)
         return {self.ids[r]: float(sc[r]) for r in np.nonzero(sc)[0]}  # type: ignore[misc]
 
-    def top(self, query: str, k: int, allowed: set[int] | None = None) -> list[int]:
+    def top(
+        self,
+        query: str,
+        k: int,
+        allowed: set[int] | None = None,
+        corpus: CorpusStats | None = None,
+    ) -> list[int]:
         """The k best-scoring doc ids (only those in `allowed`, when given); ties by id."""
-        sc = self._scores(query)
+        return [d for d, _ in self.top_scored(query, k, allowed, corpus)]
+
+    def top_scored(
+        self,
+        query: str,
+        k: int,
+        allowed: set[int] | None = None,
+        corpus: CorpusStats | None = None,
+    ) -> list[tuple[int, float]]:
+        """top() with each doc's score."""
+        sc = self._scores(query, corpus)
         hits = np.nonzero(sc)[0]
         if not len(hits) or k <= 0:
             return []
@@ -143,5 +187,5 @@ class BM25:
             hits = hits[np.argpartition(-sc[hits], want - 1)[:want]]
         ids = self.ids
         order = sorted(hits.tolist(), key=lambda r: (-sc[r], ids[r]))
-        out = [ids[r] for r in order if allowed is None or ids[r] in allowed]
+        out = [(ids[r], float(sc[r])) for r in order if allowed is None or ids[r] in allowed]
         return out[:k]  # type: ignore[return-value]

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, Field
 
-from memory.bm25 import BM25, STOPWORDS, terms
-from memory.types import SessionInfo, StoredMessage
+from memory.bm25 import BM25, STOPWORDS, CorpusStats, terms
+from memory.types import ScopeSession, SessionInfo, StoredMessage
 from memory.vector_index import IndexRecord, VectorIndex
 
 if TYPE_CHECKING:
@@ -145,7 +145,8 @@ class DenseCache:
             self.pos[self.ids[row]] = row
         self.ids.pop()
 
-    def top(self, query: np.ndarray, k: int, allowed: set[int]) -> list[int]:
+    def top(self, query: np.ndarray, k: int, allowed: set[int]) -> list[tuple[int, float]]:
+        """The k rows nearest `query` among `allowed` ids: (id, cosine), nearest first."""
         n = len(self.ids)
         if n == 0 or k <= 0:
             return []
@@ -159,7 +160,27 @@ class DenseCache:
         cand = np.argpartition(-scores, want - 1)[:want] if want < n else np.arange(n)
         cand = cand[np.argsort(-scores[cand], kind="stable")]
         ids = self.ids
-        return [ids[i] for i in cand if ids[i] in allowed][:k]
+        return [(ids[i], float(scores[i])) for i in cand if ids[i] in allowed][:k]
+
+
+def merge_top(lists: Sequence[Sequence[tuple[int, float]]], k: int) -> list[int]:
+    """The k best ids over several (id, score) lists, each already best first; ties by id."""
+    if len(lists) == 1:
+        return [d for d, _ in lists[0][:k]]
+    merged = sorted((x for lst in lists for x in lst), key=lambda x: (-x[1], x[0]))
+    return [d for d, _ in merged[:k]]
+
+
+@dataclass
+class _Source:
+    """One session recall searches: the asker's own or another in its memory scope."""
+
+    session: SessionInfo
+    st: _SessionState
+    turns: list[StoredMessage]
+    pos: dict[int, int]
+    changed: bool
+    allowed: set[int]
 
 
 @dataclass(frozen=True)
@@ -260,41 +281,70 @@ class HybridRecaller:
         history: Sequence[StoredMessage],
         exclude_ids: set[int],
         limit: int,
+        scope: Sequence[ScopeSession] = (),
     ) -> list[int]:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         if not query or not query.strip():
             raise ValueError("recall needs a non-empty query")
+        for other in scope:  # defence in depth: the service builds scopes from one user's rows
+            if other.session.user_id != session.user_id:
+                raise ValueError("a recall scope may only hold the asking user's sessions")
         p = self.params
-        st = self._state(session)
-        turns, pos, changed = self._turns(st, history)
-        allowed = pos.keys() - exclude_ids
-        if not allowed:
+        sources = [self._source(session, history, exclude_ids)]
+        sources += [self._source(o.session, o.history, exclude_ids) for o in scope]
+        if not any(s.allowed for s in sources):
             return []
-        # The query embeds on the MLX thread while the session syncs and BM25 scores here.
+        # The query embeds on the MLX thread while the sessions sync and BM25 scores here.
         embed = asyncio.ensure_future(self.index.embedder.embed([query])) if p.dense_k else None
         try:
-            if changed or len(st.lexical) != len(turns) or st.dense is None:
-                async with st.lock:
-                    try:
-                        await self._sync(session, st, turns)
-                    except BaseException:
-                        st.view = None  # the next recall rescans and retries
-                        raise
+            for src in sources:
+                st = src.st
+                if src.changed or len(st.lexical) != len(src.turns) or st.dense is None:
+                    async with st.lock:
+                        try:
+                            await self._sync(src.session, st, src.turns)
+                        except BaseException:
+                            st.view = None  # the next recall rescans and retries
+                            raise
             rankings: list[tuple[Sequence[int], float]] = []
             if p.lexical_k:
-                rankings.append((st.bm25.top(query, p.lexical_k, allowed), p.lexical_weight))
+                # one collection's statistics over all the sessions searched, so that each
+                # session's scores rank as one index over all of them would
+                corpus = CorpusStats.of((s.st.bm25 for s in sources), query) if scope else None
+                lists = [
+                    s.st.bm25.top_scored(query, p.lexical_k, s.allowed, corpus) for s in sources
+                ]
+                rankings.append((merge_top(lists, p.lexical_k), p.lexical_weight))
             if embed is not None:
                 qvec = np.asarray((await embed)[0], dtype=np.float32)
-                dense = st.dense.top(qvec, p.dense_k, allowed) if st.dense is not None else []
-                rankings.append((dense, p.dense_weight))
+                lists = [
+                    s.st.dense.top(qvec, p.dense_k, s.allowed)
+                    for s in sources
+                    if s.st.dense is not None
+                ]
+                rankings.append((merge_top(lists, p.dense_k), p.dense_weight))
         finally:
             if embed is not None and not embed.done():
                 embed.cancel()
         fused = rrf(rankings, p.rrf_k)
-        scores = spread_to_neighbours(fused, turns, p.neighbour_weights, p.neighbour_gap_s, pos)
-        ranked = sorted((d for d in scores if d in allowed), key=lambda d: (-scores[d], d))
+        scores: dict[int, float] = {}
+        for src in sources:  # neighbours are turns of the same session
+            mine = {d: s for d, s in fused.items() if d in src.pos}
+            if mine:
+                spread = spread_to_neighbours(
+                    mine, src.turns, p.neighbour_weights, p.neighbour_gap_s, src.pos
+                )
+                scores.update((d, s) for d, s in spread.items() if d in src.allowed)
+        ranked = sorted(scores, key=lambda d: (-scores[d], d))
         return ranked[:limit]
+
+    def _source(
+        self, session: SessionInfo, history: Sequence[StoredMessage], exclude: set[int]
+    ) -> _Source:
+        st = self._state(session)
+        turns, pos, changed = self._turns(st, history)
+        return _Source(session, st, turns, pos, changed, pos.keys() - exclude)
 
     # -- internals ----------------------------------------------------------------------------
     def _turns(

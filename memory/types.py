@@ -10,11 +10,21 @@ from pydantic import BaseModel, Field
 
 from app.llm.types import GenerationParams
 
-PartKind = Literal["persona", "pinned", "summary", "recalled", "recent", "new"]
+PartKind = Literal["persona", "pinned", "relationship", "summary", "recalled", "recent", "new"]
 # Recalled turns change every turn; after the recent buffer (which moves only in chunks) they
 # leave persona..recent a stable prefix the KV cache serves (hybrid reuse 24% -> 36% of prompt
-# tokens, benchmarks/cache_hits.py).
-PART_ORDER: tuple[PartKind, ...] = ("persona", "pinned", "summary", "recent", "recalled", "new")
+# tokens, benchmarks/cache_hits.py). The relationship memory changes only between sessions,
+# so it sits in the stable head, after the persona's own pinned facts.
+PART_ORDER: tuple[PartKind, ...] = (
+    "persona",
+    "pinned",
+    "relationship",
+    "summary",
+    "recent",
+    "recalled",
+    "new",
+)
+MemoryScope = Literal["session", "persona", "user"]
 
 
 class LLM(Protocol):
@@ -38,6 +48,7 @@ class StoredMessage(BaseModel):
     content: str
     tokens: int  # engine.count_message() of this message, computed once when stored
     created_at: datetime
+    session_id: str | None = None  # set on turns of another session (cross-session recall)
 
 
 class ContextMessage(BaseModel):
@@ -45,6 +56,8 @@ class ContextMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
     content: str
     created_at: datetime | None = None
+    # where a recalled turn or a relationship item came from, when not this session
+    session_id: str | None = None
 
 
 class ContextPart(BaseModel):
@@ -57,7 +70,7 @@ class ContextPart(BaseModel):
         """What the engine sees of this part. Recalled turns go in as one system message, one
         line each: a template wrapper per turn would cost ~5 tokens, a sixth of a typical turn,
         so joining fits ~15% more of them. The inspector still lists them one by one."""
-        if self.kind == "recalled" and self.messages:
+        if self.kind in ("recalled", "relationship") and self.messages:
             return [{"role": "system", "content": "\n".join(m.content for m in self.messages)}]
         return [{"role": m.role, "content": m.content} for m in self.messages]
 
@@ -97,6 +110,13 @@ class SessionInfo(BaseModel):
     persona_id: str
 
 
+class ScopeSession(BaseModel):
+    """Another session whose turns this one may recall (memory scopes, memory/relationship.py)."""
+
+    session: SessionInfo
+    history: list[StoredMessage]  # its completed turns minus what its user made it forget
+
+
 class AssembleRequest(BaseModel):
     session: SessionInfo
     system_prompt: str  # the persona, rendered
@@ -105,6 +125,11 @@ class AssembleRequest(BaseModel):
     state: MemoryState
     new_message: str
     budget: int  # max templated prompt tokens (context window - max new tokens, or lower)
+    # cross-session memory: other sessions' turns recall may search, and what the persona
+    # remembers of the user (rendered; the relationship part, its own token cap)
+    scope: list[ScopeSession] = Field(default_factory=list)
+    relationship: list[ContextMessage] = Field(default_factory=list)
+    relationship_tokens: int = 0
 
 
 class MemoryStrategyError(Exception):
@@ -132,8 +157,10 @@ class Recaller(Protocol):
         history: Sequence[StoredMessage],
         exclude_ids: set[int],
         limit: int,
+        scope: Sequence[ScopeSession] = (),
     ) -> list[int]:
-        """Message ids from `history`, most relevant first, none of `exclude_ids`."""
+        """Message ids from `history` and the scope's histories, most relevant first, none of
+        `exclude_ids`."""
         ...
 
     async def observe(self, session: SessionInfo, messages: Sequence[StoredMessage]) -> None:

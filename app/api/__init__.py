@@ -12,6 +12,7 @@ from app.api import (
     messages,
     openai_compat,
     personas,
+    relationships,
     sessions,
     strategies,
 )
@@ -25,5 +26,6 @@ ROUTERS: list[APIRouter] = [
     history.router,
     context.router,
     memory.router,
+    relationships.router,
     openai_compat.router,
 ]

@@ -18,7 +18,11 @@ router = APIRouter(prefix="/v1/sessions", tags=["memory"], responses=ERRORS)
 
 
 async def _memory_out(
-    user_id: str, session_id: str, store: StoreDep, chat: ChatDep, personas: PersonasDep,
+    user_id: str,
+    session_id: str,
+    store: StoreDep,
+    chat: ChatDep,
+    personas: PersonasDep,
     limit: int = 200,
 ) -> MemoryOut:
     session = await asyncio.to_thread(store.get_session, user_id, session_id)
@@ -99,29 +103,30 @@ async def patch_memory(
 @router.delete(
     "/{session_id}/memory/items/{message_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    description="Forget a stored turn: it leaves the vector index, is never recalled again, and "
-    "a summary that covered it is rebuilt without it. The message stays in the transcript.",
+    description="Forget a stored turn: it leaves the vector index, is never recalled again (in "
+    "any session), and a summary or gist that covered it is rebuilt without it. The message "
+    "stays in the transcript. A recalled turn of another of your sessions (memory scopes) is "
+    "forgotten in the session it belongs to.",
 )
 async def forget_item(
     session_id: str, message_id: DbId, user: CurrentUser, store: StoreDep, chat: ChatDep
 ) -> Response:
-    session = await asyncio.to_thread(store.get_session, user.id, session_id)
-    await asyncio.to_thread(store.get_message, user.id, session_id, message_id)  # 404 if unknown
+    await asyncio.to_thread(store.get_session, user.id, session_id)  # 404 if not the user's
+    owner = await asyncio.to_thread(store.message_session, user.id, message_id)
 
     def change(state: MemoryState) -> MemoryState:
         if message_id not in state.forgotten:
             state = state.model_copy(update={"forgotten": [*state.forgotten, message_id]})
         return invalidate_summary(state, [message_id])
 
-    await asyncio.to_thread(store.update_memory, user.id, session_id, change)
+    await asyncio.to_thread(store.update_memory, user.id, owner.id, change)
+    await chat.memory.forgot(owner)
     if chat.memory.recaller is not None:
-        await chat.memory.recaller.forget(session_info(session), [message_id])
+        await chat.memory.recaller.forget(session_info(owner), [message_id])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.delete(
-    "/{session_id}/memory/pinned/{fact_id}", status_code=status.HTTP_204_NO_CONTENT
-)
+@router.delete("/{session_id}/memory/pinned/{fact_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def unpin(session_id: str, fact_id: str, user: CurrentUser, store: StoreDep) -> Response:
     state, _ = await asyncio.to_thread(store.get_memory, user.id, session_id)
     if not any(p.id == fact_id for p in state.pinned):
@@ -154,6 +159,7 @@ async def reset_memory(
         return MemoryState(forgotten=sorted({*state.forgotten, *(m.id for m in history)}))
 
     await asyncio.to_thread(store.update_memory, user.id, session_id, change)
+    await chat.memory.forgot(session)
     if chat.memory.recaller is not None:
         await chat.memory.recaller.forget(session_info(session))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

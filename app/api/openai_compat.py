@@ -157,9 +157,15 @@ def finish_of(reason: str | None) -> Literal["stop", "length"]:
     return "length" if reason == "length" else "stop"
 
 
-def chunk_json(cid: str, created: int, model: str, delta: dict[str, Any],
-               finish: str | None = None, usage: CompletionUsage | None = None,
-               choices: bool = True) -> bytes:
+def chunk_json(
+    cid: str,
+    created: int,
+    model: str,
+    delta: dict[str, Any],
+    finish: str | None = None,
+    usage: CompletionUsage | None = None,
+    choices: bool = True,
+) -> bytes:
     body: dict[str, Any] = {
         "id": cid,
         "object": "chat.completion.chunk",
@@ -188,8 +194,11 @@ class _Out:
 @router.get("/models", response_model=ModelList)
 async def list_models(engine: EngineDep) -> ModelList:
     return ModelList(
-        data=[ModelCard(id=engine.model_id, created=int(time.time()),
-                        context_window=engine.context_window)]
+        data=[
+            ModelCard(
+                id=engine.model_id, created=int(time.time()), context_window=engine.context_window
+            )
+        ]
     )
 
 
@@ -251,13 +260,12 @@ async def chat_completions(
         if result.error is not None:
             raise EngineUnavailableError(f"generation failed: {result.error}")
         response.headers.update(headers)
-        return _completion(cid, created, model,
-                           _Out(result.reply.content, result.usage, result.finish_reason))
+        return _completion(
+            cid, created, model, _Out(result.reply.content, result.usage, result.finish_reason)
+        )
 
     # stateless: exactly the given messages
-    params = options.params(
-        {}, min(settings.default_max_tokens, settings.max_tokens_limit)
-    )
+    params = options.params({}, min(settings.default_max_tokens, settings.max_tokens_limit))
     for i, m in enumerate(messages):
         if m["content"]:
             chat.check_content(m["content"], field=f"messages.{i}.content")
@@ -290,8 +298,9 @@ def _completion(cid: str, created: int, model: str, out: _Out) -> ChatCompletion
         id=cid,
         created=created,
         model=model,
-        choices=[Choice(message=AssistantMessage(content=out.text),
-                        finish_reason=finish_of(out.finish))],
+        choices=[
+            Choice(message=AssistantMessage(content=out.text), finish_reason=finish_of(out.finish))
+        ],
         usage=usage_of(out.usage),
     )
 

@@ -17,7 +17,7 @@ from app.store.transfer import SessionExport, parse_export
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=ERRORS)
 
 
-def session_out(s: SessionRecord) -> SessionOut:
+def session_out(s: SessionRecord, greeting: str | None = None) -> SessionOut:
     return SessionOut.model_validate(
         {
             "id": s.id,
@@ -26,8 +26,15 @@ def session_out(s: SessionRecord) -> SessionOut:
             "memory": {"strategy": s.strategy, **s.params},
             "created_at": s.created_at,
             "updated_at": s.updated_at,
+            "greeting": greeting,
         }
     )
+
+
+async def with_greeting(record: SessionRecord, chat: ChatDep, personas: PersonasDep) -> SessionOut:
+    """One session with the greeting her relationship with the user calls for."""
+    persona = personas.get(record.persona_id)
+    return session_out(record, await chat.memory.relationships.greeting(record, persona))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionOut)
@@ -37,6 +44,7 @@ async def create_session(
     store: StoreDep,
     personas: PersonasDep,
     settings: SettingsDep,
+    chat: ChatDep,
 ) -> SessionOut:
     persona = personas.get(body.persona)
     strategy = body.memory.strategy or persona.memory.strategy
@@ -54,7 +62,10 @@ async def create_session(
         body.title,
         max_sessions=settings.max_sessions_per_user,
     )
-    return session_out(record)
+    # a new conversation begins: for the user the others have ended, so their gists are
+    # brought up to date before her greeting and first reply read them
+    await chat.memory.relationships.refresh_gists(user.id, persona.id, exclude=record.id)
+    return await with_greeting(record, chat, personas)
 
 
 @router.get("", response_model=SessionList)
@@ -69,8 +80,11 @@ async def list_sessions(
 
 
 @router.get("/{session_id}", response_model=SessionOut)
-async def get_session(session_id: str, user: CurrentUser, store: StoreDep) -> SessionOut:
-    return session_out(await asyncio.to_thread(store.get_session, user.id, session_id))
+async def get_session(
+    session_id: str, user: CurrentUser, store: StoreDep, chat: ChatDep, personas: PersonasDep
+) -> SessionOut:
+    record = await asyncio.to_thread(store.get_session, user.id, session_id)
+    return await with_greeting(record, chat, personas)
 
 
 @router.patch("/{session_id}", response_model=SessionOut)
@@ -99,9 +113,7 @@ async def patch_session(
         new = chat.memory.strategy(record)
         if getattr(new, "uses_recall", False):
             # a session that turns to recall needs its past in the index
-            chat.memory.background(
-                chat.memory.index_history(record), name=f"index-{record.id}"
-            )
+            chat.memory.background(chat.memory.index_history(record), name=f"index-{record.id}")
     return session_out(record)
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.personas.errors import PersonaError
-from memory.types import PinnedFact
+from memory.types import MemoryScope, PinnedFact
 
 __all__ = ["DialogueLine", "Persona", "PersonaError", "PersonaGeneration", "PersonaMemory"]
 
@@ -30,6 +30,8 @@ class DialogueLine(_Strict):
 class PersonaMemory(_Strict):
     strategy: StrategyName = "summary_buffer"
     params: dict[str, Any] = Field(default_factory=dict)
+    # what her sessions remember beyond themselves (a session's own `scope` param wins)
+    scope: MemoryScope = "persona"
 
 
 class PersonaGeneration(_Strict):
@@ -46,6 +48,8 @@ class Persona(_Strict):
     description: str = ""  # a blurb for listings; the model sees system_prompt
     system_prompt: str = Field(min_length=1)
     greeting: str = ""
+    # said instead of `greeting` to a user she already knows (the relationship holds anything)
+    returning_greeting: str = ""
     example_dialogue: list[DialogueLine] = Field(default_factory=list)
     pinned_facts: list[str] = Field(default_factory=list)  # always in context, never summarized
     style_rules: list[str] = Field(default_factory=list)  # how to speak; pinned like facts

@@ -98,7 +98,9 @@ class AuthMiddleware:
         key = bearer_token(scope.get("headers", []))
         if key is None:
             await send_error(
-                send, 401, "unauthorized",
+                send,
+                401,
+                "unauthorized",
                 "missing API key: send 'Authorization: Bearer <key>' (create one with "
                 "`memento keys create --user NAME`)",
                 "authorization",
@@ -112,7 +114,11 @@ class AuthMiddleware:
         user = await asyncio.to_thread(store.verify_api_key, key)
         if user is None:
             await send_error(
-                send, 401, "unauthorized", "invalid or revoked API key", "authorization",
+                send,
+                401,
+                "unauthorized",
+                "invalid or revoked API key",
+                "authorization",
                 [(b"www-authenticate", b'Bearer realm="memento", error="invalid_token"')],
             )
             return

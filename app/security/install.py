@@ -96,8 +96,10 @@ def _document(app: FastAPI, settings: Settings) -> None:
                     op["security"] = [{"bearer": []}]
                     responses.setdefault(
                         "401",
-                        {"description": "missing, invalid or revoked API key",
-                         "content": json_error},
+                        {
+                            "description": "missing, invalid or revoked API key",
+                            "content": json_error,
+                        },
                     )
         app.openapi_schema = schema
         return schema

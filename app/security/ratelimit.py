@@ -127,10 +127,13 @@ class RateLimitMiddleware:
         wait = self.limiter.take(user, per_minute)
         if wait > 0:
             await send_error(
-                send, 429, "rate_limited",
+                send,
+                429,
+                "rate_limited",
                 f"rate limit exceeded: at most {per_minute} requests per minute per user "
                 f"(MEMENTO_RATE_LIMIT_PER_MINUTE); retry in {math.ceil(wait)} s",
-                None, [(b"retry-after", retry_after(wait))],
+                None,
+                [(b"retry-after", retry_after(wait))],
             )
             return
         if scope["method"] in READS:
@@ -138,10 +141,13 @@ class RateLimitMiddleware:
             return
         if not self.limiter.enter(user, concurrent):
             await send_error(
-                send, 429, "too_many_concurrent",
+                send,
+                429,
+                "too_many_concurrent",
                 f"concurrency limit exceeded: at most {concurrent} requests in flight per user "
                 "(MEMENTO_MAX_CONCURRENT_PER_USER); wait for one to finish",
-                None, [(b"retry-after", b"1")],
+                None,
+                [(b"retry-after", b"1")],
             )
             return
         try:

@@ -60,14 +60,34 @@ class HistoryCache:
 
     def read(self, db: Session, session_id: str) -> list[StoredMessage]:
         """The session's complete messages, oldest first (the caller checked ownership)."""
-        with self._lock:
-            entry = self._entries.get(session_id)
-            generation = self._generation.get(session_id, 0)
         count, top = db.execute(
             select(func.count(Message.id), func.max(Message.id)).where(
                 Message.session_id == session_id, Message.status == "complete"
             )
         ).one()
+        return self._read(db, session_id, count, top)
+
+    def read_many(self, db: Session, session_ids: list[str]) -> dict[str, list[StoredMessage]]:
+        """read() of several sessions with one aggregate query for all of their checks (a
+        recall over a user's 100 sessions would otherwise pay 100 round trips every turn)."""
+        if not session_ids:
+            return {}
+        marks = {
+            sid: (count, top)
+            for sid, count, top in db.execute(
+                select(Message.session_id, func.count(Message.id), func.max(Message.id))
+                .where(Message.session_id.in_(session_ids), Message.status == "complete")
+                .group_by(Message.session_id)
+            )
+        }
+        return {sid: self._read(db, sid, *marks.get(sid, (0, None))) for sid in session_ids}
+
+    def _read(
+        self, db: Session, session_id: str, count: int, top: int | None
+    ) -> list[StoredMessage]:
+        with self._lock:
+            entry = self._entries.get(session_id)
+            generation = self._generation.get(session_id, 0)
         if entry is not None and count == len(entry.messages) and top == (entry.top or None):
             self.hits += 1
             return list(entry.messages)

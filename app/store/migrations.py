@@ -230,10 +230,27 @@ def _step_4(conn: Connection) -> None:
     )
 
 
+def _step_5(conn: Connection) -> None:
+    # cross-session memory: a relationship per (user, persona), and the sessions of a pair
+    # found by index (every recall with a memory scope lists them)
+    md = _v1_metadata()  # knows "users", which the foreign key names (v2-v4 left it alone)
+    Table(
+        "relationships",
+        md,
+        Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+        Column("persona_id", String(100), primary_key=True),
+        Column("data", JSONType, nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    ).create(conn)
+    conn.execute(text("CREATE INDEX ix_sessions_user_persona ON sessions (user_id, persona_id)"))
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "api_keys.last_used_at; index sessions(user_id, updated_at)", _step_2),
     Step(3, "personas keyed by (user_id, id): uploads are private to their uploader", _step_3),
     Step(4, "index messages(session_id, status, id) for the history cache check", _step_4),
+    Step(5, "relationships (memory across sessions); index sessions(user_id, persona_id)", _step_5),
 )
 CURRENT_VERSION = STEPS[-1].version if STEPS else 1
 

@@ -94,7 +94,10 @@ class ChatSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (Index("ix_sessions_user_updated", "user_id", "updated_at"),)  # schema v2
+    __table_args__ = (
+        Index("ix_sessions_user_updated", "user_id", "updated_at"),  # schema v2
+        Index("ix_sessions_user_persona", "user_id", "persona_id"),  # schema v5: memory scopes
+    )
 
 
 class Message(Base):
@@ -143,6 +146,21 @@ class UploadedPersona(Base):
     format: Mapped[str] = mapped_column(String(16))  # "yaml" | "json" | "card"
     source: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Relationship(Base):
+    """What a persona remembers of a user across sessions (schema v5):
+    memory.relationship.RelationshipState as JSON."""
+
+    __tablename__ = "relationships"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    persona_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

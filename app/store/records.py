@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from memory.types import StoredMessage
+from memory.types import SessionInfo, StoredMessage
 
 # The one definition of these: the API's schemas (app/schemas.py) import them.
 MessageStatus = Literal["complete", "interrupted", "error", "pending"]
@@ -39,6 +39,10 @@ class SessionRecord(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
+
+    def info(self) -> SessionInfo:
+        """What memory needs to know of the session (its owner and persona)."""
+        return SessionInfo(id=self.id, user_id=self.user_id, persona_id=self.persona_id)
 
 
 class MessageRecord(BaseModel):

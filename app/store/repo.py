@@ -35,6 +35,7 @@ from app.store.records import (
     SessionRecord,
     UserRecord,
 )
+from app.store.relationships import RelationshipsMixin
 from app.store.rows import (
     count_sessions,
     message_record,
@@ -50,7 +51,7 @@ __all__ = ["LOCAL_USER", "Store", "new_id"]
 LOCAL_USER = "local"  # the single user when auth is off
 
 
-class Store(MessagesMixin, KeysMixin):
+class Store(MessagesMixin, RelationshipsMixin, KeysMixin):
     """Persistence for Memento. `Store(url)` connects and migrates the schema to current."""
 
     def __init__(self, url: str, *, migrate_schema: bool = True, echo: bool = False):
@@ -203,11 +204,18 @@ class Store(MessagesMixin, KeysMixin):
             return session_record(row)
 
     def delete_session(self, user_id: str, session_id: str) -> None:
-        """Delete the session with its messages, contexts and memory (FK cascade)."""
+        """Delete the session with its messages, contexts and memory (FK cascade), and its
+        gist from the relationship (its turns leave every scope with its messages)."""
         with self._tx() as db:
             row = own(db, user_id, session_id)
+            persona_id = row.persona_id
             db.execute(delete(ChatSession).where(ChatSession.id == row.id))
         self.history_cache.invalidate(session_id)
+        self.update_relationship(
+            user_id,
+            persona_id,
+            lambda r: r.without_session(session_id) if r.gist(session_id) else None,
+        )
 
     # ---- export / import ---------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from memory.types import (
 )
 
 RECALL_HEADER = "Earlier in this conversation:\n"
+SCOPE_HEADER = "From your earlier conversations:\n"
 _MEMO_SIZE = 512
 _memos: weakref.WeakKeyDictionary[object, OrderedDict[tuple[str, str], int]] = (
     weakref.WeakKeyDictionary()
@@ -63,11 +64,28 @@ class Frame:
     persona: ContextPart
     pinned: ContextPart | None
     new: ContextPart
+    relationship: ContextPart | None = None
+    # turns of the other sessions in the memory scope, by id (built on first use)
+    _scope_turns: dict[int, StoredMessage] | None = None
 
     @property
     def remaining(self) -> int:
         fixed = self.overhead + self.persona.tokens + self.new.tokens
-        return self.req.budget - fixed - (self.pinned.tokens if self.pinned else 0)
+        optional = sum(p.tokens for p in (self.pinned, self.relationship) if p is not None)
+        return self.req.budget - fixed - optional
+
+    def turn(self, message_id: int) -> StoredMessage | None:
+        """A recallable turn by id: this session's (not forgotten) or a scope session's."""
+        p = position_of(self.history, message_id)
+        if p < len(self.history) and self.history[p].id == message_id:
+            return self.history[p]
+        if self._scope_turns is None:
+            self._scope_turns = {
+                m.id: m.model_copy(update={"session_id": s.session.id})
+                for s in self.req.scope
+                for m in s.history
+            }
+        return self._scope_turns.get(message_id)
 
 
 def rendered_part(llm: LLM, kind: str, role: str, content: str) -> ContextPart:
@@ -103,7 +121,24 @@ def start_frame(llm: LLM, req: AssembleRequest) -> Frame:
     if frame.remaining < 0:
         what = "message with the pinned facts" if frame.pinned else "message"
         raise ContextOverflowError(req.budget - frame.remaining, req.budget, what)
+    frame.relationship = relationship_part(
+        llm, req.relationship, min(req.relationship_tokens, frame.remaining)
+    )
     return frame
+
+
+def relationship_part(llm: LLM, lines: Sequence[ContextMessage], limit: int) -> ContextPart | None:
+    """The longest prefix of the relationship lines (most important first) within `limit`."""
+    if limit <= 0 or not lines:
+        return None
+    best: ContextPart | None = None
+    for n in range(1, len(lines) + 1):
+        part = ContextPart(kind="relationship", tokens=0, messages=list(lines[:n]))
+        part.tokens = count_message(llm, "system", part.to_messages()[0]["content"])
+        if part.tokens > limit:
+            break
+        best = part
+    return best
 
 
 def stored_message(m: StoredMessage, content: str | None = None) -> ContextMessage:
@@ -154,14 +189,20 @@ def recall_line(m: StoredMessage, with_date: bool) -> str:
 def render_recalled(chosen: Sequence[StoredMessage]) -> list[ContextMessage]:
     """Recalled turns in their original order, one line each carrying its id (the engine sees
     them joined into one system message: ContextPart.to_messages); the date is written when it
-    changes (dates cost ~12 tokens with per-digit tokenizers)."""
+    changes (dates cost ~12 tokens with per-digit tokenizers). Turns of earlier sessions come
+    first under their own header, so neither the model nor the user takes then for now."""
     out: list[ContextMessage] = []
-    last_date = None
-    for i, m in enumerate(sorted(chosen, key=lambda m: m.id)):
-        date = m.created_at.date()
-        line = recall_line(m, with_date=date != last_date)
-        last_date = date
-        out.append(stored_message(m, (RECALL_HEADER if i == 0 else "") + line))
+    earlier = sorted((m for m in chosen if m.session_id), key=lambda m: m.id)
+    own = sorted((m for m in chosen if not m.session_id), key=lambda m: m.id)
+    for header, group in ((SCOPE_HEADER, earlier), (RECALL_HEADER, own)):
+        last_date = last_session = None
+        for i, m in enumerate(group):
+            date = m.created_at.date()
+            line = recall_line(m, with_date=date != last_date or m.session_id != last_session)
+            last_date, last_session = date, m.session_id
+            msg = stored_message(m, (header if i == 0 else "") + line)
+            msg.session_id = m.session_id
+            out.append(msg)
     return out
 
 
@@ -174,7 +215,6 @@ def recalled_part(
     and a line break), then the chosen part is counted exactly in one templating call; an
     estimate that BPE merges proved short drops the least relevant turn and recounts.
     """
-    history = frame.history
     if limit <= 0 or not ranked_ids:
         return None
     empty = count_message(llm, "system", "")
@@ -185,11 +225,10 @@ def recalled_part(
     chosen: list[StoredMessage] = []
     seen: set[int] = set()
     for mid in ranked_ids:
-        p = position_of(history, mid)
-        if mid in seen or p >= len(history) or history[p].id != mid:
+        m = frame.turn(mid) if mid not in seen else None
+        if m is None:
             continue  # unknown or forgotten id: never shown
         seen.add(mid)
-        m = history[p]
         if m.role not in line_cost:  # prefix + line break - the stored message's wrapper
             prefix = count_message(llm, "system", "\n" + recall_prefix(m, True)) - empty
             line_cost[m.role] = prefix - count_message(llm, m.role, "")
@@ -209,7 +248,7 @@ def recalled_part(
 
 def finish(frame: Frame, *parts: ContextPart | None) -> Context:
     """Order the parts, total them exactly, and check the budget (a miss here is a bug)."""
-    present = [frame.persona, frame.pinned, *parts, frame.new]
+    present = [frame.persona, frame.pinned, frame.relationship, *parts, frame.new]
     ordered = sorted((p for p in present if p is not None), key=lambda p: PART_ORDER.index(p.kind))
     total = frame.overhead + sum(p.tokens for p in ordered)
     if total > frame.req.budget:

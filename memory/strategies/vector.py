@@ -46,6 +46,7 @@ def with_neighbors(
     for mid in ranked:
         p = position_of(history, mid)
         if p >= len(history) or history[p].id != mid:
+            out.append(mid)  # another session's turn (memory scope): no neighbours here
             continue
         for q in [p, *(x for d in range(1, n + 1) for x in (p - d, p + d))]:
             if 0 <= q < len(history) and history[q].id not in exclude:
@@ -64,11 +65,12 @@ class RecallingStrategy(BufferedStrategy):
     ) -> ContextPart | None:
         p: RecallParams = self.params  # type: ignore[assignment]
         limit = min(available, p.recall_max_tokens or available)
-        if limit <= 0 or not frame.history or not frame.req.new_message.strip():
-            return None  # nothing to search with (recallers refuse an empty query)
-        exclude = {m.id for m in recent} | set(frame.req.state.forgotten)
+        req = frame.req
+        if limit <= 0 or not (frame.history or req.scope) or not req.new_message.strip():
+            return None  # nothing to search (recallers refuse an empty query)
+        exclude = {m.id for m in recent} | set(req.state.forgotten)
         ranked = await self.deps.recaller.recall(  # type: ignore[union-attr]
-            frame.req.session, frame.req.new_message, frame.history, exclude, p.recall_k
+            req.session, req.new_message, frame.history, exclude, p.recall_k, req.scope
         )
         ranked = [i for i in ranked if i not in exclude]
         ranked = with_neighbors(frame.history, ranked, p.neighbors, exclude)

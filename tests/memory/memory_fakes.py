@@ -54,12 +54,13 @@ class FakeRecaller:
         self.forgotten: list[int] = []
         self.queries: list[tuple[str, set[int], int]] = []
 
-    async def recall(self, session, query, history, exclude_ids, limit):  # type: ignore[no-untyped-def]
+    async def recall(self, session, query, history, exclude_ids, limit, scope=()):  # type: ignore[no-untyped-def]
         self.queries.append((query, set(exclude_ids), limit))
         q = set(query.lower().split())
+        turns = [*history, *(m for s in scope for m in s.history)]
         scored = [
             (len(q & set(m.content.lower().split())), m.id)
-            for m in history
+            for m in turns
             if m.id not in exclude_ids
         ]
         scored.sort(key=lambda s: (-s[0], -s[1]))

@@ -257,6 +257,7 @@ def test_upgraded_schema_equals_fresh_schema(db_url: str, make_store) -> None:  
             "api_keys",
             "sessions",
             "personas",
+            "relationships",
             "users",
             "schema_version",
         ):

@@ -1,0 +1,179 @@
+"""Relationships (what a persona remembers of a user across sessions) and the sessions of a
+memory scope (mixed into Store)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app.store.errors import NotFound
+from app.store.history import HistoryCache
+from app.store.models import ChatSession, Message, Relationship, utcnow
+from app.store.records import SessionRecord
+from app.store.rows import session_record
+from memory.relationship import RelationshipState
+from memory.types import MemoryScope, MemoryState, StoredMessage
+
+
+@dataclass(frozen=True)
+class ScopeHistory:
+    """Another session of a memory scope: its record and its recallable turns (completed, not
+    forgotten by its user, newer than the relationship's last wipe)."""
+
+    session: SessionRecord
+    history: list[StoredMessage]
+
+
+@dataclass(frozen=True)
+class RelationshipRecord:
+    persona_id: str
+    state: RelationshipState
+    updated_at: datetime | None
+
+
+class RelationshipsMixin:
+    """Needs `_tx()`, `_read()` and `history_cache` from Store."""
+
+    history_cache: HistoryCache
+
+    if TYPE_CHECKING:
+
+        def _tx(self) -> AbstractContextManager[Session]: ...
+        def _read(self) -> AbstractContextManager[Session]: ...
+
+    # ---- relationships -------------------------------------------------------------------
+
+    def get_relationship(self, user_id: str, persona_id: str) -> RelationshipState:
+        """The (user, persona) relationship; empty when they have none yet."""
+        with self._read() as db:
+            row = db.get(Relationship, (user_id, persona_id))
+            return RelationshipState.model_validate(row.data if row else {})
+
+    def list_relationships(self, user_id: str) -> list[RelationshipRecord]:
+        """The user's relationships that hold anything, plus one for every persona the user
+        has sessions with."""
+        with self._read() as db:
+            rows = {
+                r.persona_id: r
+                for r in db.scalars(select(Relationship).where(Relationship.user_id == user_id))
+            }
+            personas = set(
+                db.scalars(
+                    select(ChatSession.persona_id).where(ChatSession.user_id == user_id).distinct()
+                )
+            )
+            return [
+                RelationshipRecord(
+                    persona_id=p,
+                    state=RelationshipState.model_validate(rows[p].data if p in rows else {}),
+                    updated_at=rows[p].updated_at if p in rows else None,
+                )
+                for p in sorted(personas | rows.keys())
+            ]
+
+    def update_relationship(
+        self,
+        user_id: str,
+        persona_id: str,
+        change: Callable[[RelationshipState], RelationshipState | None],
+    ) -> RelationshipState:
+        """Read-modify-write of the relationship under a row lock (created on first write).
+        `change` returns the new state, or None to leave it as it is."""
+        with self._tx() as db:
+            row = db.scalar(
+                select(Relationship)
+                .where(Relationship.user_id == user_id, Relationship.persona_id == persona_id)
+                .with_for_update()
+            )
+            state = RelationshipState.model_validate(row.data if row else {})
+            new = change(state)
+            if new is None or new == state:
+                return state
+            data = new.model_dump(mode="json")
+            if row is None:
+                db.add(
+                    Relationship(
+                        user_id=user_id,
+                        persona_id=persona_id,
+                        data=data,
+                        version=1,
+                        updated_at=utcnow(),
+                    )
+                )
+            else:
+                row.data, row.version, row.updated_at = data, row.version + 1, utcnow()
+            return new
+
+    def delete_relationship(self, user_id: str, persona_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                delete(Relationship).where(
+                    Relationship.user_id == user_id, Relationship.persona_id == persona_id
+                )
+            )
+
+    # ---- memory scopes ------------------------------------------------------------------
+
+    def scope_sessions(
+        self, user_id: str, persona_id: str, scope: MemoryScope, exclude: str | None = None
+    ) -> list[tuple[SessionRecord, MemoryState]]:
+        """The user's other sessions a session of `persona_id` may recall from: those with
+        the same persona ("persona"), or all of the user's ("user"); none for "session".
+        Never another user's: the user id is in the query itself."""
+        if scope == "session":
+            return []
+        q = select(ChatSession).where(ChatSession.user_id == user_id)
+        if scope == "persona":
+            q = q.where(ChatSession.persona_id == persona_id)
+        if exclude is not None:
+            q = q.where(ChatSession.id != exclude)
+        with self._read() as db:
+            rows = db.scalars(q.order_by(ChatSession.created_at, ChatSession.id))
+            return [(session_record(r), MemoryState.model_validate(r.memory or {})) for r in rows]
+
+    def scope_histories(
+        self,
+        user_id: str,
+        persona_id: str,
+        scope: MemoryScope,
+        exclude: str | None = None,
+        after_id: int = 0,
+    ) -> list[ScopeHistory]:
+        """scope_sessions() with each one's recallable turns (history cache, one check query)."""
+        sessions = self.scope_sessions(user_id, persona_id, scope, exclude)
+        if not sessions:
+            return []
+        with self._read() as db:
+            histories = self.history_cache.read_many(db, [s.id for s, _ in sessions])
+        out = []
+        for record, state in sessions:
+            turns = histories.get(record.id, [])
+            forgotten = set(state.forgotten)
+            if forgotten or after_id:
+                turns = [m for m in turns if m.id > after_id and m.id not in forgotten]
+            out.append(ScopeHistory(record, turns))
+        return out
+
+    def message_session(self, user_id: str, message_id: int) -> SessionRecord:
+        """The user's session that holds the message (a recalled turn of another session is
+        forgotten there); NotFound for a message of no session of this user."""
+        with self._read() as db:
+            row = db.scalar(
+                select(ChatSession)
+                .join(Message, Message.session_id == ChatSession.id)
+                .where(Message.id == message_id, ChatSession.user_id == user_id)
+            )
+            if row is None:
+                raise NotFound("message", message_id)
+            return session_record(row)
+
+    def max_message_id(self) -> int:
+        """The newest message id of the whole store (a wipe's mark: ids only grow)."""
+        with self._read() as db:
+            return int(db.scalar(select(func.max(Message.id))) or 0)
