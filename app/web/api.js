@@ -83,6 +83,11 @@ export const api = {
   memory: (id) => request("GET", `${sessionPath(id)}/memory`),
   updateMemory: (id, body) => request("PATCH", `${sessionPath(id)}/memory`, body),
   forget: (id, itemPath) => request("DELETE", `${sessionPath(id)}/memory/${itemPath}`),
+  relationship: (persona) => request("GET", `/v1/relationships/${enc(persona)}`),
+  rememberAlways: (persona, body) =>
+    request("POST", `/v1/relationships/${enc(persona)}/facts`, body),
+  forgetRelationship: (persona, itemPath) =>
+    request("DELETE", `/v1/relationships/${enc(persona)}/${itemPath}`),
 };
 
 // Lists may come bare or wrapped ({sessions: [...]}); accept both.

@@ -27,9 +27,11 @@ export function renderChat() {
     return;
   }
   const persona = state.personas.get(sessionPersona(state.session));
-  // the greeting opens every chat; it is shown, not stored (unless the server stored it first)
-  if (persona?.greeting && state.messages[0]?.content !== persona.greeting) {
-    box.append(bubble({ role: "assistant", content: persona.greeting, greeting: true }));
+  // the greeting opens every chat; it is shown, not stored (unless the server stored it first).
+  // The session's own greeting is the one her relationship with the user calls for.
+  const greeting = state.session.greeting || persona?.greeting;
+  if (greeting && state.messages[0]?.content !== greeting) {
+    box.append(bubble({ role: "assistant", content: greeting, greeting: true }));
   }
   for (const m of state.messages) box.append(bubble(m));
   scrollDown(true);

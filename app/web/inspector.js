@@ -3,11 +3,13 @@
 
 import { clear, formatTime, h, langOf, preview } from "./dom.js";
 
-export const PART_KINDS = ["persona", "pinned", "summary", "recent", "recalled", "new"];
+export const PART_KINDS =
+  ["persona", "pinned", "relationship", "summary", "recent", "recalled", "new"];
 
 const PART_LABELS = {
   persona: "Persona",
   pinned: "Pinned facts",
+  relationship: "What she knows of you",
   summary: "Summary",
   recent: "Recent turns",
   recalled: "Recalled",
@@ -69,9 +71,11 @@ function partRow(part, onForget) {
   const messages = part.messages ?? [];
   const label = PART_LABELS[part.kind] ?? part.kind;
   // recalled turns reach the model as one system message, a line each ("[date] role: text"):
-  // listed one by one (each can be forgotten), without a role of their own
+  // listed one by one (each can be forgotten), without a role of their own; so do the
+  // relationship's facts and gists (edited in the Memory tab)
   const recalled = part.kind === "recalled";
-  const noun = recalled ? "turn" : "message";
+  const joined = recalled || part.kind === "relationship";
+  const noun = recalled ? "turn" : part.kind === "relationship" ? "item" : "message";
   const count = `${messages.length} ${noun}${messages.length === 1 ? "" : "s"}`;
   return h("li", { class: "ctx-part", dataset: { kind: part.kind } },
     h("details", {},
@@ -83,11 +87,11 @@ function partRow(part, onForget) {
       part.covers?.length
         ? h("p", { class: "muted small" }, `Summarizes messages ${coverRange(part.covers)}`)
         : null,
-      recalled && messages.length
-        ? h("p", { class: "muted small part-note" }, "Sent as one system message, a line per turn.")
+      joined && messages.length
+        ? h("p", { class: "muted small part-note" }, "Sent as one system message, a line each.")
         : null,
       h("ul", { class: "part-messages" },
-        messages.map((m) => contextMessage(m, recalled ? onForget : null, { role: !recalled })))));
+        messages.map((m) => contextMessage(m, recalled ? onForget : null, { role: !joined })))));
 }
 
 function coverRange(ids) {
@@ -103,6 +107,9 @@ export function contextMessage(m, onForget, { role = true } = {}) {
       role ? h("span", { class: `role role-${m.role}` }, m.role) : null,
       m.id != null ? h("span", { class: "muted small" }, `#${m.id}`) : null,
       m.created_at ? h("span", { class: "muted small" }, formatTime(m.created_at)) : null,
+      // from another conversation with her (memory scopes): then, not now
+      m.session_id ? h("span", { class: "tag tag-earlier", title: m.session_id },
+        "earlier conversation") : null,
       onForget && m.id != null
         ? h("button", { class: "btn btn-link btn-small", type: "button",
           title: "Remove this message from memory",

@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { guard } from "./errors.js";
 import { pinnedKey, renderMemory, renderMemoryEmpty } from "./memoryview.js";
-import { $, state } from "./state.js";
+import { $, sessionPersona, state } from "./state.js";
 import { DraftError, newDraft, patchBody } from "./strategy.js";
 
 // The open session's unsaved edits: {sessionId, strategy, summary, pinned, newFact} (see
@@ -28,13 +28,14 @@ export async function loadMemory() {
     return renderMemoryEmpty($("memory-view"));
   }
   // the session's params as stored now, not as the sidebar list had them
-  const [memory, fresh] = await Promise.all([
+  const [memory, fresh, relationship] = await Promise.all([
     guard(() => api.memory(session.id)),
     guard(() => api.getSession(session.id)),
+    guard(() => api.relationship(sessionPersona(session))),
   ]);
   if (!memory || !fresh || ticket !== loads || state.session?.id !== session.id) return;
   Object.assign(session, fresh);
-  shown = { sessionId: session.id, memory };
+  shown = { sessionId: session.id, memory, relationship };
   redraw();
 }
 
@@ -50,6 +51,9 @@ function redraw() {
     onSavePinned: savePinned,
     onSaveStrategy: saveStrategy,
     onForget: forget,
+    relationship: shown.relationship,
+    onRememberAlways: rememberAlways,
+    onForgetRelationship: forgetRelationship,
     onDiscard: (which) => {
       drafts[which] = null;
       redraw();
@@ -166,6 +170,27 @@ export async function forget(messageId, button) {
   button.closest("li")?.classList.add("forgotten");
   button.textContent = "forgotten";
   loadMemory();
+}
+
+// A fact she remembers in every conversation with this user (the relationship, not the session).
+async function rememberAlways(text, button) {
+  const session = state.session;
+  button.disabled = true;
+  const ok = await guard(() =>
+    api.rememberAlways(sessionPersona(session), { text, session_id: session.id }));
+  button.disabled = false;
+  if (ok) await loadMemory();
+}
+
+// Forget a relationship item: `facts/<id>` or `gists/<session id>`.
+async function forgetRelationship(itemPath, button) {
+  button.disabled = true;
+  const ok = await guard(async () => {
+    await api.forgetRelationship(sessionPersona(state.session), itemPath); // 204: no body
+    return true;
+  });
+  if (!ok) button.disabled = false;
+  else await loadMemory();
 }
 
 function flash(button, text) {

@@ -3,7 +3,7 @@
 // re-draws), so a re-draw shows the unsaved text instead of the stored one, and says so when
 // the stored value changed underneath it.
 
-import { clear, h, langOf } from "./dom.js";
+import { clear, formatTime, h, langOf } from "./dom.js";
 import { contextMessage } from "./inspector.js";
 import { renderStrategyEditor } from "./strategy.js";
 
@@ -13,13 +13,15 @@ const MAX_ITEMS = 50;
 // drafts: {strategy, summary: {text, base} | null, pinned: {rows, base} | null, newFact}; `base`
 // is the stored value when the edit began. stored: the session's memory params as stored.
 export function renderMemory(container, memory, { drafts, stored, onSaveSummary, onSavePinned,
-  onSaveStrategy, onForget, onDiscard }) {
+  onSaveStrategy, onForget, onDiscard, relationship, onRememberAlways, onForgetRelationship }) {
   clear(container);
   const blocks = [
     onSaveStrategy && drafts.strategy ? strategyBlock(stored, drafts.strategy, onSaveStrategy)
       : null,
     summaryBlock(memory, drafts, onSaveSummary, onDiscard),
     pinnedBlock(memory, drafts, onSavePinned, onDiscard),
+    relationship && onRememberAlways
+      ? relationshipBlock(relationship, onRememberAlways, onForgetRelationship) : null,
     itemsBlock(memory, onForget),
   ];
   container.append(...blocks.filter(Boolean));
@@ -147,6 +149,49 @@ function staleNote(id, text, storedText, onDiscard) {
         "Discard my edit")),
     h("details", {}, h("summary", {}, "Stored now"),
       h("p", { class: "stale-stored", lang: langOf(storedText) }, storedText || "(empty)")));
+}
+
+// What she remembers of the user in every conversation: facts to remember always (added here)
+// and a gist of each earlier conversation, each with where it came from and a forget button.
+function relationshipBlock(rel, onAdd, onForget) {
+  const input = h("input", { type: "text", id: "remember-always",
+    placeholder: "Something she should remember in every conversation",
+    "aria-label": "Remember always" });
+  const add = (e) => {
+    const text = input.value.trim();
+    if (text) onAdd(text, e.currentTarget);
+  };
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") {
+      e.preventDefault();
+      add({ currentTarget: input });
+    }
+  });
+  const forgetButton = (path) => h("button", { class: "btn btn-link btn-small", type: "button",
+    title: "She forgets this in every conversation",
+    onclick: (e) => onForget(path, e.currentTarget) }, "forget");
+  const facts = (rel.facts ?? []).map((f) => h("li", { class: "part-msg" },
+    h("div", { class: "part-msg-meta" }, h("span", { class: "tag" }, "always"),
+      f.created_at ? h("span", { class: "muted small" }, formatTime(f.created_at)) : null,
+      forgetButton(`facts/${encodeURIComponent(f.id)}`)),
+    h("p", { class: "part-msg-text", lang: langOf(f.text) }, f.text)));
+  const gists = (rel.gists ?? []).filter((g) => g.text).reverse().map((g) =>
+    h("li", { class: "part-msg" },
+      h("div", { class: "part-msg-meta" },
+        h("span", { class: "tag tag-earlier", title: g.session_id }, g.title || "a conversation"),
+        h("span", { class: "muted small" }, formatTime(g.ended_at)),
+        forgetButton(`gists/${encodeURIComponent(g.session_id)}`)),
+      h("p", { class: "part-msg-text", lang: langOf(g.text) }, g.text)));
+  return h("section", { class: "memory-block", id: "memory-relationship" },
+    h("div", { class: "block-head" }, h("h3", {}, "What she knows of you"),
+      h("span", { class: "muted small" },
+        `${(rel.sessions ?? []).length} conversation(s) with her`)),
+    facts.length || gists.length
+      ? h("ul", { class: "part-messages" }, ...facts, ...gists)
+      : h("p", { class: "empty-note" }, "Nothing from other conversations yet."),
+    h("div", { class: "pin-add" }, input,
+      h("button", { class: "btn btn-small", type: "button", id: "remember-always-add",
+        onclick: add }, "Remember always")));
 }
 
 function itemsBlock(memory, onForget) {

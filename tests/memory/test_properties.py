@@ -16,9 +16,12 @@ from memory.strategies._parts import pinned_text
 from memory.types import (
     PART_ORDER,
     Context,
+    ContextMessage,
     ContextOverflowError,
     MemoryState,
     PinnedFact,
+    ScopeSession,
+    SessionInfo,
     StoredMessage,
 )
 
@@ -106,18 +109,32 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
     forgotten = set(req.state.forgotten)
     kept = [m for m in req.history if m.id not in forgotten]
     by_id = {m.id: m for m in kept}
+    elsewhere = {m.id: s.session.id for s in req.scope for m in s.history}
+    scoped = {m.id: m for s in req.scope for m in s.history}
     shown: list[int] = []
     for p in ctx.parts:
         if p.kind in ("recent", "recalled"):
             for m in p.messages:
-                assert m.id in by_id  # a stored, not forgotten, message
-                assert m.content.endswith(by_id[m.id].content)
+                # a stored, not forgotten, message of this session or one of its scope
+                source = by_id.get(m.id) or (scoped.get(m.id) if p.kind == "recalled" else None)  # type: ignore[arg-type]
+                assert source is not None
+                assert m.content.endswith(source.content)
+                assert m.session_id == elsewhere.get(m.id)  # type: ignore[arg-type]
                 shown.append(m.id)  # type: ignore[arg-type]
         else:
             assert all(m.id is None for m in p.messages)
     assert len(shown) == len(set(shown))  # nothing twice
-    recalled = [m.id for p in ctx.parts if p.kind == "recalled" for m in p.messages]
-    assert recalled == sorted(recalled)  # time order
+    recalled = [m for p in ctx.parts if p.kind == "recalled" for m in p.messages]
+    for group in (
+        [m.id for m in recalled if m.session_id],
+        [m.id for m in recalled if not m.session_id],
+    ):
+        assert group == sorted(group)  # time order, earlier sessions first
+    relationship = next((p for p in ctx.parts if p.kind == "relationship"), None)
+    if relationship:  # within its own cap, a prefix of the lines in their order of importance
+        assert relationship.tokens <= req.relationship_tokens
+        n = len(relationship.messages)
+        assert relationship.messages == req.relationship[:n]
     recent = [m.id for p in ctx.parts if p.kind == "recent" for m in p.messages]
     if recent:  # a suffix of the history starting on a turn boundary (pairs never split)
         start = [m.id for m in kept].index(recent[0])  # type: ignore[arg-type]
@@ -137,9 +154,12 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
     system=text,
     new=text,
     persona_facts=st.lists(text, max_size=3),
+    other=histories(),
+    lines=st.lists(text, max_size=4),
+    relationship_tokens=st.integers(0, 400),
 )
 def test_every_strategy_keeps_the_rules(  # type: ignore[no-untyped-def]
-    name, data, history, budget, system, new, persona_facts
+    name, data, history, budget, system, new, persona_facts, other, lines, relationship_tokens
 ) -> None:
     params = data.draw(PARAMS[name])
     state = data.draw(states(history))
@@ -147,6 +167,15 @@ def test_every_strategy_keeps_the_rules(  # type: ignore[no-untyped-def]
     llm = FakeLLM()
     strategy = registry.create(name, params, MemoryDeps(llm=llm, recaller=FakeRecaller()))
     req = request(history, new=new, budget=budget, state=state, system=system, pinned=pinned)
+    # another session of the same user (memory scope): ids past this session's own
+    offset = 1 + max((m.id for m in history), default=0)
+    earlier = SessionInfo(id="s-earlier", user_id=SESSION.user_id, persona_id=SESSION.persona_id)
+    moved = [m.model_copy(update={"id": m.id + offset}) for m in other if m.role != "system"]
+    req.scope = [ScopeSession(session=earlier, history=moved)] if moved else []
+    req.relationship = [
+        ContextMessage(role="system", content=f"- {t}", session_id="s-earlier") for t in lines
+    ]
+    req.relationship_tokens = relationship_tokens
     pinned_block = pinned_text([*pinned, *state.pinned])
     shown = [("system", system), ("system", pinned_block), ("user", new)]
     fixed = llm.count_overhead() + sum(
@@ -163,6 +192,8 @@ def test_every_strategy_keeps_the_rules(  # type: ignore[no-untyped-def]
     assert fixed <= budget
     check(ctx, req, llm)
     event(f"{name}: " + "+".join(p.kind for p in ctx.parts[1:-1] if p.kind != "pinned"))
+    if any(m.session_id for p in ctx.parts if p.kind == "recalled" for m in p.messages):
+        event("recalled a turn of another session")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

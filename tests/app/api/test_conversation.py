@@ -128,7 +128,7 @@ def test_dry_run_context_stores_nothing(client: TestClient) -> None:
         "kind": "new",
         "tokens": ctx["parts"][-1]["tokens"],
         "messages": [{"id": None, "role": "user", "content": "Where do I live?",
-                      "created_at": None}],
+                      "created_at": None, "session_id": None}],
         "covers": [],
     }
     assert ctx["total_tokens"] <= ctx["budget"]
