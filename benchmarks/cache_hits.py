@@ -118,8 +118,8 @@ class LexicalRecaller:
         self.bm25 = BM25()
         self.last_ms = 0.0
 
-    async def recall(self, session, query, history, exclude_ids, limit):  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
+    async def recall(self, session, query, history, exclude_ids, limit, scope=()):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()  # one session per run here: the scope is always empty
         allowed = {m.id for m in history} - set(exclude_ids)
         ranked = self.bm25.top(query, limit, allowed)
         self.last_ms = (time.perf_counter() - start) * 1000

@@ -25,7 +25,7 @@ from memory.types import ContextMessage, StoredMessage
 DEFAULT_RELATIONSHIP_TOKENS = 192
 MAX_RELATIONSHIP_TOKENS = 4096
 MAX_FACTS = 200
-GIST_SENTENCES = 3
+GIST_SENTENCES = 3  # messages, in fact: see extract_gist
 GIST_SENTENCE_CHARS = 200
 
 _SENTENCE = re.compile(r"[^.!?。！？\n]+[.!?。！？]*")
@@ -80,33 +80,42 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
 
 
-def _score(sentence: str) -> float:
-    """How much a sentence says about the user: content words, first person, specifics."""
-    content = len(set(terms(sentence)))
+def _score(text: str) -> float:
+    """How much a message says about the user: content words, first person, specifics."""
+    content = len(set(terms(text)))
     if content < 2:
         return 0.0
-    score = min(content, 8) + 3.0 * bool(_FIRST_PERSON.search(sentence))
-    score += 2.0 * bool(_SPECIFIC.search(sentence))
-    if sentence.rstrip().endswith(("?", "？")):
+    score = min(content, 8) + 3.0 * bool(_FIRST_PERSON.search(text))
+    score += 2.0 * bool(_SPECIFIC.search(text))
+    if all(s.endswith(("?", "？")) for s in _sentences(text)):
         score -= 4.0  # a question asks; it rarely tells
     return score
 
 
+def _clip(text: str, limit: int = GIST_SENTENCE_CHARS) -> str:
+    """The message's first sentences within `limit` characters (one cut sentence at worst)."""
+    out = ""
+    for s in _sentences(text):
+        if out and len(out) + 1 + len(s) > limit:
+            break
+        out = f"{out} {s}".strip()
+    return out[:limit]
+
+
 def extract_gist(messages: Sequence[StoredMessage], n: int = GIST_SENTENCES) -> str:
-    """The user's n most telling sentences of a session, in the order they were said."""
+    """The user's n most telling messages of a session, in the order they were said. A whole
+    message, not a sentence, is the unit: "3일 동안 있을 거야" means nothing without the
+    sentence before it."""
     scored: list[tuple[float, int, str]] = []
     seen: set[str] = set()
-    for m in messages:
-        if m.role != "user":
+    for i, m in enumerate(messages):
+        text = _clip(" ".join(m.content.split()))
+        if m.role != "user" or not text or text.lower() in seen:
             continue
-        for s in _sentences(m.content):
-            key = s.lower()
-            if key in seen:
-                continue
-            seen.add(key)
-            score = _score(s)
-            if score > 0:
-                scored.append((score, len(scored), s[:GIST_SENTENCE_CHARS]))
+        seen.add(text.lower())
+        score = _score(text)
+        if score > 0:  # where a session ended is what "last time" picks up from
+            scored.append((score + 2.0 * i / len(messages), len(scored), text))
     best = sorted(scored, key=lambda x: (-x[0], x[1]))[:n]
     return " / ".join(s for _, _, s in sorted(best, key=lambda x: x[1]))
 

@@ -1,0 +1,1091 @@
+"""Cross-session memory benchmark (issue 19): what a NEW session recalls of the earlier ones.
+
+Everything goes through the HTTP API of a real `memento serve` (auth required, one API key per
+user from `memento keys create`, a fresh data dir per part, loopback only):
+
+1. LoCoMo across sessions. Each sitting (session_N) of a conversation becomes its own Memento
+   session of one user (persona "assistant", strategy hybrid, created_at from the sitting's
+   date); every question is then dry-run in a fresh session created after all imports, at a
+   2,048-token budget: `hybrid`, `vector`, and `hybrid` with scope "session" (nothing crosses
+   sessions: the behaviour before issue 19). Beside it, the single-session reference over HTTP:
+   the whole conversation in one session of another user, asked in that session. Loader and
+   evidence recall are benchmarks/memory.py's (share of a question's evidence turns present
+   verbatim in the recalled or recent parts).
+2. Planted facts: 8 everyday facts told in 4 earlier chats of a dad with Pippa, in English and
+   in Korean (asked later with other words, particles and endings than the telling), asked in a
+   new session at 1,024 tokens: is the telling turn in the context?
+3. Recall latency at 10k stored turns: 100 sessions x 100 turns of one user, asked from a new
+   session, beside one session of 10k turns asked in itself (p50/p95 of POST context).
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/cross_session.py [--quick] [--parts ...]
+
+Imported sessions use the extractive summarizer (as benchmarks/memory.py does): the default LLM
+summarizer would spend the run writing summaries that no cross-session context ever reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import importlib.util
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCOMO_BUDGET = 2048
+PLANTED_BUDGET = 1024
+INDEX_TIMEOUT_S = 3600.0
+MEMORY_LIMIT = 5000  # GET .../memory lists at most this many indexed turns
+Message = dict[str, Any]
+Job = tuple["Api", str, list[int]]  # (user, session id, imported message ids)
+
+
+@functools.cache
+def locomo() -> ModuleType:
+    """benchmarks/memory.py (LoCoMo loader, Scores, evidence_recall, table) under another module
+    name: imported as `memory` it would shadow the `memory` package that it imports itself.
+    Loaded on first use, so that the unit tests of the pure helpers stay light."""
+    path = ROOT / "benchmarks" / "memory.py"
+    spec = importlib.util.spec_from_file_location("memento_bench_memory", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def import_memory() -> dict[str, Any]:
+    """The memory of every imported session: hybrid with the extractive summarizer."""
+    return {"strategy": "hybrid", **locomo().SUMMARY_PARAMS}
+
+
+# -- the server ---------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """One `memento serve` subprocess on its own data dir; limits relaxed, since the benchmark
+    is one client firing thousands of requests."""
+
+    def __init__(self, data: Path) -> None:
+        self.data, self.port = data, free_port()
+        self.log = data / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.memento = Path(sys.executable).parent / "memento"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        # MEMENTO_* settings of the caller's shell would change what is measured: only ours
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMENTO_")}
+        env.update(
+            HF_HUB_OFFLINE="1",
+            MEMENTO_DATA_DIR=str(self.data),
+            MEMENTO_PERSONAS_DIR=str(ROOT / "personas"),
+            MEMENTO_AUTH="required",
+            MEMENTO_RATE_LIMIT_PER_MINUTE="1000000",
+            MEMENTO_MAX_CONCURRENT_PER_USER="64",
+        )
+        return env
+
+    def start(self, timeout: float = 600.0) -> float:
+        """Start and wait for /healthz "ok"; seconds it took."""
+        t0 = time.perf_counter()
+        cmd = [str(self.memento), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*cmd, "--log-level", "warning"],
+                cwd=ROOT,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"memento serve exited with {self.proc.returncode}:\n{tail}")
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                r = httpx.get(f"{self.url}/healthz", timeout=2)
+                if r.status_code == 200 and r.json().get("status") == "ok":
+                    return time.perf_counter() - t0
+            time.sleep(0.25)
+        raise RuntimeError(f"memento serve was not healthy after {timeout:.0f}s")
+
+    def stop(self) -> None:
+        """SIGTERM (graceful: memory observers finish), SIGKILL if it hangs: only our process."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(90)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def key(self, user: str) -> str:
+        """A fresh API key for `user` (created if new), as an operator makes one."""
+        out = subprocess.run(
+            [str(self.memento), "keys", "create", "--user", user],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip().splitlines()[-1]
+
+    def problems(self) -> list[str]:
+        """What the server logged (it runs at --log-level warning: all of it is a problem)."""
+        if not self.log.exists():
+            return []
+        lines = self.log.read_text(errors="replace").splitlines()
+        return [ln.rstrip() for ln in lines if ln.strip()]
+
+
+@contextlib.contextmanager
+def serving(label: str, problems: dict[str, list[str]]) -> Iterator[Server]:
+    with tempfile.TemporaryDirectory(prefix="memento-cross-") as tmp:
+        server = Server(Path(tmp))
+        print(f"[{label}] memento serve up in {server.start():.1f}s on {server.url}", flush=True)
+        try:
+            yield server
+        finally:
+            server.stop()
+            problems[label] = server.problems()
+
+
+def describe(method: str, path: str, body: Any, r: httpx.Response) -> str:
+    """A failed request as a bug report would quote it."""
+    shown = repr(body)
+    shown = shown if len(shown) <= 300 else shown[:300] + "..."
+    return f"{method} {path} {shown} -> {r.status_code} {r.text[:600]}"
+
+
+class Api:
+    """One user of the service, with its own API key."""
+
+    def __init__(self, server: Server, user: str, errors: list[str]) -> None:
+        self.server, self.errors = server, errors
+        self.headers = {"Authorization": f"Bearer {server.key(user)}"}
+        self.client = self._client()
+
+    def _client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.server.url, headers=self.headers, timeout=600)
+
+    def reconnect(self) -> None:
+        """After a server restart: no pooled connection of the old process is reused."""
+        self.client.close()
+        self.client = self._client()
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        """A set-up request: a failure aborts the part (its numbers would mean nothing)."""
+        r = self.client.post(path, json=body)
+        if r.status_code >= 300:
+            raise RuntimeError(describe("POST", path, body, r))
+        return r.json()
+
+    def create(self, persona: str, **memory: Any) -> str:
+        return str(self.post("/v1/sessions", {"persona": persona, "memory": memory})["id"])
+
+    def history(self, sid: str, messages: Sequence[Message], chunk: int = 1000) -> list[int]:
+        """Import in chunks (MEMENTO_MAX_HISTORY_IMPORT, body size); the new ids in order."""
+        ids: list[int] = []
+        for i in range(0, len(messages), chunk):
+            body = {"messages": list(messages[i : i + chunk])}
+            ids += self.post(f"/v1/sessions/{sid}/history", body)["ids"]
+        return ids
+
+    def indexed(self, sid: str, ids: Sequence[int]) -> bool:
+        """Are these turns in the vector index? (GET memory lists the indexed ones, newest
+        first-5000; observations of a session run in order, so the newest settle last.)"""
+        path = f"/v1/sessions/{sid}/memory"
+        r = self.client.get(path, params={"limit": MEMORY_LIMIT})
+        if r.status_code != 200:
+            raise RuntimeError(describe("GET", path, {"limit": MEMORY_LIMIT}, r))
+        got = {item["id"] for item in r.json()["items"]}
+        return set(ids[-MEMORY_LIMIT:]) <= got
+
+    def context(self, sid: str, content: str) -> tuple[dict[str, Any] | None, float]:
+        """The dry-run Context and its wall time (ms); None after recording a failure, so that
+        one bad question is reported instead of ending a 40-minute run."""
+        path = f"/v1/sessions/{sid}/context"
+        t0 = time.perf_counter()
+        r = self.client.post(path, json={"content": content})
+        ms = (time.perf_counter() - t0) * 1000
+        if r.status_code != 200:
+            self.errors.append(describe("POST", path, {"content": content}, r))
+            return None, ms
+        return r.json(), ms
+
+
+def wait_indexed(jobs: Sequence[Job], timeout: float = INDEX_TIMEOUT_S) -> None:
+    """Until every imported turn is embedded: imports return at once and embed in the
+    background, and a dry run would otherwise embed the rest on its own clock."""
+    deadline = time.monotonic() + timeout
+    for api, sid, ids in jobs:
+        while not api.indexed(sid, ids):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"session {sid}: {len(ids)} turns not indexed in {timeout}s")
+            time.sleep(0.5)
+
+
+# -- pure helpers -------------------------------------------------------------------------------
+def shown_ids(
+    ctx: dict[str, Any], kinds: Iterable[str] | None = ("recalled", "recent")
+) -> set[int]:
+    """Ids of the stored turns a Context shows verbatim (in the parts of `kinds`; None: all)."""
+    wanted = None if kinds is None else set(kinds)
+    return {
+        m["id"]
+        for p in ctx["parts"]
+        if wanted is None or p["kind"] in wanted
+        for m in p["messages"]
+        if m.get("id") is not None
+    }
+
+
+def context_text(ctx: dict[str, Any]) -> str:
+    """Everything the model would read but the new message itself."""
+    return "\n".join(
+        m["content"] for p in ctx["parts"] if p["kind"] != "new" for m in p["messages"]
+    )
+
+
+def p50_p95(ms: Sequence[float]) -> tuple[float, float]:
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
+
+
+def sitting_of(dia: str) -> int:
+    """LoCoMo's sitting number of a dia id ("D3:5" -> 3)."""
+    return int(dia[1:].split(":")[0])
+
+
+def sittings(turns: Sequence[Any]) -> list[list[Any]]:
+    """The turns grouped by sitting, in sitting order."""
+    groups: dict[int, list[Any]] = {}
+    for t in turns:
+        groups.setdefault(sitting_of(t.dia), []).append(t)
+    return [groups[k] for k in sorted(groups)]
+
+
+def locomo_message(turn: Any, speaker_a: str) -> Message:
+    """A LoCoMo turn as benchmarks/memory.py prepare() stores it: speaker A is the user,
+    "Speaker: text" keeps the names (photo captions are already "[shares ...]" in the text)."""
+    return {
+        "role": "user" if turn.speaker == speaker_a else "assistant",
+        "content": f"{turn.speaker}: {turn.text}",
+        "created_at": turn.at.isoformat(),
+    }
+
+
+def fraction(hits: Sequence[bool]) -> str:
+    return f"{sum(hits)}/{len(hits)}"
+
+
+# -- 1. LoCoMo across sessions ------------------------------------------------------------------
+CROSS = {
+    "cross-session: `hybrid`, defaults": {"strategy": "hybrid"},
+    "cross-session: `vector`, defaults": {"strategy": "vector"},
+    "cross-session: `hybrid`, scope `session` (before issue 19)": {
+        "strategy": "hybrid",
+        "scope": "session",
+    },
+}
+SINGLE = "one session over HTTP: `hybrid` (reference)"
+
+
+@dataclass
+class Stored:
+    """Where one conversation's turns went: the sitting-per-session user and the reference."""
+
+    conv: Any
+    cross: Api
+    cross_ids: dict[str, int]  # dia id -> message id
+    single: Api
+    single_sid: str
+    single_ids: dict[str, int]
+    jobs: list[Job]
+
+
+def import_sittings(api: Api, conv: Any) -> tuple[dict[str, int], list[Job]]:
+    ids: dict[str, int] = {}
+    jobs: list[Job] = []
+    for group in sittings(conv.turns):
+        sid = api.create("assistant", **import_memory())
+        got = api.history(sid, [locomo_message(t, conv.speaker_a) for t in group])
+        ids.update(zip((t.dia for t in group), got, strict=True))
+        jobs.append((api, sid, got))
+    return ids, jobs
+
+
+def store_conversation(server: Server, conv: Any, errors: list[str]) -> Stored:
+    cross = Api(server, f"locomo-{conv.name}", errors)
+    cross_ids, jobs = import_sittings(cross, conv)
+    # another user, so that neither layout's sessions are in the other's scope
+    single = Api(server, f"locomo-{conv.name}-single", errors)
+    sid = single.create("assistant", budget_tokens=LOCOMO_BUDGET, **import_memory())
+    got = single.history(sid, [locomo_message(t, conv.speaker_a) for t in conv.turns])
+    single_ids = dict(zip((t.dia for t in conv.turns), got, strict=True))
+    return Stored(conv, cross, cross_ids, single, sid, single_ids, [*jobs, (single, sid, got)])
+
+
+def ask_all(api: Api, sid: str, conv: Any, ids: dict[str, int], scores: Any) -> list[float]:
+    """Every question dry-run in `sid`, scored with memory.py's evidence_recall (which counts
+    by position in the conversation: message ids are mapped back to positions)."""
+    position = {ids[t.dia]: i + 1 for i, t in enumerate(conv.turns)}
+    times = []
+    for q in conv.questions:
+        ctx, ms = api.context(sid, q.text)
+        if ctx is None:
+            continue
+        times.append(ms)
+        shown = {position[m] for m in shown_ids(ctx) if m in position}
+        scores.add(q.category, locomo().evidence_recall(q, conv, shown))
+    return times
+
+
+def run_locomo(server: Server, convs: Sequence[Any], report: Report) -> None:
+    mem = locomo()
+    t0 = time.perf_counter()
+    stored = []
+    for conv in convs:
+        stored.append(store_conversation(server, conv, report.errors))
+        print(f"[locomo] {conv.name}: posted {len(conv.turns)} turns x 2 layouts", flush=True)
+    wait_indexed([job for s in stored for job in s.jobs])
+    import_s = time.perf_counter() - t0
+    turns = 2 * sum(len(c.turns) for c in convs)
+    print(f"[locomo] {turns} turns indexed in {import_s:.0f}s", flush=True)
+
+    results = {label: mem.Scores() for label in [*CROSS, SINGLE]}
+    times: dict[str, list[float]] = {label: [] for label in results}
+    for s in stored:
+        for label, memory in CROSS.items():
+            sid = s.cross.create("assistant", budget_tokens=LOCOMO_BUDGET, **memory)
+            times[label] += ask_all(s.cross, sid, s.conv, s.cross_ids, results[label])
+        times[SINGLE] += ask_all(s.single, s.single_sid, s.conv, s.single_ids, results[SINGLE])
+        print(f"[locomo] {s.conv.name}: {len(s.conv.questions)} questions x 4 asked", flush=True)
+
+    n_q = sum(len(c.questions) for c in convs)
+    n_sessions = sum(len(sittings(c.turns)) for c in convs)
+    report.add(
+        f"### LoCoMo across sessions: evidence recall at {LOCOMO_BUDGET:,} tokens "
+        f"({len(convs)} conversations, {n_sessions} sittings = sessions, {n_q} questions)",
+        mem.table(results),
+        f"Import: {turns:,} turns ({n_sessions} sitting sessions + {len(convs)} single sessions) "
+        f"posted and embedded in {import_s:.0f} s ({turns / import_s:.1f} turns/s).",
+        "Dry run (client wall time, mean / p95 ms): "
+        + "; ".join(
+            f"{label.split(':')[0]} {label.split('`')[1]}"
+            f"{' scope session' if 'scope' in label else ''} "
+            f"{np.mean(ms):.0f} / {p50_p95(ms)[1]:.0f}"
+            for label, ms in times.items()
+            if ms
+        ),
+    )
+    hybrid = results[next(iter(CROSS))].overall
+    report.target("LoCoMo cross-session `hybrid` at 2,048 >= 0.85", f"{hybrid:.3f}", hybrid >= 0.85)
+
+
+# -- 2. planted facts ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fact:
+    topic: str
+    told: str  # the dad's turn that tells it (the planted turn)
+    reply: str  # Pippa's answer: it does not repeat the fact, so the told turn is what counts
+    question: str  # asked later, in a new session, the way people ask
+    answer: str  # the word the context must hold for the fact to be there at all
+
+
+@dataclass(frozen=True)
+class Planted:
+    language: str
+    facts: tuple[Fact, ...]  # two per earlier session, in order
+    filler: tuple[tuple[tuple[str, str], ...], ...]  # per earlier session: (dad, pippa) pairs
+
+
+# Saturday morning, Wednesday evening, Sunday afternoon, Thursday night
+SESSION_STARTS = (
+    datetime(2024, 3, 2, 9, 0),
+    datetime(2024, 3, 6, 19, 30),
+    datetime(2024, 3, 10, 15, 0),
+    datetime(2024, 3, 14, 21, 0),
+)
+FACT_SLOTS = (3, 7)  # told before these filler exchanges: never a chat's first or last words
+
+ENGLISH = Planted(
+    "English",
+    facts=(
+        Fact(
+            "pet's name",
+            "Oh, I forgot to tell you: we adopted a kitten last weekend. We named her Mochi, "
+            "she's all white with one grey ear.",
+            "A kitten!! Send me pictures right now, I need to see that ear.",
+            "What was the name of the cat we got?",
+            "Mochi",
+        ),
+        Fact(
+            "allergy",
+            "The doctor called with my test results. Turns out I'm allergic to shellfish, so "
+            "no more shrimp for me.",
+            "Oh no, and you love shrimp! At least now we know why you felt sick last time.",
+            "What did the doctor say I can't eat anymore?",
+            "shellfish",
+        ),
+        Fact(
+            "trip",
+            "Big news: I booked flights to Lisbon. Your mom and I are going for a week in June.",
+            "Yay! Bring me back some of those custard tarts, okay?",
+            "Where are we going on holiday this summer?",
+            "Lisbon",
+        ),
+        Fact(
+            "friend's name",
+            "My old college roommate Dmitri called out of the blue today. We talked for two hours.",
+            "Two hours! You two must have had a lot to catch up on.",
+            "What's the name of my university friend who phoned me?",
+            "Dmitri",
+        ),
+        Fact(
+            "job",
+            "I got the offer! Starting next month I'm the new project manager at the bicycle "
+            "company downtown.",
+            "Dad!!! Congratulations, I'm so proud of you!",
+            "What's my new job again?",
+            "project manager",
+        ),
+        Fact(
+            "favourite food",
+            "You know what I could eat every single day? Your grandma's kimchi stew. Nothing "
+            "beats it.",
+            "Same! Nothing in the world is better than that.",
+            "What's my all-time favourite dish?",
+            "kimchi stew",
+        ),
+        Fact(
+            "sister's city",
+            "My sister Hana finally moved to Vancouver. She sent me photos of the mountains.",
+            "So pretty! We should go visit her someday.",
+            "Where's my sister living now?",
+            "Vancouver",
+        ),
+        Fact(
+            "car colour",
+            "Picked up the new car today! It's dark green, the dealer called it forest green.",
+            "Ooh, fancy! No more embarrassing rental for you.",
+            "What colour is my new car?",
+            "green",
+        ),
+    ),
+    filler=(
+        (
+            ("Morning, Pippa! Did you sleep well?", "Morning, dad! I did. You're up early."),
+            (
+                "Couldn't sleep in, the birds outside were way too loud.",
+                "Haha, nature's alarm clock. Did you at least get coffee?",
+            ),
+            (
+                "Two cups already. I'm thinking of making pancakes.",
+                "Pancakes! Blueberry ones, please, if you have any.",
+            ),
+            ("We only have bananas. Banana pancakes it is.", "Even better. Add some cinnamon."),
+            (
+                "The neighbours got a puppy, a beagle called Biscuit. He barks at the mailman "
+                "every morning.",
+                "Aww, he sounds like trouble. Cute trouble though.",
+            ),
+            (
+                "I need to fix the leaky faucet in the bathroom today.",
+                "Do you want me to find you a video on how to do it?",
+            ),
+            (
+                "Nah, I think it's just the washer. Should be easy.",
+                "Famous last words, dad. Call me if it floods.",
+            ),
+            (
+                "Your mom wants to repaint the living room. She's thinking light blue.",
+                "Light blue would be so calm. Are you going to help paint?",
+            ),
+            (
+                "I guess I have no choice, haha.",
+                "Wear old clothes this time, not your good jeans again.",
+            ),
+            ("Okay, pancakes are ready. Talk later, sweetie.", "Enjoy! Eat one for me."),
+        ),
+        (
+            ("Hey Pippa, long day at work.", "Oh no, come sit down. What happened?"),
+            (
+                "Meetings, meetings, and more meetings.",
+                "That sounds exhausting. Did you at least get lunch?",
+            ),
+            (
+                "My coworker Raj brought homemade samosas, so that saved the day.",
+                "Raj is a hero. Were they spicy?",
+            ),
+            ("Very spicy. My eyes were watering.", "Haha, I can picture it. Did you drink milk?"),
+            (
+                "I watched half of that documentary about octopuses last night.",
+                "The one where the octopus makes friends with the diver? I love that one.",
+            ),
+            ("Yes! They're smarter than I thought.", "They can open jars, dad. Jars!"),
+            (
+                "The old car's been making a weird noise, so it's in the shop. They gave me a "
+                "bright yellow rental.",
+                "A yellow car! Everyone will see you coming.",
+            ),
+            (
+                "I think I'll go to bed early tonight.",
+                "Good idea. You've been staying up too late.",
+            ),
+            (
+                "Don't tell your mom I fell asleep on the couch again.",
+                "Your secret is safe with me... maybe.",
+            ),
+            ("Goodnight, Pippa.", "Goodnight, dad. Sweet dreams!"),
+        ),
+        (
+            (
+                "It's raining again. So much for the picnic.",
+                "Boo. Maybe an indoor picnic on the living room floor?",
+            ),
+            ("That's actually not a bad idea.", "I'm full of good ideas. What's on the menu?"),
+            ("Sandwiches and the leftover fruit salad.", "Classic. Don't forget something sweet."),
+            (
+                "Grandma called this morning. She's doing well in Daegu and says hi.",
+                "Tell her I say hi back! Is her knee better?",
+            ),
+            (
+                "Much better, she's walking to the market again.",
+                "That's great news. She loves that market.",
+            ),
+            (
+                "I've been trying to read more, but I keep falling asleep after two pages.",
+                "Maybe the book is boring? What are you reading?",
+            ),
+            (
+                "A history of the Roman Empire. Very long.",
+                "Ah, that explains it. Try something with dragons.",
+            ),
+            (
+                "Your mom says someday she wants to see Rome, but not this year.",
+                "Someday sounds good. I'll plan the itinerary for you two.",
+            ),
+            (
+                "I fixed the faucet, by the way. No flood.",
+                "I'm impressed! I take back the famous last words.",
+            ),
+            ("Okay, time for our indoor picnic.", "Have fun, and send me a picture of it!"),
+        ),
+        (
+            ("Pippa, are you still up?", "Always, for you. What's going on?"),
+            ("Just thinking. Time flies so fast.", "It does. Are you feeling a bit nostalgic?"),
+            (
+                "A little. I found old photos from when I was in my twenties.",
+                "Show me sometime! I bet you had crazy hair.",
+            ),
+            ("I did. A terrible perm.", "Hahaha, a perm! I need to see it now."),
+            (
+                "I'm packing up my desk at the old office. So many old papers.",
+                "Take a picture of your desk before you leave, for the memories.",
+            ),
+            ("I'm trying to walk 10,000 steps a day.", "How's it going so far?"),
+            ("About 6,000. The couch keeps calling me.", "The couch is a villain. Resist it!"),
+            (
+                "Your uncle invited us for a barbecue in April.",
+                "Ooh, will there be his famous ribs?",
+            ),
+            (
+                "Probably. He never shuts up about his secret sauce.",
+                "It's ketchup. I'm sure it's just ketchup.",
+            ),
+            ("Haha, don't tell him that. Goodnight, Pippa.", "Goodnight, dad. Love you!"),
+        ),
+    ),
+)
+
+# Asked with other particles and endings than the telling (이름은 -> 이름이, 음식은 -> 음식이,
+# 초록색이야 -> 무슨 색), as people ask: BM25 sees "이름은" and "이름이" as different words.
+KOREAN = Planted(
+    "Korean",
+    facts=(
+        Fact(
+            "pet's name",
+            "우리 고양이 이름은 나비야. 지난주에 데려왔는데 벌써 집주인 행세를 해.",
+            "완전 귀엽겠다! 사진 빨리 보여줘!",
+            "고양이 이름이 뭐였지?",
+            "나비",
+        ),
+        Fact(
+            "allergy",
+            "병원에서 검사 결과 나왔는데, 나 땅콩 알레르기래.",
+            "헐, 이제 과자 먹을 때 성분표 꼭 봐야겠다.",
+            "의사가 나 뭐 먹으면 안 된다고 했지?",
+            "땅콩",
+        ),
+        Fact(
+            "trip",
+            "엄마랑 6월에 제주도 가기로 했어. 비행기표도 벌써 끊었어.",
+            "우와 좋겠다! 귤 많이 먹고 와.",
+            "이번 여름에 우리 어디로 여행 가지?",
+            "제주도",
+        ),
+        Fact(
+            "friend's name",
+            "오늘 대학 동기 민수한테서 갑자기 전화 왔어. 두 시간이나 통화했어.",
+            "두 시간? 할 얘기가 엄청 많았나 보네!",
+            "나한테 전화했던 대학 친구 이름이 뭐더라?",
+            "민수",
+        ),
+        Fact(
+            "job",
+            "아빠 합격했어! 다음 달부터 출판사에서 편집장으로 일해.",
+            "대박! 아빠 진짜 축하해!!",
+            "아빠 새 직장에서 무슨 일 한다고 했지?",
+            "편집장",
+        ),
+        Fact(
+            "favourite food",
+            "아빠가 세상에서 제일 좋아하는 음식은 할머니가 끓여주신 김치찌개야.",
+            "인정! 그건 진짜 세상 최고야.",
+            "내가 제일 좋아하는 음식이 뭐라고 했지?",
+            "김치찌개",
+        ),
+        Fact(
+            "sister's city",
+            "아빠 여동생이 이번에 부산으로 이사 갔어. 바다 보이는 집이래.",
+            "우와 바다 뷰! 나중에 놀러 가자.",
+            "내 여동생 요즘 어디 살아?",
+            "부산",
+        ),
+        Fact(
+            "car colour",
+            "오늘 새 차 받았어! 색깔은 짙은 초록색이야.",
+            "오 멋있다! 이제 노란 렌터카는 안녕이네.",
+            "아빠 새 차 무슨 색이었지?",
+            "초록",
+        ),
+    ),
+    filler=(
+        (
+            ("피파야, 잘 잤어?", "응, 아빠! 주말인데 일찍 일어났네?"),
+            ("밖에 새들이 너무 시끄러워서 깼어.", "하하, 자연 알람이네. 커피는 마셨어?"),
+            ("벌써 두 잔 마셨지. 팬케이크나 만들까 해.", "팬케이크! 블루베리 있으면 넣어줘."),
+            ("바나나밖에 없네. 바나나 팬케이크로 하자.", "그게 더 좋아. 시나몬도 살짝 뿌려."),
+            (
+                "옆집에 강아지 새로 왔어. 이름이 초코래. 아침마다 택배 아저씨한테 짖어.",
+                "완전 말썽꾸러기네. 귀여운 말썽꾸러기.",
+            ),
+            ("오늘 화장실 수도꼭지 고쳐야 돼. 물이 계속 새.", "고치는 영상 찾아줄까?"),
+            (
+                "아니야, 고무 패킹만 갈면 될 것 같아.",
+                "아빠 그 말 저번에도 했어. 물바다 되면 불러.",
+            ),
+            (
+                "엄마가 거실 벽 다시 칠하고 싶대. 연한 하늘색으로.",
+                "하늘색 예쁘겠다! 아빠도 같이 칠해?",
+            ),
+            ("당연히 내가 칠해야지, 하하.", "이번엔 좋은 청바지 말고 헌 옷 입고 해."),
+            ("팬케이크 다 됐다. 이따 또 얘기하자.", "맛있게 먹어! 내 몫까지 먹어줘."),
+        ),
+        (
+            ("피파야, 오늘 진짜 힘들었다.", "에구, 우리 아빠 고생했어. 무슨 일 있었어?"),
+            ("회의, 회의, 또 회의.", "으, 듣기만 해도 피곤해. 점심은 먹었어?"),
+            (
+                "회사 동료 지훈이가 떡 돌려서 그걸로 버텼어.",
+                "지훈 아저씨 센스 있다! 무슨 떡이었어?",
+            ),
+            ("인절미. 콩가루 다 흘렸어.", "하하, 아빠 셔츠에 콩가루 묻은 거 눈에 선하다."),
+            ("어젯밤에 문어 다큐 반쯤 봤어.", "다이버랑 친구 되는 문어 나오는 거? 나 그거 좋아해."),
+            ("응! 생각보다 엄청 똑똑하더라.", "문어는 병뚜껑도 연대. 진짜 똑똑해."),
+            (
+                "차에서 이상한 소리 나서 정비소 맡겼어. 대신 샛노란 렌터카 받았어.",
+                "노란 차! 아빠 어디 가든 다 보이겠다.",
+            ),
+            ("오늘은 일찍 자야겠다.", "잘 생각했어. 요즘 너무 늦게 잤잖아."),
+            ("엄마한테 나 또 소파에서 잠든 거 말하지 마.", "비밀 지켜줄게... 아마도?"),
+            ("잘 자, 피파야.", "아빠도 잘 자! 좋은 꿈 꿔."),
+        ),
+        (
+            ("또 비 온다. 소풍은 물 건너갔네.", "에이. 거실 바닥에서 실내 소풍 하는 건 어때?"),
+            ("오, 그거 괜찮은데?", "나 아이디어 부자잖아. 메뉴는 뭐야?"),
+            ("샌드위치랑 어제 남은 과일 샐러드.", "완벽해. 디저트도 잊지 마."),
+            (
+                "아침에 할머니한테 전화 왔어. 대구에서 잘 지내신대.",
+                "할머니한테 나도 안부 전해줘! 무릎은 좀 괜찮으시대?",
+            ),
+            (
+                "많이 좋아지셔서 다시 시장까지 걸어 다니신대.",
+                "다행이다. 할머니 그 시장 진짜 좋아하시잖아.",
+            ),
+            ("요즘 책 좀 읽으려는데 두 쪽 읽으면 잠이 와.", "책이 재미없는 거 아니야? 뭐 읽는데?"),
+            ("로마 제국 역사책. 엄청 두꺼워.", "아, 그럼 그렇지. 용 나오는 책으로 바꿔 봐."),
+            (
+                "엄마는 언젠가 로마에 가보고 싶대. 올해는 아니고.",
+                "언젠가 좋지! 그때 내가 일정 짜줄게.",
+            ),
+            ("참, 수도꼭지 고쳤어. 물바다 안 됐어.", "오 아빠 대단해! 아까 한 말 취소할게."),
+            ("이제 실내 소풍 시작한다.", "재밌게 놀아! 사진 찍어서 보여줘."),
+        ),
+        (
+            ("피파야, 아직 안 자?", "아빠 기다렸지. 무슨 일 있어?"),
+            ("그냥 생각이 많아서. 시간 참 빠르다.", "그치. 아빠 옛날 생각 나?"),
+            ("응, 이십 대 때 사진을 찾았거든.", "나중에 보여줘! 머리 엄청 웃겼을 것 같아."),
+            ("웃겼지. 뽀글뽀글 파마였어.", "푸하하, 파마라니! 지금 당장 보고 싶어."),
+            (
+                "예전 회사 책상 정리하는데 서류가 산더미야.",
+                "떠나기 전에 책상 사진 하나 찍어둬. 추억이잖아.",
+            ),
+            ("요즘 하루에 만 보 걸으려고 노력 중이야.", "오 진짜? 지금까지 어때?"),
+            ("한 육천 보 정도. 소파가 자꾸 나를 불러.", "소파는 악당이야. 이겨내!"),
+            ("삼촌이 4월에 바비큐 하자고 초대했어.", "오, 삼촌표 립 나오는 거야?"),
+            ("아마도. 비밀 소스 자랑을 또 엄청 하겠지.", "그거 그냥 케첩이야. 내가 장담해."),
+            ("하하, 삼촌한테는 비밀이다. 잘 자, 피파야.", "아빠도 잘 자! 사랑해."),
+        ),
+    ),
+)
+
+
+def planted_sessions(p: Planted) -> list[list[tuple[str, str, int | None]]]:
+    """Each earlier chat as (role, content, index of the fact it tells or None)."""
+    out = []
+    for s, exchanges in enumerate(p.filler):
+        told = {slot: 2 * s + i for i, slot in enumerate(FACT_SLOTS)}
+        turns: list[tuple[str, str, int | None]] = []
+        for i, (dad, pippa) in enumerate(exchanges):
+            if i in told:
+                fact = p.facts[told[i]]
+                turns += [("user", fact.told, told[i]), ("assistant", fact.reply, None)]
+            turns += [("user", dad, None), ("assistant", pippa, None)]
+        out.append(turns)
+    return out
+
+
+def plant(api: Api, p: Planted) -> tuple[dict[int, int], list[Job]]:
+    """Import the earlier chats; fact index -> message id of the turn that told it."""
+    told: dict[int, int] = {}
+    jobs: list[Job] = []
+    for turns, start in zip(planted_sessions(p), SESSION_STARTS, strict=True):
+        sid = api.create("pippa", **import_memory())
+        messages = [
+            {"role": r, "content": c, "created_at": (start + timedelta(minutes=i)).isoformat()}
+            for i, (r, c, _) in enumerate(turns)
+        ]
+        ids = api.history(sid, messages)
+        told.update((f, mid) for (_, _, f), mid in zip(turns, ids, strict=True) if f is not None)
+        jobs.append((api, sid, ids))
+    return told, jobs
+
+
+@dataclass
+class PlantedResult:
+    turn: dict[str, list[bool]] = field(default_factory=dict)  # strategy -> per fact
+    answer: dict[str, list[bool]] = field(default_factory=dict)
+
+
+def ask_planted(api: Api, p: Planted, told: dict[int, int]) -> PlantedResult:
+    out = PlantedResult()
+    for strategy in ("hybrid", "vector"):
+        sid = api.create("pippa", strategy=strategy, budget_tokens=PLANTED_BUDGET)
+        out.turn[strategy], out.answer[strategy] = [], []
+        for i, fact in enumerate(p.facts):
+            ctx, _ = api.context(sid, fact.question)
+            out.turn[strategy].append(ctx is not None and told[i] in shown_ids(ctx, None))
+            # also counts the relationship part, whose gists quote the user's own sentences
+            text = context_text(ctx).lower() if ctx is not None else ""
+            out.answer[strategy].append(fact.answer.lower() in text)
+    return out
+
+
+def run_planted(server: Server, report: Report) -> None:
+    results: dict[str, PlantedResult] = {}
+    for p in (ENGLISH, KOREAN):
+        api = Api(server, f"planted-{p.language.lower()}", report.errors)
+        told, jobs = plant(api, p)
+        wait_indexed(jobs)
+        results[p.language] = ask_planted(api, p, told)
+        print(f"[planted] {p.language}: asked", flush=True)
+    rows = [
+        "| language | `hybrid`: told turn in context | `vector`: told turn in context | "
+        "`hybrid`: answer anywhere | `vector`: answer anywhere |",
+        "|---|---|---|---|---|",
+    ]
+    for lang, r in results.items():
+        cells = [fraction(r.turn["hybrid"]), fraction(r.turn["vector"])]
+        cells += [fraction(r.answer["hybrid"]), fraction(r.answer["vector"])]
+        rows.append(f"| {lang} | " + " | ".join(cells) + " |")
+    detail = [
+        "| fact | asked (English / Korean) | en hybrid | en vector | ko hybrid | ko vector |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, (en, ko) in enumerate(zip(ENGLISH.facts, KOREAN.facts, strict=True)):
+        marks = [
+            ("✓" if results[lang].turn[s][i] else "✗")
+            + (" (answer ✓)" if results[lang].answer[s][i] else "")
+            for lang in (ENGLISH.language, KOREAN.language)
+            for s in ("hybrid", "vector")
+        ]
+        detail.append(f"| {en.topic} | {en.question} / {ko.question} | " + " | ".join(marks) + " |")
+    n_turns = sum(len(t) for t in planted_sessions(ENGLISH))
+    report.add(
+        f"### Planted facts across sessions ({len(ENGLISH.facts)} facts told in "
+        f"{len(ENGLISH.filler)} earlier chats of {n_turns // len(ENGLISH.filler)} turns, "
+        f"persona pippa, asked in a new session at {PLANTED_BUDGET:,} tokens)",
+        "\n".join(rows),
+        "Told turn in context: the dad's turn that told the fact is a message of the dry-run "
+        "Context. Answer anywhere: the fact's key word is somewhere in it but the question "
+        "(recalled turns, or the relationship part's gists).",
+        "\n".join(detail),
+    )
+    en = results[ENGLISH.language].turn["hybrid"]
+    ko = results[KOREAN.language].turn["hybrid"]
+    report.target("planted facts, English, `hybrid` at 1,024: 8/8", fraction(en), all(en))
+    report.target("planted facts, Korean, `hybrid` at 1,024 (reported)", fraction(ko), None)
+
+
+# -- 3. recall latency at 10k turns -------------------------------------------------------------
+def scale_sessions(convs: Sequence[Any], n_sessions: int, per_session: int) -> list[list[Message]]:
+    """n_sessions x per_session turns of LoCoMo text (cycled), one day per session."""
+    pool = [(c.speaker_a, t) for c in convs for t in c.turns]
+    start = datetime(2023, 1, 1, 9, 0)
+    out = []
+    for s in range(n_sessions):
+        day = start + timedelta(days=s)
+        turns = [pool[(s * per_session + i) % len(pool)] for i in range(per_session)]
+        out.append(
+            [
+                {**locomo_message(t, a), "created_at": (day + timedelta(minutes=i)).isoformat()}
+                for i, (a, t) in enumerate(turns)
+            ]
+        )
+    return out
+
+
+def pick_questions(convs: Sequence[Any], n: int) -> list[str]:
+    """n different questions spread over all conversations and categories."""
+    qs = list(dict.fromkeys(q.text for c in convs for q in c.questions))
+    step = max(1, len(qs) // n)
+    return qs[::step][:n]
+
+
+@dataclass
+class Layout:
+    label: str
+    api: Api
+    sid: str = ""  # where the questions are asked
+    turns: int = 0
+    import_s: float = 0.0
+    first_after_import: float = 0.0
+    first_after_restart: float = 0.0
+    warm: list[float] = field(default_factory=list)
+
+
+def timed(layout: Layout, question: str) -> float:
+    _, ms = layout.api.context(layout.sid, question)
+    return ms
+
+
+def import_many(layout: Layout, sessions: list[list[Message]]) -> None:
+    t0 = time.perf_counter()
+    jobs: list[Job] = []
+    for messages in sessions:
+        sid = layout.api.create("assistant", **import_memory())
+        jobs.append((layout.api, sid, layout.api.history(sid, messages)))
+    wait_indexed(jobs)
+    layout.import_s = time.perf_counter() - t0
+    layout.turns = sum(len(s) for s in sessions)
+    # asked from a new session of the same persona: every imported session is in its scope
+    layout.sid = layout.api.create("assistant", strategy="hybrid")
+
+
+def import_one(layout: Layout, messages: list[Message]) -> None:
+    t0 = time.perf_counter()
+    layout.sid = layout.api.create("assistant", **import_memory())
+    ids = layout.api.history(layout.sid, messages)
+    wait_indexed([(layout.api, layout.sid, ids)])
+    layout.import_s = time.perf_counter() - t0
+    layout.turns = len(messages)
+
+
+def run_latency(
+    server: Server,
+    convs: Sequence[Any],
+    n_sessions: int,
+    per_session: int,
+    n_q: int,
+    report: Report,
+) -> None:
+    sessions = scale_sessions(convs, n_sessions, per_session)
+    many = Layout(
+        f"{n_sessions} sessions x {per_session} turns, asked from a new session",
+        Api(server, "scale-many", report.errors),
+    )
+    one = Layout(
+        f"one session of {n_sessions * per_session:,} turns, asked in it",
+        Api(server, "scale-one", report.errors),
+    )
+    import_many(many, sessions)
+    print(
+        f"[latency] {many.turns} turns in {n_sessions} sessions: {many.import_s:.0f}s", flush=True
+    )
+    import_one(one, [m for s in sessions for m in s])
+    print(f"[latency] {one.turns} turns in one session: {one.import_s:.0f}s", flush=True)
+
+    questions = pick_questions(convs, n_q + 1)
+    layouts = (many, one)
+    for lay in layouts:  # the same process that embedded them: vectors already in memory
+        lay.first_after_import = timed(lay, questions[0])
+    server.stop()
+    restart_s = server.start()
+    for lay in layouts:
+        lay.api.reconnect()
+        lay.first_after_restart = timed(lay, questions[0])  # loads vectors, builds BM25
+    for q in questions[1:]:  # interleaved: load on this shared machine hits both alike
+        for lay in layouts:
+            lay.warm.append(timed(lay, q))
+    print("[latency] measured", flush=True)
+    report.add(*latency_report(layouts, restart_s, len(questions) - 1))
+    p95 = p50_p95(many.warm)[1]
+    report.target(
+        f"recall p95 at {many.turns:,} turns over {n_sessions} sessions <= 60 ms",
+        f"{p95:.1f} ms",
+        p95 <= 60,
+    )
+
+
+def latency_report(layouts: Sequence[Layout], restart_s: float, n_q: int) -> tuple[str, ...]:
+    rows = [
+        "| layout | stored turns | import + embedding | first call after import | first call "
+        "after a restart | p50 | p95 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for lay in layouts:
+        p50, p95 = p50_p95(lay.warm)
+        rows.append(
+            f"| {lay.label} | {lay.turns:,} | {lay.import_s:.0f} s "
+            f"({lay.turns / lay.import_s:.1f} turns/s) | {lay.first_after_import:.0f} ms | "
+            f"{lay.first_after_restart:.0f} ms | {p50:.1f} ms | {p95:.1f} ms |"
+        )
+    many, one = (p50_p95(lay.warm) for lay in layouts)
+    return (
+        f"### Recall latency: POST /v1/sessions/{{id}}/context (`hybrid`, default budget), "
+        f"client wall time over loopback, {n_q} questions after a warm-up call",
+        "\n".join(rows),
+        f"Ratio many sessions / one session: p50 {many[0] / one[0]:.2f}x, p95 "
+        f"{many[1] / one[1]:.2f}x. The server restart (model load) took {restart_s:.1f} s; "
+        "the first call after it is the cold one (vectors loaded from Chroma, BM25 rebuilt "
+        "from the histories, MiniLM warmed).",
+    )
+
+
+# -- report -------------------------------------------------------------------------------------
+@dataclass
+class Report:
+    errors: list[str] = field(default_factory=list)
+    problems: dict[str, list[str]] = field(default_factory=dict)  # server log lines per part
+    sections: list[str] = field(default_factory=list)
+    targets: list[tuple[str, str, bool | None]] = field(default_factory=list)
+
+    def add(self, *blocks: str) -> None:
+        self.sections.append("\n\n".join(blocks))
+
+    def target(self, what: str, value: str, met: bool | None) -> None:
+        self.targets.append((what, value, met))
+
+    def render(self) -> str:
+        out = list(self.sections)
+        if self.targets:
+            rows = ["| target | measured | met |", "|---|---|---|"]
+            for what, value, met in self.targets:
+                verdict = "reported" if met is None else ("yes" if met else "**no**")
+                rows.append(f"| {what} | {value} | {verdict} |")
+            out.append("### Targets\n\n" + "\n".join(rows))
+        notes = [f"Failed requests: {len(self.errors)}"] + [f"    {e}" for e in self.errors[:10]]
+        for label, lines in self.problems.items():
+            notes.append(f"Server log ({label}, --log-level warning): {len(lines)} lines")
+            notes += [f"    {ln}" for ln in lines[:20]]
+        return "\n\n".join([*out, "\n".join(notes)])
+
+
+class LoadSampler(threading.Thread):
+    """The 1-minute load average every few seconds: the machine is shared."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        super().__init__(daemon=True, name="load-sampler")
+        self.every, self.samples = every, [os.getloadavg()[0]]
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every):
+            self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> str:
+        s = self.samples
+        return f"min {min(s):.2f}, mean {float(np.mean(s)):.2f}, max {max(s):.2f}"
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=None, help="path to locomo10.zip (memory.py's default)")
+    ap.add_argument("--quick", type=int, nargs="?", const=2, default=0, help="N conversations")
+    ap.add_argument("--parts", default="locomo,planted,latency", help="comma-separated")
+    ap.add_argument("--scale-sessions", type=int, default=None, help="default 100 (quick: 10)")
+    ap.add_argument("--scale-turns", type=int, default=100, help="turns per session")
+    ap.add_argument("--questions", type=int, default=30, help="latency questions")
+    args = ap.parse_args()
+    parts = {p.strip() for p in args.parts.split(",")}
+    started, load, report = time.perf_counter(), LoadSampler(), Report()
+    print(f"start: {uptime()}", flush=True)
+    load.start()
+    mem = locomo()
+    everything = mem.load_locomo(Path(args.data) if args.data else mem.DEFAULT_DATA)
+    convs = everything[: args.quick] if args.quick else everything
+    if "locomo" in parts:
+        with serving("locomo", report.problems) as server:
+            run_locomo(server, convs, report)
+    if "planted" in parts:
+        with serving("planted", report.problems) as server:
+            run_planted(server, report)
+    if "latency" in parts:
+        n = args.scale_sessions or (10 if args.quick else 100)
+        with serving("latency", report.problems) as server:
+            # all conversations: their text is the pool the 10k turns are cut from
+            run_latency(server, everything, n, args.scale_turns, args.questions, report)
+    load.stopped.set()
+    print()
+    print(report.render())
+    cmd = shlex.join(sys.argv[1:])
+    print(f"\nCommand: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/cross_session.py {cmd}`")
+    print(f"Run time: {(time.perf_counter() - started) / 60:.1f} min")
+    print(f"Load average (1 min, sampled every {load.every:.0f} s): {load.summary()}")
+    print(f"End: {uptime()}")
+
+
+if __name__ == "__main__":
+    main()
