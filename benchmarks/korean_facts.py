@@ -20,10 +20,13 @@ alone (`memory.bm25.BM25.top`) for several Korean analyzers, on Korean and on th
 from __future__ import annotations
 
 import argparse
+import asyncio
 import random
 import string
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -35,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
 
+import memory.bm25  # noqa: E402
 from memory.bm25 import BM25, Analyzer, bigrams, hangul_stem, hangul_terms, tokenize  # noqa: E402
 
 LANGS = ("ko", "en")
@@ -790,11 +794,69 @@ def recall_at(
     return {key: v / counts[key[0]] for key, v in sums.items()}
 
 
+# -- through the HybridRecaller (real MiniLM), optional --------------------------------------------
+@contextmanager
+def _recaller_tokenizer(analyzer: Analyzer) -> Iterator[None]:
+    """The recaller builds `BM25()` itself: swap the default tokenizer for the measurement."""
+    init = memory.bm25.BM25.__init__
+    saved = init.__defaults__
+    init.__defaults__ = (*(saved or (0.9, 0.4))[:2], partial(tokenize, hangul=analyzer))
+    try:
+        yield
+    finally:
+        init.__defaults__ = saved
+
+
+async def hybrid_recall_at(
+    convs: Sequence[Conversation], configs: dict[str, tuple[Analyzer, dict[str, Any]]]
+) -> dict[str, dict[tuple[str, int], float]]:
+    """Evidence recall at top 5/10 of HybridRecaller.recall (neighbours included) per config:
+    name -> (Hangul analyzer, RecallParams overrides)."""
+    from app.llm.worker import MLXWorker
+    from memory.embeddings import MLXEmbedder
+    from memory.recall import HybridRecaller, RecallParams
+    from memory.types import SessionInfo, StoredMessage
+    from memory.vector_index import VectorIndex
+
+    worker = MLXWorker(name="mlx-korean-facts")
+    out: dict[str, dict[tuple[str, int], float]] = {}
+    try:
+        embedder = MLXEmbedder(worker)
+        embedder.load()
+        with tempfile.TemporaryDirectory(prefix="memento-korean-") as tmp:
+            index = VectorIndex.open(Path(tmp), None, embedder)
+            for name, (analyzer, params) in configs.items():
+                sums: dict[tuple[str, int], float] = {}
+                counts: dict[str, int] = {}
+                with _recaller_tokenizer(analyzer):
+                    recaller = HybridRecaller(index, RecallParams(**params))
+                    for conv in convs:
+                        session = SessionInfo(id=conv.name, user_id="bench", persona_id="pippa")
+                        msgs = [
+                            StoredMessage(
+                                id=i + 1, role=m.role, content=m.text, tokens=1, created_at=m.at
+                            )  # type: ignore[arg-type]
+                            for i, m in enumerate(conv.messages)
+                        ]
+                        await recaller.observe(session, msgs)
+                        for q in conv.questions:
+                            top = await recaller.recall(session, q.text, msgs, set(), 10)
+                            counts[q.kind] = counts.get(q.kind, 0) + 1
+                            for k in (5, 10):
+                                hit = sum(e + 1 in top[:k] for e in q.evidence) / len(q.evidence)
+                                sums[(q.kind, k)] = sums.get((q.kind, k), 0.0) + hit
+                out[name] = {key: v / counts[key[0]] for key, v in sums.items()}
+    finally:
+        worker.shutdown()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--conversations", type=int, default=12)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--show", type=int, default=0, help="print N messages of the first ones")
+    ap.add_argument("--hybrid", action="store_true", help="also rank with HybridRecaller (MiniLM)")
     args = ap.parse_args()
     data = {lang: generate(lang, args.conversations, args.seed) for lang in LANGS}
     for lang in LANGS if args.show else ():
@@ -819,6 +881,20 @@ def main() -> None:
         scores = {lang: recall_at(data[lang], analyzer) for lang in LANGS}
         row = [f"{scores[lang][(kind, k)]:.3f}" for lang, kind, k in cols]
         print(f"| {name} | " + " | ".join(row) + " |")
+    if args.hybrid:
+        before, chosen = ANALYZERS["whole run (before)"], hangul_terms
+        configs = {
+            "dense only (MiniLM)": (chosen, {"lexical_k": 0}),
+            "hybrid defaults, whole-run BM25 (before)": (before, {}),
+            "hybrid defaults, bigrams + whole stem": (chosen, {}),
+        }
+        scores = {lang: asyncio.run(hybrid_recall_at(data[lang], configs)) for lang in LANGS}
+        print("\nHybridRecaller.recall, top k (neighbouring turns included):\n")
+        print("| recaller | " + " | ".join(f"{lg} {kd[:5]}. @{k}" for lg, kd, k in cols) + " |")
+        print("|---" * (len(cols) + 1) + "|")
+        for name in configs:
+            row = [f"{scores[lang][name][(kind, k)]:.3f}" for lang, kind, k in cols]
+            print(f"| {name} | " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":
