@@ -2,6 +2,12 @@
 
 The tokenizer (stop words dropped, light stemming) is tuned for chat turns: it keeps the rare
 exact words (names, places, titles) that small dense embedders blur.
+
+Korean glues particles and endings to the word (아빠, 아빠가, 아빠한테 are one word), and
+Japanese and Chinese put no spaces between words at all, so a run of those scripts is no word:
+Hangul runs lose a trailing particle or ending and are cut into overlapping syllable bigrams,
+kana and Han runs into character bigrams (Lucene's CJK analyzer approach, no dictionary).
+Latin text is tokenized exactly as before.
 """
 
 from __future__ import annotations
@@ -9,12 +15,26 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\W\d_a-z]+", re.IGNORECASE)
+# Hangul syllables and jamo, kana (with the prolonged sound mark), Han ideographs (with 々),
+# half-width katakana.
+_CJK = (
+    "\u1100-\u11ff\u3005\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
+)
+# The Latin alternatives are the tokenizer's original ones; CJK is carved out of the catch-all
+# letter class so that a Hangul run next to another letter still gets its own analysis.
+_WORD = re.compile(
+    rf"[a-z0-9]+(?:'[a-z]+)?|[{_CJK}]+|[^\W\d_a-z{_CJK}]+",
+    re.IGNORECASE,
+)
+_CJK_RUN = re.compile(rf"[{_CJK}]")
+_HANGUL_SYLLABLES = re.compile(r"[\uac00-\ud7af]+")
+_HANGUL_JAMO = re.compile(r"[\u1100-\u11ff\u3130-\u318f]+")
 _STOP = """a about above after again against all am an and any are as at be because been before
     being below between both but by can could did do does doing down during each few for from
     further had has have having he her here hers herself him himself his how i if in into is it
@@ -24,6 +44,24 @@ _STOP = """a about above after again against all am an and any are as at be beca
     what when where which while who whom why will with would you your yours yourself yourselves
     yeah oh hey hi wow really also like get got go going know think thanks thank lot much"""
 STOPWORDS = frozenset(_STOP.split())
+
+# Particles and common verb/copula endings that follow a Korean word, stripped (longest first,
+# up to twice: 에서+는, 었+어요) so 아빠가/아빠는/아빠한테 and 먹었어/먹어/먹었어요 share a stem.
+# Only suffixes, never a whole run: a one-syllable noun (개, 차, 집) survives as itself.
+_KO_SUFFIX_TEXT = """
+    이랑 랑 하고 한테서 한테 에게서 에게 께서 께 에서
+    에 으로 로 의 이 가 은 는 을 를 도 만 과 와
+    이나 나 까지 부터 보다 처럼 마다 밖에 이야 야
+    이에요 예요 이었어 였어 이었지 였지 이지 지 이네 네
+    이라고 라고 이래 래 이라서 라서 이잖아 잖아 인데
+    는데 은데 던데 었어요 았어요 였어요 했어요 었어 았어
+    했어 어요 아요 해요 세요 셨어요 셨어 셨지 었지 았지
+    했지 었다 았다 했다 습니다 니다 어 아 해 요 다 고
+    서 면 으면 니까 을까 거든 거든요 더라 더라고 네요
+    죠 지요 겠어 겠다 을게 게 래요
+"""
+_KO_SUFFIXES = sorted(_KO_SUFFIX_TEXT.split(), key=len, reverse=True)
+_KO_SUFFIX_SET = frozenset(_KO_SUFFIXES)
 
 
 def _stem(word: str) -> str:
@@ -37,15 +75,70 @@ def _stem(word: str) -> str:
     return word
 
 
-def terms(text: str) -> list[str]:
-    """Lower-cased, stop-word-free, lightly stemmed word tokens."""
+Analyzer = Callable[[str], list[str]]
+
+
+def hangul_stem(word: str) -> str:
+    """`word` (a run of Hangul syllables) without up to two trailing particles or endings."""
+    for _ in range(2):
+        for suffix in _KO_SUFFIXES:
+            if len(word) > len(suffix) and word.endswith(suffix):
+                word = word[: -len(suffix)]
+                break
+        else:
+            break
+    return word
+
+
+def bigrams(run: str) -> list[str]:
+    """Overlapping character bigrams; a one-character run is its own term."""
+    return [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def hangul_terms(run: str) -> list[str]:
+    """Syllable bigrams of the run plus its stem as a whole word.
+
+    Bigrams match across forms the suffix list does not know (정주행 ~ 정주행하는, 넷플릭스에서 ~
+    넷플릭스로); the stem matches 이름이 to 이름은 exactly and keeps a one-syllable noun (개가,
+    게를) findable. benchmarks/korean_facts.py measured this mix above bigrams alone, stripping
+    alone and bigrams of the stem, on several seeds.
+    """
+    if len(run) == 1:
+        return [run]
+    if run in _KO_SUFFIX_SET:
+        return []  # a bare particle after a Latin word or a digit: "Netflix에서"
+    return [*bigrams(run), hangul_stem(run)]
+
+
+_KOREAN = "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"
+_CJK_PARTS = re.compile(rf"[\uac00-\ud7af]+|[\u1100-\u11ff\u3130-\u318f]+|[^{_KOREAN}]+")
+
+
+def _cjk_terms(run: str, hangul: Analyzer) -> list[str]:
+    out: list[str] = []
+    for part in _CJK_PARTS.findall(run):
+        if _HANGUL_SYLLABLES.fullmatch(part):
+            out.extend(hangul(part))
+        elif not _HANGUL_JAMO.fullmatch(part):  # ㅋㅋ ㅠㅠ ㅇㅇ are laughter, tears, "yes"
+            out.extend(bigrams(part))  # kana and Han: no word boundaries to find
+    return out
+
+
+def tokenize(text: str, hangul: Analyzer = hangul_terms) -> list[str]:
+    """`terms` with another analyzer for Hangul runs (the Korean benchmark compares some)."""
     out = []
     for m in _WORD.finditer(text.lower()):
         w = m.group(0)
-        if w in STOPWORDS or len(w) < 2 and not w.isdigit():
-            continue
-        out.append(_stem(w))
+        if _CJK_RUN.match(w):
+            out.extend(_cjk_terms(w, hangul))
+        elif w not in STOPWORDS and (len(w) >= 2 or w.isdigit()):
+            out.append(_stem(w))
     return out
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased, stop-word-free, lightly stemmed word tokens; CJK runs as bigrams."""
+    return tokenize(text)
 
 
 @dataclass(frozen=True)
@@ -60,13 +153,12 @@ class CorpusStats:
 
     @classmethod
     def of(cls, indexes: Iterable[BM25], query: str) -> CorpusStats:
-        qterms = set(terms(query))
         n = total = 0
         df: Counter[str] = Counter()
         for ix in indexes:
             n += len(ix.texts)
             total += ix.total
-            for t in qterms:
+            for t in set(ix.terms(query)):  # each index's own tokenizer (the same in recall)
                 df[t] += len(ix.postings.get(t, ()))
         return cls(n, total, dict(df))
 
@@ -78,8 +170,11 @@ class BM25:
     lazily into numpy arrays (fast scoring), rebuilt only for terms an update touched.
     """
 
-    def __init__(self, k1: float = 0.9, b: float = 0.4) -> None:
+    def __init__(
+        self, k1: float = 0.9, b: float = 0.4, tokenize: Callable[[str], list[str]] = terms
+    ) -> None:
         self.k1, self.b = k1, b
+        self.terms = tokenize
         self.postings: dict[str, dict[int, int]] = {}  # term -> {row: term frequency}
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.row: dict[int, int] = {}  # doc id -> row
@@ -103,7 +198,7 @@ class BM25:
             if row == len(self.lengths):
                 self.lengths = np.concatenate([self.lengths, np.zeros_like(self.lengths)])
         self.ids[row] = doc_id
-        tf = Counter(terms(text))
+        tf = Counter(self.terms(text))
         for t, n in tf.items():
             self.postings.setdefault(t, {})[row] = n
             self._arrays.pop(t, None)
@@ -117,7 +212,7 @@ class BM25:
         if text is None:
             return
         row = self.row[doc_id]
-        for t in set(terms(text)):
+        for t in set(self.terms(text)):
             self._arrays.pop(t, None)
             plist = self.postings.get(t)
             if plist is not None:
@@ -137,7 +232,7 @@ class BM25:
         k1, b = self.k1, self.b
         n_all, total = (corpus.n, corpus.total) if corpus else (n, self.total)
         norm = k1 * (1 - b + b * self.lengths[:n_rows] / (total / n_all or 1.0))
-        for t, qn in Counter(terms(query)).items():
+        for t, qn in Counter(self.terms(query)).items():
             plist = self.postings.get(t)
             if not plist:
                 continue

@@ -31,3 +31,85 @@ def test_bm25_incremental_updates_equal_a_rebuild() -> None:
     assert inc.scores("cats topic1 parrots") == pytest.approx(fresh.scores("cats topic1 parrots"))
     assert inc.top("parrots", 3) == [5]
     assert inc.top("dogs", 50, allowed={0, 3, 4}) == [0, 3]
+
+
+# Captured from terms() before Korean/CJK support was added: Latin text must tokenize the same.
+ENGLISH_BEFORE = {
+    "Caroline went to the LGBTQ support group on 7 May 2023.": [
+        "caroline", "went", "lgbtq", "support", "group", "7", "may", "2023",
+    ],
+    "I'm adopting a dog named Max; he's 3 years old.": [
+        "i'm", "adopt", "dog", "named", "max", "he", "3", "year", "old",
+    ],
+    "Melanie: Wow, what did you think of \"Charlotte's Web\"? I loved it!!": [
+        "melanie", "charlotte", "web", "loved",
+    ],
+    "[8 May 2023] Caroline: I researched adoption agencies — it's been a dream.": [
+        "8", "may", "2023", "caroline", "research", "adoption", "agency", "it", "dream",
+    ],
+    "café naïve résumé 100% e-mail x y 2 A": ["caf", "na", "ve", "sum", "100", "mail", "2"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("text", ENGLISH_BEFORE)
+def test_english_terms_are_unchanged(text: str) -> None:
+    assert terms(text) == ENGLISH_BEFORE[text]
+
+
+def shared(*words: str) -> set[str]:
+    """The terms every one of `words` produces."""
+    return set.intersection(*(set(terms(w)) for w in words))
+
+
+def test_a_korean_noun_matches_itself_under_any_particle() -> None:
+    assert "아빠" in shared("아빠", "아빠가", "아빠는", "아빠한테", "아빠랑", "아빠도")
+    assert "이름" in shared("이름은", "이름이", "이름")
+    assert terms("개가") == ["개가", "개"]  # a one-syllable noun stays findable
+    assert "개" in shared("개가", "개는", "개")
+
+
+def test_verb_forms_and_honorific_endings_share_the_stem() -> None:
+    assert "먹" in shared("먹었어", "먹어", "먹었어요", "먹었다")
+    assert "공부" in shared("공부했어요", "공부해", "공부했어", "공부")
+    assert "가" in shared("가셨어요", "가")
+
+
+def test_konglish_and_mixed_korean_english_words() -> None:
+    assert terms("카톡") == ["카톡", "카톡"]  # the bigram and the whole word
+    assert "카톡" in shared("카톡으로", "카톡")
+    assert {"넷플", "플릭", "릭스", "넷플릭스"} <= shared("넷플릭스에서", "넷플릭스로", "넷플릭스")
+    assert terms("Netflix에서 iPhone이랑") == ["netflix", "iphone"]  # bare particles dropped
+
+
+def test_japanese_and_chinese_become_bigrams() -> None:
+    assert terms("東京に行きました") == ["東京", "京に", "に行", "行き", "きま", "まし", "した"]
+    assert terms("我喜欢吃饺子") == ["我喜", "喜欢", "欢吃", "吃饺", "饺子"]
+    assert terms("猫") == ["猫"]
+
+
+def test_laughter_and_emoji_are_no_terms() -> None:
+    assert terms("ㅋㅋㅋㅋ ㅠㅠ 😂 ❤️") == []
+    assert terms("ㅋㅋ진짜") == ["진짜", "진짜"]
+
+
+def test_bm25_finds_korean_facts_under_other_particles() -> None:
+    docs = [
+        "우리 집 강아지 이름은 초코야 ㅋㅋ",
+        "옆집 강아지가 밤새 짖었어",
+        "오늘 회사에서 힘들었어",
+        "나 땅콩 알레르기 있어서 땅콩은 못 먹어",
+        "요즘 넷플릭스에서 무빙 정주행 중",
+    ]
+    bm25 = BM25()
+    for i, d in enumerate(docs):
+        bm25.add(i, d)
+    assert bm25.top("강아지 이름이 뭐였지?", 1) == [0]
+    assert bm25.top("내가 땅콩을 먹으면 안 되지?", 1) == [3]
+    assert bm25.top("넷플릭스로 뭐 봤더라", 1) == [4]
+    assert bm25.top("회사는 어땠어?", 1) == [2]
+
+
+def test_bm25_takes_another_tokenizer() -> None:
+    bm25 = BM25(tokenize=str.split)
+    bm25.add(1, "a b")
+    assert bm25.top("a", 5) == [1]  # "a" is a stop word for terms(), not for str.split
