@@ -114,12 +114,10 @@ class SessionPatch(BaseModel):
 
 
 class SessionMemoryOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow")  # scope, relationship_tokens, the strategy's params
 
     strategy: str
     budget_tokens: int | None = None
-    scope: MemoryScope | None = None
-    relationship_tokens: int | None = None
 
 
 class SessionOut(BaseModel):
@@ -161,7 +159,8 @@ class GenerationOptions(BaseModel):
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
     seed: Seed | None = None
-    stop: list[str] | None = Field(default=None, max_length=8)
+    # an empty stop string would match everywhere: refused here, not deep in the engine (a 503)
+    stop: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, max_length=8)
 
 
 class MessageCreate(GenerationOptions):

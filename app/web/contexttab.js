@@ -26,7 +26,7 @@ export async function showContext(messageId, reveal = false) {
   $("context-empty").hidden = true;
   const view = $("context-view");
   view.hidden = false;
-  renderContext(view, ctx, { messageId, onForget: forget });
+  renderContext(view, ctx, { messageId, onForget: forget, sessionId: session.id });
   for (const node of document.querySelectorAll(".msg.selected")) node.classList.remove("selected");
   document.querySelector(`.msg[data-id="${CSS.escape(String(messageId))}"]`)
     ?.classList.add("selected");

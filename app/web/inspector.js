@@ -19,7 +19,8 @@ const PART_LABELS = {
 const fmt = (n) => Number(n ?? 0).toLocaleString();
 
 // ctx: {id, budget, total_tokens, parts: [{kind, tokens, messages, covers?}]}
-export function renderContext(container, ctx, { messageId, onForget } = {}) {
+// sessionId: the session the Context belongs to (items of other sessions are tagged).
+export function renderContext(container, ctx, { messageId, onForget, sessionId } = {}) {
   clear(container);
   const budget = Math.max(1, Number(ctx.budget) || 1);
   const parts = ctx.parts ?? [];
@@ -56,7 +57,7 @@ export function renderContext(container, ctx, { messageId, onForget } = {}) {
         h("span", { class: "muted" }, ` (${Math.round((total / budget) * 100)}%)`))),
     bar,
     h("ol", { class: "ctx-parts" },
-      parts.map((part) => partRow(part, onForget)),
+      parts.map((part) => partRow(part, onForget, sessionId)),
       overhead > 0
         ? h("li", { class: "ctx-part" },
           h("div", { class: "part-line" },
@@ -67,7 +68,7 @@ export function renderContext(container, ctx, { messageId, onForget } = {}) {
   );
 }
 
-function partRow(part, onForget) {
+function partRow(part, onForget, sessionId) {
   const messages = part.messages ?? [];
   const label = PART_LABELS[part.kind] ?? part.kind;
   // recalled turns reach the model as one system message, a line each ("[date] role: text"):
@@ -91,7 +92,8 @@ function partRow(part, onForget) {
         ? h("p", { class: "muted small part-note" }, "Sent as one system message, a line each.")
         : null,
       h("ul", { class: "part-messages" },
-        messages.map((m) => contextMessage(m, recalled ? onForget : null, { role: !joined })))));
+        messages.map((m) => contextMessage(m, recalled ? onForget : null,
+          { role: !joined, sessionId })))));
 }
 
 function coverRange(ids) {
@@ -101,14 +103,15 @@ function coverRange(ids) {
 }
 
 // One stored message; with onForget, a button that removes it from memory.
-export function contextMessage(m, onForget, { role = true } = {}) {
+export function contextMessage(m, onForget, { role = true, sessionId = null } = {}) {
   return h("li", { class: "part-msg" },
     h("div", { class: "part-msg-meta" },
       role ? h("span", { class: `role role-${m.role}` }, m.role) : null,
       m.id != null ? h("span", { class: "muted small" }, `#${m.id}`) : null,
       m.created_at ? h("span", { class: "muted small" }, formatTime(m.created_at)) : null,
       // from another conversation with her (memory scopes): then, not now
-      m.session_id ? h("span", { class: "tag tag-earlier", title: m.session_id },
+      m.session_id && m.session_id !== sessionId
+        ? h("span", { class: "tag tag-earlier", title: m.session_id },
         "earlier conversation") : null,
       onForget && m.id != null
         ? h("button", { class: "btn btn-link btn-small", type: "button",

@@ -83,6 +83,8 @@ def test_invalid_fields_are_named(client: TestClient, sid: str) -> None:
     assert_error(client.post(url, json={"content": "   "}), 422, "content")
     assert_error(client.post(url, json={"content": "hi", "temperature": 9}), 422, "temperature")
     assert_error(client.post(url, json={"content": "hi", "top_p": 0}), 422, "top_p")
+    # an empty stop string (found by the fuzzer: it was a 503 from the engine)
+    assert_error(client.post(url, json={"content": "hi", "stop": ["x", ""]}), 422, "stop.1")
     err = assert_error(client.post(url, json={"content": "hi", "max_tokens": 33}), 422,
                        "max_tokens")
     assert "32" in err["message"]
