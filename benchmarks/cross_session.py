@@ -163,7 +163,8 @@ class Server:
         if not self.log.exists():
             return []
         lines = self.log.read_text(errors="replace").splitlines()
-        return [ln.rstrip() for ln in lines if ln.strip()]
+        # the start-up banner is printed whatever the log level
+        return [ln.rstrip() for ln in lines if ln.strip() and not ln.startswith("Memento on")]
 
 
 @contextlib.contextmanager
@@ -799,24 +800,84 @@ def plant(api: Api, p: Planted) -> tuple[dict[int, int], list[Job]]:
     return told, jobs
 
 
+# Asked configurations: label -> session memory. The last one is a diagnostic: with room for
+# every recalled turn, a miss is the ranking's; a hit there but not at 1,024 is the budget's.
+PLANTED_ASKS = {
+    "hybrid": {"strategy": "hybrid", "budget_tokens": PLANTED_BUDGET},
+    "vector": {"strategy": "vector", "budget_tokens": PLANTED_BUDGET},
+    "hybrid @ 4,096": {"strategy": "hybrid", "budget_tokens": 4096},
+}
+PARTS = ("persona", "pinned", "relationship", "recalled", "new")
+
+
 @dataclass
 class PlantedResult:
-    turn: dict[str, list[bool]] = field(default_factory=dict)  # strategy -> per fact
+    turn: dict[str, list[bool]] = field(default_factory=dict)  # ask label -> per fact
     answer: dict[str, list[bool]] = field(default_factory=dict)
+    tokens: dict[str, list[int]] = field(default_factory=dict)  # part kind -> per question
+
+
+def part_tokens(ctx: dict[str, Any]) -> dict[str, int]:
+    """Tokens per part kind (0 for an absent part)."""
+    out = dict.fromkeys(PARTS, 0)
+    for p in ctx["parts"]:
+        out[p["kind"]] = out.get(p["kind"], 0) + int(p["tokens"])
+    return out
 
 
 def ask_planted(api: Api, p: Planted, told: dict[int, int]) -> PlantedResult:
-    out = PlantedResult()
-    for strategy in ("hybrid", "vector"):
-        sid = api.create("pippa", strategy=strategy, budget_tokens=PLANTED_BUDGET)
-        out.turn[strategy], out.answer[strategy] = [], []
+    out = PlantedResult(tokens={k: [] for k in PARTS})
+    for label, memory in PLANTED_ASKS.items():
+        sid = api.create("pippa", **memory)
+        out.turn[label], out.answer[label] = [], []
         for i, fact in enumerate(p.facts):
             ctx, _ = api.context(sid, fact.question)
-            out.turn[strategy].append(ctx is not None and told[i] in shown_ids(ctx, None))
+            out.turn[label].append(ctx is not None and told[i] in shown_ids(ctx, None))
             # also counts the relationship part, whose gists quote the user's own sentences
             text = context_text(ctx).lower() if ctx is not None else ""
-            out.answer[strategy].append(fact.answer.lower() in text)
+            out.answer[label].append(fact.answer.lower() in text)
+            if ctx is not None and label == "hybrid":
+                for kind, n in part_tokens(ctx).items():
+                    out.tokens.setdefault(kind, []).append(n)
     return out
+
+
+def planted_summary(results: dict[str, PlantedResult]) -> str:
+    head = [f"`{a}`: told turn" for a in PLANTED_ASKS] + [f"`{a}`: answer" for a in PLANTED_ASKS]
+    rows = ["| language | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    for lang, r in results.items():
+        cells = [fraction(r.turn[a]) for a in PLANTED_ASKS]
+        cells += [fraction(r.answer[a]) for a in PLANTED_ASKS]
+        rows.append(f"| {lang} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def planted_detail(results: dict[str, PlantedResult]) -> str:
+    langs = (ENGLISH, KOREAN)
+    head = [f"{p.language[:2].lower()} {a}" for p in langs for a in PLANTED_ASKS]
+    rows = ["| fact | asked (English / Korean) | " + " | ".join(head) + " |"]
+    rows.append("|---|---|" + "---|" * len(head))
+    for i, (en, ko) in enumerate(zip(ENGLISH.facts, KOREAN.facts, strict=True)):
+        marks = [
+            ("✓" if results[p.language].turn[a][i] else "✗")
+            + (" (answer ✓)" if results[p.language].answer[a][i] else "")
+            for p in langs
+            for a in PLANTED_ASKS
+        ]
+        rows.append(f"| {en.topic} | {en.question} / {ko.question} | " + " | ".join(marks) + " |")
+    return "\n".join(rows)
+
+
+def planted_budget(results: dict[str, PlantedResult]) -> str:
+    """Where the 1,024 tokens went (mean per part): what recall had left."""
+    rows = ["| language | " + " | ".join(PARTS) + " |", "|---|" + "---|" * len(PARTS)]
+    for lang, r in results.items():
+        rows.append(
+            f"| {lang} | "
+            + " | ".join(f"{np.mean(r.tokens[k]):.0f}" if r.tokens[k] else "-" for k in PARTS)
+            + " |"
+        )
+    return "\n".join(rows)
 
 
 def run_planted(server: Server, report: Report) -> None:
@@ -827,37 +888,18 @@ def run_planted(server: Server, report: Report) -> None:
         wait_indexed(jobs)
         results[p.language] = ask_planted(api, p, told)
         print(f"[planted] {p.language}: asked", flush=True)
-    rows = [
-        "| language | `hybrid`: told turn in context | `vector`: told turn in context | "
-        "`hybrid`: answer anywhere | `vector`: answer anywhere |",
-        "|---|---|---|---|---|",
-    ]
-    for lang, r in results.items():
-        cells = [fraction(r.turn["hybrid"]), fraction(r.turn["vector"])]
-        cells += [fraction(r.answer["hybrid"]), fraction(r.answer["vector"])]
-        rows.append(f"| {lang} | " + " | ".join(cells) + " |")
-    detail = [
-        "| fact | asked (English / Korean) | en hybrid | en vector | ko hybrid | ko vector |",
-        "|---|---|---|---|---|---|",
-    ]
-    for i, (en, ko) in enumerate(zip(ENGLISH.facts, KOREAN.facts, strict=True)):
-        marks = [
-            ("✓" if results[lang].turn[s][i] else "✗")
-            + (" (answer ✓)" if results[lang].answer[s][i] else "")
-            for lang in (ENGLISH.language, KOREAN.language)
-            for s in ("hybrid", "vector")
-        ]
-        detail.append(f"| {en.topic} | {en.question} / {ko.question} | " + " | ".join(marks) + " |")
     n_turns = sum(len(t) for t in planted_sessions(ENGLISH))
     report.add(
         f"### Planted facts across sessions ({len(ENGLISH.facts)} facts told in "
         f"{len(ENGLISH.filler)} earlier chats of {n_turns // len(ENGLISH.filler)} turns, "
         f"persona pippa, asked in a new session at {PLANTED_BUDGET:,} tokens)",
-        "\n".join(rows),
-        "Told turn in context: the dad's turn that told the fact is a message of the dry-run "
-        "Context. Answer anywhere: the fact's key word is somewhere in it but the question "
-        "(recalled turns, or the relationship part's gists).",
-        "\n".join(detail),
+        planted_summary(results),
+        "Told turn: the dad's turn that told the fact is a message of the dry-run Context. "
+        "Answer: the fact's key word is anywhere in it but the question (recalled turns or the "
+        "relationship part's gists). `hybrid @ 4,096` is a diagnostic (room for every recalled "
+        "turn): a miss there is the ranking's, a hit there but not at 1,024 the budget's.",
+        planted_detail(results),
+        "Mean tokens per part of the `hybrid` contexts at 1,024:\n\n" + planted_budget(results),
     )
     en = results[ENGLISH.language].turn["hybrid"]
     ko = results[KOREAN.language].turn["hybrid"]

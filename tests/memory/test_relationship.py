@@ -53,7 +53,9 @@ def test_refresh_gist_only_when_there_is_news_and_never_over_the_users_words() -
     assert (gist.session_id, gist.title, gist.through_id) == ("s1", "Sunday", CHAT[-1].id)
     assert (gist.started_at, gist.ended_at) == (CHAT[0].created_at, CHAT[-1].created_at)
     assert refresh_gist(state, "s1", "Sunday", CHAT) is None  # nothing new
-    more = CHAT + turns(("user", "I bought a red bicycle, my first one since 1998, for my commute."), start=100)
+    more = CHAT + turns(
+        ("user", "I bought a red bicycle, my first one since 1998, for my commute."), start=100
+    )
     newer = refresh_gist(state, "s1", "Sunday", more)
     assert newer is not None and "red bicycle" in newer.gists[0].text
     edited = state.model_copy(
