@@ -37,7 +37,7 @@ from memory.types import (
 log = logging.getLogger(__name__)
 
 # Session params that belong to the service, not to the strategy.
-SERVICE_PARAMS = ("budget_tokens", "scope", "relationship_tokens")
+SERVICE_PARAMS = ("scope", "relationship_tokens", "budget_tokens")
 MIN_BUDGET = 32
 SCOPES = ("session", "persona", "user")
 

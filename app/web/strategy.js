@@ -21,6 +21,8 @@ const LABELS = {
   evict_to: "Evict down to (share)",
   summary_chunk_tokens: "Summary chunk (tokens)",
   summary_max_chunks: "Summary calls per turn",
+  scope: "Remembers from",
+  relationship_tokens: "What she knows of you (tokens)",
   budget_tokens: "Context budget (tokens)",
 };
 const ORDER = Object.keys(LABELS);

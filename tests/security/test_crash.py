@@ -267,9 +267,10 @@ def test_kill_9_keeps_the_greedy_reply_up_to_its_last_checkpoint(tmp_path: Path)
         kept = reply["content"]
         assert kept and kept.startswith(seen["content"]), (kept, seen)
         assert 0 < reply["tokens"] < 1024
-        # greedy decoding of the same context (a fresh session: persona + the story request)
-        # gives the same tokens; cut a little past what was kept to keep the test short
-        fresh = new_session(server.url, {"strategy": "buffer"})
+        # greedy decoding of the same context (a fresh session: persona + the story request,
+        # nothing recalled from the first one) gives the same tokens; cut a little past what
+        # was kept to keep the test short
+        fresh = new_session(server.url, {"strategy": "buffer", "scope": "session"})
         r = httpx.post(
             f"{server.url}/v1/sessions/{fresh}/messages",
             timeout=600,
