@@ -137,8 +137,10 @@ class ChatRepl:
             self._load_persona()
             self.last_reply_id = None
             self._banner(resumed=False)
-            if self.persona.get("greeting"):
-                self._say(self.persona["greeting"])
+            # the session's greeting: her returning one when she already knows the user
+            greeting = self.session.get("greeting") or self.persona.get("greeting")
+            if greeting:
+                self._say(greeting)
 
     def _load_persona(self) -> None:
         try:

@@ -298,6 +298,7 @@ class HybridRecaller:
         # The query embeds on the MLX thread while the sessions sync and BM25 scores here.
         embed = asyncio.ensure_future(self.index.embedder.embed([query])) if p.dense_k else None
         try:
+            await self._load_scope([s for s in sources[1:] if s.st.dense is None])
             for src in sources:
                 st = src.st
                 if src.changed or len(st.lexical) != len(src.turns) or st.dense is None:
@@ -399,12 +400,34 @@ class HybridRecaller:
                 st.bm25.add(m.id, self.document(m))
                 st.lexical[m.id] = m.content
 
-    async def _load(self, session: SessionInfo, st: _SessionState) -> None:
+    async def _load_scope(self, sources: Sequence[_Source]) -> None:
+        """The vectors of the scope's sessions not in memory yet, in one index read."""
+        if not sources:
+            return
         t0 = time.perf_counter()
-        ids, docs, vectors = await self.index.load(session)
+        found = await self.index.load_sessions([s.session for s in sources])
+        for src in sources:
+            async with src.st.lock:  # an observe of that session may be indexing it
+                if src.st.dense is None:  # or another recall loaded it meanwhile
+                    self._adopt_loaded(src.st, *found[src.session.id])
+        self._evict()
+        log.info(
+            "loaded the vectors of %d sessions in %.0f ms",
+            len(sources),
+            (time.perf_counter() - t0) * 1000,
+        )
+
+    def _adopt_loaded(
+        self, st: _SessionState, ids: list[int], docs: list[str], vectors: np.ndarray
+    ) -> None:
         dense = DenseCache(self.index.embedder.dim)
         dense.put(ids, vectors)
         st.dense, st.stored_docs, st.indexed = dense, dict(zip(ids, docs, strict=True)), {}
+
+    async def _load(self, session: SessionInfo, st: _SessionState) -> None:
+        t0 = time.perf_counter()
+        ids, docs, vectors = await self.index.load(session)
+        self._adopt_loaded(st, ids, docs, vectors)
         self._evict()
         log.info(
             "loaded %d vectors of session %s in %.0f ms",

@@ -231,3 +231,38 @@ class VectorIndex:
         if emb is None or len(ids) == 0:
             return ids, list(res["documents"] or []), np.zeros((0, self.embedder.dim), np.float32)
         return ids, list(res["documents"] or []), np.asarray(emb, dtype=np.float32)
+
+    async def load_sessions(
+        self, sessions: Sequence[SessionInfo]
+    ) -> dict[str, tuple[list[int], list[str], np.ndarray]]:
+        """load() of several sessions of ONE user in one query (a recall over a user's other
+        sessions would otherwise pay a round trip per session): session id -> (message ids,
+        documents, embeddings). Sessions without vectors map to empty results."""
+        if not sessions:
+            return {}
+        for s in sessions:
+            _check_session(s)
+        user = sessions[0].user_id
+        if any(s.user_id != user for s in sessions):
+            raise ValueError("load_sessions takes the sessions of one user")
+        ids = [s.id for s in sessions]
+        where = {"$and": [{"user_id": user}, {"session_id": {"$in": ids}}]}
+        res = await asyncio.to_thread(
+            self.collection.get, where=where, include=["metadatas", "documents", "embeddings"]
+        )
+        metas = res["metadatas"] or []
+        docs = res["documents"] or []
+        emb = res.get("embeddings")
+        rows: dict[str, list[int]] = {sid: [] for sid in ids}
+        for i, m in enumerate(metas):
+            rows[str(m["session_id"])].append(i)
+        matrix = np.asarray(emb, dtype=np.float32) if emb is not None and len(metas) else None
+        out = {}
+        for sid, idx in rows.items():
+            vectors = (
+                matrix[idx]
+                if matrix is not None and idx
+                else np.zeros((0, self.embedder.dim), np.float32)
+            )
+            out[sid] = ([int(metas[i]["message_id"]) for i in idx], [docs[i] for i in idx], vectors)
+        return out

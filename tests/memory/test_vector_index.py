@@ -137,3 +137,24 @@ async def test_bad_arguments_are_named(tmp_path: Path, embedder: MLXEmbedder) ->
         await index.query(SessionInfo(id="s", user_id="", persona_id="p"), "x", k=1)
     with pytest.raises(ValueError, match="2 embeddings for 1 records"):
         await index.upsert(ALICE, records(["a"]), embeddings=[[0.0] * 384] * 2)
+
+
+async def test_load_sessions_reads_several_sessions_of_one_user_only(
+    tmp_path: Path, embedder: MLXEmbedder
+) -> None:
+    index = VectorIndex.open(tmp_path, None, embedder)
+    alice2 = SessionInfo(id="s-alice-2", user_id="alice", persona_id="daughter")
+    await index.upsert(ALICE, records(TEXTS[:2]))
+    await index.upsert(alice2, records(TEXTS[2:], first_id=10))
+    await index.upsert(BOB, records(TEXTS[:1], first_id=20))
+    # Bob's session named under Alice's user id yields nothing: the user filter holds
+    disguised = SessionInfo(id=BOB.id, user_id="alice", persona_id="daughter")
+    got = await index.load_sessions([ALICE, alice2, disguised])
+    assert sorted(got[ALICE.id][0]) == [1, 2] and sorted(got[alice2.id][0]) == [10, 11]
+    assert got[BOB.id][0] == [] and got[BOB.id][2].shape == (0, embedder.dim)
+    ids, docs, vectors = got[alice2.id]
+    single = await index.load(alice2)
+    assert dict(zip(ids, docs, strict=True)) == dict(zip(single[0], single[1], strict=True))
+    assert vectors.shape == (2, embedder.dim)
+    with pytest.raises(ValueError, match="one user"):
+        await index.load_sessions([ALICE, BOB])
