@@ -22,12 +22,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import re
 import string
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -42,6 +43,7 @@ import memory.bm25  # noqa: E402
 from memory.bm25 import BM25, Analyzer, bigrams, hangul_stem, hangul_terms, tokenize  # noqa: E402
 
 LANGS = ("ko", "en")
+_LATIN = re.compile("[A-Za-z]")
 USER, ASSISTANT = "user", "assistant"  # 아빠 / Dad, Pippa
 Pair = tuple[str, str]  # (Korean, English)
 
@@ -706,9 +708,12 @@ def _plan(rng: random.Random, index: int, sessions: int, exchanges: int, facts: 
     return _Planned(turns, starts, questions)
 
 
-def _write(template: Pair, slots: dict[str, Pair], lang: str) -> str:
+def _write(template: Pair, slots: dict[str, Pair], lang: str, switched: bool = False) -> str:
+    """`switched`: Korean text with the English slot values (names, places, foods, ...; dates
+    stay Korean), the way 아빠 writes a Latin-script name into a Korean sentence."""
     i = LANGS.index(lang)
-    return _render(template[i], {k: v[i] for k, v in slots.items()})
+    j = LANGS.index("en") if switched else i
+    return _render(template[i], {k: v[i if k == "date" else j] for k, v in slots.items()})
 
 
 def _typo(text: str, draw: int, lang: str) -> str:
@@ -729,24 +734,30 @@ def generate(
     sessions: int = 6,
     exchanges: int = 20,
     facts: int = 8,
+    code_switched: bool = False,
 ) -> list[Conversation]:
     """`conversations` conversations of `sessions` x `exchanges` x 2 messages, each with `facts`
     planted facts and their questions. The same arguments give the same conversations, in
-    Korean ("ko") or in the English twin ("en"): one plan, written in either language."""
+    Korean ("ko") or in the English twin ("en"): one plan, written in either language.
+    `code_switched` (Korean only): the slot values (Choco, Osaka, peanuts, puppy, ...) are the
+    English ones, in Latin script, in the Korean statements and questions."""
     if lang not in LANGS:
         raise ValueError(f"lang must be one of {LANGS}")
+    if code_switched and lang != "ko":
+        raise ValueError("code_switched is for Korean text")
     out = []
     for c in range(conversations):
         plan = _plan(random.Random(seed * 1000 + c), c, sessions, exchanges, facts)
         messages = [
-            Message(role, _typo(_write(t, sl, lang), draw, lang), at)
+            Message(role, _typo(_write(t, sl, lang, code_switched), draw, lang), at)
             for (role, t, sl, draw), at in zip(plan.turns, plan.starts, strict=True)
         ]
         questions = [
-            Question(_write(t, sl, lang), (ev,), fact, kind)
+            Question(_write(t, sl, lang, code_switched), (ev,), fact, kind)
             for t, sl, ev, fact, kind in plan.questions
         ]
-        out.append(Conversation(f"{lang}-{c:02d}", lang, messages, questions))
+        name = f"{lang}{'-cs' if code_switched else ''}-{c:02d}"
+        out.append(Conversation(name, lang, messages, questions))
     return out
 
 
@@ -884,12 +895,35 @@ def main() -> None:
     if args.hybrid:
         before, chosen = ANALYZERS["whole run (before)"], hangul_terms
         configs = {
-            "dense only (MiniLM)": (chosen, {"lexical_k": 0}),
-            "hybrid defaults, whole-run BM25 (before)": (before, {}),
-            "hybrid defaults, bigrams + whole stem": (chosen, {}),
+            "dense only (MiniLM)": (chosen, {"lexical_k": 0, "cjk_dense_weight": 1.0}),
+            "whole-run BM25, cjk_dense_weight 1 (before)": (before, {"cjk_dense_weight": 1.0}),
+            "bigrams + whole stem, cjk_dense_weight 1": (chosen, {"cjk_dense_weight": 1.0}),
+            "bigrams + whole stem, cjk_dense_weight 0.5": (chosen, {"cjk_dense_weight": 0.5}),
+            "bigrams + whole stem, cjk_dense_weight 0.25": (chosen, {"cjk_dense_weight": 0.25}),
+            "bigrams + whole stem, cjk_dense_weight 0 (now: defaults)": (chosen, {}),
         }
-        scores = {lang: asyncio.run(hybrid_recall_at(data[lang], configs)) for lang in LANGS}
-        print("\nHybridRecaller.recall, top k (neighbouring turns included):\n")
+        # Code-switched: Korean with the names, places, foods in Latin script ("우리 puppy
+        # 이름이 뭐였지?"); only the questions holding a Latin word are asked.
+        switched = [
+            replace(c, questions=[q for q in c.questions if _LATIN.search(q.text)])
+            for c in generate("ko", args.conversations, args.seed, code_switched=True)
+        ]
+        data["ko+en"] = [c for c in switched if c.questions]
+        langs = (*LANGS, "ko+en")
+        scores = {lang: asyncio.run(hybrid_recall_at(data[lang], configs)) for lang in langs}
+        first_row = scores["ko+en"][next(iter(configs))]
+        cols = [
+            (lang, kind, k)
+            for lang in langs
+            for kind in ("template", "paraphrase")
+            for k in (5, 10)
+            if lang != "ko+en" or (kind, k) in first_row
+        ]
+        n_cs = sum(len(c.questions) for c in data["ko+en"])
+        print(
+            "\nHybridRecaller.recall, top k (neighbouring turns included); ko+en: "
+            f"{n_cs} code-switched questions:\n"
+        )
         print("| recaller | " + " | ".join(f"{lg} {kd[:5]}. @{k}" for lg, kd, k in cols) + " |")
         print("|---" * (len(cols) + 1) + "|")
         for name in configs:

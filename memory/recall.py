@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -44,6 +45,7 @@ __all__ = [
     "DenseCache",
     "HybridRecaller",
     "RecallParams",
+    "cjk_share",
     "open_recaller",
     "rrf",
     "spread_to_neighbours",
@@ -51,6 +53,16 @@ __all__ = [
 ]
 
 ROLES = ("user", "assistant")
+# Hangul syllables and jamo, kana, Han (CJK unified and compatibility ideographs, 々),
+# half-width katakana: the scripts memory/bm25.py cuts into bigrams.
+_CJK_LETTER = re.compile(
+    "[\u1100-\u11ff\u3005\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]"
+)
+# A query is "CJK" when at least this share of its letters is. Korean questions with a Latin
+# vocative ("Pippa야, ...") are ~0.8; code-switched ones with a Latin content word ("우리 puppy
+# 이름이 뭐였지?") ~0.35-0.65, and MiniLM matches that word: they keep the dense weight.
+CJK_QUERY_SHARE = 0.7
 
 
 class RecallParams(BaseModel):
@@ -61,11 +73,35 @@ class RecallParams(BaseModel):
     rrf_k: int = Field(default=30, ge=1)
     dense_weight: float = Field(default=1.0, ge=0)
     lexical_weight: float = Field(default=1.0, ge=0)
+    # The dense weight for a query mostly (>= CJK_QUERY_SHARE of its letters) in Hangul, kana or
+    # Han: MiniLM is English-only, its ranking of those is close to noise and, fused with equal
+    # weight, buries BM25's hits (issue 11). 0 (the query is then not embedded) paid best on
+    # benchmarks/korean_facts.py --hybrid, seeds 11 and 5: Korean template top 5 0.199 -> 0.470,
+    # paraphrase 0.086 -> 0.279 (0.5 and 0.25 fell between). Other queries keep dense_weight.
+    cjk_dense_weight: float = Field(default=0.0, ge=0)
     # A hit lends this share of its score to the turns 1, 2, ... positions away (same sitting):
     # facts span a question and its answer, and evidence clusters in time.
     neighbour_weights: tuple[float, ...] = Field(default=(0.5, 0.25), max_length=5)
     neighbour_gap_s: float = Field(default=3 * 3600, ge=0)  # "same sitting": at most this apart
     date_in_text: bool = True  # index "[date] text" so dates are searchable
+
+    def fusion_weights(self, query: str) -> tuple[float, float]:
+        """(dense, lexical) weights of the fusion for `query`: RecallParams' own unless the
+        query is mostly CJK (cjk_share), then the dense one is cjk_dense_weight."""
+        if cjk_share(query) >= CJK_QUERY_SHARE:
+            return self.cjk_dense_weight, self.lexical_weight
+        return self.dense_weight, self.lexical_weight
+
+
+def cjk_share(text: str) -> float:
+    """The share of the letters of `text` that are Hangul, kana or Han (0.0 without letters).
+    Digits, punctuation and emoji are no letters."""
+    letters = cjk = 0
+    for ch in text:
+        if ch.isalpha():
+            letters += 1
+            cjk += _CJK_LETTER.match(ch) is not None
+    return cjk / letters if letters else 0.0
 
 
 def _epoch(dt: datetime) -> float:
@@ -296,7 +332,12 @@ class HybridRecaller:
         if not any(s.allowed for s in sources):
             return []
         # The query embeds on the MLX thread while the sessions sync and BM25 scores here.
-        embed = asyncio.ensure_future(self.index.embedder.embed([query])) if p.dense_k else None
+        dense_weight, lexical_weight = p.fusion_weights(query)
+        embed = (
+            asyncio.ensure_future(self.index.embedder.embed([query]))
+            if p.dense_k and dense_weight > 0
+            else None
+        )
         try:
             await self._load_scope([s for s in sources[1:] if s.st.dense is None])
             for src in sources:
@@ -316,7 +357,7 @@ class HybridRecaller:
                 lists = [
                     s.st.bm25.top_scored(query, p.lexical_k, s.allowed, corpus) for s in sources
                 ]
-                rankings.append((merge_top(lists, p.lexical_k), p.lexical_weight))
+                rankings.append((merge_top(lists, p.lexical_k), lexical_weight))
             if embed is not None:
                 qvec = np.asarray((await embed)[0], dtype=np.float32)
                 lists = [
@@ -324,7 +365,7 @@ class HybridRecaller:
                     for s in sources
                     if s.st.dense is not None
                 ]
-                rankings.append((merge_top(lists, p.dense_k), p.dense_weight))
+                rankings.append((merge_top(lists, p.dense_k), dense_weight))
         finally:
             if embed is not None and not embed.done():
                 embed.cancel()

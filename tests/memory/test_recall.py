@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 
 from app.llm.worker import MLXWorker
+from memory.bm25 import BM25
 from memory.embeddings import MLXEmbedder
-from memory.recall import DenseCache, HybridRecaller, RecallParams, spread_to_neighbours
+from memory.recall import (
+    DenseCache,
+    HybridRecaller,
+    RecallParams,
+    cjk_share,
+    spread_to_neighbours,
+)
 from memory.types import SessionInfo, StoredMessage
 from memory.vector_index import VectorIndex
 
@@ -255,3 +262,94 @@ async def test_cache_is_bounded_and_reloads_after_eviction(
     before = embedder.texts
     assert (await tiny.recall(ALICE, "Zyxcorp hackathon", a, set(), 1)) == [10]
     assert embedder.texts == before + 1  # reloaded from Chroma, only the query embedded
+
+
+# -- fusion weights by the query's script (issue 11) ---------------------------------------------
+
+KOREAN = [
+    "오늘 날씨 진짜 좋다 ☀️",
+    "산책 가기 딱 좋은 날이네요",
+    "옆집 강아지가 밤새 짖어서 잠 설쳤어",
+    "헐 피곤하겠다 ㅠㅠ",
+    "우리 집 강아지 이름은 초코야 ㅋㅋ 완전 귀여워",
+    "와 진짜? 기억해 둘게",
+    "회사 일이 너무 많아서 힘들다",
+    "오늘은 푹 쉬어요",
+]
+
+
+class DecoyEmbedder:
+    """Dense noise at its worst: the query and the filler share one vector, the turns that
+    answer ("초코", "Zyxcorp") an orthogonal one, so dense ranks the answer last."""
+
+    dim = 4
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.texts += texts
+        return [
+            [0.0, 1.0, 0.0, 0.0] if "초코" in t or "Zyxcorp" in t else [1.0, 0, 0, 0] for t in texts
+        ]
+
+
+async def test_a_hangul_query_follows_bm25_when_dense_is_noise(tmp_path: Path) -> None:
+    hist = history(KOREAN)
+    embedder = DecoyEmbedder()
+    index = VectorIndex.open(tmp_path, None, embedder)
+    plain = {"neighbour_weights": ()}
+    now = HybridRecaller(index, RecallParams(**plain))
+    await now.observe(ALICE, hist)
+    bm25 = BM25()
+    for m in hist:
+        bm25.add(m.id, now.document(m))
+    query = "우리 강아지 이름이 뭐였지?"
+    expected = bm25.top(query, 8)
+    assert expected[0] == 5  # "우리 집 강아지 이름은 초코야"
+    embedded = len(embedder.texts)
+    assert await now.recall(ALICE, query, hist, set(), 8) == expected
+    assert len(embedder.texts) == embedded  # dense weight 0: the query is not even embedded
+    # With the English dense weight, the noise buries BM25's hit (what issue 11 measured).
+    equal = HybridRecaller(index, RecallParams(cjk_dense_weight=1.0, **plain))
+    assert (await equal.recall(ALICE, query, hist, set(), 8))[0] != 5
+
+
+async def test_a_latin_query_is_fused_as_before(tmp_path: Path) -> None:
+    hist = conversation()
+    index = VectorIndex.open(tmp_path, None, DecoyEmbedder())
+    default, old = HybridRecaller(index), HybridRecaller(index, RecallParams(cjk_dense_weight=1))
+    await default.observe(ALICE, hist)
+    for query in ("Where was the Zyxcorp event?", "what did you do on Saturday", "a dog?"):
+        assert await default.recall(ALICE, query, hist, set(), 14) == await old.recall(
+            ALICE, query, hist, set(), 14
+        )
+
+
+def test_fusion_weights_of_latin_queries_are_recall_params_own() -> None:
+    latin = [
+        "When did Caroline go to the LGBTQ support group?",
+        "Qu'est-ce que Mélanie a peint en 2022 ? Ça coûte 30 €",
+        "Straße, naïve café, São Paulo, Łódź",
+        "🐶🐶 !!! 123",  # no letters at all
+        "Did 초코 bark?",  # a Korean name in an English question
+    ]
+    for params in (RecallParams(), RecallParams(dense_weight=0.7, lexical_weight=1.3)):
+        for q in latin:
+            assert params.fusion_weights(q) == (params.dense_weight, params.lexical_weight), q
+    assert RecallParams().dense_weight == 1.0 and RecallParams().lexical_weight == 1.0
+
+
+def test_fusion_weights_of_cjk_queries() -> None:
+    p = RecallParams(cjk_dense_weight=0.25, lexical_weight=2.0)
+    for q in (
+        "우리 강아지 이름이 뭐였지?",
+        "Pippa야, 아빠가 키우는 강아지 이름 뭐라 그랬더라?",
+        "犬の名前は何だっけ？",
+        "我家小狗叫什么名字？",
+        "ㅋㅋㅋ 초코 ㅠㅠ",
+    ):
+        assert p.fusion_weights(q) == (0.25, 2.0), q
+    # Code-switched, a Latin content word MiniLM can match: the dense weight stays.
+    assert p.fusion_weights("우리 puppy 이름이 뭐였지?") == (1.0, 2.0)
+    assert cjk_share("abc 가나다") == 0.5 and cjk_share("123 !") == 0.0
