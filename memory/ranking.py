@@ -1,0 +1,137 @@
+"""The pure parts of recall: rank fusion, neighbour spreading, the in-memory dense matrix, and
+the script test that picks the fusion weights (memory/recall.py puts them together)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+
+from memory.types import StoredMessage
+
+# Hangul syllables and jamo, kana, Han (CJK unified and compatibility ideographs, 々),
+# half-width katakana: the scripts memory/bm25.py cuts into bigrams.
+_CJK_LETTER = re.compile(
+    "[\u1100-\u11ff\u3005\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]"
+)
+# A query is "CJK" when at least this share of its letters is. Korean questions with a Latin
+# vocative ("Pippa야, ...") are ~0.8; code-switched ones with a Latin content word ("우리 puppy
+# 이름이 뭐였지?") ~0.35-0.65, and MiniLM matches that word: they keep the dense weight.
+CJK_QUERY_SHARE = 0.7
+
+
+def cjk_share(text: str) -> float:
+    """The share of the letters of `text` that are Hangul, kana or Han (0.0 without letters).
+    Digits, punctuation and emoji are no letters."""
+    letters = cjk = 0
+    for ch in text:
+        if ch.isalpha():
+            letters += 1
+            cjk += _CJK_LETTER.match(ch) is not None
+    return cjk / letters if letters else 0.0
+
+
+def _epoch(dt: datetime) -> float:
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def rrf(rankings: Sequence[tuple[Sequence[int], float]], k: int) -> dict[int, float]:
+    """Reciprocal rank fusion: sum of weight / (k + rank) over the rankings a doc appears in."""
+    out: dict[int, float] = {}
+    for ranking, weight in rankings:
+        if weight <= 0:
+            continue
+        for rank, d in enumerate(ranking):
+            out[d] = out.get(d, 0.0) + weight / (k + rank + 1)
+    return out
+
+
+def spread_to_neighbours(
+    scores: dict[int, float],
+    turns: Sequence[StoredMessage],
+    weights: Sequence[float],
+    max_gap_s: float,
+    pos: dict[int, int] | None = None,
+) -> dict[int, float]:
+    """Each scored turn adds weights[d-1] * its score to the turns d positions away, when they
+    are within `max_gap_s` of it (the same sitting, not the previous day's talk).
+    `pos` maps message id -> index in `turns` (computed here when not given)."""
+    if not weights or not scores:
+        return dict(scores)
+    if pos is None:
+        pos = {m.id: i for i, m in enumerate(turns)}
+    out = dict(scores)
+    for mid, s in scores.items():
+        i = pos.get(mid)
+        if i is None:
+            continue
+        t0 = _epoch(turns[i].created_at)
+        for dist, w in enumerate(weights, start=1):
+            for j in (i - dist, i + dist):
+                if 0 <= j < len(turns) and abs(_epoch(turns[j].created_at) - t0) <= max_gap_s:
+                    nid = turns[j].id
+                    out[nid] = out.get(nid, 0.0) + w * s
+    return out
+
+
+class DenseCache:
+    """One session's vectors as a growable matrix (rows normalised: dot product = cosine)."""
+
+    def __init__(self, dim: int) -> None:
+        self.mat = np.zeros((64, dim), dtype=np.float32)
+        self.ids: list[int] = []
+        self.pos: dict[int, int] = {}
+
+    @property
+    def nbytes(self) -> int:
+        return self.mat.nbytes
+
+    def put(self, ids: Sequence[int], vectors: np.ndarray) -> None:
+        for mid, vec in zip(ids, vectors, strict=True):
+            row = self.pos.get(mid)
+            if row is None:
+                row = len(self.ids)
+                if row == len(self.mat):
+                    self.mat = np.concatenate([self.mat, np.zeros_like(self.mat)])
+                self.ids.append(mid)
+                self.pos[mid] = row
+            self.mat[row] = vec
+
+    def remove(self, mid: int) -> None:
+        row = self.pos.pop(mid, None)
+        if row is None:
+            return
+        last = len(self.ids) - 1
+        if row != last:  # move the last row into the hole
+            self.mat[row] = self.mat[last]
+            self.ids[row] = self.ids[last]
+            self.pos[self.ids[row]] = row
+        self.ids.pop()
+
+    def top(self, query: np.ndarray, k: int, allowed: set[int]) -> list[tuple[int, float]]:
+        """The k rows nearest `query` among `allowed` ids: (id, cosine), nearest first."""
+        n = len(self.ids)
+        if n == 0 or k <= 0:
+            return []
+        # einsum, not `@`: `@` goes through OpenBLAS, whose worker threads then spin for ~0.1 s
+        # on this (event loop) thread's behalf and starve the MLX thread embedding the next
+        # query (p50 assembly at 10k turns: 124 ms with `@`, ~25 ms with einsum, 2 cores).
+        # einsum's own loop is also faster for one vector (~1 ms vs ~7 ms).
+        scores = np.einsum("ij,j->i", self.mat[:n], query)
+        # Rows outside `allowed` (recent buffer, deleted turns) may crowd the top: over-fetch.
+        want = min(n, k + max(0, n - len(allowed)))
+        cand = np.argpartition(-scores, want - 1)[:want] if want < n else np.arange(n)
+        cand = cand[np.argsort(-scores[cand], kind="stable")]
+        ids = self.ids
+        return [(ids[i], float(scores[i])) for i in cand if ids[i] in allowed][:k]
+
+
+def merge_top(lists: Sequence[Sequence[tuple[int, float]]], k: int) -> list[int]:
+    """The k best ids over several (id, score) lists, each already best first; ties by id."""
+    if len(lists) == 1:
+        return [d for d, _ in lists[0][:k]]
+    merged = sorted((x for lst in lists for x in lst), key=lambda x: (-x[1], x[0]))
+    return [d for d, _ in merged[:k]]
