@@ -33,6 +33,14 @@ from memory.types import Context
 log = logging.getLogger(__name__)
 
 
+def role_stops(persona: Persona) -> tuple[str, ...]:
+    """Where a reply that starts speaking for someone else ends. Recalled turns reach the model
+    as "user: ..." / "assistant: ..." lines and the persona's example dialogue as "아빠: ...", so
+    a small model tends to go on with the transcript ("... episode. user: Do you have"): the
+    user's words are never hers to write (issue 12)."""
+    return ("\nuser:", " user: ", "\nassistant:", f"\n{persona.user_name}:")
+
+
 class ChatService:
     def __init__(
         self,
@@ -74,7 +82,8 @@ class ChatService:
         params = options.params(persona.generation.model_dump(), self.settings.default_max_tokens)
         if params.max_tokens > self.settings.max_tokens_limit:
             params = dataclasses.replace(params, max_tokens=self.settings.max_tokens_limit)
-        return params
+        stops = tuple(dict.fromkeys((*params.stop, *role_stops(persona))))
+        return dataclasses.replace(params, stop=stops)
 
     def count_message(self, role: str, content: str) -> int:
         return self.engine.count_message({"role": role, "content": content})

@@ -13,6 +13,7 @@ import httpx
 from app.llm.types import Chunk, EngineError, FinishReason, GenerationParams, Usage
 
 log = logging.getLogger(__name__)
+MAX_REMOTE_STOPS = 4
 
 
 class TokenCounter(Protocol):
@@ -94,7 +95,8 @@ class OpenAIEngine:
         if params.seed is not None:
             body["seed"] = params.seed
         if params.stop:
-            body["stop"] = list(params.stop)
+            # OpenAI takes at most 4; the caller's own come first (ChatService adds role stops)
+            body["stop"] = list(params.stop[:MAX_REMOTE_STOPS])
         return body
 
     async def stream(

@@ -22,6 +22,7 @@ from benchmarks.cross_session import (
     scale_sessions,
     shown_ids,
     sittings,
+    tag_errors,
 )
 
 CTX = {
@@ -54,6 +55,25 @@ def test_context_text_leaves_out_the_question_only() -> None:
 def test_part_tokens_sums_per_kind_and_zeroes_absent_parts() -> None:
     tokens = part_tokens(CTX)
     assert tokens["recalled"] == 10 and tokens["pinned"] == 0 and tokens["new"] == 4
+
+
+def test_tag_errors_counts_recalled_lines_tagged_with_another_session() -> None:
+    ctx = {
+        "parts": [
+            {"kind": "relationship", "messages": [{"id": None, "session_id": "s9"}]},
+            {
+                "kind": "recalled",
+                "messages": [
+                    {"id": 1, "session_id": "s1"},  # right
+                    {"id": 2, "session_id": None},  # another session's turn shown as own
+                    {"id": 3, "session_id": None},  # own turn: right
+                    {"id": 4, "session_id": "s1"},  # unknown id
+                ],
+            },
+            {"kind": "recent", "messages": [{"id": 5, "session_id": None}]},
+        ]
+    }
+    assert tag_errors(ctx, {1: "s1", 2: "s2", 3: None, 5: None}) == (4, 2)
 
 
 def test_percentiles() -> None:
