@@ -168,15 +168,18 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(label: str, problems: dict[str, list[str]]) -> Iterator[Server]:
+def serving(label: str, report: Report) -> Iterator[Server]:
     with tempfile.TemporaryDirectory(prefix="memento-cross-") as tmp:
         server = Server(Path(tmp))
-        print(f"[{label}] memento serve up in {server.start():.1f}s on {server.url}", flush=True)
+        up = server.start()
+        # others may commit while this runs: each part says which code its server loaded
+        report.revisions[label] = revision()
+        print(f"[{label}] memento serve up in {up:.1f}s on {server.url}", flush=True)
         try:
             yield server
         finally:
             server.stop()
-            problems[label] = server.problems()
+            report.problems[label] = server.problems()
 
 
 def describe(method: str, path: str, body: Any, r: httpx.Response) -> str:
@@ -251,7 +254,7 @@ def wait_indexed(jobs: Sequence[Job], timeout: float = INDEX_TIMEOUT_S) -> None:
         while not api.indexed(sid, ids):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"session {sid}: {len(ids)} turns not indexed in {timeout}s")
-            time.sleep(0.5)
+            time.sleep(1.0)  # each poll lists the session's index: not too often
 
 
 # -- pure helpers -------------------------------------------------------------------------------
@@ -277,7 +280,8 @@ def context_text(ctx: dict[str, Any]) -> str:
 
 
 def p50_p95(ms: Sequence[float]) -> tuple[float, float]:
-    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
+    """Percentiles of the calls that succeeded (failed ones are NaN)."""
+    return float(np.nanpercentile(ms, 50)), float(np.nanpercentile(ms, 95))
 
 
 def sitting_of(dia: str) -> int:
@@ -303,20 +307,29 @@ def locomo_message(turn: Any, speaker_a: str) -> Message:
     }
 
 
+def tag_errors(ctx: dict[str, Any], owner: dict[int, str | None]) -> tuple[int, int]:
+    """(recalled turns, those whose session_id is not `owner`'s): another session's turn must
+    name its session, one of the asking session none (so that then is not taken for now)."""
+    msgs = [m for p in ctx["parts"] if p["kind"] == "recalled" for m in p["messages"]]
+    return len(msgs), sum(m.get("session_id") != owner.get(m["id"], "?") for m in msgs)
+
+
 def fraction(hits: Sequence[bool]) -> str:
     return f"{sum(hits)}/{len(hits)}"
 
 
 # -- 1. LoCoMo across sessions ------------------------------------------------------------------
-CROSS = {
-    "cross-session: `hybrid`, defaults": {"strategy": "hybrid"},
-    "cross-session: `vector`, defaults": {"strategy": "vector"},
-    "cross-session: `hybrid`, scope `session` (before issue 19)": {
-        "strategy": "hybrid",
-        "scope": "session",
-    },
+# label in the table -> (short name, the asking session's memory)
+CROSS: dict[str, tuple[str, dict[str, Any]]] = {
+    "cross-session: `hybrid`, defaults": ("cross hybrid", {"strategy": "hybrid"}),
+    "cross-session: `vector`, defaults": ("cross vector", {"strategy": "vector"}),
+    "cross-session: `hybrid`, scope `session` (before issue 19)": (
+        "cross hybrid scope session",
+        {"strategy": "hybrid", "scope": "session"},
+    ),
 }
 SINGLE = "one session over HTTP: `hybrid` (reference)"
+SHORT = {**{label: short for label, (short, _) in CROSS.items()}, SINGLE: "single hybrid"}
 
 
 @dataclass
@@ -330,6 +343,21 @@ class Stored:
     single_sid: str
     single_ids: dict[str, int]
     jobs: list[Job]
+
+    def owner(self, single: bool) -> dict[int, str | None]:
+        """message id -> the session_id its recalled line must carry."""
+        if single:  # asked in the session that holds every turn: its own, untagged
+            return dict.fromkeys(self.single_ids.values())
+        return {mid: sid for api, sid, ids in self.jobs if api is self.cross for mid in ids}
+
+
+@dataclass
+class Asked:
+    """What the dry runs of one configuration cost and how their recalled turns were tagged."""
+
+    times: list[float] = field(default_factory=list)
+    recalled: int = 0
+    mistagged: int = 0
 
 
 def import_sittings(api: Api, conv: Any) -> tuple[dict[str, int], list[Job]]:
@@ -354,19 +382,21 @@ def store_conversation(server: Server, conv: Any, errors: list[str]) -> Stored:
     return Stored(conv, cross, cross_ids, single, sid, single_ids, [*jobs, (single, sid, got)])
 
 
-def ask_all(api: Api, sid: str, conv: Any, ids: dict[str, int], scores: Any) -> list[float]:
+def ask_all(s: Stored, single: bool, sid: str, scores: Any, asked: Asked) -> None:
     """Every question dry-run in `sid`, scored with memory.py's evidence_recall (which counts
     by position in the conversation: message ids are mapped back to positions)."""
-    position = {ids[t.dia]: i + 1 for i, t in enumerate(conv.turns)}
-    times = []
-    for q in conv.questions:
+    api, ids = (s.single, s.single_ids) if single else (s.cross, s.cross_ids)
+    position = {ids[t.dia]: i + 1 for i, t in enumerate(s.conv.turns)}
+    owner = s.owner(single)
+    for q in s.conv.questions:
         ctx, ms = api.context(sid, q.text)
         if ctx is None:
             continue
-        times.append(ms)
+        asked.times.append(ms)
+        n, bad = tag_errors(ctx, owner)
+        asked.recalled, asked.mistagged = asked.recalled + n, asked.mistagged + bad
         shown = {position[m] for m in shown_ids(ctx) if m in position}
-        scores.add(q.category, locomo().evidence_recall(q, conv, shown))
-    return times
+        scores.add(q.category, locomo().evidence_recall(q, s.conv, shown))
 
 
 def run_locomo(server: Server, convs: Sequence[Any], report: Report) -> None:
@@ -382,12 +412,12 @@ def run_locomo(server: Server, convs: Sequence[Any], report: Report) -> None:
     print(f"[locomo] {turns} turns indexed in {import_s:.0f}s", flush=True)
 
     results = {label: mem.Scores() for label in [*CROSS, SINGLE]}
-    times: dict[str, list[float]] = {label: [] for label in results}
+    asked = {label: Asked() for label in results}
     for s in stored:
-        for label, memory in CROSS.items():
+        for label, (_, memory) in CROSS.items():
             sid = s.cross.create("assistant", budget_tokens=LOCOMO_BUDGET, **memory)
-            times[label] += ask_all(s.cross, sid, s.conv, s.cross_ids, results[label])
-        times[SINGLE] += ask_all(s.single, s.single_sid, s.conv, s.single_ids, results[SINGLE])
+            ask_all(s, False, sid, results[label], asked[label])
+        ask_all(s, True, s.single_sid, results[SINGLE], asked[SINGLE])
         print(f"[locomo] {s.conv.name}: {len(s.conv.questions)} questions x 4 asked", flush=True)
 
     n_q = sum(len(c.questions) for c in convs)
@@ -400,12 +430,13 @@ def run_locomo(server: Server, convs: Sequence[Any], report: Report) -> None:
         f"posted and embedded in {import_s:.0f} s ({turns / import_s:.1f} turns/s).",
         "Dry run (client wall time, mean / p95 ms): "
         + "; ".join(
-            f"{label.split(':')[0]} {label.split('`')[1]}"
-            f"{' scope session' if 'scope' in label else ''} "
-            f"{np.mean(ms):.0f} / {p50_p95(ms)[1]:.0f}"
-            for label, ms in times.items()
-            if ms
+            f"{SHORT[label]} {np.mean(a.times):.0f} / {p50_p95(a.times)[1]:.0f}"
+            for label, a in asked.items()
+            if a.times
         ),
+        "Recalled turns whose session_id is not the session holding them (null for the "
+        "asking session's own): "
+        + "; ".join(f"{SHORT[k]} {a.mistagged} of {a.recalled:,}" for k, a in asked.items()),
     )
     hybrid = results[next(iter(CROSS))].overall
     report.target("LoCoMo cross-session `hybrid` at 2,048 >= 0.85", f"{hybrid:.3f}", hybrid >= 0.85)
@@ -945,8 +976,9 @@ class Layout:
 
 
 def timed(layout: Layout, question: str) -> float:
-    _, ms = layout.api.context(layout.sid, question)
-    return ms
+    """ms of one dry run; NaN for a failed one (listed with the failed requests)."""
+    ctx, ms = layout.api.context(layout.sid, question)
+    return ms if ctx is not None else float("nan")
 
 
 def import_many(layout: Layout, sessions: list[list[Message]]) -> None:
@@ -1047,6 +1079,7 @@ def latency_report(layouts: Sequence[Layout], restart_s: float, n_q: int) -> tup
 class Report:
     errors: list[str] = field(default_factory=list)
     problems: dict[str, list[str]] = field(default_factory=dict)  # server log lines per part
+    revisions: dict[str, str] = field(default_factory=dict)  # the code each part's server ran
     sections: list[str] = field(default_factory=list)
     targets: list[tuple[str, str, bool | None]] = field(default_factory=list)
 
@@ -1064,7 +1097,8 @@ class Report:
                 verdict = "reported" if met is None else ("yes" if met else "**no**")
                 rows.append(f"| {what} | {value} | {verdict} |")
             out.append("### Targets\n\n" + "\n".join(rows))
-        notes = [f"Failed requests: {len(self.errors)}"] + [f"    {e}" for e in self.errors[:10]]
+        notes = [f"Code per part: {self.revisions}", f"Failed requests: {len(self.errors)}"]
+        notes += [f"    {e}" for e in self.errors[:10]]
         for label, lines in self.problems.items():
             notes.append(f"Server log ({label}, --log-level warning): {len(lines)} lines")
             notes += [f"    {ln}" for ln in lines[:20]]
@@ -1092,6 +1126,17 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def revision() -> str:
+    """The commit measured, and how many files differ from it: the server runs the work tree,
+    where others may be editing while the benchmark runs."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    changed = [ln for ln in git("status", "--porcelain").splitlines() if "cross_session" not in ln]
+    return f"{git('rev-parse', '--short', 'HEAD').strip()} (+{len(changed)} changed files)"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=None, help="path to locomo10.zip (memory.py's default)")
@@ -1103,28 +1148,33 @@ def main() -> None:
     args = ap.parse_args()
     parts = {p.strip() for p in args.parts.split(",")}
     started, load, report = time.perf_counter(), LoadSampler(), Report()
-    print(f"start: {uptime()}", flush=True)
+    print(f"start: {uptime()}; code at {revision()}", flush=True)
     load.start()
     mem = locomo()
     everything = mem.load_locomo(Path(args.data) if args.data else mem.DEFAULT_DATA)
     convs = everything[: args.quick] if args.quick else everything
     if "locomo" in parts:
-        with serving("locomo", report.problems) as server:
+        with serving("locomo", report) as server:
             run_locomo(server, convs, report)
     if "planted" in parts:
-        with serving("planted", report.problems) as server:
+        with serving("planted", report) as server:
             run_planted(server, report)
     if "latency" in parts:
         n = args.scale_sessions or (10 if args.quick else 100)
-        with serving("latency", report.problems) as server:
+        with serving("latency", report) as server:
             # all conversations: their text is the pool the 10k turns are cut from
             run_latency(server, everything, n, args.scale_turns, args.questions, report)
     load.stopped.set()
     print()
     print(report.render())
-    cmd = shlex.join(sys.argv[1:])
-    print(f"\nCommand: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/cross_session.py {cmd}`")
-    print(f"Run time: {(time.perf_counter() - started) / 60:.1f} min")
+    cmd = " ".join(
+        [
+            "HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/cross_session.py",
+            *map(shlex.quote, sys.argv[1:]),
+        ]
+    )
+    print(f"\nCommand: `{cmd}`")
+    print(f"Run time: {(time.perf_counter() - started) / 60:.1f} min; code at {revision()}")
     print(f"Load average (1 min, sampled every {load.every:.0f} s): {load.summary()}")
     print(f"End: {uptime()}")
 
