@@ -70,8 +70,9 @@ class Relationships:
                 session.id,
                 state.recall_after_id,
             )
+            # built, not validated: the store's own messages, 10k of them over 100 sessions
             others = [
-                ScopeSession(session=h.session.info(), history=h.history)
+                ScopeSession.model_construct(session=h.session.info(), history=h.history)
                 for h in histories
                 if h.history
             ]

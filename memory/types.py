@@ -48,7 +48,9 @@ class StoredMessage(BaseModel):
     content: str
     tokens: int  # engine.count_message() of this message, computed once when stored
     created_at: datetime
-    session_id: str | None = None  # set on turns of another session (cross-session recall)
+    # the session it belongs to (the store sets it; None in tests and in-process benchmarks,
+    # where it means "the asking session")
+    session_id: str | None = None
 
 
 class ContextMessage(BaseModel):

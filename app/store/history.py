@@ -43,7 +43,9 @@ def _complete(session_id: str, after: int | None = None) -> Select[Any]:
 def _load(db: Session, session_id: str, after: int | None = None) -> list[StoredMessage]:
     # plain column rows, not ORM objects: the first read of a session loads all of it
     return [
-        StoredMessage(id=i, role=role, content=content, tokens=tokens, created_at=at)
+        StoredMessage(
+            id=i, role=role, content=content, tokens=tokens, created_at=at, session_id=session_id
+        )
         for i, role, content, tokens, at in db.execute(_complete(session_id, after))
     ]
 

@@ -62,6 +62,7 @@ class MessageRecord(BaseModel):
             content=self.content,
             tokens=self.tokens,
             created_at=self.created_at,
+            session_id=self.session_id,
         )
 
 

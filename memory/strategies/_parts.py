@@ -79,12 +79,8 @@ class Frame:
         p = position_of(self.history, message_id)
         if p < len(self.history) and self.history[p].id == message_id:
             return self.history[p]
-        if self._scope_turns is None:
-            self._scope_turns = {
-                m.id: m.model_copy(update={"session_id": s.session.id})
-                for s in self.req.scope
-                for m in s.history
-            }
+        if self._scope_turns is None:  # no copies: 10k turns over 100 sessions, every turn
+            self._scope_turns = {m.id: m for s in self.req.scope for m in s.history}
         return self._scope_turns.get(message_id)
 
 
@@ -186,14 +182,15 @@ def recall_line(m: StoredMessage, with_date: bool) -> str:
     return recall_prefix(m, with_date) + m.content
 
 
-def render_recalled(chosen: Sequence[StoredMessage]) -> list[ContextMessage]:
+def render_recalled(chosen: Sequence[StoredMessage], session_id: str) -> list[ContextMessage]:
     """Recalled turns in their original order, one line each carrying its id (the engine sees
     them joined into one system message: ContextPart.to_messages); the date is written when it
     changes (dates cost ~12 tokens with per-digit tokenizers). Turns of earlier sessions come
     first under their own header, so neither the model nor the user takes then for now."""
     out: list[ContextMessage] = []
-    earlier = sorted((m for m in chosen if m.session_id), key=lambda m: m.id)
-    own = sorted((m for m in chosen if not m.session_id), key=lambda m: m.id)
+    other = {m.id for m in chosen if m.session_id not in (None, session_id)}
+    earlier = sorted((m for m in chosen if m.id in other), key=lambda m: m.id)
+    own = sorted((m for m in chosen if m.id not in other), key=lambda m: m.id)
     for header, group in ((SCOPE_HEADER, earlier), (RECALL_HEADER, own)):
         last_date = last_session = None
         for i, m in enumerate(group):
@@ -201,7 +198,7 @@ def render_recalled(chosen: Sequence[StoredMessage]) -> list[ContextMessage]:
             line = recall_line(m, with_date=date != last_date or m.session_id != last_session)
             last_date, last_session = date, m.session_id
             msg = stored_message(m, (header if i == 0 else "") + line)
-            msg.session_id = m.session_id
+            msg.session_id = m.session_id if m.id in other else None
             out.append(msg)
     return out
 
@@ -237,7 +234,9 @@ def recalled_part(
             chosen.append(m)
             budget -= cost
     while chosen:
-        part = ContextPart(kind="recalled", tokens=0, messages=render_recalled(chosen))
+        part = ContextPart(
+            kind="recalled", tokens=0, messages=render_recalled(chosen, frame.req.session.id)
+        )
         probe = [{"role": "system", "content": frame.req.system_prompt}, *part.to_messages()]
         part.tokens = llm.count(probe) - frame.overhead - frame.persona.tokens
         if part.tokens <= limit:

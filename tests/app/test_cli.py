@@ -61,10 +61,16 @@ def test_personas_import_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]
             "scenario": "A stormy night.",
             "first_mes": "Come in from the rain.",
             "mes_example": "",
-            "character_book": {"entries": [
-                {"keys": [], "content": "The lighthouse is on Gull Rock.", "constant": True,
-                 "enabled": True},
-            ]},
+            "character_book": {
+                "entries": [
+                    {
+                        "keys": [],
+                        "content": "The lighthouse is on Gull Rock.",
+                        "constant": True,
+                        "enabled": True,
+                    },
+                ]
+            },
         },
     }
     src = tmp_path / "mara.json"
@@ -112,7 +118,11 @@ def test_generate_streams_to_stdout() -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     run = subprocess.run(
         [str(MEMENTO), "generate", "What is the capital of France?", "--max-tokens", "12"],
-        capture_output=True, text=True, timeout=600, env=env, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=REPO,
     )
     assert run.returncode == 0, run.stderr
     assert "Paris" in run.stdout
@@ -130,7 +140,11 @@ def test_serve_runs_and_stops_cleanly(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MEMENTO_DATA_DIR": str(tmp_path / "d")}
     proc = subprocess.Popen(
         [str(MEMENTO), "serve", "--port", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 600

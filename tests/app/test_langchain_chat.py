@@ -38,12 +38,19 @@ async def test_async_invoke_and_stream(llm: MementoChat) -> None:
 
 
 def test_token_count_is_the_engines_exact_count(llm: MementoChat, engine: Any) -> None:
-    msgs = [SystemMessage("You are terse."), HumanMessage("Hi"), AIMessage("Hello."),
-            HumanMessage("안녕, 아빠! 🎉")]
+    msgs = [
+        SystemMessage("You are terse."),
+        HumanMessage("Hi"),
+        AIMessage("Hello."),
+        HumanMessage("안녕, 아빠! 🎉"),
+    ]
     expected = engine.count(
-        [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hi"},
-         {"role": "assistant", "content": "Hello."},
-         {"role": "user", "content": "안녕, 아빠! 🎉"}]
+        [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": "안녕, 아빠! 🎉"},
+        ]
     )
     assert llm.get_num_tokens_from_messages(msgs) == expected
     assert llm.get_num_tokens("hello world") == len(engine.tokenizer.encode("hello world"))

@@ -40,14 +40,17 @@ def test_restart_loses_nothing(tmp_path: Path) -> None:
         assert c.get(f"/v1/sessions/{sid}/messages").json()["messages"] == before_messages
         # summary, pinned facts and the vector index all survived
         assert c.get(f"/v1/sessions/{sid}/memory").json() == before_memory
-        r = c.post(f"/v1/sessions/{sid}/messages",
-                   json={"content": "What is the cat's name?", "max_tokens": 10})
+        r = c.post(
+            f"/v1/sessions/{sid}/messages",
+            json={"content": "What is the cat's name?", "max_tokens": 10},
+        )
         assert r.status_code == 200, r.text
         ctx = c.get(f"/v1/sessions/{sid}/context/{r.json()['reply']['id']}").json()
         seen = {m.get("id") for p in ctx["parts"] for m in p["messages"]}
         assert {m["id"] for m in before_messages} <= seen  # the conversation continues
-        pinned = " ".join(m["content"] for p in ctx["parts"] if p["kind"] == "pinned"
-                          for m in p["messages"])
+        pinned = " ".join(
+            m["content"] for p in ctx["parts"] if p["kind"] == "pinned" for m in p["messages"]
+        )
         assert "The cat is Miso." in pinned
         assert len(c.get(f"/v1/sessions/{sid}/messages").json()["messages"]) == 6
 
@@ -55,8 +58,9 @@ def test_restart_loses_nothing(tmp_path: Path) -> None:
 def test_server_stopped_mid_reply_stores_it_interrupted(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data")
     server = LiveServer(settings, graceful_timeout=1).start()
-    sid = httpx.post(f"{server.url}/v1/sessions", json={"persona": "assistant"},
-                     timeout=60).json()["id"]
+    sid = httpx.post(f"{server.url}/v1/sessions", json={"persona": "assistant"}, timeout=60).json()[
+        "id"
+    ]
     got_delta = threading.Event()
 
     def stream() -> None:
@@ -64,8 +68,11 @@ def test_server_stopped_mid_reply_stores_it_interrupted(tmp_path: Path) -> None:
             with httpx.stream(
                 "POST",
                 f"{server.url}/v1/sessions/{sid}/messages",
-                json={"content": "Write a long story about a lighthouse.", "stream": True,
-                      "max_tokens": 400},
+                json={
+                    "content": "Write a long story about a lighthouse.",
+                    "stream": True,
+                    "max_tokens": 400,
+                },
                 timeout=600,
             ) as r:
                 for line in r.iter_lines():
@@ -94,8 +101,10 @@ def test_server_stopped_mid_reply_stores_it_interrupted(tmp_path: Path) -> None:
     [
         ("id: broken\nname: Broken\nsystem_prompt: hi\nstyle_rule: [typo]\n", "style_rule"),
         ("id: broken\nname: Broken\nsystem_promt: typo in the field name\n", "system_prompt"),
-        ("id: broken\nname: Broken\nsystem_prompt: hi\ngeneration:\n  temperature: hot\n",
-         "generation.temperature"),
+        (
+            "id: broken\nname: Broken\nsystem_prompt: hi\ngeneration:\n  temperature: hot\n",
+            "generation.temperature",
+        ),
     ],
 )
 def test_invalid_persona_file_fails_startup(tmp_path: Path, bad_yaml: str, field: str) -> None:

@@ -170,7 +170,11 @@ def test_every_strategy_keeps_the_rules(  # type: ignore[no-untyped-def]
     # another session of the same user (memory scope): ids past this session's own
     offset = 1 + max((m.id for m in history), default=0)
     earlier = SessionInfo(id="s-earlier", user_id=SESSION.user_id, persona_id=SESSION.persona_id)
-    moved = [m.model_copy(update={"id": m.id + offset}) for m in other if m.role != "system"]
+    moved = [
+        m.model_copy(update={"id": m.id + offset, "session_id": earlier.id})
+        for m in other
+        if m.role != "system"
+    ]
     req.scope = [ScopeSession(session=earlier, history=moved)] if moved else []
     req.relationship = [
         ContextMessage(role="system", content=f"- {t}", session_id="s-earlier") for t in lines

@@ -45,9 +45,18 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     path = tmp_path_factory.mktemp("chroma-server")
     log = (path / "chroma.log").open("wb")
     proc = subprocess.Popen(
-        [str(CHROMA), "run", "--path", str(path / "db"), "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(CHROMA),
+            "run",
+            "--path",
+            str(path / "db"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "ANONYMIZED_TELEMETRY": "FALSE"},
     )
     url = f"http://127.0.0.1:{port}"
@@ -71,8 +80,11 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def replicas(
     tmp_path_factory: pytest.TempPathFactory, pg_url: str, chroma_url: str
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    env = {"MEMENTO_DATABASE_URL": pg_url, "MEMENTO_CHROMA_URL": chroma_url,
-           "MEMENTO_SESSION_WAIT_SECONDS": "300"}
+    env = {
+        "MEMENTO_DATABASE_URL": pg_url,
+        "MEMENTO_CHROMA_URL": chroma_url,
+        "MEMENTO_SESSION_WAIT_SECONDS": "300",
+    }
     a = ServerProcess(tmp_path_factory.mktemp("replica-a"), **env).start()
     try:
         b = ServerProcess(tmp_path_factory.mktemp("replica-b"), **env).start()
@@ -85,8 +97,9 @@ def replicas(
 
 
 def _post(url: str, sid: str, content: str) -> dict:
-    resp = httpx.post(f"{url}/v1/sessions/{sid}/messages",
-                      json={"content": content, "max_tokens": 8}, timeout=600)
+    resp = httpx.post(
+        f"{url}/v1/sessions/{sid}/messages", json={"content": content, "max_tokens": 8}, timeout=600
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -102,9 +115,7 @@ def test_a_conversation_alternating_between_replicas_continues(
     replicas: tuple[ServerProcess, ServerProcess],
 ) -> None:
     a, b = replicas
-    sid = httpx.post(f"{a.url}/v1/sessions", json={"persona": "assistant"}, timeout=30).json()[
-        "id"
-    ]
+    sid = httpx.post(f"{a.url}/v1/sessions", json={"persona": "assistant"}, timeout=30).json()["id"]
     said = ["My cat is called Mochi.", "I live in Busan.", "What is my cat called?"]
     for server, text in zip((a, b, a), said, strict=True):
         _post(server.url, sid, text)
@@ -115,8 +126,9 @@ def test_a_conversation_alternating_between_replicas_continues(
         assert [m["role"] for m in messages] == ["user", "assistant"] * 3
         assert [m["content"] for m in messages if m["role"] == "user"] == said
     # the third turn, assembled on replica a, saw the turns stored through replica b
-    ctx = httpx.post(f"{b.url}/v1/sessions/{sid}/context", json={"content": "and?"},
-                     timeout=60).json()
+    ctx = httpx.post(
+        f"{b.url}/v1/sessions/{sid}/context", json={"content": "and?"}, timeout=60
+    ).json()
     seen = " ".join(m["content"] for p in ctx["parts"] for m in p["messages"])
     assert "Busan" in seen and "Mochi" in seen
 
@@ -125,12 +137,9 @@ def test_turns_on_one_session_stay_serialized_across_replicas(
     replicas: tuple[ServerProcess, ServerProcess],
 ) -> None:
     a, b = replicas
-    sid = httpx.post(f"{a.url}/v1/sessions", json={"persona": "assistant"}, timeout=30).json()[
-        "id"
-    ]
+    sid = httpx.post(f"{a.url}/v1/sessions", json={"persona": "assistant"}, timeout=30).json()["id"]
     with ThreadPoolExecutor(4) as pool:
-        jobs = [pool.submit(_post, s.url, sid, f"message {i}")
-                for i, s in enumerate((a, b, a, b))]
+        jobs = [pool.submit(_post, s.url, sid, f"message {i}") for i, s in enumerate((a, b, a, b))]
         results = [j.result() for j in jobs]
     messages = httpx.get(f"{a.url}/v1/sessions/{sid}/messages", timeout=30).json()["messages"]
     # four whole turns, never interleaved: user, its reply, user, its reply ...

@@ -41,9 +41,7 @@ def test_loopback_is_fine_with_auth_off(served: list[dict[str, Any]], host: str)
     assert served and served[0]["host"] == host
 
 
-def test_forced_or_with_auth(
-    served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_forced_or_with_auth(served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli.main(["serve", "--host", "0.0.0.0", "--force"]) == 0
     monkeypatch.setenv("MEMENTO_ALLOW_INSECURE_BIND", "1")
     assert cli.main(["serve", "--host", "0.0.0.0"]) == 0

@@ -46,12 +46,14 @@ def test_out_of_range_seed_is_422_before_generation(
 ) -> None:
     # the seed becomes the sampler's 64-bit key: past that the engine would fail mid-turn
     if path == "messages":
-        r = client.post(f"/v1/sessions/{sid}/messages",
-                        json={"content": "hi", "max_tokens": 1, "seed": HUGE})
+        r = client.post(
+            f"/v1/sessions/{sid}/messages", json={"content": "hi", "max_tokens": 1, "seed": HUGE}
+        )
     else:
-        r = client.post("/v1/chat/completions",
-                        json={"messages": [{"role": "user", "content": "hi"}],
-                              "max_tokens": 1, "seed": -1})
+        r = client.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, "seed": -1},
+        )
     assert r.status_code == 422, (r.status_code, r.text)
     assert "seed" in r.text, r.text
 
@@ -62,8 +64,10 @@ def yaml_bomb(persona_id: str, depth: int, width: int = 10) -> str:
     for d in range(1, depth + 1):
         lines.append(f"x{d}: &a{d} [" + ", ".join([f"*a{d - 1}"] * width) + "]")
     deep = "\n".join("      " + line for line in lines)
-    return (f"id: {persona_id}\nname: Bomb\nsystem_prompt: hi\n"
-            f"memory:\n  strategy: buffer\n  params:\n    deep:\n{deep}\n")
+    return (
+        f"id: {persona_id}\nname: Bomb\nsystem_prompt: hi\n"
+        f"memory:\n  strategy: buffer\n  params:\n    deep:\n{deep}\n"
+    )
 
 
 def test_yaml_alias_bomb_in_a_persona_upload_is_refused(client: httpx.Client) -> None:
@@ -80,8 +84,12 @@ def test_unknown_memory_params_in_a_persona_upload_are_refused(client: httpx.Cli
     import secrets
 
     pid = f"params-{secrets.token_hex(4)}"
-    body = {"id": pid, "name": "P", "system_prompt": "hi",
-            "memory": {"strategy": "buffer", "params": {"deep": [["lol"] * 10] * 10}}}
+    body = {
+        "id": pid,
+        "name": "P",
+        "system_prompt": "hi",
+        "memory": {"strategy": "buffer", "params": {"deep": [["lol"] * 10] * 10}},
+    }
     r = client.post("/v1/personas", json=body)
     assert r.status_code == 422, (r.status_code, r.text)
     message = r.json()["error"]["message"]

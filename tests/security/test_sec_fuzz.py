@@ -42,8 +42,9 @@ def fuzz(
     with server.client(key) as c:
         sessions = []
         for strategy in ("buffer", "vector", "summary_buffer"):
-            r = c.post("/v1/sessions", json={"persona": "assistant",
-                                             "memory": {"strategy": strategy}})
+            r = c.post(
+                "/v1/sessions", json={"persona": "assistant", "memory": {"strategy": strategy}}
+            )
             assert r.status_code == 201, r.text
             sessions.append(r.json()["id"])
     statuses: dict[str, int] = {}

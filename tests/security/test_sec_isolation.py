@@ -54,22 +54,31 @@ def make_owner(server: LiveServer, name: str) -> Owner:
     c = server.client(key)
     r = c.post(
         "/v1/sessions",
-        json={"persona": "assistant", "title": f"{name}'s diary",
-              "memory": {"strategy": "vector", "buffer_tokens": 0}},
+        json={
+            "persona": "assistant",
+            "title": f"{name}'s diary",
+            "memory": {"strategy": "vector", "buffer_tokens": 0},
+        },
     )
     assert r.status_code == 201, r.text
     sid = r.json()["id"]
-    r = c.post(f"/v1/sessions/{sid}/history",
-               json={"messages": [{"role": ro, "content": t} for ro, t in SECRET_TURNS]})
+    r = c.post(
+        f"/v1/sessions/{sid}/history",
+        json={"messages": [{"role": ro, "content": t} for ro, t in SECRET_TURNS]},
+    )
     assert r.status_code == 201, r.text
     ids = r.json()["ids"]
     r = c.post(f"/v1/sessions/{sid}/messages", json={"content": "Hello again!", "max_tokens": 3})
     assert r.status_code == 200, r.text
     turn = r.json()
     ids += [turn["message"]["id"], turn["reply"]["id"]]
-    r = c.patch(f"/v1/sessions/{sid}/memory",
-                json={"summary": f"{name} shared private things.",
-                      "pinned": [{"text": f"{name}'s locker code is 4711"}]})
+    r = c.patch(
+        f"/v1/sessions/{sid}/memory",
+        json={
+            "summary": f"{name} shared private things.",
+            "pinned": [{"text": f"{name}'s locker code is 4711"}],
+        },
+    )
     assert r.status_code == 200, r.text
     wait_indexed(c, sid, len(SECRET_TURNS))
     return Owner(user_id, key, c, sid, ids, turn["reply"]["id"])
@@ -118,13 +127,26 @@ def probes(sid: str, message_id: int) -> list[tuple[str, str, dict[str, Any]]]:
         ("DELETE", f"{base}/memory/pinned/whatever", {}),
         ("DELETE", f"{base}/memory", {}),
         ("DELETE", base, {}),
-        ("POST", "/v1/chat/completions",
-         {"json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
-          "headers": {"X-Memento-Session": sid}}),
-        ("POST", "/v1/chat/completions",
-         {"json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2,
-                   "stream": True},
-          "headers": {"X-Memento-Session": sid}}),
+        (
+            "POST",
+            "/v1/chat/completions",
+            {
+                "json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
+                "headers": {"X-Memento-Session": sid},
+            },
+        ),
+        (
+            "POST",
+            "/v1/chat/completions",
+            {
+                "json": {
+                    "messages": [{"role": "user", "content": "hi"}],
+                    "max_tokens": 2,
+                    "stream": True,
+                },
+                "headers": {"X-Memento-Session": sid},
+            },
+        ),
     ]
 
 
@@ -148,8 +170,9 @@ def test_another_users_session_is_indistinguishable_from_a_missing_one(
 
 
 def test_listing_shows_only_your_own_sessions(alice: Owner, bob: Owner) -> None:
-    mine = [s["id"] for s in bob.client.get("/v1/sessions", params={"limit": 500}).json()[
-        "sessions"]]
+    mine = [
+        s["id"] for s in bob.client.get("/v1/sessions", params={"limit": 500}).json()["sessions"]
+    ]
     assert bob.session in mine and alice.session not in mine
 
 
@@ -160,11 +183,13 @@ def test_your_session_with_someone_elses_message_ids_finds_nothing(
     base = f"/v1/sessions/{bob.session}"
     error_of(bob.client.get(f"{base}/context/{alice.reply_id}"), 404)
     error_of(bob.client.delete(f"{base}/memory/items/{alice.message_ids[0]}"), 404)
-    page = bob.client.get(f"{base}/messages", params={"before": max(alice.message_ids) + 1,
-                                                       "limit": 500}).json()["messages"]
+    page = bob.client.get(
+        f"{base}/messages", params={"before": max(alice.message_ids) + 1, "limit": 500}
+    ).json()["messages"]
     assert {m["id"] for m in page} <= set(bob.message_ids)
-    assert alice.message_ids[0] in {i["id"] for i in alice.client.get(
-        f"/v1/sessions/{alice.session}/memory").json()["items"]}
+    assert alice.message_ids[0] in {
+        i["id"] for i in alice.client.get(f"/v1/sessions/{alice.session}/memory").json()["items"]
+    }
 
 
 def test_memory_and_export_hold_only_your_own_things(alice: Owner, bob: Owner) -> None:
@@ -205,8 +230,13 @@ def test_recall_never_returns_another_users_turns_even_with_identical_text(
 
 def test_stateless_prompt_cache_is_per_user(server: LiveServer, alice: Owner, bob: Owner) -> None:
     # cached_tokens would tell bob that someone sent this exact prompt before
-    body = {"messages": [{"role": "system", "content": f"Private note {secrets.token_hex(8)}"},
-                         {"role": "user", "content": "Say ok."}], "max_tokens": 2}
+    body = {
+        "messages": [
+            {"role": "system", "content": f"Private note {secrets.token_hex(8)}"},
+            {"role": "user", "content": "Say ok."},
+        ],
+        "max_tokens": 2,
+    }
 
     def cached(o: Owner) -> int:
         r = o.client.post("/v1/chat/completions", json=body)
@@ -218,9 +248,7 @@ def test_stateless_prompt_cache_is_per_user(server: LiveServer, alice: Owner, bo
     assert cached(bob) == 0  # ...and only for its owner
 
 
-def test_streamed_turn_on_another_users_session_starts_no_stream(
-    alice: Owner, bob: Owner
-) -> None:
+def test_streamed_turn_on_another_users_session_starts_no_stream(alice: Owner, bob: Owner) -> None:
     url = f"/v1/sessions/{alice.session}/messages"
     with bob.client.stream("POST", url, json={"content": "hi", "stream": True}) as r:
         assert r.headers["content-type"].startswith("application/json"), r.headers

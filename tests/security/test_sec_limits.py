@@ -41,8 +41,10 @@ def test_message_size(server: LiveServer, client: httpx.Client, sid: str) -> Non
         (f"/v1/sessions/{sid}/messages", {"content": too_long, "max_tokens": 2}),
         (f"/v1/sessions/{sid}/context", {"content": too_long}),
         (f"/v1/sessions/{sid}/history", {"messages": [{"role": "user", "content": too_long}]}),
-        ("/v1/chat/completions", {"messages": [{"role": "user", "content": too_long}],
-                                  "max_tokens": 2}),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": too_long}], "max_tokens": 2},
+        ),
     ):
         err = error_of(client.post(path, json=body), 413)
         assert str(limit) in err["message"] and "MEMENTO_MAX_MESSAGE_CHARS" in err["message"], err
@@ -50,15 +52,22 @@ def test_message_size(server: LiveServer, client: httpx.Client, sid: str) -> Non
     # nothing was stored by the refused requests
     assert client.get(f"/v1/sessions/{sid}/messages").json()["messages"] == []
     # exactly at the limit is fine (the dry run costs no generation)
-    assert client.post(f"/v1/sessions/{sid}/context", json={"content": "a" * limit}).status_code \
-        == 200
+    assert (
+        client.post(f"/v1/sessions/{sid}/context", json={"content": "a" * limit}).status_code == 200
+    )
 
 
 def test_body_size(server: LiveServer, client: httpx.Client, sid: str) -> None:
     limit = server.settings.max_body_bytes
     body = json.dumps({"content": "b" * (limit + 10)}).encode()
-    err = error_of(client.post(f"/v1/sessions/{sid}/messages", content=body,
-                               headers={"content-type": "application/json"}), 413)
+    err = error_of(
+        client.post(
+            f"/v1/sessions/{sid}/messages",
+            content=body,
+            headers={"content-type": "application/json"},
+        ),
+        413,
+    )
     assert str(limit) in err["message"] and "body" in err["message"], err
 
 
@@ -71,15 +80,23 @@ def test_body_size_chunked(server: LiveServer, client: httpx.Client, sid: str) -
         for i in range(0, len(body), 4096):
             yield body[i : i + 4096]
 
-    err = error_of(client.post(f"/v1/sessions/{sid}/messages", content=chunks(),
-                               headers={"content-type": "application/json"}), 413)
+    err = error_of(
+        client.post(
+            f"/v1/sessions/{sid}/messages",
+            content=chunks(),
+            headers={"content-type": "application/json"},
+        ),
+        413,
+    )
     assert str(limit) in err["message"]
 
 
 def test_history_import_size(server: LiveServer, client: httpx.Client, sid: str) -> None:
     limit = server.settings.max_history_import
-    turns = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"}
-             for i in range(limit + 1)]
+    turns = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"}
+        for i in range(limit + 1)
+    ]
     err = error_of(client.post(f"/v1/sessions/{sid}/history", json={"messages": turns}), 413)
     assert str(limit) in err["message"] and "MEMENTO_MAX_HISTORY_IMPORT" in err["message"], err
     assert client.get(f"/v1/sessions/{sid}/messages").json()["messages"] == []
@@ -131,21 +148,31 @@ def test_max_tokens(server: LiveServer, client: httpx.Client, sid: str) -> None:
     for path, body in (
         (f"/v1/sessions/{sid}/messages", {"content": "hi", "max_tokens": over}),
         (f"/v1/sessions/{sid}/context", {"content": "hi", "max_tokens": over}),
-        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}],
-                                  "max_tokens": over}),
-        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}],
-                                  "max_completion_tokens": over}),
-        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}],
-                                  "max_tokens": over},
-         ),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "hi"}], "max_tokens": over},
+        ),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": over},
+        ),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "hi"}], "max_tokens": over},
+        ),
     ):
         err = error_of(client.post(path, json=body), 422)
         assert str(limit) in err["message"] and "MEMENTO_MAX_TOKENS_LIMIT" in err["message"], err
         assert err["field"] == "max_tokens", err
     # the session header path too
-    err = error_of(client.post("/v1/chat/completions", headers={"X-Memento-Session": sid},
-                               json={"messages": [{"role": "user", "content": "hi"}],
-                                     "max_tokens": over}), 422)
+    err = error_of(
+        client.post(
+            "/v1/chat/completions",
+            headers={"X-Memento-Session": sid},
+            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": over},
+        ),
+        422,
+    )
     assert "MEMENTO_MAX_TOKENS_LIMIT" in err["message"]
     assert client.get(f"/v1/sessions/{sid}/messages").json()["messages"] == []
 

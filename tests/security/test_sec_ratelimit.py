@@ -37,18 +37,27 @@ def test_concurrency_limit_counts_a_streaming_reply_until_it_ends(
     _, key = server.new_key()
     _, other = server.new_key()
     with server.client(key) as c, server.client(other) as o:
-        sid = c.post("/v1/sessions", json={"persona": "assistant",
-                                           "memory": {"strategy": "buffer"}}).json()["id"]
+        sid = c.post(
+            "/v1/sessions", json={"persona": "assistant", "memory": {"strategy": "buffer"}}
+        ).json()["id"]
         first_delta = threading.Event()
         release = threading.Event()
         events: list[str] = []
 
         def stream() -> None:
-            with server.client(key) as s, s.stream(
-                "POST", f"/v1/sessions/{sid}/messages",
-                json={"content": "Count from one to twenty.", "stream": True, "max_tokens": 24,
-                      "temperature": 0},
-            ) as r:
+            with (
+                server.client(key) as s,
+                s.stream(
+                    "POST",
+                    f"/v1/sessions/{sid}/messages",
+                    json={
+                        "content": "Count from one to twenty.",
+                        "stream": True,
+                        "max_tokens": 24,
+                        "temperature": 0,
+                    },
+                ) as r,
+            ):
                 for event, _ in sse_events(r.iter_lines()):
                     events.append(event)
                     if event == "delta" and not first_delta.is_set():
@@ -75,5 +84,7 @@ def test_concurrency_limit_counts_a_streaming_reply_until_it_ends(
         assert events[-1] == "done", events
         # the slot was given back
         assert c.post(f"/v1/sessions/{sid}/context", json={"content": "hi"}).status_code == 200
-        assert server.app.state.rate_limiter.in_flight(
-            server.services.store.verify_api_key(key).id) == 0
+        assert (
+            server.app.state.rate_limiter.in_flight(server.services.store.verify_api_key(key).id)
+            == 0
+        )

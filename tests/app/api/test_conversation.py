@@ -82,8 +82,12 @@ def test_three_turns_with_pippa(client: TestClient) -> None:
 
     # turn 3 saw turns 1 and 2 verbatim, by id
     ctx3 = client.get(f"/v1/sessions/{sid}/context/{turns[2]['reply']['id']}").json()
-    seen = {m.get("id") for p in ctx3["parts"] if p["kind"] in ("recent", "recalled")
-            for m in p["messages"]}
+    seen = {
+        m.get("id")
+        for p in ctx3["parts"]
+        if p["kind"] in ("recent", "recalled")
+        for m in p["messages"]
+    }
     for t in turns[:2]:
         assert {t["message"]["id"], t["reply"]["id"]} <= seen
 
@@ -127,8 +131,15 @@ def test_dry_run_context_stores_nothing(client: TestClient) -> None:
     assert ctx["parts"][-1] == {
         "kind": "new",
         "tokens": ctx["parts"][-1]["tokens"],
-        "messages": [{"id": None, "role": "user", "content": "Where do I live?",
-                      "created_at": None, "session_id": None}],
+        "messages": [
+            {
+                "id": None,
+                "role": "user",
+                "content": "Where do I live?",
+                "created_at": None,
+                "session_id": None,
+            }
+        ],
         "covers": [],
     }
     assert ctx["total_tokens"] <= ctx["budget"]
@@ -153,8 +164,11 @@ def test_messages_are_paged_oldest_first(client: TestClient) -> None:
 def test_history_import_is_observed_by_memory(client: TestClient) -> None:
     sid = new_session(client, "assistant", strategy="vector")["id"]
     history = [
-        {"role": "user", "content": "My sister Mina lives in Busan and keeps bees.",
-         "created_at": "2024-03-01T10:00:00Z"},
+        {
+            "role": "user",
+            "content": "My sister Mina lives in Busan and keeps bees.",
+            "created_at": "2024-03-01T10:00:00Z",
+        },
         {"role": "assistant", "content": "Bees in Busan, lovely!"},
         {"role": "user", "content": "I am learning to play the cello."},
         {"role": "assistant", "content": "That is a beautiful instrument."},
@@ -171,9 +185,7 @@ def test_history_import_is_observed_by_memory(client: TestClient) -> None:
         return {i["id"] for i in items} == set(ids)
 
     wait_until(indexed, "the imported turns to reach the vector index")
-    ctx = client.post(
-        f"/v1/sessions/{sid}/context", json={"content": "Who keeps bees?"}
-    ).json()
+    ctx = client.post(f"/v1/sessions/{sid}/context", json={"content": "Who keeps bees?"}).json()
     shown = [m for p in ctx["parts"] if p["kind"] in ("recalled", "recent") for m in p["messages"]]
     assert ids[0] in {m["id"] for m in shown}
 
@@ -182,10 +194,12 @@ def test_memory_edit_and_forget(client: TestClient) -> None:
     sid = new_session(client, "assistant", strategy="hybrid")["id"]
     ids = client.post(
         f"/v1/sessions/{sid}/history",
-        json={"messages": [
-            {"role": "user", "content": "My password hint is 'blue whale'."},
-            {"role": "assistant", "content": "Noted."},
-        ]},
+        json={
+            "messages": [
+                {"role": "user", "content": "My password hint is 'blue whale'."},
+                {"role": "assistant", "content": "Noted."},
+            ]
+        },
     ).json()["ids"]
     wait_until(
         lambda: len(client.get(f"/v1/sessions/{sid}/memory").json()["items"]) == 2,
@@ -201,8 +215,9 @@ def test_memory_edit_and_forget(client: TestClient) -> None:
     user_pins = [p for p in mem["pinned"] if p["source"] == "user"]
     assert [p["text"] for p in user_pins] == ["The user is a chef."]
     ctx = client.post(f"/v1/sessions/{sid}/context", json={"content": "What do I do?"}).json()
-    pinned_text = " ".join(m["content"] for p in ctx["parts"] if p["kind"] == "pinned"
-                           for m in p["messages"])
+    pinned_text = " ".join(
+        m["content"] for p in ctx["parts"] if p["kind"] == "pinned" for m in p["messages"]
+    )
     assert "The user is a chef." in pinned_text
 
     assert client.delete(f"/v1/sessions/{sid}/memory/items/{ids[0]}").status_code == 204

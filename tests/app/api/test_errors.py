@@ -48,8 +48,11 @@ def test_unknown_session_everywhere(client: TestClient) -> None:
         ("DELETE", f"/v1/sessions/{missing}", None),
         ("POST", f"/v1/sessions/{missing}/messages", {"content": "hi"}),
         ("GET", f"/v1/sessions/{missing}/messages", None),
-        ("POST", f"/v1/sessions/{missing}/history", {"messages": [{"role": "user",
-                                                                   "content": "x"}]}),
+        (
+            "POST",
+            f"/v1/sessions/{missing}/history",
+            {"messages": [{"role": "user", "content": "x"}]},
+        ),
         ("POST", f"/v1/sessions/{missing}/context", {"content": "hi"}),
         ("GET", f"/v1/sessions/{missing}/memory", None),
         ("GET", f"/v1/sessions/{missing}/export", None),
@@ -85,8 +88,9 @@ def test_invalid_fields_are_named(client: TestClient, sid: str) -> None:
     assert_error(client.post(url, json={"content": "hi", "top_p": 0}), 422, "top_p")
     # an empty stop string (found by the fuzzer: it was a 503 from the engine)
     assert_error(client.post(url, json={"content": "hi", "stop": ["x", ""]}), 422, "stop.1")
-    err = assert_error(client.post(url, json={"content": "hi", "max_tokens": 33}), 422,
-                       "max_tokens")
+    err = assert_error(
+        client.post(url, json={"content": "hi", "max_tokens": 33}), 422, "max_tokens"
+    )
     assert "32" in err["message"]
     r = client.post(url, content=b"{not json", headers={"content-type": "application/json"})
     assert_error(r, 422, "body")
@@ -96,30 +100,37 @@ def test_invalid_fields_are_named(client: TestClient, sid: str) -> None:
 
 def test_invalid_memory_config(client: TestClient, sid: str) -> None:
     err = assert_error(
-        client.post("/v1/sessions", json={"persona": "assistant",
-                                          "memory": {"strategy": "telepathy"}}),
-        422, "memory.strategy",
+        client.post(
+            "/v1/sessions", json={"persona": "assistant", "memory": {"strategy": "telepathy"}}
+        ),
+        422,
+        "memory.strategy",
     )
     assert "telepathy" in err["message"] and "window" in err["message"]
     assert_error(
-        client.post("/v1/sessions", json={"persona": "assistant",
-                                          "memory": {"strategy": "window", "k": 0}}),
-        422, "memory.k",
+        client.post(
+            "/v1/sessions", json={"persona": "assistant", "memory": {"strategy": "window", "k": 0}}
+        ),
+        422,
+        "memory.k",
     )
     assert_error(
-        client.post("/v1/sessions", json={"persona": "assistant",
-                                          "memory": {"strategy": "window", "kk": 2}}),
-        422, "memory.kk",
+        client.post(
+            "/v1/sessions", json={"persona": "assistant", "memory": {"strategy": "window", "kk": 2}}
+        ),
+        422,
+        "memory.kk",
     )
     assert_error(
         client.patch(f"/v1/sessions/{sid}", json={"memory": {"strategy": "window", "k": "x"}}),
-        422, "memory.k",
+        422,
+        "memory.k",
     )
     assert client.get(f"/v1/sessions/{sid}").json()["memory"]["strategy"] == "buffer"
     assert_error(
-        client.post("/v1/sessions", json={"persona": "assistant",
-                                          "memory": {"budget_tokens": 3}}),
-        422, "memory.budget_tokens",
+        client.post("/v1/sessions", json={"persona": "assistant", "memory": {"budget_tokens": 3}}),
+        422,
+        "memory.budget_tokens",
     )
 
 
@@ -128,19 +139,31 @@ def test_history_import_validation(client: TestClient, sid: str) -> None:
     assert_error(client.post(url, json={"messages": []}), 422, "messages")
     assert_error(
         client.post(url, json={"messages": [{"role": "robot", "content": "x"}]}),
-        422, "messages.0.role",
+        422,
+        "messages.0.role",
     )
     assert_error(
-        client.post(url, json={"messages": [{"role": "user", "content": "ok"},
-                                            {"role": "user", "content": "x" * 401}]}),
-        413, "messages.1.content",
+        client.post(
+            url,
+            json={
+                "messages": [
+                    {"role": "user", "content": "ok"},
+                    {"role": "user", "content": "x" * 401},
+                ]
+            },
+        ),
+        413,
+        "messages.1.content",
     )
     assert messages(client, sid) == []
 
 
 def test_persona_upload_errors(client: TestClient) -> None:
-    r = client.post("/v1/personas", content=b"id: bad\nname: B\nsystem_prompt: hi\ncolour: red\n",
-                    headers={"content-type": "application/yaml"})
+    r = client.post(
+        "/v1/personas",
+        content=b"id: bad\nname: B\nsystem_prompt: hi\ncolour: red\n",
+        headers={"content-type": "application/yaml"},
+    )
     err = assert_error(r, 422, "colour")
     assert "unknown field" in err["message"]
     r = client.post("/v1/personas", json={"spec": "chara_card_v2", "data": {"name": 3}})
@@ -160,8 +183,16 @@ def test_persona_upload_errors(client: TestClient) -> None:
             "mes_example": "<START>\n{{user}}: Hi\n{{char}}: Ahoy there.",
             "system_prompt": "",
             "post_history_instructions": "",
-            "character_book": {"entries": [{"keys": ["ship"], "content": "His ship is the Gull.",
-                                            "constant": True, "enabled": True}]},
+            "character_book": {
+                "entries": [
+                    {
+                        "keys": ["ship"],
+                        "content": "His ship is the Gull.",
+                        "constant": True,
+                        "enabled": True,
+                    }
+                ]
+            },
         },
     }
     r = client.post("/v1/personas", json=card)
@@ -182,8 +213,10 @@ def test_too_large(client: TestClient, sid: str) -> None:
     err = assert_error(client.post(url, json={"content": "x" * 401}), 413, "content")
     assert "400" in err["message"] and "MEMENTO_MAX_MESSAGE_CHARS" in err["message"]
     body = json.dumps({"content": "y" * 25_000}).encode()
-    assert_error(client.post(url, content=body, headers={"content-type": "application/json"}),
-                 413, "body")
+    assert_error(
+        client.post(url, content=body, headers={"content-type": "application/json"}), 413, "body"
+    )
+
     def chunked() -> Iterator[bytes]:  # no Content-Length: counted as it streams in
         yield b'{"content": "'
         for _ in range(30):
@@ -193,8 +226,9 @@ def test_too_large(client: TestClient, sid: str) -> None:
     r = client.post(url, content=chunked(), headers={"content-type": "application/json"})
     assert_error(r, 413, "body")
     many = [{"role": "user", "content": f"m{i}"} for i in range(5)]
-    assert_error(client.post(f"/v1/sessions/{sid}/history", json={"messages": many}),
-                 413, "messages")
+    assert_error(
+        client.post(f"/v1/sessions/{sid}/history", json={"messages": many}), 413, "messages"
+    )
     assert messages(client, sid) == []
 
 
@@ -207,19 +241,27 @@ def test_context_overflow_is_413(client: TestClient) -> None:
     r = client.post(f"/v1/sessions/{sid}/messages", json={"content": "word " * 70})
     err = assert_error(r, 413, "content")
     assert "64" in err["message"]
-    assert_error(client.post(f"/v1/sessions/{sid}/context", json={"content": "hi " * 70}),
-                 413, "content")
+    assert_error(
+        client.post(f"/v1/sessions/{sid}/context", json={"content": "hi " * 70}), 413, "content"
+    )
     assert messages(client, sid) == []
 
 
 def test_openai_errors(client: TestClient) -> None:
     url = "/v1/chat/completions"
     assert_error(client.post(url, json={"messages": []}), 422, "messages")
-    assert_error(client.post(url, json={"messages": [{"role": "wizard", "content": "x"}]}),
-                 422, "messages.0.role")
+    assert_error(
+        client.post(url, json={"messages": [{"role": "wizard", "content": "x"}]}),
+        422,
+        "messages.0.role",
+    )
     assert_error(
         client.post(url, json={"messages": [{"role": "tool", "content": "x"}]}),
-        422, "messages.0.role",
+        422,
+        "messages.0.role",
     )
-    assert_error(client.post(url, json={"messages": [{"role": "user", "content": "x"}],
-                                        "max_tokens": 100}), 422, "max_tokens")
+    assert_error(
+        client.post(url, json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 100}),
+        422,
+        "max_tokens",
+    )

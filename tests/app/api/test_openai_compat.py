@@ -135,8 +135,12 @@ def test_langchain_chat_openai(server: LiveServer) -> None:
     from langchain_openai import ChatOpenAI
 
     llm = ChatOpenAI(
-        base_url=f"{server.url}/v1", api_key="unused", model="memento", max_tokens=MAX,
-        temperature=0, max_retries=0,
+        base_url=f"{server.url}/v1",
+        api_key="unused",
+        model="memento",
+        max_tokens=MAX,
+        temperature=0,
+        max_retries=0,
     )
     msgs = [HumanMessage("What is the capital of France?")]
     out = llm.invoke(msgs)
