@@ -71,9 +71,21 @@ def start_server(data: Path, port: int, max_concurrent: int) -> subprocess.Popen
     log = (data / "server.log").open("ab")
     memento = Path(sys.executable).parent / "memento"
     return subprocess.Popen(
-        [str(memento), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(memento),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -112,9 +124,15 @@ async def turn(
         start = time.perf_counter()
         first: float | None = None
         async with client.stream(
-            "POST", f"/v1/sessions/{sid}/messages",
-            json={"content": content, "stream": True, "max_tokens": max_tokens,
-                  "temperature": 0.7, "seed": 1},
+            "POST",
+            f"/v1/sessions/{sid}/messages",
+            json={
+                "content": content,
+                "stream": True,
+                "max_tokens": max_tokens,
+                "temperature": 0.7,
+                "seed": 1,
+            },
         ) as r:
             stats.statuses[r.status_code] = stats.statuses.get(r.status_code, 0) + 1
             if r.status_code == 429:
@@ -142,12 +160,14 @@ async def turn(
         return
 
 
-async def own_client(url: str, key: str, i: int, turns: int, max_tokens: int,
-                     stats: Stats) -> tuple[str, list[str]]:
+async def own_client(
+    url: str, key: str, i: int, turns: int, max_tokens: int, stats: Stats
+) -> tuple[str, list[str]]:
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=3600) as c:
-        r = await c.post("/v1/sessions", json={"persona": "assistant",
-                                               "memory": {"strategy": "buffer"}})
+        r = await c.post(
+            "/v1/sessions", json={"persona": "assistant", "memory": {"strategy": "buffer"}}
+        )
         r.raise_for_status()
         sid = r.json()["id"]
         sent = []
@@ -158,8 +178,9 @@ async def own_client(url: str, key: str, i: int, turns: int, max_tokens: int,
         return sid, sent
 
 
-async def shared_client(url: str, key: str, sid: str, i: int, turns: int, max_tokens: int,
-                        stats: Stats) -> list[str]:
+async def shared_client(
+    url: str, key: str, sid: str, i: int, turns: int, max_tokens: int, stats: Stats
+) -> list[str]:
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=3600) as c:
         sent = []
@@ -171,8 +192,9 @@ async def shared_client(url: str, key: str, sid: str, i: int, turns: int, max_to
 
 
 async def messages_of(url: str, key: str, sid: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"},
-                                 timeout=120) as c:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120
+    ) as c:
         r = await c.get(f"/v1/sessions/{sid}/messages", params={"limit": 500})
         r.raise_for_status()
         return list(r.json()["messages"])
@@ -225,17 +247,23 @@ def pct(values: list[float], p: float) -> float:
 async def run(args: argparse.Namespace, url: str, keys: dict[str, str]) -> int:
     own, shared = Stats(), Stats()
     owner = keys["shared-owner"]
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {owner}"},
-                                 timeout=60) as c:
-        r = await c.post("/v1/sessions", json={"persona": "assistant",
-                                               "memory": {"strategy": "buffer"}})
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {owner}"}, timeout=60
+    ) as c:
+        r = await c.post(
+            "/v1/sessions", json={"persona": "assistant", "memory": {"strategy": "buffer"}}
+        )
         r.raise_for_status()
         shared_sid = r.json()["id"]
     start = time.perf_counter()
-    own_tasks = [own_client(url, keys[f"client-{i}"], i, args.turns, args.max_tokens, own)
-                 for i in range(args.clients)]
-    shared_tasks = [shared_client(url, owner, shared_sid, i, args.turns, args.max_tokens, shared)
-                    for i in range(args.shared)]
+    own_tasks = [
+        own_client(url, keys[f"client-{i}"], i, args.turns, args.max_tokens, own)
+        for i in range(args.clients)
+    ]
+    shared_tasks = [
+        shared_client(url, owner, shared_sid, i, args.turns, args.max_tokens, shared)
+        for i in range(args.shared)
+    ]
     results = await asyncio.gather(*own_tasks, *shared_tasks)
     wall = time.perf_counter() - start
 
@@ -243,14 +271,15 @@ async def run(args: argparse.Namespace, url: str, keys: dict[str, str]) -> int:
     for i, (sid, sent) in enumerate(results[: args.clients]):
         msgs = await messages_of(url, keys[f"client-{i}"], sid)
         problems += [f"client {i}: {p}" for p in check_session(msgs, {str(i): sent})]
-    shared_sent = {f"s{i}": s for i, s in enumerate(results[args.clients:])}
+    shared_sent = {f"s{i}": s for i, s in enumerate(results[args.clients :])}
     shared_msgs = await messages_of(url, owner, shared_sid)
     problems += [f"shared: {p}" for p in check_session(shared_msgs, shared_sent)]
     spread = max_spread(shared_msgs, list(shared_sent), args.turns) if args.shared else 0
     for s in (own, shared):
         problems += s.errors
-        problems += [f"{n} responses with status {code}" for code, n in s.statuses.items()
-                     if code >= 500]
+        problems += [
+            f"{n} responses with status {code}" for code, n in s.statuses.items() if code >= 500
+        ]
 
     turns = len(own.turn_s) + len(shared.turn_s)
     tokens = own.tokens + shared.tokens
@@ -258,17 +287,21 @@ async def run(args: argparse.Namespace, url: str, keys: dict[str, str]) -> int:
     print()
     print(f"Command: `{args.command}`")
     print()
-    print(f"{args.clients} clients x {args.turns} turns on their own sessions + {args.shared} "
-          f"clients x {args.turns} turns on one shared session; max_tokens {args.max_tokens}; "
-          f"wall {wall:.1f} s")
+    print(
+        f"{args.clients} clients x {args.turns} turns on their own sessions + {args.shared} "
+        f"clients x {args.turns} turns on one shared session; max_tokens {args.max_tokens}; "
+        f"wall {wall:.1f} s"
+    )
     print()
     print("| clients | turns | TTFT p50 (s) | TTFT p95 (s) | turn p50 (s) | turn p95 (s) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, s in (("own sessions", own), ("shared session", shared), ("all", None)):
         ttft = all_ttft if s is None else s.ttft
         ts = own.turn_s + shared.turn_s if s is None else s.turn_s
-        print(f"| {name} | {len(ts)} | {pct(ttft, 50):.2f} | {pct(ttft, 95):.2f} | "
-              f"{pct(ts, 50):.2f} | {pct(ts, 95):.2f} |")
+        print(
+            f"| {name} | {len(ts)} | {pct(ttft, 50):.2f} | {pct(ttft, 95):.2f} | "
+            f"{pct(ts, 50):.2f} | {pct(ts, 95):.2f} |"
+        )
     print()
     print("| throughput | value |")
     print("| --- | --- |")
@@ -303,8 +336,9 @@ def main() -> int:
     args = p.parse_args()
     if args.quick:
         args.clients, args.turns, args.shared = 4, 3, 2
-    args.command = shlex.join(["HF_HUB_OFFLINE=1", ".venv/bin/python", "benchmarks/load.py",
-                               *sys.argv[1:]])
+    args.command = shlex.join(
+        ["HF_HUB_OFFLINE=1", ".venv/bin/python", "benchmarks/load.py", *sys.argv[1:]]
+    )
     data = Path(tempfile.mkdtemp(prefix="memento-load-"))
     keys = make_keys(data, [f"client-{i}" for i in range(args.clients)] + ["shared-owner"])
     port = free_port()

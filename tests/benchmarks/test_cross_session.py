@@ -9,21 +9,17 @@ from types import SimpleNamespace
 import pytest
 
 from benchmarks.cross_session import (
-    ENGLISH,
-    FACT_SLOTS,
-    KOREAN,
-    Planted,
     context_text,
     locomo_message,
     p50_p95,
     part_tokens,
     pick_questions,
-    planted_sessions,
     scale_sessions,
     shown_ids,
     sittings,
     tag_errors,
 )
+from benchmarks.planted_facts import ENGLISH, FACT_SLOTS, KOREAN, Planted, planted_sessions
 
 CTX = {
     "parts": [
