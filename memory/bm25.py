@@ -12,6 +12,7 @@ Latin text is tokenized exactly as before.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -141,6 +142,13 @@ def terms(text: str) -> list[str]:
     return tokenize(text)
 
 
+@functools.lru_cache(maxsize=64)
+def query_terms(tokenizer: Callable[[str], list[str]], query: str) -> tuple[tuple[str, int], ...]:
+    """A query's terms with their counts, tokenized once: recall scores one query against
+    every session of a memory scope (100 sessions: 100 tokenizations otherwise)."""
+    return tuple(Counter(tokenizer(query)).items())
+
+
 @dataclass(frozen=True)
 class CorpusStats:
     """Document count, total length and document frequencies of a query's terms over several
@@ -158,7 +166,7 @@ class CorpusStats:
         for ix in indexes:
             n += len(ix.texts)
             total += ix.total
-            for t in set(ix.terms(query)):  # each index's own tokenizer (the same in recall)
+            for t, _ in query_terms(ix.terms, query):  # each index's own tokenizer
                 df[t] += len(ix.postings.get(t, ()))
         return cls(n, total, dict(df))
 
@@ -232,7 +240,7 @@ class BM25:
         k1, b = self.k1, self.b
         n_all, total = (corpus.n, corpus.total) if corpus else (n, self.total)
         norm = k1 * (1 - b + b * self.lengths[:n_rows] / (total / n_all or 1.0))
-        for t, qn in Counter(self.terms(query)).items():
+        for t, qn in query_terms(self.terms, query):
             plist = self.postings.get(t)
             if not plist:
                 continue

@@ -126,12 +126,15 @@ class DenseCache:
         cand = np.argpartition(-scores, want - 1)[:want] if want < n else np.arange(n)
         cand = cand[np.argsort(-scores[cand], kind="stable")]
         ids = self.ids
-        return [(ids[i], float(scores[i])) for i in cand if ids[i] in allowed][:k]
+        # tolist() converts in C: numpy scalars one by one cost ~4 ms over 100 sessions
+        hits = [(ids[i], sc) for i, sc in zip(cand.tolist(), scores[cand].tolist(), strict=True)]
+        return [h for h in hits if h[0] in allowed][:k]
 
 
 def merge_top(lists: Sequence[Sequence[tuple[int, float]]], k: int) -> list[int]:
     """The k best ids over several (id, score) lists, each already best first; ties by id."""
     if len(lists) == 1:
         return [d for d, _ in lists[0][:k]]
-    merged = sorted((x for lst in lists for x in lst), key=lambda x: (-x[1], x[0]))
-    return [d for d, _ in merged[:k]]
+    # (-score, id) tuples sort in C: a key function per item cost ~3 ms over 100 sessions
+    merged = sorted([(-s, d) for lst in lists for d, s in lst])
+    return [d for _, d in merged[:k]]

@@ -18,7 +18,7 @@ from app.store.models import ChatSession, Message, Relationship, utcnow
 from app.store.records import SessionRecord
 from app.store.rows import session_record
 from memory.relationship import RelationshipState
-from memory.types import MemoryScope, MemoryState, StoredMessage
+from memory.types import MemoryScope, StoredMessage
 
 
 @dataclass(frozen=True)
@@ -122,20 +122,38 @@ class RelationshipsMixin:
 
     def scope_sessions(
         self, user_id: str, persona_id: str, scope: MemoryScope, exclude: str | None = None
-    ) -> list[tuple[SessionRecord, MemoryState]]:
+    ) -> list[tuple[SessionRecord, set[int]]]:
         """The user's other sessions a session of `persona_id` may recall from: those with
-        the same persona ("persona"), or all of the user's ("user"); none for "session".
-        Never another user's: the user id is in the query itself."""
+        the same persona ("persona"), or all of the user's ("user"); none for "session"; each
+        with the message ids its user made it forget. Never another user's: the user id is in
+        the query itself."""
         if scope == "session":
             return []
-        q = select(ChatSession).where(ChatSession.user_id == user_id)
+        # plain columns, not ORM rows: every turn of a session with a scope lists them
+        t = ChatSession.__table__.c
+        q = select(
+            t.id, t.user_id, t.persona_id, t.title, t.strategy, t.params, t.memory,
+            t.created_at, t.updated_at,
+        ).where(t.user_id == user_id)  # fmt: skip
         if scope == "persona":
-            q = q.where(ChatSession.persona_id == persona_id)
+            q = q.where(t.persona_id == persona_id)
         if exclude is not None:
-            q = q.where(ChatSession.id != exclude)
+            q = q.where(t.id != exclude)
         with self._read() as db:
-            rows = db.scalars(q.order_by(ChatSession.created_at, ChatSession.id))
-            return [(session_record(r), MemoryState.model_validate(r.memory or {})) for r in rows]
+            rows = db.execute(q.order_by(t.created_at, t.id)).all()
+        # the forgotten ids straight from the JSON: validating 100 MemoryStates every turn
+        # cost more than the rest of the lookup
+        return [
+            (
+                SessionRecord.model_construct(
+                    id=r.id, user_id=r.user_id, persona_id=r.persona_id, title=r.title,
+                    strategy=r.strategy, params=dict(r.params or {}),
+                    created_at=r.created_at, updated_at=r.updated_at,
+                ),
+                set((r.memory or {}).get("forgotten", ())),
+            )
+            for r in rows
+        ]  # fmt: skip
 
     def scope_histories(
         self,
@@ -152,9 +170,8 @@ class RelationshipsMixin:
         with self._read() as db:
             histories = self.history_cache.read_many(db, [s.id for s, _ in sessions])
         out = []
-        for record, state in sessions:
+        for record, forgotten in sessions:
             turns = histories.get(record.id, [])
-            forgotten = set(state.forgotten)
             if forgotten or after_id:
                 turns = [m for m in turns if m.id > after_id and m.id not in forgotten]
             out.append(ScopeHistory(record, turns))

@@ -30,6 +30,7 @@ from memory.types import (
 
 RECALL_HEADER = "Earlier in this conversation:\n"
 SCOPE_HEADER = "From your earlier conversations:\n"
+RELATIONSHIP_SHARE = 3  # the relationship part takes at most 1/3 of the room left
 _MEMO_SIZE = 512
 _memos: weakref.WeakKeyDictionary[object, OrderedDict[tuple[str, str], int]] = (
     weakref.WeakKeyDictionary()
@@ -117,9 +118,11 @@ def start_frame(llm: LLM, req: AssembleRequest) -> Frame:
     if frame.remaining < 0:
         what = "message with the pinned facts" if frame.pinned else "message"
         raise ContextOverflowError(req.budget - frame.remaining, req.budget, what)
-    frame.relationship = relationship_part(
-        llm, req.relationship, min(req.relationship_tokens, frame.remaining)
-    )
+    # at most a third of the room the fixed parts leave: in a small window the relationship's
+    # gists must not starve the turns recall finds (Pippa at 1,024 tokens: 630 are persona and
+    # pinned facts, so a 192-token relationship left recall ~140)
+    cap = min(req.relationship_tokens, frame.remaining // RELATIONSHIP_SHARE)
+    frame.relationship = relationship_part(llm, req.relationship, cap)
     return frame
 
 

@@ -133,6 +133,7 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
     relationship = next((p for p in ctx.parts if p.kind == "relationship"), None)
     if relationship:  # within its own cap, a prefix of the lines in their order of importance
         assert relationship.tokens <= req.relationship_tokens
+        assert relationship.tokens * 3 <= req.budget  # never most of a small window
         n = len(relationship.messages)
         assert relationship.messages == req.relationship[:n]
     recent = [m.id for p in ctx.parts if p.kind == "recent" for m in p.messages]
