@@ -23,7 +23,7 @@ from memory.relationship import (
     refresh_gist,
     render,
 )
-from memory.types import ContextMessage, MemoryScope, ScopeSession, StoredMessage
+from memory.types import SCOPES, ContextMessage, MemoryScope, ScopeSession, StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ GIST_EVERY_MESSAGES = 6
 
 def scope_of(session: SessionRecord, persona: Persona) -> MemoryScope:
     scope = session.params.get("scope")
-    return scope if scope in ("session", "persona", "user") else persona.memory.scope
+    return scope if scope in SCOPES else persona.memory.scope
 
 
 def relationship_tokens(session: SessionRecord) -> int:
@@ -91,9 +91,7 @@ class Relationships:
         def change(state: RelationshipState) -> RelationshipState | None:
             new = state
             for h in histories:
-                if h.history and h.history[-1].id > state.recall_after_id:
-                    turns = [m for m in h.history if m.id > state.recall_after_id]
-                    new = refresh_gist(new, h.session.id, h.session.title, turns) or new
+                new = refresh_gist(new, h.session.id, h.session.title, h.history) or new
             return new if new is not state else None
 
         return await asyncio.to_thread(self.store.update_relationship, user_id, persona_id, change)
@@ -110,10 +108,9 @@ class Relationships:
         fresh = [m for m in history if m.id > through]
         if len(fresh) < GIST_EVERY_MESSAGES or (gist is not None and gist.edited):
             return
-        turns = [m for m in history if m.id > state.recall_after_id]
 
         def change(state: RelationshipState) -> RelationshipState | None:
-            return refresh_gist(state, session.id, session.title, turns)
+            return refresh_gist(state, session.id, session.title, history)
 
         await asyncio.to_thread(
             self.store.update_relationship, session.user_id, session.persona_id, change
@@ -127,10 +124,8 @@ class Relationships:
             gist = state.gist(session.id)
             if gist is None or gist.edited:
                 return None
-            turns = [m for m in history if m.id > state.recall_after_id]
-            return refresh_gist(
-                state.without_session(session.id), session.id, session.title, turns
-            ) or state.without_session(session.id)
+            cleared = state.without_session(session.id)
+            return refresh_gist(cleared, session.id, session.title, history) or cleared
 
         await asyncio.to_thread(
             self.store.update_relationship, session.user_id, session.persona_id, change

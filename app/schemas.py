@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.store.records import MessageStatus, Role
 from memory.relationship import (
     DEFAULT_RELATIONSHIP_TOKENS,
+    MAX_FACTS,
     MAX_RELATIONSHIP_TOKENS,
     RelationshipFact,
     SessionGist,
@@ -265,7 +266,7 @@ class GistIn(BaseModel):
 
 class RelationshipPatch(BaseModel):
     facts: list[FactIn] | None = Field(
-        default=None, max_length=200, description="replaces the facts to remember always"
+        default=None, max_length=MAX_FACTS, description="replaces the facts to remember always"
     )
     gists: list[GistIn] | None = Field(
         default=None,

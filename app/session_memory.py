@@ -27,6 +27,7 @@ from memory import registry
 from memory.base import MemoryDeps, MemoryStrategy, without_forgotten
 from memory.relationship import MAX_RELATIONSHIP_TOKENS
 from memory.types import (
+    SCOPES,
     AssembleRequest,
     Context,
     MemoryStrategyError,
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 # Session params that belong to the service, not to the strategy.
 SERVICE_PARAMS = ("scope", "relationship_tokens", "budget_tokens")
 MIN_BUDGET = 32
-SCOPES = ("session", "persona", "user")
 
 
 def strategy_params(params: dict[str, Any]) -> dict[str, Any]:

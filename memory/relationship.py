@@ -25,8 +25,8 @@ from memory.types import ContextMessage, StoredMessage
 DEFAULT_RELATIONSHIP_TOKENS = 192
 MAX_RELATIONSHIP_TOKENS = 4096
 MAX_FACTS = 200
-GIST_SENTENCES = 3  # messages, in fact: see extract_gist
-GIST_SENTENCE_CHARS = 200
+GIST_MESSAGES = 3
+GIST_MESSAGE_CHARS = 200
 
 _SENTENCE = re.compile(r"[^.!?。！？\n]+[.!?。！？]*")
 # First-person markers: English pronouns, Korean 나/내/저/제/우리 at a word start.
@@ -92,7 +92,7 @@ def _score(text: str) -> float:
     return score
 
 
-def _clip(text: str, limit: int = GIST_SENTENCE_CHARS) -> str:
+def _clip(text: str, limit: int = GIST_MESSAGE_CHARS) -> str:
     """The message's first sentences within `limit` characters (one cut sentence at worst)."""
     out = ""
     for s in _sentences(text):
@@ -102,7 +102,7 @@ def _clip(text: str, limit: int = GIST_SENTENCE_CHARS) -> str:
     return out[:limit]
 
 
-def extract_gist(messages: Sequence[StoredMessage], n: int = GIST_SENTENCES) -> str:
+def extract_gist(messages: Sequence[StoredMessage], n: int = GIST_MESSAGES) -> str:
     """The user's n most telling messages of a session, in the order they were said. A whole
     message, not a sentence, is the unit: "3일 동안 있을 거야" means nothing without the
     sentence before it."""
@@ -127,7 +127,8 @@ def refresh_gist(
     history: Sequence[StoredMessage],
 ) -> RelationshipState | None:
     """The state with the session's gist brought up to date, or None when it already is (or
-    the user edited it, or there is nothing the user said)."""
+    the user edited it, or there is nothing the user said since the last wipe)."""
+    history = [m for m in history if m.id > state.recall_after_id]
     if not history:
         return None
     old = state.gist(session_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,7 @@ PART_ORDER: tuple[PartKind, ...] = (
     "new",
 )
 MemoryScope = Literal["session", "persona", "user"]
+SCOPES: tuple[MemoryScope, ...] = get_args(MemoryScope)
 
 
 class LLM(Protocol):

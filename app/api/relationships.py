@@ -60,6 +60,20 @@ def _with_facts(state: RelationshipState, facts: list[RelationshipFact]) -> Rela
     return state.model_copy(update={"facts": unique})
 
 
+def _edit_gist(
+    state: RelationshipState, session_id: str, text: str, field: str
+) -> RelationshipState:
+    """The state with the session's gist rewritten by the user (an empty text forgets it);
+    extraction never overwrites it again. 404 naming `field` when there is no such gist."""
+    if state.gist(session_id) is None:
+        raise NotFoundError(f"no gist of session {session_id!r} in this relationship", field=field)
+    gists = [
+        g.model_copy(update={"text": text, "edited": True}) if g.session_id == session_id else g
+        for g in state.gists
+    ]
+    return state.model_copy(update={"gists": gists})
+
+
 async def _check_persona(
     user_id: str, persona_id: str, store: Store, personas: PersonasDep
 ) -> None:
@@ -136,19 +150,7 @@ async def patch_relationship(
         if facts is not None:
             state = _with_facts(state, facts)
         for edit in body.gists or []:
-            old = state.gist(edit.session_id)
-            if old is None:
-                raise NotFoundError(
-                    f"no gist of session {edit.session_id!r} in this relationship",
-                    field="gists.session_id",
-                )
-            gists = [
-                g.model_copy(update={"text": edit.text.strip(), "edited": True})
-                if g.session_id == edit.session_id
-                else g
-                for g in state.gists
-            ]
-            state = state.model_copy(update={"gists": gists})
+            state = _edit_gist(state, edit.session_id, edit.text.strip(), "gists.session_id")
         return state
 
     await asyncio.to_thread(store.update_relationship, user.id, persona_id, change)
@@ -197,13 +199,7 @@ async def forget_gist(
     persona_id: str, session_id: str, user: CurrentUser, store: StoreDep
 ) -> Response:
     def change(state: RelationshipState) -> RelationshipState:
-        if state.gist(session_id) is None:
-            raise NotFoundError(f"no gist of session {session_id!r}", field="session_id")
-        gists = [
-            g.model_copy(update={"text": "", "edited": True}) if g.session_id == session_id else g
-            for g in state.gists
-        ]
-        return state.model_copy(update={"gists": gists})
+        return _edit_gist(state, session_id, "", "session_id")
 
     await asyncio.to_thread(store.update_relationship, user.id, persona_id, change)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
