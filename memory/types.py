@@ -10,20 +10,26 @@ from pydantic import BaseModel, Field
 
 from app.llm.types import GenerationParams
 
-PartKind = Literal["persona", "pinned", "relationship", "summary", "recalled", "recent", "new"]
-# Recalled turns change every turn; after the recent buffer (which moves only in chunks) they
-# leave persona..recent a stable prefix the KV cache serves (hybrid reuse 24% -> 36% of prompt
-# tokens, benchmarks/cache_hits.py). The relationship memory changes only between sessions,
-# so it sits in the stable head, after the persona's own pinned facts.
+PartKind = Literal[
+    "persona", "pinned", "relationship", "summary", "kept", "recent", "recalled", "new"
+]
+# The KV cache serves the longest unchanged prefix, so parts go from the most stable to the
+# least. The relationship memory changes only between sessions: the stable head. Kept recalled
+# turns (issue 13) change at most when the recent buffer's front moves, and rarely then; the
+# summary changes whenever it does (evicted turns are folded in), and so does the recent
+# buffer; what recall finds anew changes every turn: after the recent buffer, nearest the
+# question, where re-prefilling it costs only itself.
 PART_ORDER: tuple[PartKind, ...] = (
     "persona",
     "pinned",
     "relationship",
+    "kept",
     "summary",
     "recent",
     "recalled",
     "new",
 )
+RECALLED_KINDS: tuple[PartKind, ...] = ("kept", "recalled")
 MemoryScope = Literal["session", "persona", "user"]
 SCOPES: tuple[MemoryScope, ...] = get_args(MemoryScope)
 
@@ -68,12 +74,17 @@ class ContextPart(BaseModel):
     tokens: int
     messages: list[ContextMessage]
     covers: list[int] = Field(default_factory=list)  # summary parts: the message ids summarized
+    # kept parts: how many of the messages each chunk holds, in order (a chunk is the turns
+    # recall added together; each renders on its own so appending one keeps the text before)
+    chunks: list[int] = Field(default_factory=list)
+    # recalled parts: the ids of the turns shown, most relevant first (shown in time order)
+    ranked: list[int] = Field(default_factory=list)
 
     def to_messages(self) -> list[dict[str, str]]:
         """What the engine sees of this part. Recalled turns go in as one system message, one
         line each: a template wrapper per turn would cost ~5 tokens, a sixth of a typical turn,
         so joining fits ~15% more of them. The inspector still lists them one by one."""
-        if self.kind in ("recalled", "relationship") and self.messages:
+        if self.kind in ("kept", "recalled", "relationship") and self.messages:
             return [{"role": "system", "content": "\n".join(m.content for m in self.messages)}]
         return [{"role": m.role, "content": m.content} for m in self.messages]
 
@@ -105,6 +116,9 @@ class MemoryState(BaseModel):
     buffer_start_id: int | None = None  # chunked eviction: first message id still in the buffer
     pinned: list[PinnedFact] = Field(default_factory=list)  # user-pinned facts
     forgotten: list[int] = Field(default_factory=list)  # message ids the user told us to forget
+    # recalled turns kept in place across turns (issue 13), chunk by chunk: the "kept" part
+    kept: list[list[int]] = Field(default_factory=list)
+    kept_age: int = 0  # replies since the kept turns were last chosen anew
 
 
 class SessionInfo(BaseModel):

@@ -24,6 +24,7 @@ from memory.types import (
     ContextOverflowError,
     ContextPart,
     MemoryStrategyError,
+    PartKind,
     PinnedFact,
     StoredMessage,
 )
@@ -206,21 +207,18 @@ def render_recalled(chosen: Sequence[StoredMessage], session_id: str) -> list[Co
     return out
 
 
-def recalled_part(
-    frame: Frame, llm: LLM, ranked_ids: Sequence[int], limit: int
-) -> ContextPart | None:
-    """Greedy fill: the most relevant first, skipping what does not fit; shown in time order.
+def choose_recalled(
+    frame: Frame, llm: LLM, ranked_ids: Sequence[int], budget: int
+) -> list[StoredMessage]:
+    """Greedy fill: the most relevant first, skipping what does not fit in `budget` tokens.
 
     Costs are estimated from the stored counts (the message's text, its "[date] role: " prefix
-    and a line break), then the chosen part is counted exactly in one templating call; an
-    estimate that BPE merges proved short drops the least relevant turn and recounts.
+    and a line break); the caller counts the rendered part exactly (recalled_part).
     """
-    if limit <= 0 or not ranked_ids:
-        return None
     empty = count_message(llm, "system", "")
-    budget = limit - count_message(llm, "system", RECALL_HEADER)
+    budget -= count_message(llm, "system", RECALL_HEADER)
     # "[date] role: " costs the same for every date of one format: estimate it once per role
-    # (the exact count below catches the odd tokenizer that merges some dates differently)
+    # (the exact count in recalled_part catches the odd tokenizer that merges some differently)
     line_cost: dict[str, int] = {}
     chosen: list[StoredMessage] = []
     seen: set[int] = set()
@@ -236,14 +234,48 @@ def recalled_part(
         if cost <= budget:
             chosen.append(m)
             budget -= cost
-    while chosen:
-        part = ContextPart(
-            kind="recalled", tokens=0, messages=render_recalled(chosen, frame.req.session.id)
-        )
-        probe = [{"role": "system", "content": frame.req.system_prompt}, *part.to_messages()]
-        part.tokens = llm.count(probe) - frame.overhead - frame.persona.tokens
+    return chosen
+
+
+def chunks_part(
+    frame: Frame, llm: LLM, kind: PartKind, chunks: Sequence[Sequence[StoredMessage]]
+) -> ContextPart:
+    """Recalled turns rendered chunk by chunk (render_recalled), counted exactly: appending a
+    chunk leaves the text of the ones before unchanged."""
+    sid = frame.req.session.id
+    part = ContextPart(
+        kind=kind,
+        tokens=0,
+        messages=[m for c in chunks for m in render_recalled(c, sid)],
+        chunks=[len(c) for c in chunks] if kind == "kept" else [],
+    )
+    probe = [{"role": "system", "content": frame.req.system_prompt}, *part.to_messages()]
+    part.tokens = llm.count(probe) - frame.overhead - frame.persona.tokens
+    return part
+
+
+def recalled_part(
+    frame: Frame,
+    llm: LLM,
+    ranked_ids: Sequence[int],
+    limit: int,
+    kind: PartKind = "recalled",
+    before: Sequence[Sequence[StoredMessage]] = (),
+) -> ContextPart | None:
+    """`before` (chunks already chosen) and a new chunk of the most relevant of `ranked_ids`
+    that fits, shown in time order, within `limit` tokens; an estimate that BPE merges proved
+    short drops the least relevant turn and recounts. None when nothing fits."""
+    if limit <= 0:
+        return None
+    room = limit - (chunks_part(frame, llm, kind, before).tokens if before else 0)
+    chosen = choose_recalled(frame, llm, ranked_ids, room) if room > 0 else []
+    while chosen or before:
+        part = chunks_part(frame, llm, kind, [*before, chosen] if chosen else before)
         if part.tokens <= limit:
+            part.ranked = [m.id for m in chosen]
             return part
+        if not chosen:
+            return None
         chosen.pop()  # the least relevant
     return None
 

@@ -10,6 +10,7 @@ from pydantic import Field
 from memory.base import EvictionParams, StrategyParams
 from memory.budget import position_of
 from memory.strategies._buffered import BufferedStrategy
+from memory.strategies._kept import kept_part, next_kept
 from memory.strategies._parts import (
     Frame,
     finish,
@@ -18,7 +19,7 @@ from memory.strategies._parts import (
     start_frame,
 )
 from memory.strategies.summary import PrunedSummaryMixin, SummaryParams
-from memory.types import AssembleRequest, Context, ContextPart, StoredMessage
+from memory.types import AssembleRequest, Context, ContextPart, MemoryState, StoredMessage
 
 
 class RecallParams(EvictionParams):
@@ -33,6 +34,14 @@ class RecallParams(EvictionParams):
     )
     neighbors: int = Field(
         default=0, ge=0, le=5, description="also show this many turns on each side of a hit"
+    )
+    kept_share: float = Field(
+        default=0.9,
+        ge=0.0,
+        le=1.0,
+        description="share of the recall room for recalled turns kept in place across turns "
+        "(before the recent buffer, so the KV cache keeps them); they change only when the "
+        "recent buffer moves. The rest shows what recall finds anew each turn. 0: none kept",
     )
 
 
@@ -62,19 +71,37 @@ class RecallingStrategy(BufferedStrategy):
 
     async def recall(
         self, frame: Frame, recent: Sequence[StoredMessage], available: int
-    ) -> ContextPart | None:
+    ) -> tuple[ContextPart | None, ContextPart | None]:
+        """The kept recalled turns and what recall finds anew beside them."""
         p: RecallParams = self.params  # type: ignore[assignment]
         limit = min(available, p.recall_max_tokens or available)
         req = frame.req
         if limit <= 0 or not (frame.history or req.scope) or not req.new_message.strip():
-            return None  # nothing to search (recallers refuse an empty query)
+            return None, None  # nothing to search (recallers refuse an empty query)
         exclude = {m.id for m in recent} | set(req.state.forgotten)
         ranked = await self.deps.recaller.recall(  # type: ignore[union-attr]
             req.session, req.new_message, frame.history, exclude, p.recall_k, req.scope
         )
+        kept = kept_part(frame, self.llm, exclude, limit)
+        if kept is not None:
+            exclude |= {m.id for m in kept.messages if m.id is not None}
         ranked = [i for i in ranked if i not in exclude]
         ranked = with_neighbors(frame.history, ranked, p.neighbors, exclude)
-        return recalled_part(frame, self.llm, ranked, limit)
+        room = limit - (kept.tokens if kept else 0)
+        return kept, recalled_part(frame, self.llm, ranked, room)
+
+    async def update_state(
+        self,
+        kept: Sequence[StoredMessage],
+        state: MemoryState,
+        new_messages: Sequence[StoredMessage],
+        context: Context | None,
+    ) -> MemoryState:
+        state = await super().update_state(kept, state, new_messages, context)
+        if context is not None:
+            p: RecallParams = self.params  # type: ignore[assignment]
+            next_kept(state, context, p.kept_share, p.recall_max_tokens)
+        return state
 
 
 class VectorStrategy(RecallingStrategy):
@@ -89,8 +116,8 @@ class VectorStrategy(RecallingStrategy):
         start = self.recent_start(frame, frame.remaining)
         recent = frame.history[start:]
         rest = frame.remaining - sum(m.tokens for m in recent)
-        recalled = await self.recall(frame, recent, rest)
-        return finish(frame, recalled, recent_part(recent))
+        kept, recalled = await self.recall(frame, recent, rest)
+        return finish(frame, kept, recalled, recent_part(recent))
 
 
 class HybridParams(RecallParams, SummaryParams):
@@ -116,5 +143,5 @@ class HybridStrategy(PrunedSummaryMixin, RecallingStrategy):
         start = self.recent_start(frame, available)
         recent = frame.history[start:]
         rest = available - sum(m.tokens for m in recent)
-        recalled = await self.recall(frame, recent, rest)
-        return finish(frame, summary, recalled, recent_part(recent))
+        kept, recalled = await self.recall(frame, recent, rest)
+        return finish(frame, summary, kept, recalled, recent_part(recent))

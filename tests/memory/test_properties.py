@@ -12,12 +12,15 @@ from memory_fakes import SESSION, T0, FakeLLM, FakeRecaller, request
 from memory import registry
 from memory.base import MemoryDeps
 from memory.budget import is_turn_start
+from memory.strategies._kept import chunk_ids
 from memory.strategies._parts import pinned_text
 from memory.types import (
     PART_ORDER,
+    RECALLED_KINDS,
     Context,
     ContextMessage,
     ContextOverflowError,
+    ContextPart,
     MemoryState,
     PinnedFact,
     ScopeSession,
@@ -93,6 +96,8 @@ def states(draw: st.DrawFn, history: list[StoredMessage]) -> MemoryState:
         pinned=[
             PinnedFact(id=str(i), text=t) for i, t in enumerate(draw(st.lists(text, max_size=2)))
         ],
+        # any ids, stored or not (a deleted turn, a session left the scope): never shown then
+        kept=draw(st.lists(st.lists(st.integers(1, 300), min_size=1, max_size=6), max_size=3)),
     )
 
 
@@ -113,10 +118,10 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
     scoped = {m.id: m for s in req.scope for m in s.history}
     shown: list[int] = []
     for p in ctx.parts:
-        if p.kind in ("recent", "recalled"):
+        if p.kind in ("recent", *RECALLED_KINDS):
             for m in p.messages:
                 # a stored, not forgotten, message of this session or one of its scope
-                source = by_id.get(m.id) or (scoped.get(m.id) if p.kind == "recalled" else None)  # type: ignore[arg-type]
+                source = by_id.get(m.id) or (scoped.get(m.id) if p.kind != "recent" else None)  # type: ignore[arg-type]
                 assert source is not None
                 assert m.content.endswith(source.content)
                 assert m.session_id == elsewhere.get(m.id)  # type: ignore[arg-type]
@@ -130,6 +135,12 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
         [m.id for m in recalled if not m.session_id],
     ):
         assert group == sorted(group)  # time order, earlier sessions first
+    kept_part = next((p for p in ctx.parts if p.kind == "kept"), None)
+    if kept_part:  # chunks of the state's, in its order, each in time order
+        assert sum(kept_part.chunks) == len(kept_part.messages)
+        chunks = iter(req.state.kept)
+        for got in chunk_ids(kept_part):
+            assert any(set(got) <= set(c) for c in chunks)
     relationship = next((p for p in ctx.parts if p.kind == "relationship"), None)
     if relationship:  # within its own cap, a prefix of the lines in their order of importance
         assert relationship.tokens <= req.relationship_tokens
@@ -217,8 +228,12 @@ def test_rules_hold_over_a_conversation_with_observe(name, data, sizes, budget) 
     history: list[StoredMessage] = []
     state = MemoryState()
 
+    def part(ctx: Context | None, kind: str) -> ContextPart | None:
+        return next((p for p in ctx.parts if p.kind == kind), None) if ctx else None
+
     async def run() -> None:
         nonlocal history, state
+        last: Context | None = None
         for t, size in enumerate(sizes):
             req = request(history, new="dog " * (size // 8), budget=budget, state=state)
             try:
@@ -227,6 +242,13 @@ def test_rules_hold_over_a_conversation_with_observe(name, data, sizes, budget) 
                 assert name == "buffer"
                 return
             check(ctx, req, llm)
+            # kept recalled turns change only where the prompt changes anyway: when the recent
+            # buffer's front moved (or they no longer fit: then none are shown)
+            kept, before = part(ctx, "kept"), part(last, "kept")
+            recent, was = part(ctx, "recent"), part(last, "recent")
+            if before and recent and was and recent.messages[0].id == was.messages[0].id:
+                assert kept is None or kept == before
+            last = ctx
             new = [
                 StoredMessage(id=2 * t + 1, role="user", content=req.new_message,
                               tokens=len(req.new_message) // 4 + 4,

@@ -1,0 +1,100 @@
+"""Recalled turns kept in place across turns, so the KV cache keeps them (issue 13).
+
+A recalling strategy's context is persona, pinned, relationship, summary, *kept*, recent,
+*recalled*, new. What recall finds anew each turn ("recalled") sits after the recent buffer and
+is prefilled every turn anyway; everything before the recent buffer is the prefix the engine's
+cache serves, as long as it does not change. The kept part changes only when that prefix breaks
+anyway (the recent buffer's front moved: chunked eviction) or when there is none yet: then the
+most relevant of the turn's new finds are appended to it as a chunk, or, when the best of them
+no longer fits beside what is kept, the kept turns are chosen again from them, at most once
+per REBUILD_AFTER replies. Kept turns come before the summary, which changes at every
+eviction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from memory.strategies._parts import Frame, chunks_part
+from memory.types import LLM, Context, ContextPart, MemoryState
+
+# Kept turns are chosen anew (the whole part prefilled again) at most once per this many
+# replies: in between, new finds join them only while they fit, and show beside them otherwise.
+REBUILD_AFTER = 8
+
+
+def kept_part(frame: Frame, llm: LLM, exclude: set[int], limit: int) -> ContextPart | None:
+    """The session's kept turns (state.kept) still to show: neither forgotten (`exclude`) nor
+    in the recent buffer, still stored. None when none is left or they no longer fit in
+    `limit` (then all the room goes to what recall finds anew, and the next observe keeps
+    anew from that)."""
+    chunks = []
+    for ids in frame.req.state.kept:
+        turns = [m for i in ids if i not in exclude and (m := frame.turn(i)) is not None]
+        if turns:
+            chunks.append(turns)
+    if not chunks:
+        return None
+    part = chunks_part(frame, llm, "kept", chunks)
+    return part if part.tokens <= limit else None
+
+
+def chunk_ids(part: ContextPart | None) -> list[list[int]]:
+    """A kept part's message ids, chunk by chunk."""
+    if part is None:
+        return []
+    ids = [m.id for m in part.messages if m.id is not None]
+    out, at = [], 0
+    for n in part.chunks:
+        out.append(ids[at : at + n])
+        at += n
+    return [c for c in out if c]
+
+
+def next_kept(
+    state: MemoryState, context: Context, share: float, recall_max_tokens: int | None
+) -> None:
+    """Set state.kept (and its age) after a reply generated from `context`; state.buffer_start_id
+    is where the next prompt's recent buffer starts."""
+    parts = {p.kind: p for p in context.parts}
+    kept, found, recent = parts.get("kept"), parts.get("recalled"), parts.get("recent")
+    chunks = chunk_ids(kept)
+    front = recent.messages[0].id if recent is not None and recent.messages else None
+    state.kept_age += 1
+    if share <= 0:
+        state.kept, state.kept_age = [], 0
+        return
+    if (chunks and front == state.buffer_start_id) or found is None or not found.ranked:
+        state.kept = chunks  # the next prompt starts as this one did up to the recent buffer
+        return
+    # the room recall had: what the budget left after every other part, within its own cap
+    kept_tokens = kept.tokens if kept is not None else 0
+    room = context.budget - context.total_tokens + kept_tokens + found.tokens
+    limit = min(room, recall_max_tokens or room)
+    cap = int(limit * share)
+    cost = line_costs(found)
+    add = _greedy(found.ranked, cost, cap - kept_tokens)
+    if not add or add[0] != found.ranked[0]:  # the best find does not fit beside
+        if chunks and state.kept_age < REBUILD_AFTER:
+            state.kept = chunks  # what recall finds anew shows it meanwhile
+            return
+        chunks, add, state.kept_age = [], _greedy(found.ranked, cost, cap), 0
+    state.kept = [*chunks, add] if add else chunks
+
+
+def line_costs(part: ContextPart) -> dict[int, float]:
+    """Each shown turn's share of the part's exact token count, by its length (an estimate:
+    assemble counts the kept part exactly and drops it when it does not fit)."""
+    lengths = {m.id: len(m.content) for m in part.messages if m.id is not None}
+    total = sum(lengths.values()) or 1
+    return {i: part.tokens * n / total for i, n in lengths.items()}
+
+
+def _greedy(ranked: Sequence[int], cost: dict[int, float], room: float) -> list[int]:
+    out = []
+    for i in ranked:
+        c = cost.get(i)
+        if c is not None and c <= room:
+            out.append(i)
+            room -= c
+    return out
