@@ -29,8 +29,14 @@ def kept_part(frame: Frame, llm: LLM, exclude: set[int], limit: int) -> ContextP
     `limit` (then all the room goes to what recall finds anew, and the next observe keeps
     anew from that)."""
     chunks = []
+    seen = set(exclude)  # a state edited by hand may name a turn twice
     for ids in frame.req.state.kept:
-        turns = [m for i in ids if i not in exclude and (m := frame.turn(i)) is not None]
+        turns = []
+        for i in ids:
+            m = frame.turn(i) if i not in seen else None
+            seen.add(i)
+            if m is not None:
+                turns.append(m)
         if turns:
             chunks.append(turns)
     if not chunks:

@@ -221,7 +221,7 @@ async def test_hybrid_has_every_part_in_order() -> None:
         history = history + new
         state = await strategy.observe(SESSION, history, state, new, ctx)
         assert ctx.total_tokens <= 900
-    assert kinds(ctx) == ["persona", "pinned", "summary", "kept", "recent", "recalled", "new"]
+    assert kinds(ctx) == ["persona", "pinned", "kept", "summary", "recent", "recalled", "new"]
     shown = [ids(ctx, k) for k in ("kept", "recent", "recalled")]
     assert sum(map(len, shown)) == len(set().union(*shown))  # no turn shown twice
 
