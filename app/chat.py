@@ -28,6 +28,7 @@ from app.session_memory import SessionMemory
 from app.store.records import MessageRecord, NewMessage, SessionRecord
 from app.store.repo import Store
 from app.turns import ReplyCheckpoints, SessionLocks, Turn, TurnGuard, TurnOptions, TurnResult
+from app.warmup import NextTurnWarmer
 from memory.types import Context
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class ChatService:
     ) -> None:
         self.settings, self.engine, self.store, self.personas = settings, engine, store, personas
         self.memory = SessionMemory(settings, engine, store, recaller)
+        self.warmer = NextTurnWarmer(engine, self.memory, store, personas)
         self.locks = SessionLocks()
         self._turns: set[Turn] = set()
         self._closing = False
@@ -103,6 +105,7 @@ class ChatService:
         # 404 at once, not after waiting for the lock
         await asyncio.to_thread(self.store.get_session, user_id, session_id)
         guard = await self._guard(session_id)
+        self.warmer.cancel(session_id)
         try:
             # re-read under the lock: the previous turn or a PATCH may have changed it
             session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
@@ -222,7 +225,9 @@ class ChatService:
         observed = [turn.message.to_stored()]
         if status == "complete":  # memory sees finished turns only, like store.history()
             observed.append(reply.to_stored())
-        self.memory.observe_later(session, observed, turn.context)
+        observing = self.memory.observe_later(session, observed, turn.context)
+        if status == "complete" and self.settings.warm_next_turn:
+            self.warmer.schedule(observing, session, turn.params.max_tokens)
         if status != "complete":
             log.info("reply %d of session %s stored as %s", reply.id, session.id, status)
         return TurnResult(

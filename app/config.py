@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # a streamed reply's text so far is written to its row this often, so that a hard kill
     # loses at most about this much of it (0: whenever the previous write has finished)
     reply_checkpoint_seconds: float = Field(default=1.0, ge=0)
+    # after a reply, prefill the start of the session's next prompt while the user types
+    warm_next_turn: bool = True
 
     @property
     def resolved_database_url(self) -> str:

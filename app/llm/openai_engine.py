@@ -99,6 +99,9 @@ class OpenAIEngine:
             body["stop"] = list(params.stop[:MAX_REMOTE_STOPS])
         return body
 
+    async def warm(self, messages: Sequence[Mapping[str, str]], cache_key: str) -> int:
+        return 0  # the server keeps its own prefix cache
+
     async def stream(
         self,
         messages: Sequence[Mapping[str, str]],

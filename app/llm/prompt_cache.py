@@ -96,6 +96,19 @@ class PromptCacheStore:
             self._nbytes -= old.nbytes
             log.debug("evicted prompt cache %s (%d bytes)", old_key, old.nbytes)
 
+    def tokens(self, key: str) -> list[int] | None:
+        """What `key`'s entry holds; None when it has none in store."""
+        entry = self._entries.get(key)
+        return None if entry is None else list(entry.tokens)
+
+    def holds(self, key: str, tokens: Sequence[int] | None) -> bool:
+        """Does `key`'s entry hold exactly `tokens` (None: is there no entry)? A background
+        warm-up stops when a turn has taken or changed the cache meanwhile."""
+        entry = self._entries.get(key)
+        if entry is None or tokens is None:
+            return entry is None and tokens is None
+        return entry.tokens == list(tokens)
+
     def discard(self, key: str) -> None:
         self._pop(key)
 

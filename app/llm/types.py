@@ -84,4 +84,11 @@ class Engine(Protocol):
         """Whole completion as text (summaries, non-streaming callers)."""
         ...
 
+    async def warm(self, messages: Sequence[ChatMessage], cache_key: str) -> int:
+        """Prefill `cache_key`'s KV cache with `messages` (the start of the next prompt) in the
+        background lane, so that the next turn prefills only what follows; the tokens it
+        prefilled. Stops when a turn takes the cache meanwhile. 0 where there is no local
+        cache (a remote server keeps its own)."""
+        ...
+
     async def aclose(self) -> None: ...

@@ -4,15 +4,16 @@
 import { clear, formatTime, h, langOf, preview } from "./dom.js";
 
 export const PART_KINDS =
-  ["persona", "pinned", "relationship", "summary", "recent", "recalled", "new"];
+  ["persona", "pinned", "relationship", "kept", "summary", "recent", "recalled", "new"];
 
 const PART_LABELS = {
   persona: "Persona",
   pinned: "Pinned facts",
   relationship: "What she knows of you",
+  kept: "Recalled, kept",
   summary: "Summary",
   recent: "Recent turns",
-  recalled: "Recalled",
+  recalled: "Recalled this turn",
   new: "New message",
 };
 
@@ -74,7 +75,8 @@ function partRow(part, onForget, sessionId) {
   // recalled turns reach the model as one system message, a line each ("[date] role: text"):
   // listed one by one (each can be forgotten), without a role of their own; so do the
   // relationship's facts and gists (edited in the Memory tab)
-  const recalled = part.kind === "recalled";
+  // kept: recalled turns held in place across turns so the KV cache keeps them
+  const recalled = part.kind === "recalled" || part.kind === "kept";
   const joined = recalled || part.kind === "relationship";
   const noun = recalled ? "turn" : part.kind === "relationship" ? "item" : "message";
   const count = `${messages.length} ${noun}${messages.length === 1 ? "" : "s"}`;

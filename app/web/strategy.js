@@ -18,6 +18,7 @@ const LABELS = {
   summary_max_tokens: "Summary cap (tokens)",
   summarizer: "Summarizer",
   neighbors: "Neighbouring turns",
+  kept_share: "Recall kept in place (share)",
   evict_to: "Evict down to (share)",
   summary_chunk_tokens: "Summary chunk (tokens)",
   summary_max_chunks: "Summary calls per turn",

@@ -5,10 +5,9 @@ A recalling strategy's context is persona, pinned, relationship, summary, *kept*
 is prefilled every turn anyway; everything before the recent buffer is the prefix the engine's
 cache serves, as long as it does not change. The kept part changes only when that prefix breaks
 anyway (the recent buffer's front moved: chunked eviction) or when there is none yet: then the
-most relevant of the turn's new finds are appended to it as a chunk, or, when the best of them
-no longer fits beside what is kept, the kept turns are chosen again from them, at most once
-per REBUILD_AFTER replies. Kept turns come before the summary, which changes at every
-eviction.
+most relevant of the turn's new finds are appended to it as a chunk; when the best of them
+no longer fits beside what is kept, the oldest chunks make room, at most once per
+REBUILD_AFTER replies. Kept turns come before the summary, which changes at every eviction.
 """
 
 from __future__ import annotations
@@ -84,7 +83,13 @@ def next_kept(
         if chunks and state.kept_age < REBUILD_AFTER:
             state.kept = chunks  # what recall finds anew shows it meanwhile
             return
-        chunks, add, state.kept_age = [], _greedy(found.ranked, cost, cap), 0
+        # compact: the oldest chunks go until the best finds fit (the whole part is prefilled
+        # again, so this happens at most once per REBUILD_AFTER replies)
+        old = line_costs(kept) if kept is not None else {}
+        while chunks and (not add or add[0] != found.ranked[0]):
+            kept_tokens -= sum(old.get(i, 0.0) for i in chunks.pop(0))
+            add = _greedy(found.ranked, cost, cap - kept_tokens)
+        state.kept_age = 0
     state.kept = [*chunks, add] if add else chunks
 
 

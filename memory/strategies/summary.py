@@ -28,7 +28,10 @@ class SummaryParams(StrategyParams):
         default=768, ge=32, description="messages summarized per model call (stored tokens)"
     )
     summary_max_chunks: int | None = Field(
-        default=4, ge=1, description="model calls per observe; the rest waits for the next one"
+        default=4,
+        ge=1,
+        description="model calls per observe of a turn; the rest waits for the next one (an "
+        "import's observe works off all of it)",
     )
 
 
@@ -56,8 +59,16 @@ class SummarizingMixin:
         return summary, frame.remaining - (summary.tokens if summary else 0)
 
     async def summarize_until(
-        self, history: Sequence[StoredMessage], state: MemoryState, end: int
+        self,
+        history: Sequence[StoredMessage],
+        state: MemoryState,
+        end: int,
+        context: Context | None,
     ) -> MemoryState:
+        """Fold history[covered:end] into the summary; after an import (no context) all of it
+        in one observe: a backlog worked off a few chunks per turn rewrites the summary, and
+        everything after it in the prompt is prefilled again, on as many turns (issue 13:
+        summary_buffer re-prefilled ~720 of ~860 tokens a turn after a 480-message import)."""
         pending = history[covered_end(history, state) : end]
         if not pending:
             return state
@@ -68,7 +79,7 @@ class SummarizingMixin:
             pending,
             cap_tokens=self.params.summary_max_tokens,
             chunk_tokens=self.params.summary_chunk_tokens,
-            max_chunks=self.params.summary_max_chunks,
+            max_chunks=self.params.summary_max_chunks if context is not None else None,
         )
 
 
@@ -83,7 +94,8 @@ class PrunedSummaryMixin(SummarizingMixin):
         context: Context | None,
     ) -> MemoryState:
         state = await super().update_state(kept, state, new_messages, context)  # type: ignore[misc]
-        return await self.summarize_until(kept, state, position_of(kept, state.buffer_start_id))
+        end = position_of(kept, state.buffer_start_id)
+        return await self.summarize_until(kept, state, end, context)
 
 
 class SummaryStrategy(SummarizingMixin, MemoryStrategy):
@@ -107,7 +119,7 @@ class SummaryStrategy(SummarizingMixin, MemoryStrategy):
         context: Context | None,
     ) -> MemoryState:
         state = await super().update_state(kept, state, new_messages, context)
-        return await self.summarize_until(kept, state, len(kept))
+        return await self.summarize_until(kept, state, len(kept), context)
 
 
 class SummaryBufferParams(SummaryParams, EvictionParams):

@@ -36,7 +36,7 @@ class RecallParams(EvictionParams):
         default=0, ge=0, le=5, description="also show this many turns on each side of a hit"
     )
     kept_share: float = Field(
-        default=0.9,
+        default=0.75,
         ge=0.0,
         le=1.0,
         description="share of the recall room for recalled turns kept in place across turns "
@@ -76,13 +76,16 @@ class RecallingStrategy(BufferedStrategy):
         p: RecallParams = self.params  # type: ignore[assignment]
         limit = min(available, p.recall_max_tokens or available)
         req = frame.req
-        if limit <= 0 or not (frame.history or req.scope) or not req.new_message.strip():
-            return None, None  # nothing to search (recallers refuse an empty query)
+        if limit <= 0:
+            return None, None
         exclude = {m.id for m in recent} | set(req.state.forgotten)
+        # kept turns need no query: the Context of an empty message (app/warmup.py) has them
+        kept = kept_part(frame, self.llm, exclude, limit)
+        if not (frame.history or req.scope) or not req.new_message.strip():
+            return kept, None  # nothing to search (recallers refuse an empty query)
         ranked = await self.deps.recaller.recall(  # type: ignore[union-attr]
             req.session, req.new_message, frame.history, exclude, p.recall_k, req.scope
         )
-        kept = kept_part(frame, self.llm, exclude, limit)
         if kept is not None:
             exclude |= {m.id for m in kept.messages if m.id is not None}
         ranked = [i for i in ranked if i not in exclude]

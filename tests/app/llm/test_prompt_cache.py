@@ -96,3 +96,15 @@ def test_entry_larger_than_the_budget_is_not_kept(mlx_worker: MLXWorker) -> None
 def test_empty_prompt_is_rejected(mlx_worker: MLXWorker) -> None:
     with pytest.raises(ValueError, match="empty prompt"):
         mlx_worker.call(lambda: make_store(1).checkout("s", []))
+
+
+def test_holds_names_the_exact_tokens_in_store(mlx_worker: MLXWorker) -> None:
+    def run() -> list[bool]:
+        store = make_store(1 << 30)
+        before = store.holds("s", [])
+        store.checkin("s", [1, 2, 3], filled(3))
+        got = [before, store.holds("s", [1, 2, 3]), store.holds("s", [1, 2])]
+        store.checkout("s", [1, 2, 3])  # checked out by a turn: no longer in store
+        return [*got, store.holds("s", [1, 2, 3])]
+
+    assert mlx_worker.call(run) == [False, True, False, False]

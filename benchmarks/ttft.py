@@ -1,0 +1,198 @@
+"""Time to the first word, turn by turn, per strategy (issue 13), as a user of `memento serve`
+waits for it: streamed POST /v1/sessions/{id}/messages, the time to the first `delta` event,
+and the prompt and cached tokens the `done` event reports.
+
+Two scenes per strategy, each in its own session of one user (persona "assistant", the
+strategy's defaults, greedy, 16 new tokens a reply):
+
+1. After an import: 480 messages of a LoCoMo conversation imported through POST .../history
+   (waited on until they are embedded), then questions about it asked in a row.
+2. A live chat: a new session and N turns, the user's lines taken from another LoCoMo
+   conversation.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ttft.py [--strategies ...] [--turns 60]
+
+Steady state is the median over the live chat's second half; "reused" is cached / prompt
+tokens summed over those turns. Ratios are to token_buffer's in the same run (the machine is
+shared and its speed varies; ratios carry over, seconds do not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.cross_session import (  # noqa: E402
+    Api,
+    LoadSampler,
+    Server,
+    locomo,
+    locomo_message,
+    revision,
+    uptime,
+    wait_indexed,
+)
+
+STRATEGIES = ("token_buffer", "summary_buffer", "vector", "hybrid")
+IMPORTED = 480
+NEW_TOKENS = 16
+
+
+@dataclass
+class Turn:
+    ttft: float  # seconds to the first delta
+    prompt: int
+    cached: int
+
+
+@dataclass
+class Scene:
+    turns: list[Turn] = field(default_factory=list)
+
+    def steady(self) -> list[Turn]:
+        return self.turns[len(self.turns) // 2 :] or self.turns
+
+    @property
+    def ttft(self) -> float:
+        return statistics.median(t.ttft for t in self.steady())
+
+    @property
+    def reused(self) -> float:
+        s = self.steady()
+        return sum(t.cached for t in s) / max(1, sum(t.prompt for t in s))
+
+
+def sse(lines: Any) -> Any:
+    """(event, data) of a text/event-stream."""
+    event, data = "message", []
+    for line in lines:
+        if line == "":
+            if data:
+                yield event, "\n".join(data)
+            event, data = "message", []
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip(" "))
+
+
+def say(api: Api, sid: str, content: str) -> Turn:
+    """One streamed turn: seconds to the first delta, and the usage of the done event."""
+    body = {"content": content, "stream": True, "max_tokens": NEW_TOKENS, "temperature": 0}
+    t0 = time.perf_counter()
+    first: float | None = None
+    with api.client.stream("POST", f"/v1/sessions/{sid}/messages", json=body) as r:
+        if r.status_code != 200:
+            r.read()
+            raise RuntimeError(f"POST messages -> {r.status_code} {r.text[:300]}")
+        for event, data in sse(r.iter_lines()):
+            if event == "delta" and first is None:
+                first = time.perf_counter() - t0
+            if event == "done":
+                usage = json.loads(data)["usage"]
+                return Turn(
+                    first if first is not None else time.perf_counter() - t0,
+                    int(usage["prompt_tokens"]),
+                    int(usage["cached_tokens"]),
+                )
+            if event == "error":
+                raise RuntimeError(f"stream error: {data[:300]}")
+    raise RuntimeError("stream ended without a done event")
+
+
+def after_import(api: Api, strategy: str, conv: Any, questions: int) -> Scene:
+    sid = api.create("assistant", strategy=strategy)
+    messages = [locomo_message(t, conv.speaker_a) for t in conv.turns[:IMPORTED]]
+    ids = api.history(sid, messages)
+    if strategy in ("vector", "hybrid"):
+        wait_indexed([(api, sid, ids)])
+    scene = Scene()
+    for q in conv.questions[:questions]:
+        scene.turns.append(say(api, sid, q.text))
+        print(f"  [{strategy} import] {scene.turns[-1]}", flush=True)
+    return scene
+
+
+def live_chat(api: Api, strategy: str, conv: Any, turns: int) -> Scene:
+    sid = api.create("assistant", strategy=strategy)
+    lines = [t.text for t in conv.turns if t.speaker == conv.speaker_a][:turns]
+    scene = Scene()
+    for line in lines:
+        scene.turns.append(say(api, sid, line))
+    print(f"  [{strategy} live] {[round(t.ttft, 2) for t in scene.turns]}", flush=True)
+    return scene
+
+
+def table(results: dict[str, tuple[Scene, Scene]]) -> str:
+    base = results.get("token_buffer")
+    rows = [
+        "| strategy | after import: turn 1 | turns 2+ (median) | reused 2+ | live chat: steady "
+        "TTFT | ratio to token_buffer | reused prompt tokens |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, (imp, live) in results.items():
+        first, rest = imp.turns[0], imp.turns[1:] or imp.turns
+        rest_ttft = statistics.median(t.ttft for t in rest)
+        rest_reused = sum(t.cached for t in rest) / max(1, sum(t.prompt for t in rest))
+        ratio = f"{live.ttft / base[1].ttft:.2f}x" if base else "-"
+        rows.append(
+            f"| {name} | {first.ttft:.2f} s ({first.prompt}/{first.cached}) | {rest_ttft:.2f} s "
+            f"| {rest_reused:.0%} | {live.ttft:.2f} s | {ratio} | {live.reused:.0%} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--turns", type=int, default=60, help="live chat turns")
+    ap.add_argument("--questions", type=int, default=6, help="questions after the import")
+    args = ap.parse_args()
+    load = LoadSampler()
+    load.start()
+    print(f"start: {uptime()}; code at {revision()}", flush=True)
+    mem = locomo()
+    convs = mem.load_locomo(mem.DEFAULT_DATA)
+    results: dict[str, tuple[Scene, Scene]] = {}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="memento-ttft-") as tmp:
+        server = Server(Path(tmp))
+        server.start()
+        try:
+            api = Api(server, "ttft", [])
+            for name in args.strategies.split(","):
+                imp = after_import(api, name, convs[0], args.questions)
+                live = live_chat(api, name, convs[1], args.turns)
+                results[name] = (imp, live)
+        finally:
+            server.stop()
+        problems = server.problems()
+    print()
+    print(table(results))
+    print(
+        f"\n{IMPORTED} messages imported then {args.questions} questions; live chat of "
+        f"{args.turns} turns, steady state = its second half. Greedy, {NEW_TOKENS} new tokens."
+    )
+    print(f"Server log (--log-level warning): {len(problems)} lines")
+    for ln in problems[:10]:
+        print(f"    {ln}")
+    print(
+        f"Command: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ttft.py "
+        f"--strategies {args.strategies} --turns {args.turns}`"
+    )
+    print(f"Run time: {(time.perf_counter() - started) / 60:.1f} min; code at {revision()}")
+    print(f"Load average (1 min): {load.summary()}")
+
+
+if __name__ == "__main__":
+    main()
