@@ -45,8 +45,9 @@ def test_the_next_turn_prefills_only_what_its_message_brings(server: LiveServer)
         ]
         ids = c.post(f"/v1/sessions/{sid}/history", json={"messages": messages}).json()["ids"]
         wait_until(
-            lambda: {i["id"] for i in c.get(f"/v1/sessions/{sid}/memory").json()["items"]}
-            >= set(ids),
+            lambda: (
+                {i["id"] for i in c.get(f"/v1/sessions/{sid}/memory").json()["items"]} >= set(ids)
+            ),
             "the imported turns to reach the vector index",
         )
         warmer = server.services.chat.warmer
