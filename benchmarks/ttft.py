@@ -10,6 +10,9 @@ strategy's defaults, greedy, 16 new tokens a reply):
 2. A live chat: a new session and N turns, the user's lines taken from another LoCoMo
    conversation.
 
+Between a reply and the next message the user reads and types (--typing seconds): the time
+the service has to prefill the next prompt's head (app/warmup.py).
+
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ttft.py [--strategies ...] [--turns 60]
 
 Steady state is the median over the live chat's second half; "reused" is cached / prompt
@@ -110,7 +113,7 @@ def say(api: Api, sid: str, content: str) -> Turn:
     raise RuntimeError("stream ended without a done event")
 
 
-def after_import(api: Api, strategy: str, conv: Any, questions: int) -> Scene:
+def after_import(api: Api, strategy: str, conv: Any, questions: int, typing: float) -> Scene:
     sid = api.create("assistant", strategy=strategy)
     messages = [locomo_message(t, conv.speaker_a) for t in conv.turns[:IMPORTED]]
     ids = api.history(sid, messages)
@@ -119,16 +122,18 @@ def after_import(api: Api, strategy: str, conv: Any, questions: int) -> Scene:
     scene = Scene()
     for q in conv.questions[:questions]:
         scene.turns.append(say(api, sid, q.text))
+        time.sleep(typing)
         print(f"  [{strategy} import] {scene.turns[-1]}", flush=True)
     return scene
 
 
-def live_chat(api: Api, strategy: str, conv: Any, turns: int) -> Scene:
+def live_chat(api: Api, strategy: str, conv: Any, turns: int, typing: float) -> Scene:
     sid = api.create("assistant", strategy=strategy)
     lines = [t.text for t in conv.turns if t.speaker == conv.speaker_a][:turns]
     scene = Scene()
     for line in lines:
         scene.turns.append(say(api, sid, line))
+        time.sleep(typing)  # the user reads the reply and types the next line
     print(f"  [{strategy} live] {[round(t.ttft, 2) for t in scene.turns]}", flush=True)
     return scene
 
@@ -157,6 +162,7 @@ def main() -> None:
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--turns", type=int, default=60, help="live chat turns")
     ap.add_argument("--questions", type=int, default=6, help="questions after the import")
+    ap.add_argument("--typing", type=float, default=4.0, help="seconds between turns")
     args = ap.parse_args()
     load = LoadSampler()
     load.start()
@@ -171,8 +177,8 @@ def main() -> None:
         try:
             api = Api(server, "ttft", [])
             for name in args.strategies.split(","):
-                imp = after_import(api, name, convs[0], args.questions)
-                live = live_chat(api, name, convs[1], args.turns)
+                imp = after_import(api, name, convs[0], args.questions, args.typing)
+                live = live_chat(api, name, convs[1], args.turns, args.typing)
                 results[name] = (imp, live)
         finally:
             server.stop()
@@ -181,14 +187,15 @@ def main() -> None:
     print(table(results))
     print(
         f"\n{IMPORTED} messages imported then {args.questions} questions; live chat of "
-        f"{args.turns} turns, steady state = its second half. Greedy, {NEW_TOKENS} new tokens."
+        f"{args.turns} turns, steady state = its second half. Greedy, {NEW_TOKENS} new tokens, "
+        f"{args.typing:.0f} s between a reply and the next message (the user reads and types)."
     )
     print(f"Server log (--log-level warning): {len(problems)} lines")
     for ln in problems[:10]:
         print(f"    {ln}")
     print(
         f"Command: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ttft.py "
-        f"--strategies {args.strategies} --turns {args.turns}`"
+        f"--strategies {args.strategies} --turns {args.turns} --typing {args.typing:g}`"
     )
     print(f"Run time: {(time.perf_counter() - started) / 60:.1f} min; code at {revision()}")
     print(f"Load average (1 min): {load.summary()}")

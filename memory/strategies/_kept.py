@@ -1,6 +1,6 @@
 """Recalled turns kept in place across turns, so the KV cache keeps them (issue 13).
 
-A recalling strategy's context is persona, pinned, relationship, summary, *kept*, recent,
+A recalling strategy's context is persona, pinned, relationship, *kept*, summary, recent,
 *recalled*, new. What recall finds anew each turn ("recalled") sits after the recent buffer and
 is prefilled every turn anyway; everything before the recent buffer is the prefix the engine's
 cache serves, as long as it does not change. The kept part changes only when that prefix breaks
@@ -8,6 +8,7 @@ anyway (the recent buffer's front moved: chunked eviction) or when there is none
 most relevant of the turn's new finds are appended to it as a chunk; when the best of them
 no longer fits beside what is kept, the oldest chunks make room, at most once per
 REBUILD_AFTER replies. Kept turns come before the summary, which changes at every eviction.
+The Context of an empty message (app/warmup.py) shows them too: they need no query.
 """
 
 from __future__ import annotations

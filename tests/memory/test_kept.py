@@ -1,0 +1,68 @@
+"""Recalled turns kept in place across turns (memory/strategies/_kept.py): when the kept part
+may change, how it grows, and how it makes room."""
+
+from __future__ import annotations
+
+from memory.strategies._kept import REBUILD_AFTER, chunk_ids, next_kept
+from memory.types import Context, ContextMessage, ContextPart, MemoryState
+
+
+def turns(kind: str, ids: list[int], tokens: int, **extra: object) -> ContextPart:
+    messages = [ContextMessage(id=i, role="system", content="x" * 40) for i in ids]
+    return ContextPart(kind=kind, tokens=tokens, messages=messages, **extra)  # type: ignore[arg-type]
+
+
+def context(
+    kept: list[list[int]], found: list[int], recent_front: int, kept_tokens: int = 0
+) -> Context:
+    parts = [ContextPart(kind="persona", tokens=100, messages=[])]
+    if kept:
+        ids = [i for c in kept for i in c]
+        parts.append(turns("kept", ids, kept_tokens, chunks=[len(c) for c in kept]))
+    parts.append(turns("recent", [recent_front, recent_front + 1], 50))
+    if found:
+        parts.append(turns("recalled", sorted(found), 10 * len(found), ranked=found))
+    total = sum(p.tokens for p in parts)
+    return Context(budget=total + 100, total_tokens=total, parts=parts)
+
+
+def test_chunk_ids_split_a_kept_part_by_its_chunks() -> None:
+    part = turns("kept", [1, 2, 3, 4], 40, chunks=[1, 3])
+    assert chunk_ids(part) == [[1], [2, 3, 4]]
+    assert chunk_ids(None) == []
+
+
+def test_the_first_finds_are_kept_most_relevant_first_within_the_share() -> None:
+    state = MemoryState(buffer_start_id=50)
+    # recall room: 100 left + 100 found = 200; 0.35 of it kept: 70 tokens = 7 turns of 10
+    next_kept(state, context([], [9, 3, 5, 1, 2, 4, 6, 7, 8, 10], 50), 0.35, None)
+    assert state.kept == [[9, 3, 5, 1, 2, 4, 6]]
+
+
+def test_kept_turns_stay_while_the_recent_buffer_does_not_move() -> None:
+    state = MemoryState(buffer_start_id=50, kept=[[1, 2]])
+    next_kept(state, context([[1, 2]], [7, 8], 50, kept_tokens=20), 0.9, None)
+    assert state.kept == [[1, 2]]  # the next prompt's head is unchanged: so are they
+
+
+def test_new_finds_join_as_a_chunk_when_the_recent_buffer_moves() -> None:
+    state = MemoryState(buffer_start_id=60, kept=[[1, 2]])
+    next_kept(state, context([[1, 2]], [8, 7], 50, kept_tokens=20), 0.9, None)
+    assert state.kept == [[1, 2], [8, 7]]
+
+
+def test_a_full_part_makes_room_from_its_oldest_chunk_at_most_every_few_replies() -> None:
+    kept = [[1, 2, 3], [4, 5, 6]]
+    full = context(kept, [9], 50, kept_tokens=60)  # room 100 + 60 + 10: 0.4 of it is 68
+    young = MemoryState(buffer_start_id=60, kept=kept, kept_age=0)
+    next_kept(young, full, 0.4, None)
+    assert young.kept == kept and young.kept_age == 1  # the best find shows beside them
+    old = MemoryState(buffer_start_id=60, kept=kept, kept_age=REBUILD_AFTER)
+    next_kept(old, full, 0.4, None)
+    assert old.kept == [[4, 5, 6], [9]] and old.kept_age == 0
+
+
+def test_no_share_keeps_nothing() -> None:
+    state = MemoryState(buffer_start_id=60, kept=[[1]])
+    next_kept(state, context([[1]], [2], 50, kept_tokens=10), 0.0, None)
+    assert state.kept == []
