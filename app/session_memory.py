@@ -155,11 +155,13 @@ class SessionMemory:
         session: SessionRecord,
         new_messages: Sequence[StoredMessage],
         context: Context | None = None,
+        upkeep: bool = False,
     ) -> asyncio.Task[None]:
-        """Queue an observation of `new_messages` after the previous one of this session."""
+        """Queue an observation of `new_messages` after the previous one of this session
+        (`upkeep`: also without new messages, to work off a backlog)."""
         previous = self._chains.get(session.id)
         task = asyncio.create_task(
-            self._observe_after(previous, session, list(new_messages), context),
+            self._observe_after(previous, session, list(new_messages), context, upkeep),
             name=f"observe-{session.id}",
         )
         self._chains[session.id] = task
@@ -181,14 +183,15 @@ class SessionMemory:
         session: SessionRecord,
         new_messages: list[StoredMessage],
         context: Context | None,
+        upkeep: bool = False,
     ) -> None:
         if previous is not None:
             await asyncio.wait([previous])
         pending = self._unobserved.pop(session.id, []) + new_messages
-        if not pending:
+        if not pending and not upkeep:
             return
         try:
-            await self._observe(session, pending, context)
+            more = await self._observe(session, pending, context)
         except asyncio.CancelledError:
             self._unobserved[session.id] = pending
             raise
@@ -201,10 +204,17 @@ class SessionMemory:
             except NotFound:
                 return  # the session was deleted meanwhile: nothing to retry
             self._unobserved[session.id] = pending
+            return
+        if more:
+            # a backlog (an import's summary, a few chunks per observe so that each step is
+            # saved and no observe holds the session's chain for minutes) is worked off now,
+            # in the background, not a few chunks per turn, each rewriting the prompt's head
+            self.observe_later(session, [], None, upkeep=True)
 
     async def _observe(
         self, session: SessionRecord, new_messages: list[StoredMessage], context: Context | None
-    ) -> None:
+    ) -> bool:
+        """Observe and save; whether upkeep is left (MemoryStrategy.backlog) after progress."""
         # re-read: the strategy may have been changed since the turn began
         session = await asyncio.to_thread(self.store.get_session, session.user_id, session.id)
         strategy = self.strategy(session)
@@ -218,7 +228,7 @@ class SessionMemory:
         except Exception:  # the gist catches up on the next turn or the next new session
             log.exception("relationship gist update failed for session %s", session.id)
         if new_state == state:
-            return
+            return False
         # compare-and-swap: a user's PATCH in between wins and this observation is merged
         # into it on the retry instead of overwriting it
         from app.store.errors import Conflict
@@ -237,6 +247,7 @@ class SessionMemory:
             await asyncio.to_thread(
                 self.store.save_memory, session.user_id, session.id, new_state, version
             )
+        return strategy.backlog(without_forgotten(history, new_state), new_state)
 
     async def forgot(self, session: SessionRecord) -> None:
         """After the user made the session forget turns: its gist is extracted again."""

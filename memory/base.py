@@ -114,6 +114,11 @@ class MemoryStrategy(ABC):
         kept = without_forgotten(history, new_state)
         return await self.update_state(kept, new_state, new_messages, context)
 
+    def backlog(self, history: Sequence[StoredMessage], state: MemoryState) -> bool:
+        """Is there upkeep left that an observe without new messages would do (a summary
+        backlog after an import)? `history` without the forgotten messages."""
+        return False
+
     async def update_state(
         self,
         kept: Sequence[StoredMessage],

@@ -30,8 +30,8 @@ class SummaryParams(StrategyParams):
     summary_max_chunks: int | None = Field(
         default=4,
         ge=1,
-        description="model calls per observe of a turn; the rest waits for the next one (an "
-        "import's observe works off all of it)",
+        description="model calls per observe; after an import, further observes follow in "
+        "the background until the backlog is worked off",
     )
 
 
@@ -58,17 +58,19 @@ class SummarizingMixin:
         summary = summary_part(llm, state.summary, state.summary_covers, limit)
         return summary, frame.remaining - (summary.tokens if summary else 0)
 
+    def summary_end(self, history: Sequence[StoredMessage], state: MemoryState) -> int:
+        """Position after the newest message the summary should cover."""
+        return len(history)
+
+    def backlog(self, history: Sequence[StoredMessage], state: MemoryState) -> bool:
+        # a failing summarizer waits for the next turn instead of being retried in a loop
+        return state.summary_failures == 0 and covered_end(history, state) < self.summary_end(
+            history, state
+        )
+
     async def summarize_until(
-        self,
-        history: Sequence[StoredMessage],
-        state: MemoryState,
-        end: int,
-        context: Context | None,
+        self, history: Sequence[StoredMessage], state: MemoryState, end: int
     ) -> MemoryState:
-        """Fold history[covered:end] into the summary; after an import (no context) all of it
-        in one observe: a backlog worked off a few chunks per turn rewrites the summary, and
-        everything after it in the prompt is prefilled again, on as many turns (issue 13:
-        summary_buffer re-prefilled ~720 of ~860 tokens a turn after a 480-message import)."""
         pending = history[covered_end(history, state) : end]
         if not pending:
             return state
@@ -79,7 +81,7 @@ class SummarizingMixin:
             pending,
             cap_tokens=self.params.summary_max_tokens,
             chunk_tokens=self.params.summary_chunk_tokens,
-            max_chunks=self.params.summary_max_chunks if context is not None else None,
+            max_chunks=self.params.summary_max_chunks,
         )
 
 
@@ -94,8 +96,10 @@ class PrunedSummaryMixin(SummarizingMixin):
         context: Context | None,
     ) -> MemoryState:
         state = await super().update_state(kept, state, new_messages, context)  # type: ignore[misc]
-        end = position_of(kept, state.buffer_start_id)
-        return await self.summarize_until(kept, state, end, context)
+        return await self.summarize_until(kept, state, self.summary_end(kept, state))
+
+    def summary_end(self, history: Sequence[StoredMessage], state: MemoryState) -> int:
+        return position_of(history, state.buffer_start_id)  # what the recent buffer left
 
 
 class SummaryStrategy(SummarizingMixin, MemoryStrategy):
@@ -119,7 +123,7 @@ class SummaryStrategy(SummarizingMixin, MemoryStrategy):
         context: Context | None,
     ) -> MemoryState:
         state = await super().update_state(kept, state, new_messages, context)
-        return await self.summarize_until(kept, state, len(kept), context)
+        return await self.summarize_until(kept, state, len(kept))
 
 
 class SummaryBufferParams(SummaryParams, EvictionParams):

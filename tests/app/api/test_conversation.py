@@ -190,6 +190,31 @@ def test_history_import_is_observed_by_memory(client: TestClient) -> None:
     assert ids[0] in {m["id"] for m in shown}
 
 
+def test_an_imports_summary_backlog_is_worked_off_without_turns(client: TestClient) -> None:
+    # one small chunk per observe: 40 imported messages are many observes' work
+    memory = {
+        "strategy": "summary_buffer",
+        "summarizer": "extractive",
+        "max_tokens": 64,
+        "summary_chunk_tokens": 32,
+        "summary_max_chunks": 1,
+    }
+    sid = new_session(client, "assistant", **memory)["id"]
+    history = [
+        {"role": role, "content": f"Message {i}: the weather was fine on day {i}."}
+        for i in range(40)
+        for role in ("user", "assistant")
+    ][:40]
+    ids = client.post(f"/v1/sessions/{sid}/history", json={"messages": history}).json()["ids"]
+
+    def covered() -> bool:  # everything the recent buffer left behind is in the summary
+        covers = set(client.get(f"/v1/sessions/{sid}/memory").json()["summary_covers"])
+        return len(covers) > 0 and covers >= set(ids[: len(covers)]) and max(covers) >= ids[30]
+
+    wait_until(covered, "the summary to cover the import's backlog")
+    assert len(client.get(f"/v1/sessions/{sid}/messages").json()["messages"]) == 40  # no turn
+
+
 def test_memory_edit_and_forget(client: TestClient) -> None:
     sid = new_session(client, "assistant", strategy="hybrid")["id"]
     ids = client.post(
