@@ -134,7 +134,8 @@ def live_chat(api: Api, strategy: str, conv: Any, turns: int, typing: float) -> 
     for line in lines:
         scene.turns.append(say(api, sid, line))
         time.sleep(typing)  # the user reads the reply and types the next line
-    print(f"  [{strategy} live] {[round(t.ttft, 2) for t in scene.turns]}", flush=True)
+    shown = [f"{t.ttft:.2f}s {t.cached}/{t.prompt}" for t in scene.turns]
+    print(f"  [{strategy} live] {', '.join(shown)}", flush=True)
     return scene
 
 

@@ -141,6 +141,8 @@ def test_dry_run_context_stores_nothing(client: TestClient) -> None:
             }
         ],
         "covers": [],
+        "chunks": [],
+        "ranked": [],
     }
     assert ctx["total_tokens"] <= ctx["budget"]
 
