@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from memory.bm25 import BM25, STOPWORDS, CorpusStats, terms
+from memory.embedder_choice import DEFAULT_EMBEDDER, EmbedderName, make_embedder
 from memory.ranking import (
     CJK_QUERY_SHARE,
     DenseCache,
@@ -217,7 +218,7 @@ class HybridRecaller:
         # The query embeds on the MLX thread while the sessions sync and BM25 scores here.
         dense_weight, lexical_weight = p.fusion_weights(query)
         embed = (
-            asyncio.ensure_future(self.index.embedder.embed([query]))
+            asyncio.ensure_future(self.index.embedder.embed_query([query]))
             if p.dense_k and dense_weight > 0
             else None
         )
@@ -414,9 +415,9 @@ def open_recaller(
     chroma_url: str | None,
     worker: MLXWorker,
     params: RecallParams | None = None,
+    embedder: EmbedderName = DEFAULT_EMBEDDER,
 ) -> HybridRecaller:
-    """What the service builds at start-up: MiniLM on the MLX worker, the Chroma index (embedded
-    under data_dir/chroma, or the server at chroma_url) and the recaller over them."""
-    from memory.embeddings import MLXEmbedder  # imports mlx (after load_blas) only when used
-
-    return HybridRecaller(VectorIndex.open(data_dir, chroma_url, MLXEmbedder(worker)), params)
+    """What the service builds at start-up: the embedder on the MLX worker, the Chroma index
+    (embedded under data_dir/chroma, or the server at chroma_url) and the recaller over them."""
+    index = VectorIndex.open(data_dir, chroma_url, make_embedder(embedder, worker))
+    return HybridRecaller(index, params)
