@@ -179,6 +179,8 @@ class MLXEmbedder:
     """
 
     name = "sentence-transformers/all-MiniLM-L6-v2"
+    # English-only: its ranking of a Korean/Japanese/Chinese query is noise (memory/recall.py)
+    cjk_dense_weight = 0.0
 
     def __init__(self, worker: MLXWorker, path: Path | None = None) -> None:
         self.worker = worker
