@@ -57,6 +57,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def embedder_mismatch(settings: Settings) -> str | None:
+    """Why the vector index cannot serve the configured embedder, or None. Opens the index
+    without loading any model (the identity is the embedder's name and dimension)."""
+    from memory.embedder_choice import make_embedder
+    from memory.vector_index import EmbedderMismatch, VectorIndex
+
+    try:
+        embedder = make_embedder(settings.embedder, None)  # type: ignore[arg-type]
+        VectorIndex.open(settings.data_dir, settings.chroma_url, embedder)
+    except EmbedderMismatch as exc:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - anything else is the service start-up's to report
+        return None
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args, host=args.host, port=args.port)
     insecure_ok = args.force or settings.allow_insecure_bind
@@ -75,6 +91,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         load_personas(settings.personas_dir, settings.max_persona_bytes)
     except PersonaError as exc:
         console.print(f"[red]cannot start: invalid persona[/] {exc}")
+        return 2
+    # so is an index built by another embedder than MEMENTO_EMBEDDER: say what to do
+    mismatch = embedder_mismatch(settings)
+    if mismatch:
+        console.print(f"[red]cannot start:[/] {mismatch}")
         return 2
 
     import uvicorn

@@ -5,12 +5,16 @@ restore from backup or a Chroma mishap, this puts back exactly what the service 
 indexed: every complete message (not forgotten) of every session whose strategy recalls
 (vector, hybrid), and nothing else. Run it with the server stopped (embedded Chroma is not
 meant to be written by two processes).
+
+It is also how an index moves to another embedder (MEMENTO_EMBEDDER): the service refuses an
+index built by another one, and a full reindex re-embeds every message with the configured one.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,11 +56,18 @@ def all_sessions(store: Any) -> list[Any]:
 
 
 async def reindex(
-    store: Any, index: Any, session_id: str | None = None, full: bool | None = None
+    store: Any,
+    index: Any,
+    session_id: str | None = None,
+    full: bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReindexReport:
     """Rebuild the index entries of one session (by id, any user) or of all sessions.
 
-    A full rebuild (`session_id` None) also drops records of sessions that no longer exist.
+    A full rebuild (`session_id` None) starts a new collection, named for the index's embedder,
+    so it also drops records of sessions that no longer exist and vectors of another embedder.
+    A partial one needs the index to be the configured embedder's (EmbedderMismatch otherwise).
+    `progress(done, total)` is called after each session.
     """
     from app.session_memory import session_info
     from app.store.errors import NotFound
@@ -69,17 +80,15 @@ async def reindex(
         if not sessions:
             report.missing.append(session_id)
             return report
-    elif full is not False:
+    if session_id is None and full is not False:
         # orphans (sessions deleted while the index was unreachable) go with the collection
-        await asyncio.to_thread(index.client.delete_collection, index.collection.name)
-        index.collection = await asyncio.to_thread(
-            index.client.get_or_create_collection,
-            index.collection.name,
-            embedding_function=None,
-            metadata={"hnsw:space": "cosine"},
-        )
+        await index.reset()
+    else:
+        await asyncio.to_thread(index.verify_embedder)
     recaller = HybridRecaller(index)
-    for s in sessions:
+    for done, s in enumerate(sessions, 1):
+        if progress is not None and done > 1:
+            progress(done - 1, len(sessions))
         info = session_info(s)
         await index.delete(info)
         if not uses_recall(s.strategy):
@@ -96,6 +105,8 @@ async def reindex(
             await recaller.observe(info, keep)
         report.sessions += 1
         report.messages += len(keep)
+    if progress is not None and sessions:
+        progress(len(sessions), len(sessions))
     return report
 
 
@@ -106,16 +117,25 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     load_blas()
     from app.llm.worker import MLXWorker
     from app.store.repo import Store
-    from memory.embeddings import MLXEmbedder
-    from memory.vector_index import VectorIndex
+    from memory.embedder_choice import make_embedder
+    from memory.vector_index import EmbedderMismatch, VectorIndex
 
     store = Store(settings.resolved_database_url)
     worker = MLXWorker()
     try:
-        embedder = MLXEmbedder(worker)
-        index = VectorIndex.open(settings.data_dir, settings.chroma_url, embedder)
-        with err.status("re-indexing..."):
-            report = asyncio.run(reindex(store, index, args.session))
+        embedder = make_embedder(settings.embedder, worker)
+        index = VectorIndex.open(
+            settings.data_dir, settings.chroma_url, embedder, check_embedder=False
+        )
+        with err.status(f"re-indexing with {embedder.name}...") as status:
+
+            def progress(done: int, total: int) -> None:
+                status.update(f"re-indexing with {embedder.name}: {done}/{total} session(s)")
+
+            report = asyncio.run(reindex(store, index, args.session, progress=progress))
+    except EmbedderMismatch as exc:
+        err.print(f"[red]{exc}[/] (a partial reindex cannot change the embedder)")
+        return 1
     finally:
         worker.shutdown()
         store.close()

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from memory.embedder_choice import DEFAULT_EMBEDDER, EmbedderName
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEMENTO_", env_file=".env", extra="ignore")
@@ -18,6 +20,9 @@ class Settings(BaseSettings):
     personas_dir: Path = Path("./personas")
     database_url: str | None = None  # default: sqlite:///<data_dir>/memento.db
     chroma_url: str | None = None  # default: embedded PersistentClient under <data_dir>/chroma
+    # the vector index's sentence embedder (memory/embedder_choice.py); changing it on an
+    # existing index needs `memento reindex`
+    embedder: EmbedderName = DEFAULT_EMBEDDER
 
     # the model
     model: str | None = None  # GGUF path, mlx-lm model dir or HF id; default: embedded SmolLM2

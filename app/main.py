@@ -160,11 +160,11 @@ async def _start(services: Services) -> None:
         lambda: asyncio.to_thread(load_engine, settings, services.worker),
     )
 
-    from memory.embeddings import MLXEmbedder
+    from memory.embedder_choice import make_embedder
     from memory.recall import HybridRecaller
     from memory.vector_index import VectorIndex
 
-    services.embedder = MLXEmbedder(services.worker)
+    services.embedder = make_embedder(settings.embedder, services.worker)
     services.index = await _step(
         "opening the vector index",
         lambda: _maybe_await(

@@ -98,8 +98,8 @@ class Server:
     """One `memento serve` subprocess on its own data dir; limits relaxed, since the benchmark
     is one client firing thousands of requests."""
 
-    def __init__(self, data: Path) -> None:
-        self.data, self.port = data, free_port()
+    def __init__(self, data: Path, embedder: str | None = None) -> None:
+        self.data, self.port, self.embedder = data, free_port(), embedder
         self.log = data / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.memento = Path(sys.executable).parent / "memento"
@@ -119,6 +119,8 @@ class Server:
             MEMENTO_RATE_LIMIT_PER_MINUTE="1000000",
             MEMENTO_MAX_CONCURRENT_PER_USER="64",
         )
+        if self.embedder:
+            env["MEMENTO_EMBEDDER"] = self.embedder
         return env
 
     def start(self, timeout: float = 600.0) -> float:
@@ -178,9 +180,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(label: str, report: Report) -> Iterator[Server]:
+def serving(label: str, report: Report, embedder: str | None = None) -> Iterator[Server]:
     with tempfile.TemporaryDirectory(prefix="memento-cross-") as tmp:
-        server = Server(Path(tmp))
+        server = Server(Path(tmp), embedder)
         up = server.start()
         # others may commit while this runs: each part says which code its server loaded
         report.revisions[label] = revision()
@@ -783,6 +785,7 @@ def main() -> None:
     ap.add_argument("--scale-sessions", type=int, default=None, help="default 100 (quick: 10)")
     ap.add_argument("--scale-turns", type=int, default=100, help="turns per session")
     ap.add_argument("--questions", type=int, default=30, help="latency questions")
+    ap.add_argument("--embedder", default=None, help="MEMENTO_EMBEDDER (default: the service's)")
     args = ap.parse_args()
     parts = {p.strip() for p in args.parts.split(",")}
     started, load, report = time.perf_counter(), LoadSampler(), Report()
@@ -792,14 +795,14 @@ def main() -> None:
     everything = mem.load_locomo(Path(args.data) if args.data else mem.DEFAULT_DATA)
     convs = everything[: args.quick] if args.quick else everything
     if "locomo" in parts:
-        with serving("locomo", report) as server:
+        with serving("locomo", report, args.embedder) as server:
             run_locomo(server, convs, report)
     if "planted" in parts:
-        with serving("planted", report) as server:
+        with serving("planted", report, args.embedder) as server:
             run_planted(server, report)
     if "latency" in parts:
         n = args.scale_sessions or (10 if args.quick else 100)
-        with serving("latency", report) as server:
+        with serving("latency", report, args.embedder) as server:
             # all conversations: their text is the pool the 10k turns are cut from
             run_latency(server, everything, n, args.scale_turns, args.questions, report)
     load.stopped.set()

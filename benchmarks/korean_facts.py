@@ -819,12 +819,15 @@ def _recaller_tokenizer(analyzer: Analyzer) -> Iterator[None]:
 
 
 async def hybrid_recall_at(
-    convs: Sequence[Conversation], configs: dict[str, tuple[Analyzer, dict[str, Any]]]
+    convs: Sequence[Conversation],
+    configs: dict[str, tuple[Analyzer, dict[str, Any]]],
+    embedder_name: str = "e5",
 ) -> dict[str, dict[tuple[str, int], float]]:
     """Evidence recall at top 5/10 of HybridRecaller.recall (neighbours included) per config:
-    name -> (Hangul analyzer, RecallParams overrides)."""
+    name -> (Hangul analyzer, RecallParams overrides), with the embedder of that name
+    (benchmarks/embedder_candidates.py)."""
     from app.llm.worker import MLXWorker
-    from memory.embeddings import MLXEmbedder
+    from benchmarks.embedder_candidates import candidate
     from memory.recall import HybridRecaller, RecallParams
     from memory.types import SessionInfo, StoredMessage
     from memory.vector_index import VectorIndex
@@ -832,7 +835,7 @@ async def hybrid_recall_at(
     worker = MLXWorker(name="mlx-korean-facts")
     out: dict[str, dict[tuple[str, int], float]] = {}
     try:
-        embedder = MLXEmbedder(worker)
+        embedder = candidate(embedder_name, worker)
         embedder.load()
         with tempfile.TemporaryDirectory(prefix="memento-korean-") as tmp:
             index = VectorIndex.open(Path(tmp), None, embedder)
@@ -867,7 +870,13 @@ def main() -> None:
     ap.add_argument("--conversations", type=int, default=12)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--show", type=int, default=0, help="print N messages of the first ones")
-    ap.add_argument("--hybrid", action="store_true", help="also rank with HybridRecaller (MiniLM)")
+    ap.add_argument("--hybrid", action="store_true", help="also rank with HybridRecaller")
+    ap.add_argument(
+        "--embedder",
+        default="e5",
+        choices=("minilm", "e5", "use"),
+        help="the HybridRecaller's embedder (benchmarks/embedder_candidates.py)",
+    )
     args = ap.parse_args()
     data = {lang: generate(lang, args.conversations, args.seed) for lang in LANGS}
     for lang in LANGS if args.show else ():
@@ -895,12 +904,13 @@ def main() -> None:
     if args.hybrid:
         before, chosen = ANALYZERS["whole run (before)"], hangul_terms
         configs = {
-            "dense only (MiniLM)": (chosen, {"lexical_k": 0, "cjk_dense_weight": 1.0}),
+            f"dense only ({args.embedder})": (chosen, {"lexical_k": 0, "cjk_dense_weight": 1.0}),
             "whole-run BM25, cjk_dense_weight 1 (before)": (before, {"cjk_dense_weight": 1.0}),
             "bigrams + whole stem, cjk_dense_weight 1": (chosen, {"cjk_dense_weight": 1.0}),
             "bigrams + whole stem, cjk_dense_weight 0.5": (chosen, {"cjk_dense_weight": 0.5}),
             "bigrams + whole stem, cjk_dense_weight 0.25": (chosen, {"cjk_dense_weight": 0.25}),
-            "bigrams + whole stem, cjk_dense_weight 0 (now: defaults)": (chosen, {}),
+            "bigrams + whole stem, cjk_dense_weight 0": (chosen, {"cjk_dense_weight": 0.0}),
+            "bigrams + whole stem (defaults)": (chosen, {}),
         }
         # Code-switched: Korean with the names, places, foods in Latin script ("우리 puppy
         # 이름이 뭐였지?"); only the questions holding a Latin word are asked.
@@ -910,7 +920,10 @@ def main() -> None:
         ]
         data["ko+en"] = [c for c in switched if c.questions]
         langs = (*LANGS, "ko+en")
-        scores = {lang: asyncio.run(hybrid_recall_at(data[lang], configs)) for lang in langs}
+        scores = {
+            lang: asyncio.run(hybrid_recall_at(data[lang], configs, args.embedder))
+            for lang in langs
+        }
         first_row = scores["ko+en"][next(iter(configs))]
         cols = [
             (lang, kind, k)

@@ -46,9 +46,10 @@ from app.llm.worker import MLXWorker  # noqa: E402
 from app.store.history import HistoryCache  # noqa: E402
 from app.store.records import NewMessage  # noqa: E402
 from app.store.repo import Store  # noqa: E402
+from benchmarks.embedder_candidates import CANDIDATES, candidate  # noqa: E402
 from memory import registry  # noqa: E402
 from memory.base import MemoryDeps  # noqa: E402
-from memory.embeddings import MLXEmbedder  # noqa: E402
+from memory.embedder_choice import DEFAULT_EMBEDDER  # noqa: E402
 from memory.recall import HybridRecaller, RecallParams  # noqa: E402
 from memory.types import (  # noqa: E402
     AssembleRequest,
@@ -194,15 +195,18 @@ class CachedEmbedder:
     """Caches single-text (query) embeddings: many rankers ask the same question. Evaluation
     only; the latency section uses the uncached embedder."""
 
-    def __init__(self, inner: MLXEmbedder) -> None:
-        self.inner, self.dim = inner, inner.dim
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.name, self.dim = inner, inner.name, inner.dim
         self.cache: dict[str, list[float]] = {}
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return await self.inner.embed(texts)
+
+    async def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
         if len(texts) != 1:
-            return await self.inner.embed(texts)
+            return await self.inner.embed_query(texts)
         if texts[0] not in self.cache:
-            self.cache[texts[0]] = (await self.inner.embed(texts))[0]
+            self.cache[texts[0]] = (await self.inner.embed_query(texts))[0]
         return [self.cache[texts[0]]]
 
 
@@ -215,7 +219,7 @@ def recall_configs(index: VectorIndex, ablation: bool) -> dict[str, RankerFactor
         return lambda: HybridRecaller(index, RecallParams(**kw))
 
     configs = {
-        "flat dense (MiniLM top-k)": make(dense_k=400, lexical_k=0, neighbour_weights=()),
+        "flat dense (embedder top-k)": make(dense_k=400, lexical_k=0, neighbour_weights=()),
         "flat BM25": make(dense_k=0, lexical_k=400, neighbour_weights=()),
         "hybrid recall (default)": make(),
     }
@@ -235,7 +239,7 @@ def recall_configs(index: VectorIndex, ablation: bool) -> dict[str, RankerFactor
 async def evaluate(
     convs: list[Conversation],
     engine: Any,
-    embedder: MLXEmbedder,
+    embedder: Any,
     data_dir: Path,
     strategies: dict[str, dict[str, Any]],
     ablation: bool,
@@ -303,7 +307,7 @@ def _split(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 async def latency(
     convs: list[Conversation],
     engine: Any,
-    embedder: MLXEmbedder,
+    embedder: Any,
     index_dir: Path,
     source: VectorIndex,
     strategies: dict[str, dict[str, Any]],
@@ -456,7 +460,7 @@ async def main_async(args: argparse.Namespace) -> None:
     worker = MLXWorker(name="mlx-bench")
     try:
         engine = load_engine(Settings(), worker)
-        embedder = MLXEmbedder(worker)
+        embedder = candidate(args.embedder, worker)
         embedder.load()
         for conv in convs:
             prepare(conv, engine, engine.tokenizer)
@@ -495,7 +499,10 @@ async def main_async(args: argparse.Namespace) -> None:
         print()
         print(f"### LoCoMo evidence recall at a {BUDGET}-token budget ({n_q} questions)\n")
         print(table(results))
-        print(f"\nImport throughput (MiniLM embedding + Chroma upsert + BM25): {rate:.1f} turns/s")
+        print(
+            f"\nImport throughput ({args.embedder} embedding + Chroma upsert + BM25): "
+            f"{rate:.1f} turns/s"
+        )
         if lat:
             print(
                 f"\n### Assembly latency at {args.latency_turns} stored turns "
@@ -529,6 +536,12 @@ def main() -> None:
     ap.add_argument("--strategies", default="", help="comma-separated strategy names to run")
     ap.add_argument("--latency-turns", type=int, default=10_000, help="0 to skip")
     ap.add_argument("--latency-queries", type=int, default=60)
+    ap.add_argument(
+        "--embedder",
+        default=DEFAULT_EMBEDDER,
+        choices=CANDIDATES,
+        help="the recall's embedder (benchmarks/embedder_candidates.py)",
+    )
     asyncio.run(main_async(ap.parse_args()))
 
 

@@ -178,6 +178,10 @@ class MLXEmbedder:
     The encoder is created lazily on the worker (its arrays must belong to that thread).
     """
 
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    # English-only: its ranking of a Korean/Japanese/Chinese query is noise (memory/recall.py)
+    cjk_dense_weight = 0.0
+
     def __init__(self, worker: MLXWorker, path: Path | None = None) -> None:
         self.worker = worker
         self._path = path
@@ -213,6 +217,10 @@ class MLXEmbedder:
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         arr = await self.embed_array(texts)
         return arr.tolist()
+
+    async def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
+        """Queries: MiniLM embeds them as it embeds the stored turns (a symmetric model)."""
+        return await self.embed(texts)
 
 
 def cosine(a: Any, b: Any) -> float:

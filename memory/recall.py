@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from memory.bm25 import BM25, STOPWORDS, CorpusStats, terms
+from memory.embedder_choice import DEFAULT_EMBEDDER, EmbedderName, make_embedder
 from memory.ranking import (
     CJK_QUERY_SHARE,
     DenseCache,
@@ -71,22 +72,24 @@ class RecallParams(BaseModel):
     dense_weight: float = Field(default=1.0, ge=0)
     lexical_weight: float = Field(default=1.0, ge=0)
     # The dense weight for a query mostly (>= CJK_QUERY_SHARE of its letters) in Hangul, kana or
-    # Han: MiniLM is English-only, its ranking of those is close to noise and, fused with equal
-    # weight, buries BM25's hits (issue 11). 0 (the query is then not embedded) paid best on
-    # benchmarks/korean_facts.py --hybrid, seeds 11 and 5: Korean template top 5 0.199 -> 0.470,
-    # paraphrase 0.086 -> 0.279 (0.5 and 0.25 fell between). Other queries keep dense_weight.
-    cjk_dense_weight: float = Field(default=0.0, ge=0)
+    # Han; other queries keep dense_weight. None: the embedder's own `cjk_dense_weight` (0 for
+    # one that does not declare it). MiniLM is English-only, its ranking of those is close to
+    # noise and, fused with equal weight, buries BM25's hits (issue 11): 0 (the query is then
+    # not embedded) paid best for it. A multilingual embedder (E5) declares its measured one.
+    cjk_dense_weight: float | None = Field(default=None, ge=0)
     # A hit lends this share of its score to the turns 1, 2, ... positions away (same sitting):
     # facts span a question and its answer, and evidence clusters in time.
     neighbour_weights: tuple[float, ...] = Field(default=(0.5, 0.25), max_length=5)
     neighbour_gap_s: float = Field(default=3 * 3600, ge=0)  # "same sitting": at most this apart
     date_in_text: bool = True  # index "[date] text" so dates are searchable
 
-    def fusion_weights(self, query: str) -> tuple[float, float]:
+    def fusion_weights(self, query: str, embedder_cjk: float = 0.0) -> tuple[float, float]:
         """(dense, lexical) weights of the fusion for `query`: RecallParams' own unless the
-        query is mostly CJK (cjk_share), then the dense one is cjk_dense_weight."""
+        query is mostly CJK (cjk_share), then the dense one is cjk_dense_weight (if None,
+        `embedder_cjk`, the embedder's)."""
         if cjk_share(query) >= CJK_QUERY_SHARE:
-            return self.cjk_dense_weight, self.lexical_weight
+            cjk = self.cjk_dense_weight
+            return (embedder_cjk if cjk is None else cjk), self.lexical_weight
         return self.dense_weight, self.lexical_weight
 
 
@@ -215,9 +218,11 @@ class HybridRecaller:
         if not any(s.allowed for s in sources):
             return []
         # The query embeds on the MLX thread while the sessions sync and BM25 scores here.
-        dense_weight, lexical_weight = p.fusion_weights(query)
+        # an embedder that does not say it reads CJK is taken for English-only
+        embedder_cjk = float(getattr(self.index.embedder, "cjk_dense_weight", 0.0))
+        dense_weight, lexical_weight = p.fusion_weights(query, embedder_cjk)
         embed = (
-            asyncio.ensure_future(self.index.embedder.embed([query]))
+            asyncio.ensure_future(self.index.embedder.embed_query([query]))
             if p.dense_k and dense_weight > 0
             else None
         )
@@ -414,9 +419,9 @@ def open_recaller(
     chroma_url: str | None,
     worker: MLXWorker,
     params: RecallParams | None = None,
+    embedder: EmbedderName = DEFAULT_EMBEDDER,
 ) -> HybridRecaller:
-    """What the service builds at start-up: MiniLM on the MLX worker, the Chroma index (embedded
-    under data_dir/chroma, or the server at chroma_url) and the recaller over them."""
-    from memory.embeddings import MLXEmbedder  # imports mlx (after load_blas) only when used
-
-    return HybridRecaller(VectorIndex.open(data_dir, chroma_url, MLXEmbedder(worker)), params)
+    """What the service builds at start-up: the embedder on the MLX worker, the Chroma index
+    (embedded under data_dir/chroma, or the server at chroma_url) and the recaller over them."""
+    index = VectorIndex.open(data_dir, chroma_url, make_embedder(embedder, worker))
+    return HybridRecaller(index, params)

@@ -1,8 +1,11 @@
-"""The vector index: past turns in chromadb, embedded by MiniLM (never Chroma's own embedder).
+"""The vector index: past turns in chromadb, embedded by our embedder (never Chroma's own).
 
-One collection, cosine space. Every record carries user, persona and session ids; every query and
-delete filters on user AND session, so one user's turns can never surface in another's context,
-even for identical text. Chroma's client is blocking, so each call runs in a worker thread.
+One collection, cosine space. The collection's metadata names the embedder that wrote it (name
+and dimension); opening it with another embedder fails with EmbedderMismatch, which says to run
+`memento reindex`: vectors of two models are never mixed or compared. Every record carries
+user, persona and session ids; every query and delete filters on user AND session, so one
+user's turns can never surface in another's context, even for identical text. Chroma's client
+is blocking, so each call runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -28,10 +31,36 @@ COLLECTION = "memento_turns"
 _BATCH = 256  # records per upsert; also bounded by the server's own max batch size
 
 
+# Collections written before the embedder's name was stored hold MiniLM vectors: the only one.
+LEGACY_EMBEDDER = ("sentence-transformers/all-MiniLM-L6-v2", 384)
+EMBEDDER_KEY, DIM_KEY = "embedder", "embedder_dim"
+
+
 class Embedder(Protocol):
+    name: str  # the model's identity, stored with the vectors
     dim: int
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Stored turns."""
+        ...
+
+    async def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
+        """Recall queries (asymmetric models such as E5 embed them differently)."""
+        ...
+
+
+class EmbedderMismatch(RuntimeError):
+    """The collection was built by another embedder than the configured one."""
+
+    def __init__(self, collection: str, stored: tuple[str, int], configured: tuple[str, int]):
+        self.stored, self.configured = stored, configured
+        super().__init__(
+            f"the vector index {collection!r} holds vectors of {stored[0]} ({stored[1]} dims), "
+            f"but the configured embedder is {configured[0]} ({configured[1]} dims). Run "
+            "`memento reindex` with the server stopped to re-embed every stored message with "
+            "the configured embedder (nothing is lost: the messages live in the database), or "
+            "set MEMENTO_EMBEDDER back to the embedder that built the index."
+        )
 
 
 @dataclass(frozen=True)
@@ -66,15 +95,19 @@ def _check_session(session: SessionInfo) -> None:
 class VectorIndex:
     """Async facade over one chromadb collection. Build it with `VectorIndex.open(...)`."""
 
-    def __init__(self, client: Any, embedder: Embedder, collection: str = COLLECTION) -> None:
+    def __init__(
+        self,
+        client: Any,
+        embedder: Embedder,
+        collection: str = COLLECTION,
+        check_embedder: bool = True,
+    ) -> None:
+        """`check_embedder=False` opens an index of another embedder, only to `reset()` it."""
         self.client = client
         self.embedder = embedder
-        # embedding_function=None: Chroma's default would download a model at run time.
-        self.collection = client.get_or_create_collection(
-            collection,
-            embedding_function=None,
-            metadata={"hnsw:space": "cosine"},
-        )
+        self.collection = self._get_or_create(collection)
+        if check_embedder:
+            self.verify_embedder()
         try:
             self.max_batch = min(_BATCH, int(client.get_max_batch_size()))
         except Exception:  # noqa: BLE001 - older/remote clients may not expose it
@@ -87,6 +120,7 @@ class VectorIndex:
         url: str | None,
         embedder: Embedder,
         collection: str = COLLECTION,
+        check_embedder: bool = True,
     ) -> VectorIndex:
         """Embedded PersistentClient under `data_dir/chroma`, or a Chroma server at `url`."""
         if url:
@@ -107,7 +141,55 @@ class VectorIndex:
             client = chromadb.PersistentClient(
                 path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
             )
-        return cls(client, embedder, collection)
+        return cls(client, embedder, collection, check_embedder)
+
+    # -- the embedder's identity ---------------------------------------------------------------
+    @property
+    def identity(self) -> tuple[str, int]:
+        return (self.embedder.name, int(self.embedder.dim))
+
+    def _get_or_create(self, name: str) -> Any:
+        # embedding_function=None: Chroma's default would download a model at run time. The
+        # metadata is only written when the collection is created here.
+        return self.client.get_or_create_collection(
+            name,
+            embedding_function=None,
+            metadata={
+                "hnsw:space": "cosine",
+                EMBEDDER_KEY: self.identity[0],
+                DIM_KEY: self.identity[1],
+            },
+        )
+
+    def stored_embedder(self) -> tuple[str, int] | None:
+        """The embedder whose vectors the collection holds; None when it holds none."""
+        if not self.collection.count():
+            return None
+        meta = self.collection.metadata or {}
+        if EMBEDDER_KEY in meta:
+            return str(meta[EMBEDDER_KEY]), int(meta.get(DIM_KEY, 0))
+        return LEGACY_EMBEDDER
+
+    def verify_embedder(self) -> None:
+        """Raise EmbedderMismatch unless the collection is (or, empty, becomes) this embedder's."""
+        stored = self.stored_embedder()
+        if stored is not None and stored != self.identity:
+            raise EmbedderMismatch(self.collection.name, stored, self.identity)
+        meta = self.collection.metadata or {}
+        if (meta.get(EMBEDDER_KEY), meta.get(DIM_KEY)) != self.identity:
+            # An empty collection, or MiniLM's from before names were stored: name it now.
+            # Chroma refuses "hnsw:space" in modify() even unchanged; the space stays as is.
+            rest = {k: v for k, v in meta.items() if not k.startswith("hnsw:")}
+            self.collection.modify(
+                metadata={**rest, EMBEDDER_KEY: self.identity[0], DIM_KEY: self.identity[1]}
+            )
+
+    async def reset(self) -> None:
+        """Drop every record and start an empty collection named for this embedder (a full
+        reindex: the database is the source of truth)."""
+        name = self.collection.name
+        await asyncio.to_thread(self.client.delete_collection, name)
+        self.collection = await asyncio.to_thread(self._get_or_create, name)
 
     # -- writes -------------------------------------------------------------------------------
     async def upsert(
@@ -173,7 +255,7 @@ class VectorIndex:
         if embedding is None:
             if not text:
                 raise ValueError("query needs a non-empty text or an embedding")
-            embedding = (await self.embedder.embed([text]))[0]
+            embedding = (await self.embedder.embed_query([text]))[0]
         res = await asyncio.to_thread(
             self.collection.query,
             query_embeddings=[np.asarray(embedding, dtype=np.float32)],

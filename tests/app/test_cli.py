@@ -108,6 +108,29 @@ def test_serve_refuses_invalid_personas(
     assert "oops.yaml" in err and "mood" in err
 
 
+def test_serve_refuses_an_index_of_another_embedder(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    mlx_worker: object,
+) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from memory.embeddings import MLXEmbedder
+    from memory.types import SessionInfo
+    from memory.vector_index import IndexRecord, VectorIndex
+
+    # an index that MiniLM built (the default before issue 11)
+    index = VectorIndex.open(tmp_path / "data", None, MLXEmbedder(mlx_worker))  # type: ignore[arg-type]
+    record = IndexRecord(1, "user", "우리 강아지 이름은 콩이야", datetime(2024, 1, 1, tzinfo=UTC))
+    asyncio.run(index.upsert(SessionInfo(id="s", user_id="u", persona_id="p"), [record]))
+    monkeypatch.setenv("MEMENTO_EMBEDDER", "e5")
+    assert main(["serve"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "cannot start" in err and "all-MiniLM-L6-v2" in err and "memento reindex" in err
+
+
 def test_plugin_subcommands_register(tmp_path: Path) -> None:
     parser = build_parser()
     choices = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]

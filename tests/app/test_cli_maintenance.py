@@ -74,3 +74,39 @@ def test_reindex_rebuilds_exactly_the_recalling_sessions(store: Store, index: Ve
         assert (await reindex(store, index, "ses_nope")).missing == ["ses_nope"]
 
     asyncio.run(scenario())
+
+
+def test_reindex_moves_an_index_to_another_embedder(
+    store: Store, tmp_path: Path, mlx_worker: object
+) -> None:
+    from memory.e5 import E5Embedder
+    from memory.vector_index import EmbedderMismatch
+
+    dad = store.get_or_create_user("dad").id
+    ses = store.create_session(dad, "pippa", "hybrid", {})
+    said = ["우리 강아지 이름은 콩이야", "오늘 회사에서 힘들었어", "내일 비 온대"]
+    ids = [
+        m.id
+        for m in store.add_messages(dad, ses.id, [NewMessage(role="user", content=t) for t in said])
+    ]
+    info = session_info(ses)
+
+    async def scenario() -> None:
+        old = VectorIndex.open(tmp_path, None, MLXEmbedder(mlx_worker))  # type: ignore[arg-type]
+        assert (await reindex(store, old)).messages == 3  # the MiniLM index of a release before
+        e5 = E5Embedder(mlx_worker)  # type: ignore[arg-type]
+        with pytest.raises(EmbedderMismatch):
+            VectorIndex.open(tmp_path, None, e5)
+        index = VectorIndex.open(tmp_path, None, e5, check_embedder=False)
+        with pytest.raises(EmbedderMismatch):  # one session cannot change the embedder
+            await reindex(store, index, ses.id)
+        seen: list[tuple[int, int]] = []
+        report = await reindex(store, index, progress=lambda d, t: seen.append((d, t)))
+        assert report.messages == 3 and seen[-1] == (1, 1)
+        assert index.stored_embedder() == (e5.name, 384)
+        assert await index.ids(info) == set(ids)  # nothing lost
+        hits = await index.query(info, "강아지 이름이 뭐였지?", k=1)
+        assert hits[0][0] == ids[0]
+        VectorIndex.open(tmp_path, None, e5)  # the service starts again
+
+    asyncio.run(scenario())

@@ -52,12 +52,15 @@ class CountingEmbedder:
 
     def __init__(self, inner: MLXEmbedder) -> None:
         self.inner = inner
-        self.dim = inner.dim
+        self.name, self.dim = inner.name, inner.dim
         self.texts = 0
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         self.texts += len(texts)
         return await self.inner.embed(texts)
+
+    async def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
+        return await self.embed(texts)
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +285,7 @@ class DecoyEmbedder:
     """Dense noise at its worst: the query and the filler share one vector, the turns that
     answer ("초코", "Zyxcorp") an orthogonal one, so dense ranks the answer last."""
 
-    dim = 4
+    name, dim = "decoy", 4
 
     def __init__(self) -> None:
         self.texts: list[str] = []
@@ -292,6 +295,9 @@ class DecoyEmbedder:
         return [
             [0.0, 1.0, 0.0, 0.0] if "초코" in t or "Zyxcorp" in t else [1.0, 0, 0, 0] for t in texts
         ]
+
+    async def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
+        return await self.embed(texts)
 
 
 async def test_a_hangul_query_follows_bm25_when_dense_is_noise(tmp_path: Path) -> None:
@@ -313,6 +319,23 @@ async def test_a_hangul_query_follows_bm25_when_dense_is_noise(tmp_path: Path) -
     # With the English dense weight, the noise buries BM25's hit (what issue 11 measured).
     equal = HybridRecaller(index, RecallParams(cjk_dense_weight=1.0, **plain))
     assert (await equal.recall(ALICE, query, hist, set(), 8))[0] != 5
+
+
+async def test_the_default_cjk_dense_weight_is_the_embedders(tmp_path: Path) -> None:
+    hist = history(KOREAN)
+    embedder = DecoyEmbedder()
+    embedder.cjk_dense_weight = 1.0  # type: ignore[attr-defined]  # "I read Korean"
+    index = VectorIndex.open(tmp_path, None, embedder)
+    plain = {"neighbour_weights": ()}
+    recaller = HybridRecaller(index, RecallParams(**plain))
+    await recaller.observe(ALICE, hist)
+    query = "우리 강아지 이름이 뭐였지?"
+    embedded = len(embedder.texts)
+    assert (await recaller.recall(ALICE, query, hist, set(), 8))[0] != 5  # dense took part
+    assert len(embedder.texts) == embedded + 1
+    # RecallParams' own weight still wins over the embedder's
+    off = HybridRecaller(index, RecallParams(cjk_dense_weight=0.0, **plain))
+    assert (await off.recall(ALICE, query, hist, set(), 8))[0] == 5
 
 
 async def test_a_latin_query_is_fused_as_before(tmp_path: Path) -> None:
@@ -341,6 +364,8 @@ def test_fusion_weights_of_latin_queries_are_recall_params_own() -> None:
 
 
 def test_fusion_weights_of_cjk_queries() -> None:
+    assert RecallParams().fusion_weights("강아지 이름?", 0.6) == (0.6, 1.0)  # the embedder's
+    assert RecallParams().fusion_weights("강아지 이름?") == (0.0, 1.0)  # English-only's
     p = RecallParams(cjk_dense_weight=0.25, lexical_weight=2.0)
     for q in (
         "우리 강아지 이름이 뭐였지?",
