@@ -79,6 +79,18 @@ def repeats(replies: Sequence[str]) -> int:
     return sum(1 for a, b in zip(norm, norm[1:], strict=False) if b and a == b)
 
 
+def loops(reply: str) -> bool:
+    """The reply goes round in circles: a sentence of 3+ words said twice, or a 3-word run
+    said three times ("I'm so glad you're here. I'm so glad you're here.", "no, no, no, no")."""
+    sentences = [normalize(s) for s in re.split(r"[.!?\n]+", reply)]
+    long = [s for s in sentences if len(s.split()) >= 3]
+    if len(long) != len(set(long)):
+        return True
+    words = normalize(reply).split()
+    grams = Counter(tuple(words[i : i + 3]) for i in range(len(words) - 2))
+    return any(n >= 3 for n in grams.values())
+
+
 def stratified(items: Sequence[T], key: dict[int, Sequence[int]], n: int, seed: int) -> list[T]:
     """n items, as even over the strata as they allow, drawn with a fixed seed; `key` maps each
     stratum to the indices of its items. Returned in the items' own order."""

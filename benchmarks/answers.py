@@ -18,7 +18,9 @@ Everything goes through the HTTP API of a real `memento serve` (auth on, fresh d
 Scores (benchmarks/answer_scoring.py): LoCoMo token F1 as in the paper (no stemming), "the gold
 answer appears in the reply", the oracle ratio (F1 / the oracle's F1), the leak rate (a reply
 holding a role prefix: `user:`, `assistant:`, the persona's user name) and verbatim repeats
-(a reply equal to the previous reply of the same configuration).
+(a reply equal to the previous reply of the same configuration), loops (a reply that says a
+sentence twice or a 3-word run three times). Replies are generated with the persona's
+repetition penalties (personas/*.yaml), as its turns are.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/answers.py [--questions 300]
         [--conversations 10] [--parts locomo,planted] [--out replies.jsonl]
@@ -117,10 +119,27 @@ class Asker:
         p = load_persona_file(ROOT / "personas" / f"{self.persona}.yaml")
         self.stops = list(role_stops(p))  # type: ignore[arg-type]
         self.user_name = p.user_name
+        # the persona's repetition penalties, as a turn of hers gets them (0 / 1: off)
+        g = p.generation
+        self.penalties = {
+            k: getattr(g, k, d)
+            for k, d in (
+                ("frequency_penalty", 0.0),
+                ("presence_penalty", 0.0),
+                ("repetition_penalty", 1.0),
+            )
+            if getattr(g, k, d) != d
+        }
         self.leak = sc.leak_pattern([p.user_name])
 
     def generate(self, row: str, question: str, messages: list[dict[str, str]]) -> Reply:
-        body = {"messages": messages, "temperature": 0, "max_tokens": MAX_NEW, "stop": self.stops}
+        body = {
+            "messages": messages,
+            "temperature": 0,
+            "max_tokens": MAX_NEW,
+            "stop": self.stops,
+            **self.penalties,
+        }
         r = self.api.client.post("/v1/chat/completions", json=body)
         if r.status_code != 200:
             self.errors.append(f"{row}: {r.status_code} {r.text[:300]}")
@@ -131,6 +150,7 @@ class Asker:
                 row, question, d["choices"][0]["message"]["content"], d["usage"]["prompt_tokens"]
             )
         reply.score["leak"] = sc.leaks(reply.reply, self.leak)
+        reply.score["loops"] = sc.loops(reply.reply)
         self.out.append(reply)
         return reply
 
@@ -269,9 +289,9 @@ def score(r: Reply, q: Any) -> None:
 def locomo_table(asker: Asker) -> str:
     head = (
         "| context | n | F1 | oracle ratio | gold in reply | multi-hop | temporal | open | "
-        "single-hop | leaks | repeats | prompt tokens |"
+        "single-hop | leaks | repeats | loops | prompt tokens |"
     )
-    rows = [head, "|---|" + "---|" * 11]
+    rows = [head, "|---|" + "---|" * 12]
     by_row = {row: [r for r in asker.out if r.row == row] for row in ROWS}
     oracle = float(np.mean([r.score["f1"] for r in by_row[ORACLE]] or [np.nan]))
     for row, rs in by_row.items():
@@ -287,6 +307,7 @@ def locomo_table(asker: Asker) -> str:
             f"{np.mean([r.score['contains'] for r in rs]):.3f} | "
             + " | ".join(f"{c:.3f}" for c in cats)
             + f" | {sum(r.score['leak'] for r in rs)} | {sc.repeats([r.reply for r in rs])} | "
+            f"{sum(r.score['loops'] for r in rs)} | "
             f"{np.mean([r.prompt_tokens for r in rs]):.0f} |"
         )
     return "\n".join(rows)
@@ -335,17 +356,18 @@ def named(r: Reply, answer: str) -> None:
 
 def planted_table(askers: dict[str, Asker]) -> str:
     rows = [
-        "| context | English: reply names the fact | Korean | leaks | repeats |",
-        "|---|---|---|---|---|",
+        "| context | English: reply names the fact | Korean | leaks | repeats | loops |",
+        "|---|---|---|---|---|---|",
     ]
     for row in ROWS:
-        cells, leaks, reps = [], 0, 0
+        cells, leaks, reps, loops = [], 0, 0, 0
         for asker in askers.values():
             rs = [r for r in asker.out if r.row == row]
             cells.append(f"{sum(r.score['named'] for r in rs)}/{len(rs)}")
             leaks += sum(r.score["leak"] for r in rs)
             reps += sc.repeats([r.reply for r in rs])
-        rows.append(f"| {row} | " + " | ".join(cells) + f" | {leaks} | {reps} |")
+            loops += sum(r.score["loops"] for r in rs)
+        rows.append(f"| {row} | " + " | ".join(cells) + f" | {leaks} | {reps} | {loops} |")
     return "\n".join(rows)
 
 

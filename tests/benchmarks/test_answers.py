@@ -10,6 +10,7 @@ from benchmarks.answer_scoring import (
     contains_answer,
     leak_pattern,
     leaks,
+    loops,
     normalize,
     repeats,
     stratified,
@@ -61,6 +62,12 @@ def test_leaks(reply: str, leaked: bool) -> None:
 
 def test_repeats_count_consecutive_equal_replies() -> None:
     assert repeats(["Hi!", "hi", "Hello", "", ""]) == 1
+
+
+def test_loops() -> None:
+    assert loops("I'm so glad you're here. I'm so glad you're here.")
+    assert loops("No, no, no, no, no, no, no")
+    assert not loops("Mochi! She is all white with one grey ear. I love her.")
 
 
 def test_stratified_is_seeded_and_even() -> None:
