@@ -8,13 +8,13 @@ message) is tokenized: O(what is shown), never O(history).
 
 from __future__ import annotations
 
-import re
 import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from memory.budget import fit_text, position_of
+from memory.speakers import split_label
 from memory.summarizer import render_summary
 from memory.types import (
     LLM,
@@ -38,8 +38,6 @@ MONTHS = (
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",
 )  # fmt: skip
-# An imported turn that names its speaker ("Caroline: I went ..."): the name says who spoke
-SPEAKER_LABEL = re.compile(r"([A-Z][\w'.-]*(?: [A-Z][\w'.-]*){0,2}): (?=\S)")
 RELATIONSHIP_SHARE = 3  # the relationship part takes at most 1/3 of the room left
 _MEMO_SIZE = 512
 _memos: weakref.WeakKeyDictionary[object, OrderedDict[tuple[str, str], int]] = (
@@ -193,11 +191,9 @@ def spoken_date(m: StoredMessage) -> str:
 
 def speaker_and_text(m: StoredMessage, user_name: str, assistant_name: str) -> tuple[str, str]:
     """Who said it and what: a leading speaker label of the stored text wins over the role."""
-    label = SPEAKER_LABEL.match(m.content)
-    if label is None and m.content.startswith((f"{user_name}: ", f"{assistant_name}: ")):
-        label = re.match(r"([^:]+): ", m.content)
-    if label is not None:
-        return label.group(1), m.content[label.end() :]
+    speaker, text = split_label(m.content, (user_name, assistant_name))
+    if speaker is not None:
+        return speaker, text
     return (user_name if m.role == "user" else assistant_name), m.content
 
 
