@@ -269,12 +269,16 @@ def ask_locomo(
         if ctx is None:
             continue
         head, new = fixed_messages(ctx)
-        score(asker.generate(label, q.text, context_messages(ctx)), q)
+        if label in ROWS:
+            score(asker.generate(label, q.text, context_messages(ctx)), q)
     if head is None or new is None:
         return
-    score(asker.generate(NO_MEMORY, q.text, [*head, *new]), q)
-    gold = [by_dia[d] for d in q.evidence]
-    score(asker.generate(ORACLE, q.text, [*head, *oracle_part(gold, sids["hybrid"]), *new]), q)
+    if NO_MEMORY in ROWS:
+        score(asker.generate(NO_MEMORY, q.text, [*head, *new]), q)
+    if ORACLE in ROWS:
+        gold = [by_dia[d] for d in q.evidence]
+        oracle = [*head, *oracle_part(gold, next(iter(sids.values()))), *new]
+        score(asker.generate(ORACLE, q.text, oracle), q)
 
 
 def score(r: Reply, q: Any) -> None:
@@ -338,13 +342,17 @@ def run_planted(server: Server, errors: list[str]) -> dict[str, Asker]:
                 if ctx is None:
                     continue
                 head, new = fixed_messages(ctx)
-                named(asker.generate(label, fact.question, context_messages(ctx)), fact.answer)
+                if label in ROWS:
+                    reply = asker.generate(label, fact.question, context_messages(ctx))
+                    named(reply, fact.answer)
             if head is None or new is None:
                 continue
-            named(asker.generate(NO_MEMORY, fact.question, [*head, *new]), fact.answer)
-            gold = [stored(ids[told[i]], msgs[told[i]])]
-            msgs_o = [*head, *oracle_part(gold, sids["hybrid"]), *new]
-            named(asker.generate(ORACLE, fact.question, msgs_o), fact.answer)
+            if NO_MEMORY in ROWS:
+                named(asker.generate(NO_MEMORY, fact.question, [*head, *new]), fact.answer)
+            if ORACLE in ROWS:
+                gold = [stored(ids[told[i]], msgs[told[i]])]
+                msgs_o = [*head, *oracle_part(gold, next(iter(sids.values()))), *new]
+                named(asker.generate(ORACLE, fact.question, msgs_o), fact.answer)
         out[p.language] = asker
         print(f"[planted] {p.language}: asked", flush=True)
     return out
@@ -382,7 +390,13 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="MEMENTO_MODEL for the server")
     ap.add_argument("--llm-url", default=os.environ.get("MEMENTO_LLM_URL"))
     ap.add_argument("--out", default=None, help="write every reply as JSON lines here")
+    ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated of {ROWS}")
     args = ap.parse_args()
+    only = [r.strip() for r in args.rows.split(",")]
+    for row in list(ROWS):  # a smaller run: fewer strategies imported, fewer rows asked
+        if row not in only:
+            ROWS.remove(row)
+            STRATEGIES.pop(row, None)
     parts = {p.strip() for p in args.parts.split(",")}
     started, errors = time.perf_counter(), []
     print(f"start: {uptime()}; code at {revision()}", flush=True)
