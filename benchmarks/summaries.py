@@ -61,10 +61,11 @@ def survived(p: Planted, summary: str) -> int:
     return sum(f.answer.lower() in summary.lower() for f in p.facts)
 
 
-async def run(model: str | None) -> None:
+async def run(model: str | None, which: list[str]) -> None:
     worker = MLXWorker()
     engine = load_engine(Settings(model=model, context_window=None), worker)
-    summarizers = {"extractive": ExtractiveSummarizer(), "llm": LLMSummarizer(engine)}
+    every = {"extractive": ExtractiveSummarizer(), "llm": LLMSummarizer(engine)}
+    summarizers = {k: v for k, v in every.items() if k in which}
     rows = [
         "| summarizer | cap (tokens) | English facts kept | Korean | time |",
         "|---|---|---|---|---|",
@@ -89,7 +90,9 @@ async def run(model: str | None) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None)
-    asyncio.run(run(ap.parse_args().model))
+    ap.add_argument("--summarizers", default="extractive,llm", help="comma-separated")
+    args = ap.parse_args()
+    asyncio.run(run(args.model, args.summarizers.split(",")))
 
 
 if __name__ == "__main__":
