@@ -42,14 +42,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.chat import role_stops  # noqa: E402
 from app.personas.loader import load_persona_file  # noqa: E402
 from benchmarks import answer_scoring as sc  # noqa: E402
+from benchmarks.answer_tables import Reply, locomo_table, planted_table  # noqa: E402
 from benchmarks.cross_session import (  # noqa: E402
     Api,
     Server,
@@ -95,15 +94,6 @@ class ModelServer(Server):
         if self.llm_url:
             env["MEMENTO_LLM_URL"] = self.llm_url
         return env
-
-
-@dataclass
-class Reply:
-    row: str
-    question: str
-    reply: str
-    prompt_tokens: int
-    score: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -290,33 +280,6 @@ def score(r: Reply, q: Any) -> None:
     )
 
 
-def locomo_table(asker: Asker) -> str:
-    head = (
-        "| context | n | F1 | oracle ratio | gold in reply | multi-hop | temporal | open | "
-        "single-hop | leaks | repeats | loops | prompt tokens |"
-    )
-    rows = [head, "|---|" + "---|" * 12]
-    by_row = {row: [r for r in asker.out if r.row == row] for row in ROWS}
-    oracle = float(np.mean([r.score["f1"] for r in by_row[ORACLE]] or [np.nan]))
-    for row, rs in by_row.items():
-        if not rs:
-            continue
-        f1 = float(np.mean([r.score["f1"] for r in rs]))
-        cats = [
-            np.mean([r.score["f1"] for r in rs if r.score["category"] == c] or [np.nan])
-            for c in (1, 2, 3, 4)
-        ]
-        rows.append(
-            f"| {row} | {len(rs)} | {f1:.3f} | {f1 / oracle:.2f} | "
-            f"{np.mean([r.score['contains'] for r in rs]):.3f} | "
-            + " | ".join(f"{c:.3f}" for c in cats)
-            + f" | {sum(r.score['leak'] for r in rs)} | {sc.repeats([r.reply for r in rs])} | "
-            f"{sum(r.score['loops'] for r in rs)} | "
-            f"{np.mean([r.prompt_tokens for r in rs]):.0f} |"
-        )
-    return "\n".join(rows)
-
-
 # -- 2. planted facts -------------------------------------------------------------------------
 def run_planted(server: Server, errors: list[str]) -> dict[str, Asker]:
     out = {}
@@ -362,23 +325,6 @@ def named(r: Reply, answer: str) -> None:
     r.score["named"] = answer.lower() in r.reply.lower()
 
 
-def planted_table(askers: dict[str, Asker]) -> str:
-    rows = [
-        "| context | English: reply names the fact | Korean | leaks | repeats | loops |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in ROWS:
-        cells, leaks, reps, loops = [], 0, 0, 0
-        for asker in askers.values():
-            rs = [r for r in asker.out if r.row == row]
-            cells.append(f"{sum(r.score['named'] for r in rs)}/{len(rs)}")
-            leaks += sum(r.score["leak"] for r in rs)
-            reps += sc.repeats([r.reply for r in rs])
-            loops += sum(r.score["loops"] for r in rs)
-        rows.append(f"| {row} | " + " | ".join(cells) + f" | {leaks} | {reps} | {loops} |")
-    return "\n".join(rows)
-
-
 # -- main ---------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -412,12 +358,13 @@ def main() -> None:
                 askers.append(a)
                 n_q = len({r.question for r in a.out})
                 title = f"LoCoMo, {n_q} questions (categories 1-4, seed {SEED}), budget {BUDGET}"
-                sections.append(f"{title}:\n\n" + locomo_table(a))
+                sections.append(f"{title}:\n\n" + locomo_table(a.out, ROWS, ORACLE))
             if "planted" in parts:
                 pa = run_planted(server, errors)
                 askers.extend(pa.values())
                 sections.append(
-                    f"Planted facts (8 per language), budget {BUDGET}:\n\n" + planted_table(pa)
+                    f"Planted facts (8 per language), budget {BUDGET}:\n\n"
+                    + planted_table({k: v.out for k, v in pa.items()}, ROWS)
                 )
         finally:
             server.stop()

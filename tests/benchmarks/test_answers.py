@@ -78,3 +78,17 @@ def test_stratified_is_seeded_and_even() -> None:
     assert a == sorted(a)
     assert [sum(1 for i in a if i in s) for s in strata.values()] == [3, 3, 3]
     assert len(stratified(items, strata, 100, seed=1)) == 20  # never more than there are
+
+
+def test_tables_list_every_row_once_with_the_oracle_ratio() -> None:
+    from benchmarks.answer_tables import Reply, locomo_table, planted_table
+
+    def r(row: str, f1: float, named: bool = False) -> Reply:
+        score = {"f1": f1, "category": 4, "contains": f1 > 0, "leak": False, "loops": False}
+        return Reply(row, "q", "a reply", 10, {**score, "named": named})
+
+    table = locomo_table([r("hybrid", 0.4), r("oracle", 0.5)], ["hybrid", "oracle"], "oracle")
+    lines = table.splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| hybrid | 1 | 0.400 | 0.80 |")
+    planted = planted_table({"English": [r("hybrid", 0, True)], "Korean": []}, ["hybrid"])
+    assert planted.splitlines()[2] == "| hybrid | 1/1 | 0/0 | 0 | 0 | 0 |"
