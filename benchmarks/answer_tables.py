@@ -33,12 +33,13 @@ def locomo_table(replies: Sequence[Reply], labels: Sequence[str], oracle_row: st
         if not rs:
             continue
         f1 = float(np.mean([r.score["f1"] for r in rs]))
+        ratio = f1 / oracle if oracle > 0 else float("nan")  # an oracle at 0 or not asked
         cats = [
             np.mean([r.score["f1"] for r in rs if r.score["category"] == c] or [np.nan])
             for c in (1, 2, 3, 4)
         ]
         rows.append(
-            f"| {row} | {len(rs)} | {f1:.3f} | {f1 / oracle:.2f} | "
+            f"| {row} | {len(rs)} | {f1:.3f} | {ratio:.2f} | "
             f"{np.mean([r.score['contains'] for r in rs]):.3f} | "
             + " | ".join(f"{c:.3f}" for c in cats)
             + f" | {sum(r.score['leak'] for r in rs)} | {sc.repeats([r.reply for r in rs])} | "
