@@ -14,6 +14,7 @@ every MEMENTO_REPLY_CHECKPOINT_SECONDS, so that even a kill -9 keeps most of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -21,13 +22,23 @@ from typing import Any
 
 from app.config import Settings
 from app.errors import InvalidFieldError, TooLargeError
+from app.llm.stops import StopText
 from app.llm.types import Engine, FinishReason, GenerationParams, Usage
 from app.persona_catalog import PersonaCatalog
 from app.personas.model import Persona
 from app.session_memory import SessionMemory
 from app.store.records import MessageRecord, NewMessage, SessionRecord
 from app.store.repo import Store
-from app.turns import ReplyCheckpoints, SessionLocks, Turn, TurnGuard, TurnOptions, TurnResult
+from app.turns import (
+    PENALTY_REPLIES,
+    ReplyCheckpoints,
+    SessionLocks,
+    Turn,
+    TurnGuard,
+    TurnOptions,
+    TurnResult,
+    recent_replies,
+)
 from app.warmup import NextTurnWarmer
 from memory.types import Context
 
@@ -112,6 +123,8 @@ class ChatService:
             persona = self.personas.get(session.persona_id, session.user_id)
             params = self.generation_params(persona, options)
             history = await asyncio.to_thread(self.store.history, user_id, session_id)
+            said = recent_replies([(m.role, m.content) for m in history[-2 * PENALTY_REPLIES :]])
+            params = dataclasses.replace(params, penalty_context=said)
             context = await self.memory.assemble(
                 session, persona, history, content, params.max_tokens
             )
@@ -182,16 +195,30 @@ class ChatService:
             lambda text: self._checkpoint(session, turn.reply.id, text),
             self.settings.reply_checkpoint_seconds,
         )
+        # the engine stops there too; this cut holds for any engine (a remote one takes four
+        # stops at most), so neither the stream nor the stored reply speaks for the user
+        stopper = StopText(turn.params.stop)
+
+        def emit(text: str) -> None:
+            if text:
+                parts.append(text)
+                turn.push(text)
+                checkpoints.changed()
+
         try:
-            async for chunk in self.engine.stream(
+            stream = self.engine.stream(
                 turn.context.to_messages(), turn.params, cache_key=session.id
-            ):
-                if chunk.text:
-                    parts.append(chunk.text)
-                    turn.push(chunk.text)
-                    checkpoints.changed()
-                if chunk.finish_reason is not None:
-                    finish, usage = chunk.finish_reason, chunk.usage
+            )
+            async with contextlib.aclosing(stream) as chunks:
+                async for chunk in chunks:
+                    text, hit = stopper.feed(chunk.text)
+                    emit(text)
+                    if hit:
+                        finish, usage = "stop", chunk.usage
+                        break
+                    if chunk.finish_reason is not None:
+                        emit(stopper.flush())
+                        finish, usage = chunk.finish_reason, chunk.usage
         except asyncio.CancelledError:
             finish = "cancelled"
             task = asyncio.current_task()

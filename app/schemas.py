@@ -162,6 +162,11 @@ class GenerationOptions(BaseModel):
     seed: Seed | None = None
     # an empty stop string would match everywhere: refused here, not deep in the engine (a 503)
     stop: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, max_length=8)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    repetition_penalty: float | None = Field(
+        default=None, gt=0, le=2, description="> 1 discourages tokens already said (1: off)"
+    )
 
 
 class MessageCreate(GenerationOptions):

@@ -145,6 +145,8 @@ class SessionMemory:
             scope=scope,
             relationship=lines,
             relationship_tokens=cap,
+            user_name=persona.user_name,
+            assistant_name=persona.name,
         )
         result = strategy.assemble(req)
         return await result if inspect.isawaitable(result) else result

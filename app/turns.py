@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,9 @@ class TurnOptions:
     max_tokens: int | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    repetition_penalty: float | None = None
 
     def params(self, defaults: dict[str, Any], default_max_tokens: int) -> GenerationParams:
         def pick(name: str, fallback: Any) -> Any:
@@ -55,7 +58,22 @@ class TurnOptions:
             max_tokens=int(pick("max_tokens", default_max_tokens)),
             seed=pick("seed", None),
             stop=tuple(self.stop) or tuple(defaults.get("stop") or ()),
+            frequency_penalty=float(pick("frequency_penalty", 0.0)),
+            presence_penalty=float(pick("presence_penalty", 0.0)),
+            repetition_penalty=float(pick("repetition_penalty", 1.0)),
         )
+
+
+PENALTY_REPLIES = 2  # the persona's last replies count as said for the repetition penalties
+
+
+def recent_replies(
+    messages: Sequence[tuple[str, str]], n: int = PENALTY_REPLIES
+) -> tuple[str, ...]:
+    """The contents of the last `n` assistant messages of (role, content) pairs: what the
+    penalties count as already said, so that a reply does not repeat last turn's sentence. The
+    user's words are not in it: echoing a name or a fact the user gave is how answers work."""
+    return tuple(c for r, c in messages if r == "assistant" and c)[-n:]
 
 
 @dataclass

@@ -81,6 +81,7 @@ class Question:
     text: str
     evidence: list[str]
     category: int
+    answer: str = ""  # the gold answer (categories 1-4; the answer benchmark scores replies)
 
 
 @dataclass
@@ -130,7 +131,7 @@ def load_locomo(path: Path) -> list[Conversation]:
                     turns.append(Turn(t["dia_id"], t["speaker"], text, date, at))
             known = {t.dia for t in turns}
             qs = [
-                Question(q["question"], ev, q["category"])
+                Question(q["question"], ev, q["category"], str(q.get("answer", "")))
                 for q in d["qa"]
                 if q.get("category") in CATEGORIES
                 and (ev := _evidence(q.get("evidence", []), known))

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from app.llm.types import GenerationParams
 from memory.budget import fit_text
+from memory.speakers import split_label
 from memory.types import LLM, MemoryState, StoredMessage
 
 log = logging.getLogger(__name__)
@@ -167,11 +168,15 @@ class ExtractiveSummarizer:
         return None
 
     async def summarize(self, messages: Sequence[StoredMessage]) -> str:
+        """Third-person notes ("- The user said: ...", "- Caroline said: ..."): as "- user: ..."
+        lines the model read them as a transcript to go on with (issue 12)."""
         lines = []
         for m in messages:
-            said = self.statement(m.content)
+            speaker, text = split_label(m.content)
+            said = self.statement(text)
             if said:
-                lines.append(f"- {m.role}: {said}")
+                who = speaker or ("The user" if m.role == "user" else "You")
+                lines.append(f"- {who} said: {said}")
         return "\n".join(lines)
 
     async def compress(self, notes: str, max_tokens: int) -> str:

@@ -147,6 +147,9 @@ class AssembleRequest(BaseModel):
     scope: list[ScopeSession] = Field(default_factory=list)
     relationship: list[ContextMessage] = Field(default_factory=list)
     relationship_tokens: int = 0
+    # who speaks in recalled notes ("On 2 March 2024 아빠 said: ..."): the persona's names
+    user_name: str = "User"
+    assistant_name: str = "Assistant"
 
 
 class MemoryStrategyError(Exception):

@@ -62,6 +62,9 @@ def options_of(body: MessageCreate) -> TurnOptions:
         max_tokens=body.max_tokens,
         seed=body.seed,
         stop=tuple(body.stop or ()),
+        frequency_penalty=body.frequency_penalty,
+        presence_penalty=body.presence_penalty,
+        repetition_penalty=body.repetition_penalty,
     )
 
 

@@ -9,6 +9,7 @@ stored like any other.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 import time
@@ -24,7 +25,7 @@ from app.deps import ChatDep, CurrentUser, EngineDep, SettingsDep
 from app.errors import EngineUnavailableError, InvalidFieldError, TooLargeError, to_error
 from app.llm.types import Chunk, GenerationParams, Usage
 from app.schemas import ERRORS, Seed
-from app.turns import TurnOptions, TurnResult
+from app.turns import TurnOptions, TurnResult, recent_replies
 
 router = APIRouter(prefix="/v1", tags=["openai"], responses=ERRORS)
 
@@ -57,6 +58,11 @@ class ChatCompletionRequest(BaseModel):
     seed: Seed | None = None
     stop: str | list[str] | None = None
     n: int | None = Field(default=None, ge=1, le=1, description="only 1 is supported")
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    repetition_penalty: float | None = Field(
+        default=None, gt=0, le=2, description="not OpenAI's: > 1 discourages tokens already said"
+    )
 
 
 class PromptTokensDetails(BaseModel):
@@ -141,6 +147,9 @@ def options_of(req: ChatCompletionRequest) -> TurnOptions:
         max_tokens=req.max_completion_tokens or req.max_tokens,
         seed=req.seed,
         stop=tuple(s for s in stop if s),
+        frequency_penalty=req.frequency_penalty,
+        presence_penalty=req.presence_penalty,
+        repetition_penalty=req.repetition_penalty,
     )
 
 
@@ -266,6 +275,9 @@ async def chat_completions(
 
     # stateless: exactly the given messages
     params = options.params({}, min(settings.default_max_tokens, settings.max_tokens_limit))
+    # the client's own earlier replies count as said, as a session's do
+    said = recent_replies([(m["role"], m["content"]) for m in messages[:-1]])
+    params = dataclasses.replace(params, penalty_context=said)
     for i, m in enumerate(messages):
         if m["content"]:
             chat.check_content(m["content"], field=f"messages.{i}.content")

@@ -25,6 +25,7 @@ from mlx_lm.models.cache import make_prompt_cache  # noqa: E402
 from mlx_lm.sample_utils import apply_top_p  # noqa: E402
 
 from app.llm.prompt_cache import PromptCacheStore  # noqa: E402
+from app.llm.stops import StopText as _StopText  # noqa: E402
 from app.llm.tokenizer import ChatTokenizer  # noqa: E402
 from app.llm.types import (  # noqa: E402
     ChatMessage,
@@ -47,56 +48,66 @@ def validate_params(params: GenerationParams) -> None:
         raise ValueError(f"max_tokens must be >= 1, got {params.max_tokens}")
     if any(not s for s in params.stop):
         raise ValueError("stop strings must not be empty")
+    for name in ("frequency_penalty", "presence_penalty"):
+        if not -2 <= getattr(params, name) <= 2:
+            raise ValueError(f"{name} must be in [-2, 2], got {getattr(params, name)}")
+    if not 0 < params.repetition_penalty <= 2:
+        raise ValueError(f"repetition_penalty must be in (0, 2], got {params.repetition_penalty}")
+
+
+def penalizes(params: GenerationParams) -> bool:
+    return bool(params.frequency_penalty or params.presence_penalty) or (
+        params.repetition_penalty != 1.0
+    )
 
 
 class _Sampler:
-    """Greedy, or temperature/top-p with a per-request PRNG key (never the global MLX state)."""
+    """Greedy, or temperature/top-p with a per-request PRNG key (never the global MLX state);
+    with penalties, the logits of tokens already said are lowered first. The counts stay an MLX
+    array updated lazily with each sampled token: the next step is queued before the current
+    token is read (see _decode), so the penalty must not need its value in Python."""
 
-    def __init__(self, params: GenerationParams) -> None:
+    def __init__(self, params: GenerationParams, context_ids: Sequence[int] = ()) -> None:
         self.temp = params.temperature
         self.top_p = params.top_p
         seed = params.seed if params.seed is not None else secrets.randbits(63)
         self.key = mx.random.key(seed) if self.temp > 0 else None
+        self.penalize = penalizes(params)
+        self.freq, self.presence = params.frequency_penalty, params.presence_penalty
+        self.rep = params.repetition_penalty
+        self.context_ids = list(context_ids)
+        self.counts: mx.array | None = None
+
+    def _penalized(self, logits: mx.array) -> mx.array:
+        if self.counts is None:
+            self.counts = mx.zeros((logits.shape[-1],), mx.float32)
+            if self.context_ids:
+                ids = mx.array(self.context_ids)
+                self.counts = self.counts.at[ids].add(mx.ones(ids.shape, mx.float32))
+        seen = self.counts > 0
+        if self.rep != 1.0:
+            scaled = mx.where(logits > 0, logits / self.rep, logits * self.rep)
+            logits = mx.where(seen, scaled, logits)
+        if self.freq or self.presence:
+            logits = logits - self.freq * self.counts - self.presence * seen.astype(mx.float32)
+        return logits
 
     def __call__(self, logits: mx.array) -> mx.array:
+        if self.penalize:
+            logits = self._penalized(logits)
         if self.key is None:
-            return mx.argmax(logits, axis=-1)
-        logits = logits * (1.0 / self.temp)
-        if self.top_p < 1.0:
-            logits = apply_top_p(logits - mx.logsumexp(logits, axis=-1, keepdims=True), self.top_p)
-        self.key, sub = mx.random.split(self.key)
-        return mx.random.categorical(logits, key=sub)
-
-
-class _StopText:
-    """Finds stop strings in streamed text, holding back a tail that may start one."""
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self.stops = tuple(stops)
-        self.pending = ""
-
-    def feed(self, delta: str) -> tuple[str, bool]:
-        """Text safe to emit now, and whether a stop string was hit (text cut before it)."""
-        if not self.stops:
-            return delta, False
-        self.pending += delta
-        hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
-        if hits:
-            out, self.pending = self.pending[: min(hits)], ""
-            return out, True
-        hold = 0
-        for s in self.stops:
-            for k in range(min(len(s) - 1, len(self.pending)), hold, -1):
-                if self.pending.endswith(s[:k]):
-                    hold = k
-                    break
-        out = self.pending[: len(self.pending) - hold]
-        self.pending = self.pending[len(out) :]
-        return out, False
-
-    def flush(self) -> str:
-        out, self.pending = self.pending, ""
-        return out
+            y = mx.argmax(logits, axis=-1)
+        else:
+            logits = logits * (1.0 / self.temp)
+            if self.top_p < 1.0:
+                logits = apply_top_p(
+                    logits - mx.logsumexp(logits, axis=-1, keepdims=True), self.top_p
+                )
+            self.key, sub = mx.random.split(self.key)
+            y = mx.random.categorical(logits, key=sub)
+        if self.penalize and self.counts is not None:
+            self.counts = self.counts.at[y].add(mx.ones(y.shape, mx.float32))
+        return y
 
 
 # Tokens a background warm-up prefills between chances for a foreground stream to run: a turn
@@ -156,14 +167,21 @@ class MLXEngine:
                 f"the prompt has {len(prompt)} tokens; the context window is {self.context_window}"
             )
         max_tokens = min(params.max_tokens, self.context_window - len(prompt))
+        said = self.penalty_ids(params)
         gen = self.worker.iterate(
-            lambda: self.generate(prompt, params, cache_key, max_tokens),
+            lambda: self.generate(prompt, params, cache_key, max_tokens, said),
             background=params.priority == "background",
         )
         async with contextlib.aclosing(gen) as items:
             async for item in items:
                 if item is not None:
                     yield item
+
+    def penalty_ids(self, params: GenerationParams) -> list[int]:
+        """Token ids of the penalty context (caller's thread); none without a penalty."""
+        if not penalizes(params) or not params.penalty_context:
+            return []
+        return [i for ids in self.tokenizer.encode_many(params.penalty_context) for i in ids]
 
     async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> str:
         parts: list[str] = []
@@ -218,6 +236,7 @@ class MLXEngine:
         params: GenerationParams,
         cache_key: str | None = None,
         max_tokens: int | None = None,
+        said: Sequence[int] = (),
     ) -> Iterator[Chunk | None]:
         """Runs on the MLX thread. Yields None during prefill, then a Chunk per token."""
         max_tokens = params.max_tokens if max_tokens is None else max_tokens
@@ -225,7 +244,7 @@ class MLXEngine:
         fed = list(prompt[:reused])  # always exactly the tokens whose KV the cache holds
         keep = True
         try:
-            yield from self._decode(prompt, reused, cache, fed, params, max_tokens)
+            yield from self._decode(prompt, reused, cache, fed, params, max_tokens, said)
         except GeneratorExit:
             raise
         except BaseException:
@@ -243,6 +262,7 @@ class MLXEngine:
         fed: list[int],
         params: GenerationParams,
         max_tokens: int,
+        said: Sequence[int] = (),
     ) -> Iterator[Chunk | None]:
         model, step = self.model, self.prefill_step_size
         rest = prompt[reused:]
@@ -255,7 +275,7 @@ class MLXEngine:
             mx.clear_cache()
             yield None
 
-        sample = _Sampler(params)
+        sample = _Sampler(params, said)
         y = sample(model(mx.array(rest)[None], cache=cache)[:, -1, :])
         fed.extend(rest)
         mx.async_eval(y)

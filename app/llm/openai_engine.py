@@ -94,6 +94,12 @@ class OpenAIEngine:
             body["stream_options"] = {"include_usage": True}
         if params.seed is not None:
             body["seed"] = params.seed
+        if params.frequency_penalty:
+            body["frequency_penalty"] = params.frequency_penalty
+        if params.presence_penalty:
+            body["presence_penalty"] = params.presence_penalty
+        if params.repetition_penalty != 1.0:  # not OpenAI's; vLLM and llama.cpp servers read it
+            body["repetition_penalty"] = params.repetition_penalty
         if params.stop:
             # OpenAI takes at most 4; the caller's own come first (ChatService adds role stops)
             body["stop"] = list(params.stop[:MAX_REMOTE_STOPS])

@@ -19,6 +19,15 @@ class GenerationParams:
     max_tokens: int = 256
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    # Repetition control. OpenAI's penalties subtract from the logit of every token already
+    # said (frequency: per occurrence, presence: once); repetition_penalty divides a positive
+    # logit (multiplies a negative one) of such a token, as in CTRL / Hugging Face. "Already
+    # said" is the reply so far plus the tokens of `penalty_context`: the persona's recent
+    # replies, so that she does not say last turn's sentence again (issue 12).
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    penalty_context: tuple[str, ...] = ()
     # Background work (summaries) yields the MLX thread to every streaming reply: memory
     # upkeep must never slow down the replies people are waiting for.
     priority: Literal["foreground", "background"] = "foreground"

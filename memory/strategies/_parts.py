@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from memory.budget import fit_text, position_of
+from memory.speakers import split_label
 from memory.summarizer import render_summary
 from memory.types import (
     LLM,
@@ -29,8 +30,15 @@ from memory.types import (
     StoredMessage,
 )
 
-RECALL_HEADER = "Earlier in this conversation:\n"
-SCOPE_HEADER = "From your earlier conversations:\n"
+# Recalled turns are dated third-person notes under a line that says what they are: as
+# "[date] user: ..." transcript lines a small model took them for the chat itself, went on with
+# the transcript and spoke as the user (issue 12: "... episode. user: Do you have any th").
+RECALL_HEADER = "Notes on what was said earlier in this conversation (memory, not the chat):\n"
+SCOPE_HEADER = "Notes from your earlier conversations (memory, not the chat):\n"
+MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
 RELATIONSHIP_SHARE = 3  # the relationship part takes at most 1/3 of the room left
 _MEMO_SIZE = 512
 _memos: weakref.WeakKeyDictionary[object, OrderedDict[tuple[str, str], int]] = (
@@ -177,30 +185,47 @@ def summary_part(llm: LLM, summary: str, covers: list[int], limit: int) -> Conte
     return part
 
 
-def recall_prefix(m: StoredMessage, with_date: bool) -> str:
-    date = f"[{m.created_at.date().isoformat()}] " if with_date else ""
-    return f"{date}{m.role}: "
+def spoken_date(m: StoredMessage) -> str:
+    d = m.created_at.date()
+    return f"{d.day} {MONTHS[d.month - 1]} {d.year}"
 
 
-def recall_line(m: StoredMessage, with_date: bool) -> str:
-    return recall_prefix(m, with_date) + m.content
+def speaker_and_text(m: StoredMessage, user_name: str, assistant_name: str) -> tuple[str, str]:
+    """Who said it and what: a leading speaker label of the stored text wins over the role."""
+    speaker, text = split_label(m.content, (user_name, assistant_name))
+    if speaker is not None:
+        return speaker, text
+    return (user_name if m.role == "user" else assistant_name), m.content
 
 
-def render_recalled(chosen: Sequence[StoredMessage], session_id: str) -> list[ContextMessage]:
-    """Recalled turns in their original order, one line each carrying its id (the engine sees
-    them joined into one system message: ContextPart.to_messages); the date is written when it
-    changes (dates cost ~12 tokens with per-digit tokenizers). Turns of earlier sessions come
-    first under their own header, so neither the model nor the user takes then for now."""
+def recall_prefix(m: StoredMessage, user_name: str, assistant_name: str) -> str:
+    speaker, _ = speaker_and_text(m, user_name, assistant_name)
+    return f"- On {spoken_date(m)} {speaker} said: "
+
+
+def recall_line(m: StoredMessage, user_name: str, assistant_name: str) -> str:
+    speaker, text = speaker_and_text(m, user_name, assistant_name)
+    return f"- On {spoken_date(m)} {speaker} said: {text}"
+
+
+def render_recalled(
+    chosen: Sequence[StoredMessage],
+    session_id: str,
+    user_name: str = "User",
+    assistant_name: str = "Assistant",
+) -> list[ContextMessage]:
+    """Recalled turns in their original order, one dated note each carrying its id (the engine
+    sees them joined into one system message: ContextPart.to_messages). Every note has its
+    date: a question about "when" needs the date on the very line that answers it. Turns of
+    earlier sessions come first under their own header, so neither the model nor the user takes
+    then for now."""
     out: list[ContextMessage] = []
     other = {m.id for m in chosen if m.session_id not in (None, session_id)}
     earlier = sorted((m for m in chosen if m.id in other), key=lambda m: m.id)
     own = sorted((m for m in chosen if m.id not in other), key=lambda m: m.id)
     for header, group in ((SCOPE_HEADER, earlier), (RECALL_HEADER, own)):
-        last_date = last_session = None
         for i, m in enumerate(group):
-            date = m.created_at.date()
-            line = recall_line(m, with_date=date != last_date or m.session_id != last_session)
-            last_date, last_session = date, m.session_id
+            line = recall_line(m, user_name, assistant_name)
             msg = stored_message(m, (header if i == 0 else "") + line)
             msg.session_id = m.session_id if m.id in other else None
             out.append(msg)
@@ -212,13 +237,15 @@ def choose_recalled(
 ) -> list[StoredMessage]:
     """Greedy fill: the most relevant first, skipping what does not fit in `budget` tokens.
 
-    Costs are estimated from the stored counts (the message's text, its "[date] role: " prefix
-    and a line break); the caller counts the rendered part exactly (recalled_part).
+    Costs are estimated from the stored counts (the message's text, its note prefix and a line
+    break); the caller counts the rendered part exactly (recalled_part).
     """
     empty = count_message(llm, "system", "")
     budget -= count_message(llm, "system", RECALL_HEADER)
-    # "[date] role: " costs the same for every date of one format: estimate it once per role
-    # (the exact count in recalled_part catches the odd tokenizer that merges some differently)
+    # a note's prefix ("- On 2 March 2024 아빠 said: ") costs the same for every turn with the
+    # same date and speaker: estimated once per prefix (the exact count in recalled_part
+    # catches merges)
+    names = frame.req.user_name, frame.req.assistant_name
     line_cost: dict[str, int] = {}
     chosen: list[StoredMessage] = []
     seen: set[int] = set()
@@ -227,10 +254,11 @@ def choose_recalled(
         if m is None:
             continue  # unknown or forgotten id: never shown
         seen.add(mid)
-        if m.role not in line_cost:  # prefix + line break - the stored message's wrapper
-            prefix = count_message(llm, "system", "\n" + recall_prefix(m, True)) - empty
-            line_cost[m.role] = prefix - count_message(llm, m.role, "")
-        cost = m.tokens + line_cost[m.role] + 1  # +1: a merge across the prefix/content seam
+        key = recall_prefix(m, *names)
+        if key not in line_cost:  # prefix + line break - the stored message's wrapper
+            prefix = count_message(llm, "system", "\n" + key) - empty
+            line_cost[key] = prefix - count_message(llm, m.role, "")
+        cost = m.tokens + line_cost[key] + 1  # +1: a merge across the prefix/content seam
         if cost <= budget:
             chosen.append(m)
             budget -= cost
@@ -242,11 +270,12 @@ def chunks_part(
 ) -> ContextPart:
     """Recalled turns rendered chunk by chunk (render_recalled), counted exactly: appending a
     chunk leaves the text of the ones before unchanged."""
-    sid = frame.req.session.id
+    req = frame.req
+    names = req.session.id, req.user_name, req.assistant_name
     part = ContextPart(
         kind=kind,
         tokens=0,
-        messages=[m for c in chunks for m in render_recalled(c, sid)],
+        messages=[m for c in chunks for m in render_recalled(c, *names)],
         chunks=[len(c) for c in chunks] if kind == "kept" else [],
     )
     probe = [{"role": "system", "content": frame.req.system_prompt}, *part.to_messages()]
@@ -255,27 +284,16 @@ def chunks_part(
 
 
 def recalled_part(
-    frame: Frame,
-    llm: LLM,
-    ranked_ids: Sequence[int],
-    limit: int,
-    kind: PartKind = "recalled",
-    before: Sequence[Sequence[StoredMessage]] = (),
+    frame: Frame, llm: LLM, ranked_ids: Sequence[int], limit: int
 ) -> ContextPart | None:
-    """`before` (chunks already chosen) and a new chunk of the most relevant of `ranked_ids`
-    that fits, shown in time order, within `limit` tokens; an estimate that BPE merges proved
-    short drops the least relevant turn and recounts. None when nothing fits."""
-    if limit <= 0:
-        return None
-    room = limit - (chunks_part(frame, llm, kind, before).tokens if before else 0)
-    chosen = choose_recalled(frame, llm, ranked_ids, room) if room > 0 else []
-    while chosen or before:
-        part = chunks_part(frame, llm, kind, [*before, chosen] if chosen else before)
+    """The most relevant of `ranked_ids` that fit in `limit` tokens, shown in time order; an
+    estimate that BPE merges proved short drops the least relevant turn and recounts."""
+    chosen = choose_recalled(frame, llm, ranked_ids, limit) if limit > 0 else []
+    while chosen:
+        part = chunks_part(frame, llm, "recalled", [chosen])
         if part.tokens <= limit:
             part.ranked = [m.id for m in chosen]
             return part
-        if not chosen:
-            return None
         chosen.pop()  # the least relevant
     return None
 

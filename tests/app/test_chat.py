@@ -215,3 +215,18 @@ def test_checkpointed_reply_is_stored_exactly_as_streamed(server: LiveServer) ->
     assert stored["id"] == done["reply"]["id"]
     assert (stored["status"], stored["content"]) == ("complete", streamed)
     assert stored["tokens"] == done["reply"]["tokens"] == expected_tokens
+
+
+def test_a_fact_two_turns_back_is_answered(server: LiveServer) -> None:
+    """Issue 12: with the fact in the window, the real model names it (greedy), and neither the
+    reply nor what is stored speaks for the user."""
+    r = httpx.post(f"{server.url}/v1/sessions", json={"persona": "pippa"}, timeout=60)
+    sid = r.json()["id"]
+    url = f"{server.url}/v1/sessions/{sid}/messages"
+    told = {"content": "We adopted a kitten last weekend. We named her Mochi.", "temperature": 0}
+    assert httpx.post(url, json={**told, "max_tokens": 30}, timeout=600).status_code == 200
+    asked = {"content": "What is the name of our kitten?", "temperature": 0, "max_tokens": 30}
+    reply = httpx.post(url, json=asked, timeout=600).json()["reply"]["content"]
+    assert "Mochi" in reply
+    for m in messages(server, sid):
+        assert "user:" not in m["content"].lower() and "\n아빠:" not in m["content"]

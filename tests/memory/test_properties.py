@@ -13,7 +13,7 @@ from memory import registry
 from memory.base import MemoryDeps
 from memory.budget import is_turn_start
 from memory.strategies._kept import chunk_ids
-from memory.strategies._parts import pinned_text
+from memory.strategies._parts import pinned_text, speaker_and_text
 from memory.types import (
     PART_ORDER,
     RECALLED_KINDS,
@@ -59,6 +59,10 @@ PARAMS = {
 }
 
 text = st.lists(st.sampled_from(WORDS), max_size=120).map(" ".join)
+# imported turns name their speaker ("Caroline: ..."), Korean personas call the user 아빠
+LABELS = ["", "", "Caroline: ", "Joanna Lee: ", "아빠: ", "Dad: "]
+labelled = st.tuples(st.sampled_from(LABELS), text).map("".join)
+USER_NAMES = ["User", "아빠", "Dad"]
 
 
 @st.composite
@@ -74,7 +78,7 @@ def histories(draw: st.DrawFn) -> list[StoredMessage]:
     out, mid = [], 0
     for i, role in enumerate(roles):
         mid += draw(st.integers(1, 3))  # ids ascend with gaps (deleted messages)
-        content = draw(text)
+        content = draw(labelled)
         out.append(
             StoredMessage(
                 id=mid, role=role, content=content, tokens=len(content) // 4 + 4,
@@ -123,7 +127,11 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
                 # a stored, not forgotten, message of this session or one of its scope
                 source = by_id.get(m.id) or (scoped.get(m.id) if p.kind != "recent" else None)  # type: ignore[arg-type]
                 assert source is not None
-                assert m.content.endswith(source.content)
+                if p.kind != "recent":  # a note: "- On <date> <speaker> said: <text>"
+                    who, said = speaker_and_text(source, req.user_name, req.assistant_name)
+                    assert m.content.endswith(f" {who} said: {said}")
+                else:
+                    assert m.content == source.content
                 assert m.session_id == elsewhere.get(m.id)  # type: ignore[arg-type]
                 shown.append(m.id)  # type: ignore[arg-type]
         else:
@@ -169,9 +177,20 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
     other=histories(),
     lines=st.lists(text, max_size=4),
     relationship_tokens=st.integers(0, 400),
+    user_name=st.sampled_from(USER_NAMES),
 )
 def test_every_strategy_keeps_the_rules(  # type: ignore[no-untyped-def]
-    name, data, history, budget, system, new, persona_facts, other, lines, relationship_tokens
+    name,
+    data,
+    history,
+    budget,
+    system,
+    new,
+    persona_facts,
+    other,
+    lines,
+    relationship_tokens,
+    user_name,
 ) -> None:
     params = data.draw(PARAMS[name])
     state = data.draw(states(history))
@@ -192,6 +211,7 @@ def test_every_strategy_keeps_the_rules(  # type: ignore[no-untyped-def]
         ContextMessage(role="system", content=f"- {t}", session_id="s-earlier") for t in lines
     ]
     req.relationship_tokens = relationship_tokens
+    req.user_name, req.assistant_name = user_name, "Pippa"
     pinned_block = pinned_text([*pinned, *state.pinned])
     shown = [("system", system), ("system", pinned_block), ("user", new)]
     fixed = llm.count_overhead() + sum(

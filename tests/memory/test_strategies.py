@@ -7,6 +7,7 @@ from memory_fakes import SESSION, FakeLLM, FakeRecaller, conversation, deps, mes
 
 from memory import registry
 from memory.base import MemoryStrategy, invalidate_summary
+from memory.strategies._parts import RECALL_HEADER
 from memory.summarizer import SUMMARY_HEADER
 from memory.types import Context, ContextOverflowError, MemoryState, PinnedFact, StoredMessage
 
@@ -179,8 +180,8 @@ async def test_vector_recalls_relevant_turns_in_time_order_with_dates() -> None:
     assert recalled == sorted(recalled) and h[4].id in recalled and h[30].id in recalled
     assert h[10].id not in recalled and not set(recalled) & set(ids(ctx, "recent"))
     lines = [m.content for m in part(ctx, "recalled").messages]
-    assert lines[0].startswith("Earlier in this conversation:\n[2026-11-01] user: my dog Bo")
-    assert any(line.startswith("[2026-11-02] user: Bo the dog got sick") for line in lines)
+    assert lines[0].startswith(RECALL_HEADER + "- On 1 November 2026 User said: my dog Bo")
+    assert any(line.startswith("- On 2 November 2026 User said: Bo the dog") for line in lines)
     assert h[10].id in recaller.queries[0][1]  # forgotten ids are excluded at the source too
 
 

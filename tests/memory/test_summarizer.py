@@ -85,7 +85,7 @@ async def test_after_repeated_failures_an_extractive_summary_moves_memory_on() -
         assert state.summary_failures == expected_failures and state.summary == ""
     state = await update_summary(LLMSummarizer(llm), llm, state, h, 1000, 1000, None)
     assert state.summary_failures == 0
-    assert "- user: My sister Ana lives in Lima." in state.summary
+    assert "- The user said: My sister Ana lives in Lima." in state.summary
     assert state.summary_covers == [1, 2]
 
 
@@ -144,4 +144,21 @@ async def test_extractive_notes_keep_statements_not_questions_or_greetings() -> 
             message(3, "assistant", "ok"),
         ]
     )
-    assert notes == "- user: I got the job at the ..."
+    assert notes == "- The user said: I got the job at the ..."
+
+
+async def test_extractive_notes_name_the_speaker_in_the_third_person() -> None:
+    notes = await ExtractiveSummarizer().summarize(
+        [
+            message(1, "user", "Caroline: I went to a support group yesterday."),
+            message(2, "assistant", "Melanie: That sounds powerful, I am proud of you."),
+            message(3, "user", "We adopted a kitten named Mochi."),
+            message(4, "assistant", "A kitten is wonderful news."),
+        ]
+    )
+    assert notes.splitlines() == [
+        "- Caroline said: I went to a support group yesterday.",
+        "- Melanie said: That sounds powerful, I am proud of you.",
+        "- The user said: We adopted a kitten named Mochi.",
+        "- You said: A kitten is wonderful news.",
+    ]

@@ -86,6 +86,16 @@ def test_invalid_fields_are_named(client: TestClient, sid: str) -> None:
     assert_error(client.post(url, json={"content": "   "}), 422, "content")
     assert_error(client.post(url, json={"content": "hi", "temperature": 9}), 422, "temperature")
     assert_error(client.post(url, json={"content": "hi", "top_p": 0}), 422, "top_p")
+    for name, bad in (
+        ("frequency_penalty", 2.5),
+        ("presence_penalty", -2.5),
+        ("repetition_penalty", 0),
+        ("repetition_penalty", 3),
+    ):
+        body = {"content": "hi", name: bad}
+        assert_error(client.post(url, json=body), 422, name)
+        oai = {"messages": [{"role": "user", "content": "hi"}], name: bad}
+        assert_error(client.post("/v1/chat/completions", json=oai), 422, name)
     # an empty stop string (found by the fuzzer: it was a 503 from the engine)
     assert_error(client.post(url, json={"content": "hi", "stop": ["x", ""]}), 422, "stop.1")
     err = assert_error(

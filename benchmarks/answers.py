@@ -1,0 +1,390 @@
+"""Answer benchmark (issue 12): does the model's reply USE what memory put in its context?
+
+Everything goes through the HTTP API of a real `memento serve` (auth on, fresh data dir):
+
+1. LoCoMo QA. A fixed, seeded subset of questions of categories 1-4, stratified by category
+   (`--questions`, default 300, drawn from the first `--conversations` conversations). Each
+   conversation is imported once per strategy into a session of persona "assistant" at
+   `budget_tokens` 1,024 (speaker A = user, "Speaker: text", created_at from the sittings). Per
+   question the session's context is dry-run (POST .../context: what a turn would get) and the
+   reply generated from exactly those messages (POST /v1/chat/completions, greedy, 40 new
+   tokens, the stops a turn of that persona gets: app/chat.py role_stops). Baselines on the same
+   model and budget: no memory (persona + question), `token_buffer`, and the oracle (persona +
+   only the question's gold evidence turns, rendered as recalled turns are).
+2. Planted facts: benchmarks/planted_facts.py's four chats of a dad with Pippa imported as one
+   session per strategy (English, Korean), each fact asked in it at 1,024 tokens; the oracle
+   context holds only the turn that told the fact.
+
+Scores (benchmarks/answer_scoring.py): LoCoMo token F1 as in the paper (no stemming), "the gold
+answer appears in the reply", the oracle ratio (F1 / the oracle's F1), the leak rate (a reply
+holding a role prefix: `user:`, `assistant:`, the persona's user name) and verbatim repeats
+(a reply equal to the previous reply of the same configuration), loops (a reply that says a
+sentence twice or a 3-word run three times). Replies are generated with the persona's
+repetition penalties (personas/*.yaml), as its turns are.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/answers.py [--questions 300]
+        [--conversations 10] [--parts locomo,planted] [--out replies.jsonl]
+    [--model PATH_OR_ID | --llm-url URL]  (default: MEMENTO_LLM_URL from the environment, if set)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.chat import role_stops  # noqa: E402
+from app.personas.loader import load_persona_file  # noqa: E402
+from benchmarks import answer_scoring as sc  # noqa: E402
+from benchmarks.answer_tables import Reply, locomo_table, planted_table  # noqa: E402
+from benchmarks.cross_session import (  # noqa: E402
+    Api,
+    Server,
+    locomo,
+    locomo_message,
+    revision,
+    uptime,
+    wait_indexed,
+)
+from benchmarks.planted_facts import ENGLISH, KOREAN, SESSION_STARTS, planted_sessions  # noqa: E402
+from memory.types import ContextMessage, ContextPart, StoredMessage  # noqa: E402
+
+BUDGET = 1024
+MAX_NEW = 40
+SEED = 12
+# label -> session memory; the rows a strategy is judged by, then the baselines
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "hybrid": {"strategy": "hybrid", "summarizer": "extractive", "summary_max_chunks": None},
+    "vector": {"strategy": "vector"},
+    "summary_buffer": {
+        "strategy": "summary_buffer",
+        "summarizer": "extractive",
+        "summary_max_chunks": None,
+    },
+    "token_buffer": {"strategy": "token_buffer"},
+}
+NO_MEMORY, ORACLE = "no memory", "oracle"
+ROWS = [*STRATEGIES, NO_MEMORY, ORACLE]
+RECALLING = ("hybrid", "vector")
+
+
+class ModelServer(Server):
+    """memento serve on the model the benchmark was asked to measure."""
+
+    def __init__(self, data: Path, model: str | None, llm_url: str | None) -> None:
+        super().__init__(data)
+        self.model, self.llm_url = model, llm_url
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        if self.model:
+            env["MEMENTO_MODEL"] = self.model
+        if self.llm_url:
+            env["MEMENTO_LLM_URL"] = self.llm_url
+        return env
+
+
+@dataclass
+class Asker:
+    """Generation from a Context, the way a turn of `persona` generates."""
+
+    api: Api
+    persona: str
+    errors: list[str]
+    out: list[Reply] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        p = load_persona_file(ROOT / "personas" / f"{self.persona}.yaml")
+        self.stops = list(role_stops(p))  # type: ignore[arg-type]
+        self.user_name = p.user_name
+        # the persona's repetition penalties, as a turn of hers gets them (0 / 1: off)
+        g = p.generation
+        self.penalties = {
+            k: getattr(g, k, d)
+            for k, d in (
+                ("frequency_penalty", 0.0),
+                ("presence_penalty", 0.0),
+                ("repetition_penalty", 1.0),
+            )
+            if getattr(g, k, d) != d
+        }
+        self.leak = sc.leak_pattern([p.user_name])
+
+    def generate(self, row: str, question: str, messages: list[dict[str, str]]) -> Reply:
+        body = {
+            "messages": messages,
+            "temperature": 0,
+            "max_tokens": MAX_NEW,
+            "stop": self.stops,
+            **self.penalties,
+        }
+        r = self.api.client.post("/v1/chat/completions", json=body)
+        if r.status_code != 200:
+            self.errors.append(f"{row}: {r.status_code} {r.text[:300]}")
+            reply = Reply(row, question, "", 0)
+        else:
+            d = r.json()
+            reply = Reply(
+                row, question, d["choices"][0]["message"]["content"], d["usage"]["prompt_tokens"]
+            )
+        reply.score["leak"] = sc.leaks(reply.reply, self.leak)
+        reply.score["loops"] = sc.loops(reply.reply)
+        self.out.append(reply)
+        return reply
+
+
+def fixed_messages(ctx: dict[str, Any]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(persona + pinned facts, the new message) of a dry-run Context: every row shares them."""
+    head = [
+        {"role": m["role"], "content": m["content"]}
+        for p in ctx["parts"]
+        if p["kind"] in ("persona", "pinned")
+        for m in p["messages"]
+    ]
+    new = [
+        {"role": m["role"], "content": m["content"]}
+        for p in ctx["parts"]
+        if p["kind"] == "new"
+        for m in p["messages"]
+    ]
+    return head, new
+
+
+def context_messages(ctx: dict[str, Any]) -> list[dict[str, str]]:
+    """What the engine sees of a Context (memory.types.Context.to_messages)."""
+    return [
+        m
+        for p in ctx["parts"]
+        for m in ContextPart.model_validate(p).to_messages()
+        if p["kind"] != "relationship" or m["content"]
+    ]
+
+
+def oracle_part(turns: Sequence[StoredMessage], session_id: str) -> list[dict[str, str]]:
+    """Only the gold turns, rendered exactly as recalled turns are."""
+    from memory.strategies._parts import render_recalled
+
+    msgs: list[ContextMessage] = render_recalled(list(turns), session_id)
+    return ContextPart(kind="recalled", tokens=0, messages=msgs).to_messages()
+
+
+def stored(mid: int, msg: dict[str, Any]) -> StoredMessage:
+    return StoredMessage(
+        id=mid,
+        role=msg["role"],
+        content=msg["content"],
+        tokens=0,
+        created_at=datetime.fromisoformat(msg["created_at"]),
+    )
+
+
+def create_import(api: Api, persona: str, memory: dict[str, Any], msgs: list[dict[str, Any]]):  # noqa: ANN201
+    sid = api.create(persona, budget_tokens=BUDGET, **memory)
+    return sid, api.history(sid, msgs)
+
+
+def settle(api: Api, jobs: list[tuple[str, str, list[int]]]) -> None:
+    """Recall sessions indexed, summaries written: imports observe in the background."""
+    wait_indexed([(api, sid, ids) for label, sid, ids in jobs if label in RECALLING])
+    for label, sid, _ in jobs:
+        if "summarizer" not in STRATEGIES.get(label, {}):
+            continue
+        last = None
+        for _ in range(600):
+            mem = api.client.get(f"/v1/sessions/{sid}/memory", params={"limit": 1}).json()
+            now = (mem["summary"], len(mem["summary_covers"]))
+            if now == last and now[0]:
+                break
+            last = now
+            time.sleep(2.0)
+
+
+# -- 1. LoCoMo ------------------------------------------------------------------------------
+def pick(convs: Sequence[Any], n: int) -> list[tuple[Any, Any]]:
+    items = [(c, q) for c in convs for q in c.questions if q.category in (1, 2, 3, 4)]
+    strata: dict[int, list[int]] = {}
+    for i, (_, q) in enumerate(items):
+        strata.setdefault(q.category, []).append(i)
+    return sc.stratified(items, strata, n, SEED)
+
+
+def run_locomo(server: Server, convs: Sequence[Any], n: int, errors: list[str]) -> Asker:
+    chosen = pick(convs, n)
+    api = Api(server, "answers-locomo", errors)
+    asker = Asker(api, "assistant", errors)
+    by_conv: dict[str, list[Any]] = {}
+    for c, q in chosen:
+        by_conv.setdefault(c.name, []).append(q)
+    for conv in convs:
+        qs = by_conv.get(conv.name)
+        if not qs:
+            continue
+        msgs = [locomo_message(t, conv.speaker_a) for t in conv.turns]
+        # stored turns read "Caroline: ...": a reply opening with a speaker's name is a leak too
+        asker.leak = sc.leak_pattern([asker.user_name, conv.speaker_a, conv.speaker_b])
+        jobs = [
+            (label, *create_import(api, "assistant", mem, msgs))
+            for label, mem in STRATEGIES.items()
+        ]
+        settle(api, jobs)
+        sids = {label: sid for label, sid, _ in jobs}
+        ids = dict(zip((t.dia for t in conv.turns), jobs[0][2], strict=True))
+        by_dia = {t.dia: stored(ids[t.dia], m) for t, m in zip(conv.turns, msgs, strict=True)}
+        t0 = time.perf_counter()
+        for q in qs:
+            ask_locomo(asker, sids, q, by_dia)
+        print(f"[locomo] {conv.name}: {len(qs)} questions x {len(ROWS)} in "
+              f"{time.perf_counter() - t0:.0f}s", flush=True)  # fmt: skip
+    return asker
+
+
+def ask_locomo(
+    asker: Asker, sids: dict[str, str], q: Any, by_dia: dict[str, StoredMessage]
+) -> None:
+    head = new = None
+    for label, sid in sids.items():
+        ctx, _ = asker.api.context(sid, q.text)
+        if ctx is None:
+            continue
+        head, new = fixed_messages(ctx)
+        if label in ROWS:
+            score(asker.generate(label, q.text, context_messages(ctx)), q)
+    if head is None or new is None:
+        return
+    if NO_MEMORY in ROWS:
+        score(asker.generate(NO_MEMORY, q.text, [*head, *new]), q)
+    if ORACLE in ROWS:
+        gold = [by_dia[d] for d in q.evidence]
+        oracle = [*head, *oracle_part(gold, next(iter(sids.values()))), *new]
+        score(asker.generate(ORACLE, q.text, oracle), q)
+
+
+def score(r: Reply, q: Any) -> None:
+    r.score.update(
+        category=q.category,
+        f1=sc.answer_f1(r.reply, q.answer, q.category),
+        contains=sc.contains_answer(r.reply, q.answer, q.category),
+        gold=q.answer,
+    )
+
+
+# -- 2. planted facts -------------------------------------------------------------------------
+def run_planted(server: Server, errors: list[str]) -> dict[str, Asker]:
+    out = {}
+    for p in (ENGLISH, KOREAN):
+        api = Api(server, f"answers-planted-{p.language.lower()}", errors)
+        asker = Asker(api, "pippa", errors)
+        msgs, told = [], {}
+        for turns, start in zip(planted_sessions(p), SESSION_STARTS, strict=True):
+            for i, (role, content, fact) in enumerate(turns):
+                if fact is not None:
+                    told[fact] = len(msgs)
+                at = start + timedelta(minutes=i)
+                msgs.append({"role": role, "content": content, "created_at": at.isoformat()})
+        memory = {k: {**v, "scope": "session"} for k, v in STRATEGIES.items()}
+        jobs = [(label, *create_import(api, "pippa", mem, msgs)) for label, mem in memory.items()]
+        settle(api, jobs)
+        sids = {label: sid for label, sid, _ in jobs}
+        ids = jobs[0][2]
+        for i, fact in enumerate(p.facts):
+            head = new = None
+            for label, sid in sids.items():
+                ctx, _ = api.context(sid, fact.question)
+                if ctx is None:
+                    continue
+                head, new = fixed_messages(ctx)
+                if label in ROWS:
+                    reply = asker.generate(label, fact.question, context_messages(ctx))
+                    named(reply, fact.answer)
+            if head is None or new is None:
+                continue
+            if NO_MEMORY in ROWS:
+                named(asker.generate(NO_MEMORY, fact.question, [*head, *new]), fact.answer)
+            if ORACLE in ROWS:
+                gold = [stored(ids[told[i]], msgs[told[i]])]
+                msgs_o = [*head, *oracle_part(gold, next(iter(sids.values()))), *new]
+                named(asker.generate(ORACLE, fact.question, msgs_o), fact.answer)
+        out[p.language] = asker
+        print(f"[planted] {p.language}: asked", flush=True)
+    return out
+
+
+def named(r: Reply, answer: str) -> None:
+    r.score["named"] = answer.lower() in r.reply.lower()
+
+
+# -- main ---------------------------------------------------------------------------------------
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--questions", type=int, default=300, help="LoCoMo subset size (>= 300 by the issue)"
+    )
+    ap.add_argument("--conversations", type=int, default=10, help="draw from the first N")
+    ap.add_argument("--parts", default="locomo,planted")
+    ap.add_argument("--model", default=None, help="MEMENTO_MODEL for the server")
+    ap.add_argument("--llm-url", default=os.environ.get("MEMENTO_LLM_URL"))
+    ap.add_argument("--out", default=None, help="write every reply as JSON lines here")
+    ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated of {ROWS}")
+    args = ap.parse_args()
+    only = [r.strip() for r in args.rows.split(",")]
+    for row in list(ROWS):  # a smaller run: fewer strategies imported, fewer rows asked
+        if row not in only:
+            ROWS.remove(row)
+            STRATEGIES.pop(row, None)
+    parts = {p.strip() for p in args.parts.split(",")}
+    started, errors = time.perf_counter(), []
+    print(f"start: {uptime()}; code at {revision()}", flush=True)
+    mem = locomo()
+    convs = mem.load_locomo(mem.DEFAULT_DATA)[: args.conversations]
+    sections, askers = [], []
+    with tempfile.TemporaryDirectory(prefix="memento-answers-") as tmp:
+        server = ModelServer(Path(tmp), args.model, args.llm_url)
+        print(f"server up in {server.start():.0f}s", flush=True)
+        try:
+            if "locomo" in parts:
+                a = run_locomo(server, convs, args.questions, errors)
+                askers.append(a)
+                n_q = len({r.question for r in a.out})
+                title = f"LoCoMo, {n_q} questions (categories 1-4, seed {SEED}), budget {BUDGET}"
+                sections.append(f"{title}:\n\n" + locomo_table(a.out, ROWS, ORACLE))
+            if "planted" in parts:
+                pa = run_planted(server, errors)
+                askers.extend(pa.values())
+                sections.append(
+                    f"Planted facts (8 per language), budget {BUDGET}:\n\n"
+                    + planted_table({k: v.out for k, v in pa.items()}, ROWS)
+                )
+        finally:
+            server.stop()
+            problems = server.problems()
+    if args.out:
+        with open(args.out, "w") as f:
+            for a in askers:
+                for r in a.out:
+                    f.write(json.dumps(r.__dict__, ensure_ascii=False, default=str) + "\n")
+    print("\n\n".join(sections))
+    cmd = " ".join(
+        ["HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/answers.py", *map(shlex.quote, sys.argv[1:])]
+    )
+    minutes = (time.perf_counter() - started) / 60
+    print(f"\nCommand: `{cmd}`\nRun time {minutes:.1f} min; code at {revision()}")
+    print(f"Failed requests {len(errors)}; server log lines {len(problems)}")
+    for e in [*errors[:5], *problems[:10]]:
+        print("   ", e)
+    print(f"End: {uptime()}")
+
+
+if __name__ == "__main__":
+    main()
