@@ -42,11 +42,12 @@ class NextTurnWarmer:
             self._warm(observing, session, max_tokens), name=f"warm-{session.id}"
         )
         self._tasks[session.id] = task
-        task.add_done_callback(
-            lambda t: (
-                self._tasks.pop(session.id, None) if self._tasks.get(session.id) is t else None
-            )
-        )
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self._tasks.get(session.id) is t:  # not a newer warm-up of the session
+                del self._tasks[session.id]
+
+        task.add_done_callback(done)
 
     def warming(self, session_id: str) -> bool:
         """Is a warm-up of the session scheduled or running?"""
@@ -67,12 +68,8 @@ class NextTurnWarmer:
             persona = self.personas.get(session.persona_id, session.user_id)
             history = await asyncio.to_thread(self.store.history, session.user_id, session.id)
             context = await self.memory.assemble(session, persona, history, "", max_tokens)
-            head = [
-                m
-                for p in context.parts
-                if p.kind not in NEXT_MESSAGE_KINDS
-                for m in p.to_messages()
-            ]
+            parts = [p for p in context.parts if p.kind not in NEXT_MESSAGE_KINDS]
+            head = [m for p in parts for m in p.to_messages()]
             n = await self.engine.warm(head, cache_key=session.id)
         except asyncio.CancelledError:
             raise
