@@ -13,6 +13,8 @@ import httpx
 import pytest
 from support.server import LiveServer, assert_error, make_settings
 
+from memory.strategies._parts import SCOPE_HEADER
+
 FACTS = [
     ("user", "My cat is called Jimmi and she sleeps on my keyboard."),
     ("assistant", "Jimmi sounds adorable! A keyboard is a warm bed."),
@@ -81,7 +83,7 @@ def test_a_new_session_with_her_remembers_the_last_one(server: LiveServer) -> No
     recalled = part(ctx, "recalled")
     assert recalled is not None
     line = next(m for m in recalled["messages"] if m["id"] == ids[0])
-    assert line["content"].startswith("From your earlier conversations:")  # then, not now
+    assert line["content"].startswith(SCOPE_HEADER)  # then, not now
     assert "Jimmi" in line["content"]
     # the relationship part: the gist of the first session, with where it came from
     rel = part(ctx, "relationship")
