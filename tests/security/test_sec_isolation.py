@@ -16,7 +16,7 @@ import httpx
 import pytest
 from support.server import LiveServer, error_of, make_settings
 
-from memory.types import SessionInfo
+from memory.types import RECALLED_KINDS, SessionInfo
 
 SECRET_TURNS = [
     ("user", "My locker code at the gym is 4711, please remember it."),
@@ -208,7 +208,9 @@ def test_recall_never_returns_another_users_turns_even_with_identical_text(
     # both sessions hold the very same words: only the ids tell them apart
     ctx = bob.client.post(f"/v1/sessions/{bob.session}/context", json={"content": QUERY})
     assert ctx.status_code == 200, ctx.text
-    recalled = [m for p in ctx.json()["parts"] if p["kind"] == "recalled" for m in p["messages"]]
+    # recalled this turn or kept from an earlier one (issue 13): both are recall's
+    parts = ctx.json()["parts"]
+    recalled = [m for p in parts if p["kind"] in RECALLED_KINDS for m in p["messages"]]
     assert recalled, ctx.json()  # the query does recall something: the check below is real
     assert all(m.get("id") in bob.message_ids for m in recalled), recalled
     assert any("4711" in m["content"] for m in recalled)

@@ -85,7 +85,7 @@ def test_three_turns_with_pippa(client: TestClient) -> None:
     seen = {
         m.get("id")
         for p in ctx3["parts"]
-        if p["kind"] in ("recent", "recalled")
+        if p["kind"] in ("recent", "kept", "recalled")
         for m in p["messages"]
     }
     for t in turns[:2]:
