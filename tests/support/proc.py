@@ -113,7 +113,10 @@ from pathlib import Path
 from memory.types import SessionInfo
 from memory.vector_index import VectorIndex
 import asyncio
-index = VectorIndex.open(Path(sys.argv[1]), None, embedder=None)
+from types import SimpleNamespace
+# only reads ids: no embedder runs, and the collection (made by the server) keeps its identity
+reader = SimpleNamespace(name="ids-reader", dim=384)
+index = VectorIndex.open(Path(sys.argv[1]), None, embedder=reader, check_embedder=False)
 info = SessionInfo(id=sys.argv[2], user_id=sys.argv[3], persona_id="x")
 print(json.dumps(sorted(asyncio.run(index.ids(info)))))
 """

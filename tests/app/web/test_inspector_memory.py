@@ -200,7 +200,7 @@ def test_context_lists_recalled_turns_after_the_recent_buffer(
     )
     assert [s for s in segs if s != "overhead"] == [p["kind"] for p in ctx["parts"] if p["tokens"]]
     part = pg.locator('.ctx-part[data-kind="recalled"]')
-    assert part.locator(".part-kind").inner_text() == "Recalled"
+    assert part.locator(".part-kind").inner_text() == "Recalled this turn"
     assert part.locator(".part-tokens").inner_text() == f"{recalled['tokens']:,} tok"
     n = len(recalled["messages"])
     assert part.locator("summary .muted").inner_text() == f"{n} turns"
