@@ -1,0 +1,18 @@
+"""The TTFT benchmark's pure helpers: the event-stream parser and the steady-state figures
+(no server, no model)."""
+
+from __future__ import annotations
+
+from benchmarks.ttft import Scene, Turn, sse
+
+
+def test_sse_pairs_each_event_with_its_data() -> None:
+    lines = ["event: delta", 'data: {"text": "Hi"}', "", "event: done", "data: {}", ""]
+    assert list(sse(lines)) == [("delta", '{"text": "Hi"}'), ("done", "{}")]
+
+
+def test_steady_state_is_the_second_half() -> None:
+    scene = Scene([Turn(9.0, 100, 0), Turn(8.0, 100, 0), Turn(1.0, 100, 90), Turn(3.0, 100, 70)])
+    assert [t.ttft for t in scene.steady()] == [1.0, 3.0]
+    assert scene.ttft == 2.0  # the median of the second half
+    assert scene.reused == 0.8  # cached over prompt tokens, summed over it
