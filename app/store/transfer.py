@@ -111,10 +111,17 @@ def remap_memory(state: MemoryState, old_to_new: dict[int, int]) -> MemoryState:
     no imported message are dropped; buffer_start_id moves to the first kept id at or after it."""
     covers = [old_to_new[i] for i in state.summary_covers if i in old_to_new]
     forgotten = [old_to_new[i] for i in state.forgotten if i in old_to_new]
+    # kept recalled turns of this session only: another session's ids mean nothing here
+    kept = [[old_to_new[i] for i in c if i in old_to_new] for c in state.kept]
     start: int | None = None
     if state.buffer_start_id is not None:
         later = sorted(o for o in old_to_new if o >= state.buffer_start_id)
         start = old_to_new[later[0]] if later else max(old_to_new.values(), default=0) + 1
     return state.model_copy(
-        update={"summary_covers": covers, "forgotten": forgotten, "buffer_start_id": start}
+        update={
+            "summary_covers": covers,
+            "forgotten": forgotten,
+            "buffer_start_id": start,
+            "kept": [c for c in kept if c],
+        }
     )

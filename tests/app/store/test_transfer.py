@@ -105,3 +105,10 @@ def test_remap_drops_unknown_ids_and_moves_buffer_start() -> None:
     assert out.summary_covers == [11, 12] and out.forgotten == []
     assert out.buffer_start_id == 15  # the first kept message at or after the old start
     assert remap_memory(MemoryState(buffer_start_id=9), {1: 11}).buffer_start_id == 12
+
+
+def test_remap_keeps_only_the_sessions_own_kept_turns() -> None:
+    # ids are global: a kept turn of another session (memory scope) must not come to mean
+    # whatever message holds that id in the importing store
+    state = MemoryState(kept=[[1, 500], [600], [2]])
+    assert remap_memory(state, {1: 11, 2: 12}).kept == [[11], [12]]
