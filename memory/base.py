@@ -155,6 +155,14 @@ def invalidate_summary(state: MemoryState, changed_ids: Sequence[int]) -> Memory
 
     The next observe rebuilds it from the messages (progressively, oldest first).
     """
-    if not set(changed_ids) & set(state.summary_covers):
+    if not set(changed_ids) & {*state.summary_covers, *state.draft_covers}:
         return state
-    return state.model_copy(update={"summary": "", "summary_covers": [], "summary_failures": 0})
+    return state.model_copy(
+        update={
+            "summary": "",
+            "summary_covers": [],
+            "summary_failures": 0,
+            "summary_draft": None,
+            "draft_covers": [],
+        }
+    )

@@ -237,15 +237,20 @@ async def update_summary(
     max_chunks: int | None,
     fallback_after: int = 3,
 ) -> MemoryState:
-    """Fold `pending` (oldest first, not yet covered) into state.summary, chunk by chunk.
+    """Fold `pending` (oldest first, not yet covered) into the summary, chunk by chunk.
 
     Returns a new state. Stops at the first failure (summary_failures + 1; the rest stays
     pending for the next observe) or after max_chunks chunks (imports of long histories are
-    summarized over several observes instead of blocking one for minutes).
+    summarized over several observes instead of blocking one for minutes). While some of
+    `pending` is left, the work goes into state.summary_draft, and state.summary stays as it
+    was: the prompt's head changes once, when the backlog is done, not at every step.
     """
-    summary, covers = state.summary, list(state.summary_covers)
+    summary = state.summary if state.summary_draft is None else state.summary_draft
+    covers = [*state.summary_covers, *state.draft_covers]
     failures = state.summary_failures
-    for n, chunk in enumerate(chunk_messages(pending, chunk_tokens)):
+    chunks = chunk_messages(pending, chunk_tokens)
+    done = 0
+    for n, chunk in enumerate(chunks):
         if max_chunks is not None and n >= max_chunks:
             break
         try:
@@ -260,6 +265,22 @@ async def update_summary(
         summary = await fold(summarizer, llm, summary, notes, cap_tokens)
         covers.extend(m.id for m in chunk)
         failures = 0
+        done += 1
+    if done < len(chunks):  # a backlog is left: a draft until it is done
+        published = len(state.summary_covers)
+        return state.model_copy(
+            update={
+                "summary_draft": summary,
+                "draft_covers": covers[published:],
+                "summary_failures": failures,
+            }
+        )
     return state.model_copy(
-        update={"summary": summary, "summary_covers": covers, "summary_failures": failures}
+        update={
+            "summary": summary,
+            "summary_covers": covers,
+            "summary_draft": None,
+            "draft_covers": [],
+            "summary_failures": failures,
+        }
     )

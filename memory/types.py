@@ -113,6 +113,10 @@ class MemoryState(BaseModel):
     summary: str = ""
     summary_covers: list[int] = Field(default_factory=list)  # message ids folded into summary
     summary_failures: int = 0  # consecutive failed summary attempts (retried next observe)
+    # a backlog's summary while it is being written, a few chunks per observe: published as
+    # `summary` once the backlog is done, so that the prompt's head changes once, not per step
+    summary_draft: str | None = None
+    draft_covers: list[int] = Field(default_factory=list)  # ids folded into the draft
     buffer_start_id: int | None = None  # chunked eviction: first message id still in the buffer
     pinned: list[PinnedFact] = Field(default_factory=list)  # user-pinned facts
     forgotten: list[int] = Field(default_factory=list)  # message ids the user told us to forget

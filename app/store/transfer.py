@@ -123,5 +123,8 @@ def remap_memory(state: MemoryState, old_to_new: dict[int, int]) -> MemoryState:
             "forgotten": forgotten,
             "buffer_start_id": start,
             "kept": [c for c in kept if c],
+            # a backlog's draft is written again from the published summary on
+            "summary_draft": None,
+            "draft_covers": [],
         }
     )

@@ -37,9 +37,10 @@ class SummaryParams(StrategyParams):
 
 def covered_end(history: Sequence[StoredMessage], state: MemoryState) -> int:
     """Position after the newest message the summary covers (it grows oldest first)."""
-    if not state.summary_covers:
+    covers = state.draft_covers or state.summary_covers  # a draft goes on from the summary
+    if not covers:
         return 0
-    return position_of(history, max(state.summary_covers) + 1)
+    return position_of(history, max(covers) + 1)
 
 
 class SummarizingMixin:

@@ -89,11 +89,19 @@ async def test_after_repeated_failures_an_extractive_summary_moves_memory_on() -
     assert state.summary_covers == [1, 2]
 
 
-async def test_max_chunks_leaves_the_rest_pending() -> None:
+async def test_max_chunks_leaves_the_rest_pending_in_a_draft_published_when_done() -> None:
     llm = FakeLLM()
     h = conversation(6, chars=40)
-    state = await update_summary(ExtractiveSummarizer(), llm, MemoryState(), h, 1000, 28, 2)
-    assert state.summary_covers == [m.id for m in h[:4]]
+    before = MemoryState(summary="- Earlier.", summary_covers=[0])
+    state = await update_summary(ExtractiveSummarizer(), llm, before, h, 1000, 28, 2)
+    # a backlog is left: the shown summary does not change until it is done
+    assert (state.summary, state.summary_covers) == ("- Earlier.", [0])
+    assert state.draft_covers == [m.id for m in h[:4]]
+    assert state.summary_draft is not None and state.summary_draft.startswith("- Earlier.")
+    done = await update_summary(ExtractiveSummarizer(), llm, state, h[4:], 1000, 28, None)
+    assert done.summary_covers == [0, *(m.id for m in h)]
+    assert done.summary.startswith(state.summary_draft)
+    assert (done.summary_draft, done.draft_covers) == (None, [])
 
 
 async def test_fold_respects_the_cap_by_compressing_or_cutting() -> None:
