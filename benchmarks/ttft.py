@@ -2,8 +2,8 @@
 waits for it: streamed POST /v1/sessions/{id}/messages, the time to the first `delta` event,
 and the prompt and cached tokens the `done` event reports.
 
-Two scenes per strategy, each in its own session of one user (persona "assistant", the
-strategy's defaults, greedy, 16 new tokens a reply):
+Two scenes per strategy, each in its own session of the strategy's own user (persona
+"assistant", the strategy's defaults, greedy, 16 new tokens a reply):
 
 1. After an import: 480 messages of a LoCoMo conversation imported through POST .../history
    (waited on until they are embedded), then questions about it asked in a row.
@@ -176,8 +176,11 @@ def main() -> None:
         server = Server(Path(tmp))
         server.start()
         try:
-            api = Api(server, "ttft", [])
             for name in args.strategies.split(","):
+                # a user per strategy: a session recalls from the user's other sessions with
+                # the persona (memory scopes), and those of a non-recalling strategy were
+                # never embedded: its first recall would embed them all on the clock
+                api = Api(server, f"ttft-{name}", [])
                 imp = after_import(api, name, convs[0], args.questions, args.typing)
                 live = live_chat(api, name, convs[1], args.turns, args.typing)
                 results[name] = (imp, live)
