@@ -204,8 +204,8 @@ def recall_prefix(m: StoredMessage, user_name: str, assistant_name: str) -> str:
 
 
 def recall_line(m: StoredMessage, user_name: str, assistant_name: str) -> str:
-    speaker, text = speaker_and_text(m, user_name, assistant_name)
-    return f"- On {spoken_date(m)} {speaker} said: {text}"
+    _, text = speaker_and_text(m, user_name, assistant_name)
+    return recall_prefix(m, user_name, assistant_name) + text
 
 
 def render_recalled(
@@ -269,7 +269,9 @@ def chunks_part(
     frame: Frame, llm: LLM, kind: PartKind, chunks: Sequence[Sequence[StoredMessage]]
 ) -> ContextPart:
     """Recalled turns rendered chunk by chunk (render_recalled), counted exactly: appending a
-    chunk leaves the text of the ones before unchanged."""
+    chunk leaves the text of the ones before unchanged. The engine sees them as one system
+    message, counted as relationship_part counts its own (memoized: kept turns are the same
+    text turn after turn)."""
     req = frame.req
     names = req.session.id, req.user_name, req.assistant_name
     part = ContextPart(
@@ -278,8 +280,7 @@ def chunks_part(
         messages=[m for c in chunks for m in render_recalled(c, *names)],
         chunks=[len(c) for c in chunks] if kind == "kept" else [],
     )
-    probe = [{"role": "system", "content": frame.req.system_prompt}, *part.to_messages()]
-    part.tokens = llm.count(probe) - frame.overhead - frame.persona.tokens
+    part.tokens = count_message(llm, "system", part.to_messages()[0]["content"])
     return part
 
 
