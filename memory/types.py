@@ -84,7 +84,7 @@ class ContextPart(BaseModel):
         """What the engine sees of this part. Recalled turns go in as one system message, one
         line each: a template wrapper per turn would cost ~5 tokens, a sixth of a typical turn,
         so joining fits ~15% more of them. The inspector still lists them one by one."""
-        if self.kind in ("kept", "recalled", "relationship") and self.messages:
+        if (self.kind in RECALLED_KINDS or self.kind == "relationship") and self.messages:
             return [{"role": "system", "content": "\n".join(m.content for m in self.messages)}]
         return [{"role": m.role, "content": m.content} for m in self.messages]
 
