@@ -226,6 +226,8 @@ class MemoryOut(BaseModel):
     summary_covers: list[int]
     pinned: list[PinnedFact]  # persona facts and style rules first, then the user's
     items: list[MemoryItem]
+    # stored turns of a recalling session not yet in the index (it catches up in the background)
+    indexing: int = 0
     forgotten: list[int]
 
 

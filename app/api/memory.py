@@ -12,6 +12,7 @@ from app.errors import NotFoundError
 from app.schemas import ERRORS, DbId, MemoryItem, MemoryOut, MemoryPatch
 from app.session_memory import session_info
 from memory.base import invalidate_summary
+from memory.recall import ROLES
 from memory.types import MemoryState, PinnedFact
 
 router = APIRouter(prefix="/v1/sessions", tags=["memory"], responses=ERRORS)
@@ -29,24 +30,34 @@ async def _memory_out(
     state, _ = await asyncio.to_thread(store.get_memory, user_id, session_id)
     persona = personas.get(session.persona_id)
     items: list[MemoryItem] = []
+    indexing = 0
     recaller = chat.memory.recaller
     index = getattr(recaller, "index", None)
     if index is not None:
         indexed = await index.ids(session_info(session))
-        if indexed:
+        recalls = chat.memory.strategy(session).uses_recall
+        if indexed or recalls:
             history = await asyncio.to_thread(store.history, user_id, session_id)
             forgotten = set(state.forgotten)
+            recallable = [
+                m
+                for m in history
+                if m.id not in forgotten and m.role in ROLES and m.content.strip()
+            ]
             items = [
                 MemoryItem(id=m.id, role=m.role, content=m.content, created_at=m.created_at)
-                for m in history
-                if m.id in indexed and m.id not in forgotten
+                for m in recallable
+                if m.id in indexed
             ][-limit:]
+            # an import or a strategy change indexes in the background: the page waits for it
+            indexing = sum(m.id not in indexed for m in recallable) if recalls else 0
     return MemoryOut(
         strategy=session.strategy,
         summary=state.summary,
         summary_covers=state.summary_covers,
         pinned=persona.pinned() + state.pinned,
         items=items,
+        indexing=indexing,
         forgotten=state.forgotten,
     )
 

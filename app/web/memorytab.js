@@ -13,6 +13,11 @@ import { DraftError, newDraft, patchBody } from "./strategy.js";
 let drafts = null;
 let shown = null; // {sessionId, memory}: what the tab shows, to re-draw without a request
 let loads = 0; // the latest loadMemory call; an older answer arriving later is not drawn
+// While stored turns wait for the index (after an import or a strategy change) the tab asks
+// again, a bounded number of times per session: a turn the index never takes must not poll forever.
+const INDEX_POLL_MS = 1000;
+const INDEX_POLLS = 120;
+let polls = { sessionId: null, left: INDEX_POLLS };
 let hooks = { onSessionChanged: () => {} };
 
 // onSessionChanged(): the session's stored params changed (the header and list show them).
@@ -37,6 +42,10 @@ export async function loadMemory() {
   Object.assign(session, fresh);
   shown = { sessionId: session.id, memory, relationship };
   redraw();
+  if (polls.sessionId !== session.id) polls = { sessionId: session.id, left: INDEX_POLLS };
+  if (memory.indexing > 0 && polls.left-- > 0) {
+    setTimeout(() => ticket === loads && loadMemory(), INDEX_POLL_MS);
+  }
 }
 
 function redraw() {

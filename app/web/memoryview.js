@@ -201,8 +201,8 @@ function itemsBlock(memory, onForget) {
   return h("section", { class: "memory-block", id: "memory-items" },
     h("div", { class: "block-head" }, h("h3", {}, "Memories she can recall"),
       h("span", { class: "muted small" },
-        items.length > shown.length ? `newest ${shown.length} of ${items.length}` :
-          `${items.length}`)),
+        (items.length > shown.length ? `newest ${shown.length} of ${items.length}` :
+          `${items.length}`) + (memory.indexing ? ` (indexing ${memory.indexing} more…)` : ""))),
     shown.length
       ? h("ul", { class: "part-messages" }, shown.map((m) => contextMessage(m, onForget)))
       : h("p", { class: "empty-note" }, "Nothing stored yet."),

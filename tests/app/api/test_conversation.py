@@ -3,6 +3,8 @@ the context inspector, history import, memory editing, export/import."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -163,7 +165,19 @@ def test_messages_are_paged_oldest_first(client: TestClient) -> None:
     assert [m["id"] for m in older["messages"]] == ids[:3] and not older["has_more"]
 
 
-def test_history_import_is_observed_by_memory(client: TestClient) -> None:
+def test_history_import_is_observed_by_memory(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the index is held until the first GET: what it reports then is "not yet indexed"
+    recaller = client.app.state.services.chat.memory.recaller  # type: ignore[attr-defined]
+    gate = threading.Event()
+    observe = recaller.observe
+
+    async def held(*args: Any) -> None:
+        await asyncio.to_thread(gate.wait, 60)
+        await observe(*args)
+
+    monkeypatch.setattr(recaller, "observe", held)
     sid = new_session(client, "assistant", strategy="vector")["id"]
     history = [
         {
@@ -181,10 +195,13 @@ def test_history_import_is_observed_by_memory(client: TestClient) -> None:
     stored = client.get(f"/v1/sessions/{sid}/messages").json()["messages"]
     assert [m["id"] for m in stored] == ids
     assert stored[0]["created_at"].startswith("2024-03-01T10:00:00")
+    memory = client.get(f"/v1/sessions/{sid}/memory").json()
+    assert (memory["items"], memory["indexing"]) == ([], 4)  # the page polls while it is > 0
+    gate.set()
 
     def indexed() -> bool:
-        items = client.get(f"/v1/sessions/{sid}/memory").json()["items"]
-        return {i["id"] for i in items} == set(ids)
+        memory = client.get(f"/v1/sessions/{sid}/memory").json()
+        return {i["id"] for i in memory["items"]} == set(ids) and memory["indexing"] == 0
 
     wait_until(indexed, "the imported turns to reach the vector index")
     ctx = client.post(f"/v1/sessions/{sid}/context", json={"content": "Who keeps bees?"}).json()
