@@ -65,6 +65,8 @@ class ChatService:
         self.settings, self.engine, self.store, self.personas = settings, engine, store, personas
         self.memory = SessionMemory(settings, engine, store, recaller)
         self.warmer = NextTurnWarmer(engine, self.memory, store, personas)
+        if settings.warm_next_turn:
+            self.memory.on_upkept = self.warmer.rewarm
         self.locks = SessionLocks()
         self._turns: set[Turn] = set()
         self._closing = False

@@ -3,7 +3,11 @@ observe turns in the background after the reply went out.
 
 Observation is never on a reply's critical path. Observers of one session run one at a time in
 turn order; a failed observation is logged and its messages are handed to the next one, so
-memory catches up instead of silently losing a turn.
+memory catches up instead of silently losing a turn. The slow part of an observation (model
+calls: the summary) runs in a lane of its own, one pass at a time per session: the bookkeeping
+the next prompt is built from (the recent buffer's cut, kept recalled turns) is saved right
+after the reply instead of after seconds of summarizing, and a turn never waits behind an
+import's backlog.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,8 +32,10 @@ from memory.base import MemoryDeps, MemoryStrategy, without_forgotten
 from memory.relationship import MAX_RELATIONSHIP_TOKENS
 from memory.types import (
     SCOPES,
+    SUMMARY_FIELDS,
     AssembleRequest,
     Context,
+    MemoryState,
     MemoryStrategyError,
     SessionInfo,
     StoredMessage,
@@ -90,6 +96,10 @@ def session_info(session: SessionRecord) -> SessionInfo:
     return session.info()
 
 
+def _summary_of(state: MemoryState) -> tuple[Any, ...]:
+    return tuple(getattr(state, f) for f in SUMMARY_FIELDS)
+
+
 class SessionMemory:
     def __init__(
         self, settings: Settings, engine: Engine, store: Store, recaller: Any = None
@@ -100,6 +110,10 @@ class SessionMemory:
         self.relationships = Relationships(store)
         self._chains: dict[str, asyncio.Task[None]] = {}  # the last observer of each session
         self._unobserved: dict[str, list[StoredMessage]] = {}
+        self._upkeeping: dict[str, asyncio.Task[None]] = {}  # the upkeep lane of each session
+        self._upkeep_again: set[str] = set()  # asked for while a pass was running
+        # called after an upkeep pass changed the summary the next prompt shows (warm-up)
+        self.on_upkept: Callable[[SessionRecord], None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- assembling ----------------------------------------------------------------------------
@@ -157,13 +171,11 @@ class SessionMemory:
         session: SessionRecord,
         new_messages: Sequence[StoredMessage],
         context: Context | None = None,
-        upkeep: bool = False,
     ) -> asyncio.Task[None]:
-        """Queue an observation of `new_messages` after the previous one of this session
-        (`upkeep`: also without new messages, to work off a backlog)."""
+        """Queue an observation of `new_messages` after the previous one of this session."""
         previous = self._chains.get(session.id)
         task = asyncio.create_task(
-            self._observe_after(previous, session, list(new_messages), context, upkeep),
+            self._observe_after(previous, session, list(new_messages), context),
             name=f"observe-{session.id}",
         )
         self._chains[session.id] = task
@@ -185,15 +197,14 @@ class SessionMemory:
         session: SessionRecord,
         new_messages: list[StoredMessage],
         context: Context | None,
-        upkeep: bool = False,
     ) -> None:
         if previous is not None:
             await asyncio.wait([previous])
         pending = self._unobserved.pop(session.id, []) + new_messages
-        if not pending and not upkeep:
+        if not pending:
             return
         try:
-            more = await self._observe(session, pending, context)
+            due = await self._observe(session, pending, context)
         except asyncio.CancelledError:
             self._unobserved[session.id] = pending
             raise
@@ -207,48 +218,102 @@ class SessionMemory:
                 return  # the session was deleted meanwhile: nothing to retry
             self._unobserved[session.id] = pending
             return
-        if more:
-            # a backlog (an import's summary, a few chunks per observe so that each step is
-            # saved and no observe holds the session's chain for minutes) is worked off now,
-            # in the background, not a few chunks per turn, each rewriting the prompt's head
-            self.observe_later(session, [], None, upkeep=True)
+        if due:
+            self.upkeep_later(session)
 
     async def _observe(
         self, session: SessionRecord, new_messages: list[StoredMessage], context: Context | None
     ) -> bool:
-        """Observe and save; whether upkeep is left (MemoryStrategy.backlog) after progress."""
+        """Observe (without upkeep) and save; whether upkeep is due (MemoryStrategy.upkeep_due)."""
         # re-read: the strategy may have been changed since the turn began
         session = await asyncio.to_thread(self.store.get_session, session.user_id, session.id)
         strategy = self.strategy(session)
         history = await asyncio.to_thread(self.store.history, session.user_id, session.id)
         state, version = await asyncio.to_thread(self.store.get_memory, session.user_id, session.id)
+        info = session_info(session)
         new_state = await strategy.observe(
-            session_info(session), history, state, new_messages, context
+            info, history, state, new_messages, context, upkeep=False
         )
         try:
             await self.relationships.observed(session, without_forgotten(history, new_state))
         except Exception:  # the gist catches up on the next turn or the next new session
             log.exception("relationship gist update failed for session %s", session.id)
-        if new_state == state:
-            return False
-        # compare-and-swap: a user's PATCH in between wins and this observation is merged
-        # into it on the retry instead of overwriting it
+        if new_state != state:
+            # compare-and-swap: a user's PATCH (or an upkeep pass) in between wins and this
+            # observation is merged into it on the retry instead of overwriting it
+            from app.store.errors import Conflict
+
+            try:
+                await asyncio.to_thread(
+                    self.store.save_memory, session.user_id, session.id, new_state, version
+                )
+            except Conflict:
+                state, version = await asyncio.to_thread(
+                    self.store.get_memory, session.user_id, session.id
+                )
+                new_state = await strategy.observe(
+                    info, history, state, new_messages, context, upkeep=False
+                )
+                await asyncio.to_thread(
+                    self.store.save_memory, session.user_id, session.id, new_state, version
+                )
+        return strategy.upkeep_due(without_forgotten(history, new_state), new_state)
+
+    # -- upkeep ----------------------------------------------------------------------------------
+    def upkeep_later(self, session: SessionRecord) -> None:
+        """Run the session's upkeep (its summary) in its own lane: one pass at a time, then
+        on while a backlog is left (an import's summary, a few chunks per pass)."""
+        if session.id in self._upkeeping:
+            self._upkeep_again.add(session.id)  # the running lane takes one more pass
+            return
+        task = self.background(self._upkeep(session), name=f"upkeep-{session.id}")
+        self._upkeeping[session.id] = task
+        task.add_done_callback(lambda _: self._upkeeping.pop(session.id, None))
+
+    async def _upkeep(self, session: SessionRecord) -> None:
+        from app.store.errors import NotFound
+
+        more = True
+        while more or session.id in self._upkeep_again:
+            self._upkeep_again.discard(session.id)
+            try:
+                more = await self._upkeep_pass(session)
+            except NotFound:
+                return  # the session was deleted meanwhile
+            except Exception:
+                log.exception("memory upkeep failed for session %s; retried next turn", session.id)
+                return
+
+    async def _upkeep_pass(self, session: SessionRecord) -> bool:
+        """One upkeep step, saved; whether a backlog is left (MemoryStrategy.backlog)."""
         from app.store.errors import Conflict
 
-        try:
-            await asyncio.to_thread(
-                self.store.save_memory, session.user_id, session.id, new_state, version
-            )
-        except Conflict:
-            state, version = await asyncio.to_thread(
-                self.store.get_memory, session.user_id, session.id
-            )
-            new_state = await strategy.observe(
-                session_info(session), history, state, new_messages, context
-            )
-            await asyncio.to_thread(
-                self.store.save_memory, session.user_id, session.id, new_state, version
-            )
+        session = await asyncio.to_thread(self.store.get_session, session.user_id, session.id)
+        strategy = self.strategy(session)
+        history = await asyncio.to_thread(self.store.history, session.user_id, session.id)
+        state, version = await asyncio.to_thread(self.store.get_memory, session.user_id, session.id)
+        kept = without_forgotten(history, state)
+        new_state = await strategy.upkeep(kept, state)
+        if new_state == state:
+            return False
+        summary = {f: getattr(new_state, f) for f in SUMMARY_FIELDS}
+        base = state
+        while True:
+            try:
+                await asyncio.to_thread(
+                    self.store.save_memory, session.user_id, session.id, new_state, version
+                )
+                break
+            except Conflict:
+                # turns went on meanwhile: their bookkeeping stays, the summary is this pass's
+                latest, version = await asyncio.to_thread(
+                    self.store.get_memory, session.user_id, session.id
+                )
+                if _summary_of(latest) != _summary_of(base):
+                    return True  # the summary was edited or dropped meanwhile: do it again
+                base, new_state = latest, latest.model_copy(update=summary)
+        if new_state.summary != base.summary and self.on_upkept is not None:
+            self.on_upkept(session)
         return strategy.backlog(without_forgotten(history, new_state), new_state)
 
     async def forgot(self, session: SessionRecord) -> None:
@@ -281,10 +346,16 @@ class SessionMemory:
         return task
 
     async def drain(self, session_id: str | None = None, timeout: float | None = None) -> None:
-        """Wait for queued observations (of one session, or all)."""
-        tasks = [t for t in list(self._tasks) if session_id is None or session_id in t.get_name()]
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+        """Wait for queued observations and the upkeep they started (of one session, or all)."""
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
+        while tasks := [
+            t for t in list(self._tasks) if session_id is None or session_id in t.get_name()
+        ]:
+            left = None if end is None else end - loop.time()
+            if left is not None and left <= 0:
+                return
+            await asyncio.wait(tasks, timeout=left)
 
     async def aclose(self, timeout: float = 20.0) -> None:
         """Let running observations finish (bounded), then cancel the rest."""

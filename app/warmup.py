@@ -32,12 +32,15 @@ class NextTurnWarmer:
     ) -> None:
         self.engine, self.memory, self.store, self.personas = engine, memory, store, personas
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # sessions between a finished reply and their next turn: max_tokens of that reply
+        self._idle: dict[str, int] = {}
 
     def schedule(
-        self, observing: asyncio.Task[None], session: SessionRecord, max_tokens: int
+        self, observing: asyncio.Future[None], session: SessionRecord, max_tokens: int
     ) -> None:
-        """Warm the session's cache once `observing` (the turn's memory upkeep) is done."""
+        """Warm the session's cache once `observing` (the turn's observation) is done."""
         self.cancel(session.id)
+        self._idle[session.id] = max_tokens
         task = self.memory.background(
             self._warm(observing, session, max_tokens), name=f"warm-{session.id}"
         )
@@ -49,18 +52,28 @@ class NextTurnWarmer:
 
         task.add_done_callback(done)
 
+    def rewarm(self, session: SessionRecord) -> None:
+        """The session's memory changed after its warm-up (a summary upkeep wrote): warm the
+        changed end of its next prompt too, unless a turn has started meanwhile."""
+        max_tokens = self._idle.get(session.id)
+        if max_tokens is not None:
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            self.schedule(done, session, max_tokens)
+
     def warming(self, session_id: str) -> bool:
         """Is a warm-up of the session scheduled or running?"""
         return session_id in self._tasks
 
     def cancel(self, session_id: str) -> None:
         """A turn of the session starts: its own prompt is what counts now."""
+        self._idle.pop(session_id, None)
         task = self._tasks.pop(session_id, None)
         if task is not None:
             task.cancel()
 
     async def _warm(
-        self, observing: asyncio.Task[None], session: SessionRecord, max_tokens: int
+        self, observing: asyncio.Future[None], session: SessionRecord, max_tokens: int
     ) -> None:
         await asyncio.wait([observing])
         try:

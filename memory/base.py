@@ -101,6 +101,8 @@ class MemoryStrategy(ABC):
         state: MemoryState,
         new_messages: Sequence[StoredMessage],
         context: Context | None = None,
+        *,
+        upkeep: bool = True,
     ) -> MemoryState:
         """Update memory after a turn (or an import).
 
@@ -108,15 +110,29 @@ class MemoryStrategy(ABC):
         context: the Context the reply was generated from, when there was one; strategies with
         a recent buffer persist the cut it used (state.buffer_start_id) so the next prompt
         starts the same way and the KV prefix is reused.
+        upkeep: also do the slow upkeep (model calls: the summary). The service passes False
+        and runs it in a lane of its own, so that the bookkeeping the next prompt is built
+        from is saved right after the reply, not after seconds of summarizing.
         """
         new_state = state.model_copy(deep=True)
         await self._observe_recall(session, new_messages, new_state)
         kept = without_forgotten(history, new_state)
-        return await self.update_state(kept, new_state, new_messages, context)
+        new_state = await self.update_state(kept, new_state, new_messages, context)
+        return await self.upkeep(kept, new_state) if upkeep else new_state
+
+    async def upkeep(self, history: Sequence[StoredMessage], state: MemoryState) -> MemoryState:
+        """The slow part of observe() (the summary): `history` without the forgotten messages;
+        returns the new state, changing only its SUMMARY_FIELDS."""
+        return state
+
+    def upkeep_due(self, history: Sequence[StoredMessage], state: MemoryState) -> bool:
+        """After an observe without upkeep: is there upkeep to do (a failed summary is retried
+        once per turn)? `history` without the forgotten messages."""
+        return False
 
     def backlog(self, history: Sequence[StoredMessage], state: MemoryState) -> bool:
-        """Is there upkeep left that an observe without new messages would do (a summary
-        backlog after an import)? `history` without the forgotten messages."""
+        """Is there upkeep left to go on with without a new turn (a summary backlog after an
+        import)? `history` without the forgotten messages."""
         return False
 
     async def update_state(

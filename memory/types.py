@@ -125,6 +125,10 @@ class MemoryState(BaseModel):
     kept_age: int = 0  # replies since the kept turns were last chosen anew
 
 
+# What MemoryStrategy.upkeep changes: saved over a state that turns changed meanwhile
+SUMMARY_FIELDS = ("summary", "summary_covers", "summary_failures", "summary_draft", "draft_covers")
+
+
 class SessionInfo(BaseModel):
     id: str
     user_id: str

@@ -63,14 +63,13 @@ def next_kept(
     """Set state.kept (and its age) after a reply generated from `context`; state.buffer_start_id
     is where the next prompt's recent buffer starts."""
     parts = {p.kind: p for p in context.parts}
-    kept, found, recent = parts.get("kept"), parts.get("recalled"), parts.get("recent")
+    kept, found = parts.get("kept"), parts.get("recalled")
     chunks = chunk_ids(kept)
-    front = recent.messages[0].id if recent is not None and recent.messages else None
     state.kept_age += 1
     if share <= 0:
         state.kept, state.kept_age = [], 0
         return
-    if (chunks and front == state.buffer_start_id) or found is None or not found.ranked:
+    if found is None or not found.ranked:
         state.kept = chunks  # the next prompt starts as this one did up to the recent buffer
         return
     # the room recall had: what the budget left after every other part, within its own cap

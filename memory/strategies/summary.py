@@ -63,11 +63,15 @@ class SummarizingMixin:
         """Position after the newest message the summary should cover."""
         return len(history)
 
+    def upkeep_due(self, history: Sequence[StoredMessage], state: MemoryState) -> bool:
+        return covered_end(history, state) < self.summary_end(history, state)
+
     def backlog(self, history: Sequence[StoredMessage], state: MemoryState) -> bool:
         # a failing summarizer waits for the next turn instead of being retried in a loop
-        return state.summary_failures == 0 and covered_end(history, state) < self.summary_end(
-            history, state
-        )
+        return state.summary_failures == 0 and self.upkeep_due(history, state)
+
+    async def upkeep(self, history: Sequence[StoredMessage], state: MemoryState) -> MemoryState:
+        return await self.summarize_until(history, state, self.summary_end(history, state))
 
     async def summarize_until(
         self, history: Sequence[StoredMessage], state: MemoryState, end: int
@@ -87,17 +91,7 @@ class SummarizingMixin:
 
 
 class PrunedSummaryMixin(SummarizingMixin):
-    """observe() for buffered strategies: summarize what the buffer's cut has left behind."""
-
-    async def update_state(
-        self,
-        kept: Sequence[StoredMessage],
-        state: MemoryState,
-        new_messages: Sequence[StoredMessage],
-        context: Context | None,
-    ) -> MemoryState:
-        state = await super().update_state(kept, state, new_messages, context)  # type: ignore[misc]
-        return await self.summarize_until(kept, state, self.summary_end(kept, state))
+    """Upkeep for buffered strategies: summarize what the buffer's cut has left behind."""
 
     def summary_end(self, history: Sequence[StoredMessage], state: MemoryState) -> int:
         return position_of(history, state.buffer_start_id)  # what the recent buffer left
@@ -115,16 +109,6 @@ class SummaryStrategy(SummarizingMixin, MemoryStrategy):
         summary, available = self.summary_head(frame)
         start = newest_fit(frame.history, available, covered_end(frame.history, req.state))
         return finish(frame, summary, recent_part(frame.history[start:]))
-
-    async def update_state(
-        self,
-        kept: Sequence[StoredMessage],
-        state: MemoryState,
-        new_messages: Sequence[StoredMessage],
-        context: Context | None,
-    ) -> MemoryState:
-        state = await super().update_state(kept, state, new_messages, context)
-        return await self.summarize_until(kept, state, len(kept))
 
 
 class SummaryBufferParams(SummaryParams, EvictionParams):

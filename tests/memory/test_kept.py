@@ -39,14 +39,17 @@ def test_the_first_finds_are_kept_most_relevant_first_within_the_share() -> None
     assert state.kept == [[9, 3, 5, 1, 2, 4, 6]]
 
 
-def test_kept_turns_stay_while_the_recent_buffer_does_not_move() -> None:
+def test_kept_turns_stay_when_recall_found_nothing_new() -> None:
     state = MemoryState(buffer_start_id=50, kept=[[1, 2]])
-    next_kept(state, context([[1, 2]], [7, 8], 50, kept_tokens=20), 0.9, None)
+    next_kept(state, context([[1, 2]], [], 50, kept_tokens=20), 0.9, None)
     assert state.kept == [[1, 2]]  # the next prompt's head is unchanged: so are they
 
 
-def test_new_finds_join_as_a_chunk_when_the_recent_buffer_moves() -> None:
-    state = MemoryState(buffer_start_id=60, kept=[[1, 2]])
+def test_new_finds_join_as_a_chunk_after_every_reply() -> None:
+    # the recent buffer did not move: the next prompt's head changes anyway, and the warm-up
+    # prefills it while the user types (the recalled part after the buffer would be prefilled
+    # on the clock at every turn instead)
+    state = MemoryState(buffer_start_id=50, kept=[[1, 2]])
     next_kept(state, context([[1, 2]], [8, 7], 50, kept_tokens=20), 0.9, None)
     assert state.kept == [[1, 2], [8, 7]]
 
