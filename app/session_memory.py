@@ -259,6 +259,10 @@ class SessionMemory:
                 )
         return strategy.upkeep_due(without_forgotten(history, new_state), new_state)
 
+    def observing(self, session_id: str) -> bool:
+        """Is an observation of the session queued or running (not counting upkeep)?"""
+        return session_id in self._chains
+
     # -- upkeep ----------------------------------------------------------------------------------
     def upkeep_later(self, session: SessionRecord) -> None:
         """Run the session's upkeep (its summary) in its own lane: one pass at a time, then
