@@ -230,3 +230,26 @@ def test_stop_text_holds_back_possible_prefixes() -> None:
     assert s.feed("x") == ("STOx", False)
     assert s.feed("yS") == ("y", False)
     assert s.feed("TOP tail") == ("", True)
+
+
+async def test_a_new_session_starts_from_a_copy_of_the_shared_persona_prefix(
+    engine: MLXEngine,
+) -> None:
+    persona = "You are Pippa, a cheerful daughter who talks with her dad. " * 6
+    first, second = f"shared-a-{uuid.uuid4()}", f"shared-b-{uuid.uuid4()}"
+    a1 = chat("Hi! What is 2 + 2?", system=persona)
+    reply_a, _ = await collect(engine, a1, key=first)
+    # another session of the persona: its first turn reuses the persona's KV
+    b1 = chat("Hello, what is the capital of France?", system=persona)
+    warm_b, chunks_b = await collect(engine, b1, key=second)
+    usage = chunks_b[-1].usage
+    assert usage is not None
+    assert usage.cached_tokens >= engine.count(chat(system=persona)) - 5
+    cold_b, cold_chunks = await collect(engine, b1)
+    assert [c.token_ids for c in chunks_b] == [c.token_ids for c in cold_chunks]
+    # the session it was copied from goes on as if nothing had been shared
+    a2 = [*a1, {"role": "assistant", "content": reply_a}, {"role": "user", "content": "And 3 + 3?"}]
+    warm_a, chunks_a = await collect(engine, a2, key=first)
+    cold_a, _ = await collect(engine, a2)
+    assert chunks_a[-1].usage is not None and chunks_a[-1].usage.cached_tokens > usage.cached_tokens
+    assert warm_a == cold_a and warm_b == cold_b
