@@ -209,7 +209,7 @@ class ChatService:
 
         try:
             stream = self.engine.stream(
-                turn.context.to_messages(), turn.params, cache_key=session.id
+                turn.context.to_messages(), turn.params, cache_key=session.cache_key
             )
             async with contextlib.aclosing(stream) as chunks:
                 async for chunk in chunks:

@@ -83,7 +83,7 @@ class NextTurnWarmer:
             context = await self.memory.assemble(session, persona, history, "", max_tokens)
             parts = [p for p in context.parts if p.kind not in NEXT_MESSAGE_KINDS]
             head = [m for p in parts for m in p.to_messages()]
-            n = await self.engine.warm(head, cache_key=session.id)
+            n = await self.engine.warm(head, cache_key=session.cache_key)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - an optimization: the next turn prefills all

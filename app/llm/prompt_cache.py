@@ -4,10 +4,12 @@ A request checks its session's entry out (so two concurrent requests of one sess
 a mutable cache), reuses the longest common token prefix, and checks the cache back in with the
 tokens it now holds (prompt + generated). Only the MLX worker thread touches these caches.
 
-A session without an entry (its first turn, or after eviction) starts from a copy of the
-longest prefix another session's entry holds, when that is at least SHARED_MIN tokens: sessions
-with one persona open with the same persona and pinned facts (Pippa's: ~600 tokens), prefilled
-once instead of at every new conversation.
+A key without an entry (a session's first turn, or after eviction) starts from a copy of the
+longest prefix another entry of its group holds, when that is at least SHARED_MIN tokens: a
+user's sessions with one persona open with the same persona and pinned facts (Pippa's: ~600
+tokens), prefilled once instead of at every new conversation. Keys are "group/name" (a user's
+sessions: "user/session"); keys of different groups never share, so that the time to a first
+token cannot tell one user what another's prompt starts with. A key without "/" shares nothing.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ class PromptCacheStore:
             return self._make(), 0
         entry = self._pop(key)
         if entry is None:
-            return self._shared(tokens)
+            return self._shared(key, tokens)
         reuse = min(common_prefix(entry.tokens, tokens), len(tokens) - 1)
         excess = len(entry.tokens) - reuse
         if excess and not can_trim_prompt_cache(entry.cache):
@@ -92,12 +94,14 @@ class PromptCacheStore:
             return self._make(), 0
         return entry.cache, reuse
 
-    def _shared(self, tokens: Sequence[int]) -> tuple[KVCacheList, int]:
-        """A new cache holding a copy of the longest prefix of `tokens` an entry holds."""
+    def _shared(self, key: str, tokens: Sequence[int]) -> tuple[KVCacheList, int]:
+        """A new cache holding a copy of the longest prefix of `tokens` an entry of `key`'s
+        group holds."""
+        group = _group(key)
         head = list(tokens[:SHARED_MIN])
         best, n = None, 0
-        for entry in self._entries.values():
-            if entry.tokens[:SHARED_MIN] == head:
+        for other, entry in self._entries.items():
+            if group is not None and _group(other) == group and entry.tokens[:SHARED_MIN] == head:
                 m = common_prefix(entry.tokens, tokens)
                 if m > n:
                     best, n = entry, m
@@ -155,6 +159,10 @@ class PromptCacheStore:
         if entry is not None:
             self._nbytes -= entry.nbytes
         return entry
+
+
+def _group(key: str) -> str | None:
+    return key.rpartition("/")[0] or None
 
 
 def _plain(cache: KVCacheList) -> bool:

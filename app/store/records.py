@@ -40,6 +40,13 @@ class SessionRecord(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @property
+    def cache_key(self) -> str:
+        """The engine's KV cache key: "user/session". Only keys of one user share prefixes
+        (app/llm/prompt_cache.py): how fast a first token comes must not tell one user what
+        another's prompt starts with."""
+        return f"{self.user_id}/{self.id}"
+
     def info(self) -> SessionInfo:
         """What memory needs to know of the session (its owner and persona)."""
         return SessionInfo(id=self.id, user_id=self.user_id, persona_id=self.persona_id)

@@ -236,7 +236,8 @@ async def test_a_new_session_starts_from_a_copy_of_the_shared_persona_prefix(
     engine: MLXEngine,
 ) -> None:
     persona = "You are Pippa, a cheerful daughter who talks with her dad. " * 6
-    first, second = f"shared-a-{uuid.uuid4()}", f"shared-b-{uuid.uuid4()}"
+    user = uuid.uuid4()
+    first, second = f"{user}/a", f"{user}/b"
     a1 = chat("Hi! What is 2 + 2?", system=persona)
     reply_a, _ = await collect(engine, a1, key=first)
     # another session of the persona: its first turn reuses the persona's KV

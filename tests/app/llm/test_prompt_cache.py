@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.llm.prompt_cache import PromptCacheStore, cache_nbytes, common_prefix
+from app.llm.prompt_cache import SHARED_MIN, PromptCacheStore, cache_nbytes, common_prefix
 from app.llm.worker import MLXWorker
 
 LAYERS = 2
@@ -108,3 +108,28 @@ def test_holds_names_the_exact_tokens_in_store(mlx_worker: MLXWorker) -> None:
         return [*got, store.holds("s", [1, 2, 3])]
 
     assert mlx_worker.call(run) == [False, True, False, False]
+
+
+def test_a_new_key_copies_the_longest_prefix_of_its_own_group_only(mlx_worker: MLXWorker) -> None:
+    import mlx.core as mx
+
+    def run() -> None:
+        store = make_store(1 << 30)
+        persona = list(range(100, 100 + SHARED_MIN + 8))
+        store.checkin("ann/s1", [*persona, 1, 2], filled(len(persona) + 2))
+        store.checkin("ann/s2", [*persona[:-4], 7], filled(len(persona) - 3))
+        # another user, a key without a group: nothing shared
+        assert store.checkout("bob/s1", [*persona, 5])[1] == 0
+        assert store.checkout("loner", [*persona, 5])[1] == 0
+        cache, reused = store.checkout("ann/s3", [*persona, 5])
+        assert reused == len(persona) and cache[0].offset == len(persona)
+        assert "ann/s1" in store and "ann/s3" not in store  # the donor stays; a copy left
+        # a copy: writing over the donor's buffer in place does not reach it
+        donor = store._entries["ann/s1"].cache[0]
+        donor.keys[..., :4, :] = mx.ones((1, 2, 4, 8))
+        mx.eval(donor.keys)
+        assert float(cache[0].keys[..., :4, :].sum()) == 0.0
+        # too short a common prefix is not worth a copy
+        assert store.checkout("ann/s4", [*persona[: SHARED_MIN - 1], 9, 9])[1] == 0
+
+    mlx_worker.call(run)
