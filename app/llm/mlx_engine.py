@@ -110,9 +110,10 @@ class _Sampler:
         return y
 
 
-# Tokens a background warm-up prefills between chances for a foreground stream to run: a turn
-# that arrives meanwhile waits at most one such step (~0.1 s on 2 cores, SmolLM2-135M).
-WARM_STEP = 128
+# Tokens background work (a warm-up, a summary's prompt) prefills between chances for a
+# foreground stream to run: a turn that arrives meanwhile waits at most one such step (~0.1 s
+# on 2 cores, SmolLM2-135M; a 512-token step held a turn's first token up to 3 s).
+BACKGROUND_STEP = 128
 
 
 class MLXEngine:
@@ -204,16 +205,16 @@ class MLXEngine:
         return done
 
     def _warm(self, tokens: list[int], key: str, before: list[int] | None) -> Iterator[int]:
-        """Runs on the MLX thread, WARM_STEP tokens a step with the cache checked back in after
-        each: a turn of this session that starts meanwhile takes it as far as it got, and any
-        foreground stream runs before the next step (the worker's background lane)."""
+        """Runs on the MLX thread, BACKGROUND_STEP tokens a step with the cache checked back in
+        after each: a turn of this session that starts meanwhile takes it as far as it got, and
+        any foreground stream runs before the next step (the worker's background lane)."""
         fed = before
         while not self.prompt_caches.holds(key, tokens):
             if not self.prompt_caches.holds(key, fed):
                 return  # a turn took the cache: its prompt is what counts now
             cache, reused = self.prompt_caches.checkout(key, tokens)
             fed = list(tokens[:reused])
-            rest = tokens[reused : reused + WARM_STEP]
+            rest = tokens[reused : reused + BACKGROUND_STEP]
             try:
                 self.model(mx.array(rest)[None], cache=cache)
                 mx.eval([c.state for c in cache])
@@ -264,7 +265,8 @@ class MLXEngine:
         max_tokens: int,
         said: Sequence[int] = (),
     ) -> Iterator[Chunk | None]:
-        model, step = self.model, self.prefill_step_size
+        background = params.priority == "background"
+        model, step = self.model, BACKGROUND_STEP if background else self.prefill_step_size
         rest = prompt[reused:]
         while len(rest) > 1:
             n = min(step, len(rest) - 1)
