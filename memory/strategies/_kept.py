@@ -25,9 +25,9 @@ REBUILD_AFTER = 8
 
 def kept_part(frame: Frame, llm: LLM, exclude: set[int], limit: int) -> ContextPart | None:
     """The session's kept turns (state.kept) still to show: neither forgotten (`exclude`) nor
-    in the recent buffer, still stored. None when none is left or they no longer fit in
-    `limit` (then all the room goes to what recall finds anew, and the next observe keeps
-    anew from that)."""
+    in the recent buffer, still stored, as many chunks (oldest first) as fit in `limit`. None
+    when none is left or fits (then all the room goes to what recall finds anew, and the next
+    observe keeps anew from that)."""
     chunks = []
     seen = set(exclude)  # a state edited by hand may name a turn twice
     for ids in frame.req.state.kept:
@@ -39,10 +39,14 @@ def kept_part(frame: Frame, llm: LLM, exclude: set[int], limit: int) -> ContextP
                 turns.append(m)
         if turns:
             chunks.append(turns)
-    if not chunks:
-        return None
-    part = chunks_part(frame, llm, "kept", chunks)
-    return part if part.tokens <= limit else None
+    # when the room shrank (a longer message, a grown recent buffer), the newest chunks go
+    # first: what stays is still the same text, so the prompt's prefix still holds
+    while chunks:
+        part = chunks_part(frame, llm, "kept", chunks)
+        if part.tokens <= limit:
+            return part
+        chunks.pop()
+    return None
 
 
 def chunk_ids(part: ContextPart | None) -> list[list[int]]:
