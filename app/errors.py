@@ -21,6 +21,7 @@ from app.llm.types import EngineError
 from app.personas.errors import PersonaError
 from app.store import errors as store_errors
 from memory.types import ContextOverflowError, MemoryStrategyError
+from memory.user_edits import NoSuchVersion
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,8 @@ def _foreign(exc: BaseException) -> tuple[int, str, str, str | None] | None:
         return 422, "invalid", str(exc), exc.field
     if isinstance(exc, PersonaError):
         return 422, "invalid_persona", str(exc), field or "body"
+    if isinstance(exc, NoSuchVersion):
+        return 404, "not_found", str(exc), field
     return None
 
 
@@ -171,6 +174,7 @@ def install_error_handlers(app: FastAPI) -> None:
         ValidationError,
         store_errors.StoreError,
         PersonaError,
+        NoSuchVersion,
     ):
         app.add_exception_handler(cls, _app_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -34,6 +34,7 @@ from memory.types import (
     SessionInfo,
     StoredMessage,
 )
+from memory.user_edits import after_summarizer
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,7 @@ class SessionMemory:
         new_state = await strategy.observe(
             session_info(session), history, state, new_messages, context
         )
+        new_state = after_summarizer(state, new_state)  # an edited summary is kept, not lost
         try:
             await self.relationships.observed(session, without_forgotten(history, new_state))
         except Exception:  # the gist catches up on the next turn or the next new session
@@ -246,6 +248,7 @@ class SessionMemory:
             new_state = await strategy.observe(
                 session_info(session), history, state, new_messages, context
             )
+            new_state = after_summarizer(state, new_state)
             await asyncio.to_thread(
                 self.store.save_memory, session.user_id, session.id, new_state, version
             )

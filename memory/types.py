@@ -107,6 +107,23 @@ class PinnedFact(BaseModel):
     source: Literal["persona", "style", "user"] = "user"
 
 
+class SummaryVersion(BaseModel):
+    """A summary that was replaced, kept so the user can restore it (memory/user_edits.py)."""
+
+    text: str
+    covers: list[int] = Field(default_factory=list)
+    edited: bool = False  # written (or restored) by the user, not by the summarizer
+    replaced_at: datetime
+    reason: str  # what replaced it, in words the Memory tab shows
+
+
+class RemovedFact(BaseModel):
+    """A user-pinned fact that was removed, kept so it can be pinned again."""
+
+    fact: PinnedFact
+    removed_at: datetime
+
+
 class MemoryState(BaseModel):
     """Per-session memory that survives restarts; persisted by the store as JSON."""
 
@@ -123,6 +140,11 @@ class MemoryState(BaseModel):
     # recalled turns kept in place across turns (issue 13), chunk by chunk: the "kept" part
     kept: list[list[int]] = Field(default_factory=list)
     kept_age: int = 0  # replies since the kept turns were last chosen anew
+    # issue 15: what the user wrote is never destroyed by automation (memory/user_edits.py)
+    summary_edited: bool = False  # the summary is the user's words (an edit or a restore)
+    summary_versions: list[SummaryVersion] = Field(default_factory=list)  # newest first
+    pinned_removed: list[RemovedFact] = Field(default_factory=list)  # newest first
+    notice: str | None = None  # what automation last did to the user's memory, for the page
 
 
 class SessionInfo(BaseModel):
