@@ -23,8 +23,9 @@ BEFORE_FAULT = 3  # tokens sent before the fault
 
 
 class FakeModelServer:
-    def __init__(self, mode: str = "ok") -> None:
+    def __init__(self, mode: str = "ok", tokens: list[str] | None = None) -> None:
         self.mode = mode
+        self.tokens = tokens or TOKENS
         self.requests = 0
         self.streaming = threading.Event()  # set once a reply has sent its first tokens
         self._release = threading.Event()
@@ -84,7 +85,7 @@ class FakeModelServer:
             event({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
 
         mode = self.mode
-        for text in TOKENS[:BEFORE_FAULT]:
+        for text in self.tokens[:BEFORE_FAULT]:
             token(text)
         self.streaming.set()
         if mode == "error":
@@ -102,10 +103,11 @@ class FakeModelServer:
             return
         if mode == "hold":
             self._release.wait(600)
-        for text in TOKENS[BEFORE_FAULT:]:
+        for text in self.tokens[BEFORE_FAULT:]:
             token(text)
         event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        event({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": len(TOKENS)}})
+        usage = {"prompt_tokens": 10, "completion_tokens": len(self.tokens)}
+        event({"choices": [], "usage": usage})
         chunk(b"data: [DONE]\n\n")
         chunk(b"")
 
