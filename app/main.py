@@ -184,7 +184,10 @@ async def _start(services: Services) -> None:
             VectorIndex.open(settings.data_dir, settings.chroma_url, services.embedder)
         ),
     )
-    services.recaller = HybridRecaller(services.index)
+    from app.recall_guard import GuardedRecaller
+
+    # a stopped vector server costs a turn its recall, never the turn itself
+    services.recaller = GuardedRecaller(HybridRecaller(services.index))
 
     from app.chat import ChatService
 

@@ -244,6 +244,9 @@ class MemoryOut(BaseModel):
     notice: str | None = Field(
         default=None, description="what automation last did to your summary, until dismissed"
     )
+    index_unavailable: str | None = Field(
+        default=None, description="why the recallable items cannot be listed now, if they cannot"
+    )
 
 
 class SummaryRestore(BaseModel):

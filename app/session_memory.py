@@ -20,6 +20,7 @@ from app.config import Settings
 from app.errors import InvalidFieldError
 from app.llm.types import Engine
 from app.personas.model import Persona
+from app.recall_guard import recall_unavailable
 from app.relationships import Relationships
 from app.store.records import SessionRecord
 from app.store.repo import Store
@@ -149,8 +150,16 @@ class SessionMemory:
             user_name=persona.user_name,
             assistant_name=persona.name,
         )
-        result = strategy.assemble(req)
-        return await result if inspect.isawaitable(result) else result
+        token = recall_unavailable.set(None)
+        try:
+            result = strategy.assemble(req)
+            context = await result if inspect.isawaitable(result) else result
+            note = recall_unavailable.get()
+        finally:
+            recall_unavailable.reset(token)
+        if note:
+            context = context.model_copy(update={"notes": [*context.notes, note]})
+        return context
 
     # -- observing -------------------------------------------------------------------------------
     def observe_later(

@@ -96,6 +96,8 @@ class Context(BaseModel):
     budget: int
     total_tokens: int  # exact templated count, generation prompt included
     parts: list[ContextPart]
+    # what went wrong while assembling it, for the inspector (e.g. recall was unavailable)
+    notes: list[str] = Field(default_factory=list)
 
     def to_messages(self) -> list[dict[str, str]]:
         return [m for p in self.parts for m in p.to_messages()]

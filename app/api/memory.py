@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.deps import ChatDep, CurrentUser, PersonasDep, StoreDep
 from app.errors import NotFoundError
+from app.recall_guard import describe
 from app.schemas import ERRORS, DbId, MemoryItem, MemoryOut, MemoryPatch, SummaryRestore
 from app.session_memory import session_info
 from memory import user_edits
@@ -33,8 +34,13 @@ async def _memory_out(
     indexing = 0
     recaller = chat.memory.recaller
     index = getattr(recaller, "index", None)
+    unavailable: str | None = None
     if index is not None:
-        indexed = await index.ids(session_info(session))
+        try:
+            indexed = await index.ids(session_info(session))
+        except Exception as exc:  # noqa: BLE001 - the vector server is down: say so, show the rest
+            unavailable = f"the vector index is unavailable ({describe(exc)})"
+            indexed = set()
         recalls = chat.memory.strategy(session).uses_recall
         if indexed or recalls:
             history = await asyncio.to_thread(store.history, user_id, session_id)
@@ -51,6 +57,8 @@ async def _memory_out(
             ][-limit:]
             # an import or a strategy change indexes in the background: the page waits for it
             indexing = sum(m.id not in indexed for m in recallable) if recalls else 0
+            if unavailable:
+                indexing = 0  # nothing is being indexed: the page must not wait for it
     return MemoryOut(
         strategy=session.strategy,
         summary=state.summary,
@@ -63,6 +71,7 @@ async def _memory_out(
         summary_versions=state.summary_versions,
         pinned_removed=state.pinned_removed,
         notice=state.notice,
+        index_unavailable=unavailable,
     )
 
 

@@ -212,9 +212,14 @@ function itemsBlock(memory, onForget) {
       h("span", { class: "muted small" },
         (items.length > shown.length ? `newest ${shown.length} of ${items.length}` :
           `${items.length}`) + (memory.indexing ? ` (indexing ${memory.indexing} more…)` : ""))),
+    memory.index_unavailable
+      ? h("p", { class: "stale-note", id: "memory-index-unavailable", role: "status" },
+        `Recall is paused: ${memory.index_unavailable}. Turns go on without it and are ` +
+        "indexed once it is back.")
+      : null,
     shown.length
       ? h("ul", { class: "part-messages" }, shown.map((m) => contextMessage(m, onForget)))
-      : h("p", { class: "empty-note" }, "Nothing stored yet."),
+      : memory.index_unavailable ? null : h("p", { class: "empty-note" }, "Nothing stored yet."),
     memory.forgotten?.length
       ? h("p", { class: "muted small" }, `${memory.forgotten.length} message(s) forgotten.`)
       : null);
