@@ -201,21 +201,25 @@ class MessagesMixin:
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    def recover_pending(self, now: datetime | None = None) -> int:
+    def recover_pending(self, now: datetime | None = None, *, alone: bool = False) -> int:
         """Mark 'interrupted' every 'pending' reply whose lease has run out by `now`: its
         instance died (kill -9, a lost machine) or stopped vouching for it. A reply of a live
         instance, this one or another process or replica on the same database, keeps its lease
         and is left alone; so is every reply of this instance (it settles its own). A pending
         row with no lease (written before schema v6, or imported) counts as expired. Keeps the
-        text and token count of the last checkpoint (save_partial_reply). Count."""
+        text and token count of the last checkpoint (save_partial_reply). `alone`: the caller
+        knows no other instance can use this database (the embedded default under the data
+        directory it holds the lock of, app/data_lock.py), so every other owner is dead and
+        its replies need not wait for their leases. Count."""
         now = now or utcnow()
+        expired = or_(Message.lease_until.is_(None), Message.lease_until < now)
         with self._tx() as db:
             result = db.execute(
                 update(Message)
                 .where(
                     Message.status == "pending",
-                    or_(Message.lease_until.is_(None), Message.lease_until < now),
                     or_(Message.owner.is_(None), Message.owner != self.owner),
+                    *(() if alone else (expired,)),
                 )
                 .values(status="interrupted")
                 .execution_options(synchronize_session=False)

@@ -79,3 +79,15 @@ def test_a_pending_row_without_a_lease_counts_as_abandoned(
         db.execute(update(Message).values(owner=None, lease_until=None))
     assert new.recover_pending() == 1
     assert new.get_message(uid, sid, reply_id).status == "interrupted"
+
+
+def test_an_instance_alone_on_its_database_takes_every_dead_reply_at_once(
+    make_store: Callable[[], Store],
+) -> None:
+    # the embedded default under a locked data directory: no other instance can be live, so a
+    # restart after kill -9 need not wait for the dead process's lease
+    dead, restarted = make_store(), make_store()
+    uid, sid, reply_id = _pending_reply(dead)
+    assert restarted.recover_pending() == 0  # a replica could not know
+    assert restarted.recover_pending(alone=True) == 1
+    assert restarted.get_message(uid, sid, reply_id).status == "interrupted"
