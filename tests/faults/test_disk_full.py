@@ -14,9 +14,8 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import event, text
-
-from tests.support.fake_llm import BEFORE_FAULT, FakeModelServer
-from tests.support.server import LiveServer, assert_error, make_settings, sse_events, wait_until
+from support.fake_llm import BEFORE_FAULT, FakeModelServer
+from support.server import LiveServer, assert_error, make_settings, sse_events, wait_until
 
 BIG = "The harbour at dawn. " * 350  # ~7 KB: needs fresh pages wherever it is written
 TOKENS = ["Once", " upon", " a", BIG]

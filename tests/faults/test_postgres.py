@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.support.fake_llm import TOKENS, FakeModelServer
-from tests.support.proc import free_port
-from tests.support.server import LiveServer, assert_error, make_settings, sse_events
+from support.fake_llm import TOKENS, FakeModelServer
+from support.proc import free_port
+from support.server import LiveServer, assert_error, make_settings, sse_events
 
 PG_URL = os.environ.get("MEMENTO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 RAW = PG_URL.replace("+psycopg", "")

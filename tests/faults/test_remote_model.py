@@ -9,9 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from tests.support.fake_llm import BEFORE_FAULT, TOKENS, FakeModelServer
-from tests.support.server import LiveServer, make_settings, sse_events
+from support.fake_llm import BEFORE_FAULT, TOKENS, FakeModelServer
+from support.server import LiveServer, make_settings, sse_events
 
 SO_FAR = "".join(TOKENS[:BEFORE_FAULT])
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-
-from tests.support.fake_llm import BEFORE_FAULT, TOKENS, FakeModelServer
-from tests.support.proc import ServerProcess
-from tests.support.server import LiveServer, make_settings, wait_until
+from support.fake_llm import BEFORE_FAULT, TOKENS, FakeModelServer
+from support.proc import ServerProcess
+from support.server import LiveServer, make_settings, wait_until
 
 LEASE = 3  # seconds: A's replies are vouched for this long past each renewal
 

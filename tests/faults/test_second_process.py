@@ -17,10 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.proc import ServerProcess, free_port
+from support.server import sse_events
 
 from app import data_lock
-from tests.support.proc import ServerProcess, free_port
-from tests.support.server import sse_events
 
 REPO = Path(__file__).resolve().parents[2]
 MEMENTO = Path(sys.executable).parent / "memento"

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from tests.support.fake_llm import FakeModelServer
-from tests.support.proc import ServerProcess
+from support.fake_llm import FakeModelServer
+from support.proc import ServerProcess
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 

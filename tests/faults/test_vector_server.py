@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from tests.support.chroma import CHROMA, ChromaServer
-from tests.support.fake_llm import FakeModelServer
-from tests.support.server import LiveServer, make_settings, wait_until
+from support.chroma import CHROMA, ChromaServer
+from support.fake_llm import FakeModelServer
+from support.server import LiveServer, make_settings, wait_until
 
 pytestmark = pytest.mark.skipif(not CHROMA.exists(), reason=f"no chroma CLI at {CHROMA}")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.proc import free_port
+from support.proc import free_port
 
 CHROMA = Path(sys.executable).parent / "chroma"
 

@@ -112,7 +112,7 @@ def test_approx_counter_overcounts_and_is_additive() -> None:
     ],
 )
 async def test_a_mid_stream_failure_is_an_error_after_the_text_so_far(mode: str, says: str) -> None:
-    from tests.support.fake_llm import BEFORE_FAULT, TOKENS, FakeModelServer
+    from support.fake_llm import BEFORE_FAULT, TOKENS, FakeModelServer
 
     with FakeModelServer(mode) as upstream:
         engine = OpenAIEngine(upstream.url, _counter(), context_window=2048, model_id="m")
@@ -128,7 +128,7 @@ async def test_a_mid_stream_failure_is_an_error_after_the_text_so_far(mode: str,
 
 
 async def test_a_whole_reply_from_the_real_fake_server_still_ends_normally() -> None:
-    from tests.support.fake_llm import TOKENS, FakeModelServer
+    from support.fake_llm import TOKENS, FakeModelServer
 
     with FakeModelServer("ok") as upstream:
         engine = OpenAIEngine(upstream.url, _counter(), context_window=2048, model_id="m")
