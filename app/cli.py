@@ -108,8 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         port = sock.getsockname()[1]
-        host = f"[{settings.host}]" if ":" in settings.host.strip("[]") else settings.host
-        url = f"http://{host.replace('[[', '[').replace(']]', ']')}:{port}"
+        bare = settings.host.strip("[]")
+        url = f"http://{f'[{bare}]' if ':' in bare else bare}:{port}"
         if lock is not None:
             lock.describe_self(url=url, host=settings.host, port=port)
         return _serve(args, settings, sock, url)
