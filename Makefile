@@ -6,7 +6,7 @@ STAMP := $(VENV)/.memento-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint fuzz crash bench-engine bench-memory bench-load clean
+.PHONY: setup run test lint fuzz crash chaos bench-engine bench-memory bench-load clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,10 @@ fuzz: setup
 
 crash: setup
 	$(BIN)/python -m pytest -q -m crash tests/security/test_crash.py
+
+# the fault suite (issue 15): every case, slow ones and the opt-in soak run included
+chaos: setup
+	$(BIN)/python -m pytest -q -s -m "chaos or not chaos" tests/faults tests/app/store/test_leases.py
 
 bench-load: setup
 	$(BIN)/python benchmarks/load.py

@@ -26,7 +26,9 @@ from app.llm.stops import StopText
 from app.llm.types import Engine, FinishReason, GenerationParams, Usage
 from app.persona_catalog import PersonaCatalog
 from app.personas.model import Persona
+from app.reply_store import write_when_possible
 from app.session_memory import SessionMemory
+from app.store.faults import store_fault
 from app.store.records import MessageRecord, NewMessage, SessionRecord
 from app.store.repo import Store
 from app.turns import (
@@ -233,11 +235,10 @@ class ChatService:
             turn.end()
         status = "error" if error else ("interrupted" if finish == "cancelled" else "complete")
         text = "".join(parts)
-        try:
-            await checkpoints.close()
-            tokens = await asyncio.to_thread(self.count_message, "assistant", text)
-            reply = await asyncio.to_thread(
-                self.store.update_message,
+
+        def final_write() -> MessageRecord:
+            tokens = self.count_message("assistant", text)
+            return self.store.update_message(
                 session.user_id,
                 session.id,
                 turn.reply.id,
@@ -245,16 +246,30 @@ class ChatService:
                 tokens=tokens,
                 status=status,
             )
+
+        try:
+            await checkpoints.close()
+            reply = await asyncio.to_thread(final_write)
+        except Exception as exc:
+            if store_fault(exc) is not None:
+                # disk full or database away: the client hears why; the reply is written
+                # when the database takes it again, then memory observes the turn
+                self.memory.background(
+                    write_when_possible(
+                        final_write,
+                        f"reply {turn.reply.id} of session {session.id}",
+                        then=lambda stored: self._observe(session, turn, stored),
+                    ),
+                    name=f"store-reply-{session.id}",
+                )
+            raise
         finally:
             turn.settled = True
             # shielded: the next turn (here or on another replica) waits for this release
             await asyncio.shield(guard.release())
         if usage is None:
             usage = Usage(completion_tokens=len(parts))
-        observed = [turn.message.to_stored()]
-        if status == "complete":  # memory sees finished turns only, like store.history()
-            observed.append(reply.to_stored())
-        observing = self.memory.observe_later(session, observed, turn.context)
+        observing = self._observe(session, turn, reply)
         if status == "complete" and self.settings.warm_next_turn:
             self.warmer.schedule(observing, session, turn.params.max_tokens)
         if status != "complete":
@@ -267,6 +282,14 @@ class ChatService:
             finish_reason=finish,
             error=error,
         )
+
+    def _observe(
+        self, session: SessionRecord, turn: Turn, reply: MessageRecord
+    ) -> asyncio.Task[None]:
+        observed = [turn.message.to_stored()]
+        if reply.status == "complete":  # memory sees finished turns only, like store.history()
+            observed.append(reply.to_stored())
+        return self.memory.observe_later(session, observed, turn.context)
 
     async def run_turn(
         self, user_id: str, session_id: str, content: str, options: TurnOptions

@@ -83,6 +83,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "(MEMENTO_AUTH=required), or pass --force / MEMENTO_ALLOW_INSECURE_BIND=1."
         )
         return 2
+    # one server per data directory, and a free port: both checked before anything loads
+    # (before, a second `make run` ran recovery on the live server's replies, printed its
+    # address and loaded the model, and only then failed with Errno 98)
+    from app import data_lock
+    from app.listen import PortBusy, bind
+
+    lock: data_lock.DataDirLock | None = None
+    if data_lock.needs_lock(settings):
+        try:
+            lock = data_lock.acquire(settings.data_dir)
+        except data_lock.DataDirBusy as busy:
+            console.print(
+                f"[red]cannot start:[/] {busy}. Use that server (`memento chat` finds it), "
+                "stop it, or give this one its own MEMENTO_DATA_DIR."
+            )
+            return 2
+    try:
+        sock = bind(settings.host, settings.port)
+    except PortBusy as exc:
+        console.print(f"[red]cannot start:[/] {exc}")
+        if lock is not None:
+            lock.release()
+        return 2
+    try:
+        port = sock.getsockname()[1]
+        bare = settings.host.strip("[]")
+        url = f"http://{f'[{bare}]' if ':' in bare else bare}:{port}"
+        if lock is not None:
+            lock.describe_self(url=url, host=settings.host, port=port)
+        return _serve(args, settings, sock, url)
+    finally:
+        sock.close()
+        if lock is not None:
+            lock.release()
+
+
+def _serve(args: argparse.Namespace, settings: Settings, sock: Any, url: str) -> int:
     # a bad persona file is the commonest start-up failure: say so before the model loads
     from app.personas.errors import PersonaError
     from app.personas.loader import load_personas
@@ -104,17 +141,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level.upper())
     app = create_app(settings)
-    console.print(f"Memento on http://{settings.host}:{settings.port} (loading the model...)")
-    with _exit_0_after_graceful_sigterm():
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,  # our rich handler on the root logger
-            log_level=args.log_level,
-            timeout_graceful_shutdown=10,
-        )
-    return 0
+    console.print(f"Memento on {url} (loading the model...)")
+    config = uvicorn.Config(
+        app,
+        log_config=None,  # our rich handler on the root logger
+        log_level=args.log_level,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    with _exit_0_after_graceful_sigterm(), contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])  # the socket bound above, before the model load
+    return 0 if server.started else 3
 
 
 @contextlib.contextmanager

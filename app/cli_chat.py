@@ -65,9 +65,8 @@ class LocalServer:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            create_app(settings), log_level="warning", log_config=None, lifespan="on"
-        )
+        self.app = create_app(settings)
+        config = uvicorn.Config(self.app, log_level="warning", log_config=None, lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._serve, name="memento-server", daemon=True)
         self.error: BaseException | None = None
@@ -106,6 +105,10 @@ class LocalServer:
                 log.propagate = True
         if not self.server.started:
             raise ApiError(0, f"the server did not start: {self.error or 'see the log above'}")
+        services = self.app.state.services
+        if services is not None and services.data_lock is not None:
+            # a `memento chat` or `memento serve` started meanwhile finds this one
+            services.data_lock.describe_self(url=self.url)
         return self.url
 
     def stop(self) -> None:
@@ -332,12 +335,39 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def running_server(settings: Settings) -> str | None:
+    """The URL of the server that holds this data directory, if one does. ApiError if one
+    does but has not said where it listens (it is starting, or an older Memento): two
+    processes must never share the embedded data."""
+    from app import data_lock
+
+    if not data_lock.needs_lock(settings):
+        return None
+    holder = data_lock.holder(settings.data_dir)
+    if holder is None:
+        return None
+    if not holder.get("url"):
+        raise ApiError(
+            0,
+            f"the data directory {settings.data_dir} is in use by "
+            f"{data_lock.describe(holder)}; wait for it to start and run `memento chat` "
+            "again, or pass its address with --url",
+        )
+    return str(holder["url"])
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     server: LocalServer | None = None
     url = args.url
     code = 0
     try:
+        if url is None:
+            # the data directory's server, when one runs: the same conversations, and no
+            # second process on its data
+            url = running_server(Settings())
+            if url is not None:
+                console.print(f"[dim]using the running server at {escape(url)}[/]")
         if url is None:
             server = LocalServer()
             server.start(console)

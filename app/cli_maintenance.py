@@ -111,9 +111,27 @@ async def reindex(
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
+    settings = Settings()
+    from app import data_lock
+
+    lock = None
+    if data_lock.needs_lock(settings):
+        # the embedded index is the running server's: rebuilding it under it would race it
+        try:
+            lock = data_lock.acquire(settings.data_dir)
+        except data_lock.DataDirBusy as busy:
+            err.print(f"[red]cannot reindex:[/] {busy}; stop the server first")
+            return 2
+    try:
+        return _reindex(args, settings)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _reindex(args: argparse.Namespace, settings: Settings) -> int:
     from app.blas import load_blas
 
-    settings = Settings()
     load_blas()
     from app.llm.worker import MLXWorker
     from app.store.repo import Store

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # a streamed reply's text so far is written to its row this often, so that a hard kill
     # loses at most about this much of it (0: whenever the previous write has finished)
     reply_checkpoint_seconds: float = Field(default=1.0, ge=0)
+    # a reply being generated is vouched for this long past each renewal (every third of it);
+    # another process or replica takes it for abandoned (interrupted) only once it runs out
+    reply_lease_seconds: float = Field(default=30.0, ge=1)
     # after a reply, prefill the start of the session's next prompt while the user types
     warm_next_turn: bool = True
 

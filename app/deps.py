@@ -34,6 +34,8 @@ class Services:
     recaller: Any = None
     blas: str | None = None
     local_user_id: str | None = None
+    leases: Any = None  # app.leases.LeaseKeeper
+    data_lock: Any = None  # app.data_lock.DataDirLock, when the data directory is ours alone
     extra: dict[str, Any] = field(default_factory=dict)
 
 

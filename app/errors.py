@@ -15,12 +15,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.llm.types import EngineError
 from app.personas.errors import PersonaError
 from app.store import errors as store_errors
+from app.store.faults import store_fault
 from memory.types import ContextOverflowError, MemoryStrategyError
+from memory.user_edits import NoSuchVersion
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +78,15 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
     return {"error": {"code": code, "message": message, "field": field}}
 
 
+# how long a client should wait before retrying, by error code (a 503 of a dependency)
+RETRY_AFTER = {"store_unavailable": 5}
+
+
 def _response(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content=error_body(code, message, field))
+    headers = {"Retry-After": str(RETRY_AFTER[code])} if code in RETRY_AFTER else None
+    return JSONResponse(
+        status_code=status, content=error_body(code, message, field), headers=headers
+    )
 
 
 def dotted(loc: Sequence[Any]) -> str:
@@ -131,12 +141,19 @@ def _foreign(exc: BaseException) -> tuple[int, str, str, str | None] | None:
         return 422, "invalid", str(exc), exc.field
     if isinstance(exc, PersonaError):
         return 422, "invalid_persona", str(exc), field or "body"
+    if isinstance(exc, NoSuchVersion):
+        return 404, "not_found", str(exc), field
+    fault = store_fault(exc)
+    if fault is not None:
+        return fault.status, fault.code, fault.message, None
     return None
 
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     status, code, message, field = to_error(exc)
-    if status >= 500:
+    if code == "internal":
+        log.exception("unhandled error", exc_info=exc)
+    elif status >= 500:
         log.error("%s: %s", type(exc).__name__, exc)
     return _response(status, code, message, field)
 
@@ -155,7 +172,9 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     status, code, message, field = to_error(exc)
-    if status >= 500:
+    if code in ("storage_full", "store_unavailable"):
+        log.warning("%s: %s", code, message)  # the environment's fault: no traceback
+    elif status >= 500:
         log.exception("unhandled error", exc_info=exc)
     return _response(status, code, message, field)
 
@@ -171,6 +190,10 @@ def install_error_handlers(app: FastAPI) -> None:
         ValidationError,
         store_errors.StoreError,
         PersonaError,
+        NoSuchVersion,
+        # a database fault (full disk, database away) is an answer, not a crash: handled here,
+        # not by the catch-all, which re-raises into the server and drops the connection
+        DBAPIError,
     ):
         app.add_exception_handler(cls, _app_error)
     app.add_exception_handler(Exception, _unexpected)

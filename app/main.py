@@ -130,6 +130,15 @@ async def _start(services: Services) -> None:
 
     settings = services.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    from app import data_lock
+
+    if data_lock.needs_lock(settings):
+        # before anything touches the data: a second server on it would run recovery on a
+        # live server's replies (re-entrant: `memento serve` already holds it)
+        try:
+            services.data_lock = data_lock.acquire(settings.data_dir)
+        except data_lock.DataDirBusy as busy:
+            raise StartupError(f"cannot start: {busy}") from None
     files = await _step(
         f"loading personas from {settings.personas_dir}",
         lambda: asyncio.to_thread(load_personas, settings.personas_dir, settings.max_persona_bytes),
@@ -139,12 +148,19 @@ async def _start(services: Services) -> None:
     from app.store.repo import Store
 
     store = await _step(
-        "opening the store", lambda: asyncio.to_thread(Store, settings.resolved_database_url)
+        "opening the store",
+        lambda: asyncio.to_thread(
+            Store, settings.resolved_database_url, lease_seconds=settings.reply_lease_seconds
+        ),
     )
     services.store = store
-    recovered = await asyncio.to_thread(store.recover_pending)
+    # only replies whose lease ran out: another replica's live replies keep theirs. The
+    # embedded database under a data directory we hold is ours alone: whatever is pending
+    # there is a dead process's, marked now rather than a lease later (kill -9, restart)
+    alone = services.data_lock is not None and settings.database_url is None
+    recovered = await asyncio.to_thread(store.recover_pending, alone=alone)
     if recovered:
-        log.info("marked %d reply(ies) left pending by the last run as interrupted", recovered)
+        log.info("marked %d abandoned pending reply(ies) as interrupted", recovered)
     services.local_user_id = (await asyncio.to_thread(store.get_or_create_user)).id
     await asyncio.to_thread(services.personas.attach_store, store)
 
@@ -171,7 +187,10 @@ async def _start(services: Services) -> None:
             VectorIndex.open(settings.data_dir, settings.chroma_url, services.embedder)
         ),
     )
-    services.recaller = HybridRecaller(services.index)
+    from app.recall_guard import GuardedRecaller
+
+    # a stopped vector server costs a turn its recall, never the turn itself
+    services.recaller = GuardedRecaller(HybridRecaller(services.index))
 
     from app.chat import ChatService
 
@@ -182,6 +201,10 @@ async def _start(services: Services) -> None:
         personas=services.personas,
         recaller=services.recaller,
     )
+    from app.leases import LeaseKeeper
+
+    services.leases = LeaseKeeper(store)
+    services.leases.start()
     e = services.engine
     log.info(
         "ready: model %s (%s, context %d tokens), store %s, vector %s",
@@ -216,6 +239,8 @@ def vector_backend(services: Services) -> str:
 async def stop_services(services: Services) -> None:
     """Tear down whatever was built, in reverse order; one failure does not stop the rest."""
     steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+    if services.leases is not None:
+        steps.append(("reply leases", services.leases.aclose))
     if services.chat is not None:
         steps.append(("chat", services.chat.aclose))
     if services.engine is not None:
@@ -231,6 +256,9 @@ async def stop_services(services: Services) -> None:
             await fn()
         except Exception:  # noqa: BLE001 - keep shutting the rest down
             log.exception("error while stopping the %s", name)
+    if services.data_lock is not None:
+        services.data_lock.release()  # last: the data is closed
+        services.data_lock = None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -16,7 +16,7 @@ from memory.relationship import (
     RelationshipFact,
     SessionGist,
 )
-from memory.types import Context, MemoryScope, PinnedFact
+from memory.types import Context, MemoryScope, PinnedFact, RemovedFact, SummaryVersion
 
 # Integers from a request that reach the database (or the sampler's uint64 key) must fit a
 # signed 64-bit column: anything larger would raise OverflowError deep in the driver (a 500).
@@ -229,6 +229,28 @@ class MemoryOut(BaseModel):
     # stored turns of a recalling session not yet in the index (it catches up in the background)
     indexing: int = 0
     forgotten: list[int]
+    # issue 15: the user's words are kept when automation or an edit replaces them
+    summary_edited: bool = False
+    summary_versions: list[SummaryVersion] = Field(
+        default_factory=list,
+        description="previous summaries, newest first (restore one with POST "
+        ".../memory/summary/restore)",
+    )
+    pinned_removed: list[RemovedFact] = Field(
+        default_factory=list,
+        description="your pinned facts that were removed, newest first (POST "
+        ".../memory/pinned/{fact_id}/restore pins one again)",
+    )
+    notice: str | None = Field(
+        default=None, description="what automation last did to your summary, until dismissed"
+    )
+    index_unavailable: str | None = Field(
+        default=None, description="why the recallable items cannot be listed now, if they cannot"
+    )
+
+
+class SummaryRestore(BaseModel):
+    version: int = Field(default=0, ge=0, description="index in summary_versions; 0 the newest")
 
 
 class PinnedIn(BaseModel):

@@ -24,6 +24,7 @@ from app.config import Settings
 from app.errors import InvalidFieldError
 from app.llm.types import Engine
 from app.personas.model import Persona
+from app.recall_guard import recall_unavailable
 from app.relationships import Relationships
 from app.store.records import SessionRecord
 from app.store.repo import Store
@@ -40,6 +41,7 @@ from memory.types import (
     SessionInfo,
     StoredMessage,
 )
+from memory.user_edits import after_summarizer
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +164,16 @@ class SessionMemory:
             user_name=persona.user_name,
             assistant_name=persona.name,
         )
-        result = strategy.assemble(req)
-        return await result if inspect.isawaitable(result) else result
+        token = recall_unavailable.set(None)
+        try:
+            result = strategy.assemble(req)
+            context = await result if inspect.isawaitable(result) else result
+            note = recall_unavailable.get()
+        finally:
+            recall_unavailable.reset(token)
+        if note:
+            context = context.model_copy(update={"notes": [*context.notes, note]})
+        return context
 
     # -- observing -------------------------------------------------------------------------------
     def observe_later(
@@ -297,7 +307,8 @@ class SessionMemory:
         history = await asyncio.to_thread(self.store.history, session.user_id, session.id)
         state, version = await asyncio.to_thread(self.store.get_memory, session.user_id, session.id)
         kept = without_forgotten(history, state)
-        new_state = await strategy.upkeep(kept, state)
+        # an edited summary the summarizer folds new turns into is kept as a version
+        new_state = after_summarizer(state, await strategy.upkeep(kept, state))
         if new_state == state:
             return False
         summary = {f: getattr(new_state, f) for f in SUMMARY_FIELDS}

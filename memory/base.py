@@ -167,18 +167,10 @@ def without_forgotten(history: Sequence[StoredMessage], state: MemoryState) -> l
 
 
 def invalidate_summary(state: MemoryState, changed_ids: Sequence[int]) -> MemoryState:
-    """After messages were edited or deleted: drop a summary that covered any of them.
+    """After messages were edited, deleted or forgotten: a summarizer's summary that covered
+    any of them is dropped (its previous version kept) and the next observe rebuilds it from
+    the messages, progressively, oldest first; a summary the user edited stays theirs
+    (memory/user_edits.py)."""
+    from memory.user_edits import after_forget
 
-    The next observe rebuilds it from the messages (progressively, oldest first).
-    """
-    if not set(changed_ids) & {*state.summary_covers, *state.draft_covers}:
-        return state
-    return state.model_copy(
-        update={
-            "summary": "",
-            "summary_covers": [],
-            "summary_failures": 0,
-            "summary_draft": None,
-            "draft_covers": [],
-        }
-    )
+    return after_forget(state, changed_ids)

@@ -96,6 +96,8 @@ class Context(BaseModel):
     budget: int
     total_tokens: int  # exact templated count, generation prompt included
     parts: list[ContextPart]
+    # what went wrong while assembling it, for the inspector (e.g. recall was unavailable)
+    notes: list[str] = Field(default_factory=list)
 
     def to_messages(self) -> list[dict[str, str]]:
         return [m for p in self.parts for m in p.to_messages()]
@@ -105,6 +107,23 @@ class PinnedFact(BaseModel):
     id: str
     text: str
     source: Literal["persona", "style", "user"] = "user"
+
+
+class SummaryVersion(BaseModel):
+    """A summary that was replaced, kept so the user can restore it (memory/user_edits.py)."""
+
+    text: str
+    covers: list[int] = Field(default_factory=list)
+    edited: bool = False  # written (or restored) by the user, not by the summarizer
+    replaced_at: datetime
+    reason: str  # what replaced it, in words the Memory tab shows
+
+
+class RemovedFact(BaseModel):
+    """A user-pinned fact that was removed, kept so it can be pinned again."""
+
+    fact: PinnedFact
+    removed_at: datetime
 
 
 class MemoryState(BaseModel):
@@ -123,10 +142,24 @@ class MemoryState(BaseModel):
     # recalled turns kept in place across turns (issue 13), chunk by chunk: the "kept" part
     kept: list[list[int]] = Field(default_factory=list)
     kept_age: int = 0  # replies since the kept turns were last chosen anew
+    # issue 15: what the user wrote is never destroyed by automation (memory/user_edits.py)
+    summary_edited: bool = False  # the summary is the user's words (an edit or a restore)
+    summary_versions: list[SummaryVersion] = Field(default_factory=list)  # newest first
+    pinned_removed: list[RemovedFact] = Field(default_factory=list)  # newest first
+    notice: str | None = None  # what automation last did to the user's memory, for the page
 
 
 # What MemoryStrategy.upkeep changes: saved over a state that turns changed meanwhile
-SUMMARY_FIELDS = ("summary", "summary_covers", "summary_failures", "summary_draft", "draft_covers")
+SUMMARY_FIELDS = (
+    "summary",
+    "summary_covers",
+    "summary_failures",
+    "summary_draft",
+    "draft_covers",
+    "summary_edited",
+    "summary_versions",
+    "notice",
+)
 
 
 class SessionInfo(BaseModel):

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.deps import ChatDep, CurrentUser, PersonasDep, StoreDep
 from app.errors import NotFoundError
-from app.schemas import ERRORS, DbId, MemoryItem, MemoryOut, MemoryPatch
+from app.recall_guard import describe
+from app.schemas import ERRORS, DbId, MemoryItem, MemoryOut, MemoryPatch, SummaryRestore
 from app.session_memory import session_info
-from memory.base import invalidate_summary
+from memory import user_edits
 from memory.recall import ROLES
 from memory.types import MemoryState, PinnedFact
 
@@ -33,8 +34,13 @@ async def _memory_out(
     indexing = 0
     recaller = chat.memory.recaller
     index = getattr(recaller, "index", None)
+    unavailable: str | None = None
     if index is not None:
-        indexed = await index.ids(session_info(session))
+        try:
+            indexed = await index.ids(session_info(session))
+        except Exception as exc:  # noqa: BLE001 - the vector server is down: say so, show the rest
+            unavailable = f"the vector index is unavailable ({describe(exc)})"
+            indexed = set()
         recalls = chat.memory.strategy(session).uses_recall
         if indexed or recalls:
             history = await asyncio.to_thread(store.history, user_id, session_id)
@@ -51,6 +57,8 @@ async def _memory_out(
             ][-limit:]
             # an import or a strategy change indexes in the background: the page waits for it
             indexing = sum(m.id not in indexed for m in recallable) if recalls else 0
+            if unavailable:
+                indexing = 0  # nothing is being indexed: the page must not wait for it
     return MemoryOut(
         strategy=session.strategy,
         summary=state.summary,
@@ -59,6 +67,11 @@ async def _memory_out(
         items=items,
         indexing=indexing,
         forgotten=state.forgotten,
+        summary_edited=state.summary_edited,
+        summary_versions=state.summary_versions,
+        pinned_removed=state.pinned_removed,
+        notice=state.notice,
+        index_unavailable=unavailable,
     )
 
 
@@ -92,20 +105,23 @@ async def patch_memory(
     chat: ChatDep,
     personas: PersonasDep,
 ) -> MemoryOut:
-    """Replace the summary and/or the user's pinned facts (persona facts are not editable)."""
+    """Replace the summary and/or the user's pinned facts (persona facts are not editable).
+    What is replaced is kept: the summary in `summary_versions`, removed facts in
+    `pinned_removed`."""
 
     def change(state: MemoryState) -> MemoryState:
-        update: dict[str, object] = {}
         if body.summary is not None:
             # an edited summary is the user's word: keep what it covers, reset failures
-            update["summary"] = body.summary.strip()
-            update["summary_failures"] = 0
+            state = user_edits.edit_summary(state, body.summary)
         if body.pinned is not None:
-            update["pinned"] = [
-                PinnedFact(id=p.id or _fact_id(p.text), text=p.text.strip(), source="user")
-                for p in body.pinned
-            ]
-        return state.model_copy(update=update)
+            state = user_edits.replace_pinned(
+                state,
+                [
+                    PinnedFact(id=p.id or _fact_id(p.text), text=p.text.strip(), source="user")
+                    for p in body.pinned
+                ],
+            )
+        return state
 
     await asyncio.to_thread(store.update_memory, user.id, session_id, change)
     return await _memory_out(user.id, session_id, store, chat, personas)
@@ -115,9 +131,10 @@ async def patch_memory(
     "/{session_id}/memory/items/{message_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     description="Forget a stored turn: it leaves the vector index, is never recalled again (in "
-    "any session), and a summary or gist that covered it is rebuilt without it. The message "
-    "stays in the transcript. A recalled turn of another of your sessions (memory scopes) is "
-    "forgotten in the session it belongs to.",
+    "any session), and a summary or gist that covered it is rebuilt without it (the previous "
+    "summary is kept in `summary_versions`; a summary you edited stays as you wrote it, and "
+    "`notice` says so). The message stays in the transcript. A recalled turn of another of "
+    "your sessions (memory scopes) is forgotten in the session it belongs to.",
 )
 async def forget_item(
     session_id: str, message_id: DbId, user: CurrentUser, store: StoreDep, chat: ChatDep
@@ -128,10 +145,12 @@ async def forget_item(
     def change(state: MemoryState) -> MemoryState:
         if message_id not in state.forgotten:
             state = state.model_copy(update={"forgotten": [*state.forgotten, message_id]})
-        return invalidate_summary(state, [message_id])
+        return user_edits.after_forget(state, [message_id])
 
     await asyncio.to_thread(store.update_memory, user.id, owner.id, change)
     await chat.memory.forgot(owner)
+    # a summary dropped for covering it is rebuilt now, in the background, not at the next turn
+    chat.memory.upkeep_later(owner)
     if chat.memory.recaller is not None:
         await chat.memory.recaller.forget(session_info(owner), [message_id])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -148,7 +167,61 @@ async def unpin(session_id: str, fact_id: str, user: CurrentUser, store: StoreDe
         )
 
     def change(state: MemoryState) -> MemoryState:
-        return state.model_copy(update={"pinned": [p for p in state.pinned if p.id != fact_id]})
+        return user_edits.replace_pinned(state, [p for p in state.pinned if p.id != fact_id])
+
+    await asyncio.to_thread(store.update_memory, user.id, session_id, change)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{session_id}/memory/summary/restore",
+    response_model=MemoryOut,
+    description="Make a kept summary version current again (`version` 0, the default, is the "
+    "newest: undo). The summary it replaces is kept in its place, so this can be undone too.",
+)
+async def restore_summary(
+    session_id: str,
+    body: SummaryRestore,
+    user: CurrentUser,
+    store: StoreDep,
+    chat: ChatDep,
+    personas: PersonasDep,
+) -> MemoryOut:
+    def change(state: MemoryState) -> MemoryState:
+        return user_edits.restore_summary(state, body.version)
+
+    await asyncio.to_thread(store.update_memory, user.id, session_id, change)
+    return await _memory_out(user.id, session_id, store, chat, personas)
+
+
+@router.post(
+    "/{session_id}/memory/pinned/{fact_id}/restore",
+    response_model=MemoryOut,
+    description="Pin again a fact of yours that was removed (listed in `pinned_removed`).",
+)
+async def restore_pinned(
+    session_id: str,
+    fact_id: str,
+    user: CurrentUser,
+    store: StoreDep,
+    chat: ChatDep,
+    personas: PersonasDep,
+) -> MemoryOut:
+    def change(state: MemoryState) -> MemoryState:
+        return user_edits.restore_pinned(state, fact_id)
+
+    await asyncio.to_thread(store.update_memory, user.id, session_id, change)
+    return await _memory_out(user.id, session_id, store, chat, personas)
+
+
+@router.delete(
+    "/{session_id}/memory/notice",
+    status_code=status.HTTP_204_NO_CONTENT,
+    description="Dismiss the memory notice (what automation last did to your summary).",
+)
+async def dismiss_notice(session_id: str, user: CurrentUser, store: StoreDep) -> Response:
+    def change(state: MemoryState) -> MemoryState:
+        return state.model_copy(update={"notice": None})
 
     await asyncio.to_thread(store.update_memory, user.id, session_id, change)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

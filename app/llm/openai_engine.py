@@ -26,6 +26,14 @@ def _finish(reason: str | None) -> FinishReason:
     return "length" if reason == "length" else "stop"
 
 
+def _error_text(error: Any) -> str:
+    """The message of an in-band error event: `{"error": {"message": ...}}` (OpenAI, vLLM,
+    Memento itself) or `{"error": "..."}` (llama.cpp, Ollama)."""
+    if isinstance(error, Mapping):
+        return str(error.get("message") or error.get("code") or json.dumps(error))[:500]
+    return str(error)[:500]
+
+
 class OpenAIEngine:
     """The Engine protocol over HTTP. Token counts come from `counter`: exact when we hold the
     model's tokenizer, otherwise an approximate counter with a safety margin."""
@@ -117,7 +125,8 @@ class OpenAIEngine:
         body = self._body(messages, params, stream=True)
         if cache_key:
             body["user"] = cache_key  # lets a prefix-caching server keep one cache per session
-        finish: FinishReason = "stop"
+        finish: FinishReason | None = None
+        ended = False  # [DONE] seen: a reply without it (and without a finish reason) was cut
         usage: Usage | None = None
         produced = 0
         try:
@@ -132,8 +141,21 @@ class OpenAIEngine:
                         continue
                     payload = line[5:].strip()
                     if payload == "[DONE]":
+                        ended = True
                         break
                     event = json.loads(payload)
+                    if not isinstance(event, dict):
+                        raise EngineError(
+                            f"model server at {self.base_url} sent an event that is not an "
+                            f"object: {payload[:200]}"
+                        )
+                    if event.get("error"):
+                        # a failure on the model server mid-reply, sent in-band because the
+                        # 200 had already gone out: an error, never a normal end
+                        raise EngineError(
+                            f"model server at {self.base_url} failed mid-reply: "
+                            f"{_error_text(event['error'])}"
+                        )
                     if event.get("usage"):
                         usage = _usage(event["usage"])
                     for choice in event.get("choices") or []:
@@ -147,9 +169,15 @@ class OpenAIEngine:
             raise EngineError(f"model server at {self.base_url} failed: {exc!r}") from exc
         except json.JSONDecodeError as exc:
             raise EngineError(f"model server at {self.base_url} sent bad JSON: {exc}") from exc
+        if not ended and finish is None:
+            # the connection closed cleanly but the reply never finished (a killed worker
+            # behind a proxy, a restart): what came is kept, as cut, not as a whole reply
+            raise EngineError(
+                f"model server at {self.base_url} closed the stream before the reply finished"
+            )
         if usage is None:  # servers that ignore stream_options: count what we can
             usage = Usage(prompt_tokens=self.count(messages), completion_tokens=produced)
-        yield Chunk(text="", finish_reason=finish, usage=usage)
+        yield Chunk(text="", finish_reason=finish or "stop", usage=usage)
 
     async def complete(
         self, messages: Sequence[Mapping[str, str]], params: GenerationParams

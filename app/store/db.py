@@ -78,7 +78,18 @@ def _sqlite_engine(url: str, echo: bool) -> Engine:
 def _pg_engine(url: Any, echo: bool) -> Engine:
     from sqlalchemy import create_engine
 
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # During an outage a request must answer (503, app/store/faults.py) within seconds, not
+    # hang: connecting gives up after 5 s, and waiting for a pooled connection after 10 s.
+    # pre_ping replaces connections the server killed (a restart), so the pool heals itself.
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=10,
+        connect_args={"connect_timeout": 5},
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

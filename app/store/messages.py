@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.store.errors import Conflict, NotFound
@@ -22,6 +22,8 @@ class MessagesMixin:
     """Needs `_tx()` and `_read()` from Store."""
 
     history_cache: HistoryCache
+    owner: str  # this running instance, on the pending replies it generates
+    lease_seconds: float
 
     if TYPE_CHECKING:
 
@@ -66,6 +68,7 @@ class MessagesMixin:
             rows = []
             for m in messages:
                 check_role(m.role)
+                pending = m.status == "pending"
                 row = Message(
                     session_id=session.id,
                     role=m.role,
@@ -74,6 +77,8 @@ class MessagesMixin:
                     status=m.status,
                     created_at=m.created_at or utcnow(),
                     context_id=context_id,
+                    owner=self.owner if pending else None,
+                    lease_until=self._lease_end() if pending else None,
                 )
                 db.add(row)
                 db.flush()  # assigns ids in insertion order
@@ -123,7 +128,8 @@ class MessagesMixin:
         """Checkpoint a reply still being generated, so that a crash keeps what was produced
         (recover_pending then marks it interrupted). One UPDATE, and only of a 'pending' row:
         once the reply is finalized, a checkpoint that lands late is a no-op (False) instead of
-        overwriting the final text. NotFound, like everywhere, for another user's session."""
+        overwriting the final text. Renews the reply's lease too. NotFound, like everywhere, for
+        another user's session."""
         owned = select(ChatSession.id).where(
             ChatSession.id == session_id, ChatSession.user_id == user_id
         )
@@ -135,7 +141,7 @@ class MessagesMixin:
                     Message.session_id.in_(owned),
                     Message.status == "pending",
                 )
-                .values(content=content, tokens=tokens)
+                .values(content=content, tokens=tokens, lease_until=self._lease_end())
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount:  # type: ignore[attr-defined]
@@ -179,12 +185,44 @@ class MessagesMixin:
             own(db, user_id, session_id)
             return self.history_cache.read(db, session_id)
 
-    def recover_pending(self) -> int:
-        """Mark every 'pending' reply 'interrupted' (run at startup: its server died), keeping
-        the text and token count of its last checkpoint (save_partial_reply). Count."""
+    def _lease_end(self) -> datetime:
+        return utcnow() + timedelta(seconds=self.lease_seconds)
+
+    def renew_leases(self) -> int:
+        """Extend the lease of every reply this instance is still generating (app/leases.py
+        calls it every third of a lease, whether or not tokens flow: a long prefill makes no
+        checkpoint). Count."""
         with self._tx() as db:
             result = db.execute(
-                update(Message).where(Message.status == "pending").values(status="interrupted")
+                update(Message)
+                .where(Message.owner == self.owner, Message.status == "pending")
+                .values(lease_until=self._lease_end())
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def recover_pending(self, now: datetime | None = None, *, alone: bool = False) -> int:
+        """Mark 'interrupted' every 'pending' reply whose lease has run out by `now`: its
+        instance died (kill -9, a lost machine) or stopped vouching for it. A reply of a live
+        instance, this one or another process or replica on the same database, keeps its lease
+        and is left alone; so is every reply of this instance (it settles its own). A pending
+        row with no lease (written before schema v6, or imported) counts as expired. Keeps the
+        text and token count of the last checkpoint (save_partial_reply). `alone`: the caller
+        knows no other instance can use this database (the embedded default under the data
+        directory it holds the lock of, app/data_lock.py), so every other owner is dead and
+        its replies need not wait for their leases. Count."""
+        now = now or utcnow()
+        expired = or_(Message.lease_until.is_(None), Message.lease_until < now)
+        with self._tx() as db:
+            result = db.execute(
+                update(Message)
+                .where(
+                    Message.status == "pending",
+                    or_(Message.owner.is_(None), Message.owner != self.owner),
+                    *(() if alone else (expired,)),
+                )
+                .values(status="interrupted")
+                .execution_options(synchronize_session=False)
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

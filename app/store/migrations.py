@@ -246,11 +246,22 @@ def _step_5(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_sessions_user_persona ON sessions (user_id, persona_id)"))
 
 
+def _step_6(conn: Connection) -> None:
+    # leases on pending replies: which running instance generates one and until when it
+    # vouches for it, so recovery (at start-up and by any replica) takes only abandoned ones;
+    # the index serves that sweep without scanning every message
+    stamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.execute(text("ALTER TABLE messages ADD COLUMN owner VARCHAR(80)"))
+    conn.execute(text(f"ALTER TABLE messages ADD COLUMN lease_until {stamp}"))
+    conn.execute(text("CREATE INDEX ix_messages_status_lease ON messages (status, lease_until)"))
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "api_keys.last_used_at; index sessions(user_id, updated_at)", _step_2),
     Step(3, "personas keyed by (user_id, id): uploads are private to their uploader", _step_3),
     Step(4, "index messages(session_id, status, id) for the history cache check", _step_4),
     Step(5, "relationships (memory across sessions); index sessions(user_id, persona_id)", _step_5),
+    Step(6, "messages.owner, messages.lease_until: leases on pending replies", _step_6),
 )
 CURRENT_VERSION = STEPS[-1].version if STEPS else 1
 

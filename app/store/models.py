@@ -50,7 +50,8 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 MessageId = BigInteger().with_variant(Integer(), "sqlite")
 
 # Message statuses. "pending" marks a reply being generated; a server that dies mid-reply
-# leaves it pending, and the next start turns it into "interrupted" (Store.recover_pending).
+# leaves it pending, and once its lease runs out (nobody renews it) any running instance turns
+# it into "interrupted" (Store.recover_pending). A live instance's replies are never touched.
 MESSAGE_STATUSES = ("complete", "interrupted", "error", "pending")
 ROLES = ("user", "assistant", "system")
 
@@ -112,10 +113,15 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # the Context that produced this reply; no FK (contexts already point here, avoid a cycle)
     context_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    # schema v6: a pending reply's generating instance and until when it vouches for it (it
+    # renews the lease while generating); recovery takes only replies whose lease ran out
+    owner: Mapped[str | None] = mapped_column(String(80), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (
         Index("ix_messages_session_id", "session_id", "id"),
         Index("ix_messages_session_status", "session_id", "status", "id"),  # schema v4
+        Index("ix_messages_status_lease", "status", "lease_until"),  # schema v6
     )
 
 

@@ -8,6 +8,9 @@ exists. Records returned are plain pydantic copies, safe to hand to other thread
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -51,11 +54,30 @@ __all__ = ["LOCAL_USER", "Store", "new_id"]
 LOCAL_USER = "local"  # the single user when auth is off
 
 
+def instance_name() -> str:
+    """host:pid:tag, at most 80 characters (the owner column): unique per running Store."""
+    tag = f":{os.getpid()}:{secrets.token_hex(4)}"
+    return socket.gethostname()[: 80 - len(tag)] + tag
+
+
 class Store(MessagesMixin, RelationshipsMixin, KeysMixin):
     """Persistence for Memento. `Store(url)` connects and migrates the schema to current."""
 
-    def __init__(self, url: str, *, migrate_schema: bool = True, echo: bool = False):
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate_schema: bool = True,
+        echo: bool = False,
+        owner: str | None = None,
+        lease_seconds: float = 30.0,
+    ):
+        """`owner` names this running instance on the replies it generates (default: host,
+        pid and a random tag, so a restarted process is a new owner); a pending reply's lease
+        lasts `lease_seconds` past its last renewal."""
         self.url = url
+        self.owner = owner or instance_name()
+        self.lease_seconds = lease_seconds
         self.engine: Engine = create_db_engine(url, echo=echo)
         self._sm = make_sessionmaker(self.engine)
         # reads on SQLite begin DEFERRED (concurrent with the writer under WAL); see db.py

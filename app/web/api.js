@@ -83,6 +83,11 @@ export const api = {
   memory: (id) => request("GET", `${sessionPath(id)}/memory`),
   updateMemory: (id, body) => request("PATCH", `${sessionPath(id)}/memory`, body),
   forget: (id, itemPath) => request("DELETE", `${sessionPath(id)}/memory/${itemPath}`),
+  restoreSummary: (id, version) =>
+    request("POST", `${sessionPath(id)}/memory/summary/restore`, { version }),
+  restorePinned: (id, factId) =>
+    request("POST", `${sessionPath(id)}/memory/pinned/${enc(factId)}/restore`),
+  dismissNotice: (id) => request("DELETE", `${sessionPath(id)}/memory/notice`),
   relationship: (persona) => request("GET", `/v1/relationships/${enc(persona)}`),
   rememberAlways: (persona, body) =>
     request("POST", `/v1/relationships/${enc(persona)}/facts`, body),

@@ -57,6 +57,9 @@ export function renderContext(container, ctx, { messageId, onForget, sessionId }
         h("strong", {}, fmt(total)), ` / ${fmt(budget)} tokens`,
         h("span", { class: "muted" }, ` (${Math.round((total / budget) * 100)}%)`))),
     bar,
+    // what went wrong while assembling it (recall unavailable): the reply was made without it
+    ...(ctx.notes ?? []).map((note) =>
+      h("p", { class: "stale-note ctx-note", role: "status" }, note)),
     h("ol", { class: "ctx-parts" },
       parts.map((part) => partRow(part, onForget, sessionId)),
       overhead > 0

@@ -63,6 +63,13 @@ function redraw() {
     relationship: shown.relationship,
     onRememberAlways: rememberAlways,
     onForgetRelationship: forgetRelationship,
+    history: {
+      onRestoreSummary: (version, button) =>
+        act(button, () => api.restoreSummary(state.session.id, version)),
+      onRestorePinned: (factId, button) =>
+        act(button, () => api.restorePinned(state.session.id, factId)),
+      onDismissNotice: (button) => act(button, () => api.dismissNotice(state.session.id)),
+    },
     onDiscard: (which) => {
       drafts[which] = null;
       redraw();
@@ -179,6 +186,18 @@ export async function forget(messageId, button) {
   button.closest("li")?.classList.add("forgotten");
   button.textContent = "forgotten";
   loadMemory();
+}
+
+// A restore or a dismiss: the stored memory changes under any unsaved edit, which the tab then
+// flags as stale (the user's typing is never thrown away).
+async function act(button, call) {
+  button.disabled = true;
+  const ok = await guard(async () => {
+    await call();
+    return true;
+  });
+  if (!ok) button.disabled = false;
+  else await loadMemory();
 }
 
 // A fact she remembers in every conversation with this user (the relationship, not the session).

@@ -5,6 +5,7 @@
 
 import { clear, formatTime, h, langOf } from "./dom.js";
 import { contextMessage } from "./inspector.js";
+import { noticeNote, removedFacts, summaryVersions } from "./memoryhistory.js";
 import { renderStrategyEditor } from "./strategy.js";
 
 const MAX_ITEMS = 50;
@@ -12,14 +13,17 @@ const MAX_ITEMS = 50;
 // memory: {summary, pinned: [{id, text, source}], items?: [...], ...} as GET .../memory has it.
 // drafts: {strategy, summary: {text, base} | null, pinned: {rows, base} | null, newFact}; `base`
 // is the stored value when the edit began. stored: the session's memory params as stored.
+// history: {onRestoreSummary(i, button), onRestorePinned(id, button), onDismissNotice(button)}
+// for the kept versions of what the user wrote (memoryhistory.js).
 export function renderMemory(container, memory, { drafts, stored, onSaveSummary, onSavePinned,
-  onSaveStrategy, onForget, onDiscard, relationship, onRememberAlways, onForgetRelationship }) {
+  onSaveStrategy, onForget, onDiscard, relationship, onRememberAlways, onForgetRelationship,
+  history = {} }) {
   clear(container);
   const blocks = [
     onSaveStrategy && drafts.strategy ? strategyBlock(stored, drafts.strategy, onSaveStrategy)
       : null,
-    summaryBlock(memory, drafts, onSaveSummary, onDiscard),
-    pinnedBlock(memory, drafts, onSavePinned, onDiscard),
+    summaryBlock(memory, drafts, onSaveSummary, onDiscard, history),
+    pinnedBlock(memory, drafts, onSavePinned, onDiscard, history),
     relationship && onRememberAlways
       ? relationshipBlock(relationship, onRememberAlways, onForgetRelationship) : null,
     itemsBlock(memory, onForget),
@@ -31,7 +35,7 @@ export function renderMemoryEmpty(container) {
   clear(container).append(h("p", { class: "empty-note" }, "No conversation selected."));
 }
 
-function summaryBlock(memory, drafts, onSave, onDiscard) {
+function summaryBlock(memory, drafts, onSave, onDiscard, history) {
   const stored = memory.summary ?? "";
   if (drafts.summary?.text === stored) drafts.summary = null; // the edit and the store agree
   const draft = drafts.summary;
@@ -45,10 +49,13 @@ function summaryBlock(memory, drafts, onSave, onDiscard) {
     unsaved.hidden = !drafts.summary;
   });
   return h("section", { class: "memory-block", id: "memory-summary-block" },
-    h("div", { class: "block-head" }, h("h3", {}, "Summary ", unsaved),
+    h("div", { class: "block-head" }, h("h3", {}, "Summary ", unsaved,
+      memory.summary_edited ? h("span", { class: "tag", id: "memory-summary-yours",
+        title: "Written by you: forgetting a message keeps it" }, "yours") : null),
       memory.summary_covers?.length
         ? h("span", { class: "muted small" }, `covers ${memory.summary_covers.length} messages`)
         : null),
+    history.onDismissNotice ? noticeNote(memory, history.onDismissNotice) : null,
     draft && draft.base !== stored
       ? staleNote("memory-summary-stale", "The stored summary changed while you were editing.",
         stored, () => onDiscard("summary"))
@@ -56,7 +63,8 @@ function summaryBlock(memory, drafts, onSave, onDiscard) {
     summary,
     h("div", { class: "block-actions" },
       h("button", { class: "btn btn-small", type: "button", id: "memory-summary-save",
-        onclick: (e) => onSave(summary.value, e.currentTarget) }, "Save summary")));
+        onclick: (e) => onSave(summary.value, e.currentTarget) }, "Save summary")),
+    history.onRestoreSummary ? summaryVersions(memory, history.onRestoreSummary) : null);
 }
 
 const pinnedOf = (memory) =>
@@ -67,7 +75,7 @@ const userRows = (memory) => pinnedOf(memory).filter((f) => !f.source || f.sourc
 // The user's pinned facts as stored, as one comparable value (a pinned draft's `base`).
 export const pinnedKey = (memory) => JSON.stringify(userRows(memory));
 
-function pinnedBlock(memory, drafts, onSave, onDiscard) {
+function pinnedBlock(memory, drafts, onSave, onDiscard, history) {
   const fixed = pinnedOf(memory).filter((f) => f.source && f.source !== "user");
   const storedRows = userRows(memory);
   const storedKey = pinnedKey(memory);
@@ -124,7 +132,8 @@ function pinnedBlock(memory, drafts, onSave, onDiscard) {
       h("button", { class: "btn btn-small", type: "button", onclick: addFact }, "Add")),
     h("div", { class: "block-actions" },
       h("button", { class: "btn btn-small", type: "button", id: "memory-pinned-save",
-        onclick: (e) => onSave(collect(), e.currentTarget) }, "Save pinned facts")));
+        onclick: (e) => onSave(collect(), e.currentTarget) }, "Save pinned facts")),
+    history.onRestorePinned ? removedFacts(memory, history.onRestorePinned) : null);
 }
 
 function pinnedRow(fact, key, onChange) {
@@ -203,9 +212,14 @@ function itemsBlock(memory, onForget) {
       h("span", { class: "muted small" },
         (items.length > shown.length ? `newest ${shown.length} of ${items.length}` :
           `${items.length}`) + (memory.indexing ? ` (indexing ${memory.indexing} more…)` : ""))),
+    memory.index_unavailable
+      ? h("p", { class: "stale-note", id: "memory-index-unavailable", role: "status" },
+        `Recall is paused: ${memory.index_unavailable}. Turns go on without it and are ` +
+        "indexed once it is back.")
+      : null,
     shown.length
       ? h("ul", { class: "part-messages" }, shown.map((m) => contextMessage(m, onForget)))
-      : h("p", { class: "empty-note" }, "Nothing stored yet."),
+      : memory.index_unavailable ? null : h("p", { class: "empty-note" }, "Nothing stored yet."),
     memory.forgotten?.length
       ? h("p", { class: "muted small" }, `${memory.forgotten.length} message(s) forgotten.`)
       : null);

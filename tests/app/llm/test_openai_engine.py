@@ -100,3 +100,41 @@ def test_approx_counter_overcounts_and_is_additive() -> None:
     assert counter.count([msg, msg]) == counter.count_overhead() + 2 * counter.count_message(msg)
     with pytest.raises(ValueError, match="margin"):
         ApproxCounter(enc, margin=0.9)
+
+
+# -- a real model server that fails mid-reply (issue 15) -------------------------------------
+@pytest.mark.parametrize(
+    ("mode", "says"),
+    [
+        ("error", "failed mid-reply: CUDA out of memory"),
+        ("drop", "failed"),
+        ("eof", "closed the stream before the reply finished"),
+    ],
+)
+async def test_a_mid_stream_failure_is_an_error_after_the_text_so_far(mode: str, says: str) -> None:
+    from support.fake_llm import BEFORE_FAULT, TOKENS, FakeModelServer
+
+    with FakeModelServer(mode) as upstream:
+        engine = OpenAIEngine(upstream.url, _counter(), context_window=2048, model_id="m")
+        got: list[str] = []
+        with pytest.raises(EngineError, match=says):
+            async for chunk in engine.stream(
+                [{"role": "user", "content": "hi"}], GenerationParams()
+            ):
+                assert chunk.finish_reason is None, "a cut reply must not end as stop"
+                got.append(chunk.text)
+        await engine.aclose()
+    assert "".join(got) == "".join(TOKENS[:BEFORE_FAULT])
+
+
+async def test_a_whole_reply_from_the_real_fake_server_still_ends_normally() -> None:
+    from support.fake_llm import TOKENS, FakeModelServer
+
+    with FakeModelServer("ok") as upstream:
+        engine = OpenAIEngine(upstream.url, _counter(), context_window=2048, model_id="m")
+        chunks = [
+            c async for c in engine.stream([{"role": "user", "content": "hi"}], GenerationParams())
+        ]
+        await engine.aclose()
+    assert "".join(c.text for c in chunks) == "".join(TOKENS)
+    assert chunks[-1].finish_reason == "stop"

@@ -21,6 +21,11 @@ def _session(store: Store, user: str = "alice", persona: str = "pippa") -> tuple
     return uid, store.create_session(uid, persona, "hybrid", {"k": 4}, title="t").id
 
 
+def _lease_over(store: Store) -> datetime:
+    """A moment after every lease `store` gave out so far has run out (its server died)."""
+    return datetime.now(UTC) + timedelta(seconds=store.lease_seconds + 1)
+
+
 def _context(text: str) -> Context:
     return Context(
         budget=100,
@@ -163,7 +168,8 @@ def test_reply_lifecycle_pending_complete_and_interrupted(make_store: Callable[[
     store.add_message(uid, sid, "user", "tell me a story", 4)
     cut = store.add_message(uid, sid, "assistant", "Once upon", 2, status="pending")
     restarted = make_store()
-    assert restarted.recover_pending() == 1
+    assert restarted.recover_pending() == 0  # the dead server's lease has not run out yet
+    assert restarted.recover_pending(now=_lease_over(store)) == 1
     got = restarted.get_message(uid, sid, cut.id)
     assert (got.status, got.content) == ("interrupted", "Once upon")
     # history (what memory sees) holds complete messages only, oldest first
@@ -194,7 +200,7 @@ def test_partial_reply_checkpoints_survive_a_crash_and_never_outlive_the_final_t
     assert store.get_message(uid, sid, reply.id).content == "Once upon a"
     # the server dies: the next start keeps the last checkpoint, marked interrupted
     restarted = make_store()
-    assert restarted.recover_pending() == 1
+    assert restarted.recover_pending(now=_lease_over(store)) == 1
     got = restarted.get_message(uid, sid, reply.id)
     assert (got.content, got.tokens, got.status) == ("Once upon a", 3, "interrupted")
     # a checkpoint landing after the reply was finalized is a no-op

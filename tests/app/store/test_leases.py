@@ -1,0 +1,93 @@
+"""Leases on pending replies (issue 15): recovery, at start-up or by any replica, takes only
+replies whose instance stopped renewing them; a live instance's replies are never touched.
+Real SQLite and PostgreSQL (conftest), two Store objects being two running instances."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+
+from app.store.models import Message
+from app.store.repo import Store
+
+
+def _pending_reply(store: Store) -> tuple[str, str, int]:
+    uid = store.get_or_create_user("alice").id
+    sid = store.create_session(uid, "pippa", "hybrid", {}).id
+    store.add_message(uid, sid, "user", "tell me a long story", 5)
+    reply = store.add_message(uid, sid, "assistant", "", status="pending")
+    return uid, sid, reply.id
+
+
+def _later(store: Store, leases: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=store.lease_seconds * leases)
+
+
+def test_a_second_instance_leaves_a_live_reply_alone(make_store: Callable[[], Store]) -> None:
+    live, second = make_store(), make_store()
+    assert live.owner != second.owner
+    uid, sid, reply_id = _pending_reply(live)
+    live.save_partial_reply(uid, sid, reply_id, "Once upon a time", 4)
+    # the second process starts (recovery) while the first is generating: nothing flips
+    assert second.recover_pending() == 0
+    # the live one keeps renewing, so even long after the reply started it is still its own
+    for _ in range(3):
+        assert live.renew_leases() == 1
+    assert second.recover_pending() == 0
+    got = second.get_message(uid, sid, reply_id)
+    assert (got.status, got.content) == ("pending", "Once upon a time")
+    # the owner finishes it: complete, and no renewal touches it again
+    live.update_message(uid, sid, reply_id, content="Once upon a time, the end.", status="complete")
+    assert live.renew_leases() == 0
+    assert second.recover_pending(now=_later(live, 10)) == 0
+    assert second.get_message(uid, sid, reply_id).status == "complete"
+
+
+def test_an_abandoned_reply_is_recovered_once_its_lease_runs_out(
+    make_store: Callable[[], Store],
+) -> None:
+    dead, survivor = make_store(), make_store()
+    uid, sid, reply_id = _pending_reply(dead)
+    dead.save_partial_reply(uid, sid, reply_id, "Once upon", 2)
+    # `dead` stops renewing (kill -9): before the lease ends nothing, after it the reply is
+    # interrupted with its last checkpoint, by any instance, without a restart
+    assert survivor.recover_pending(now=_later(dead, 0.5)) == 0
+    assert survivor.recover_pending(now=_later(dead, 1.1)) == 1
+    got = survivor.get_message(uid, sid, reply_id)
+    assert (got.status, got.content, got.tokens) == ("interrupted", "Once upon", 2)
+    assert survivor.recover_pending(now=_later(dead, 10)) == 0  # once
+
+
+def test_an_instance_never_sweeps_its_own_replies(make_store: Callable[[], Store]) -> None:
+    # its own replies are settled by its turns (complete, error or interrupted on shutdown);
+    # a lease of its own that looks expired means a renewal was late, not that it died
+    store = make_store()
+    uid, sid, reply_id = _pending_reply(store)
+    assert store.recover_pending(now=_later(store, 10)) == 0
+    assert store.get_message(uid, sid, reply_id).status == "pending"
+
+
+def test_a_pending_row_without_a_lease_counts_as_abandoned(
+    make_store: Callable[[], Store],
+) -> None:
+    # rows written before schema v6 (or imported) have no owner and no lease
+    old, new = make_store(), make_store()
+    uid, sid, reply_id = _pending_reply(old)
+    with old._tx() as db:
+        db.execute(update(Message).values(owner=None, lease_until=None))
+    assert new.recover_pending() == 1
+    assert new.get_message(uid, sid, reply_id).status == "interrupted"
+
+
+def test_an_instance_alone_on_its_database_takes_every_dead_reply_at_once(
+    make_store: Callable[[], Store],
+) -> None:
+    # the embedded default under a locked data directory: no other instance can be live, so a
+    # restart after kill -9 need not wait for the dead process's lease
+    dead, restarted = make_store(), make_store()
+    uid, sid, reply_id = _pending_reply(dead)
+    assert restarted.recover_pending() == 0  # a replica could not know
+    assert restarted.recover_pending(alone=True) == 1
+    assert restarted.get_message(uid, sid, reply_id).status == "interrupted"
