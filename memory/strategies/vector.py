@@ -44,8 +44,8 @@ class RecallParams(EvictionParams):
         ge=0.0,
         le=1.0,
         description="share of the recall room for recalled turns kept in place across turns "
-        "(before the recent buffer, so the KV cache keeps them); they change only when the "
-        "recent buffer moves. The rest shows what recall finds anew each turn. 0: none kept",
+        "(before the recent buffer, so the KV cache keeps them); new finds join them after "
+        "each reply. The rest shows what recall finds anew each turn. 0: none kept",
     )
 
 
