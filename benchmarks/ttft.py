@@ -6,7 +6,8 @@ Two scenes per strategy, each in its own session of the strategy's own user (per
 "assistant", the strategy's defaults, greedy, 16 new tokens a reply):
 
 1. After an import: 480 messages of a LoCoMo conversation imported through POST .../history
-   (waited on until they are embedded), then questions about it asked in a row.
+   (waited on until they are embedded, whatever the strategy: a later session may recall
+   them), then questions about it asked in a row.
 2. A live chat: a new session and N turns, the user's lines taken from another LoCoMo
    conversation.
 
@@ -117,8 +118,7 @@ def after_import(api: Api, strategy: str, conv: Any, questions: int, typing: flo
     sid = api.create("assistant", strategy=strategy)
     messages = [locomo_message(t, conv.speaker_a) for t in conv.turns[:IMPORTED]]
     ids = api.history(sid, messages)
-    if strategy in ("vector", "hybrid"):
-        wait_indexed([(api, sid, ids)])
+    wait_indexed([(api, sid, ids)])  # every strategy's turns are embedded (memory scopes)
     scene = Scene()
     for q in conv.questions[:questions]:
         scene.turns.append(say(api, sid, q.text))

@@ -150,8 +150,11 @@ class MemoryStrategy(ABC):
     async def _observe_recall(
         self, session: SessionInfo, new_messages: Sequence[StoredMessage], state: MemoryState
     ) -> None:
+        # every strategy's turns are indexed, not only a recalling one's: a later session of
+        # the user recalls from this one (memory scopes), and its first turn would otherwise
+        # embed all of them on the clock (33 s for 480 turns)
         recaller = self.deps.recaller
-        if not (self.uses_recall and recaller and new_messages):
+        if not (recaller and new_messages):
             return
         forgotten = set(state.forgotten)
         keep = [m for m in new_messages if m.id not in forgotten]

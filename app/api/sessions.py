@@ -168,6 +168,6 @@ async def import_session(
         max_messages=settings.max_history_import,
         max_sessions=settings.max_sessions_per_user,
     )
-    if getattr(chat.memory.strategy(record), "uses_recall", False):
-        chat.memory.background(chat.memory.index_history(record), name=f"index-{record.id}")
+    # whatever its strategy: the user's later sessions recall from it (memory scopes)
+    chat.memory.background(chat.memory.index_history(record), name=f"index-{record.id}")
     return session_out(record)

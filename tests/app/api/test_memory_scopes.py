@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support.server import LiveServer, assert_error, make_settings
+from support.server import LiveServer, assert_error, make_settings, wait_until
 
 from memory.strategies._parts import SCOPE_HEADER
 
@@ -93,6 +93,30 @@ def test_a_new_session_with_her_remembers_the_last_one(server: LiveServer) -> No
     kinds = [p["kind"] for p in ctx["parts"]]
     assert kinds.index("relationship") < kinds.index("recalled")
     assert ctx["total_tokens"] <= ctx["budget"]
+
+
+def test_a_session_that_does_not_recall_is_indexed_for_the_next_ones(
+    server: LiveServer,
+) -> None:
+    dad = user(server, "dad")
+    created = dad.post(
+        "/v1/sessions", json={"persona": "pippa", "memory": {"strategy": "token_buffer"}}
+    )
+    first = created.json()["id"]
+    r = dad.post(
+        f"/v1/sessions/{first}/history",
+        json={"messages": [{"role": ro, "content": t} for ro, t in FACTS]},
+    )
+    ids = r.json()["ids"]
+    # embedded in the background as it is stored: the next session's first turn does not
+    # wait for it (it would embed the whole session on the clock)
+    wait_until(
+        lambda: (
+            {i["id"] for i in dad.get(f"/v1/sessions/{first}/memory").json()["items"]} >= set(ids)
+        ),
+        "a token_buffer session's turns to be indexed",
+    )
+    assert ids[0] in recalled_from(context(dad, session(dad)["id"]), first)
 
 
 def test_scope_rules(server: LiveServer) -> None:
