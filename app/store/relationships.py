@@ -131,9 +131,11 @@ class RelationshipsMixin:
             return []
         # plain columns, not ORM rows: every turn of a session with a scope lists them
         t = ChatSession.__table__.c
+        # only the forgotten ids of the memory JSON: the whole of it (summary versions,
+        # removed facts...) was parsed for 100 sessions every turn
         q = select(
-            t.id, t.user_id, t.persona_id, t.title, t.strategy, t.params, t.memory,
-            t.created_at, t.updated_at,
+            t.id, t.user_id, t.persona_id, t.title, t.strategy, t.params,
+            t.memory["forgotten"].label("forgotten"), t.created_at, t.updated_at,
         ).where(t.user_id == user_id)  # fmt: skip
         if scope == "persona":
             q = q.where(t.persona_id == persona_id)
@@ -150,7 +152,7 @@ class RelationshipsMixin:
                     strategy=r.strategy, params=dict(r.params or {}),
                     created_at=r.created_at, updated_at=r.updated_at,
                 ),
-                set((r.memory or {}).get("forgotten", ())),
+                set(r.forgotten or ()),
             )
             for r in rows
         ]  # fmt: skip
