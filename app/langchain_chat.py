@@ -25,7 +25,7 @@ from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -102,7 +102,8 @@ class _LoopThread:
 class MementoChat(BaseChatModel):
     """A LangChain chat model over a Memento Engine (app.llm.types.Engine)."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # "forbid": a misspelt argument (`max_token=`) raises instead of silently using a default
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     engine: Any = Field(description="an app.llm Engine (MLXEngine, OpenAIEngine)")
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
@@ -117,6 +118,24 @@ class MementoChat(BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "memento"
+
+    @property
+    def model_name(self) -> str:
+        return str(getattr(self.engine, "model_id", "memento"))
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """LangChain's standard tracing params; a per-call `model` is what the trace reports."""
+        params = LangSmithParams(
+            ls_provider="memento",
+            ls_model_name=str(kwargs.get("model", self.model_name)),
+            ls_model_type="chat",
+            ls_temperature=kwargs.get("temperature", self.temperature),
+            ls_max_tokens=kwargs.get("max_tokens", self.max_tokens),
+        )
+        stops = stop if stop is not None else self.stop
+        if stops:
+            params["ls_stop"] = list(stops)
+        return params
 
     @property
     def _identifying_params(self) -> dict[str, Any]:

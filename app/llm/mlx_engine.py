@@ -28,10 +28,12 @@ from app.llm.prompt_cache import PromptCacheStore  # noqa: E402
 from app.llm.stops import StopText as _StopText  # noqa: E402
 from app.llm.tokenizer import ChatTokenizer  # noqa: E402
 from app.llm.types import (  # noqa: E402
+    MAX_TOP_LOGPROBS,
     ChatMessage,
     Chunk,
     FinishReason,
     GenerationParams,
+    TokenLogprob,
     Usage,
 )
 from app.llm.worker import MLXWorker  # noqa: E402
@@ -53,6 +55,8 @@ def validate_params(params: GenerationParams) -> None:
             raise ValueError(f"{name} must be in [-2, 2], got {getattr(params, name)}")
     if not 0 < params.repetition_penalty <= 2:
         raise ValueError(f"repetition_penalty must be in (0, 2], got {params.repetition_penalty}")
+    if params.logprobs is not None and not 0 <= params.logprobs <= MAX_TOP_LOGPROBS:
+        raise ValueError(f"logprobs must be in [0, {MAX_TOP_LOGPROBS}], got {params.logprobs}")
 
 
 def penalizes(params: GenerationParams) -> bool:
@@ -77,6 +81,8 @@ class _Sampler:
         self.rep = params.repetition_penalty
         self.context_ids = list(context_ids)
         self.counts: mx.array | None = None
+        self.top = params.logprobs  # None: no log-probabilities, nothing computed
+        self.raw: mx.array | None = None
 
     def _penalized(self, logits: mx.array) -> mx.array:
         if self.counts is None:
@@ -93,6 +99,8 @@ class _Sampler:
         return logits
 
     def __call__(self, logits: mx.array) -> mx.array:
+        if self.top is not None:
+            self.raw = logits  # the model's own distribution, before any of what follows
         if self.penalize:
             logits = self._penalized(logits)
         if self.key is None:
@@ -109,6 +117,28 @@ class _Sampler:
             self.counts = self.counts.at[y].add(mx.ones(y.shape, mx.float32))
         return y
 
+    def scores(self, y: mx.array) -> list[mx.array]:
+        """Lazy arrays for the log-probabilities of token `y` of the last call (its own, then
+        the top ids and theirs); [] when not asked for, so the decode loop pays nothing."""
+        if self.top is None or self.raw is None:
+            return []
+        logp = self.raw - mx.logsumexp(self.raw, axis=-1, keepdims=True)
+        chosen = mx.take_along_axis(logp, y[:, None], axis=-1)
+        if not self.top:
+            return [chosen]
+        ids = mx.argpartition(-logp, kth=self.top - 1, axis=-1)[:, : self.top]
+        return [chosen, ids, mx.take_along_axis(logp, ids, axis=-1)]
+
+    @staticmethod
+    def read(token: int, arrays: list[mx.array]) -> list[TokenLogprob] | None:
+        if not arrays:
+            return None
+        top: tuple[tuple[int, float], ...] = ()
+        if len(arrays) == 3:
+            pairs = zip(arrays[1].tolist()[0], arrays[2].tolist()[0], strict=True)
+            top = tuple(sorted(((int(i), float(p)) for i, p in pairs), key=lambda t: -t[1]))
+        return [TokenLogprob(token, float(arrays[0].item()), top)]
+
 
 # Tokens a background warm-up prefills between chances for a foreground stream to run: a turn
 # that arrives meanwhile waits at most one such step (~0.1 s on 2 cores, SmolLM2-135M).
@@ -117,6 +147,7 @@ WARM_STEP = 128
 
 class MLXEngine:
     backend = "mlx"
+    supports_logprobs = True  # the remote engine does not: the route refuses logprobs there
 
     def __init__(
         self,
@@ -277,8 +308,9 @@ class MLXEngine:
 
         sample = _Sampler(params, said)
         y = sample(model(mx.array(rest)[None], cache=cache)[:, -1, :])
+        scores = sample.scores(y)
         fed.extend(rest)
-        mx.async_eval(y)
+        mx.async_eval(y, *scores)
 
         detok = self.tokenizer.detokenizer()
         stopper = _StopText(params.stop)
@@ -288,7 +320,8 @@ class MLXEngine:
             queued = n + 1 < max_tokens
             if queued:
                 next_y = sample(model(y[None], cache=cache)[:, -1, :])
-                mx.async_eval(next_y)
+                next_scores = sample.scores(next_y)
+                mx.async_eval(next_y, *next_scores)
             token = int(y.item())
             n += 1
             if queued:
@@ -298,17 +331,30 @@ class MLXEngine:
                 yield Chunk(text=tail, finish_reason="stop", usage=usage)
                 return
             usage.completion_tokens = n
+            logprobs = _Sampler.read(token, scores)
             text, hit = stopper.feed(detok.add(token))
             if hit:
-                yield Chunk(text=text, token_ids=[token], finish_reason="stop", usage=usage)
+                yield Chunk(
+                    text=text,
+                    token_ids=[token],
+                    finish_reason="stop",
+                    usage=usage,
+                    logprobs=logprobs,
+                )
                 return
             if not queued:
                 tail, hit = self._tail(stopper, detok)
                 finish: FinishReason = "stop" if hit else "length"
-                yield Chunk(text=text + tail, token_ids=[token], finish_reason=finish, usage=usage)
+                yield Chunk(
+                    text=text + tail,
+                    token_ids=[token],
+                    finish_reason=finish,
+                    usage=usage,
+                    logprobs=logprobs,
+                )
                 return
-            yield Chunk(text=text, token_ids=[token])
-            y = next_y
+            yield Chunk(text=text, token_ids=[token], logprobs=logprobs)
+            y, scores = next_y, next_scores
 
     @staticmethod
     def _tail(stopper: _StopText, detok: Any) -> tuple[str, bool]:
