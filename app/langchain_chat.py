@@ -38,7 +38,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field
 
-from app.llm.types import Chunk, GenerationParams, Usage
+from app.llm.types import Chunk, EngineError, GenerationParams, Usage
 
 _ROLES = {
     "human": "user",
@@ -114,6 +114,19 @@ class MementoChat(BaseChatModel):
     cache_key: str | None = Field(
         default=None, description="reuse the KV prefix across calls under this key"
     )
+    # LangChain's standard params (its standard tests pass them to every chat model)
+    streaming: bool = Field(
+        default=False, description="invoke() streams (callbacks get each token), as in ChatOpenAI"
+    )
+    timeout: float | None = Field(
+        default=None, gt=0, description="seconds a whole call may take; TimeoutError after"
+    )
+    max_retries: int = Field(
+        default=0,
+        ge=0,
+        description="retries of a call whose engine failed before its first token (a remote "
+        "engine's server may be briefly down); a failure mid-reply is not retried",
+    )
 
     @property
     def _llm_type(self) -> str:
@@ -185,13 +198,32 @@ class MementoChat(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         chat = to_chat_messages(messages)
         params = self._params(stop, **kwargs)
-        stream = self.engine.stream(chat, params, cache_key=kwargs.get("cache_key", self.cache_key))
-        async with contextlib.aclosing(stream) as chunks:
-            async for chunk in chunks:
-                gen = self._chunk(chunk)
-                if run_manager is not None and chunk.text:
-                    await run_manager.on_llm_new_token(chunk.text, chunk=gen)
-                yield gen
+        cache_key = kwargs.get("cache_key", self.cache_key)
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout is None else loop.time() + self.timeout
+        attempt = 0
+        while True:
+            started = False
+            stream = self.engine.stream(chat, params, cache_key=cache_key)
+            try:
+                async with contextlib.aclosing(stream) as chunks:
+                    while True:
+                        # a per-step wait, not asyncio.timeout around the generator: the sync
+                        # path resumes it from a new task for every chunk
+                        left = None if deadline is None else max(0.0, deadline - loop.time())
+                        try:
+                            chunk = await asyncio.wait_for(anext(chunks), left)
+                        except StopAsyncIteration:
+                            return
+                        started = True
+                        gen = self._chunk(chunk)
+                        if run_manager is not None and chunk.text:
+                            await run_manager.on_llm_new_token(chunk.text, chunk=gen)
+                        yield gen
+            except EngineError:
+                if started or attempt >= self.max_retries:
+                    raise
+                attempt += 1
 
     async def _agenerate(
         self,

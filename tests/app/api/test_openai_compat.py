@@ -255,7 +255,7 @@ def test_bodies_that_are_not_json_say_why(server: LiveServer) -> None:
     )
     err = r.json()["error"]
     assert r.status_code == 400 and err["param"] == "body"
-    assert "line 2, column 32" in err["message"], err
+    assert "line 2, column 31" in err["message"], err
 
 
 def test_logprobs(oai: OpenAI) -> None:
