@@ -31,6 +31,7 @@ from app.errors import (
     openai_status,
     to_error,
 )
+from app.llm.constrained import SchemaError, schema_of
 from app.llm.types import MAX_TOP_LOGPROBS, Chunk, GenerationParams, TokenLogprob, Usage
 from app.schemas import OPENAI_ERRORS, Seed
 from app.turns import TurnOptions, TurnResult, recent_replies
@@ -170,6 +171,38 @@ def _unsupported(param: str, why: str) -> InvalidFieldError:
     return InvalidFieldError(f"{param!r} is not supported: {why}", param, "unsupported_parameter")
 
 
+def check_response_format(fmt: dict[str, Any], engine: Any, session: bool) -> None:
+    """`text`, or JSON by constrained decoding: the schema must compile before anything runs."""
+    kind = fmt.get("type")
+    if kind == "text":
+        return
+    if kind not in ("json_object", "json_schema"):
+        raise InvalidFieldError(
+            f"response_format.type must be 'text', 'json_object' or 'json_schema', got {kind!r}",
+            "response_format.type",
+        )
+    if session:
+        raise _unsupported("response_format", "not with X-Memento-Session (stateless calls only)")
+    if not getattr(engine, "supports_json_schema", False):
+        raise _unsupported("response_format", f"the {engine.backend} backend cannot constrain")
+    if kind == "json_schema":
+        spec = fmt.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
+            raise InvalidFieldError(
+                "response_format.json_schema must be an object with a `schema` object",
+                "response_format.json_schema",
+            )
+    schema = schema_of(fmt)
+    assert schema is not None
+    try:
+        engine.check_json_schema(schema)
+    except SchemaError as exc:
+        raise InvalidFieldError(
+            f"response_format.json_schema.schema cannot be used: {exc}",
+            "response_format.json_schema.schema",
+        ) from exc
+
+
 def check_supported(req: ChatCompletionRequest, engine: Any, session: bool) -> None:
     """Refuse, naming the param, every option we would otherwise silently ignore, and the
     combinations OpenAI itself refuses. Runs before anything is generated or stored."""
@@ -178,19 +211,7 @@ def check_supported(req: ChatCompletionRequest, engine: Any, session: bool) -> N
         if getattr(req, name) is not None:
             raise _unsupported(name, no_tools)
     if req.response_format is not None:
-        kind = req.response_format.get("type")
-        if kind in ("json_object", "json_schema"):
-            raise _unsupported(
-                "response_format",
-                f"{kind!r} needs constrained decoding, which this server does not do yet; "
-                "only {'type': 'text'} is accepted",
-            )
-        if kind != "text":
-            raise InvalidFieldError(
-                f"response_format.type must be 'text', 'json_object' or 'json_schema', "
-                f"got {kind!r}",
-                "response_format.type",
-            )
+        check_response_format(req.response_format, engine, session)
     if req.logit_bias:
         raise _unsupported("logit_bias", "token biases are not applied")
     if req.audio is not None or any(m != "text" for m in req.modalities or ()):
@@ -421,7 +442,8 @@ async def chat_completions(
     # the client's own earlier replies count as said, as a session's do
     said = recent_replies([(m["role"], m["content"]) for m in messages[:-1]])
     top = (body.top_logprobs or 0) if body.logprobs else None
-    params = dataclasses.replace(params, penalty_context=said, logprobs=top)
+    schema = schema_of(body.response_format) if body.response_format else None
+    params = dataclasses.replace(params, penalty_context=said, logprobs=top, json_schema=schema)
     for i, m in enumerate(messages):
         if m["content"]:
             chat.check_content(m["content"], field=f"messages.{i}.content")

@@ -24,6 +24,7 @@ import mlx.nn as nn  # noqa: E402
 from mlx_lm.models.cache import make_prompt_cache  # noqa: E402
 from mlx_lm.sample_utils import apply_top_p  # noqa: E402
 
+from app.llm.constrained import JsonConstraint, JsonGrammars  # noqa: E402
 from app.llm.prompt_cache import PromptCacheStore  # noqa: E402
 from app.llm.stops import StopText as _StopText  # noqa: E402
 from app.llm.tokenizer import ChatTokenizer  # noqa: E402
@@ -71,7 +72,13 @@ class _Sampler:
     array updated lazily with each sampled token: the next step is queued before the current
     token is read (see _decode), so the penalty must not need its value in Python."""
 
-    def __init__(self, params: GenerationParams, context_ids: Sequence[int] = ()) -> None:
+    def __init__(
+        self,
+        params: GenerationParams,
+        context_ids: Sequence[int] = (),
+        constraint: JsonConstraint | None = None,
+    ) -> None:
+        self.constraint = constraint
         self.temp = params.temperature
         self.top_p = params.top_p
         seed = params.seed if params.seed is not None else secrets.randbits(63)
@@ -103,6 +110,9 @@ class _Sampler:
             self.raw = logits  # the model's own distribution, before any of what follows
         if self.penalize:
             logits = self._penalized(logits)
+        if self.constraint is not None:
+            allowed = mx.array(self.constraint.allowed(logits.shape[-1]))
+            logits = mx.where(allowed, logits, mx.array(-mx.inf, logits.dtype))
         if self.key is None:
             y = mx.argmax(logits, axis=-1)
         else:
@@ -148,6 +158,7 @@ WARM_STEP = 128
 class MLXEngine:
     backend = "mlx"
     supports_logprobs = True  # the remote engine does not: the route refuses logprobs there
+    supports_json_schema = True  # constrained decoding (app/llm/constrained.py); nor this
 
     def __init__(
         self,
@@ -169,6 +180,11 @@ class MLXEngine:
         self.prefill_step_size = prefill_step_size
         self.info = dict(info or {})
         self.prompt_caches = PromptCacheStore(prompt_cache_bytes, lambda: make_prompt_cache(model))
+        self.grammars = JsonGrammars(tokenizer)
+
+    def check_json_schema(self, schema: str) -> None:
+        """Raise app.llm.constrained.SchemaError if `schema` cannot constrain a reply."""
+        self.grammars.check(schema)
 
     # -- counting (caller's thread) -------------------------------------------------------------
     def count(self, messages: Sequence[ChatMessage]) -> int:
@@ -199,8 +215,9 @@ class MLXEngine:
             )
         max_tokens = min(params.max_tokens, self.context_window - len(prompt))
         said = self.penalty_ids(params)
+        constraint = self.grammars.matcher(params.json_schema) if params.json_schema else None
         gen = self.worker.iterate(
-            lambda: self.generate(prompt, params, cache_key, max_tokens, said),
+            lambda: self.generate(prompt, params, cache_key, max_tokens, said, constraint),
             background=params.priority == "background",
         )
         async with contextlib.aclosing(gen) as items:
@@ -268,6 +285,7 @@ class MLXEngine:
         cache_key: str | None = None,
         max_tokens: int | None = None,
         said: Sequence[int] = (),
+        constraint: JsonConstraint | None = None,
     ) -> Iterator[Chunk | None]:
         """Runs on the MLX thread. Yields None during prefill, then a Chunk per token."""
         max_tokens = params.max_tokens if max_tokens is None else max_tokens
@@ -275,7 +293,9 @@ class MLXEngine:
         fed = list(prompt[:reused])  # always exactly the tokens whose KV the cache holds
         keep = True
         try:
-            yield from self._decode(prompt, reused, cache, fed, params, max_tokens, said)
+            yield from self._decode(
+                prompt, reused, cache, fed, params, max_tokens, said, constraint
+            )
         except GeneratorExit:
             raise
         except BaseException:
@@ -294,6 +314,7 @@ class MLXEngine:
         params: GenerationParams,
         max_tokens: int,
         said: Sequence[int] = (),
+        constraint: JsonConstraint | None = None,
     ) -> Iterator[Chunk | None]:
         model, step = self.model, self.prefill_step_size
         rest = prompt[reused:]
@@ -306,7 +327,13 @@ class MLXEngine:
             mx.clear_cache()
             yield None
 
-        sample = _Sampler(params, said)
+        sample = _Sampler(params, said, constraint)
+        # Unconstrained, the next step is queued before the current token is read (overlap).
+        # A grammar needs each token before it can mask the next, so that path goes step by
+        # step: the overlap is given up only by replies that ask for JSON.
+        eager = constraint is None
+        if constraint is not None:
+            constraint.closing = max_tokens - 1 <= constraint.reserve()
         y = sample(model(mx.array(rest)[None], cache=cache)[:, -1, :])
         scores = sample.scores(y)
         fed.extend(rest)
@@ -318,19 +345,21 @@ class MLXEngine:
         n = 0
         while True:
             queued = n + 1 < max_tokens
-            if queued:
+            if queued and eager:
                 next_y = sample(model(y[None], cache=cache)[:, -1, :])
                 next_scores = sample.scores(next_y)
                 mx.async_eval(next_y, *next_scores)
             token = int(y.item())
             n += 1
-            if queued:
+            if queued and eager:
                 fed.append(token)
             if token in self.tokenizer.stop_ids:
                 tail, _ = self._tail(stopper, detok)
                 yield Chunk(text=tail, finish_reason="stop", usage=usage)
                 return
             usage.completion_tokens = n
+            if constraint is not None:
+                constraint.consume(token)
             logprobs = _Sampler.read(token, scores)
             text, hit = stopper.feed(detok.add(token))
             if hit:
@@ -353,6 +382,13 @@ class MLXEngine:
                     logprobs=logprobs,
                 )
                 return
+            if constraint is not None:  # the grammar has seen this token: now the next step
+                # the last tokens of the budget close the JSON (see app/llm/constrained.py)
+                constraint.closing = max_tokens - n - 1 <= constraint.reserve()
+                next_y = sample(model(y[None], cache=cache)[:, -1, :])
+                next_scores = sample.scores(next_y)
+                mx.async_eval(next_y, *next_scores)
+                fed.append(token)
             yield Chunk(text=text, token_ids=[token], logprobs=logprobs)
             y, scores = next_y, next_scores
 

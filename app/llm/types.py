@@ -36,6 +36,9 @@ class GenerationParams:
     # Log-probabilities of the sampled tokens (OpenAI's `logprobs`): None computes nothing;
     # n >= 0 returns each token's own and its n most likely alternatives (`top_logprobs`).
     logprobs: int | None = None
+    # A JSON Schema (JSON text) the reply must satisfy (OpenAI's `response_format`): decoding
+    # is constrained to it. None: free text.
+    json_schema: str | None = None
 
 
 @dataclass
