@@ -209,9 +209,13 @@ def cmd_personas_show(args: argparse.Namespace) -> int:
     if persona is None:
         console.print(f"[red]no persona {args.id!r}[/] (known: {', '.join(personas)})")
         return 1
-    out.print(yaml.safe_dump(persona.model_dump(), allow_unicode=True, sort_keys=False))
-    out.rule("system prompt as the model sees it")
-    out.print(persona.render_system_prompt(), markup=False)
+    # Plain stdout, not rich: rich wraps long values at the terminal's width (80 columns when
+    # redirected) and reads [brackets] as markup, and `show pippa > p.yaml` must give a file
+    # that parses. The rendered prompt follows as YAML comments for the same reason.
+    text = yaml.safe_dump(persona.model_dump(), allow_unicode=True, sort_keys=False, width=10**6)
+    rendered = persona.render_system_prompt().splitlines()
+    comments = "".join(f"# {line}".rstrip() + "\n" for line in rendered)
+    sys.stdout.write(f"{text}\n# --- system prompt as the model sees it ---\n{comments}")
     return 0
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from app.cli import build_parser, is_loopback, main
 from app.personas.loader import load_persona_file
@@ -37,6 +38,11 @@ def test_personas_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["personas", "show", "pippa"]) == 0
     shown = capsys.readouterr().out
     assert "system prompt as the model sees it" in shown and "반말" in shown
+    # `memento personas show pippa > p.yaml` gives a file that parses back to the persona
+    # (it did not: long values wrapped at 80 columns, and the prompt after the YAML)
+    from app.personas.loader import load_personas
+
+    assert yaml.safe_load(shown) == load_personas(PERSONAS)["pippa"].model_dump()
     assert main(["personas", "show", "nobody"]) == 1
 
 

@@ -346,3 +346,17 @@ def test_json_mode_and_json_schema(oai: OpenAI) -> None:
     )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     jsonschema.validate(json.loads(text), CITY)
+
+
+@pytest.mark.parametrize("max_tokens", [2, 6, 12])
+def test_json_mode_closes_within_a_small_budget(oai: OpenAI, max_tokens: int) -> None:
+    # the last tokens of the budget close the JSON instead of running out inside a string
+    r = oai.chat.completions.create(
+        model="memento",
+        messages=[{"role": "user", "content": "Write a long JSON document about the sea."}],
+        max_tokens=max_tokens,
+        response_format={"type": "json_object"},
+    )
+    choice = r.choices[0]
+    assert isinstance(json.loads(choice.message.content), dict), choice
+    assert r.usage.completion_tokens <= max_tokens
