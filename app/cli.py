@@ -29,6 +29,15 @@ out = Console()
 
 
 def setup_logging(level: str = "INFO") -> None:
+    if not sys.stderr.isatty():
+        # piped to a file or a collector: plain lines (rich wraps at 80 columns, mid-word)
+        logging.basicConfig(
+            level=level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+            force=True,
+        )
+        return
     from rich.logging import RichHandler
 
     logging.basicConfig(
@@ -38,6 +47,26 @@ def setup_logging(level: str = "INFO") -> None:
         handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
         force=True,
     )
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether (host, port) is taken: checked before the model loads, so a second `make run`
+    fails at once instead of after the load."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False  # uvicorn will say what is wrong with the host
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        # as uvicorn binds: reuse a port in TIME_WAIT, but not one a server listens on
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError:
+            return True
+    return False
 
 
 def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
@@ -102,6 +131,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from app.main import create_app
 
+    if port_in_use(settings.host, settings.port):
+        console.print(
+            f"[red]cannot start:[/] port {settings.port} on {settings.host} is in use (another "
+            "Memento?); pass --port, or `make run PORT=8001`"
+        )
+        return 2
     setup_logging(args.log_level.upper())
     app = create_app(settings)
     console.print(f"Memento on http://{settings.host}:{settings.port} (loading the model...)")
@@ -272,6 +307,12 @@ def cmd_personas_import(args: argparse.Namespace) -> int:
     data = persona.model_dump(mode="json")
     target.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
     out.print(f"imported {path} ({fmt}) as persona {persona.id!r} -> {target}")
+    # personas are read at start-up: a running server does not see the new file (issue 17)
+    out.print(
+        "a running server loads personas at start-up: restart it, or upload the card to it "
+        "instead (POST /v1/personas)",
+        markup=False,
+    )
     return 0
 
 

@@ -27,9 +27,10 @@ from rich.table import Table
 from app.chat_client import ApiError, ChatClient, delta_text
 from app.config import Settings
 
-HELP = """[bold]/context[/] [dim][id][/]  what went into the window for the last (or given) reply
+# a backslash before [id] and [persona]: rich would read them as markup tags and drop them
+HELP = """[bold]/context[/] [dim]\\[id][/]  what went into the window for the last (or given) reply
 [bold]/memory[/]        the session's summary, pinned facts and recallable items
-[bold]/new[/] [dim][persona][/]  start a new session (same persona unless named)
+[bold]/new[/] [dim]\\[persona][/]  start a new session (same persona unless named)
 [bold]/personas[/]      the personas you can talk to
 [bold]/strategies[/]    the memory strategies a session can use (--strategy)
 [bold]/help[/]          this list

@@ -83,6 +83,7 @@ def test_personas_import_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     src.write_text(json.dumps(card))
     target = tmp_path / "personas"
     assert main(["personas", "import", str(src), "--dir", str(target)]) == 0
+    assert "restart it" in " ".join(capsys.readouterr().out.split())
     files = list(target.glob("*.yaml"))
     assert len(files) == 1
     persona = load_persona_file(files[0])
@@ -192,3 +193,28 @@ def test_serve_runs_and_stops_cleanly(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=120)
     assert "loading the model" in output and "ready: model" in output
+
+
+def test_serve_refuses_a_busy_port_before_loading_the_model(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"port {port} on 127.0.0.1 is in use" in err and "Memento on" not in err
+
+
+def test_chat_help_keeps_its_argument_hints() -> None:
+    from rich.console import Console
+
+    from app.cli_chat import HELP
+
+    console = Console(record=True, width=200)
+    console.print(HELP)
+    text = console.export_text()
+    assert "/context [id]" in text and "/new [persona]" in text
