@@ -114,6 +114,11 @@ def openai_status(status: int, field: str | None) -> int:
     return status
 
 
+# Codes for which OpenAI names no param although a field is to blame (its unknown-model 404 has
+# "param": null): clients compare with OpenAI's answers, our `field` still names it.
+_NO_PARAM = frozenset({"model_not_found"})
+
+
 def error_body(
     code: str, message: str, field: str | None = None, status: int = 400
 ) -> dict[str, Any]:
@@ -121,7 +126,7 @@ def error_body(
         "error": {
             "message": message,
             "type": error_type(status),
-            "param": param_of(field),
+            "param": None if code in _NO_PARAM else param_of(field),
             "code": code,
             "field": field,
         }

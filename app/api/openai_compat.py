@@ -160,8 +160,8 @@ def served_model(requested: str | None, engine: Any) -> str:
     if requested is None or requested in (MODEL_ALIAS, engine.model_id):
         return str(engine.model_id)
     raise NotFoundError(
-        f"The model {requested!r} does not exist; this server serves {engine.model_id!r} "
-        f"(also as {MODEL_ALIAS!r}), see GET /v1/models",
+        f"The model `{requested}` does not exist or you do not have access to it. This "
+        f"server serves `{engine.model_id}` (also as `{MODEL_ALIAS}`), see GET /v1/models",
         field="model",
         code="model_not_found",
     )

@@ -139,7 +139,8 @@ def assert_error(response: httpx.Response, status: int, field: str | None = None
     assert isinstance(err["code"], str) and err["code"]
     assert isinstance(err["message"], str) and err["message"]
     assert err["type"] in ("invalid_request_error", "requests", "server_error"), err
-    assert (err["param"] is None) == (err["field"] is None), err
+    # param is field spelt OpenAI's way (none for an unknown model, as OpenAI's 404)
+    assert (err["param"] is None) == (err["field"] is None or err["code"] == "model_not_found")
     if field is not None:
         assert err["field"] == field, err
     return err
