@@ -268,8 +268,11 @@ class ChatRepl:
         )
 
     def new(self, arg: str) -> None:
+        # the same persona keeps this session's strategy; another persona brings its own default
+        persona = arg.strip() or self.session.get("persona")
         memory = self.session.get("memory") or {}
-        self.open(None, arg or self.session.get("persona"), memory.get("strategy"))
+        same = persona == self.session.get("persona")
+        self.open(None, persona, memory.get("strategy") if same else None)
 
     def show_personas(self, _: str = "") -> None:
         table = Table(title="personas", title_justify="left", expand=True)

@@ -218,3 +218,29 @@ def test_chat_help_keeps_its_argument_hints() -> None:
     console.print(HELP)
     text = console.export_text()
     assert "/context [id]" in text and "/new [persona]" in text
+
+
+def test_chat_new_with_another_persona_takes_its_default_strategy() -> None:
+    from rich.console import Console
+
+    from app.cli_chat import ChatRepl
+
+    class Client:
+        """Records the sessions the REPL asks for (no server: only /new's choice is tested)."""
+
+        def __init__(self) -> None:
+            self.created: list[tuple[str | None, str | None]] = []
+
+        def create_session(self, persona: str | None, strategy: str | None) -> dict:
+            self.created.append((persona, strategy))
+            return {"id": "s", "persona": persona, "memory": {"strategy": strategy or "default"}}
+
+        def persona(self, persona_id: str) -> dict:
+            return {"id": persona_id, "name": persona_id}
+
+    client = Client()
+    repl = ChatRepl(client, Console(quiet=True), None)  # type: ignore[arg-type]
+    repl.open(None, "pippa", "window")
+    repl.new("")  # same persona: same strategy
+    repl.new("cody")  # another persona: its own default (none asked for)
+    assert client.created == [("pippa", "window"), ("pippa", "window"), ("cody", None)]
