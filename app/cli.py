@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from app.config import Settings
 
@@ -269,12 +270,32 @@ def cmd_personas_validate(args: argparse.Namespace) -> int:
     for path in paths:
         try:
             persona = load_persona_file(path, settings.max_persona_bytes)
+            if args.files:
+                persona = _as_imported(path, persona, settings.max_persona_bytes)
         except PersonaError as exc:
             bad += 1
-            out.print(f"[red]✗[/] {exc}", markup=True, highlight=False)
+            out.print(f"[red]✗[/] {exc}", markup=True, highlight=False, soft_wrap=True)
         else:
-            out.print(f"[green]✓[/] {path}: {persona.id} ({persona.name})", highlight=False)
+            # soft_wrap: one line per file however long the path (rich wraps at 80 when piped)
+            line = f"[green]✓[/] {escape(str(path))}: {persona.id} ({escape(persona.name)})"
+            out.print(line, highlight=False, soft_wrap=True)
     return 1 if bad else 0
+
+
+def _as_imported(path: Path, persona: Any, max_bytes: int) -> Any:
+    """A file named on the command line is usually a card about to be imported: report the id
+    `personas import` gives it (from the card's name), not the file name's (seraphina_v2.json
+    was reported as `seraphina_v2`, then imported as `seraphina`)."""
+    from app.personas.errors import PersonaError
+    from app.personas.loader import parse_persona_text
+
+    try:
+        imported, fmt = parse_persona_text(
+            path.read_text(encoding="utf-8"), str(path), default_id=None, max_bytes=max_bytes
+        )
+    except PersonaError:
+        return persona  # our own form without an id: import needs --id, the file name stands
+    return imported if fmt == "card" else persona
 
 
 def cmd_personas_import(args: argparse.Namespace) -> int:

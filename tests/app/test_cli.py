@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -244,3 +245,18 @@ def test_chat_new_with_another_persona_takes_its_default_strategy() -> None:
     repl.new("")  # same persona: same strategy
     repl.new("cody")  # another persona: its own default (none asked for)
     assert client.created == [("pippa", "window"), ("pippa", "window"), ("cody", None)]
+
+
+def test_personas_validate_names_a_card_as_import_will(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Seraphina"}}
+    card["data"].update(description="A forest guardian.", first_mes="Hello.", mes_example="")
+    src = tmp_path / "seraphina_v2.json"
+    src.write_text(json.dumps(card))
+    assert main(["personas", "validate", str(src)]) == 0
+    validated = capsys.readouterr().out
+    assert main(["personas", "import", str(src), "--dir", str(tmp_path / "p")]) == 0
+    imported = capsys.readouterr().out
+    persona_id = re.search(r"as persona '([^']+)'", imported).group(1)  # type: ignore[union-attr]
+    assert f": {persona_id} (Seraphina)" in validated and "seraphina_v2 (" not in validated
