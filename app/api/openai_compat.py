@@ -390,7 +390,9 @@ async def chat_completions(
     x_memento_session: str | None = Header(default=None),
 ) -> Any:
     model = served_model(body.model, engine)
-    check_supported(body, engine, session=bool(x_memento_session))
+    # off the event loop: a JSON schema compiles there (the first one builds llguidance's
+    # tokenizer, ~0.25 s)
+    await asyncio.to_thread(check_supported, body, engine, bool(x_memento_session))
     messages = chat_messages(body)
     options = options_of(body)
     chat.check_max_tokens(options.max_tokens)

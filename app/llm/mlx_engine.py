@@ -9,6 +9,7 @@ read, so graph building overlaps computation, as in mlx-lm's generate_step.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -215,7 +216,9 @@ class MLXEngine:
             )
         max_tokens = min(params.max_tokens, self.context_window - len(prompt))
         said = self.penalty_ids(params)
-        constraint = self.grammars.matcher(params.json_schema) if params.json_schema else None
+        constraint = None
+        if params.json_schema:  # off the event loop: the first builds llguidance's tokenizer
+            constraint = await asyncio.to_thread(self.grammars.matcher, params.json_schema)
         gen = self.worker.iterate(
             lambda: self.generate(prompt, params, cache_key, max_tokens, said, constraint),
             background=params.priority == "background",
