@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import llguidance as llg
@@ -91,9 +92,34 @@ class JsonGrammars:
         return [i[0] for i in ids if len(i) == 1]
 
 
+@dataclass
+class _Scan:
+    """Whether the JSON so far is inside a string (where `}` is a character, not a closer)."""
+
+    in_string: bool = False
+    escaped: bool = False
+
+    def feed(self, data: bytes) -> None:
+        for byte in data:
+            if self.in_string:
+                if self.escaped:
+                    self.escaped = False
+                elif byte == 0x5C:  # backslash
+                    self.escaped = True
+                elif byte == 0x22:  # quote
+                    self.in_string = False
+            elif byte == 0x22:
+                self.in_string = True
+
+
+# How close to the end of the budget closing is planned (a simulation, below): past this many
+# tokens left, no JSON this model writes needs that long to close.
+PLAN_HORIZON = 96
+
+
 class JsonConstraint:
     """One reply's grammar state: which tokens may come next, advanced token by token, and
-    how deep in the JSON it is (to know when to start closing)."""
+    when to spend the rest of the budget closing the JSON."""
 
     def __init__(
         self,
@@ -108,64 +134,71 @@ class JsonConstraint:
         self.string_closers = string_closers
         self.closers = closers
         self.stop_ids = sorted(tokenizer.stop_ids)
-        self.closing = False  # set by the decode loop when the budget comes down to `reserve`
+        self.closing = False
         self._bits = lln.allocate_token_bitmask(1, self.vocab_size)
-        self._depth = 0
-        self._in_string = False
-        self._escaped = False
+        self._scan = _Scan()
 
-    def reserve(self) -> int:
-        """Tokens that closing may take from here: per open container a closer, plus a
-        string's quote, a key's separator and a value (a heuristic: required properties not
-        yet written take more)."""
-        return 2 * self._depth + 4
+    def plan(self, left: int) -> None:
+        """Start closing when the tokens `left` (this one included) come down to what closing
+        takes from here. That is measured, not guessed: the closing policy is played out on a
+        copy of the grammar state (a forced key of a required property costs its tokens)."""
+        if self.closing or left > PLAN_HORIZON:
+            return
+        self.closing = self._closing_length(left) >= left - 1
+
+    def _closing_length(self, limit: int) -> int:
+        matcher, scan = self.matcher.deep_copy(), _Scan(self._scan.in_string, self._scan.escaped)
+        bits = lln.allocate_token_bitmask(1, self.vocab_size)
+        steps = 0
+        while steps < limit and not matcher.is_accepting() and not matcher.is_error():
+            allowed = self._mask(matcher, bits, self.vocab_size)
+            token = self._closing_token(matcher, scan, allowed)
+            if token is None:  # the model would choose: count any allowed token
+                token = int(np.argmax(allowed))
+            matcher.consume_token(token)
+            scan.feed(self._bytes(token))
+            steps += 1
+        return steps
 
     def allowed(self, n_logits: int) -> np.ndarray:
         """A bool mask over the model's logits (which may outnumber the tokenizer's tokens:
         padded embeddings, never allowed); one token only while closing."""
-        lln.fill_next_token_bitmask(self.matcher, self._bits)
-        bits = np.unpackbits(self._bits.view(np.uint8), bitorder="little")
-        out = np.zeros(n_logits, dtype=bool)
-        n = min(n_logits, self.vocab_size)
-        out[:n] = bits[:n].astype(bool)
+        out = self._mask(self.matcher, self._bits, n_logits)
         if self.closing:
-            pick = self._closing_token(out)
+            pick = self._closing_token(self.matcher, self._scan, out)
             if pick is not None:
                 out[:] = False
                 out[pick] = True
         return out
 
-    def _closing_token(self, allowed: np.ndarray) -> int | None:
-        forced = self.matcher.compute_ff_tokens()
+    def _mask(self, matcher: llg.LLMatcher, bits: np.ndarray, n_logits: int) -> np.ndarray:
+        lln.fill_next_token_bitmask(matcher, bits)
+        unpacked = np.unpackbits(bits.view(np.uint8), bitorder="little")
+        out = np.zeros(n_logits, dtype=bool)
+        n = min(n_logits, self.vocab_size)
+        out[:n] = unpacked[:n].astype(bool)
+        return out
+
+    def _closing_token(
+        self, matcher: llg.LLMatcher, scan: _Scan, allowed: np.ndarray
+    ) -> int | None:
+        """The forced token, else the end of the reply, else the most closing allowed token;
+        None: no closer fits, the model chooses."""
+        forced = matcher.compute_ff_tokens()
         if forced:
             return int(forced[0])
-        closers = self.string_closers if self._in_string else self.closers
+        closers = self.string_closers if scan.in_string else self.closers
         for token in (*self.stop_ids, *closers):
             if token < len(allowed) and allowed[token]:
                 return token
-        return None  # the model chooses among the allowed tokens
+        return None
+
+    def _bytes(self, token: int) -> bytes:
+        return b"" if token in self.tokenizer.special_ids else self.tokenizer.token_bytes(token)
 
     def consume(self, token: int) -> None:
         self.matcher.consume_token(token)
-        if token in self.tokenizer.special_ids:
-            return
-        for byte in self.tokenizer.token_bytes(token):
-            self._scan(byte)
-
-    def _scan(self, byte: int) -> None:
-        if self._in_string:
-            if self._escaped:
-                self._escaped = False
-            elif byte == 0x5C:  # backslash
-                self._escaped = True
-            elif byte == 0x22:  # quote
-                self._in_string = False
-        elif byte == 0x22:
-            self._in_string = True
-        elif byte in (0x7B, 0x5B):  # { [
-            self._depth += 1
-        elif byte in (0x7D, 0x5D):  # } ]
-            self._depth -= 1
+        self._scan.feed(self._bytes(token))
 
 
 def schema_of(response_format: dict[str, Any]) -> str | None:

@@ -336,7 +336,7 @@ class MLXEngine:
         # step: the overlap is given up only by replies that ask for JSON.
         eager = constraint is None
         if constraint is not None:
-            constraint.closing = max_tokens - 1 <= constraint.reserve()
+            constraint.plan(max_tokens)
         y = sample(model(mx.array(rest)[None], cache=cache)[:, -1, :])
         scores = sample.scores(y)
         fed.extend(rest)
@@ -387,7 +387,7 @@ class MLXEngine:
                 return
             if constraint is not None:  # the grammar has seen this token: now the next step
                 # the last tokens of the budget close the JSON (see app/llm/constrained.py)
-                constraint.closing = max_tokens - n - 1 <= constraint.reserve()
+                constraint.plan(max_tokens - n)
                 next_y = sample(model(y[None], cache=cache)[:, -1, :])
                 next_scores = sample.scores(next_y)
                 mx.async_eval(next_y, *next_scores)

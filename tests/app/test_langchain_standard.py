@@ -78,6 +78,9 @@ class TestChatOpenAIAgainstMemento(ChatModelIntegrationTests):
             "api_key": "unused",
             # ChatOpenAI asks for streamed usage only from api.openai.com unless told to
             "stream_usage": True,
+            # short replies keep the suite's ~60 generations affordable on 2 shared cores; JSON
+            # replies still complete (the last tokens of the budget close them)
+            "max_tokens": 48,
             # a client per model: langchain-openai caches one async client per base URL, and
             # pytest-asyncio closes each test's event loop under it
             "http_async_client": httpx.AsyncClient(timeout=300),
@@ -93,11 +96,21 @@ class TestChatOpenAIAgainstMemento(ChatModelIntegrationTests):
 
     @property
     def has_structured_output(self) -> bool:
-        return False
+        return True  # response_format json_schema, by constrained decoding
+
+    @property
+    def structured_output_kwargs(self) -> dict[str, Any]:
+        return {"method": "json_schema"}  # not function calling: tools are refused
 
     @property
     def supports_json_mode(self) -> bool:
+        # the JSON is always valid, but this test also wants the exact keys "setup" and
+        # "punchline" from a prompt alone (no schema): a 135M model's choice, not ours
         return False
+
+    def test_structured_output_pydantic_2_v1(self, model: BaseChatModel) -> None:
+        # langchain-openai sends pydantic.v1 models as a tool, not a response_format
+        pytest.skip("pydantic.v1 schemas go through tool calling, which Memento refuses")
 
     @property
     def supports_image_inputs(self) -> bool:
