@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
@@ -108,9 +109,14 @@ class TestChatOpenAIAgainstMemento(ChatModelIntegrationTests):
         # "punchline" from a prompt alone (no schema): a 135M model's choice, not ours
         return False
 
+    @pytest.mark.xfail(
+        reason="langchain-openai sends pydantic.v1 schemas as a tool, not a response_format, "
+        "and Memento refuses tools with a 400",
+        raises=openai.BadRequestError,
+        strict=True,
+    )
     def test_structured_output_pydantic_2_v1(self, model: BaseChatModel) -> None:
-        # langchain-openai sends pydantic.v1 models as a tool, not a response_format
-        pytest.skip("pydantic.v1 schemas go through tool calling, which Memento refuses")
+        super().test_structured_output_pydantic_2_v1(model)
 
     @property
     def supports_image_inputs(self) -> bool:
