@@ -39,7 +39,7 @@ JSON_OBJECT_SCHEMA = '{"type": "object"}'
 # Closing tokens, most closing first (their text; each must encode to one token to be used):
 # inside a string its quote comes first (a `}` there is just a character of the string).
 _IN_STRING_CLOSERS = ('"}', '"]', '"')
-_CLOSERS = ("}", "]", ": ", " null", "null", "0", '"')
+_CLOSERS = ("}", "]", ": ", " null", "null", "0", ' "', '"')
 
 _OPTIONS: dict[str, Any] = {
     "whitespace_flexible": False,
@@ -115,6 +115,9 @@ class _Scan:
 # How close to the end of the budget closing is planned (a simulation, below): past this many
 # tokens left, no JSON this model writes needs that long to close.
 PLAN_HORIZON = 96
+# Spare tokens when closing starts: one token of the model's can add several to what closing
+# takes (`",` opens a new key that needs a value), and the plan is only revised per token.
+CLOSE_MARGIN = 8
 
 
 class JsonConstraint:
@@ -144,18 +147,18 @@ class JsonConstraint:
         copy of the grammar state (a forced key of a required property costs its tokens)."""
         if self.closing or left > PLAN_HORIZON:
             return
-        self.closing = self._closing_length(left) >= left - 1
+        self.closing = self._closing_length(left) >= left - CLOSE_MARGIN
 
     def _closing_length(self, limit: int) -> int:
+        """Tokens the closing policy takes from the current state (`limit` if more, or if the
+        copy goes wrong: then closing had better start now)."""
         matcher, scan = self.matcher.deep_copy(), _Scan(self._scan.in_string, self._scan.escaped)
         bits = lln.allocate_token_bitmask(1, self.vocab_size)
         steps = 0
-        while steps < limit and not matcher.is_accepting() and not matcher.is_error():
-            allowed = self._mask(matcher, bits, self.vocab_size)
-            token = self._closing_token(matcher, scan, allowed)
-            if token is None:  # the model would choose: count any allowed token
-                token = int(np.argmax(allowed))
-            matcher.consume_token(token)
+        while steps < limit and not matcher.is_accepting():
+            token = self._closing_token(matcher, scan, self._mask(matcher, bits, self.vocab_size))
+            if not matcher.consume_token(token) or matcher.is_error():
+                return limit
             scan.feed(self._bytes(token))
             steps += 1
         return steps
@@ -166,9 +169,8 @@ class JsonConstraint:
         out = self._mask(self.matcher, self._bits, n_logits)
         if self.closing:
             pick = self._closing_token(self.matcher, self._scan, out)
-            if pick is not None:
-                out[:] = False
-                out[pick] = True
+            out[:] = False
+            out[pick] = True
         return out
 
     def _mask(self, matcher: llg.LLMatcher, bits: np.ndarray, n_logits: int) -> np.ndarray:
@@ -179,11 +181,10 @@ class JsonConstraint:
         out[:n] = unpacked[:n].astype(bool)
         return out
 
-    def _closing_token(
-        self, matcher: llg.LLMatcher, scan: _Scan, allowed: np.ndarray
-    ) -> int | None:
-        """The forced token, else the end of the reply, else the most closing allowed token;
-        None: no closer fits, the model chooses."""
+    def _closing_token(self, matcher: llg.LLMatcher, scan: _Scan, allowed: np.ndarray) -> int:
+        """The forced token, else the end of the reply, else the most closing allowed token,
+        else the allowed token of the lowest id (single characters come first in a BPE
+        vocabulary). Deterministic, so the plan is what happens."""
         forced = matcher.compute_ff_tokens()
         if forced:
             return int(forced[0])
@@ -191,7 +192,7 @@ class JsonConstraint:
         for token in (*self.stop_ids, *closers):
             if token < len(allowed) and allowed[token]:
                 return token
-        return None
+        return int(np.argmax(allowed))
 
     def _bytes(self, token: int) -> bytes:
         return b"" if token in self.tokenizer.special_ids else self.tokenizer.token_bytes(token)
