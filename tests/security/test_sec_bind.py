@@ -19,6 +19,8 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    # nor the busy-port check: port 8000 may be taken by a developer's own `make run`
+    monkeypatch.setattr(cli, "port_in_use", lambda host, port: False)
     for name in ("MEMENTO_AUTH", "MEMENTO_ALLOW_INSECURE_BIND", "MEMENTO_HOST"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MEMENTO_PERSONAS_DIR", str(PERSONAS))
