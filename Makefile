@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 setup: $(STAMP)
 
-run: setup
-	$(BIN)/memento serve --host 127.0.0.1 --port 8000
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+run: setup  # make run PORT=8001 HOST=127.0.0.1
+	$(BIN)/memento serve --host $(HOST) --port $(PORT)
 
 test: setup
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)

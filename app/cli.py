@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from app.config import Settings
 
@@ -29,6 +30,15 @@ out = Console()
 
 
 def setup_logging(level: str = "INFO") -> None:
+    if not sys.stderr.isatty():
+        # piped to a file or a collector: plain lines (rich wraps at 80 columns, mid-word)
+        logging.basicConfig(
+            level=level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+            force=True,
+        )
+        return
     from rich.logging import RichHandler
 
     logging.basicConfig(
@@ -246,9 +256,13 @@ def cmd_personas_show(args: argparse.Namespace) -> int:
     if persona is None:
         console.print(f"[red]no persona {args.id!r}[/] (known: {', '.join(personas)})")
         return 1
-    out.print(yaml.safe_dump(persona.model_dump(), allow_unicode=True, sort_keys=False))
-    out.rule("system prompt as the model sees it")
-    out.print(persona.render_system_prompt(), markup=False)
+    # Plain stdout, not rich: rich wraps long values at the terminal's width (80 columns when
+    # redirected) and reads [brackets] as markup, and `show pippa > p.yaml` must give a file
+    # that parses. The rendered prompt follows as YAML comments for the same reason.
+    text = yaml.safe_dump(persona.model_dump(), allow_unicode=True, sort_keys=False, width=10**6)
+    rendered = persona.render_system_prompt().splitlines()
+    comments = "".join(f"# {line}".rstrip() + "\n" for line in rendered)
+    sys.stdout.write(f"{text}\n# --- system prompt as the model sees it ---\n{comments}")
     return 0
 
 
@@ -267,12 +281,32 @@ def cmd_personas_validate(args: argparse.Namespace) -> int:
     for path in paths:
         try:
             persona = load_persona_file(path, settings.max_persona_bytes)
+            if args.files:
+                persona = _as_imported(path, persona, settings.max_persona_bytes)
         except PersonaError as exc:
             bad += 1
-            out.print(f"[red]✗[/] {exc}", markup=True, highlight=False)
+            out.print(f"[red]✗[/] {exc}", markup=True, highlight=False, soft_wrap=True)
         else:
-            out.print(f"[green]✓[/] {path}: {persona.id} ({persona.name})", highlight=False)
+            # soft_wrap: one line per file however long the path (rich wraps at 80 when piped)
+            line = f"[green]✓[/] {escape(str(path))}: {persona.id} ({escape(persona.name)})"
+            out.print(line, highlight=False, soft_wrap=True)
     return 1 if bad else 0
+
+
+def _as_imported(path: Path, persona: Any, max_bytes: int) -> Any:
+    """A file named on the command line is usually a card about to be imported: report the id
+    `personas import` gives it (from the card's name), not the file name's (seraphina_v2.json
+    was reported as `seraphina_v2`, then imported as `seraphina`)."""
+    from app.personas.errors import PersonaError
+    from app.personas.loader import parse_persona_text
+
+    try:
+        imported, fmt = parse_persona_text(
+            path.read_text(encoding="utf-8"), str(path), default_id=None, max_bytes=max_bytes
+        )
+    except PersonaError:
+        return persona  # our own form without an id: import needs --id, the file name stands
+    return imported if fmt == "card" else persona
 
 
 def cmd_personas_import(args: argparse.Namespace) -> int:
@@ -305,6 +339,12 @@ def cmd_personas_import(args: argparse.Namespace) -> int:
     data = persona.model_dump(mode="json")
     target.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
     out.print(f"imported {path} ({fmt}) as persona {persona.id!r} -> {target}")
+    # personas are read at start-up: a running server does not see the new file (issue 17)
+    out.print(
+        "a running server loads personas at start-up: restart it, or upload the card to it "
+        "instead (POST /v1/personas)",
+        markup=False,
+    )
     return 0
 
 

@@ -27,9 +27,10 @@ from rich.table import Table
 from app.chat_client import ApiError, ChatClient, delta_text
 from app.config import Settings
 
-HELP = """[bold]/context[/] [dim][id][/]  what went into the window for the last (or given) reply
+# a backslash before [id] and [persona]: rich would read them as markup tags and drop them
+HELP = """[bold]/context[/] [dim]\\[id][/]  what went into the window for the last (or given) reply
 [bold]/memory[/]        the session's summary, pinned facts and recallable items
-[bold]/new[/] [dim][persona][/]  start a new session (same persona unless named)
+[bold]/new[/] [dim]\\[persona][/]  start a new session (same persona unless named)
 [bold]/personas[/]      the personas you can talk to
 [bold]/strategies[/]    the memory strategies a session can use (--strategy)
 [bold]/help[/]          this list
@@ -270,8 +271,11 @@ class ChatRepl:
         )
 
     def new(self, arg: str) -> None:
+        # the same persona keeps this session's strategy; another persona brings its own default
+        persona = arg.strip() or self.session.get("persona")
         memory = self.session.get("memory") or {}
-        self.open(None, arg or self.session.get("persona"), memory.get("strategy"))
+        same = persona == self.session.get("persona")
+        self.open(None, persona, memory.get("strategy") if same else None)
 
     def show_personas(self, _: str = "") -> None:
         table = Table(title="personas", title_justify="left", expand=True)

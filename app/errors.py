@@ -2,12 +2,21 @@
 
 Routes and services raise domain exceptions (ours, the store's, memory's, the engine's); the
 handlers installed by `install_error_handlers` turn every one of them into
-`{"error": {"code", "message", "field"}}` with a fitting status. Nothing else builds error bodies.
+`{"error": {"message", "type", "param", "code", "field"}}` with a fitting status. Nothing else
+builds error bodies.
+
+The body is OpenAI's error object (`message`, `type`, `param`, `code`) plus our `field` (the
+dotted name `param` spells OpenAI's way), so OpenAI clients read `.type` and `.param` from any
+route. The status differs by API (issue 17): Memento's own routes answer 422 for a request
+that is well-formed JSON but invalid (FastAPI's convention, documented and relied on by our
+clients), while the OpenAI-compatible routes answer 400 as OpenAI does, because clients branch
+on it (the `openai` SDK raises BadRequestError for 400, UnprocessableEntityError for 422).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,18 +83,71 @@ class EngineUnavailableError(AppError):
     status, code = 503, "engine_error"
 
 
-def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "field": field}}
+# Paths served by the OpenAI-compatible router, and those OpenAI has that we do not (a client
+# calling /v1/embeddings should get OpenAI's shape and statuses too).
+OPENAI_PATHS = ("/v1/chat/", "/v1/models", "/v1/completions", "/v1/embeddings")
 
 
 # how long a client should wait before retrying, by error code (a 503 of a dependency)
 RETRY_AFTER = {"store_unavailable": 5}
 
 
-def _response(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+def is_openai_path(path: str) -> bool:
+    return path.startswith(OPENAI_PATHS)
+
+
+def error_type(status: int) -> str:
+    """OpenAI's `type` for a status: what its API sends (a bad key is an invalid request too)."""
+    if status >= 500:
+        return "server_error"
+    if status == 429:
+        return "requests"
+    return "invalid_request_error"
+
+
+def param_of(field: str | None) -> str | None:
+    """Our dotted field as OpenAI spells a param: "messages.0.content" -> "messages[0].content"."""
+    if not field:
+        return None
+    return re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", field)
+
+
+def openai_status(status: int, field: str | None) -> int:
+    """The status an OpenAI-compatible route answers: OpenAI's 400 for any invalid request,
+    including content over a size limit and a context overflow (its `context_length_exceeded`
+    is a 400); a body too large to read stays 413."""
+    if status == 422 or (status == 413 and field != "body"):
+        return 400
+    return status
+
+
+# Codes for which OpenAI names no param although a field is to blame (its unknown-model 404 has
+# "param": null): clients compare with OpenAI's answers, our `field` still names it.
+_NO_PARAM = frozenset({"model_not_found"})
+
+
+def error_body(
+    code: str, message: str, field: str | None = None, status: int = 400
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": message,
+            "type": error_type(status),
+            "param": None if code in _NO_PARAM else param_of(field),
+            "code": code,
+            "field": field,
+        }
+    }
+
+
+def _response(
+    request: Request, status: int, code: str, message: str, field: str | None = None
+) -> JSONResponse:
+    if is_openai_path(request.url.path):
+        status = openai_status(status, field)
     headers = {"Retry-After": str(RETRY_AFTER[code])} if code in RETRY_AFTER else None
     return JSONResponse(
-        status_code=status, content=error_body(code, message, field), headers=headers
+        status_code=status, content=error_body(code, message, field, status), headers=headers
     )
 
 
@@ -97,15 +159,56 @@ def dotted(loc: Sequence[Any]) -> str:
     return ".".join(parts)
 
 
-def validation_error_fields(errors: Sequence[dict[str, Any]]) -> tuple[str, str | None]:
-    """A one-line message naming every bad field, and the first field."""
+def _json_position(body: Any, offset: int) -> str:
+    """ "line 2, column 8 (char 15)" for a character offset into the raw body."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    before = text[:offset]
+    line = before.count("\n") + 1
+    column = offset - (before.rfind("\n") + 1) + 1
+    return f"line {line}, column {column} (char {offset})"
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def validation_error_fields(
+    errors: Sequence[dict[str, Any]],
+    content_type: str | None = None,
+    body: Any = None,
+) -> tuple[str, str | None]:
+    """A one-line message naming every bad field, and the first field.
+
+    Two cases name what FastAPI's own messages do not: a body that is not JSON says where it
+    breaks (line, column), and a JSON body sent without `Content-Type: application/json` (which
+    FastAPI reads as raw bytes, "Input should be a valid dictionary") names the header.
+    """
     msgs = []
     first: str | None = None
     for err in errors:
-        # a body that is not JSON at all: its loc is a character offset, not a field
-        field = "body" if err.get("type") == "json_invalid" else dotted(err.get("loc", ()))
+        loc = tuple(err.get("loc", ()))
+        kind = err.get("type")
+        if kind == "json_invalid":
+            # its loc is ("body", character offset), not a field
+            field = "body"
+            reason = (err.get("ctx") or {}).get("error") or err.get("msg", "invalid")
+            where = _json_position(body, loc[1]) if len(loc) > 1 and isinstance(loc[1], int) else ""
+            msg = f"invalid JSON at {where}: {reason}" if where else f"invalid JSON: {reason}"
+        elif (
+            loc == ("body",)
+            and kind == "model_attributes_type"
+            and isinstance(err.get("input"), bytes | str)
+            and not _is_json(content_type)
+        ):
+            field = "content-type"
+            got = f"got {content_type!r}" if content_type else "the header is missing"
+            msg = f"the body must be JSON sent with Content-Type: application/json ({got})"
+        else:
+            field = dotted(loc)
+            msg = err.get("msg", "invalid")
         first = first or field or None
-        msgs.append(f"{field}: {err.get('msg', 'invalid')}" if field else err.get("msg", ""))
+        msgs.append(f"{field}: {msg}" if field else msg)
     return "; ".join(msgs) or "invalid request", first
 
 
@@ -149,34 +252,38 @@ def _foreign(exc: BaseException) -> tuple[int, str, str, str | None] | None:
     return None
 
 
-async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     status, code, message, field = to_error(exc)
     if code == "internal":
         log.exception("unhandled error", exc_info=exc)
     elif status >= 500:
         log.error("%s: %s", type(exc).__name__, exc)
-    return _response(status, code, message, field)
+    return _response(request, status, code, message, field)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    message, field = validation_error_fields(exc.errors())
-    return _response(422, "invalid", message, field)
+    message, field = validation_error_fields(
+        exc.errors(), request.headers.get("content-type"), exc.body
+    )
+    return _response(request, 422, "invalid", message, field)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 401: "unauthorized"}
-    return _response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    return _response(
+        request, exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
+    )
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     status, code, message, field = to_error(exc)
     if code in ("storage_full", "store_unavailable"):
         log.warning("%s: %s", code, message)  # the environment's fault: no traceback
     elif status >= 500:
         log.exception("unhandled error", exc_info=exc)
-    return _response(status, code, message, field)
+    return _response(request, status, code, message, field)
 
 
 def install_error_handlers(app: FastAPI) -> None:

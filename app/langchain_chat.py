@@ -25,7 +25,7 @@ from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -38,7 +38,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field
 
-from app.llm.types import Chunk, GenerationParams, Usage
+from app.llm.types import Chunk, EngineError, GenerationParams, Usage
 
 _ROLES = {
     "human": "user",
@@ -102,7 +102,8 @@ class _LoopThread:
 class MementoChat(BaseChatModel):
     """A LangChain chat model over a Memento Engine (app.llm.types.Engine)."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # "forbid": a misspelt argument (`max_token=`) raises instead of silently using a default
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     engine: Any = Field(description="an app.llm Engine (MLXEngine, OpenAIEngine)")
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
@@ -113,10 +114,41 @@ class MementoChat(BaseChatModel):
     cache_key: str | None = Field(
         default=None, description="reuse the KV prefix across calls under this key"
     )
+    # LangChain's standard params (its standard tests pass them to every chat model)
+    streaming: bool = Field(
+        default=False, description="invoke() streams (callbacks get each token), as in ChatOpenAI"
+    )
+    timeout: float | None = Field(
+        default=None, gt=0, description="seconds a whole call may take; TimeoutError after"
+    )
+    max_retries: int = Field(
+        default=0,
+        ge=0,
+        description="retries of a call whose engine failed before its first token (a remote "
+        "engine's server may be briefly down); a failure mid-reply is not retried",
+    )
 
     @property
     def _llm_type(self) -> str:
         return "memento"
+
+    @property
+    def model_name(self) -> str:
+        return str(getattr(self.engine, "model_id", "memento"))
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """LangChain's standard tracing params; a per-call `model` is what the trace reports."""
+        params = LangSmithParams(
+            ls_provider="memento",
+            ls_model_name=str(kwargs.get("model", self.model_name)),
+            ls_model_type="chat",
+            ls_temperature=kwargs.get("temperature", self.temperature),
+            ls_max_tokens=kwargs.get("max_tokens", self.max_tokens),
+        )
+        stops = stop if stop is not None else self.stop
+        if stops:
+            params["ls_stop"] = list(stops)
+        return params
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -166,13 +198,32 @@ class MementoChat(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         chat = to_chat_messages(messages)
         params = self._params(stop, **kwargs)
-        stream = self.engine.stream(chat, params, cache_key=kwargs.get("cache_key", self.cache_key))
-        async with contextlib.aclosing(stream) as chunks:
-            async for chunk in chunks:
-                gen = self._chunk(chunk)
-                if run_manager is not None and chunk.text:
-                    await run_manager.on_llm_new_token(chunk.text, chunk=gen)
-                yield gen
+        cache_key = kwargs.get("cache_key", self.cache_key)
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout is None else loop.time() + self.timeout
+        attempt = 0
+        while True:
+            started = False
+            stream = self.engine.stream(chat, params, cache_key=cache_key)
+            try:
+                async with contextlib.aclosing(stream) as chunks:
+                    while True:
+                        # a per-step wait, not asyncio.timeout around the generator: the sync
+                        # path resumes it from a new task for every chunk
+                        left = None if deadline is None else max(0.0, deadline - loop.time())
+                        try:
+                            chunk = await asyncio.wait_for(anext(chunks), left)
+                        except StopAsyncIteration:
+                            return
+                        started = True
+                        gen = self._chunk(chunk)
+                        if run_manager is not None and chunk.text:
+                            await run_manager.on_llm_new_token(chunk.text, chunk=gen)
+                        yield gen
+            except EngineError:
+                if started or attempt >= self.max_retries:
+                    raise
+                attempt += 1
 
     async def _agenerate(
         self,

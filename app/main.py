@@ -85,7 +85,7 @@ class BodyLimitMiddleware:
         import json
 
         body = json.dumps(
-            error_body("too_large", f"request body exceeds {self.limit} bytes", "body")
+            error_body("too_large", f"request body exceeds {self.limit} bytes", "body", 413)
         ).encode()
         await send(
             {

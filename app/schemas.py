@@ -28,9 +28,13 @@ Seed = Annotated[int, Interval(ge=0, le=MAX_DB_INT)]
 
 
 class ErrorDetail(BaseModel):
-    code: str
+    """OpenAI's error object (message, type, param, code) plus our dotted `field`."""
+
     message: str
-    field: str | None = None
+    type: str = Field(description="invalid_request_error, requests (429) or server_error")
+    param: str | None = Field(default=None, description="the bad param, OpenAI-style: a[0].b")
+    code: str
+    field: str | None = Field(default=None, description="the bad field, dotted: a.0.b")
 
 
 class ErrorBody(BaseModel):
@@ -44,6 +48,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "message, body or context too large"},
     422: {"model": ErrorBody, "description": "invalid field (named in error.field)"},
     503: {"model": ErrorBody, "description": "the engine failed"},
+}
+
+# The OpenAI-compatible routes answer 400 where ours answer 422 (and for a field over a size
+# limit or a context overflow), as OpenAI does: see app/errors.py.
+OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "invalid or unsupported param (error.param)"},
+    404: {"model": ErrorBody, "description": "unknown model (model_not_found) or session"},
+    409: ERRORS[409],
+    413: {"model": ErrorBody, "description": "request body too large"},
+    503: ERRORS[503],
 }
 
 

@@ -92,7 +92,7 @@ async def stream_events(turn: Turn) -> AsyncIterator[bytes]:
             yield sse("delta", {"text": text})
         result = await turn.result()
         if result.error is not None:
-            yield sse("error", error_body("engine_error", result.error))
+            yield sse("error", error_body("engine_error", result.error, status=503))
         else:
             yield sse("done", turn_out(result).model_dump(mode="json"))
     except asyncio.CancelledError:
@@ -101,7 +101,7 @@ async def stream_events(turn: Turn) -> AsyncIterator[bytes]:
     except Exception as exc:  # noqa: BLE001 - the response has started: report in-band
         status, code, message, field = to_error(exc)
         log.warning("stream of session %s failed: %s", turn.session_id, message)
-        yield sse("error", error_body(code, message, field))
+        yield sse("error", error_body(code, message, field, status))
     finally:
         if not turn.done:
             turn.cancel()

@@ -22,12 +22,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.messages import watch_disconnect
 from app.deps import ChatDep, CurrentUser, EngineDep, SettingsDep
-from app.errors import EngineUnavailableError, InvalidFieldError, TooLargeError, to_error
-from app.llm.types import Chunk, GenerationParams, Usage
-from app.schemas import ERRORS, Seed
+from app.errors import (
+    EngineUnavailableError,
+    InvalidFieldError,
+    NotFoundError,
+    TooLargeError,
+    error_body,
+    openai_status,
+    to_error,
+)
+from app.llm.constrained import SchemaError, schema_of
+from app.llm.types import MAX_TOP_LOGPROBS, Chunk, GenerationParams, TokenLogprob, Usage
+from app.schemas import OPENAI_ERRORS, Seed
 from app.turns import TurnOptions, TurnResult, recent_replies
 
-router = APIRouter(prefix="/v1", tags=["openai"], responses=ERRORS)
+router = APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_ERRORS)
 
 
 # -- request and response models -------------------------------------------------------------
@@ -45,9 +54,12 @@ class StreamOptions(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")  # unknown OpenAI options are accepted and ignored
+    # Options that do not change the reply (user, metadata, store, service_tier...) and other
+    # servers' extensions are accepted and ignored; every option that would change it is either
+    # honoured or refused by `check_supported`, never silently dropped (issue 17).
+    model_config = ConfigDict(extra="allow")
 
-    model: str | None = None
+    model: str | None = Field(default=None, description="`memento` or the id /v1/models lists")
     messages: list[OAIMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -63,6 +75,17 @@ class ChatCompletionRequest(BaseModel):
     repetition_penalty: float | None = Field(
         default=None, gt=0, le=2, description="not OpenAI's: > 1 discourages tokens already said"
     )
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+    response_format: dict[str, Any] | None = None
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
+    functions: list[Any] | None = None
+    function_call: Any = None
+    logit_bias: dict[str, float] | None = None
+    audio: Any = None
+    modalities: list[str] | None = None
 
 
 class PromptTokensDetails(BaseModel):
@@ -81,11 +104,26 @@ class AssistantMessage(BaseModel):
     content: str
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class TokenLogprobOut(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[TokenLogprobOut]
+    refusal: None = None
+
+
 class Choice(BaseModel):
     index: int = 0
     message: AssistantMessage
     finish_reason: Literal["stop", "length"]
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -108,6 +146,98 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+# -- checks -----------------------------------------------------------------------------------
+MODEL_ALIAS = "memento"  # always names the served model, whatever it is (listed beside its id)
+MAX_STOP = 4  # OpenAI's limit on stop sequences
+
+
+def served_model(requested: str | None, engine: Any) -> str:
+    """The id of the model that answers `requested`: ours under its own id or the alias, else
+    404 `model_not_found` as OpenAI answers (serving another model silently misleads a client
+    that asked for a specific one). No `model` at all is accepted: our own clients omit it."""
+    if requested is None or requested in (MODEL_ALIAS, engine.model_id):
+        return str(engine.model_id)
+    raise NotFoundError(
+        f"The model `{requested}` does not exist or you do not have access to it. This "
+        f"server serves `{engine.model_id}` (also as `{MODEL_ALIAS}`), see GET /v1/models",
+        field="model",
+        code="model_not_found",
+    )
+
+
+def _unsupported(param: str, why: str) -> InvalidFieldError:
+    return InvalidFieldError(f"{param!r} is not supported: {why}", param, "unsupported_parameter")
+
+
+def check_response_format(fmt: dict[str, Any], engine: Any, session: bool) -> None:
+    """`text`, or JSON by constrained decoding: the schema must compile before anything runs."""
+    kind = fmt.get("type")
+    if kind == "text":
+        return
+    if kind not in ("json_object", "json_schema"):
+        raise InvalidFieldError(
+            f"response_format.type must be 'text', 'json_object' or 'json_schema', got {kind!r}",
+            "response_format.type",
+        )
+    if session:
+        raise _unsupported("response_format", "not with X-Memento-Session (stateless calls only)")
+    if not getattr(engine, "supports_json_schema", False):
+        raise _unsupported("response_format", f"the {engine.backend} backend cannot constrain")
+    if kind == "json_schema":
+        spec = fmt.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
+            raise InvalidFieldError(
+                "response_format.json_schema must be an object with a `schema` object",
+                "response_format.json_schema",
+            )
+    schema = schema_of(fmt)
+    assert schema is not None
+    try:
+        engine.check_json_schema(schema)
+    except SchemaError as exc:
+        raise InvalidFieldError(
+            f"response_format.json_schema.schema cannot be used: {exc}",
+            "response_format.json_schema.schema",
+        ) from exc
+
+
+def check_supported(req: ChatCompletionRequest, engine: Any, session: bool) -> None:
+    """Refuse, naming the param, every option we would otherwise silently ignore, and the
+    combinations OpenAI itself refuses. Runs before anything is generated or stored."""
+    no_tools = "the model does not call tools"
+    for name in ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"):
+        if getattr(req, name) is not None:
+            raise _unsupported(name, no_tools)
+    if req.response_format is not None:
+        check_response_format(req.response_format, engine, session)
+    if req.logit_bias:
+        raise _unsupported("logit_bias", "token biases are not applied")
+    if req.audio is not None or any(m != "text" for m in req.modalities or ()):
+        raise _unsupported("audio" if req.audio is not None else "modalities", "text only")
+    if req.stream_options is not None and not req.stream:
+        raise InvalidFieldError(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            "stream_options",
+        )
+    if isinstance(req.stop, list) and len(req.stop) > MAX_STOP:
+        raise InvalidFieldError(
+            f"at most {MAX_STOP} stop sequences are allowed, got {len(req.stop)}", "stop"
+        )
+    if req.max_tokens is not None and req.max_completion_tokens is not None:
+        raise InvalidFieldError(
+            "max_tokens and max_completion_tokens cannot both be set (max_tokens is the "
+            "deprecated name of max_completion_tokens)",
+            "max_tokens",
+        )
+    if req.top_logprobs is not None and not req.logprobs:
+        raise InvalidFieldError("top_logprobs requires logprobs to be true", "top_logprobs")
+    if req.logprobs:
+        if session:
+            raise _unsupported("logprobs", "not with X-Memento-Session (stateless calls only)")
+        if not getattr(engine, "supports_logprobs", False):
+            raise _unsupported("logprobs", f"the {engine.backend} backend does not report them")
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -136,6 +266,24 @@ def chat_messages(req: ChatCompletionRequest) -> list[dict[str, str]]:
             )
         role = "system" if m.role == "developer" else m.role
         out.append({"role": role, "content": text_of(m, i)})
+    return out
+
+
+def logprobs_of(items: list[TokenLogprob], engine: Any) -> list[TokenLogprobOut]:
+    """OpenAI's shape: each token's text, its UTF-8 bytes (a token may be part of a
+    character), its log-probability and the top alternatives."""
+
+    def entry(token_id: int, logprob: float) -> TopLogprob:
+        raw = engine.tokenizer.token_bytes(token_id)
+        return TopLogprob(
+            token=raw.decode("utf-8", errors="replace"), logprob=logprob, bytes=list(raw)
+        )
+
+    out = []
+    for item in items:
+        own = entry(item.token_id, item.logprob)
+        top = [entry(i, p) for i, p in item.top]
+        out.append(TokenLogprobOut(**own.model_dump(), top_logprobs=top))
     return out
 
 
@@ -174,13 +322,15 @@ def chunk_json(
     finish: str | None = None,
     usage: CompletionUsage | None = None,
     choices: bool = True,
+    logprobs: list[TokenLogprobOut] | None = None,
 ) -> bytes:
+    lp = None if logprobs is None else {"content": [t.model_dump() for t in logprobs]}
     body: dict[str, Any] = {
         "id": cid,
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": lp}]
         if choices
         else [],
     }
@@ -191,24 +341,37 @@ def chunk_json(
 
 DONE = b"data: [DONE]\n\n"
 
+# A streamed piece: its text and, when asked for, its tokens' log-probabilities.
+Delta = tuple[str, list[TokenLogprobOut] | None]
+
 
 class _Out:
     """The shared shape of a finished completion, session-backed or stateless."""
 
-    def __init__(self, text: str, usage: Usage, finish: str | None) -> None:
-        self.text, self.usage, self.finish = text, usage, finish
+    def __init__(
+        self,
+        text: str,
+        usage: Usage,
+        finish: str | None,
+        logprobs: list[TokenLogprobOut] | None = None,
+    ) -> None:
+        self.text, self.usage, self.finish, self.logprobs = text, usage, finish, logprobs
 
 
 # -- routes -----------------------------------------------------------------------------------
+def _card(engine: Any, model_id: str) -> ModelCard:
+    return ModelCard(id=model_id, created=int(time.time()), context_window=engine.context_window)
+
+
 @router.get("/models", response_model=ModelList)
 async def list_models(engine: EngineDep) -> ModelList:
-    return ModelList(
-        data=[
-            ModelCard(
-                id=engine.model_id, created=int(time.time()), context_window=engine.context_window
-            )
-        ]
-    )
+    return ModelList(data=[_card(engine, engine.model_id), _card(engine, MODEL_ALIAS)])
+
+
+@router.get("/models/{model_id:path}", response_model=ModelCard)
+async def get_model(model_id: str, engine: EngineDep) -> ModelCard:
+    served_model(model_id, engine)  # 404 model_not_found for any other id
+    return _card(engine, model_id)
 
 
 @router.post(
@@ -226,12 +389,15 @@ async def chat_completions(
     settings: SettingsDep,
     x_memento_session: str | None = Header(default=None),
 ) -> Any:
+    model = served_model(body.model, engine)
+    # off the event loop: a JSON schema compiles there (the first one builds llguidance's
+    # tokenizer, ~0.25 s)
+    await asyncio.to_thread(check_supported, body, engine, bool(x_memento_session))
     messages = chat_messages(body)
     options = options_of(body)
     chat.check_max_tokens(options.max_tokens)
     cid = f"chatcmpl-{secrets.token_hex(12)}"
     created = int(time.time())
-    model = engine.model_id
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
     if x_memento_session:
@@ -250,9 +416,9 @@ async def chat_completions(
         }
         if body.stream:
 
-            async def deltas() -> AsyncIterator[str]:
+            async def deltas() -> AsyncIterator[Delta]:
                 async for text in turn.deltas():
-                    yield text
+                    yield text, None
 
             async def final() -> _Out:
                 r: TurnResult = await turn.result()
@@ -277,7 +443,9 @@ async def chat_completions(
     params = options.params({}, min(settings.default_max_tokens, settings.max_tokens_limit))
     # the client's own earlier replies count as said, as a session's do
     said = recent_replies([(m["role"], m["content"]) for m in messages[:-1]])
-    params = dataclasses.replace(params, penalty_context=said)
+    top = (body.top_logprobs or 0) if body.logprobs else None
+    schema = schema_of(body.response_format) if body.response_format else None
+    params = dataclasses.replace(params, penalty_context=said, logprobs=top, json_schema=schema)
     for i, m in enumerate(messages):
         if m["content"]:
             chat.check_content(m["content"], field=f"messages.{i}.content")
@@ -287,31 +455,33 @@ async def chat_completions(
             f"the messages take {needed} tokens; with max_tokens {params.max_tokens} that is "
             f"over the {engine.context_window}-token context window",
             field="messages",
+            code="context_length_exceeded",  # OpenAI's code: clients match on it
         )
     # one cache slot per user: a client that resends a growing conversation reuses its prefix
     cache_key = f"stateless:{user.id}"
+    source, collected = _engine_stream(engine, messages, params, cache_key)
     if body.stream:
-        source, collected = _engine_stream(engine, messages, params, cache_key)
         return StreamingResponse(
             _stream(cid, created, model, source, collected, include_usage, None),
             media_type="text/event-stream",
         )
-    parts: list[str] = []
-    usage, finish = Usage(), None
-    async for chunk in engine.stream(messages, params, cache_key=cache_key):
-        parts.append(chunk.text)
-        if chunk.finish_reason is not None:
-            usage, finish = chunk.usage or usage, chunk.finish_reason
-    return _completion(cid, created, model, _Out("".join(parts), usage, finish))
+    async for _ in source:
+        pass
+    return _completion(cid, created, model, await collected())
 
 
 def _completion(cid: str, created: int, model: str, out: _Out) -> ChatCompletion:
+    logprobs = None if out.logprobs is None else ChoiceLogprobs(content=out.logprobs)
     return ChatCompletion(
         id=cid,
         created=created,
         model=model,
         choices=[
-            Choice(message=AssistantMessage(content=out.text), finish_reason=finish_of(out.finish))
+            Choice(
+                message=AssistantMessage(content=out.text),
+                finish_reason=finish_of(out.finish),
+                logprobs=logprobs,
+            )
         ],
         usage=usage_of(out.usage),
     )
@@ -319,20 +489,24 @@ def _completion(cid: str, created: int, model: str, out: _Out) -> ChatCompletion
 
 def _engine_stream(
     engine: Any, messages: list[dict[str, str]], params: GenerationParams, cache_key: str
-) -> tuple[AsyncIterator[str], Any]:
-    state: dict[str, Any] = {"parts": [], "usage": Usage(), "finish": None}
+) -> tuple[AsyncIterator[Delta], Any]:
+    want = params.logprobs is not None
+    state: dict[str, Any] = {"parts": [], "usage": Usage(), "finish": None, "logprobs": []}
 
-    async def source() -> AsyncIterator[str]:
+    async def source() -> AsyncIterator[Delta]:
         chunk: Chunk
         async for chunk in engine.stream(messages, params, cache_key=cache_key):
-            if chunk.text:
+            lp = logprobs_of(chunk.logprobs, engine) if want and chunk.logprobs else None
+            if chunk.text or lp:
                 state["parts"].append(chunk.text)
-                yield chunk.text
+                state["logprobs"].extend(lp or ())
+                yield chunk.text, lp
             if chunk.finish_reason is not None:
                 state["usage"], state["finish"] = chunk.usage or Usage(), chunk.finish_reason
 
     async def collected() -> _Out:
-        return _Out("".join(state["parts"]), state["usage"], state["finish"])
+        lp = state["logprobs"] if want else None
+        return _Out("".join(state["parts"]), state["usage"], state["finish"], lp)
 
     return source(), collected
 
@@ -341,15 +515,15 @@ async def _stream(
     cid: str,
     created: int,
     model: str,
-    deltas: AsyncIterator[str],
+    deltas: AsyncIterator[Delta],
     final: Any,
     include_usage: bool,
     on_cancel: Any,
 ) -> AsyncIterator[bytes]:
     try:
         yield chunk_json(cid, created, model, {"role": "assistant", "content": ""})
-        async for text in deltas:
-            yield chunk_json(cid, created, model, {"content": text})
+        async for text, logprobs in deltas:
+            yield chunk_json(cid, created, model, {"content": text}, logprobs=logprobs)
         out: _Out = await final()
         yield chunk_json(cid, created, model, {}, finish=finish_of(out.finish))
         if include_usage:
@@ -359,7 +533,7 @@ async def _stream(
             on_cancel()
         raise
     except Exception as exc:  # noqa: BLE001 - the response has started: report in-band
-        _, code, message, field = to_error(exc)
-        err = {"error": {"code": code, "message": message, "field": field}}
-        yield f"data: {json.dumps(err)}\n\n".encode()
+        status, code, message, field = to_error(exc)
+        body = error_body(code, message, field, openai_status(status, field))
+        yield f"data: {json.dumps(body)}\n\n".encode()
     yield DONE

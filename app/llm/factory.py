@@ -95,6 +95,12 @@ class HFChatTokenizer(ChatTokenizer):
     def token_bytes(self, token_id: int) -> bytes:
         return self.decode([token_id]).encode("utf-8")
 
+    def tokenizer_json(self) -> str:
+        backend = getattr(self._hf, "backend_tokenizer", None)
+        if backend is None:
+            raise ValueError("JSON mode needs a fast (Rust) Hugging Face tokenizer")
+        return str(backend.to_str())
+
     def detokenizer(self) -> Any:
         return _WrapperDetokenizer(self._wrapper.detokenizer)
 

@@ -9,6 +9,7 @@ read, so graph building overlaps computation, as in mlx-lm's generate_step.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -24,14 +25,17 @@ import mlx.nn as nn  # noqa: E402
 from mlx_lm.models.cache import make_prompt_cache  # noqa: E402
 from mlx_lm.sample_utils import apply_top_p  # noqa: E402
 
+from app.llm.constrained import JsonConstraint, JsonGrammars  # noqa: E402
 from app.llm.prompt_cache import PromptCacheStore  # noqa: E402
 from app.llm.stops import StopText as _StopText  # noqa: E402
 from app.llm.tokenizer import ChatTokenizer  # noqa: E402
 from app.llm.types import (  # noqa: E402
+    MAX_TOP_LOGPROBS,
     ChatMessage,
     Chunk,
     FinishReason,
     GenerationParams,
+    TokenLogprob,
     Usage,
 )
 from app.llm.worker import MLXWorker  # noqa: E402
@@ -53,6 +57,8 @@ def validate_params(params: GenerationParams) -> None:
             raise ValueError(f"{name} must be in [-2, 2], got {getattr(params, name)}")
     if not 0 < params.repetition_penalty <= 2:
         raise ValueError(f"repetition_penalty must be in (0, 2], got {params.repetition_penalty}")
+    if params.logprobs is not None and not 0 <= params.logprobs <= MAX_TOP_LOGPROBS:
+        raise ValueError(f"logprobs must be in [0, {MAX_TOP_LOGPROBS}], got {params.logprobs}")
 
 
 def penalizes(params: GenerationParams) -> bool:
@@ -67,7 +73,13 @@ class _Sampler:
     array updated lazily with each sampled token: the next step is queued before the current
     token is read (see _decode), so the penalty must not need its value in Python."""
 
-    def __init__(self, params: GenerationParams, context_ids: Sequence[int] = ()) -> None:
+    def __init__(
+        self,
+        params: GenerationParams,
+        context_ids: Sequence[int] = (),
+        constraint: JsonConstraint | None = None,
+    ) -> None:
+        self.constraint = constraint
         self.temp = params.temperature
         self.top_p = params.top_p
         seed = params.seed if params.seed is not None else secrets.randbits(63)
@@ -77,6 +89,8 @@ class _Sampler:
         self.rep = params.repetition_penalty
         self.context_ids = list(context_ids)
         self.counts: mx.array | None = None
+        self.top = params.logprobs  # None: no log-probabilities, nothing computed
+        self.raw: mx.array | None = None
 
     def _penalized(self, logits: mx.array) -> mx.array:
         if self.counts is None:
@@ -93,8 +107,13 @@ class _Sampler:
         return logits
 
     def __call__(self, logits: mx.array) -> mx.array:
+        if self.top is not None:
+            self.raw = logits  # the model's own distribution, before any of what follows
         if self.penalize:
             logits = self._penalized(logits)
+        if self.constraint is not None:
+            allowed = mx.array(self.constraint.allowed(logits.shape[-1]))
+            logits = mx.where(allowed, logits, mx.array(-mx.inf, logits.dtype))
         if self.key is None:
             y = mx.argmax(logits, axis=-1)
         else:
@@ -109,6 +128,28 @@ class _Sampler:
             self.counts = self.counts.at[y].add(mx.ones(y.shape, mx.float32))
         return y
 
+    def scores(self, y: mx.array) -> list[mx.array]:
+        """Lazy arrays for the log-probabilities of token `y` of the last call (its own, then
+        the top ids and theirs); [] when not asked for, so the decode loop pays nothing."""
+        if self.top is None or self.raw is None:
+            return []
+        logp = self.raw - mx.logsumexp(self.raw, axis=-1, keepdims=True)
+        chosen = mx.take_along_axis(logp, y[:, None], axis=-1)
+        if not self.top:
+            return [chosen]
+        ids = mx.argpartition(-logp, kth=self.top - 1, axis=-1)[:, : self.top]
+        return [chosen, ids, mx.take_along_axis(logp, ids, axis=-1)]
+
+    @staticmethod
+    def read(token: int, arrays: list[mx.array]) -> list[TokenLogprob] | None:
+        if not arrays:
+            return None
+        top: tuple[tuple[int, float], ...] = ()
+        if len(arrays) == 3:
+            pairs = zip(arrays[1].tolist()[0], arrays[2].tolist()[0], strict=True)
+            top = tuple(sorted(((int(i), float(p)) for i, p in pairs), key=lambda t: -t[1]))
+        return [TokenLogprob(token, float(arrays[0].item()), top)]
+
 
 # Tokens background work (a warm-up, a summary's prompt) prefills between chances for a
 # foreground stream to run: a turn that arrives meanwhile waits at most one such step (~0.1 s
@@ -118,6 +159,8 @@ BACKGROUND_STEP = 128
 
 class MLXEngine:
     backend = "mlx"
+    supports_logprobs = True  # the remote engine does not: the route refuses logprobs there
+    supports_json_schema = True  # constrained decoding (app/llm/constrained.py); nor this
 
     def __init__(
         self,
@@ -139,6 +182,11 @@ class MLXEngine:
         self.prefill_step_size = prefill_step_size
         self.info = dict(info or {})
         self.prompt_caches = PromptCacheStore(prompt_cache_bytes, lambda: make_prompt_cache(model))
+        self.grammars = JsonGrammars(tokenizer)
+
+    def check_json_schema(self, schema: str) -> None:
+        """Raise app.llm.constrained.SchemaError if `schema` cannot constrain a reply."""
+        self.grammars.check(schema)
 
     # -- counting (caller's thread) -------------------------------------------------------------
     def count(self, messages: Sequence[ChatMessage]) -> int:
@@ -169,8 +217,11 @@ class MLXEngine:
             )
         max_tokens = min(params.max_tokens, self.context_window - len(prompt))
         said = self.penalty_ids(params)
+        constraint = None
+        if params.json_schema:  # off the event loop: the first builds llguidance's tokenizer
+            constraint = await asyncio.to_thread(self.grammars.matcher, params.json_schema)
         gen = self.worker.iterate(
-            lambda: self.generate(prompt, params, cache_key, max_tokens, said),
+            lambda: self.generate(prompt, params, cache_key, max_tokens, said, constraint),
             background=params.priority == "background",
         )
         async with contextlib.aclosing(gen) as items:
@@ -238,6 +289,7 @@ class MLXEngine:
         cache_key: str | None = None,
         max_tokens: int | None = None,
         said: Sequence[int] = (),
+        constraint: JsonConstraint | None = None,
     ) -> Iterator[Chunk | None]:
         """Runs on the MLX thread. Yields None during prefill, then a Chunk per token."""
         max_tokens = params.max_tokens if max_tokens is None else max_tokens
@@ -245,7 +297,9 @@ class MLXEngine:
         fed = list(prompt[:reused])  # always exactly the tokens whose KV the cache holds
         keep = True
         try:
-            yield from self._decode(prompt, reused, cache, fed, params, max_tokens, said)
+            yield from self._decode(
+                prompt, reused, cache, fed, params, max_tokens, said, constraint
+            )
         except GeneratorExit:
             raise
         except BaseException:
@@ -264,6 +318,7 @@ class MLXEngine:
         params: GenerationParams,
         max_tokens: int,
         said: Sequence[int] = (),
+        constraint: JsonConstraint | None = None,
     ) -> Iterator[Chunk | None]:
         background = params.priority == "background"
         model, step = self.model, BACKGROUND_STEP if background else self.prefill_step_size
@@ -277,10 +332,17 @@ class MLXEngine:
             mx.clear_cache()
             yield None
 
-        sample = _Sampler(params, said)
+        sample = _Sampler(params, said, constraint)
+        # Unconstrained, the next step is queued before the current token is read (overlap).
+        # A grammar needs each token before it can mask the next, so that path goes step by
+        # step: the overlap is given up only by replies that ask for JSON.
+        eager = constraint is None
+        if constraint is not None:
+            constraint.plan(max_tokens)
         y = sample(model(mx.array(rest)[None], cache=cache)[:, -1, :])
+        scores = sample.scores(y)
         fed.extend(rest)
-        mx.async_eval(y)
+        mx.async_eval(y, *scores)
 
         detok = self.tokenizer.detokenizer()
         stopper = _StopText(params.stop)
@@ -288,29 +350,52 @@ class MLXEngine:
         n = 0
         while True:
             queued = n + 1 < max_tokens
-            if queued:
+            if queued and eager:
                 next_y = sample(model(y[None], cache=cache)[:, -1, :])
-                mx.async_eval(next_y)
+                next_scores = sample.scores(next_y)
+                mx.async_eval(next_y, *next_scores)
             token = int(y.item())
             n += 1
-            if queued:
+            if queued and eager:
                 fed.append(token)
             if token in self.tokenizer.stop_ids:
                 tail, _ = self._tail(stopper, detok)
                 yield Chunk(text=tail, finish_reason="stop", usage=usage)
                 return
             usage.completion_tokens = n
+            if constraint is not None:
+                constraint.consume(token)
+            logprobs = _Sampler.read(token, scores)
             text, hit = stopper.feed(detok.add(token))
             if hit:
-                yield Chunk(text=text, token_ids=[token], finish_reason="stop", usage=usage)
+                yield Chunk(
+                    text=text,
+                    token_ids=[token],
+                    finish_reason="stop",
+                    usage=usage,
+                    logprobs=logprobs,
+                )
                 return
             if not queued:
                 tail, hit = self._tail(stopper, detok)
                 finish: FinishReason = "stop" if hit else "length"
-                yield Chunk(text=text + tail, token_ids=[token], finish_reason=finish, usage=usage)
+                yield Chunk(
+                    text=text + tail,
+                    token_ids=[token],
+                    finish_reason=finish,
+                    usage=usage,
+                    logprobs=logprobs,
+                )
                 return
-            yield Chunk(text=text, token_ids=[token])
-            y = next_y
+            if constraint is not None:  # the grammar has seen this token: now the next step
+                # the last tokens of the budget close the JSON (see app/llm/constrained.py)
+                constraint.plan(max_tokens - n)
+                next_y = sample(model(y[None], cache=cache)[:, -1, :])
+                next_scores = sample.scores(next_y)
+                mx.async_eval(next_y, *next_scores)
+                fed.append(token)
+            yield Chunk(text=text, token_ids=[token], logprobs=logprobs)
+            y, scores = next_y, next_scores
 
     @staticmethod
     def _tail(stopper: _StopText, detok: Any) -> tuple[str, bool]:

@@ -188,6 +188,10 @@ class ChatTokenizer:
     def token_bytes(self, token_id: int) -> bytes:
         return self._token_bytes[token_id]
 
+    def tokenizer_json(self) -> str:
+        """The Hugging Face `tokenizers` JSON of this tokenizer (for llguidance's grammars)."""
+        return str(self._tok.to_str())
+
     def decode(self, ids: Iterable[int], *, skip_special: bool = False) -> str:
         parts = (self._token_bytes[i] for i in ids if not (skip_special and i in self.special_ids))
         return b"".join(parts).decode("utf-8", errors="replace")

@@ -11,6 +11,8 @@ ChatMessage = Mapping[str, str]
 
 FinishReason = Literal["stop", "length", "cancelled"]
 
+MAX_TOP_LOGPROBS = 20  # OpenAI's bound for top_logprobs
+
 
 @dataclass(frozen=True)
 class GenerationParams:
@@ -31,6 +33,12 @@ class GenerationParams:
     # Background work (summaries) yields the MLX thread to every streaming reply: memory
     # upkeep must never slow down the replies people are waiting for.
     priority: Literal["foreground", "background"] = "foreground"
+    # Log-probabilities of the sampled tokens (OpenAI's `logprobs`): None computes nothing;
+    # n >= 0 returns each token's own and its n most likely alternatives (`top_logprobs`).
+    logprobs: int | None = None
+    # A JSON Schema (JSON text) the reply must satisfy (OpenAI's `response_format`): decoding
+    # is constrained to it. None: free text.
+    json_schema: str | None = None
 
 
 @dataclass
@@ -38,6 +46,16 @@ class Usage:
     prompt_tokens: int = 0
     cached_tokens: int = 0  # prompt tokens served from the KV prefix cache, not prefilled
     completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A sampled token's log-probability under the model (before temperature, top-p and
+    penalties, as OpenAI reports it), and the `top` most likely tokens, most likely first."""
+
+    token_id: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass
@@ -48,6 +66,7 @@ class Chunk:
     token_ids: list[int] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    logprobs: list[TokenLogprob] | None = None  # one per token_ids entry, when asked for
 
 
 class EngineError(RuntimeError):

@@ -58,7 +58,7 @@ async def send_error(
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     """A complete `{"error": {...}}` JSON response, written straight to the ASGI channel."""
-    body = json.dumps(error_body(code, message, field)).encode()
+    body = json.dumps(error_body(code, message, field, status)).encode()
     await send(
         {
             "type": "http.response.start",

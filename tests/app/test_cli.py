@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from app.cli import build_parser, is_loopback, main
 from app.personas.loader import load_persona_file
@@ -37,6 +39,11 @@ def test_personas_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["personas", "show", "pippa"]) == 0
     shown = capsys.readouterr().out
     assert "system prompt as the model sees it" in shown and "반말" in shown
+    # `memento personas show pippa > p.yaml` gives a file that parses back to the persona
+    # (it did not: long values wrapped at 80 columns, and the prompt after the YAML)
+    from app.personas.loader import load_personas
+
+    assert yaml.safe_load(shown) == load_personas(PERSONAS)["pippa"].model_dump()
     assert main(["personas", "show", "nobody"]) == 1
 
 
@@ -77,6 +84,7 @@ def test_personas_import_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     src.write_text(json.dumps(card))
     target = tmp_path / "personas"
     assert main(["personas", "import", str(src), "--dir", str(target)]) == 0
+    assert "restart it" in " ".join(capsys.readouterr().out.split())
     files = list(target.glob("*.yaml"))
     assert len(files) == 1
     persona = load_persona_file(files[0])
@@ -186,3 +194,69 @@ def test_serve_runs_and_stops_cleanly(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=120)
     assert "loading the model" in output and "ready: model" in output
+
+
+def test_serve_refuses_a_busy_port_before_loading_the_model(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"port {port} on 127.0.0.1 is already in use" in err and "Memento on" not in err
+
+
+def test_chat_help_keeps_its_argument_hints() -> None:
+    from rich.console import Console
+
+    from app.cli_chat import HELP
+
+    console = Console(record=True, width=200)
+    console.print(HELP)
+    text = console.export_text()
+    assert "/context [id]" in text and "/new [persona]" in text
+
+
+def test_chat_new_with_another_persona_takes_its_default_strategy() -> None:
+    from rich.console import Console
+
+    from app.cli_chat import ChatRepl
+
+    class Client:
+        """Records the sessions the REPL asks for (no server: only /new's choice is tested)."""
+
+        def __init__(self) -> None:
+            self.created: list[tuple[str | None, str | None]] = []
+
+        def create_session(self, persona: str | None, strategy: str | None) -> dict:
+            self.created.append((persona, strategy))
+            return {"id": "s", "persona": persona, "memory": {"strategy": strategy or "default"}}
+
+        def persona(self, persona_id: str) -> dict:
+            return {"id": persona_id, "name": persona_id}
+
+    client = Client()
+    repl = ChatRepl(client, Console(quiet=True), None)  # type: ignore[arg-type]
+    repl.open(None, "pippa", "window")
+    repl.new("")  # same persona: same strategy
+    repl.new("cody")  # another persona: its own default (none asked for)
+    assert client.created == [("pippa", "window"), ("pippa", "window"), ("cody", None)]
+
+
+def test_personas_validate_names_a_card_as_import_will(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    card = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Seraphina"}}
+    card["data"].update(description="A forest guardian.", first_mes="Hello.", mes_example="")
+    src = tmp_path / "seraphina_v2.json"
+    src.write_text(json.dumps(card))
+    assert main(["personas", "validate", str(src)]) == 0
+    validated = capsys.readouterr().out
+    assert main(["personas", "import", str(src), "--dir", str(tmp_path / "p")]) == 0
+    imported = capsys.readouterr().out
+    persona_id = re.search(r"as persona '([^']+)'", imported).group(1)  # type: ignore[union-attr]
+    assert f": {persona_id} (Seraphina)" in validated and "seraphina_v2 (" not in validated

@@ -9,6 +9,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.prompts import ChatPromptTemplate
 
 from app.langchain_chat import MementoChat, to_chat_messages
+from app.llm.types import EngineError
 
 FRANCE = [HumanMessage("What is the capital of France?")]
 
@@ -68,3 +69,42 @@ def test_in_a_chain_with_stop_and_params(llm: MementoChat) -> None:
 def test_unsupported_messages_are_named() -> None:
     with pytest.raises(ValueError, match="message 1: ToolMessage"):
         to_chat_messages([HumanMessage("x"), ToolMessage("y", tool_call_id="1")])
+
+
+def test_timeout_bounds_the_whole_call(engine: Any) -> None:
+    # a deadline already spent: the first step (the prefill) cannot be waited for
+    llm = MementoChat(engine=engine, max_tokens=12, timeout=1e-9)
+    with pytest.raises(TimeoutError):
+        llm.invoke(FRANCE)
+
+
+class _FlakyEngine:
+    """The real engine behind an engine that fails `failures` times before its first token,
+    as a remote engine does while its server restarts."""
+
+    def __init__(self, engine: Any, failures: int) -> None:
+        self.engine, self.failures, self.calls = engine, failures, 0
+        self.model_id = engine.model_id
+
+    async def stream(self, messages: Any, params: Any, cache_key: str | None = None) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise EngineError("connection refused")
+        async for chunk in self.engine.stream(messages, params, cache_key=cache_key):
+            yield chunk
+
+
+def test_max_retries_retries_a_failure_before_the_first_token(engine: Any) -> None:
+    flaky = _FlakyEngine(engine, failures=2)
+    out = MementoChat(engine=flaky, max_tokens=12, max_retries=2).invoke(FRANCE)
+    assert "Paris" in out.content and flaky.calls == 3
+    with pytest.raises(EngineError):
+        MementoChat(engine=_FlakyEngine(engine, failures=1), max_tokens=12).invoke(FRANCE)
+
+
+def test_standard_tracing_params(engine: Any) -> None:
+    llm = MementoChat(engine=engine, max_tokens=7, temperature=0.5, stop=["x"])
+    params = llm._get_ls_params()
+    assert params["ls_provider"] == "memento" and params["ls_model_name"] == engine.model_id
+    assert (params["ls_max_tokens"], params["ls_temperature"], params["ls_stop"]) == (7, 0.5, ["x"])
+    assert llm._get_ls_params(model="other")["ls_model_name"] == "other"

@@ -129,15 +129,18 @@ def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
 
 
 def assert_error(response: httpx.Response, status: int, field: str | None = None) -> dict:
-    """The uniform error shape {"error": {code, message, field}}, with the expected status and
-    (when given) field."""
+    """The uniform error shape {"error": {message, type, param, code, field}} (OpenAI's error
+    object plus our dotted `field`), with the expected status and (when given) field."""
     assert response.status_code == status, (response.status_code, response.text)
     body = response.json()
     assert set(body) == {"error"}, body
     err = body["error"]
-    assert set(err) == {"code", "message", "field"}, err
+    assert set(err) == {"message", "type", "param", "code", "field"}, err
     assert isinstance(err["code"], str) and err["code"]
     assert isinstance(err["message"], str) and err["message"]
+    assert err["type"] in ("invalid_request_error", "requests", "server_error"), err
+    # param is field spelt OpenAI's way (none for an unknown model, as OpenAI's 404)
+    assert (err["param"] is None) == (err["field"] is None or err["code"] == "model_not_found")
     if field is not None:
         assert err["field"] == field, err
     return err

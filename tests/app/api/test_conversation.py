@@ -352,6 +352,7 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
         ("/v1/sessions/{session_id}/memory", "get"),
         ("/v1/sessions/{session_id}/memory", "patch"),
         ("/v1/models", "get"),
+        ("/v1/models/{model_id}", "get"),
         ("/v1/chat/completions", "post"),
     ]:
         assert method in paths.get(path, {}), (method, path)

@@ -95,7 +95,9 @@ def test_invalid_fields_are_named(client: TestClient, sid: str) -> None:
         body = {"content": "hi", name: bad}
         assert_error(client.post(url, json=body), 422, name)
         oai = {"messages": [{"role": "user", "content": "hi"}], name: bad}
-        assert_error(client.post("/v1/chat/completions", json=oai), 422, name)
+        # the OpenAI-compatible route answers OpenAI's 400 where ours answer 422
+        err = assert_error(client.post("/v1/chat/completions", json=oai), 400, name)
+        assert err["param"] == name and err["type"] == "invalid_request_error"
     # an empty stop string (found by the fuzzer: it was a 503 from the engine)
     assert_error(client.post(url, json={"content": "hi", "stop": ["x", ""]}), 422, "stop.1")
     err = assert_error(
@@ -104,6 +106,16 @@ def test_invalid_fields_are_named(client: TestClient, sid: str) -> None:
     assert "32" in err["message"]
     r = client.post(url, content=b"{not json", headers={"content-type": "application/json"})
     assert_error(r, 422, "body")
+    # malformed JSON says where it breaks
+    bad = b'{"content": "hi",\n "max_tokens": oops}'
+    r = client.post(url, content=bad, headers={"content-type": "application/json"})
+    err = assert_error(r, 422, "body")
+    assert "line 2, column 16" in err["message"], err
+    # JSON without its content-type names the header, not "a valid dictionary"
+    for headers in ({}, {"content-type": "text/plain"}):
+        r = client.post(url, content=b'{"content": "hi"}', headers=headers)
+        err = assert_error(r, 422, "content-type")
+        assert "Content-Type: application/json" in err["message"], err
     assert messages(client, sid) == []  # nothing was stored by any of these
     assert_error(client.get(url, params={"limit": 0}), 422, "limit")
 
@@ -259,19 +271,19 @@ def test_context_overflow_is_413(client: TestClient) -> None:
 
 def test_openai_errors(client: TestClient) -> None:
     url = "/v1/chat/completions"
-    assert_error(client.post(url, json={"messages": []}), 422, "messages")
+    assert_error(client.post(url, json={"messages": []}), 400, "messages")
     assert_error(
         client.post(url, json={"messages": [{"role": "wizard", "content": "x"}]}),
-        422,
+        400,
         "messages.0.role",
     )
     assert_error(
         client.post(url, json={"messages": [{"role": "tool", "content": "x"}]}),
-        422,
+        400,
         "messages.0.role",
     )
     assert_error(
         client.post(url, json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 100}),
-        422,
+        400,
         "max_tokens",
     )

@@ -3,9 +3,14 @@ free port), streaming and not, with and without X-Memento-Session."""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
+import jsonschema
+import openai
 import pytest
 from openai import OpenAI
 from support.server import LiveServer, make_settings
@@ -36,13 +41,31 @@ def stored(server: LiveServer, sid: str) -> list[dict]:
 
 def test_models(oai: OpenAI) -> None:
     models = oai.models.list().data
-    assert len(models) == 1 and "SmolLM2" in models[0].id
+    ids = [m.id for m in models]
+    # the served model under its own id, and the alias that always names it
+    assert len(ids) == 2 and "SmolLM2" in ids[0] and ids[1] == "memento"
+    for model_id in ids:
+        assert oai.models.retrieve(model_id).id == model_id
+    with pytest.raises(openai.NotFoundError) as info:
+        oai.models.retrieve("gpt-4o")
+    # as OpenAI's: no param; our `field` names it
+    assert info.value.code == "model_not_found" and info.value.param is None
+    assert info.value.type == "invalid_request_error"
+    assert info.value.body["field"] == "model"
+    # a completion for a model we do not serve is refused the same way, not served silently
+    with pytest.raises(openai.NotFoundError) as info:
+        oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert info.value.code == "model_not_found" and "gpt-4o" in info.value.message
+    real = oai.chat.completions.create(
+        model=ids[0], messages=[{"role": "user", "content": "hi"}], max_tokens=2
+    )
+    assert real.model == ids[0]
 
 
 def test_stateless_completion(oai: OpenAI) -> None:
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     r = oai.chat.completions.create(
-        model="anything", messages=messages, max_tokens=MAX, temperature=0
+        model="memento", messages=messages, max_tokens=MAX, temperature=0
     )
     assert r.object == "chat.completion"
     choice = r.choices[0]
@@ -54,7 +77,7 @@ def test_stateless_completion(oai: OpenAI) -> None:
     assert u.prompt_tokens_details is not None
     # same request again: the whole prompt prefix is reused from the KV cache
     again = oai.chat.completions.create(
-        model="anything", messages=messages, max_tokens=MAX, temperature=0
+        model="memento", messages=messages, max_tokens=MAX, temperature=0
     )
     assert again.choices[0].message.content == choice.message.content
     assert again.usage.prompt_tokens_details.cached_tokens > 0
@@ -62,7 +85,7 @@ def test_stateless_completion(oai: OpenAI) -> None:
 
 def test_stateless_streaming(oai: OpenAI) -> None:
     stream = oai.chat.completions.create(
-        model="m",
+        model="memento",
         messages=[{"role": "user", "content": "Say hello."}],
         max_tokens=MAX,
         stream=True,
@@ -80,14 +103,14 @@ def test_session_header_uses_memory_and_stores_turns(server: LiveServer, oai: Op
     sid = new_session(server, "pippa")
     headers = {"X-Memento-Session": sid}
     first = oai.chat.completions.create(
-        model="m",
+        model="memento",
         messages=[{"role": "user", "content": "Hi Pippa, my favourite fruit is mango."}],
         max_tokens=MAX,
         extra_headers=headers,
     )
     # the client sends only its newest message; the session supplies the rest
     raw = oai.chat.completions.with_raw_response.create(
-        model="m",
+        model="memento",
         messages=[
             {"role": "user", "content": "ignored: the client's own copy of history"},
             {"role": "user", "content": "What is my favourite fruit?"},
@@ -118,7 +141,7 @@ def test_session_header_uses_memory_and_stores_turns(server: LiveServer, oai: Op
 def test_session_header_streaming(server: LiveServer, oai: OpenAI) -> None:
     sid = new_session(server)
     stream = oai.chat.completions.create(
-        model="m",
+        model="memento",
         messages=[{"role": "user", "content": "Count to three."}],
         max_tokens=MAX,
         stream=True,
@@ -153,3 +176,213 @@ def test_langchain_chat_openai(server: LiveServer) -> None:
     session_llm = llm.bind(extra_headers={"X-Memento-Session": sid})
     reply = session_llm.invoke([HumanMessage("Hello there")])
     assert stored(server, sid)[-1]["content"] == reply.content
+
+
+HI = [{"role": "user", "content": "hi"}]
+
+# (request options, the param OpenAI's error names): each is a 400 BadRequestError with
+# .type "invalid_request_error" and that .param, as the real API answers (issue 17).
+BAD_REQUESTS: list[tuple[dict[str, Any], str]] = [
+    ({"messages": []}, "messages"),
+    ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
+    ({"temperature": 3}, "temperature"),
+    ({"n": 2}, "n"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ({"max_tokens": 5, "max_completion_tokens": 5}, "max_tokens"),
+    ({"stream_options": {"include_usage": True}}, "stream_options"),
+    ({"top_logprobs": 2}, "top_logprobs"),
+    ({"top_logprobs": 21, "logprobs": True}, "top_logprobs"),
+    ({"response_format": {"type": "yaml"}}, "response_format.type"),
+    ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
+    (
+        {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": {"type": "nonsense"}},
+            }
+        },
+        "response_format.json_schema.schema",
+    ),
+    (
+        {
+            "tools": [
+                {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+            ]
+        },
+        "tools",
+    ),
+    ({"tool_choice": "auto"}, "tool_choice"),
+    ({"logit_bias": {"42": 5}}, "logit_bias"),
+    ({"max_tokens": 10_000}, "max_tokens"),
+]
+
+
+@pytest.mark.parametrize(("options", "param"), BAD_REQUESTS, ids=[p for _, p in BAD_REQUESTS])
+def test_bad_requests_raise_openais_exceptions(
+    oai: OpenAI, options: dict[str, Any], param: str
+) -> None:
+    body = {"model": "memento", "messages": HI, **options}
+    with pytest.raises(openai.BadRequestError) as info:
+        oai.chat.completions.create(**body)
+    err = info.value
+    assert err.status_code == 400 and err.type == "invalid_request_error", err.body
+    assert err.param == param, err.body
+    assert err.message and param.split("[")[0].split(".")[0] in err.message, err.body
+
+
+def test_refused_options_store_nothing_on_a_session(server: LiveServer, oai: OpenAI) -> None:
+    sid = new_session(server)
+    for options in (
+        {"tools": []},
+        {"logprobs": True},
+        {"response_format": {"type": "json_object"}},
+    ):
+        with pytest.raises(openai.BadRequestError) as info:
+            oai.chat.completions.create(
+                model="memento",
+                messages=HI,
+                max_tokens=2,
+                extra_headers={"X-Memento-Session": sid},
+                **options,
+            )
+        assert info.value.param == next(iter(options))
+    assert stored(server, sid) == []
+
+
+def test_bodies_that_are_not_json_say_why(server: LiveServer) -> None:
+    url = f"{server.url}/v1/chat/completions"
+    r = httpx.post(url, content=b'{"messages": [\n  {"role": "user", "content": hi}]}', timeout=60)
+    assert r.status_code == 400
+    err = r.json()["error"]
+    # no content-type: the header is named before the JSON is even looked at
+    assert err["param"] == "content-type" and "Content-Type: application/json" in err["message"]
+    r = httpx.post(
+        url,
+        content=b'{"messages": [\n  {"role": "user", "content": hi}]}',
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
+    err = r.json()["error"]
+    assert r.status_code == 400 and err["param"] == "body"
+    assert "line 2, column 31" in err["message"], err
+
+
+def test_logprobs(oai: OpenAI) -> None:
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    r = oai.chat.completions.create(
+        model="memento",
+        messages=messages,
+        max_tokens=MAX,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=3,
+    )
+    choice = r.choices[0]
+    assert choice.logprobs is not None and choice.logprobs.content
+    tokens = choice.logprobs.content
+    assert len(tokens) == r.usage.completion_tokens or choice.finish_reason == "stop"
+    # the tokens' bytes spell the reply
+    assert b"".join(bytes(t.bytes) for t in tokens).decode() == choice.message.content
+    for t in tokens:
+        assert t.logprob <= 0 and len(t.top_logprobs) == 3
+        tops = [a.logprob for a in t.top_logprobs]
+        assert tops == sorted(tops, reverse=True) and sum(math.exp(p) for p in tops) <= 1 + 1e-4
+        # greedy without penalties: the sampled token is the most likely one
+        assert t.top_logprobs[0].token == t.token
+        assert t.top_logprobs[0].logprob == pytest.approx(t.logprob, abs=1e-4)
+    # streaming reports the same tokens, chunk by chunk; without logprobs, none
+    stream = oai.chat.completions.create(
+        model="memento",
+        messages=messages,
+        max_tokens=MAX,
+        temperature=0,
+        stream=True,
+        logprobs=True,
+    )
+    streamed = [
+        t
+        for c in stream
+        if c.choices and c.choices[0].logprobs
+        for t in c.choices[0].logprobs.content
+    ]
+    assert [t.token for t in streamed] == [t.token for t in tokens]
+    # (a prefix reused from the KV cache may differ in the last bits)
+    assert [t.logprob for t in streamed] == pytest.approx([t.logprob for t in tokens], abs=1e-3)
+    assert all(t.top_logprobs == [] for t in streamed)
+    plain = oai.chat.completions.create(
+        model="memento", messages=messages, max_tokens=MAX, temperature=0
+    )
+    assert plain.choices[0].logprobs is None
+    assert plain.choices[0].message.content == choice.message.content
+
+
+CITY = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "maxLength": 24},
+        "country": {"type": "string", "maxLength": 24},
+        "population": {"type": "integer", "minimum": 0, "maximum": 100_000_000},
+    },
+    "required": ["city", "country", "population"],
+    "additionalProperties": False,
+}
+
+
+def test_json_mode_and_json_schema(oai: OpenAI) -> None:
+    ask = [{"role": "user", "content": "Describe Paris as a JSON object."}]
+    r = oai.chat.completions.create(
+        model="memento", messages=ask, max_tokens=128, response_format={"type": "json_object"}
+    )
+    choice = r.choices[0]
+    # constrained decoding: whatever the model wanted to say, it is a JSON object
+    assert choice.finish_reason == "stop", choice
+    assert isinstance(json.loads(choice.message.content), dict)
+    # a schema with bounded strings and numbers always completes within the budget
+    fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": CITY, "strict": True}}
+    stream = oai.chat.completions.create(
+        model="memento",
+        messages=[{"role": "user", "content": "What is the biggest city in Japan?"}],
+        max_tokens=96,
+        response_format=fmt,
+        stream=True,
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    jsonschema.validate(json.loads(text), CITY)
+
+
+@pytest.mark.parametrize("max_tokens", [2, 6, 12])
+def test_json_mode_closes_within_a_small_budget(oai: OpenAI, max_tokens: int) -> None:
+    # the last tokens of the budget close the JSON instead of running out inside a string
+    r = oai.chat.completions.create(
+        model="memento",
+        messages=[{"role": "user", "content": "Write a long JSON document about the sea."}],
+        max_tokens=max_tokens,
+        response_format={"type": "json_object"},
+    )
+    choice = r.choices[0]
+    assert isinstance(json.loads(choice.message.content), dict), choice
+    assert r.usage.completion_tokens <= max_tokens
+
+
+JOKE = {
+    "type": "object",
+    "properties": {"setup": {"type": "string"}, "punchline": {"type": "string"}},
+    "required": ["setup", "punchline"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize("max_tokens", [16, 40])
+def test_json_schema_required_properties_complete_within_the_budget(
+    oai: OpenAI, max_tokens: int
+) -> None:
+    # the model fills "setup" with a long, repetitive string; the second required key (forced,
+    # several tokens) and its value must still fit: closing is planned on the grammar state
+    r = oai.chat.completions.create(
+        model="memento",
+        messages=[{"role": "user", "content": "Tell me a joke about cats."}],
+        max_tokens=max_tokens,
+        response_format={"type": "json_schema", "json_schema": {"name": "joke", "schema": JOKE}},
+    )
+    jsonschema.validate(json.loads(r.choices[0].message.content), JOKE)
+    assert r.choices[0].finish_reason == "stop" and r.usage.completion_tokens <= max_tokens
