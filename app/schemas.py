@@ -1,4 +1,5 @@
-"""Request and response bodies of the HTTP API (DESIGN.md section 5): the OpenAPI document."""
+"""Request and response bodies of the HTTP API: the OpenAPI document. The routes and the parts
+behind them: docs/ARCHITECTURE.md §1.12; the route table: README.md."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ Variants (all on the embedded SmolLM2-135M Q4_1 GGUF, greedy, same token ids):
 - stock: mlx-lm `stream_generate` on the model exactly as the GGUF loader builds it (Q4 layers,
   MLX's CPU quantized kernels), before `prepare_for_cpu`.
 - f32 (full mode): stock `stream_generate` on the dequantized float32 model, without our numpy
-  decode path: the baseline DESIGN.md section 3 measured.
+  decode path: the "stock mlx-lm, dequantized float32" baseline of the README.
 - ours: `MLXEngine.stream` as the service runs it (factory.load_engine, default Settings).
 - llama.cpp: llama-cpp-python, n_threads=2, when importable (`pip install -e .[bench]`).
 - ours, MLX prefill (`--compare-prefill`): the same engine with prompt chunks sent through MLX's

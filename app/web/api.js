@@ -1,5 +1,6 @@
-// The HTTP API of DESIGN.md §5, as small async functions. Every failure becomes an ApiError
-// carrying the server's own `error.message`, so the page can show it instead of failing silently.
+// The HTTP API (docs/ARCHITECTURE.md §1.12), as small async functions. Every failure becomes an
+// ApiError carrying the server's own `error.message`, so the page can show it instead of failing
+// silently.
 // Every call carries the stored API key; a 401 asks for a key and retries with it.
 
 import { authHeaders, getKey, promptForKey } from "./apikey.js";
