@@ -2,8 +2,9 @@
 
 The database is the source of truth; the vector index is derived from it. After a crash, a
 restore from backup or a Chroma mishap, this puts back exactly what the service would have
-indexed: every complete message (not forgotten) of every session whose strategy recalls
-(vector, hybrid), and nothing else. Run it with the server stopped (embedded Chroma is not
+indexed: every complete message (not forgotten) of every session, whatever its strategy (a
+later session of the user recalls from it: memory scopes), and nothing else. Run it with the
+server stopped (embedded Chroma is not
 meant to be written by two processes).
 
 It is also how an index moves to another embedder (MEMENTO_EMBEDDER): the service refuses an
@@ -29,17 +30,7 @@ err = Console(stderr=True)
 class ReindexReport:
     sessions: int = 0  # sessions whose turns were (re)indexed
     messages: int = 0  # records written
-    cleared: int = 0  # sessions whose records were removed (strategy does not recall)
     missing: list[str] = field(default_factory=list)  # --session ids not found
-
-
-def uses_recall(strategy: str) -> bool:
-    from memory import registry
-
-    try:
-        return bool(getattr(registry.get(strategy), "uses_recall", False))
-    except KeyError:
-        return False
 
 
 def all_sessions(store: Any) -> list[Any]:
@@ -91,9 +82,6 @@ async def reindex(
             progress(done - 1, len(sessions))
         info = session_info(s)
         await index.delete(info)
-        if not uses_recall(s.strategy):
-            report.cleared += 1
-            continue
         try:
             history = await asyncio.to_thread(store.history, s.user_id, s.id)
             state, _ = await asyncio.to_thread(store.get_memory, s.user_id, s.id)
@@ -161,8 +149,7 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
         err.print(f"[red]no session {report.missing[0]!r}[/]")
         return 1
     err.print(
-        f"re-indexed {report.messages} message(s) of {report.sessions} session(s); "
-        f"{report.cleared} session(s) without vector recall cleared"
+        f"re-indexed {report.messages} message(s) of {report.sessions} session(s)"
     )
     return 0
 
