@@ -1,8 +1,5 @@
-"""The shared auth-required server, and the `fuzz` / `crash` markers (long runs, opt-in).
-
-`make fuzz` / `make crash` select them with `-m fuzz` / `-m crash`; otherwise they are skipped,
-so `make test` (which selects by `slow`) never pays for them.
-"""
+"""The shared auth-required server. The `fuzz` / `crash` runs are opt-in markers
+(tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,21 +8,6 @@ from pathlib import Path
 
 import pytest
 from support.server import LiveServer, make_settings
-
-OPT_IN = {"fuzz": "the long schemathesis run", "crash": "the 20-round kill -9 loop"}
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    for name, what in OPT_IN.items():
-        config.addinivalue_line("markers", f"{name}: {what} (opt-in: pytest -m {name})")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    selected = config.getoption("markexpr") or ""
-    for item in items:
-        for name in OPT_IN:
-            if item.get_closest_marker(name) and name not in selected:
-                item.add_marker(pytest.mark.skip(reason=f"opt-in: run with -m {name}"))
 
 
 @pytest.fixture(scope="package")
