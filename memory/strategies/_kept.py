@@ -1,14 +1,15 @@
 """Recalled turns kept in place across turns, so the KV cache keeps them (issue 13).
 
 A recalling strategy's context is persona, pinned, relationship, *kept*, summary, recent,
-*recalled*, new. What recall finds anew each turn ("recalled") sits after the recent buffer and
-is prefilled every turn anyway; everything before the recent buffer is the prefix the engine's
-cache serves, as long as it does not change. The kept part changes only when that prefix breaks
-anyway (the recent buffer's front moved: chunked eviction) or when there is none yet: then the
-most relevant of the turn's new finds are appended to it as a chunk; when the best of them
-no longer fits beside what is kept, the oldest chunks make room, at most once per
-REBUILD_AFTER replies. Kept turns come before the summary, which changes at every eviction.
-The Context of an empty message (app/warmup.py) shows them too: they need no query.
+*recalled*, new. What recall finds anew for a message ("recalled") sits after the recent buffer,
+nearest the question; everything before it is the prefix the engine's cache serves, as long as
+it does not change. After every reply the most relevant of that turn's new finds are appended
+to the kept part as a chunk (the text before stays byte-identical), and the warm-up
+(app/warmup.py: the Context of an empty message shows kept turns, they need no query) prefills
+them while the user types, so the next turn prefills only its own finds and message. When the
+best find no longer fits beside what is kept, the oldest chunks make room, at most once per
+REBUILD_AFTER replies; when the room shrinks, the newest chunks are left out first. Kept turns
+come before the summary, which changes at every eviction.
 """
 
 from __future__ import annotations
@@ -64,8 +65,7 @@ def chunk_ids(part: ContextPart | None) -> list[list[int]]:
 def next_kept(
     state: MemoryState, context: Context, share: float, recall_max_tokens: int | None
 ) -> None:
-    """Set state.kept (and its age) after a reply generated from `context`; state.buffer_start_id
-    is where the next prompt's recent buffer starts."""
+    """Set state.kept (and its age) after a reply generated from `context`."""
     parts = {p.kind: p for p in context.parts}
     kept, found = parts.get("kept"), parts.get("recalled")
     chunks = chunk_ids(kept)
