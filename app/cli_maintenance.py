@@ -148,9 +148,7 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
     if report.missing:
         err.print(f"[red]no session {report.missing[0]!r}[/]")
         return 1
-    err.print(
-        f"re-indexed {report.messages} message(s) of {report.sessions} session(s)"
-    )
+    err.print(f"re-indexed {report.messages} message(s) of {report.sessions} session(s)")
     return 0
 
 

@@ -98,8 +98,9 @@ def session_info(session: SessionRecord) -> SessionInfo:
     return session.info()
 
 
-def _summary_of(state: MemoryState) -> tuple[Any, ...]:
-    return tuple(getattr(state, f) for f in SUMMARY_FIELDS)
+def _summary_of(state: MemoryState) -> dict[str, Any]:
+    """What an upkeep pass writes (SUMMARY_FIELDS)."""
+    return {f: getattr(state, f) for f in SUMMARY_FIELDS}
 
 
 class SessionMemory:
@@ -311,7 +312,7 @@ class SessionMemory:
         new_state = after_summarizer(state, await strategy.upkeep(kept, state))
         if new_state == state:
             return False
-        summary = {f: getattr(new_state, f) for f in SUMMARY_FIELDS}
+        summary = _summary_of(new_state)
         base = state
         while True:
             try:

@@ -36,9 +36,10 @@ class NextTurnWarmer:
         self._idle: dict[str, int] = {}
 
     def schedule(
-        self, observing: asyncio.Future[None], session: SessionRecord, max_tokens: int
+        self, observing: asyncio.Future[None] | None, session: SessionRecord, max_tokens: int
     ) -> None:
-        """Warm the session's cache once `observing` (the turn's observation) is done."""
+        """Warm the session's cache once `observing` (the turn's observation) is done (None:
+        now)."""
         self.cancel(session.id)
         self._idle[session.id] = max_tokens
         task = self.memory.background(
@@ -57,9 +58,7 @@ class NextTurnWarmer:
         changed end of its next prompt too, unless a turn has started meanwhile."""
         max_tokens = self._idle.get(session.id)
         if max_tokens is not None:
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            self.schedule(done, session, max_tokens)
+            self.schedule(None, session, max_tokens)
 
     def warming(self, session_id: str) -> bool:
         """Is a warm-up of the session scheduled or running?"""
@@ -73,9 +72,10 @@ class NextTurnWarmer:
             task.cancel()
 
     async def _warm(
-        self, observing: asyncio.Future[None], session: SessionRecord, max_tokens: int
+        self, observing: asyncio.Future[None] | None, session: SessionRecord, max_tokens: int
     ) -> None:
-        await asyncio.wait([observing])
+        if observing is not None:
+            await asyncio.wait([observing])
         try:
             session = await asyncio.to_thread(self.store.get_session, session.user_id, session.id)
             persona = self.personas.get(session.persona_id, session.user_id)

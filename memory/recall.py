@@ -63,6 +63,11 @@ __all__ = [
 ROLES = ("user", "assistant")
 
 
+def recallable(m: StoredMessage) -> bool:
+    """A message the index takes: a user or assistant turn with text."""
+    return m.role in ROLES and bool(m.content.strip())
+
+
 class RecallParams(BaseModel):
     """Tuning knobs; defaults are the ones that paid on LoCoMo (benchmarks/memory.py)."""
 
@@ -168,7 +173,7 @@ class HybridRecaller:
 
     # -- Recaller -----------------------------------------------------------------------------
     async def observe(self, session: SessionInfo, messages: Sequence[StoredMessage]) -> None:
-        msgs = [m for m in messages if m.role in ROLES and m.content.strip()]
+        msgs = [m for m in messages if recallable(m)]
         if not msgs:
             return
         st = self._state(session)

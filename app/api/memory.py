@@ -13,7 +13,7 @@ from app.recall_guard import describe
 from app.schemas import ERRORS, DbId, MemoryItem, MemoryOut, MemoryPatch, SummaryRestore
 from app.session_memory import session_info
 from memory import user_edits
-from memory.recall import ROLES
+from memory.recall import recallable
 from memory.types import MemoryState, PinnedFact
 
 router = APIRouter(prefix="/v1/sessions", tags=["memory"], responses=ERRORS)
@@ -41,24 +41,19 @@ async def _memory_out(
         except Exception as exc:  # noqa: BLE001 - the vector server is down: say so, show the rest
             unavailable = f"the vector index is unavailable ({describe(exc)})"
             indexed = set()
-        recalls = chat.memory.strategy(session).uses_recall
-        if indexed or recalls:
+        # an import or a strategy change indexes in the background: the page waits for a
+        # recalling session's turns, unless nothing is being indexed (the index is down)
+        waits = chat.memory.strategy(session).uses_recall and not unavailable
+        if indexed or waits:
             history = await asyncio.to_thread(store.history, user_id, session_id)
             forgotten = set(state.forgotten)
-            recallable = [
-                m
-                for m in history
-                if m.id not in forgotten and m.role in ROLES and m.content.strip()
-            ]
+            kept = [m for m in history if m.id not in forgotten and recallable(m)]
             items = [
                 MemoryItem(id=m.id, role=m.role, content=m.content, created_at=m.created_at)
-                for m in recallable
+                for m in kept
                 if m.id in indexed
             ][-limit:]
-            # an import or a strategy change indexes in the background: the page waits for it
-            indexing = sum(m.id not in indexed for m in recallable) if recalls else 0
-            if unavailable:
-                indexing = 0  # nothing is being indexed: the page must not wait for it
+            indexing = sum(m.id not in indexed for m in kept) if waits else 0
     return MemoryOut(
         strategy=session.strategy,
         summary=state.summary,

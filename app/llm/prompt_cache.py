@@ -97,16 +97,18 @@ class PromptCacheStore:
     def _shared(self, key: str, tokens: Sequence[int]) -> tuple[KVCacheList, int]:
         """A new cache holding a copy of the longest prefix of `tokens` an entry of `key`'s
         group holds."""
+        cache = self._make()
         group = _group(key)
+        if group is None:
+            return cache, 0
         head = list(tokens[:SHARED_MIN])
         best, n = None, 0
         for other, entry in self._entries.items():
-            if group is not None and _group(other) == group and entry.tokens[:SHARED_MIN] == head:
+            if _group(other) == group and entry.tokens[:SHARED_MIN] == head:
                 m = common_prefix(entry.tokens, tokens)
                 if m > n:
                     best, n = entry, m
         n = min(n, len(tokens) - 1)
-        cache = self._make()
         if best is None or n < SHARED_MIN or not _plain(best.cache) or not _plain(cache):
             return cache, 0
         for mine, theirs in zip(cache, best.cache, strict=True):
