@@ -58,6 +58,9 @@ class Persona(_Strict):
     style_rules: list[str] = Field(default_factory=list)  # how to speak; pinned like facts
     # what the persona calls the user: fills {{user}} and labels the user in example dialogue
     user_name: str = Field(default=DEFAULT_USER_NAME, min_length=1, max_length=100)
+    # her lorebook (World Info), kept as the Character Card V3 `character_book` object itself so
+    # every field, extensions included, round-trips; memory/lore reads and validates it
+    character_book: dict[str, Any] | None = None
     memory: PersonaMemory = Field(default_factory=PersonaMemory)
     generation: PersonaGeneration = Field(default_factory=PersonaGeneration)
 
