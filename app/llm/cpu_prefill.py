@@ -24,7 +24,7 @@ load_blas()  # before mlx, and before _find_sgemm looks for OpenBLAS in the glob
 import numpy as np  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
 
-from app.llm.cpu_decode import NumpyDecoder, _Layer, _views  # noqa: E402
+from app.llm.cpu_decode import NumpyDecoder, _Layer, _Rope, _views  # noqa: E402
 
 
 def _find_sgemm() -> Any:
@@ -78,16 +78,38 @@ def gemm(a: np.ndarray, b: np.ndarray, trans_b: bool) -> np.ndarray:
     return out
 
 
-def _lin(w: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.ndarray:
+def lin_rows(w: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.ndarray:
+    """x @ w.T (+ b): a linear layer over the rows of x."""
     y = gemm(x, w, trans_b=True)
     if b is not None:
         y += b
     return y
 
 
-def _rms_rows(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
+def rms_rows(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
     ms = np.einsum("ij,ij->i", x, x) / np.float32(x.shape[1])
     return x * (1.0 / np.sqrt(ms + np.float32(eps)))[:, None] * w
+
+
+def rope_angles(rope: _Rope, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin (T, 1, dims/2) for the rows at `positions`."""
+    theta = (positions * np.float32(rope.scale))[:, None] * rope.inv_freq[None, :]
+    return np.cos(theta)[:, None, :], np.sin(theta)[:, None, :]
+
+
+def rope_rows(rope: _Rope, x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Rotate x (T, heads, head_dim), each row by the angles of its own position."""
+    r = x[..., : rope.dims]
+    if rope.traditional:  # GGUF layout: adjacent pairs
+        a, b = r[..., 0::2], r[..., 1::2]
+        out = np.stack([a * cos - b * sin, a * sin + b * cos], axis=-1).reshape(r.shape)
+    else:  # Hugging Face layout: two halves
+        half = rope.dims // 2
+        a, b = r[..., :half], r[..., half:]
+        out = np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
+    if rope.dims == x.shape[-1]:
+        return out
+    return np.concatenate([out, x[..., rope.dims :]], axis=-1)
 
 
 class NumpyPrefiller:
@@ -101,32 +123,11 @@ class NumpyPrefiller:
         (T, hidden), before the final norm."""
         h = self.dec.embed[tokens]
         pos = cache[0].offset
-        cos, sin = self._angles(pos, len(tokens))
+        cos, sin = rope_angles(self.dec.rope, np.arange(pos, pos + len(tokens), dtype=np.float32))
         causal = np.triu(np.full((len(tokens),) * 2, -np.inf, dtype=np.float32), k=1)
         for layer, c in zip(self.dec.layers, cache, strict=True):
             h = self._layer(layer, h, c, pos, cos, sin, causal)
         return h
-
-    def _angles(self, pos: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        rope = self.dec.rope
-        positions = np.arange(pos, pos + n, dtype=np.float32) * np.float32(rope.scale)
-        theta = positions[:, None] * rope.inv_freq[None, :]
-        return np.cos(theta)[:, None, :], np.sin(theta)[:, None, :]  # (T, 1, dims/2)
-
-    def _rope(self, x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
-        """Rotate x (T, heads, head_dim), each row by the angles of its position."""
-        rope = self.dec.rope
-        r = x[..., : rope.dims]
-        if rope.traditional:  # GGUF layout: adjacent pairs
-            a, b = r[..., 0::2], r[..., 1::2]
-            out = np.stack([a * cos - b * sin, a * sin + b * cos], axis=-1).reshape(r.shape)
-        else:  # Hugging Face layout: two halves
-            half = rope.dims // 2
-            a, b = r[..., :half], r[..., half:]
-            out = np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
-        if rope.dims == x.shape[-1]:
-            return out
-        return np.concatenate([out, x[..., rope.dims :]], axis=-1)
 
     def _layer(
         self,
@@ -139,15 +140,15 @@ class NumpyPrefiller:
         causal: np.ndarray,
     ) -> np.ndarray:
         t, d, kvh = x.shape[0], ly.head_dim, ly.n_kv
-        qkv = _lin(ly.wqkv, ly.bqkv, _rms_rows(x, ly.attn_norm, ly.attn_eps))
-        qk = self._rope(qkv[:, : ly.k_end].reshape(t, ly.n_heads + kvh, d), cos, sin)
+        qkv = lin_rows(ly.wqkv, ly.bqkv, rms_rows(x, ly.attn_norm, ly.attn_eps))
+        qk = rope_rows(self.dec.rope, qkv[:, : ly.k_end].reshape(t, ly.n_heads + kvh, d), cos, sin)
         kv, vv = _views(c, kvh, d, t)
         kv[0, :, pos : pos + t, :] = qk[:, ly.n_heads :].transpose(1, 0, 2)
         vv[0, :, pos : pos + t, :] = qkv[:, ly.k_end :].reshape(t, kvh, d).transpose(1, 0, 2)
         c.offset = pos + t
         attn = self._attention(ly, qk[:, : ly.n_heads], kv[0], vv[0], pos, causal)
-        h = x + _lin(ly.wo, ly.bo, attn)
-        gu = _lin(ly.wgu, ly.bgu, _rms_rows(h, ly.ffn_norm, ly.ffn_eps))
+        h = x + lin_rows(ly.wo, ly.bo, attn)
+        gu = lin_rows(ly.wgu, ly.bgu, rms_rows(h, ly.ffn_norm, ly.ffn_eps))
         g_, u = gu[:, : ly.hidden], gu[:, ly.hidden :]
         # g / (1 + exp(-g)) * u as the decode step computes it, in one buffer: T x hidden
         # temporaries cost more than the exp at prompt sizes.
@@ -156,7 +157,7 @@ class NumpyPrefiller:
         act += 1.0
         np.divide(g_, act, out=act)
         act *= u
-        return h + _lin(ly.wd, ly.bd, act)
+        return h + lin_rows(ly.wd, ly.bd, act)
 
     @staticmethod
     def _attention(

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from typing import Any
 
 from app.blas import load_blas
@@ -25,7 +25,9 @@ import mlx.nn as nn  # noqa: E402
 from mlx_lm.models.cache import make_prompt_cache  # noqa: E402
 from mlx_lm.sample_utils import apply_top_p  # noqa: E402
 
+from app.llm.batching import DecodeBatcher  # noqa: E402
 from app.llm.constrained import JsonConstraint, JsonGrammars  # noqa: E402
+from app.llm.cpu_decode import CPUFastModel  # noqa: E402
 from app.llm.prompt_cache import PromptCacheStore  # noqa: E402
 from app.llm.stops import StopText as _StopText  # noqa: E402
 from app.llm.tokenizer import ChatTokenizer  # noqa: E402
@@ -38,7 +40,7 @@ from app.llm.types import (  # noqa: E402
     TokenLogprob,
     Usage,
 )
-from app.llm.worker import MLXWorker  # noqa: E402
+from app.llm.worker import MLXWorker, Step  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +153,11 @@ class _Sampler:
         return [TokenLogprob(token, float(arrays[0].item()), top)]
 
 
-# Tokens background work (a warm-up, a summary's prompt) prefills between chances for a
-# foreground stream to run: a turn that arrives meanwhile waits at most one such step (~0.1 s
-# on 2 cores, SmolLM2-135M; a 512-token step held a turn's first token up to 3 s).
-BACKGROUND_STEP = 128
+# Tokens a prompt prefills between chances for others to run, when others are waiting: by
+# background work (a warm-up, a summary's prompt) always, and by any prompt while other replies
+# are decoding. A turn waits at most about one such chunk (~0.1 s on 2 cores, SmolLM2-135M; a
+# 512-token chunk held a turn's first token up to 3 s, and every other stream's next token).
+SHARED_STEP = 128
 
 
 class MLXEngine:
@@ -183,6 +186,9 @@ class MLXEngine:
         self.info = dict(info or {})
         self.prompt_caches = PromptCacheStore(prompt_cache_bytes, lambda: make_prompt_cache(model))
         self.grammars = JsonGrammars(tokenizer)
+        # Decode steps of concurrent replies run as one batch on the numpy path; elsewhere
+        # (MLX on a GPU) each reply steps alone, its next step queued before a token is read.
+        self.batcher = DecodeBatcher(model) if isinstance(model, CPUFastModel) else None
 
     def check_json_schema(self, schema: str) -> None:
         """Raise app.llm.constrained.SchemaError if `schema` cannot constrain a reply."""
@@ -256,7 +262,7 @@ class MLXEngine:
         return done
 
     def _warm(self, tokens: list[int], key: str, before: list[int] | None) -> Iterator[int]:
-        """Runs on the MLX thread, BACKGROUND_STEP tokens a step with the cache checked back in
+        """Runs on the MLX thread, SHARED_STEP tokens a step with the cache checked back in
         after each: a turn of this session that starts meanwhile takes it as far as it got, and
         any foreground stream runs before the next step (the worker's background lane)."""
         fed = before
@@ -265,7 +271,7 @@ class MLXEngine:
                 return  # a turn took the cache: its prompt is what counts now
             cache, reused = self.prompt_caches.checkout(key, tokens)
             fed = list(tokens[:reused])
-            rest = tokens[reused : reused + BACKGROUND_STEP]
+            rest = tokens[reused : reused + SHARED_STEP]
             try:
                 self.model(mx.array(rest)[None], cache=cache)
                 mx.eval([c.state for c in cache])
@@ -290,8 +296,9 @@ class MLXEngine:
         max_tokens: int | None = None,
         said: Sequence[int] = (),
         constraint: JsonConstraint | None = None,
-    ) -> Iterator[Chunk | None]:
-        """Runs on the MLX thread. Yields None during prefill, then a Chunk per token."""
+    ) -> Generator[Chunk | Step | None, Any, None]:
+        """Runs on the MLX thread. Yields None during prefill, then a Chunk per token; on the
+        batching path, a Step between tokens, answered by the worker with the next logits."""
         max_tokens = params.max_tokens if max_tokens is None else max_tokens
         cache, reused = self.prompt_caches.checkout(cache_key, prompt)
         fed = list(prompt[:reused])  # always exactly the tokens whose KV the cache holds
@@ -319,12 +326,12 @@ class MLXEngine:
         max_tokens: int,
         said: Sequence[int] = (),
         constraint: JsonConstraint | None = None,
-    ) -> Iterator[Chunk | None]:
+    ) -> Generator[Chunk | Step | None, Any, None]:
         background = params.priority == "background"
-        model, step = self.model, BACKGROUND_STEP if background else self.prefill_step_size
-        rest = prompt[reused:]
+        model, rest = self.model, prompt[reused:]
         while len(rest) > 1:
-            n = min(step, len(rest) - 1)
+            shared = background or self.worker.decoding
+            n = min(SHARED_STEP if shared else self.prefill_step_size, len(rest) - 1)
             model(mx.array(rest[:n])[None], cache=cache)
             mx.eval([c.state for c in cache])
             fed.extend(rest[:n])
@@ -333,10 +340,10 @@ class MLXEngine:
             yield None
 
         sample = _Sampler(params, said, constraint)
-        # Unconstrained, the next step is queued before the current token is read (overlap).
-        # A grammar needs each token before it can mask the next, so that path goes step by
-        # step: the overlap is given up only by replies that ask for JSON.
-        eager = constraint is None
+        # On MLX (a GPU), unconstrained, the next step is queued before the current token is
+        # read (overlap). A grammar needs each token before it can mask the next, and on the
+        # numpy path the worker runs every reply's step as one batch: those go step by step.
+        eager = constraint is None and self.batcher is None
         if constraint is not None:
             constraint.plan(max_tokens)
         y = sample(model(mx.array(rest)[None], cache=cache)[:, -1, :])
@@ -387,14 +394,19 @@ class MLXEngine:
                     logprobs=logprobs,
                 )
                 return
-            if constraint is not None:  # the grammar has seen this token: now the next step
-                # the last tokens of the budget close the JSON (see app/llm/constrained.py)
-                constraint.plan(max_tokens - n)
-                next_y = sample(model(y[None], cache=cache)[:, -1, :])
+            yield Chunk(text=text, token_ids=[token], logprobs=logprobs)
+            if not eager:  # the next step, now that this token is out (and the grammar saw it)
+                if constraint is not None:
+                    # the last tokens of the budget close the JSON (see app/llm/constrained.py)
+                    constraint.plan(max_tokens - n)
+                if self.batcher is not None:  # run with every other sequence's step
+                    logits = yield Step(self.batcher, (token, cache))
+                else:
+                    logits = model(y[None], cache=cache)[:, -1, :]
+                fed.append(token)
+                next_y = sample(logits)
                 next_scores = sample.scores(next_y)
                 mx.async_eval(next_y, *next_scores)
-                fed.append(token)
-            yield Chunk(text=text, token_ids=[token], logprobs=logprobs)
             y, scores = next_y, next_scores
 
     @staticmethod

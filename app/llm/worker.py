@@ -2,9 +2,19 @@
 
 MLX streams belong to the thread that created them (mlx 0.31+ raises otherwise), so the model,
 its KV caches and the embedding model all live on this thread. One-shot calls (`run`) and
-generators (`iterate`) share it; active generators are stepped round-robin, one item each per
-round, so many sessions streaming at once progress fairly and a cancelled stream stops at its
-next step. Background generators (memory upkeep) only step when no foreground one is waiting.
+generators (`iterate`) share it.
+
+The thread works in rounds. Each round runs the one-shot calls queued at its start, then
+advances every active generator by one item, and then answers together every `Step` the
+generators asked for in that round: a decode step of many sequences is one batched call
+(continuous batching: a sequence joins the batch at its first step after its prompt, and leaves
+when it ends or is cancelled). Until a generator first asks for a Step, each of its items may be
+a bounded piece of heavy work (a prompt chunk); such advances get a time budget per round once
+one has run, so a long prompt arriving never freezes the others' streams for more than about
+that budget. At most
+`max_active` generators are started at once (each holds a KV cache); the rest wait in arrival
+order. Background generators (memory upkeep) run rounds only when no foreground one exists,
+except that one already decoding also joins a foreground round's batch (spare capacity).
 """
 
 from __future__ import annotations
@@ -16,27 +26,49 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _DONE = object()
+_NOTHING = object()
+# Seconds of prompt chunks per round once one has run: the most a decoding stream waits
+# for others' prompts each round (a round's own batched step is ~0.1-0.3 s on 2 cores).
+PREFILL_BUDGET_S = 0.25
 
 
-@dataclass
+class StepRunner(Protocol):
+    def run_steps(self, payloads: Sequence[Any]) -> list[Any]:
+        """One result per payload, in order; an exception instance for one that failed."""
+
+
+@dataclass(eq=False)
+class Step:
+    """Asked for by a generator (`result = yield Step(runner, payload)`): the worker gathers
+    the steps of a round by runner and answers each through `send` (or `throw`)."""
+
+    runner: StepRunner
+    payload: Any
+
+
+@dataclass(eq=False)
 class _Stream:
     factory: Callable[[], Iterator[Any]]
     deliver: Callable[[Any], None]  # thread-safe: puts an item (or _DONE / an exception) out
     background: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
     gen: Iterator[Any] | None = None
+    step: Step | None = None  # asked for, not yet answered
+    decoding: bool = False  # has asked for a Step: from here on its advances are cheap
+    done: bool = False
 
 
 class MLXWorker:
-    def __init__(self, name: str = "mlx") -> None:
+    def __init__(self, name: str = "mlx", max_active: int = 64) -> None:
+        self.max_active = max_active
         self._calls: collections.deque[tuple[Callable[[], Any], concurrent.futures.Future]] = (
             collections.deque()
         )
@@ -44,6 +76,7 @@ class MLXWorker:
         self._background: collections.deque[_Stream] = collections.deque()
         self._wake = threading.Condition()
         self._stopping = False
+        self.decoding = 0  # streams that asked for a Step last round (read on this thread)
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -139,34 +172,88 @@ class MLXWorker:
                     self._wake.wait()
                 if self._stopping and not self.pending:
                     return
-                call = self._calls.popleft() if self._calls else None
-                queue = self._streams or self._background
-                stream = queue.popleft() if queue else None
-            if call is not None:
-                fn, fut = call
+                calls = list(self._calls)
+                self._calls.clear()
+                foreground, background = list(self._streams), list(self._background)
+            for fn, fut in calls:
                 if fut.set_running_or_notify_cancel():
                     try:
                         fut.set_result(fn())
                     except BaseException as exc:  # noqa: BLE001 - handed to the caller
                         fut.set_exception(exc)
-            if stream is not None and self._step(stream):
-                with self._wake:
-                    self._queue_of(stream).append(stream)
+            if foreground:  # background work joins only with a step it already asked for
+                self._round(foreground + [s for s in background if s.decoding])
+            elif background:
+                self._round(background)
 
-    def _step(self, s: _Stream) -> bool:
-        """Advance one stream by one item; True while it has more to give."""
+    def _round(self, streams: list[_Stream]) -> None:
+        active = sum(s.gen is not None for s in streams)
+        spent_until: float | None = None  # when the prompt-chunk budget of this round ends
+        for s in streams:
+            if s.cancelled.is_set():
+                self._close(s)
+            elif s.step is not None:
+                continue
+            elif not s.decoding and spent_until is not None and time.monotonic() > spent_until:
+                continue  # next round: the decoding streams have waited long enough
+            elif s.gen is None and active >= self.max_active:
+                continue  # waits, in arrival order, for a started one to end
+            else:
+                active += s.gen is None
+                chunk = not s.decoding
+                self._advance(s, _NOTHING)
+                if chunk and spent_until is None:
+                    spent_until = time.monotonic() + PREFILL_BUDGET_S
+        asking = [s for s in streams if s.step is not None and not s.done]
+        self.decoding = len(asking)
+        by_runner: dict[int, list[_Stream]] = {}
+        for s in asking:
+            by_runner.setdefault(id(s.step.runner), []).append(s)  # type: ignore[union-attr]
+        for group in by_runner.values():
+            runner = group[0].step.runner  # type: ignore[union-attr]
+            try:
+                results = runner.run_steps([s.step.payload for s in group])  # type: ignore[union-attr]
+            except BaseException as exc:  # noqa: BLE001 - the runner should isolate failures
+                results = [exc] * len(group)
+            for s, result in zip(group, results, strict=True):
+                s.step = None
+                self._advance(s, result)
+        with self._wake:
+            for s in streams:
+                if s.done:
+                    queue = self._queue_of(s)
+                    if s in queue:
+                        queue.remove(s)
+
+    def _advance(self, s: _Stream, value: Any) -> None:
+        """Run `s` to its next item: deliver it, or keep the Step it asks for."""
         try:
             if s.gen is None:
                 s.gen = s.factory()
-            if s.cancelled.is_set():
-                s.gen.close()  # runs the generator's finally on this thread
-                s.deliver(_DONE)
-                return False
-            s.deliver(next(s.gen))
-            return True
+            if value is _NOTHING:
+                item = next(s.gen)
+            elif isinstance(value, BaseException):
+                item = s.gen.throw(value)
+            else:
+                item = s.gen.send(value)
+            if isinstance(item, Step):
+                s.step, s.decoding = item, True
+                return
+            s.deliver(item)
+            return
         except StopIteration:
             s.deliver(_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             log.exception("MLX stream failed")
             s.deliver(exc)
-        return False
+        s.done = True
+
+    def _close(self, s: _Stream) -> None:
+        """A cancelled stream: run its generator's finally on this thread, then end it."""
+        try:
+            if s.gen is not None:
+                s.gen.close()
+        except BaseException:  # noqa: BLE001 - nobody is listening any more
+            log.exception("MLX stream failed while closing")
+        s.step, s.done = None, True
+        s.deliver(_DONE)
