@@ -117,6 +117,7 @@ class ChatService:
             raise ServiceStarting("the service is shutting down")
         self.check_content(content)
         self.check_max_tokens(options.max_tokens)
+        self.engine.check_capacity()  # 429 before anything is stored
         # 404 at once, not after waiting for the lock
         await asyncio.to_thread(self.store.get_session, user_id, session_id)
         guard = await self._guard(session_id)

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     max_persona_bytes: int = Field(default=256_000, ge=1)
     rate_limit_per_minute: int = Field(default=120, ge=1)
     max_concurrent_per_user: int = Field(default=4, ge=1)
+    # replies decoding together in one batched step (each holds a KV cache: this bounds their
+    # memory at about max_batch x (prompt + reply) tokens); more wait their turn in a queue
+    max_batch: int = Field(default=32, ge=1, le=256)
+    # replies waiting for a place in the batch beyond which a new one gets 429 + Retry-After
+    max_queued_replies: int = Field(default=64, ge=0)
     session_wait_seconds: float = Field(default=30.0, ge=0)  # then 409 session busy
     # a streamed reply's text so far is written to its row this often, so that a hard kill
     # loses at most about this much of it (0: whenever the previous write has finished)

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.llm.types import EngineError
+from app.llm.types import EngineBusyError, EngineError
 from app.personas.errors import PersonaError
 from app.store import errors as store_errors
 from app.store.faults import store_fault
@@ -89,7 +89,7 @@ OPENAI_PATHS = ("/v1/chat/", "/v1/models", "/v1/completions", "/v1/embeddings")
 
 
 # how long a client should wait before retrying, by error code (a 503 of a dependency)
-RETRY_AFTER = {"store_unavailable": 5}
+RETRY_AFTER = {"store_unavailable": 5, "engine_busy": 1}
 
 
 def is_openai_path(path: str) -> bool:
@@ -220,6 +220,8 @@ def to_error(exc: BaseException) -> tuple[int, str, str, str | None]:
         return 413, "context_overflow", str(exc), "content"
     if isinstance(exc, MemoryStrategyError):
         return 422, "memory_error", str(exc), getattr(exc, "field", None)
+    if isinstance(exc, EngineBusyError):
+        return 429, "engine_busy", str(exc), None
     if isinstance(exc, EngineError):
         return 503, "engine_error", str(exc), None
     if isinstance(exc, ValidationError):

@@ -170,7 +170,7 @@ async def _start(services: Services) -> None:
     from app.llm.factory import load_engine
     from app.llm.worker import MLXWorker
 
-    services.worker = MLXWorker()
+    services.worker = MLXWorker(max_active=settings.max_batch)
     services.engine = await _step(
         f"loading the model ({settings.model or 'embedded SmolLM2-135M-Instruct'})",
         lambda: asyncio.to_thread(load_engine, settings, services.worker),

@@ -203,5 +203,6 @@ def load_engine(settings: Settings, worker: MLXWorker) -> Engine:
         context_window=window,
         prompt_cache_bytes=settings.prompt_cache_bytes,
         prefill_step_size=settings.prefill_step_size,
+        max_queued=settings.max_queued_replies,
         info=info,
     )

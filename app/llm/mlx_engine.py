@@ -35,6 +35,7 @@ from app.llm.types import (  # noqa: E402
     MAX_TOP_LOGPROBS,
     ChatMessage,
     Chunk,
+    EngineBusyError,
     FinishReason,
     GenerationParams,
     TokenLogprob,
@@ -176,6 +177,7 @@ class MLXEngine:
         prompt_cache_bytes: int = 512 * 1024 * 1024,
         prefill_step_size: int = 512,
         info: dict[str, Any] | None = None,
+        max_queued: int = 64,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -183,6 +185,7 @@ class MLXEngine:
         self.model_id = model_id
         self.context_window = context_window
         self.prefill_step_size = prefill_step_size
+        self.max_queued = max_queued
         self.info = dict(info or {})
         self.prompt_caches = PromptCacheStore(prompt_cache_bytes, lambda: make_prompt_cache(model))
         self.grammars = JsonGrammars(tokenizer)
@@ -209,6 +212,15 @@ class MLXEngine:
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
 
     # -- generation -----------------------------------------------------------------------------
+    def check_capacity(self) -> None:
+        waiting = self.worker.waiting
+        if waiting >= self.max_queued:
+            raise EngineBusyError(
+                f"the model is busy: {waiting} replies are waiting for a place in the batch of "
+                f"{self.worker.max_active} (MEMENTO_MAX_BATCH, MEMENTO_MAX_QUEUED_REPLIES); "
+                "retry shortly"
+            )
+
     async def stream(
         self,
         messages: Sequence[ChatMessage],
@@ -216,6 +228,8 @@ class MLXEngine:
         cache_key: str | None = None,
     ) -> AsyncIterator[Chunk]:
         validate_params(params)
+        if params.priority != "background":  # upkeep waits instead: nobody is waiting on it
+            self.check_capacity()
         prompt = self.encode_prompt(messages)
         if len(prompt) >= self.context_window:
             raise ValueError(

@@ -116,6 +116,9 @@ class OpenAIEngine:
     async def warm(self, messages: Sequence[Mapping[str, str]], cache_key: str) -> int:
         return 0  # the server keeps its own prefix cache
 
+    def check_capacity(self) -> None:
+        """The model server queues (or refuses) for itself."""
+
     async def stream(
         self,
         messages: Sequence[Mapping[str, str]],

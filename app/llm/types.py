@@ -73,6 +73,10 @@ class EngineError(RuntimeError):
     """Generation failed (model error, remote server down). Mapped to HTTP 503."""
 
 
+class EngineBusyError(EngineError):
+    """Too many replies are already waiting for the model: try again shortly (HTTP 429)."""
+
+
 class ModelLoadError(EngineError):
     """The model could not be loaded; the message names the file or id and the reason."""
 
@@ -97,6 +101,10 @@ class Engine(Protocol):
 
     def count_overhead(self) -> int:
         """Tokens the template adds beyond the messages (the generation prompt)."""
+        ...
+
+    def check_capacity(self) -> None:
+        """Raise EngineBusyError if a new reply would have to queue beyond the limit."""
         ...
 
     def stream(

@@ -158,6 +158,12 @@ class MLXWorker:
             time.sleep(0.005)
 
     @property
+    def waiting(self) -> int:
+        """Foreground streams queued and not yet started (for back-pressure)."""
+        with self._wake:
+            return sum(s.gen is None for s in self._streams)
+
+    @property
     def pending(self) -> int:
         return len(self._calls) + len(self._streams) + len(self._background)
 

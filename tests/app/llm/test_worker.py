@@ -1,12 +1,16 @@
-"""MLXWorker scheduling: fair round-robin between replies, background work yields to them."""
+"""MLXWorker scheduling: fair rounds between replies, their steps answered as one batch,
+background work yields to them."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 
-from app.llm.worker import MLXWorker
+import pytest
+
+from app.llm.worker import MLXWorker, Step
 
 
 def _steps(tag: str, n: int, log: list[str]) -> Iterator[int]:
@@ -62,3 +66,101 @@ async def test_background_stream_runs_when_alone() -> None:
     finally:
         worker.shutdown()
     assert log == ["bg", "bg"]
+
+
+class _Runner:
+    """Answers each payload n with n * 10, recording the batches it was given."""
+
+    def __init__(self, fail: bool = False, seconds: float = 0.0) -> None:
+        self.batches: list[list[int]] = []
+        self.fail, self.seconds = fail, seconds
+
+    def run_steps(self, payloads: Sequence[int]) -> list[object]:
+        self.batches.append(list(payloads))
+        time.sleep(self.seconds)  # a step that takes a while, like a real one
+        if self.fail:
+            raise RuntimeError("runner broke")
+        return [ValueError("bad step") if p < 0 else p * 10 for p in payloads]
+
+
+def _asking(runner: _Runner, tag: int, n: int) -> Iterator[object]:
+    for i in range(n):
+        answer = yield Step(runner, tag)
+        yield (tag, i, answer)
+
+
+async def _items(worker: MLXWorker, factory: Callable[[], Iterator[object]]) -> list[object]:
+    return [item async for item in worker.iterate(factory)]
+
+
+async def test_steps_asked_in_one_round_are_answered_as_one_batch() -> None:
+    worker, runner = MLXWorker("t-batch"), _Runner()
+    try:
+        gate = threading.Event()
+        blocker = asyncio.wrap_future(worker.submit(gate.wait))
+        jobs = [
+            asyncio.create_task(_items(worker, lambda t=t, n=n: _asking(runner, t, n)))
+            for t, n in ((1, 3), (2, 1), (3, 2))
+        ]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await blocker
+        got = await asyncio.gather(*jobs)
+    finally:
+        worker.shutdown()
+    assert got[0] == [(1, 0, 10), (1, 1, 10), (1, 2, 10)]
+    assert got[1] == [(2, 0, 20)]
+    assert runner.batches == [[1, 2, 3], [1, 3], [1]]  # the batch shrinks as replies end
+
+
+async def test_a_failed_step_reaches_only_its_own_stream() -> None:
+    worker, runner = MLXWorker("t-fail"), _Runner()
+    try:
+        results = await asyncio.gather(
+            _items(worker, lambda: _asking(runner, -1, 2)),
+            _items(worker, lambda: _asking(runner, 4, 2)),
+            return_exceptions=True,
+        )
+    finally:
+        worker.shutdown()
+    assert isinstance(results[0], ValueError)
+    assert results[1] == [(4, 0, 40), (4, 1, 40)]
+
+
+async def test_a_runner_that_raises_fails_its_batch_not_the_worker() -> None:
+    worker = MLXWorker("t-broken")
+    try:
+        with pytest.raises(RuntimeError, match="runner broke"):
+            await _items(worker, lambda: _asking(_Runner(fail=True), 1, 1))
+        assert await worker.run(lambda: 5) == 5
+    finally:
+        worker.shutdown()
+
+
+async def test_streams_beyond_max_active_wait_their_turn() -> None:
+    worker, log = MLXWorker("t-cap", max_active=1), []
+    try:
+        await _with_worker_held(
+            worker, _drain(worker, "a", 3, log, False), _drain(worker, "b", 2, log, False)
+        )
+    finally:
+        worker.shutdown()
+    assert log == ["a", "a", "a", "b", "b"]
+
+
+async def test_a_decoding_background_stream_joins_the_foreground_batch() -> None:
+    worker, runner = MLXWorker("t-spare"), _Runner(seconds=0.005)
+    try:  # the background reply is still decoding when the foreground one arrives
+        bg = asyncio.create_task(_items_bg(worker, lambda: _asking(runner, 7, 200)))
+        while not runner.batches:
+            await asyncio.sleep(0.001)
+        fg = await _items(worker, lambda: _asking(runner, 1, 2))
+        await bg
+    finally:
+        worker.shutdown()
+    assert fg == [(1, 0, 10), (1, 1, 10)]
+    assert any(sorted(b) == [1, 7] for b in runner.batches)
+
+
+async def _items_bg(worker: MLXWorker, factory: Callable[[], Iterator[object]]) -> list[object]:
+    return [item async for item in worker.iterate(factory, background=True)]
