@@ -47,9 +47,14 @@ def _greedy(
 
 
 def fit(
-    hits: Sequence[Hit], books: Sequence[ActiveBook], cost: Callable[[Hit], int], limit: int
+    hits: Sequence[Hit],
+    books: Sequence[ActiveBook],
+    cost: Callable[[Hit], int],
+    limit: int,
+    stated: int | None = None,
 ) -> Fitted:
-    """The hits within each book's token_budget and, together, within `limit` tokens."""
+    """The hits within each book's token_budget and, together, within `limit` tokens (the
+    part's room `stated` in what a dropped entry says, when the header's cost is out of it)."""
     result = Fitted()
     within: list[Hit] = []
     for b, active in enumerate(books):
@@ -62,6 +67,8 @@ def fit(
         within.extend(kept)
         result.dropped.extend((h, f"over its book's token_budget of {budget}") for h in out)
     kept, out = _greedy(within, cost, limit)
-    result.dropped.extend((h, f"over the lore part's room of {limit} tokens") for h in out)
+    result.dropped.extend(
+        (h, f"over the lore part's room of {stated or limit} tokens") for h in out
+    )
     result.kept = sorted(kept, key=render_order)
     return result

@@ -53,7 +53,7 @@ def lore_part(
         return count_message(llm, "system", "\n" + texts[id(h)]) - empty + 1
 
     room = max(0, limit - empty - header)
-    fitted = fit(hits, req.lore, cost, room)
+    fitted = fit(hits, req.lore, cost, room, limit)
     kept, dropped = fitted.kept, list(fitted.dropped)
     while True:
         part = _render(llm, kept, texts)
