@@ -33,7 +33,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 # Limits on a book: a book is scanned every turn, and a user uploads it
 MAX_ENTRIES = 2_000
@@ -152,6 +152,9 @@ class LoreBook(BaseModel):
     recursive_scanning: bool = False
     extensions: dict[str, Any] = Field(default_factory=dict)
     entries: list[LoreEntry] = Field(default_factory=list)
+    # the scanner's compiled form of the entries (memory/lore/scan.py), built on first use:
+    # a book is scanned every turn, its keys are compiled once
+    _compiled: Any = PrivateAttr(default=None)
 
     @property
     def depth(self) -> int:

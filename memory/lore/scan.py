@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from memory.lore.keys import Key, ScanIndex, entry_keys
-from memory.lore.model import MAX_RECURSION, ActiveBook, LoreEntry, SelectiveLogic
+from memory.lore.model import MAX_RECURSION, ActiveBook, LoreBook, LoreEntry, SelectiveLogic
 from memory.lore.timed import cooling, delayed, sticky_active, timer_key, windows
 from memory.types import LoreFiring, LoreTimer, StoredMessage
 
@@ -25,14 +25,38 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class _Candidate:
-    book_index: int
+class _Compiled:
+    """An entry as the scanner uses it: keys compiled, flags read once per book."""
+
     entry_index: int
-    book_id: str
     entry_id: str
     entry: LoreEntry
     depth: int
     recursive: bool  # its book scans recursively (and the entry allows it)
+    keys: tuple[Key, ...]
+    secondary: tuple[Key, ...]
+    timed: bool  # has a sticky, cooldown or delay
+    after_recursion: bool  # delay_until_recursion
+    prevents_recursion: bool
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    book_index: int
+    book_id: str
+    c: _Compiled
+
+    @property
+    def entry(self) -> LoreEntry:
+        return self.c.entry
+
+    @property
+    def entry_id(self) -> str:
+        return self.c.entry_id
+
+    @property
+    def entry_index(self) -> int:
+        return self.c.entry_index
 
 
 def _where(message_id: int | None) -> str:
@@ -59,12 +83,11 @@ def _secondary_ok(
 def _match(c: _Candidate, index: ScanIndex, depth: int) -> tuple[int, str, list[str]] | None:
     """(text index, key, secondary keys found) of the first primary key that fires (in the
     newest text holding it) when the secondary logic agrees; None otherwise."""
-    where = f"{c.book_id}.entries.{c.entry_index}"
-    for key in entry_keys(c.entry, False, where):
+    for key in c.c.keys:
         i = key.find(index, depth)
         if i is None:
             continue
-        ok, found = _secondary_ok(c.entry, entry_keys(c.entry, True, where), index, depth)
+        ok, found = _secondary_ok(c.entry, c.c.secondary, index, depth)
         return (i, key.source, found) if ok else None
     return None
 
@@ -82,17 +105,61 @@ def _firing(c: _Candidate, now: int, **fields: object) -> LoreFiring:
     )
 
 
-def candidates(books: Sequence[ActiveBook]) -> list[_Candidate]:
-    out = []
-    for b, active in enumerate(books):
-        book = active.book
-        for e, (entry, eid) in enumerate(zip(book.entries, book.entry_ids(), strict=True)):
-            if not entry.enabled or not entry.content.strip():
-                continue
-            depth = entry.scan_depth if entry.scan_depth is not None else book.depth
-            recursive = book.recursive_scanning and not entry.ext("exclude_recursion", False)
-            out.append(_Candidate(b, e, active.id, eid, entry, depth, recursive))
-    return out
+@dataclass
+class _BookScan:
+    """A book compiled for scanning: its entries, and which entries a word of the scanned text
+    can reach (by the first word of a key), so a scan looks up the text's few hundred words
+    instead of trying every key of every entry."""
+
+    entries: list[_Compiled]
+    words: dict[bool, dict[str, list[int]]]  # case-sensitive? -> key word -> entries
+    always: list[int]  # constant entries and those with a substring or regex key
+    timed: list[int]  # entries with a sticky, cooldown or delay (their timers are read)
+
+    def reach(self, index: ScanIndex) -> set[int]:
+        """The entries that may fire on `index` (a superset; _match decides)."""
+        out = set(self.always)
+        for case, words in self.words.items():
+            for form in index.view(case)[1]:
+                hit = words.get(form)
+                if hit:
+                    out.update(hit)
+        return out
+
+
+def compiled(book: LoreBook) -> _BookScan:
+    """The book compiled for scanning, cached on it (LoreBook.of made it from data that does
+    not change under it): its enabled, non-empty entries, keys compiled once."""
+    if book._compiled is not None:
+        return book._compiled  # type: ignore[no-any-return]
+    result = _BookScan([], {}, [], [])
+    for e, (entry, eid) in enumerate(zip(book.entries, book.entry_ids(), strict=True)):
+        if not entry.enabled or not entry.content.strip():
+            continue
+        where = f"entries.{e}"
+        c = _Compiled(
+            entry_index=e,
+            entry_id=eid,
+            entry=entry,
+            depth=entry.scan_depth if entry.scan_depth is not None else book.depth,
+            recursive=book.recursive_scanning and not entry.ext("exclude_recursion", False),
+            keys=tuple(entry_keys(entry, False, where)),
+            secondary=tuple(entry_keys(entry, True, where)),
+            timed=bool(entry.sticky or entry.cooldown or entry.delay),
+            after_recursion=bool(entry.ext("delay_until_recursion", False)),
+            prevents_recursion=bool(entry.ext("prevent_recursion", False)),
+        )
+        n = len(result.entries)
+        result.entries.append(c)
+        if c.timed:
+            result.timed.append(n)
+        if entry.constant or any(k.kind in ("substring", "regex") for k in c.keys):
+            result.always.append(n)
+        for k in c.keys:
+            if k.kind in ("word", "phrase"):
+                result.words.setdefault(k.case_sensitive, {}).setdefault(k.words[0], []).append(n)
+    book._compiled = result
+    return result
 
 
 def scan(
@@ -107,76 +174,91 @@ def scan(
     (default: len(history) + 1)."""
     timers = timers or {}
     now = len(history) + 1 if now is None else now
-    cands = candidates(books)
-    if not cands:
+    scans = [compiled(b.book) for b in books]
+    depth = max((c.depth for s in scans for c in s.entries), default=0)
+    if not any(s.entries for s in scans):
         return []
-    depth = max(c.depth for c in cands)
     recent = list(history[len(history) - depth + 1 :]) if depth > 1 else []
     recent.reverse()  # newest first, after the new message
     ids: list[int | None] = [None, *(m.id for m in recent)] if depth else []
     index = ScanIndex([new_message, *(m.content for m in recent)] if depth else [])
     hits: list[Hit] = []
-    waiting: list[_Candidate] = []
-    for c in cands:
-        timer = timers.get(timer_key(c.book_id, c.entry_id))
-        if sticky_active(timer, now):
-            why = f"sticky (fired earlier, active through message {timer.sticky_until})"  # type: ignore[union-attr]
-            hits.append(
-                Hit(c.book_index, c.entry_index, c.entry, _firing(c, now, reason="sticky", why=why))
-            )
-            continue
-        if delayed(c.entry, now) or cooling(timer, now):
-            continue
-        if c.entry.constant:
-            hits.append(
-                Hit(
-                    c.book_index,
-                    c.entry_index,
-                    c.entry,
-                    _firing(c, now, reason="constant", why="constant"),
-                )
-            )
-            continue
-        found = None if c.entry.ext("delay_until_recursion", False) else _match(c, index, c.depth)
-        if found is None:
-            waiting.append(c)
-            continue
-        i, key, secondary = found
-        why = f"key {key!r} in {_where(ids[i])}"
-        if secondary:
-            why += f" (with {', '.join(repr(s) for s in secondary)})"
-        firing = _firing(
-            c, now, reason="key", key=key, message_id=ids[i], secondary=secondary, why=why
-        )
-        hits.append(Hit(c.book_index, c.entry_index, c.entry, firing))
-    hits.extend(_recurse(hits, [c for c in waiting if c.recursive], now))
+    for b, (active, bs) in enumerate(zip(books, scans, strict=True)):
+        for n in sorted(bs.reach(index).union(bs.timed)):
+            c = _Candidate(b, active.id, bs.entries[n])
+            hit = _first_pass(c, index, ids, timers, now)
+            if hit is not None:
+                hits.append(hit)
+    hits.extend(_recurse(books, scans, hits, timers, now))
     return sorted(hits, key=lambda h: (h.book_index, h.entry_index))
 
 
-def _recurse(fired: list[Hit], waiting: list[_Candidate], now: int) -> list[Hit]:
-    """Entries whose keys are in the content of entries that fired, step by step, at most
-    MAX_RECURSION steps (a chain of books quoting each other stops there)."""
+def _first_pass(
+    c: _Candidate,
+    index: ScanIndex,
+    ids: list[int | None],
+    timers: dict[str, LoreTimer],
+    now: int,
+) -> Hit | None:
+    timer = timers.get(timer_key(c.book_id, c.entry_id)) if timers else None
+    if sticky_active(timer, now):
+        why = f"sticky (fired earlier, active through message {timer.sticky_until})"  # type: ignore[union-attr]
+        return Hit(c.book_index, c.entry_index, c.entry, _firing(c, now, reason="sticky", why=why))
+    if (c.c.timed and delayed(c.entry, now)) or cooling(timer, now):
+        return None
+    if c.entry.constant:
+        firing = _firing(c, now, reason="constant", why="constant")
+        return Hit(c.book_index, c.entry_index, c.entry, firing)
+    found = None if c.c.after_recursion else _match(c, index, c.c.depth)
+    if found is None:
+        return None
+    i, key, secondary = found
+    why = f"key {key!r} in {_where(ids[i])}"
+    if secondary:
+        why += f" (with {', '.join(repr(s) for s in secondary)})"
+    firing = _firing(c, now, reason="key", key=key, message_id=ids[i], secondary=secondary, why=why)
+    return Hit(c.book_index, c.entry_index, c.entry, firing)
+
+
+def _recurse(
+    books: Sequence[ActiveBook],
+    scans: Sequence[_BookScan],
+    fired: list[Hit],
+    timers: dict[str, LoreTimer],
+    now: int,
+) -> list[Hit]:
+    """Entries of recursive books whose keys are in the content of entries that fired, step
+    by step, at most MAX_RECURSION steps (books quoting each other in a ring stop there)."""
     out: list[Hit] = []
+    done = {(h.book_index, h.entry_index) for h in fired}
     source = [h for h in fired if not h.entry.ext("prevent_recursion", False)]
     for _ in range(MAX_RECURSION):
-        if not (source and waiting):
+        if not source:
             break
         index = ScanIndex([h.entry.content for h in source])
         new: list[Hit] = []
-        for c in list(waiting):
-            found = _match(c, index, len(source))
-            if found is None:
+        for b, (active, bs) in enumerate(zip(books, scans, strict=True)):
+            if not active.book.recursive_scanning:
                 continue
-            i, key, secondary = found
-            via = f"{source[i].firing.book}:{source[i].firing.entry}"
-            why = (
-                f"key {key!r} in the content of entry {source[i].firing.name or via!r} (recursion)"
-            )
-            firing = _firing(
-                c, now, reason="recursion", key=key, via=via, secondary=secondary, why=why
-            )
-            new.append(Hit(c.book_index, c.entry_index, c.entry, firing))
-            waiting.remove(c)
+            for n in sorted(bs.reach(index)):
+                c = _Candidate(b, active.id, bs.entries[n])
+                if (b, c.entry_index) in done or not c.c.recursive or c.entry.constant:
+                    continue
+                timer = timers.get(timer_key(c.book_id, c.entry_id)) if timers else None
+                if (c.c.timed and delayed(c.entry, now)) or cooling(timer, now):
+                    continue
+                found = _match(c, index, len(source))
+                if found is None:
+                    continue
+                i, key, secondary = found
+                via = f"{source[i].firing.book}:{source[i].firing.entry}"
+                name = source[i].firing.name or via
+                why = f"key {key!r} in the content of entry {name!r} (recursion)"
+                firing = _firing(
+                    c, now, reason="recursion", key=key, via=via, secondary=secondary, why=why
+                )
+                new.append(Hit(b, c.entry_index, c.entry, firing))
+                done.add((b, c.entry_index))
         out.extend(new)
         source = [h for h in new if not h.entry.ext("prevent_recursion", False)]
     return out
