@@ -54,9 +54,23 @@ def persona_book(persona: Persona) -> tuple[ActiveBook | None, str | None]:
     except LoreError as exc:
         log.warning("persona %s: lorebook not used: %s", persona.id, exc)
         return None, f"lore: the persona's lorebook is not used: {exc}"
-    active = ActiveBook(id=persona_book_id(persona), book=book)
+    active = ActiveBook(id=persona_book_id(persona), book=without_pinned(book, persona))
     _remember(_persona_books, id(persona), (persona, active))
     return active, None
+
+
+def without_pinned(book: LoreBook, persona: Persona) -> LoreBook:
+    """The book without the constant entries a card import already made pinned facts (an
+    entry that is always in the context needs to be there once, and pinned facts come first)."""
+    pinned = {f.strip() for f in persona.pinned_facts}
+    twice = [i for i, e in enumerate(book.entries) if e.constant and e.content.strip() in pinned]
+    if not twice:
+        return book
+    entries = [
+        e.model_copy(update={"enabled": False}) if i in twice else e
+        for i, e in enumerate(book.entries)
+    ]
+    return book.model_copy(update={"entries": entries})
 
 
 def stored_book(rec: LoreBookRecord) -> ActiveBook:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support.server import LiveServer, assert_error, make_settings
+from support.server import LiveServer, assert_error, make_settings, wait_until
 
 from memory.lore.model import MAX_CONTENT_CHARS, MAX_ENTRIES, MAX_KEY_CHARS
 
@@ -236,3 +236,55 @@ def test_user_b_cannot_see_change_or_attach_user_as_book(
     assert_error(bob.get(f"/v1/sessions/{a_session}/lore"), 404)
     assert_error(bob.post(f"/v1/sessions/{a_session}/lore/dry-run", json={"content": "x"}), 404)
     assert alice.get(f"/v1/lorebooks/{bid}").json()["book"]["entries"][0]["enabled"] is True
+
+
+def test_a_sticky_entry_stays_for_the_next_turn_after_a_real_reply(alice: httpx.Client) -> None:
+    sticky = {
+        "scan_depth": 1,  # the new message only: the reply may well say "Ember" too
+        "entries": [
+            {
+                "keys": ["Ember"],
+                "content": "Ember is asleep.",
+                "id": "e",
+                "extensions": {"sticky": 2},
+            }
+        ]
+    }
+    bid = new_book(alice, sticky)["id"]
+    sid = new_session(alice)
+    alice.post(f"/v1/sessions/{sid}/lore", json={"book": bid})
+    r = alice.post(f"/v1/sessions/{sid}/messages", json={"content": "Ember?", "max_tokens": 2})
+    assert r.status_code == 200, r.text
+
+    def fired() -> list[dict[str, Any]]:
+        run = alice.post(f"/v1/sessions/{sid}/lore/dry-run", json={"content": "and now?"})
+        return run.json()["fired"]
+
+    # the reply's observation (in the background) starts the window: then it fires unasked
+    got = wait_until(fired, "the sticky window to be saved")
+    assert got[0]["reason"] == "sticky" and "through message 3" in got[0]["why"]
+
+
+def test_constant_entries_already_pinned_by_a_card_import_are_not_shown_twice(
+    alice: httpx.Client,
+) -> None:
+    persona = {
+        **PERSONA,
+        "id": "kettle-keeper",
+        "pinned_facts": ["The Copper Kettle never closes."],
+        "character_book": {
+            "entries": [
+                {
+                    "keys": [],
+                    "content": "The Copper Kettle never closes.",
+                    "constant": True,
+                    "id": 1,
+                },
+                {"keys": [], "content": "Mira hates rain.", "constant": True, "id": 2},
+            ]
+        },
+    }
+    assert alice.post("/v1/personas", json=persona).status_code == 201
+    sid = new_session(alice, "kettle-keeper")
+    run = alice.post(f"/v1/sessions/{sid}/lore/dry-run", json={"content": "hi"}).json()
+    assert [f["entry"] for f in run["fired"]] == ["2"]
