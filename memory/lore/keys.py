@@ -12,15 +12,22 @@ run per message: 1,000 entries over 10 messages cost a few thousand lookups (ben
 - Han and kana keys match as substrings: those scripts put no spaces between words, so whole
   words do not exist for them (ST #1685: "match whole words" never fires in Japanese/Chinese).
 - A key in the `/pattern/flags` form (ST), or any key of a `use_regex` entry (V3), is a
-  regular expression (Python `re`; JavaScript flags i, m, s; g, y and u change nothing here).
+  regular expression (JavaScript flags i, m, s; g, y and u change nothing here). It runs on the
+  `regex` module, not `re`: a user's pattern runs inside `assemble`, on the event loop, and
+  `regex` bounds each search with a timeout (and defuses many catastrophic patterns, such as
+  (x+x+)+y, that `re` would run for minutes); it also reads JavaScript's `(?<name>...)`. A
+  search that times out counts as no match and is logged.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Literal
+
+import regex
 
 from memory.lore.korean import is_hangul, key_forms
 from memory.lore.model import LoreEntry, LoreError
@@ -32,7 +39,9 @@ _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\u3005"
 _TOKEN = re.compile(rf"[{_HANGUL}]+|[{_CJK}]+|[^\W_{_HANGUL}{_CJK}]+")
 _CJK_CHAR = re.compile(rf"[{_CJK}]")
 _REGEX_KEY = re.compile(r"^/(.+)/([a-z]*)$", re.DOTALL)
-_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "g": 0, "y": 0, "u": 0}
+_FLAGS = {"i": regex.IGNORECASE, "m": regex.MULTILINE, "s": regex.DOTALL, "g": 0, "y": 0, "u": 0}
+REGEX_TIMEOUT = 0.02  # seconds per search of one message
+log = logging.getLogger(__name__)
 
 KeyKind = Literal["word", "phrase", "substring", "regex"]
 
@@ -98,14 +107,19 @@ class Key:
     kind: KeyKind
     case_sensitive: bool
     words: tuple[str, ...] = ()
-    pattern: re.Pattern[str] | None = None
+    pattern: regex.Pattern[str] | None = None
 
     def find(self, index: ScanIndex, depth: int) -> int | None:
         if self.kind == "regex":
             assert self.pattern is not None
             for i, text in enumerate(index.texts[:depth]):
-                if self.pattern.search(text):
-                    return i
+                try:
+                    if self.pattern.search(text, timeout=REGEX_TIMEOUT):
+                        return i
+                except TimeoutError:
+                    log.warning(
+                        "lore key %r timed out on a message: counted as no match", self.source
+                    )
             return None
         texts, newest = index.view(self.case_sensitive)
         if self.kind == "word":
@@ -133,15 +147,15 @@ class Key:
         return None
 
 
-def _regex(pattern: str, flags: str, where: str) -> re.Pattern[str]:
+def _regex(pattern: str, flags: str, where: str) -> regex.Pattern[str]:
     bits = 0
     for f in flags:
         if f not in _FLAGS:
             raise LoreError(f"{where}: unknown regex flag {f!r} in /{pattern}/{flags}", where)
         bits |= _FLAGS[f]
     try:
-        return re.compile(pattern, bits)
-    except re.error as exc:
+        return regex.compile(pattern, bits)
+    except regex.error as exc:
         raise LoreError(f"{where}: bad regex /{pattern}/{flags}: {exc}", where) from None
 
 

@@ -115,3 +115,14 @@ def test_the_newest_message_holding_a_key_is_found_within_the_depth() -> None:
     index = ScanIndex(["hello", "Ember again", "Ember first"])
     assert k.find(index, 3) == 1
     assert k.find(index, 1) is None
+
+
+def test_a_catastrophic_regex_neither_hangs_nor_fires() -> None:
+    # with `re` this pattern backtracks for minutes on 30 x's; `regex` defuses it, and a
+    # search that still runs long stops at its timeout and counts as no match
+    assert not fires("/(x+x+)+y/", "x" * 30)
+    assert not fires("/(a|aa)+$/", "a" * 40 + "!")
+
+
+def test_javascript_named_groups_are_read() -> None:
+    assert fires("/(?<beast>dra+gon)/i", "A DRAAGON!")
