@@ -9,6 +9,7 @@ A book is the Character Card V3 `character_book` object, stored as sent (every e
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -150,9 +151,14 @@ def _edit(data: dict[str, Any], position: int, entry: dict[str, Any]) -> dict[st
 
 
 async def _change(
-    store: StoreDep, user_id: str, book_id: str, entry_id: str | None, make: Any
+    store: StoreDep,
+    user_id: str,
+    book_id: str,
+    entry_id: str | None,
+    make: Callable[[dict[str, Any] | None], dict[str, Any]],
 ) -> dict[str, Any]:
-    """Edit one entry in the store's update transaction; the entry as stored."""
+    """Edit one entry in the store's update transaction (`make` gets the stored entry, None
+    for a new one, and gives the new one); the entry as stored. 404/409/422 as it goes."""
     out: dict[str, Any] = {}
 
     def change(data: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +200,7 @@ async def patch_entry(
     book_id: str, entry_id: str, body: EntryBody, user: CurrentUser, store: StoreDep
 ) -> Any:
     """Change some fields of an entry (`{"enabled": false}` turns it off)."""
-    return await _change(store, user.id, book_id, entry_id, lambda old: {**old, **body})
+    return await _change(store, user.id, book_id, entry_id, lambda old: {**(old or {}), **body})
 
 
 @router.delete("/{book_id}/entries/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
