@@ -253,6 +253,25 @@ class ChatRepl:
             )
         table.caption = f"{ctx.get('total_tokens')} of {ctx.get('budget')} budget tokens"
         self.console.print(table)
+        self.show_lore(ctx)
+        for note in ctx.get("notes") or []:
+            self.console.print(f"[yellow]{escape(note)}[/]")
+
+    def show_lore(self, ctx: dict[str, Any]) -> None:
+        """The lore part's entries with why each fired (and what the budget dropped)."""
+        part = next((p for p in ctx.get("parts", []) if p.get("kind") == "lore"), None)
+        if part is None:
+            return
+        table = Table(title="lore: why each entry fired", title_justify="left", expand=True)
+        table.add_column("entry", style="bold")
+        table.add_column("book", style="dim")
+        table.add_column("why", ratio=1)
+        for f in part.get("fired") or []:
+            table.add_row(escape(f.get("name") or f["entry"]), escape(f["book"]), escape(f["why"]))
+        for f in part.get("dropped") or []:
+            name = escape(f.get("name") or f["entry"])
+            table.add_row(f"[dim]{name}[/]", escape(f["book"]), f"[dim]{escape(f['why'])}[/]")
+        self.console.print(table)
 
     def show_memory(self, _: str = "") -> None:
         memory = self.client.memory(self.session["id"])

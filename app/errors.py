@@ -31,6 +31,7 @@ from app.llm.types import EngineBusyError, EngineError
 from app.personas.errors import PersonaError
 from app.store import errors as store_errors
 from app.store.faults import store_fault
+from memory.lore.model import LoreError
 from memory.types import ContextOverflowError, MemoryStrategyError
 from memory.user_edits import NoSuchVersion
 
@@ -248,6 +249,8 @@ def _foreign(exc: BaseException) -> tuple[int, str, str, str | None] | None:
         return 422, "invalid_persona", str(exc), field or "body"
     if isinstance(exc, NoSuchVersion):
         return 404, "not_found", str(exc), field
+    if isinstance(exc, LoreError):
+        return 422, "invalid_lore", str(exc), field or "body"
     fault = store_fault(exc)
     if fault is not None:
         return fault.status, fault.code, fault.message, None
@@ -300,6 +303,7 @@ def install_error_handlers(app: FastAPI) -> None:
         store_errors.StoreError,
         PersonaError,
         NoSuchVersion,
+        LoreError,
         # a database fault (full disk, database away) is an answer, not a crash: handled here,
         # not by the catch-all, which re-raises into the server and drops the connection
         DBAPIError,

@@ -17,6 +17,7 @@ from memory.relationship import (
     RelationshipFact,
     SessionGist,
 )
+from memory.strategies._lore import DEFAULT_LORE_TOKENS, MAX_LORE_TOKENS
 from memory.types import Context, MemoryScope, PinnedFact, RemovedFact, SummaryVersion
 
 # Integers from a request that reach the database (or the sampler's uint64 key) must fit a
@@ -108,11 +109,18 @@ class MemoryConfig(BaseModel):
         description="cap on the relationship part (facts to remember always, gists of earlier "
         f"sessions) in tokens; 0 leaves it out; default {DEFAULT_RELATIONSHIP_TOKENS}",
     )
+    lore_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_LORE_TOKENS,
+        description="cap on the lore part (lorebook entries that fire) in tokens, and never "
+        f"more than a third of the room left; 0 leaves lore out; default {DEFAULT_LORE_TOKENS}",
+    )
 
     def params(self) -> dict[str, Any]:
         """Everything but the strategy name: the service's params and the strategy's own."""
         out = dict(self.model_extra or {})
-        for name in ("budget_tokens", "scope", "relationship_tokens"):
+        for name in ("budget_tokens", "scope", "relationship_tokens", "lore_tokens"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         return out

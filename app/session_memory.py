@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from app.config import Settings
 from app.errors import InvalidFieldError
 from app.llm.types import Engine
+from app.lore import active_books
 from app.personas.model import Persona
 from app.recall_guard import recall_unavailable
 from app.relationships import Relationships
@@ -31,6 +32,7 @@ from app.store.repo import Store
 from memory import registry
 from memory.base import MemoryDeps, MemoryStrategy, without_forgotten
 from memory.relationship import MAX_RELATIONSHIP_TOKENS
+from memory.strategies._lore import DEFAULT_LORE_TOKENS, MAX_LORE_TOKENS
 from memory.types import (
     SCOPES,
     SUMMARY_FIELDS,
@@ -46,7 +48,7 @@ from memory.user_edits import after_summarizer
 log = logging.getLogger(__name__)
 
 # Session params that belong to the service, not to the strategy.
-SERVICE_PARAMS = ("scope", "relationship_tokens", "budget_tokens")
+SERVICE_PARAMS = ("scope", "relationship_tokens", "budget_tokens", "lore_tokens")
 MIN_BUDGET = 32
 
 
@@ -78,6 +80,14 @@ def validate_memory(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
             f"relationship_tokens must be an integer from 0 to {MAX_RELATIONSHIP_TOKENS}, "
             f"got {cap!r}",
             field="memory.relationship_tokens",
+        )
+    lore = params.get("lore_tokens")
+    if lore is not None and (
+        not isinstance(lore, int) or isinstance(lore, bool) or not 0 <= lore <= MAX_LORE_TOKENS
+    ):
+        raise InvalidFieldError(
+            f"lore_tokens must be an integer from 0 to {MAX_LORE_TOKENS}, got {lore!r}",
+            field="memory.lore_tokens",
         )
     try:
         registry.validate_params(strategy, strategy_params(params))
@@ -151,6 +161,8 @@ class SessionMemory:
         lines, cap, scope = await self.relationships.context_inputs(
             session, persona, strategy.uses_recall and self.recaller is not None
         )
+        books, lore_notes = await active_books(self.store, session, persona)
+        lore_cap = session.params.get("lore_tokens")
         req = AssembleRequest(
             session=session_info(session),
             system_prompt=persona.render_system_prompt(),
@@ -164,6 +176,8 @@ class SessionMemory:
             relationship_tokens=cap,
             user_name=persona.user_name,
             assistant_name=persona.name,
+            lore=books,
+            lore_tokens=lore_cap if isinstance(lore_cap, int) else DEFAULT_LORE_TOKENS,
         )
         token = recall_unavailable.set(None)
         try:
@@ -172,8 +186,9 @@ class SessionMemory:
             note = recall_unavailable.get()
         finally:
             recall_unavailable.reset(token)
-        if note:
-            context = context.model_copy(update={"notes": [*context.notes, note]})
+        notes = [*lore_notes, *([note] if note else [])]
+        if notes:
+            context = context.model_copy(update={"notes": [*context.notes, *notes]})
         return context
 
     # -- observing -------------------------------------------------------------------------------

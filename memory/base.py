@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from memory.lore.timed import after_turn
 from memory.types import (
     LLM,
     AssembleRequest,
@@ -115,6 +116,8 @@ class MemoryStrategy(ABC):
         from is saved right after the reply, not after seconds of summarizing.
         """
         new_state = state.model_copy(deep=True)
+        # lore entries that fired for this reply start their sticky/cooldown windows
+        new_state.lore_timers = after_turn(new_state.lore_timers, context)
         await self._observe_recall(session, new_messages, new_state)
         kept = without_forgotten(history, new_state)
         new_state = await self.update_state(kept, new_state, new_messages, context)

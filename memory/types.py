@@ -9,20 +9,25 @@ from typing import Literal, Protocol, get_args
 from pydantic import BaseModel, Field
 
 from app.llm.types import GenerationParams
+from memory.lore.model import ActiveBook
 
 PartKind = Literal[
-    "persona", "pinned", "relationship", "summary", "kept", "recent", "recalled", "new"
+    "persona", "pinned", "relationship", "lore", "summary", "kept", "recent", "recalled", "new"
 ]
 # The KV cache serves the longest unchanged prefix, so parts go from the most stable to the
 # least. The relationship memory changes only between sessions: the stable head. Kept recalled
 # turns (issue 13) change at most when the recent buffer's front moves, and rarely then; the
 # summary changes whenever it does (evicted turns are folded in), and so does the recent
 # buffer; what recall finds anew changes every turn: after the recent buffer, nearest the
-# question, where re-prefilling it costs only itself.
+# question, where re-prefilling it costs only itself. Lore (issue 16) follows the relationship:
+# its entries stay while their keys are within the scan depth (a few messages), so the same
+# set is active for turns on end and the prefix through it is reused; a change of the set
+# re-prefills what follows, as a summary change does (memory/strategies/_lore.py).
 PART_ORDER: tuple[PartKind, ...] = (
     "persona",
     "pinned",
     "relationship",
+    "lore",
     "kept",
     "summary",
     "recent",
@@ -69,6 +74,33 @@ class ContextMessage(BaseModel):
     session_id: str | None = None
 
 
+class LoreFiring(BaseModel):
+    """Why a lorebook entry is in the lore part (or was dropped from it): the inspector's line."""
+
+    book: str  # "persona:<id>" for the persona's own book, else an uploaded book's id
+    entry: str  # the entry's `id` (or its position in the book when it has none)
+    name: str = ""  # its name, comment or first key, for people
+    reason: Literal["key", "constant", "sticky", "recursion"]
+    key: str | None = None  # the key that fired
+    message_id: int | None = None  # the stored message it was found in (None: the new one)
+    via: str | None = None  # recursion: "book:entry" whose content held the key
+    secondary: list[str] = Field(default_factory=list)  # secondary keys that met the logic
+    why: str = ""  # all of the above in words
+    tokens: int = 0
+    at: int = 0  # the message number of the turn (the chat's length with the new message)
+    # timed effects to remember after the turn (memory/lore/timed.py): active through this
+    # message number, then not again through the other
+    sticky_until: int | None = None
+    cooldown_until: int | None = None
+
+
+class LoreTimer(BaseModel):
+    """A lore entry's timed effects in a session, in message numbers."""
+
+    sticky_until: int | None = None
+    cooldown_until: int | None = None
+
+
 class ContextPart(BaseModel):
     kind: PartKind
     tokens: int
@@ -79,12 +111,16 @@ class ContextPart(BaseModel):
     chunks: list[int] = Field(default_factory=list)
     # recalled parts: the ids of the turns shown, most relevant first (shown in time order)
     ranked: list[int] = Field(default_factory=list)
+    # lore parts: why each shown entry fired (one per message, in order), and the entries that
+    # fired but did not fit the budget (lowest priority first out)
+    fired: list[LoreFiring] = Field(default_factory=list)
+    dropped: list[LoreFiring] = Field(default_factory=list)
 
     def to_messages(self) -> list[dict[str, str]]:
         """What the engine sees of this part. Recalled turns go in as one system message, one
         line each: a template wrapper per turn would cost ~5 tokens, a sixth of a typical turn,
         so joining fits ~15% more of them. The inspector still lists them one by one."""
-        if (self.kind in RECALLED_KINDS or self.kind == "relationship") and self.messages:
+        if (self.kind in RECALLED_KINDS or self.kind in ("relationship", "lore")) and self.messages:
             return [{"role": "system", "content": "\n".join(m.content for m in self.messages)}]
         return [{"role": m.role, "content": m.content} for m in self.messages]
 
@@ -147,6 +183,8 @@ class MemoryState(BaseModel):
     summary_versions: list[SummaryVersion] = Field(default_factory=list)  # newest first
     pinned_removed: list[RemovedFact] = Field(default_factory=list)  # newest first
     notice: str | None = None  # what automation last did to the user's memory, for the page
+    # lore entries' sticky/cooldown windows, by "book:entry" (memory/lore/timed.py)
+    lore_timers: dict[str, LoreTimer] = Field(default_factory=dict)
 
 
 # What MemoryStrategy.upkeep changes: saved over a state that turns changed meanwhile
@@ -191,6 +229,10 @@ class AssembleRequest(BaseModel):
     # who speaks in recalled notes ("On 2 March 2024 아빠 said: ..."): the persona's names
     user_name: str = "User"
     assistant_name: str = "Assistant"
+    # lorebooks in force (the persona's, then the ones attached to the session) and the lore
+    # part's cap in tokens (memory/strategies/_lore.py)
+    lore: list[ActiveBook] = Field(default_factory=list)
+    lore_tokens: int = 512  # memory.strategies._lore.DEFAULT_LORE_TOKENS
 
 
 class MemoryStrategyError(Exception):

@@ -8,6 +8,7 @@ from app.api import (
     context,
     health,
     history,
+    lore,
     memory,
     messages,
     openai_compat,
@@ -27,5 +28,7 @@ ROUTERS: list[APIRouter] = [
     context.router,
     memory.router,
     relationships.router,
+    lore.router,
+    lore.session_router,
     openai_compat.router,
 ]

@@ -256,12 +256,53 @@ def _step_6(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_messages_status_lease ON messages (status, lease_until)"))
 
 
+def _step_7(conn: Connection) -> None:
+    # lorebooks a user uploads (issue 16), private to their owner, and the sessions they are
+    # attached to; both go with their user, session or book
+    md = _v1_metadata()  # knows "users" and "sessions", which the foreign keys name
+    Table(
+        "lorebooks",
+        md,
+        Column("id", String(40), primary_key=True),
+        Column(
+            "user_id",
+            String(40),
+            ForeignKey("users.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        Column("name", String(200), nullable=False),
+        Column("data", JSONType, nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    ).create(conn)
+    Table(
+        "session_lorebooks",
+        md,
+        Column(
+            "session_id",
+            String(40),
+            ForeignKey("sessions.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column(
+            "book_id",
+            String(40),
+            ForeignKey("lorebooks.id", ondelete="CASCADE"),
+            primary_key=True,
+            index=True,
+        ),
+        Column("attached_at", UTCDateTime(), nullable=False),
+    ).create(conn)
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "api_keys.last_used_at; index sessions(user_id, updated_at)", _step_2),
     Step(3, "personas keyed by (user_id, id): uploads are private to their uploader", _step_3),
     Step(4, "index messages(session_id, status, id) for the history cache check", _step_4),
     Step(5, "relationships (memory across sessions); index sessions(user_id, persona_id)", _step_5),
     Step(6, "messages.owner, messages.lease_until: leases on pending replies", _step_6),
+    Step(7, "lorebooks and session_lorebooks (uploaded World Info, attached to sessions)", _step_7),
 )
 CURRENT_VERSION = STEPS[-1].version if STEPS else 1
 

@@ -170,6 +170,34 @@ class Relationship(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class LoreBookRow(Base):
+    """A lorebook a user uploaded (schema v7): the V3 `character_book` object as JSON, private
+    to its owner like an uploaded persona (another user's id answers 404)."""
+
+    __tablename__ = "lorebooks"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column()  # the character_book object
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SessionLorebook(Base):
+    """A lorebook attached to a session (schema v7); goes with either of them."""
+
+    __tablename__ = "session_lorebooks"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    book_id: Mapped[str] = mapped_column(
+        ForeignKey("lorebooks.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    attached_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class SchemaVersion(Base):
     __tablename__ = "schema_version"
 

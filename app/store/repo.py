@@ -26,6 +26,7 @@ from app.store.errors import LimitExceeded, NotFound
 from app.store.history import HistoryCache
 from app.store.keys import KeysMixin
 from app.store.locks import TurnLock, acquire_turn_lock
+from app.store.lore import LoreMixin
 from app.store.messages import MessagesMixin
 from app.store.migrations import migrate
 from app.store.models import (
@@ -60,7 +61,7 @@ def instance_name() -> str:
     return socket.gethostname()[: 80 - len(tag)] + tag
 
 
-class Store(MessagesMixin, RelationshipsMixin, KeysMixin):
+class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
     """Persistence for Memento. `Store(url)` connects and migrates the schema to current."""
 
     def __init__(

@@ -94,6 +94,15 @@ export const api = {
     request("POST", `/v1/relationships/${enc(persona)}/facts`, body),
   forgetRelationship: (persona, itemPath) =>
     request("DELETE", `/v1/relationships/${enc(persona)}/${itemPath}`),
+  lorebooks: async () => unwrap(await request("GET", "/v1/lorebooks"), "lorebooks"),
+  lorebook: (id) => request("GET", `/v1/lorebooks/${enc(id)}`),
+  createLorebook: (book) => request("POST", "/v1/lorebooks", book),
+  patchLoreEntry: (bookId, entryId, body) =>
+    request("PATCH", `/v1/lorebooks/${enc(bookId)}/entries/${enc(entryId)}`, body),
+  sessionLore: (id) => request("GET", `${sessionPath(id)}/lore`),
+  attachLore: (id, book) => request("POST", `${sessionPath(id)}/lore`, { book }),
+  detachLore: (id, book) => request("DELETE", `${sessionPath(id)}/lore/${enc(book)}`),
+  loreDryRun: (id, content) => request("POST", `${sessionPath(id)}/lore/dry-run`, { content }),
 };
 
 // Lists may come bare or wrapped ({sessions: [...]}); accept both.

@@ -7,6 +7,7 @@ import { hasContext, renderChat, renderHeader, send, stop } from "./chat.js";
 import { resetContext, selectTab, setInspectorOpen, showContext } from "./contexttab.js";
 import { h } from "./dom.js";
 import { guard } from "./errors.js";
+import { loadLore } from "./loretab.js";
 import { loadMemory, wireMemoryTab } from "./memorytab.js";
 import { openNewChat, personaId } from "./newchat.js";
 import { renderSessionList } from "./sessions.js";
@@ -75,6 +76,7 @@ async function openSession(id, known) {
   renderChat();
   resetContext();
   loadMemory();
+  loadLore();
   const lastReply = [...state.messages].reverse().find(hasContext);
   if (lastReply) showContext(lastReply.id);
 }
@@ -96,6 +98,7 @@ function wire() {
   $("stop").onclick = stop;
   $("tab-context").onclick = () => selectTab("context");
   $("tab-memory").onclick = () => selectTab("memory");
+  $("tab-lore").onclick = () => selectTab("lore");
   $("toggle-inspector").onclick = () =>
     setInspectorOpen(!document.body.classList.contains("inspector-open"));
   $("toggle-sidebar").onclick = () => {

@@ -33,7 +33,7 @@ export async function showContext(messageId, reveal = false) {
 }
 
 export function selectTab(name) {
-  for (const tab of ["context", "memory"]) {
+  for (const tab of ["context", "memory", "lore"]) {
     $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
     $(`panel-${tab}`).hidden = tab !== name;
   }

@@ -4,12 +4,13 @@
 import { clear, formatTime, h, langOf, preview } from "./dom.js";
 
 export const PART_KINDS =
-  ["persona", "pinned", "relationship", "kept", "summary", "recent", "recalled", "new"];
+  ["persona", "pinned", "relationship", "lore", "kept", "summary", "recent", "recalled", "new"];
 
 const PART_LABELS = {
   persona: "Persona",
   pinned: "Pinned facts",
   relationship: "What she knows of you",
+  lore: "Lore (World Info)",
   kept: "Recalled, kept",
   summary: "Summary",
   recent: "Recent turns",
@@ -80,8 +81,11 @@ function partRow(part, onForget, sessionId) {
   // relationship's facts and gists (edited in the Memory tab)
   // kept: recalled turns held in place across turns so the KV cache keeps them
   const recalled = part.kind === "recalled" || part.kind === "kept";
-  const joined = recalled || part.kind === "relationship";
-  const noun = recalled ? "turn" : part.kind === "relationship" ? "item" : "message";
+  // lore: lorebook entries that fired, each with why (which key in which message)
+  const lore = part.kind === "lore";
+  const joined = recalled || lore || part.kind === "relationship";
+  const noun = recalled ? "turn" : lore ? "entry" : part.kind === "relationship" ? "item" :
+    "message";
   const count = `${messages.length} ${noun}${messages.length === 1 ? "" : "s"}`;
   return h("li", { class: "ctx-part", dataset: { kind: part.kind } },
     h("details", {},
@@ -97,8 +101,31 @@ function partRow(part, onForget, sessionId) {
         ? h("p", { class: "muted small part-note" }, "Sent as one system message, a line each.")
         : null,
       h("ul", { class: "part-messages" },
-        messages.map((m) => contextMessage(m, recalled ? onForget : null,
-          { role: !joined, sessionId })))));
+        lore
+          ? messages.map((m, i) => loreEntry(m, part.fired?.[i]))
+          : messages.map((m) => contextMessage(m, recalled ? onForget : null,
+            { role: !joined, sessionId }))),
+      lore && part.dropped?.length
+        ? h("div", { class: "lore-dropped" },
+          h("p", { class: "muted small" }, "Fired but did not fit the budget:"),
+          h("ul", { class: "part-messages" },
+            part.dropped.map((f) => h("li", { class: "part-msg", dataset: { entry: f.entry } },
+              h("p", { class: "muted small lore-why" },
+                `${f.name || f.entry} · ${f.why}`)))))
+        : null));
+}
+
+// One lorebook entry of the lore part: its name, book and why it fired, then its text.
+function loreEntry(m, fired) {
+  return h("li", { class: "part-msg", dataset: { entry: fired?.entry ?? "" } },
+    fired
+      ? h("div", { class: "part-msg-meta" },
+        h("strong", { class: "small" }, fired.name || fired.entry),
+        h("span", { class: "muted small", title: fired.book }, `#${fired.entry}`),
+        h("span", { class: "tag" }, fired.reason))
+      : null,
+    fired ? h("p", { class: "muted small lore-why" }, fired.why) : null,
+    h("p", { class: "part-msg-text", lang: langOf(m.content) }, preview(m.content, 600)));
 }
 
 function coverRange(ids) {

@@ -24,6 +24,7 @@ const LABELS = {
   summary_max_chunks: "Summary calls per turn",
   scope: "Remembers from",
   relationship_tokens: "What she knows of you (tokens)",
+  lore_tokens: "Lorebook entries (tokens)",
   budget_tokens: "Context budget (tokens)",
 };
 const ORDER = Object.keys(LABELS);

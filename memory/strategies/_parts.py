@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from memory.budget import fit_text, position_of
 from memory.speakers import split_label
+from memory.strategies._lore import LORE_SHARE, lore_notes, lore_part
 from memory.summarizer import render_summary
 from memory.types import (
     LLM,
@@ -75,13 +76,16 @@ class Frame:
     pinned: ContextPart | None
     new: ContextPart
     relationship: ContextPart | None = None
+    lore: ContextPart | None = None
     # turns of the other sessions in the memory scope, by id (built on first use)
     _scope_turns: dict[int, StoredMessage] | None = None
 
     @property
     def remaining(self) -> int:
         fixed = self.overhead + self.persona.tokens + self.new.tokens
-        optional = sum(p.tokens for p in (self.pinned, self.relationship) if p is not None)
+        optional = sum(
+            p.tokens for p in (self.pinned, self.relationship, self.lore) if p is not None
+        )
         return self.req.budget - fixed - optional
 
     def turn(self, message_id: int) -> StoredMessage | None:
@@ -132,6 +136,9 @@ def start_frame(llm: LLM, req: AssembleRequest) -> Frame:
     # pinned facts, so a 192-token relationship left recall ~140)
     cap = min(req.relationship_tokens, frame.remaining // RELATIONSHIP_SHARE)
     frame.relationship = relationship_part(llm, req.relationship, cap)
+    # then the lore entries that fire, at most a third of what is left (memory/strategies/_lore)
+    lore_cap = min(req.lore_tokens, frame.remaining // LORE_SHARE)
+    frame.lore = lore_part(llm, req, frame.history, lore_cap)
     return frame
 
 
@@ -301,11 +308,13 @@ def recalled_part(
 
 def finish(frame: Frame, *parts: ContextPart | None) -> Context:
     """Order the parts, total them exactly, and check the budget (a miss here is a bug)."""
-    present = [frame.persona, frame.pinned, frame.relationship, *parts, frame.new]
+    present = [frame.persona, frame.pinned, frame.relationship, frame.lore, *parts, frame.new]
     ordered = sorted((p for p in present if p is not None), key=lambda p: PART_ORDER.index(p.kind))
     total = frame.overhead + sum(p.tokens for p in ordered)
     if total > frame.req.budget:
         raise MemoryStrategyError(
             f"assembled {total} tokens for a budget of {frame.req.budget} (strategy bug)"
         )
-    return Context(budget=frame.req.budget, total_tokens=total, parts=ordered)
+    return Context(
+        budget=frame.req.budget, total_tokens=total, parts=ordered, notes=lore_notes(frame.lore)
+    )

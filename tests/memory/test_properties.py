@@ -12,6 +12,7 @@ from memory_fakes import SESSION, T0, FakeLLM, FakeRecaller, request
 from memory import registry
 from memory.base import MemoryDeps
 from memory.budget import is_turn_start
+from memory.lore.model import ActiveBook, LoreBook
 from memory.strategies._kept import REBUILD_AFTER, chunk_ids
 from memory.strategies._parts import pinned_text, speaker_and_text
 from memory.types import (
@@ -163,6 +164,11 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
     summary = next((p for p in ctx.parts if p.kind == "summary"), None)
     if summary:
         assert summary.covers == req.state.summary_covers
+    lore = next((p for p in ctx.parts if p.kind == "lore"), None)
+    if lore:  # within its cap, each entry once, shown or said to be dropped, never both
+        assert lore.tokens <= req.lore_tokens and len(lore.fired) == len(lore.messages)
+        entries = [f.entry for f in (*lore.fired, *lore.dropped)]
+        assert len(entries) == len(set(entries)) and all(f.why for f in lore.fired)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -178,6 +184,8 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
     lines=st.lists(text, max_size=4),
     relationship_tokens=st.integers(0, 400),
     user_name=st.sampled_from(USER_NAMES),
+    lore_entries=st.lists(st.tuples(st.sampled_from(WORDS), st.integers(0, 5), text), max_size=6),
+    lore_tokens=st.integers(0, 600),
 )
 def test_every_strategy_keeps_the_rules(  # type: ignore[no-untyped-def]
     name,
@@ -191,6 +199,8 @@ def test_every_strategy_keeps_the_rules(  # type: ignore[no-untyped-def]
     lines,
     relationship_tokens,
     user_name,
+    lore_entries,
+    lore_tokens,
 ) -> None:
     params = data.draw(PARAMS[name])
     state = data.draw(states(history))
@@ -212,6 +222,15 @@ def test_every_strategy_keeps_the_rules(  # type: ignore[no-untyped-def]
     ]
     req.relationship_tokens = relationship_tokens
     req.user_name, req.assistant_name = user_name, "Pippa"
+    book = {  # a lorebook keyed on the words the messages use
+        "scan_depth": 4,
+        "entries": [
+            {"keys": [k], "content": c or k, "priority": p, "id": i}
+            for i, (k, p, c) in enumerate(lore_entries)
+        ],
+    }
+    req.lore = [ActiveBook(id="b", book=LoreBook.of(book))]
+    req.lore_tokens = lore_tokens
     pinned_block = pinned_text([*pinned, *state.pinned])
     shown = [("system", system), ("system", pinned_block), ("user", new)]
     fixed = llm.count_overhead() + sum(

@@ -10,6 +10,7 @@ from memory_fakes import SESSION, T0, FakeRecaller, request
 
 from memory import registry
 from memory.base import MemoryDeps
+from memory.lore.model import ActiveBook, LoreBook
 from memory.summarizer import LLMSummarizer, update_summary
 from memory.types import ContextOverflowError, MemoryState, PinnedFact, StoredMessage
 
@@ -35,6 +36,33 @@ PARAMS = {
 }
 
 
+# a lorebook whose keys the samples use (Korean with particles, a name, a sticky entry, a
+# recursion): the lore part is counted exactly too
+LORE = ActiveBook(
+    id="persona:p1",
+    book=LoreBook.of(
+        {
+            "recursive_scanning": True,
+            "entries": [
+                {"keys": ["아빠"], "content": "아빠 is Minho, a baker in Busan. 🥖", "id": 1},
+                {
+                    "keys": ["Busan"],
+                    "content": "Busan: a port city; Haeundae is its beach.",
+                    "id": 2,
+                    "extensions": {"sticky": 4},
+                },
+                {
+                    "keys": ["Bo"],
+                    "content": "Bo is the family's old beagle.\nShe hates the vet.",
+                    "id": 3,
+                    "priority": 3,
+                },
+            ],
+        }
+    ),
+)
+
+
 def stored(engine, i: int, role: str, content: str) -> StoredMessage:  # type: ignore[no-untyped-def]
     return StoredMessage(
         id=i,
@@ -55,11 +83,12 @@ async def test_the_context_is_counted_exactly_and_fits(engine, name: str) -> Non
     ]
     history: list[StoredMessage] = []
     state = MemoryState(pinned=[PinnedFact(id="u", text="Dad is allergic to peanuts.")])
-    checked = 0
+    checked = lore = 0
     for t in range(40):
         new_text = rng.choice(SAMPLES)
         budget = rng.choice([120, 400, 900, 2000])
         req = request(history, new=new_text, budget=budget, state=state, pinned=pinned)
+        req = req.model_copy(update={"lore": [LORE]})
         try:
             ctx = await strategy.assemble(req)
         except ContextOverflowError as err:
@@ -69,13 +98,14 @@ async def test_the_context_is_counted_exactly_and_fits(engine, name: str) -> Non
             assert engine.count(ctx.to_messages()) == ctx.total_tokens <= budget
             assert ctx.parts[0].kind == "persona" and ctx.parts[-1].kind == "new"
             checked += 1
+            lore += any(p.kind == "lore" and p.messages for p in ctx.parts)
         new = [
             stored(engine, 2 * t + 1, "user", new_text),
             stored(engine, 2 * t + 2, "assistant", rng.choice(SAMPLES)),
         ]
         history = history + new
         state = await strategy.observe(SESSION, history, state, new, ctx)
-    assert checked >= 10
+    assert checked >= 10 and lore >= 5
 
 
 async def test_the_summary_part_is_counted_exactly(engine) -> None:  # type: ignore[no-untyped-def]

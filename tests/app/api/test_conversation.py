@@ -145,6 +145,8 @@ def test_dry_run_context_stores_nothing(client: TestClient) -> None:
         "covers": [],
         "chunks": [],
         "ranked": [],
+        "fired": [],  # lore parts' fields (issue 16), empty elsewhere
+        "dropped": [],
     }
     assert ctx["total_tokens"] <= ctx["budget"]
 

@@ -252,6 +252,8 @@ def test_upgraded_schema_equals_fresh_schema(db_url: str, make_store) -> None:  
     upgraded = _shape(engine)
     with engine.begin() as conn:  # start over in the same database, fresh this time
         for table in (
+            "session_lorebooks",
+            "lorebooks",
             "contexts",
             "messages",
             "api_keys",
