@@ -155,12 +155,15 @@ def book_to_world_info(book: Mapping[str, Any], source: str = "book") -> dict[st
     their uid: the entry's numeric id when it has one, else its position in the list."""
     book = normalize_book(book, source, "book")
     world: dict[str, Any] = {"entries": {}}
-    used: set[int] = set()
-    for index, entry in enumerate(book["entries"]):
-        uid = entry.get("id")
-        if not isinstance(uid, int) or isinstance(uid, bool) or uid in used:
-            uid = max(used | {index - 1}) + 1 if used else index
-        used.add(uid)
+    # an entry's numeric id is its uid; the others (string ids, none, a repeated number) take
+    # the lowest numbers no entry claims, so every uid is unique and numeric ids stay put
+    ids = [e.get("id") for e in book["entries"]]
+    numeric = [i if isinstance(i, int) and not isinstance(i, bool) else None for i in ids]
+    claimed = {i for i in numeric if i is not None and numeric.count(i) == 1}
+    free = (n for n in range(len(ids) + len(claimed) + 1) if n not in claimed)
+    for entry, uid in zip(book["entries"], numeric, strict=True):
+        if uid is None or uid not in claimed:
+            uid = next(free)
         world["entries"][str(uid)] = _entry_to_st(entry, uid)
     for field in _BOOK_FIELDS:
         if field in book:
