@@ -18,7 +18,6 @@ from app.personas.cards import card_to_persona
 from app.personas.errors import PersonaError
 from app.personas.loader import parse_persona_upload
 
-
 FIXTURES = Path(__file__).parent / "fixtures"
 LIMIT = 256_000
 
