@@ -6,6 +6,8 @@ user's uploads invisible to the others."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from support.card_pngs import card_png, encoded, text
-from support.server import LiveServer, assert_error, make_settings
+from support.server import REPO, LiveServer, assert_error, make_settings
 
 from app.personas.card_png import read_card_png
 
@@ -254,3 +256,39 @@ def test_ids_are_per_user_on_every_new_route(alice: httpx.Client, bob: httpx.Cli
     assert bob.delete("/v1/personas/twin").status_code == 204
     assert alice.get("/v1/personas/twin").json()["name"] == "Captain Mira"
     assert alice.get("/v1/personas/twin/card").json()["data"]["name"] == "Captain Mira"
+
+
+@pytest.fixture(scope="module")
+def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with LiveServer(make_settings(tmp_path_factory.mktemp("cards-readme"))) as s:
+        yield s
+
+
+def test_readme_card_examples_run(open_server: LiveServer, tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index("### Character cards and lorebooks")
+    match = re.compile(r"```sh\n(.*?)```", re.S).search(readme, start)
+    assert match is not None
+    # verbatim, except that an HTTP error fails the script (curl -f)
+    script = match.group(1).replace("localhost:8000", f"127.0.0.1:{open_server.port}")
+    script = script.replace("curl -s ", "curl -sf ")
+    (tmp_path / "seo-yeon.png").write_bytes(card_png(text("ccv3", encoded(V3))))
+    (tmp_path / "mira.json").write_text(json.dumps(V2), encoding="utf-8")
+    (tmp_path / "eldoria.json").write_text(json.dumps(WORLD), encoding="utf-8")
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    card = json.loads((tmp_path / "mira.card.json").read_text(encoding="utf-8"))
+    assert card["data"]["name"] == "Seo-yeon"  # replaced by the PNG card
+    assert [e["id"] for e in card["data"]["character_book"]["entries"]] == [0, 1, 5]
+    assert read_card_png((tmp_path / "mira.png").read_bytes(), "png", 256_000) == card
+    world = json.loads((tmp_path / "mira-world.json").read_text(encoding="utf-8"))
+    assert world["entries"] == WORLD["entries"]
+    with open_server.client() as c:
+        assert c.get("/v1/personas/mira").status_code == 404
+        assert c.get("/v1/personas/seo-yeon").json()["name"] == "Seo-yeon"
