@@ -125,7 +125,7 @@ class ChatService:
         try:
             # re-read under the lock: the previous turn or a PATCH may have changed it
             session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
-            persona = self.personas.get(session.persona_id, session.user_id)
+            persona = self.personas.session_persona(session)
             params = self.generation_params(persona, options)
             history = await asyncio.to_thread(self.store.history, user_id, session_id)
             said = recent_replies([(m.role, m.content) for m in history[-2 * PENALTY_REPLIES :]])
@@ -309,7 +309,7 @@ class ChatService:
         self.check_content(content)
         self.check_max_tokens(max_tokens)
         session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
-        persona = self.personas.get(session.persona_id, session.user_id)
+        persona = self.personas.session_persona(session)
         params = self.generation_params(persona, TurnOptions(max_tokens=max_tokens))
         history = await asyncio.to_thread(self.store.history, user_id, session_id)
         return await self.memory.assemble(session, persona, history, content, params.max_tokens)

@@ -313,14 +313,14 @@ def cmd_personas_import(args: argparse.Namespace) -> int:
     import yaml
 
     from app.personas.errors import PersonaError
-    from app.personas.loader import parse_persona_text
+    from app.personas.loader import parse_persona_upload
 
     settings = settings_from(args)
     path = Path(args.file)
     try:
-        text = path.read_text(encoding="utf-8")
-        persona, fmt = parse_persona_text(
-            text, str(path), default_id=args.id, max_bytes=settings.max_persona_bytes
+        # bytes: a card PNG is read as one, anything else as UTF-8 text (YAML/JSON, a card)
+        persona, fmt = parse_persona_upload(
+            path.read_bytes(), str(path), args.id, settings.max_persona_bytes
         )
     except OSError as exc:
         console.print(f"[red]cannot read {path}[/]: {exc.strerror or exc}")
@@ -328,8 +328,6 @@ def cmd_personas_import(args: argparse.Namespace) -> int:
     except PersonaError as exc:
         console.print(f"[red]invalid persona[/] {exc}")
         return 1
-    if args.id:
-        persona = persona.model_copy(update={"id": args.id})
     target_dir = Path(args.dir) if args.dir else settings.personas_dir
     target = target_dir / f"{persona.id}.yaml"
     if target.exists() and not args.force:
@@ -383,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = psub.add_parser("validate", help="check persona files (default: all of personas/)")
     q.add_argument("files", nargs="*")
     q.set_defaults(func=cmd_personas_validate)
-    q = psub.add_parser("import", help="a persona file or Character Card V2/V3 -> personas/")
+    q = psub.add_parser(
+        "import", help="a persona file or Character Card V1/V2/V3 (JSON or PNG) -> personas/"
+    )
     q.add_argument("file")
     q.add_argument("--id", default=None, help="the persona id (default: from the file)")
     q.add_argument("--dir", default=None, help="target directory (default: personas/)")

@@ -11,19 +11,24 @@ on behalf of someone; ChatService passes the session's owner.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from app.errors import ConflictError, NotFoundError
 from app.personas.errors import PersonaError
-from app.personas.loader import parse_persona_data, parse_persona_text
+from app.personas.loader import parse_persona_text, parse_persona_upload
 from app.personas.model import Persona
-from app.store.errors import Conflict
+from app.store.errors import Conflict, NotFound
+from app.store.records import SessionRecord
 from app.store.repo import Store
+
+Upload = str | bytes | Mapping[str, Any]  # text, a card PNG, or a decoded JSON body
 
 log = logging.getLogger(__name__)
 
@@ -102,54 +107,111 @@ class PersonaCatalog:
             own, key=lambda e: e.persona.id
         )
 
-    def add(self, body: str | Mapping[str, Any], user_id: str) -> Persona:
-        """Validate an upload (our YAML/JSON form or a Character Card V2/V3) and keep it as
-        `user_id`'s.
+    def add(self, body: Upload, user_id: str, persona_id: str | None = None) -> Persona:
+        """Validate an upload (our YAML/JSON form, a Character Card V1/V2/V3 as JSON or PNG)
+        and keep it as `user_id`'s, under `persona_id` when given (else the body's id or the
+        card name's slug).
 
         PersonaError (422) when malformed; ConflictError (409) when the id is a file persona's
         or one of this user's uploads. Other users' ids are no obstacle (nor revealed).
         """
-        if isinstance(body, str):
-            persona, fmt = parse_persona_text(body, "upload", max_bytes=self._max_bytes)
-            source = body
-        else:
-            # a decoded JSON body must meet the same limit as text: measure it re-serialized
-            source = json.dumps(body, ensure_ascii=False)
-            size = len(source.encode("utf-8"))
-            if size > self._max_bytes:
-                raise PersonaError(
-                    "upload",
-                    None,
-                    f"is {size} bytes, over the {self._max_bytes}-byte limit "
-                    "(MEMENTO_MAX_PERSONA_BYTES)",
-                )
-            persona, fmt = parse_persona_data(body, "upload")
+        persona, fmt = parse_persona_upload(body, "upload", persona_id, self._max_bytes)
         with self._lock:
-            if persona.id in self._files:
-                raise ConflictError(
-                    f"persona {persona.id!r} is a built-in persona (personas/); choose another id",
-                    field="id",
-                )
+            self._check_not_builtin(persona.id, "choose another id (?id=...)")
             own = self._uploads.setdefault(user_id, {})
             if persona.id in own:
-                raise ConflictError(
-                    f"you already uploaded a persona {persona.id!r}; choose another id",
-                    field="id",
-                )
+                raise _taken(persona.id)
             if self._store is not None:
                 try:
                     # keep the validated form: cards need no re-conversion at the next start
                     self._store.save_persona(user_id, persona.id, persona.model_dump_json(), "json")
                 except Conflict:  # saved through another replica since this one started
-                    raise ConflictError(
-                        f"you already uploaded a persona {persona.id!r}; choose another id",
-                        field="id",
-                    ) from None
+                    raise _taken(persona.id) from None
             own[persona.id] = CatalogEntry(persona, "uploaded")
-        log.info(
-            "persona %s added for user %s (%s, %d bytes)", persona.id, user_id, fmt, len(source)
-        )
+        log.info("persona %s added for user %s (%s)", persona.id, user_id, fmt)
         return persona
+
+    def replace(self, persona_id: str, body: Upload, user_id: str) -> Persona:
+        """Replace `user_id`'s upload `persona_id` with a new upload (any form `add` takes; the
+        id stays `persona_id` whatever the body says). NotFoundError if it is not theirs,
+        ConflictError for a built-in persona. Sessions with it use the new one from their next
+        turn; their messages and memory stay as they are."""
+        self._check_not_builtin(persona_id, "upload a copy under another id (POST /v1/personas)")
+        persona, fmt = parse_persona_upload(body, "upload", persona_id, self._max_bytes)
+        self._swap(persona_id, user_id, persona)
+        log.info("persona %s replaced for user %s (%s)", persona_id, user_id, fmt)
+        return persona
+
+    def set_book(self, persona_id: str, book: dict[str, Any] | None, user_id: str) -> Persona:
+        """`user_id`'s upload with `book` as its character_book (None removes it)."""
+        self._check_not_builtin(persona_id, "upload a copy under another id to give it a book")
+        current = self._own(persona_id, user_id).persona
+        try:
+            persona = Persona.model_validate({**current.model_dump(), "character_book": book})
+        except ValidationError as e:
+            raise PersonaError("book", None, e.errors()[0]["msg"]) from None
+        self._swap(persona_id, user_id, persona)
+        return persona
+
+    def delete(self, persona_id: str, user_id: str) -> None:
+        """Delete `user_id`'s upload (and its book, which lives in it). NotFoundError if it is
+        not theirs, ConflictError for a built-in persona. The user's sessions with it keep
+        their messages and memory; until a persona with that id is uploaded again, a turn in
+        them answers 409 (session_persona) and reading them still works."""
+        self._check_not_builtin(persona_id, "built-in personas cannot be deleted")
+        with self._lock:
+            self._own(persona_id, user_id)
+            if self._store is not None:
+                # NotFound: deleted through another replica meanwhile; gone either way
+                with contextlib.suppress(NotFound):
+                    self._store.delete_persona(user_id, persona_id)
+            del self._uploads[user_id][persona_id]
+        log.info("persona %s deleted for user %s", persona_id, user_id)
+
+    def session_persona(self, session: SessionRecord) -> Persona:
+        """The persona of a session, for its owner. A session whose persona was deleted is a
+        409 that says how to go on, not a 404 that reads as if the session were missing."""
+        try:
+            return self.get(session.persona_id, session.user_id)
+        except NotFoundError:
+            raise ConflictError(
+                f"session {session.id} uses persona {session.persona_id!r}, which no longer "
+                "exists (it was deleted); its messages and memory are kept: upload a persona "
+                f"with that id again (POST /v1/personas?id={session.persona_id}) to go on with "
+                "it, or export the session",
+                field="persona",
+            ) from None
+
+    def _check_not_builtin(self, persona_id: str, advice: str) -> None:
+        if persona_id in self._files:
+            raise ConflictError(
+                f"persona {persona_id!r} is a built-in persona (personas/); {advice}",
+                field="id",
+            )
+
+    def _own(self, persona_id: str, user_id: str) -> CatalogEntry:
+        entry = self._uploads.get(user_id, {}).get(persona_id)
+        if entry is None:  # the same answer for another user's upload as for no upload
+            raise NotFoundError(f"persona {persona_id!r} not found", field="persona")
+        return entry
+
+    def _swap(self, persona_id: str, user_id: str, persona: Persona) -> None:
+        with self._lock:
+            self._own(persona_id, user_id)
+            if self._store is not None:
+                # the store writes in one transaction: a failure leaves the old persona whole
+                self._store.save_persona(
+                    user_id, persona_id, persona.model_dump_json(), "json", replace=True
+                )
+            self._uploads[user_id][persona_id] = CatalogEntry(persona, "uploaded")
+
+
+def _taken(persona_id: str) -> ConflictError:
+    return ConflictError(
+        f"you already uploaded a persona {persona_id!r}; replace it with "
+        f"PUT /v1/personas/{persona_id}, or choose another id (?id=...)",
+        field="id",
+    )
 
 
 @dataclass(frozen=True)
@@ -171,5 +233,14 @@ class UserPersonas:
     def __contains__(self, persona_id: object) -> bool:
         return isinstance(persona_id, str) and self.catalog.has(persona_id, self.user_id)
 
-    def add(self, body: str | Mapping[str, Any]) -> Persona:
-        return self.catalog.add(body, self.user_id)
+    def add(self, body: Upload, persona_id: str | None = None) -> Persona:
+        return self.catalog.add(body, self.user_id, persona_id)
+
+    def replace(self, persona_id: str, body: Upload) -> Persona:
+        return self.catalog.replace(persona_id, body, self.user_id)
+
+    def set_book(self, persona_id: str, book: dict[str, Any] | None) -> Persona:
+        return self.catalog.set_book(persona_id, book, self.user_id)
+
+    def delete(self, persona_id: str) -> None:
+        self.catalog.delete(persona_id, self.user_id)

@@ -29,7 +29,7 @@ async def _memory_out(
 ) -> MemoryOut:
     session = await asyncio.to_thread(store.get_session, user_id, session_id)
     state, _ = await asyncio.to_thread(store.get_memory, user_id, session_id)
-    persona = personas.get(session.persona_id)
+    persona = personas.catalog.session_persona(session)
     items: list[MemoryItem] = []
     indexing = 0
     recaller = chat.memory.recaller

@@ -1,26 +1,45 @@
-"""Personas: the files of personas/ plus uploads (our YAML/JSON form or a Character Card).
+"""Personas: the files of personas/ plus uploads (our YAML/JSON form or a Character Card, JSON
+or PNG); replace and delete an upload; export any persona as a V3 card; a persona's lorebook
+as a SillyTavern World Info file.
 
-Everyone sees the files; an upload only its uploader (PersonasDep is the caller's view).
+Everyone sees the files; an upload only its uploader (PersonasDep is the caller's view), so
+another user's upload is a 404 on every route here, exactly like an id nobody has.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 
+from app.api.uploads import UPLOAD_DOC, read_upload
 from app.deps import PersonasDep
-from app.errors import InvalidFieldError
+from app.errors import InvalidFieldError, NotFoundError
 from app.persona_catalog import CatalogEntry
-from app.personas.model import Persona
+from app.personas.book import normalize_book
+from app.personas.card_export import persona_to_card, persona_to_png
+from app.personas.model import SLUG_PATTERN, Persona
+from app.personas.world_info import book_to_world_info, world_info_to_book
 from app.schemas import ERRORS, PersonaSummary
 
 router = APIRouter(prefix="/v1/personas", tags=["personas"], responses=ERRORS)
 
+PersonaId = Annotated[
+    str | None,
+    Query(
+        pattern=SLUG_PATTERN,
+        description="the id to give the upload (wins over the body's id or the card name)",
+    ),
+]
+
 
 class PersonaOut(Persona):
+    """A persona as shown: its greeting, returning greeting and blurb with the {{char}} and
+    {{user}} macros filled (what a chat shows); the other fields as written (the card export
+    gives the whole definition with its macros)."""
+
     source: str = "file"
 
 
@@ -28,14 +47,16 @@ def summary(e: CatalogEntry) -> PersonaSummary:
     return PersonaSummary(
         id=e.persona.id,
         name=e.persona.name,
-        description=e.persona.description,
+        description=e.persona.fill(e.persona.description),
         default_strategy=e.persona.memory.strategy,
         source=e.source,
     )
 
 
 def full(e: CatalogEntry) -> PersonaOut:
-    return PersonaOut.model_validate({**e.persona.model_dump(), "source": e.source})
+    p = e.persona
+    shown = {k: p.fill(getattr(p, k)) for k in ("greeting", "returning_greeting", "description")}
+    return PersonaOut.model_validate({**p.model_dump(), **shown, "source": e.source})
 
 
 @router.get("", response_model=dict[str, list[PersonaSummary]])
@@ -48,40 +69,86 @@ async def get_persona(persona_id: str, personas: PersonasDep) -> PersonaOut:
     return full(personas.entry(persona_id))
 
 
-UPLOAD_DOC = {
-    "requestBody": {
-        "required": True,
-        "description": "our persona form as JSON or YAML, or a SillyTavern Character Card V2/V3",
-        "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "application/yaml": {"schema": {"type": "string"}},
-            "text/plain": {"schema": {"type": "string"}},
-        },
-    }
-}
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=PersonaOut,
     openapi_extra=UPLOAD_DOC,
 )
-async def add_persona(request: Request, personas: PersonasDep) -> PersonaOut:
-    raw = await request.body()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidFieldError(f"the body is not UTF-8 (byte {exc.start})", "body") from None
-    if not text.strip():
-        raise InvalidFieldError("empty body: send a persona (YAML/JSON) or a card", "body")
-    body: Any = text
-    if "json" in request.headers.get("content-type", ""):
-        try:
-            body = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidFieldError(
-                f"invalid JSON at line {exc.lineno}: {exc.msg}", "body"
-            ) from None
-    persona = await asyncio.to_thread(personas.add, body)
+async def add_persona(request: Request, personas: PersonasDep, id: PersonaId = None) -> PersonaOut:
+    body = await read_upload(request)
+    persona = await asyncio.to_thread(personas.add, body, id)
     return full(personas.entry(persona.id))
+
+
+@router.put("/{persona_id}", response_model=PersonaOut, openapi_extra=UPLOAD_DOC)
+async def replace_persona(persona_id: str, request: Request, personas: PersonasDep) -> PersonaOut:
+    """Replace your upload (any form POST takes; the id stays). 404 if you have no upload with
+    that id, 409 for a built-in persona."""
+    body = await read_upload(request)
+    await asyncio.to_thread(personas.replace, persona_id, body)
+    return full(personas.entry(persona_id))
+
+
+@router.delete("/{persona_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_persona(persona_id: str, personas: PersonasDep) -> Response:
+    """Delete your upload and its book. Sessions with it keep their messages and memory; a
+    turn in one answers 409 until a persona with that id is uploaded again."""
+    await asyncio.to_thread(personas.delete, persona_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{persona_id}/card",
+    responses={200: {"content": {"application/json": {}, "image/png": {}}}},
+)
+async def export_card(
+    persona_id: str,
+    personas: PersonasDep,
+    format: Literal["json", "png"] = Query(default="json", description="json or png"),
+) -> Response:
+    """The persona as a Character Card V3: JSON, or a PNG with `ccv3` and `chara` chunks."""
+    persona = personas.get(persona_id)
+    disposition = {"Content-Disposition": f'attachment; filename="{persona.id}.{format}"'}
+    if format == "png":
+        png = await asyncio.to_thread(persona_to_png, persona)
+        return Response(png, media_type="image/png", headers=disposition)
+    text = json.dumps(persona_to_card(persona), ensure_ascii=False, indent=2)
+    return Response(text, media_type="application/json", headers=disposition)
+
+
+@router.get("/{persona_id}/world-info")
+async def export_world_info(persona_id: str, personas: PersonasDep) -> Response:
+    """The persona's lorebook as a SillyTavern World Info file (404 if she has none)."""
+    persona = personas.get(persona_id)
+    if persona.character_book is None:
+        raise NotFoundError(f"persona {persona_id!r} has no lorebook", field="character_book")
+    world = book_to_world_info(persona.character_book)
+    disposition = {"Content-Disposition": f'attachment; filename="{persona.id}-world-info.json"'}
+    text = json.dumps(world, ensure_ascii=False, indent=2)
+    return Response(text, media_type="application/json", headers=disposition)
+
+
+@router.put("/{persona_id}/world-info", response_model=PersonaOut)
+@router.post("/{persona_id}/world-info", response_model=PersonaOut)
+async def set_world_info(
+    persona_id: str, body: dict[str, Any], personas: PersonasDep
+) -> PersonaOut:
+    """Set your upload's lorebook from a SillyTavern World Info file (entries keyed by uid), or
+    from a V3 `character_book` (entries in a list). 404/409 as PUT of the persona."""
+    entries = body.get("entries")
+    if isinstance(entries, list) and all(isinstance(e, dict) and "keys" in e for e in entries):
+        book = normalize_book(body, "book", "book")
+    else:
+        book = world_info_to_book(body, "world info")
+    if not book["entries"]:
+        raise InvalidFieldError("the lorebook has no entries", "entries")
+    await asyncio.to_thread(personas.set_book, persona_id, book)
+    return full(personas.entry(persona_id))
+
+
+@router.delete("/{persona_id}/world-info", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_world_info(persona_id: str, personas: PersonasDep) -> Response:
+    """Remove your upload's lorebook."""
+    await asyncio.to_thread(personas.set_book, persona_id, None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response, status
 
 from app.deps import ChatDep, CurrentUser, PersonasDep, SettingsDep, StoreDep
-from app.errors import InvalidFieldError
+from app.errors import InvalidFieldError, NotFoundError
 from app.schemas import ERRORS, DbOffset, SessionCreate, SessionList, SessionOut, SessionPatch
 from app.session_memory import session_info, validate_memory
 from app.store.records import SessionRecord
@@ -32,8 +32,12 @@ def session_out(s: SessionRecord, greeting: str | None = None) -> SessionOut:
 
 
 async def with_greeting(record: SessionRecord, chat: ChatDep, personas: PersonasDep) -> SessionOut:
-    """One session with the greeting her relationship with the user calls for."""
-    persona = personas.get(record.persona_id)
+    """One session with the greeting her relationship with the user calls for (none when her
+    persona was deleted: the session stays readable, a turn in it says what to do)."""
+    try:
+        persona = personas.get(record.persona_id)
+    except NotFoundError:
+        return session_out(record)
     return session_out(record, await chat.memory.relationships.greeting(record, persona))
 
 

@@ -1,20 +1,29 @@
-"""SillyTavern Character Card import (V2 `chara_card_v2`, V3 `chara_card_v3`, JSON form).
+"""SillyTavern Character Card import (V1, V2 `chara_card_v2`, V3 `chara_card_v3`; JSON here,
+PNG in card_png.py, export in card_export.py).
 
 What a card field becomes:
-- name -> name; id -> a slug of the name (or the id the caller gives)
+- name -> name; id -> the id the caller gives, else the one a Memento export recorded
+  (`extensions.memento.id`), else a slug of the name
 - description, personality, scenario -> the system prompt, after the card's own system_prompt
   (its `{{original}}` macro stands for our default prompt)
 - first_mes -> greeting; mes_example -> example_dialogue (<START> blocks, `{{user}}:` and
   `{{char}}:` speaker prefixes, continuation lines joined)
 - post_history_instructions -> a style rule (we have no slot after the history; pinned rules
   sit near the top and are never evicted)
-- character_book entries that are `constant` and enabled -> pinned facts (keyword-triggered
-  entries need a lorebook scanner we do not have; they are skipped)
+- character_book -> character_book, whole and in the V3 shape (book.py); the lore scanner
+  reads it, so nothing of it is copied into pinned facts
 - creator_notes -> the description blurb if there is no description
+- everything else (and the unmerged originals of the fields above) -> `card`, verbatim, so an
+  export gives it back; `extensions.memento` (written by our export) restores the fields a
+  card has no place for (pinned facts, returning greeting, memory and generation settings)
+
+Macros stay macros: `{{char}}` and `{{user}}` are filled when text is used (Persona.fill), so
+a rename or a user name applies everywhere; the V1 forms `<BOT>` / `<USER>` become them here.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import unicodedata
@@ -23,12 +32,40 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.personas.book import normalize_book
 from app.personas.errors import PersonaError
 from app.personas.model import DialogueLine, Persona, PersonaMemory
 
 CARD_SPECS = {"chara_card_v2": "2", "chara_card_v3": "3"}
+# the text fields a card's prompt and greeting are made of (V1, V2 and V3 alike)
+TEXT_FIELDS = (
+    "description",
+    "personality",
+    "scenario",
+    "first_mes",
+    "mes_example",
+    "system_prompt",
+    "post_history_instructions",
+    "creator_notes",
+)
+MEMENTO_EXTENSION = "memento"  # data.extensions.memento: what only Memento has a field for
+# persona fields a card cannot carry, restored from extensions.memento on import
+MEMENTO_FIELDS = (
+    "description",
+    "returning_greeting",
+    "pinned_facts",
+    "style_rules",
+    "user_name",
+    "memory",
+    "generation",
+)
+DEFAULT_PROMPT = (
+    "You are {{char}}. Stay in character: reply as {{char}} would, in first "
+    "person, and never mention being an AI model unless the character is one."
+)
 _BLURB_CHARS = 300
-_SPEAKER = re.compile(r"^\s*(\{\{user\}\}|\{\{char\}\}|<USER>|<BOT>|[^:\n]{1,40}):\s?(.*)$")
+_USER, _BOT = re.compile(r"<USER>", re.I), re.compile(r"<BOT>", re.I)
+_SPEAKER = re.compile(r"^\s*(\{\{user\}\}|\{\{char\}\}|<USER>|<BOT>|[^:\n]{1,40}):\s?(.*)$", re.I)
 
 
 def is_card(data: Mapping[str, Any]) -> bool:
@@ -39,77 +76,58 @@ def is_card(data: Mapping[str, Any]) -> bool:
     return "first_mes" in data and "name" in data and "system_prompt" not in data
 
 
-def card_to_persona(
-    card: Mapping[str, Any], source: str = "card", persona_id: str | None = None
-) -> Persona:
-    """The Persona a card describes. PersonaError (-> HTTP 422) names the bad field."""
+def card_data(card: Mapping[str, Any], source: str) -> Mapping[str, Any]:
+    """The card's fields: `data` of a V2/V3 card, the top level of a V1 card."""
     spec = card.get("spec")
     if spec is None:
-        data: Mapping[str, Any] = card  # V1: the fields sit at the top level
-    elif spec not in CARD_SPECS:
+        return card  # V1: the fields sit at the top level
+    if spec not in CARD_SPECS:
         raise PersonaError(
             source,
             "spec",
             f"unsupported card spec {spec!r}; expected chara_card_v2 or chara_card_v3",
         )
-    else:
-        data = card.get("data")  # type: ignore[assignment]
-        if not isinstance(data, Mapping):
-            raise PersonaError(source, "data", "a V2/V3 card keeps its fields in a `data` object")
+    data = card.get("data")
+    if not isinstance(data, Mapping):
+        raise PersonaError(source, "data", "a V2/V3 card keeps its fields in a `data` object")
+    return data
 
-    name = _text(data, "name", source, required=True).strip()
+
+def card_to_persona(
+    card: Mapping[str, Any], source: str = "card", persona_id: str | None = None
+) -> Persona:
+    """The Persona a card describes. PersonaError (-> HTTP 422) names the bad field."""
+    data = card_data(card, source)
+    where = "data." if card.get("spec") is not None else ""
+    name = _text(data, "name", source, where, required=True).strip()
     if not name:
-        raise PersonaError(source, "data.name", "must not be empty")
-    fields = {
-        k: _text(data, k, source)
-        for k in (
-            "description",
-            "personality",
-            "scenario",
-            "first_mes",
-            "mes_example",
-            "system_prompt",
-            "post_history_instructions",
-            "creator_notes",
-        )
-    }
-
-    def char(text: str) -> str:
-        # {{char}} is fixed by the card; {{user}} stays a macro, filled at render time
-        return (
-            text.replace("{{char}}", name).replace("<BOT>", name).replace("<USER>", "{{user}}")
-        ).strip()
-
-    default_prompt = (
-        f"You are {name}. Stay in character: reply as {name} would, in first "
-        "person, and never mention being an AI model unless the character is one."
-    )
-    own = fields["system_prompt"].strip()
-    prompt_parts = [own.replace("{{original}}", default_prompt) if own else default_prompt]
-    if fields["description"]:
-        prompt_parts.append(char(fields["description"]))
-    if fields["personality"]:
-        prompt_parts.append(f"{name}'s personality: {char(fields['personality'])}")
-    if fields["scenario"]:
-        prompt_parts.append(f"Scenario: {char(fields['scenario'])}")
-
-    style = (
-        [char(fields["post_history_instructions"])]
-        if fields["post_history_instructions"].strip()
-        else []
-    )
-    blurb = fields["description"] or fields["creator_notes"]
-    persona = {
-        "id": persona_id or slugify(name),
+        raise PersonaError(source, f"{where}name", "must not be empty")
+    fields = {k: _text(data, k, source, where) for k in TEXT_FIELDS}
+    derived = derive(fields, name)
+    book = data.get("character_book")
+    if book is not None:
+        book = normalize_book(book, source, f"{where}character_book")
+    memento = _memento_extension(data, source, where)
+    kept = copy.deepcopy({k: v for k, v in data.items() if k != "character_book"})
+    if isinstance(kept.get("extensions"), dict):
+        kept["extensions"].pop(MEMENTO_EXTENSION, None)  # export writes it afresh
+    persona: dict[str, Any] = {
+        "id": persona_id or memento.get("id") or slugify(name),
         "name": name[:100],
-        "description": _shorten(char(blurb), _BLURB_CHARS),
-        "system_prompt": char("\n\n".join(prompt_parts)),
-        "greeting": char(fields["first_mes"]),
-        "example_dialogue": parse_mes_example(fields["mes_example"], name),
-        "pinned_facts": _constant_entries(data.get("character_book"), source, char),
-        "style_rules": style,
+        **derived,
+        "character_book": book,
+        "card": kept,
         "memory": PersonaMemory(strategy="hybrid"),
     }
+    for key in MEMENTO_FIELDS:
+        if key in memento:
+            persona[key] = memento[key]
+    rules = memento.get("style_rules")
+    if rules is not None and (
+        not isinstance(rules, list) or "\n".join(map(str, rules)) != _one(derived["style_rules"])
+    ):
+        # post_history_instructions was edited after our export: the card's text wins
+        persona["style_rules"] = derived["style_rules"]
     try:
         return Persona.model_validate(persona)
     except ValidationError as e:
@@ -118,17 +136,46 @@ def card_to_persona(
         raise PersonaError(source, field, f"{err['msg']} (after card conversion)") from None
 
 
+def derive(fields: Mapping[str, str], name: str) -> dict[str, Any]:
+    """The persona fields made from a card's text fields. Export calls it too: a field whose
+    persona value still equals what the card's originals derive exports the originals."""
+    own = legacy_macros(fields.get("system_prompt", ""))
+    prompt_parts = [own.replace("{{original}}", DEFAULT_PROMPT) if own else DEFAULT_PROMPT]
+    if description := legacy_macros(fields.get("description", "")):
+        prompt_parts.append(description)
+    if personality := legacy_macros(fields.get("personality", "")):
+        prompt_parts.append(f"{{{{char}}}}'s personality: {personality}")
+    if scenario := legacy_macros(fields.get("scenario", "")):
+        prompt_parts.append(f"Scenario: {scenario}")
+    post = legacy_macros(fields.get("post_history_instructions", ""))
+    blurb = fields.get("description", "") or fields.get("creator_notes", "")
+    return {
+        "description": _shorten(legacy_macros(blurb), _BLURB_CHARS),
+        "system_prompt": "\n\n".join(prompt_parts),
+        "greeting": legacy_macros(fields.get("first_mes", "")),
+        "example_dialogue": parse_mes_example(fields.get("mes_example", ""), name),
+        "style_rules": [post] if post else [],
+    }
+
+
+def legacy_macros(text: str) -> str:
+    """V1 cards' <USER>/<BOT> as {{user}}/{{char}}, stripped."""
+    return re.sub(
+        r"<BOT>", "{{char}}", re.sub(r"<USER>", "{{user}}", text, flags=re.I), flags=re.I
+    ).strip()
+
+
 def parse_mes_example(text: str, char_name: str) -> list[DialogueLine]:
     """<START>-separated example chats -> dialogue lines. A line `X: ...` starts a turn when
     X is {{user}}/<USER> (user) or {{char}}/<BOT>/the character's name (assistant); other
-    lines continue the current turn."""
+    lines continue the current turn. Macros stay macros."""
     lines: list[DialogueLine] = []
     current: dict[str, str] | None = None
 
     def flush() -> None:
         nonlocal current
         if current and current["content"].strip():
-            content = current["content"].strip().replace("{{char}}", char_name)
+            content = legacy_macros(current["content"])
             lines.append(DialogueLine(role=current["role"], content=content))  # type: ignore[arg-type]
         current = None
 
@@ -137,21 +184,27 @@ def parse_mes_example(text: str, char_name: str) -> list[DialogueLine]:
             flush()
             continue
         m = _SPEAKER.match(raw)
-        speaker = m.group(1).strip() if m else None
+        speaker = m.group(1).strip().lower() if m else None
         role = None
-        if speaker in ("{{user}}", "<USER>"):
+        if speaker in ("{{user}}", "<user>"):
             role = "user"
-        elif speaker in ("{{char}}", "<BOT>") or (
-            speaker and speaker.casefold() == char_name.casefold()
-        ):
+        elif speaker in ("{{char}}", "<bot>") or (speaker and speaker == char_name.casefold()):
             role = "assistant"
         if role and m:
             flush()
-            current = {"role": role, "content": m.group(2).replace("<USER>", "{{user}}")}
+            current = {"role": role, "content": m.group(2)}
         elif current is not None and raw.strip():
             current["content"] += "\n" + raw.strip()
     flush()
     return lines
+
+
+def render_mes_example(lines: list[DialogueLine]) -> str:
+    """Example dialogue as a card's mes_example (parse_mes_example reads it back)."""
+    if not lines:
+        return ""
+    turns = [f"{'{{user}}' if ln.role == 'user' else '{{char}}'}: {ln.content}" for ln in lines]
+    return "<START>\n" + "\n".join(turns)
 
 
 def slugify(name: str) -> str:
@@ -163,45 +216,35 @@ def slugify(name: str) -> str:
     return slug
 
 
-def _constant_entries(book: Any, source: str, char: Any) -> list[str]:
-    if book is None:
-        return []
-    if not isinstance(book, Mapping):
-        raise PersonaError(source, "data.character_book", "must be an object with `entries`")
-    entries = book.get("entries", [])
-    if not isinstance(entries, list):
-        raise PersonaError(source, "data.character_book.entries", "must be a list")
-    facts = []
-    for i, entry in enumerate(entries):
-        where = f"data.character_book.entries.{i}"
-        if not isinstance(entry, Mapping):
-            raise PersonaError(source, where, "must be an object")
-        content = entry.get("content", "")
-        if not isinstance(content, str):
-            raise PersonaError(source, f"{where}.content", "must be a string")
-        if (
-            entry.get("constant") is True
-            and entry.get("enabled", True) is not False
-            and content.strip()
-        ):
-            facts.append((entry.get("insertion_order", 0), i, char(content)))
-    # the card's own order: lower insertion_order first, then position in the list
-    return [text for _, _, text in sorted(facts, key=lambda f: (_num(f[0]), f[1]))]
+def _memento_extension(data: Mapping[str, Any], source: str, where: str) -> dict[str, Any]:
+    extensions = data.get("extensions")
+    if extensions is None:
+        return {}
+    if not isinstance(extensions, Mapping):
+        raise PersonaError(source, f"{where}extensions", "must be an object")
+    memento = extensions.get(MEMENTO_EXTENSION)
+    if memento is None:
+        return {}
+    if not isinstance(memento, Mapping):
+        raise PersonaError(source, f"{where}extensions.{MEMENTO_EXTENSION}", "must be an object")
+    return dict(memento)
 
 
-def _text(data: Mapping[str, Any], key: str, source: str, required: bool = False) -> str:
+def _one(rules: list[str]) -> str:
+    return "\n".join(rules)
+
+
+def _text(
+    data: Mapping[str, Any], key: str, source: str, where: str, required: bool = False
+) -> str:
     value = data.get(key)
     if value is None:
         if required:
-            raise PersonaError(source, f"data.{key}", "is required")
+            raise PersonaError(source, f"{where}{key}", "is required")
         return ""
     if not isinstance(value, str):
-        raise PersonaError(source, f"data.{key}", f"must be a string, got {type(value).__name__}")
+        raise PersonaError(source, f"{where}{key}", f"must be a string, got {type(value).__name__}")
     return value
-
-
-def _num(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
+from app.personas.card_png import is_png, read_card_png
 from app.personas.cards import card_to_persona, is_card
 from app.personas.errors import PersonaError
 from app.personas.model import Persona
@@ -25,6 +26,7 @@ __all__ = [
     "load_persona_file",
     "parse_persona",
     "parse_persona_text",
+    "parse_persona_upload",
 ]
 
 
@@ -122,6 +124,47 @@ def parse_persona_data(
     if isinstance(data, Mapping) and is_card(data):
         return card_to_persona(data, source, persona_id=default_id), "card"
     return parse_persona(data, source, default_id), fmt
+
+
+def parse_persona_upload(
+    body: str | bytes | Mapping[str, Any],
+    source: str,
+    persona_id: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> tuple[Persona, Format]:
+    """An upload in any form we take: text (YAML/JSON, our form or a card), a decoded JSON
+    body, or bytes (a card PNG, else UTF-8 text). `persona_id` (the caller's choice) wins over
+    any id in the body. Every form meets the same size limit on its persona or card JSON."""
+    if isinstance(body, bytes):
+        if is_png(body):
+            card = read_card_png(body, source, max_bytes)
+            persona, fmt = parse_persona_data(card, source, persona_id, "card")
+            return _with_id(persona, persona_id, source), fmt
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise PersonaError(
+                source, None, f"neither a PNG card nor UTF-8 text (byte {e.start})"
+            ) from None
+    if isinstance(body, str):
+        persona, fmt = parse_persona_text(body, source, persona_id, max_bytes)
+    else:
+        # a decoded JSON body must meet the same limit as text: measure it re-serialized
+        size = len(json.dumps(body, ensure_ascii=False).encode("utf-8"))
+        if size > max_bytes:
+            raise PersonaError(
+                source,
+                None,
+                f"is {size} bytes, over the {max_bytes}-byte limit (MEMENTO_MAX_PERSONA_BYTES)",
+            )
+        persona, fmt = parse_persona_data(body, source, persona_id)
+    return _with_id(persona, persona_id, source), fmt
+
+
+def _with_id(persona: Persona, persona_id: str | None, source: str) -> Persona:
+    if persona_id is None or persona.id == persona_id:
+        return persona
+    return parse_persona({**persona.model_dump(), "id": persona_id}, source)
 
 
 def load_persona_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Persona:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.personas.book import normalize_book
 from app.personas.errors import PersonaError
 from memory.types import MemoryScope, PinnedFact
 
@@ -16,6 +18,8 @@ StrategyName = Literal[
 ]
 DEFAULT_USER_NAME = "User"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# SillyTavern's macros are case-insensitive ({{User}}, {{CHAR}} are common in shared cards)
+_MACRO = re.compile(r"\{\{\s*(char|user)\s*\}\}", re.IGNORECASE)
 
 
 class _Strict(BaseModel):
@@ -61,6 +65,10 @@ class Persona(_Strict):
     # her lorebook (World Info), kept as the Character Card V3 `character_book` object itself so
     # every field, extensions included, round-trips; memory/lore reads and validates it
     character_book: dict[str, Any] | None = None
+    # the card she was imported from: its `data` object minus `character_book` (held above),
+    # verbatim, so a V3 export gives back what we do not map (tags, creator, alternate
+    # greetings, extensions, the unmerged description/personality/scenario, ...)
+    card: dict[str, Any] | None = None
     memory: PersonaMemory = Field(default_factory=PersonaMemory)
     generation: PersonaGeneration = Field(default_factory=PersonaGeneration)
 
@@ -72,9 +80,22 @@ class Persona(_Strict):
                 raise ValueError(f"item {i} is empty")
         return [item.strip() for item in items]
 
+    @field_validator("character_book")
+    @classmethod
+    def _book_shape(cls, book: dict[str, Any] | None) -> dict[str, Any] | None:
+        # the same check and V3 normalization a card's book gets (a YAML persona may hold one)
+        if book is None:
+            return None
+        try:
+            return normalize_book(book, "persona", "character_book")
+        except PersonaError as e:
+            raise ValueError(f"{e.field}: {e.problem}") from None
+
     def fill(self, text: str, user_name: str | None = None) -> str:
-        """Replace the {{char}} and {{user}} macros (user_name defaults to self.user_name)."""
-        return text.replace("{{char}}", self.name).replace("{{user}}", user_name or self.user_name)
+        """Replace the {{char}} and {{user}} macros, in any letter case as SillyTavern does
+        (user_name defaults to self.user_name)."""
+        user = user_name or self.user_name
+        return _MACRO.sub(lambda m: self.name if m[1].lower() == "char" else user, text)
 
     def render_system_prompt(self, user_name: str | None = None) -> str:
         """The system message: the prompt, then the example dialogue as a transcript (small

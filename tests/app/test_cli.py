@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from support.card_pngs import card_png, encoded, text
 
 from app.cli import build_parser, is_loopback, main
 from app.personas.loader import load_persona_file
@@ -88,10 +89,17 @@ def test_personas_import_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     files = list(target.glob("*.yaml"))
     assert len(files) == 1
     persona = load_persona_file(files[0])
-    assert persona.name == "Old Mara" and "Gull Rock" in " ".join(persona.pinned_facts)
+    assert persona.name == "Old Mara" and persona.character_book is not None
+    assert persona.character_book["entries"][0]["content"] == "The lighthouse is on Gull Rock."
     # not twice without --force
     assert main(["personas", "import", str(src), "--dir", str(target)]) == 1
     assert main(["personas", "import", str(src), "--dir", str(target), "--force"]) == 0
+    # the same card as a PNG (the JSON base64 in a `chara` chunk), under a chosen id
+    png = tmp_path / "mara.png"
+    png.write_bytes(card_png(text("chara", encoded(card))))
+    assert main(["personas", "import", str(png), "--dir", str(target), "--id", "mara-png"]) == 0
+    from_png = load_persona_file(target / "mara-png.yaml")
+    assert from_png.id == "mara-png" and from_png.character_book == persona.character_book
     broken = tmp_path / "broken.json"
     broken.write_text('{"spec": "chara_card_v2", "data": {}}')
     assert main(["personas", "import", str(broken), "--dir", str(target)]) == 1

@@ -221,8 +221,11 @@ def test_persona_upload_errors(client: TestClient) -> None:
     assert r.status_code == 201, r.text
     created = r.json()
     assert created["name"] == "Captain Rye" and created["source"] == "uploaded"
-    assert any("Gull" in f for f in created["pinned_facts"])
-    assert_error(client.post("/v1/personas", json=card), 409, "id")
+    # the book is kept whole (the lore scanner reads it), not copied into pinned facts
+    assert created["pinned_facts"] == []
+    assert created["character_book"]["entries"][0]["content"] == "His ship is the Gull."
+    err = assert_error(client.post("/v1/personas", json=card), 409, "id")
+    assert f"PUT /v1/personas/{created['id']}" in err["message"]
     ids = [p["id"] for p in client.get("/v1/personas").json()["personas"]]
     assert created["id"] in ids and {"assistant", "pippa", "cody"} <= set(ids)
     s = client.post("/v1/sessions", json={"persona": created["id"]})
