@@ -248,7 +248,7 @@ def test_a_sticky_entry_stays_for_the_next_turn_after_a_real_reply(alice: httpx.
                 "id": "e",
                 "extensions": {"sticky": 2},
             }
-        ]
+        ],
     }
     bid = new_book(alice, sticky)["id"]
     sid = new_session(alice)
