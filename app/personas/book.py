@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.personas.errors import PersonaError
+from memory.lore.model import LoreBook, LoreError
 
 # the fields V3 requires, with the value a missing one means (V2 cards and hand-written YAML
 # often leave them out; filling them here means every reader sees one shape)
@@ -56,6 +57,11 @@ def normalize_book(book: Any, source: str, where: str = "data.character_book") -
     out["entries"] = [
         _normalize_entry(entry, source, f"{where}.entries.{i}") for i, entry in enumerate(entries)
     ]
+    try:  # what the scanner would refuse at the first turn (a bad regex, a limit) is refused now
+        LoreBook.of(out)
+    except LoreError as exc:
+        problem = str(exc).removeprefix(f"{exc.field}: ")
+        raise PersonaError(source, f"{where}.{exc.field}" if exc.field else where, problem) from None
     return out
 
 

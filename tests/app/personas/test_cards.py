@@ -167,6 +167,16 @@ def _broken(path: list[str | int], value: Any) -> dict[str, Any]:
             "data.character_book.entries.1.content",
             "must be a string",
         ),
+        (  # refused at upload, not found out at the first turn by the lore scanner
+            _broken(["data", "character_book", "entries", 0, "keys"], ["/(unclosed/"]),
+            "data.character_book.entries.0.keys.0",
+            "bad regex /(unclosed/",
+        ),
+        (
+            _broken(["data", "character_book", "entries", 0, "keys"], ["k" * 201]),
+            "data.character_book.entries.0.keys.0",
+            "a key is at most 200 characters",
+        ),
     ],
 )
 def test_malformed_cards_name_the_field(card: dict[str, Any], field: str, problem: str) -> None:
