@@ -360,7 +360,11 @@ class MLXEngine:
         eager = constraint is None and self.batcher is None
         if constraint is not None:
             constraint.plan(max_tokens)
-        y = sample(model(mx.array(rest)[None], cache=cache)[:, -1, :])
+        if self.batcher is not None:  # the prompt's last token already steps with the batch
+            logits = yield Step(self.batcher, (rest[0], cache))
+        else:
+            logits = model(mx.array(rest)[None], cache=cache)[:, -1, :]
+        y = sample(logits)
         scores = sample.scores(y)
         fed.extend(rest)
         mx.async_eval(y, *scores)
