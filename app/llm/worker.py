@@ -11,10 +11,10 @@ generators asked for in that round: a decode step of many sequences is one batch
 when it ends or is cancelled). Until a generator first asks for a Step, each of its items may be
 a bounded piece of heavy work (a prompt chunk); such advances get a time budget per round once
 one has run, so a long prompt arriving never freezes the others' streams for more than about
-that budget. At most
-`max_active` generators are started at once (each holds a KV cache); the rest wait in arrival
-order. Background generators (memory upkeep) run rounds only when no foreground one exists,
-except that one already decoding also joins a foreground round's batch (spare capacity).
+that budget. At most `max_active` generators are started at once (each holds a KV cache); the
+rest wait in arrival order. Background generators (memory upkeep) run rounds only when no
+foreground one exists, except that one already decoding also joins a foreground round's batch
+(spare capacity).
 """
 
 from __future__ import annotations
