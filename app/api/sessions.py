@@ -13,6 +13,7 @@ from app.schemas import ERRORS, DbOffset, SessionCreate, SessionList, SessionOut
 from app.session_memory import session_info, validate_memory
 from app.store.records import SessionRecord
 from app.store.transfer import SessionExport, parse_export
+from memory.lore.model import LoreBook, LoreError
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=ERRORS)
 
@@ -154,6 +155,13 @@ async def import_session(
             field="session.persona",
         )
     validate_memory(parsed.session.strategy, parsed.session.params)
+    for i, book in enumerate(parsed.lorebooks):
+        try:
+            LoreBook.of(book.data)
+        except LoreError as exc:
+            where = f"lorebooks.{i}.data" + (f".{exc.field}" if exc.field else "")
+            problem = str(exc).removeprefix(f"{exc.field}: ")
+            raise InvalidFieldError(f"{where}: {problem}", field=where) from None
     for i, m in enumerate(parsed.messages):
         if m.content:  # an interrupted reply may be empty
             chat.check_content(m.content, field=f"messages.{i}.content")

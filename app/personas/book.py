@@ -61,7 +61,9 @@ def normalize_book(book: Any, source: str, where: str = "data.character_book") -
         LoreBook.of(out)
     except LoreError as exc:
         problem = str(exc).removeprefix(f"{exc.field}: ")
-        raise PersonaError(source, f"{where}.{exc.field}" if exc.field else where, problem) from None
+        raise PersonaError(
+            source, f"{where}.{exc.field}" if exc.field else where, problem
+        ) from None
     return out
 
 

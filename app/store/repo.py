@@ -252,9 +252,12 @@ class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
                     select(Message).where(Message.session_id == session_id).order_by(Message.id)
                 )
             ]
-            return transfer.export_data(
-                session_record(row), messages, MemoryState.model_validate(row.memory or {})
-            )
+            memory = MemoryState.model_validate(row.memory or {})
+        books = [
+            transfer.ExportedBook(id=b.id, data=b.data)
+            for b in self.session_books(user_id, session_id)
+        ]
+        return transfer.export_data(session_record(row), messages, memory, books)
 
     def import_session(
         self,
@@ -264,8 +267,9 @@ class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
         max_sessions: int | None = None,
     ) -> SessionRecord:
         """A new session for `user_id` from export_session data (message ids are remapped,
-        memory state follows them). InvalidData names the bad field; LimitExceeded if the
-        export has more than max_messages messages."""
+        memory state follows them). Its lorebooks are attached again: the user's own book
+        when the id and content match (a restore), else a new copy. InvalidData names the bad
+        field; LimitExceeded if the export has more than max_messages messages."""
         parsed = transfer.parse_export(data)
         if max_messages is not None and len(parsed.messages) > max_messages:
             raise LimitExceeded("history import messages", len(parsed.messages), max_messages)
@@ -277,7 +281,9 @@ class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
             parsed.session.title,
             max_sessions=max_sessions,
         )
+        copies: list[str] = []
         try:
+            book_ids = self._attach_imported(user_id, session.id, parsed.lorebooks, copies)
             new = self.add_messages(user_id, session.id, transfer.new_messages(parsed))
             old_to_new = {
                 old.id: n.id
@@ -285,11 +291,33 @@ class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
                 if old.id is not None
             }
             state = transfer.remap_memory(parsed.memory, old_to_new)
-            self.save_memory(user_id, session.id, state)
+            self.save_memory(user_id, session.id, transfer.remap_timers(state, book_ids))
         except Exception:
             self.delete_session(user_id, session.id)
+            for book_id in copies:
+                self.delete_book(user_id, book_id)
             raise
         return self.get_session(user_id, session.id)
+
+    def _attach_imported(
+        self,
+        user_id: str,
+        session_id: str,
+        books: list[transfer.ExportedBook],
+        copies: list[str],
+    ) -> dict[str, str]:
+        """Attach the exported books; the exported id -> the id attached (new copies are
+        appended to `copies`, for the caller to remove if the import fails)."""
+        own = {b.id: b for b in self.list_books(user_id)}
+        ids: dict[str, str] = {}
+        for book in books:
+            mine = own.get(book.id)
+            if mine is None or mine.data != book.data:
+                mine = self.create_book(user_id, book.data)
+                copies.append(mine.id)
+            self.attach_book(user_id, session_id, mine.id)
+            ids[book.id] = mine.id
+        return ids
 
     # ---- cross-replica turn lock ------------------------------------------------------
 

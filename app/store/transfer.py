@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -36,6 +37,15 @@ class ExportedMessage(BaseModel):
     created_at: datetime | None = None
 
 
+class ExportedBook(BaseModel):
+    """A lorebook attached to the session, whole: the export moves to another server too."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1, max_length=100)
+    data: dict[str, Any]
+
+
 class SessionExport(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -44,10 +54,14 @@ class SessionExport(BaseModel):
     session: ExportedSession
     messages: list[ExportedMessage] = Field(default_factory=list)
     memory: MemoryState = Field(default_factory=MemoryState)
+    lorebooks: list[ExportedBook] = Field(default_factory=list)  # attached, in attach order
 
 
 def export_data(
-    session: SessionRecord, messages: list[MessageRecord], memory: MemoryState
+    session: SessionRecord,
+    messages: list[MessageRecord],
+    memory: MemoryState,
+    books: Sequence[ExportedBook] = (),
 ) -> dict[str, Any]:
     return {
         "format": EXPORT_FORMAT,
@@ -73,6 +87,7 @@ def export_data(
             for m in messages
         ],
         "memory": memory.model_dump(mode="json"),
+        "lorebooks": [b.model_dump(mode="json") for b in books],
     }
 
 
@@ -89,6 +104,9 @@ def parse_export(data: Any) -> SessionExport:
     ids = [m.id for m in parsed.messages if m.id is not None]
     if len(ids) != len(set(ids)):
         raise InvalidData("messages", "message ids must be unique")
+    books = [b.id for b in parsed.lorebooks]
+    if len(books) != len(set(books)):
+        raise InvalidData("lorebooks", "lorebook ids must be unique")
     return parsed
 
 
@@ -104,6 +122,15 @@ def new_messages(parsed: SessionExport) -> list[NewMessage]:
         )
         for m in parsed.messages
     ]
+
+
+def remap_timers(state: MemoryState, book_ids: dict[str, str]) -> MemoryState:
+    """Lore timers ("book:entry") follow books that were imported under a new id."""
+    timers = {}
+    for key, timer in state.lore_timers.items():
+        book, sep, entry = key.partition(":")
+        timers[f"{book_ids.get(book, book)}{sep}{entry}"] = timer
+    return state.model_copy(update={"lore_timers": timers})
 
 
 def remap_memory(state: MemoryState, old_to_new: dict[int, int]) -> MemoryState:

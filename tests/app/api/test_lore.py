@@ -191,6 +191,43 @@ def test_attach_dry_run_and_a_real_turn_show_why_entries_fired(alice: httpx.Clie
     assert again["fired"] == []
 
 
+def test_export_carries_attached_books_and_import_attaches_them_again(
+    alice: httpx.Client, bob: httpx.Client
+) -> None:
+    bid = new_book(alice)["id"]
+    sid = new_session(alice)
+    assert alice.post(f"/v1/sessions/{sid}/lore", json={"book": bid}).status_code == 201
+    export = alice.get(f"/v1/sessions/{sid}/export").json()
+    assert [b["id"] for b in export["lorebooks"]] == [bid]
+    books_before = len(alice.get("/v1/lorebooks").json()["lorebooks"])
+
+    # a restore by the owner: the same book, attached again, no copy
+    restored = alice.post("/v1/sessions/import", json=export)
+    assert restored.status_code == 201, restored.text
+    rid = restored.json()["id"]
+    assert [b["id"] for b in alice.get(f"/v1/sessions/{rid}/lore").json()["books"]] == [bid]
+    assert len(alice.get("/v1/lorebooks").json()["lorebooks"]) == books_before
+    dry = alice.post(f"/v1/sessions/{rid}/lore/dry-run", json={"content": "Ember?"}).json()
+    assert [f["entry"] for f in dry["fired"]][:1] == ["8"]
+
+    # another user (or another server): a private copy of the book, attached
+    moved = bob.post("/v1/sessions/import", json=export)
+    assert moved.status_code == 201, moved.text
+    copy = bob.get(f"/v1/sessions/{moved.json()['id']}/lore").json()["books"]
+    assert len(copy) == 1 and copy[0]["id"] != bid
+    assert (
+        bob.get(f"/v1/lorebooks/{copy[0]['id']}").json()["book"] == export["lorebooks"][0]["data"]
+    )
+    assert_error(bob.get(f"/v1/lorebooks/{bid}"), 404)  # alice's own stays hers
+
+    # a bad book is refused before anything is stored, naming where
+    bad = {**export, "lorebooks": [{"id": "x", "data": {"entries": [{"keys": ["/(/"]}]}}]}
+    r = bob.post("/v1/sessions/import", json=bad)
+    assert "bad regex /(/" in assert_error(r, 422, "lorebooks.0.data.entries.0.keys.0")["message"]
+    twice = {**export, "lorebooks": export["lorebooks"] * 2}
+    assert_error(bob.post("/v1/sessions/import", json=twice), 422, "lorebooks")
+
+
 def test_a_personas_own_book_is_in_force(alice: httpx.Client) -> None:
     r = alice.post("/v1/personas", json=PERSONA)
     assert r.status_code == 201, r.text
