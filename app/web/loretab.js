@@ -91,9 +91,40 @@ function entryRow(book, entry, editable) {
           onchange: (e) => toggle(book.id, id, e.target.checked, e.target) }),
         " ", h("strong", {}, entry.name || entry.comment || keys || `#${id}`)),
       entry.constant ? h("span", { class: "tag" }, "constant") : null,
-      h("span", { class: "muted small" }, keys)),
+      h("span", { class: "muted small" }, keys),
+      editable
+        ? h("button", { class: "btn btn-link btn-small lore-edit", type: "button",
+          onclick: (e) => openEditor(book.id, entry, e.target.closest(".lore-entry")) }, "edit")
+        : null),
     h("p", { class: "part-msg-text", lang: langOf(entry.content ?? "") },
       preview(entry.content ?? "", 200)));
+}
+
+// Keys and text of one entry of an uploaded book, edited in place (PATCH keeps every other
+// field of the entry as it is); the server's 422 (a bad regex key, a limit) is shown as is.
+function openEditor(bookId, entry, row) {
+  if (row.querySelector(".lore-editor")) return;
+  const keys = h("input", { class: "lore-edit-keys", value: (entry.keys ?? []).join(", "),
+    "aria-label": "keys, comma-separated" });
+  const text = h("textarea", { class: "lore-edit-content", rows: 3,
+    "aria-label": "entry text" }, entry.content ?? "");
+  const form = h("div", { class: "lore-editor" },
+    h("label", { class: "muted small" }, "Keys (comma-separated) ", keys),
+    text,
+    h("div", {},
+      h("button", { class: "btn btn-small lore-edit-save", type: "button", onclick: async () => {
+        const body = {
+          keys: keys.value.split(",").map((k) => k.trim()).filter(Boolean),
+          content: text.value,
+        };
+        if (await guard(() => api.patchLoreEntry(bookId, String(entry.id ?? ""), body))) {
+          loadLore();
+        }
+      } }, "Save"),
+      h("button", { class: "btn btn-link btn-small", type: "button",
+        onclick: () => form.remove() }, "Cancel")));
+  row.append(form);
+  text.focus();
 }
 
 async function runTest(sessionId) {

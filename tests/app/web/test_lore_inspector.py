@@ -92,6 +92,27 @@ def test_the_lore_tab_browses_toggles_attaches_and_tests_a_message(
     assert stored is not None and stored["enabled"] is False
     page.click("#lore-test-run")
     page.locator("#lore-test-result .empty-note").wait_for()
+    # edit the Moon entry's keys and text: stored, and the test now fires it on the new key
+    moon = block.locator('.lore-entry[data-entry="1"]')
+    moon.locator(".lore-edit").click()
+    moon.locator(".lore-edit-keys").fill("moon, 달")
+    moon.locator(".lore-edit-content").fill("The moon here is green, 달은 초록색이야.")
+    moon.locator(".lore-edit-save").click()
+    for _ in range(50):
+        stored = api.get(f"/v1/lorebooks/{book['id']}/entries/1").json()
+        if stored["keys"] == ["moon", "달"]:
+            break
+        page.wait_for_timeout(100)
+    assert stored["keys"] == ["moon", "달"] and "초록색" in stored["content"]
+    assert stored["name"] == "Moon"  # the fields not edited are kept
+    # the tab is drawn again from the server (which also clears the test box)
+    block.locator('.lore-entry[data-entry="1"] .part-msg-text:has-text("초록색")').wait_for()
+    page.fill("#lore-test-input", "달이 떴어")
+    page.click("#lore-test-run")
+    page.locator("#lore-test-result .lore-why").wait_for()
+    assert page.locator("#lore-test-result .lore-why").inner_text() == (
+        "key '달' in the new message"
+    )
     # attach the other book from the list
     page.select_option("#lore-attach-select", other["id"])
     page.click("#lore-attach button")
