@@ -13,7 +13,6 @@ web server tears a request down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import weakref
@@ -265,12 +264,3 @@ class TurnGuard:
             self._shared.release()
         except Exception:  # noqa: BLE001 - closing the connection frees the lock anyway
             log.exception("releasing the turn lock failed")
-
-
-@contextlib.asynccontextmanager
-async def held(lock: asyncio.Lock) -> AsyncIterator[None]:
-    """Release an already-acquired lock when the block ends."""
-    try:
-        yield
-    finally:
-        lock.release()

@@ -22,14 +22,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from memory.bm25 import BM25, STOPWORDS, CorpusStats, terms
-from memory.embedder_choice import DEFAULT_EMBEDDER, EmbedderName, make_embedder
 from memory.ranking import (
     CJK_QUERY_SHARE,
     DenseCache,
@@ -41,9 +38,6 @@ from memory.ranking import (
 from memory.types import ScopeSession, SessionInfo, StoredMessage
 from memory.vector_index import IndexRecord, VectorIndex
 
-if TYPE_CHECKING:
-    from app.llm.worker import MLXWorker
-
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -54,7 +48,6 @@ __all__ = [
     "RecallParams",
     "cjk_share",
     "merge_top",
-    "open_recaller",
     "rrf",
     "spread_to_neighbours",
     "terms",
@@ -417,16 +410,3 @@ class HybridRecaller:
                 continue
             stale.append(m)
         return stale
-
-
-def open_recaller(
-    data_dir: Path | None,
-    chroma_url: str | None,
-    worker: MLXWorker,
-    params: RecallParams | None = None,
-    embedder: EmbedderName = DEFAULT_EMBEDDER,
-) -> HybridRecaller:
-    """What the service builds at start-up: the embedder on the MLX worker, the Chroma index
-    (embedded under data_dir/chroma, or the server at chroma_url) and the recaller over them."""
-    index = VectorIndex.open(data_dir, chroma_url, make_embedder(embedder, worker))
-    return HybridRecaller(index, params)
