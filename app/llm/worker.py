@@ -13,8 +13,8 @@ a bounded piece of heavy work (a prompt chunk); such advances get a time budget 
 one has run, so a long prompt arriving never freezes the others' streams for more than about
 that budget. At most `max_active` generators are started at once (each holds a KV cache); the
 rest wait in arrival order. Background generators (memory upkeep) run rounds only when no
-foreground one exists, except that one already decoding also joins a foreground round's batch
-(spare capacity).
+foreground one exists, even one already decoding: joining a single reply's step would turn its
+GEMV into a slower two-row GEMM, and its prompt chunks would shrink, for work nobody waits on.
 """
 
 from __future__ import annotations
@@ -187,8 +187,8 @@ class MLXWorker:
                         fut.set_result(fn())
                     except BaseException as exc:  # noqa: BLE001 - handed to the caller
                         fut.set_exception(exc)
-            if foreground:  # background work joins only with a step it already asked for
-                self._round(foreground + [s for s in background if s.decoding])
+            if foreground:
+                self._round(foreground)
             elif background:
                 self._round(background)
 

@@ -148,18 +148,20 @@ async def test_streams_beyond_max_active_wait_their_turn() -> None:
     assert log == ["a", "a", "a", "b", "b"]
 
 
-async def test_a_decoding_background_stream_joins_the_foreground_batch() -> None:
+async def test_a_decoding_background_stream_pauses_while_a_foreground_one_runs() -> None:
     worker, runner = MLXWorker("t-spare"), _Runner(seconds=0.005)
     try:  # the background reply is still decoding when the foreground one arrives
         bg = asyncio.create_task(_items_bg(worker, lambda: _asking(runner, 7, 200)))
         while not runner.batches:
             await asyncio.sleep(0.001)
         fg = await _items(worker, lambda: _asking(runner, 1, 2))
+        done = len(runner.batches)
         await bg
     finally:
         worker.shutdown()
     assert fg == [(1, 0, 10), (1, 1, 10)]
-    assert any(sorted(b) == [1, 7] for b in runner.batches)
+    assert [1] in runner.batches and all(b in ([1], [7]) for b in runner.batches)
+    assert done < 200 + 2  # the background one was not finished first
 
 
 async def _items_bg(worker: MLXWorker, factory: Callable[[], Iterator[object]]) -> list[object]:
