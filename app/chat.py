@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.config import Settings
-from app.errors import InvalidFieldError, TooLargeError
+from app.errors import InvalidFieldError, ServiceStarting, TooLargeError
 from app.llm.stops import StopText
 from app.llm.types import Engine, FinishReason, GenerationParams, Usage
 from app.persona_catalog import PersonaCatalog
@@ -112,8 +112,6 @@ class ChatService:
         """Everything up to the first token: errors here (404, 409, 413, 422) happen before
         any response starts. The returned Turn is generating in its own task."""
         if self._closing:
-            from app.deps import ServiceStarting
-
             raise ServiceStarting("the service is shutting down")
         self.check_content(content)
         self.check_max_tokens(options.max_tokens)

@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 
 from app.chat import ChatService
 from app.config import Settings
-from app.errors import AppError, UnauthorizedError
+from app.errors import ServiceStarting, UnauthorizedError
 from app.llm.types import Engine
 from app.persona_catalog import PersonaCatalog, UserPersonas
 from app.store.repo import Store
@@ -38,15 +38,25 @@ class Services:
     data_lock: Any = None  # app.data_lock.DataDirLock, when the data directory is ours alone
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def vector_backend(self) -> str:
+        """What serves vector recall, for /healthz and the startup log."""
+        index = self.index
+        if index is None:
+            return "none"
+        described = getattr(index, "backend", None) or getattr(index, "description", None)
+        if described:
+            return str(described)
+        return (
+            f"chroma ({self.settings.chroma_url})"
+            if self.settings.chroma_url
+            else ("chroma (embedded)")
+        )
+
 
 @dataclass(frozen=True)
 class CurrentUserInfo:
     id: str
     name: str
-
-
-class ServiceStarting(AppError):
-    status, code = 503, "starting"
 
 
 _T = TypeVar("_T")

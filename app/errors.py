@@ -31,7 +31,7 @@ from app.llm.types import EngineBusyError, EngineError
 from app.personas.errors import PersonaError
 from app.store import errors as store_errors
 from app.store.faults import store_fault
-from memory.lore.model import LoreError
+from memory.lore.errors import LoreError
 from memory.types import ContextOverflowError, MemoryStrategyError
 from memory.user_edits import NoSuchVersion
 
@@ -82,6 +82,13 @@ class UnauthorizedError(AppError):
 
 class EngineUnavailableError(AppError):
     status, code = 503, "engine_error"
+
+
+class ServiceStarting(AppError):
+    """A resource the lifespan has not built yet (or has torn down): the service is starting
+    or shutting down."""
+
+    status, code = 503, "starting"
 
 
 # Paths served by the OpenAI-compatible router, and those OpenAI has that we do not (a client

@@ -15,7 +15,8 @@ from app.personas.model import Persona
 from app.store.lore import LoreBookRecord
 from app.store.records import SessionRecord
 from app.store.repo import Store
-from memory.lore.model import ActiveBook, LoreBook, LoreError
+from memory.lore.errors import LoreError
+from memory.lore.model import ActiveBook, LoreBook
 
 log = logging.getLogger(__name__)
 

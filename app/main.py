@@ -23,11 +23,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.config import Settings, get_settings
 from app.deps import Services
 from app.errors import error_body, install_error_handlers
+from app.version import VERSION
 
 log = logging.getLogger("memento")
 
 WEB_DIR = Path(__file__).parent / "web"
-VERSION = "0.1.0"
 
 
 class StartupError(RuntimeError):
@@ -212,7 +212,7 @@ async def _start(services: Services) -> None:
         e.backend,
         e.context_window,
         store.backend,
-        vector_backend(services),
+        services.vector_backend(),
     )
 
 
@@ -220,20 +220,6 @@ async def _maybe_await(value: Any) -> Any:
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
         return await value
     return value
-
-
-def vector_backend(services: Services) -> str:
-    index = services.index
-    if index is None:
-        return "none"
-    described = getattr(index, "backend", None) or getattr(index, "description", None)
-    if described:
-        return str(described)
-    return (
-        f"chroma ({services.settings.chroma_url})"
-        if services.settings.chroma_url
-        else ("chroma (embedded)")
-    )
 
 
 async def stop_services(services: Services) -> None:

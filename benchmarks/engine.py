@@ -50,7 +50,8 @@ from mlx_lm.generate import stream_generate  # noqa: E402
 from mlx_lm.tokenizer_utils import TokenizerWrapper  # noqa: E402
 
 from app.config import Settings  # noqa: E402
-from app.llm.factory import default_gguf_path, load_engine  # noqa: E402
+from app.llm.embedded import default_gguf_path  # noqa: E402
+from app.llm.factory import load_engine  # noqa: E402
 from app.llm.gguf import load_gguf  # noqa: E402
 from app.llm.mlx_engine import MLXEngine  # noqa: E402
 from app.llm.types import GenerationParams  # noqa: E402

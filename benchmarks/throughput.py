@@ -36,7 +36,7 @@ Targets:
   per N is /proc/<pid>/status VmHWM, reset before each N through /proc/<pid>/clear_refs when
   the kernel allows (else the high-water mark since start, marked "cumulative").
 - `--llama-server PATH` starts llama-server per N on the same GGUF (the embedded one,
-  app.llm.factory.default_gguf_path, or --gguf): `-m GGUF -np N -c N*2048 -t 2 -tb 2`, a free
+  app.llm.embedded.default_gguf_path, or --gguf): `-m GGUF -np N -c N*2048 -t 2 -tb 2`, a free
   port, waits for /health. A bench-only binary built from the llama.cpp source inside the
   llama-cpp-python sdist; never a dependency of the service.
 - `--url URL` measures an already running OpenAI-compatible server (auth off, or --api-key).
@@ -578,7 +578,7 @@ def run_all(args: argparse.Namespace, tmp: Path) -> dict[tuple[str, int], Run]:
     gguf = Path(args.gguf) if args.gguf else None
     if args.llama_server and gguf is None:
         sys.path.insert(0, str(Path(args.code).resolve()))  # the code Memento runs
-        from app.llm.factory import default_gguf_path
+        from app.llm.embedded import default_gguf_path
 
         gguf = default_gguf_path()
     memento: Memento | None = None

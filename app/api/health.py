@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.deps import ServiceStarting, Svc
+from app.deps import Svc
+from app.errors import ServiceStarting
 from app.schemas import Health
+from app.version import VERSION
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health)
 async def healthz(services: Svc) -> Health:
-    from app.main import VERSION, vector_backend
-
     engine, store = services.engine, services.store
     if engine is None or store is None:
         raise ServiceStarting("the service is starting")
@@ -23,7 +23,7 @@ async def healthz(services: Svc) -> Health:
         context_window=engine.context_window,
         backend=engine.backend,
         store=store.backend,
-        vector=vector_backend(services),
+        vector=services.vector_backend(),
         blas=services.blas,
         version=VERSION,
     )

@@ -27,7 +27,7 @@ from app.lore import (
 )
 from app.schemas import ERRORS
 from app.store.lore import LoreBookRecord
-from memory.lore.model import LoreError
+from memory.lore.errors import LoreError
 from memory.types import LoreFiring
 
 router = APIRouter(prefix="/v1/lorebooks", tags=["lore"], responses=ERRORS)

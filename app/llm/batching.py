@@ -20,7 +20,7 @@ import mlx.core as mx  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
 
 from app.llm.cpu_batch import BatchDecoder  # noqa: E402
-from app.llm.cpu_decode import CPUFastModel  # noqa: E402
+from app.llm.cpu_fast import CPUFastModel  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,15 @@ load_blas()
 import numpy as np  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
 
-from app.llm.cpu_decode import NumpyDecoder, _Layer, _views  # noqa: E402
-from app.llm.cpu_prefill import lin_rows, rms_rows, rope_angles, rope_rows  # noqa: E402
+from app.llm.cpu_decode import NumpyDecoder  # noqa: E402
+from app.llm.cpu_kernels import (  # noqa: E402
+    Layer,
+    kv_views,
+    lin_rows,
+    rms_rows,
+    rope_angles,
+    rope_rows,
+)
 
 
 class BatchDecoder:
@@ -46,7 +53,7 @@ class BatchDecoder:
 
     def _layer(
         self,
-        ly: _Layer,
+        ly: Layer,
         x: np.ndarray,
         caches: list[KVCache],
         cos: np.ndarray,
@@ -61,7 +68,7 @@ class BatchDecoder:
         attn = np.empty((b, kvh, rep, d), dtype=np.float32)
         for i, c in enumerate(caches):
             pos = c.offset
-            kv, vv = _views(c, kvh, d)
+            kv, vv = kv_views(c, kvh, d)
             kv[0, :, pos, :] = qk[i, ly.n_heads :]
             vv[0, :, pos, :] = vals[i]
             c.offset = pos + 1

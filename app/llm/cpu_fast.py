@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+from typing import Any
 
 from app.blas import load_blas
 
@@ -28,17 +29,10 @@ import mlx.nn as nn  # noqa: E402
 import numpy as np  # noqa: E402
 from mlx.utils import tree_map_with_path  # noqa: E402
 from mlx_lm.models import llama  # noqa: E402
+from mlx_lm.models.cache import KVCache  # noqa: E402
 
-from app.llm.cpu_decode import (  # noqa: E402
-    CPUFastModel,
-    FusedWeights,
-    NumpyDecoder,
-    disable_numpy_decode,
-    f32_view,
-    gemv_library,
-    numpy_decodable,
-    set_numpy_prefill,
-)
+from app.llm.cpu_decode import NumpyDecoder, gemv_library, numpy_decodable  # noqa: E402
+from app.llm.cpu_kernels import FusedWeights, f32_view  # noqa: E402
 from app.llm.cpu_prefill import NumpyPrefiller  # noqa: E402
 
 __all__ = [
@@ -190,6 +184,62 @@ def _release_freed_memory() -> None:
     """Return heap pages freed by dequantization to the OS (glibc keeps them otherwise)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+class CPUFastModel(llama.Model):
+    """llama.Model whose steps on a plain KVCache run in numpy: single tokens through
+    `NumpyDecoder`, multi-token chunks through `NumpyPrefiller` (app/llm/cpu_prefill.py).
+
+    Instances are made by switching the class of an existing model (`prepare_for_cpu`), so every
+    parameter, method and the cache layout stay mlx-lm's own.
+    """
+
+    _np_decoder: NumpyDecoder | None
+    _np_prefiller: NumpyPrefiller | None
+
+    def __call__(
+        self,
+        inputs: mx.array,
+        cache: list[Any] | None = None,
+        input_embeddings: mx.array | None = None,
+    ) -> mx.array:
+        dec = self._np_decoder
+        if (
+            dec is not None
+            and input_embeddings is None
+            and cache is not None
+            and inputs.ndim == 2
+            and inputs.shape[0] == 1
+            and all(type(c) is KVCache for c in cache)
+        ):
+            if inputs.shape[1] == 1:
+                logits = dec.step(int(inputs.item()), cache)
+                return mx.array(logits)[None, None, :]
+            pre = self._np_prefiller
+            if pre is not None and inputs.shape[1] > 1:
+                h = self.model.norm(mx.array(pre.hidden(np.array(inputs[0]), cache))[None])
+                # Lazy: a prefill chunk whose logits nobody reads never pays for the head.
+                if self.args.tie_word_embeddings:
+                    return self.model.embed_tokens.as_linear(h)
+                return self.lm_head(h)
+        return super().__call__(inputs, cache=cache, input_embeddings=input_embeddings)
+
+
+def disable_numpy_decode(model: nn.Module) -> None:
+    """Send every step through MLX again (for comparisons); the fused weights stay."""
+    if isinstance(model, CPUFastModel):
+        object.__setattr__(model, "_np_decoder", None)
+        object.__setattr__(model, "_np_prefiller", None)
+
+
+def set_numpy_prefill(model: nn.Module, on: bool) -> bool:
+    """Run multi-token chunks in numpy (on) or through MLX (off, for comparisons); return whether
+    the numpy prefill path is now in use (never without the numpy decoder)."""
+    if not isinstance(model, CPUFastModel):
+        return False
+    dec = model._np_decoder
+    object.__setattr__(model, "_np_prefiller", NumpyPrefiller(dec) if on and dec else None)
+    return model._np_prefiller is not None
 
 
 def prepare_for_cpu(model: nn.Module, numpy_decode: bool = True) -> str:

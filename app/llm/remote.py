@@ -10,6 +10,7 @@ import httpx
 
 from app.config import Settings
 from app.llm.approx_counter import ApproxCounter, encoding_from_bpe_vocab
+from app.llm.embedded import default_gguf_path
 from app.llm.openai_engine import OpenAIEngine, TokenCounter
 from app.llm.tokenizer import ChatTokenizer
 from app.llm.types import ModelLoadError
@@ -50,8 +51,6 @@ def _gguf_metadata(path: Path, worker: MLXWorker) -> dict:
 
 def _counter(settings: Settings, worker: MLXWorker) -> tuple[TokenCounter, int, str]:
     """Exact when MEMENTO_MODEL names the served model's GGUF; approximate otherwise."""
-    from app.llm.factory import default_gguf_path
-
     if settings.model and settings.model.lower().endswith(".gguf"):
         meta = _gguf_metadata(Path(settings.model).expanduser(), worker)
         context = int(meta.get("llama.context_length") or UNKNOWN_CONTEXT)

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.personas.errors import PersonaError
-from memory.lore.model import LoreBook, LoreError
+from memory.lore.errors import LoreError
+from memory.lore.model import LoreBook
 
 # the fields V3 requires, with the value a missing one means (V2 cards and hand-written YAML
 # often leave them out; filling them here means every reader sees one shape)

@@ -25,12 +25,12 @@ import functools
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import regex
 
+from memory.lore.errors import LoreError
 from memory.lore.korean import is_hangul, key_forms
-from memory.lore.model import LoreEntry, LoreError
 
 _HANGUL = "\uac00-\ud7a3"
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\u3005"
@@ -44,6 +44,21 @@ REGEX_TIMEOUT = 0.02  # seconds per search of one message
 log = logging.getLogger(__name__)
 
 KeyKind = Literal["word", "phrase", "substring", "regex"]
+
+
+class KeyedEntry(Protocol):
+    """What compiling an entry's keys reads of it (memory.lore.model.LoreEntry)."""
+
+    @property
+    def keys(self) -> list[str]: ...
+    @property
+    def secondary_keys(self) -> list[str]: ...
+    @property
+    def use_regex(self) -> bool: ...
+    @property
+    def is_case_sensitive(self) -> bool: ...
+    @property
+    def whole_words(self) -> bool: ...
 
 
 def latin_forms(word: str) -> tuple[str, ...]:
@@ -180,7 +195,7 @@ def compile_key(
     return Key(source, "word" if len(words) == 1 else "phrase", case_sensitive, words=words)
 
 
-def entry_keys(entry: LoreEntry, secondary: bool = False, where: str = "entry") -> list[Key]:
+def entry_keys(entry: KeyedEntry, secondary: bool = False, where: str = "entry") -> list[Key]:
     keys = entry.secondary_keys if secondary else entry.keys
     kind = "secondary_keys" if secondary else "keys"
     out = []
@@ -193,7 +208,7 @@ def entry_keys(entry: LoreEntry, secondary: bool = False, where: str = "entry") 
     return out
 
 
-def check_entry(entry: LoreEntry, where: str) -> None:
+def check_entry(entry: KeyedEntry, where: str) -> None:
     """LoreError naming the key when one of the entry's keys is a bad regex."""
     entry_keys(entry, False, where)
     entry_keys(entry, True, where)

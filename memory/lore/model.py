@@ -35,6 +35,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from memory.lore.errors import LoreError
+from memory.lore.keys import check_entry
+
 # Limits on a book: a book is scanned every turn, and a user uploads it
 MAX_ENTRIES = 2_000
 MAX_CONTENT_CHARS = 8_000
@@ -44,14 +47,6 @@ MAX_NAME_CHARS = 200
 DEFAULT_SCAN_DEPTH = 2  # ST's default
 MAX_SCAN_DEPTH = 100
 MAX_RECURSION = 3  # recursion steps after the first scan
-
-
-class LoreError(ValueError):
-    """A book that cannot be used: names the field (e.g. "entries.3.keys.0")."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 class SelectiveLogic(IntEnum):
@@ -186,10 +181,8 @@ class LoreBook(BaseModel):
                             f"characters, got {len(key)}",
                             field=f"entries.{i}.{kind}.{j}",
                         )
-        from memory.lore.keys import check_entry  # a bad regex is a bad book
-
         for i, entry in enumerate(book.entries):
-            check_entry(entry, f"entries.{i}")
+            check_entry(entry, f"entries.{i}")  # a bad regex is a bad book
         return book
 
     def entry_ids(self) -> list[str]:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from memory.lore.budget import fit
 from memory.lore.scan import Hit, scan
+from memory.strategies._count import count_message
 from memory.types import LLM, AssembleRequest, ContextMessage, ContextPart, StoredMessage
 
 LORE_HEADER = "World info (what is true in this story; use it when it matters):\n"
@@ -43,8 +44,6 @@ def lore_part(
     hits = scan(req.lore, history, req.new_message, req.state.lore_timers, len(req.history) + 1)
     if not hits:
         return None
-    from memory.strategies._parts import count_message  # _parts imports this module
-
     empty = count_message(llm, "system", "")
     header = count_message(llm, "system", LORE_HEADER) - empty
     texts = {id(h): fill(h.entry.content.strip(), req) for h in hits}
@@ -70,8 +69,6 @@ def lore_part(
 
 
 def _render(llm: LLM, kept: list[Hit], texts: dict[int, str]) -> ContextPart:
-    from memory.strategies._parts import count_message
-
     messages = [
         ContextMessage(role="system", content=(LORE_HEADER if i == 0 else "") + texts[id(h)])
         for i, h in enumerate(kept)

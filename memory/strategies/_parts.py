@@ -8,13 +8,12 @@ message) is tokenized: O(what is shown), never O(history).
 
 from __future__ import annotations
 
-import weakref
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from memory.budget import fit_text, position_of
 from memory.speakers import split_label
+from memory.strategies._count import count_message
 from memory.strategies._lore import LORE_SHARE, lore_notes, lore_part
 from memory.summarizer import render_summary
 from memory.types import (
@@ -41,28 +40,6 @@ MONTHS = (
     "July", "August", "September", "October", "November", "December",
 )  # fmt: skip
 RELATIONSHIP_SHARE = 3  # the relationship part takes at most 1/3 of the room left
-_MEMO_SIZE = 512
-_memos: weakref.WeakKeyDictionary[object, OrderedDict[tuple[str, str], int]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def count_message(llm: LLM, role: str, content: str) -> int:
-    """llm.count_message, memoized per engine: the persona, pinned facts and summary are the
-    same text turn after turn, and templating + tokenizing one costs ~0.5 ms."""
-    try:
-        memo = _memos.setdefault(llm, OrderedDict())
-    except TypeError:  # not weak-referenceable: no memo
-        return llm.count_message({"role": role, "content": content})
-    key = (role, content)
-    n = memo.get(key)
-    if n is None:
-        n = memo[key] = llm.count_message({"role": role, "content": content})
-        if len(memo) > _MEMO_SIZE:
-            memo.popitem(last=False)
-    else:
-        memo.move_to_end(key)
-    return n
 
 
 @dataclass

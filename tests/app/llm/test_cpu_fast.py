@@ -20,8 +20,8 @@ import numpy as np  # noqa: E402
 from mlx_lm.models import llama  # noqa: E402
 from mlx_lm.models.cache import KVCache, RotatingKVCache, make_prompt_cache  # noqa: E402
 
-from app.llm import cpu_decode, cpu_fast  # noqa: E402
-from app.llm.factory import default_gguf_path  # noqa: E402
+from app.llm import cpu_fast, cpu_kernels  # noqa: E402
+from app.llm.embedded import default_gguf_path  # noqa: E402
 from app.llm.gguf import load_gguf  # noqa: E402
 from app.llm.tokenizer import ChatTokenizer  # noqa: E402
 from app.llm.worker import MLXWorker  # noqa: E402
@@ -230,12 +230,12 @@ def test_cache_views_follow_replaced_buffers(mlx_worker: MLXWorker) -> None:
 
     def check() -> None:
         cache = KVCache()
-        kv, _ = cpu_decode._views(cache, n_kv=2, head_dim=8)
+        kv, _ = cpu_kernels.kv_views(cache, n_kv=2, head_dim=8)
         assert kv.shape == (1, 2, KVCache.step, 8)
         kv[0, :, 0, :] = 1.0
         cache.offset = 1
         cache.update_and_fetch(mx.full((1, 2, 3, 8), 2.0), mx.full((1, 2, 3, 8), 2.0))
-        kv2, _ = cpu_decode._views(cache, n_kv=2, head_dim=8)
+        kv2, _ = cpu_kernels.kv_views(cache, n_kv=2, head_dim=8)
         assert kv2[0, 0, 0, 0] == 1.0 and kv2[0, 0, 3, 0] == 2.0
         kv2[0, :, 4, :] = 3.0  # what the numpy decode step does, then bumps the offset
         cache.offset = 5

@@ -22,8 +22,8 @@ import mlx.nn as nn  # noqa: E402
 import numpy as np  # noqa: E402
 from mlx_lm.models.cache import KVCache, make_prompt_cache  # noqa: E402
 
-from app.llm import cpu_prefill  # noqa: E402
-from app.llm.cpu_decode import CPUFastModel, set_numpy_prefill  # noqa: E402
+from app.llm import cpu_kernels  # noqa: E402
+from app.llm.cpu_fast import CPUFastModel, set_numpy_prefill  # noqa: E402
 from app.llm.mlx_engine import MLXEngine  # noqa: E402
 from app.llm.types import GenerationParams  # noqa: E402
 from app.llm.worker import MLXWorker  # noqa: E402
@@ -182,7 +182,7 @@ async def test_engine_turns_with_kv_reuse_match_the_mlx_path(
 
 def test_cache_growth_matches_kv_cache_update(mlx_worker: MLXWorker) -> None:
     """Chunks written in place grow the buffers exactly as KVCache.update_and_fetch would."""
-    from app.llm.cpu_decode import _views
+    from app.llm.cpu_kernels import kv_views
 
     def check() -> None:
         for start, n in ((0, 3), (0, 300), (250, 10), (256, 1), (100, 700)):
@@ -191,7 +191,7 @@ def test_cache_growth_matches_kv_cache_update(mlx_worker: MLXWorker) -> None:
                 fill = mx.ones((1, 2, start, 8))
                 ours.update_and_fetch(fill, fill)
                 theirs.update_and_fetch(fill, fill)
-            kv, _ = _views(ours, n_kv=2, head_dim=8, n=n)
+            kv, _ = kv_views(ours, n_kv=2, head_dim=8, n=n)
             kv[0, :, start : start + n, :] = 2.0
             ours.offset = start + n
             new = mx.full((1, 2, n, 8), 2.0)
@@ -209,9 +209,9 @@ def test_gemm_handles_strided_rows() -> None:
     a = rng.standard_normal((5, 12)).astype(np.float32)
     b = rng.standard_normal((7, 4)).astype(np.float32)
     np.testing.assert_allclose(
-        cpu_prefill.gemm(a[:, 2:6], b, trans_b=True), a[:, 2:6] @ b.T, rtol=1e-5, atol=1e-5
+        cpu_kernels.gemm(a[:, 2:6], b, trans_b=True), a[:, 2:6] @ b.T, rtol=1e-5, atol=1e-5
     )
     c = rng.standard_normal((4, 3)).astype(np.float32)
     np.testing.assert_allclose(
-        cpu_prefill.gemm(a[:, 2:6], c, trans_b=False), a[:, 2:6] @ c, rtol=1e-5, atol=1e-5
+        cpu_kernels.gemm(a[:, 2:6], c, trans_b=False), a[:, 2:6] @ c, rtol=1e-5, atol=1e-5
     )

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from app.llm.factory import default_gguf_path, load_engine
+from app.llm.embedded import default_gguf_path
+from app.llm.factory import load_engine
 from app.llm.types import GenerationParams, ModelLoadError
 from app.llm.worker import MLXWorker
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.llm.factory import default_gguf_path
+from app.llm.embedded import default_gguf_path
 from app.llm.gguf import GGUFModel, load_gguf, quantize_like
 from app.llm.types import ModelLoadError
 from app.llm.worker import MLXWorker

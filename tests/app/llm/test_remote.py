@@ -11,7 +11,8 @@ import httpx
 import pytest
 from support.server import LiveServer, assert_error, make_settings
 
-from app.llm.factory import default_gguf_path, load_engine
+from app.llm.embedded import default_gguf_path
+from app.llm.factory import load_engine
 from app.llm.openai_engine import OpenAIEngine
 from app.llm.types import GenerationParams
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from memory.lore.errors import LoreError
 from memory.lore.keys import ScanIndex, compile_key
 from memory.lore.korean import is_ending_chain, key_forms
-from memory.lore.model import LoreError
 
 
 def fires(key: str, text: str, case_sensitive: bool = False, whole_words: bool = True) -> bool:

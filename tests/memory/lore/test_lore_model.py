@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
+from memory.lore.errors import LoreError
 from memory.lore.model import (
     MAX_CONTENT_CHARS,
     MAX_ENTRIES,
     MAX_KEY_CHARS,
     LoreBook,
-    LoreError,
     SelectiveLogic,
 )
 

@@ -1,0 +1,209 @@
+"""The numpy pieces the CPU fast paths share: `NumpyDecoder` (app/llm/cpu_decode.py, one token),
+`NumpyPrefiller` (app/llm/cpu_prefill.py, a prompt chunk) and `BatchDecoder`
+(app/llm/cpu_batch.py, one token for each of many sequences) run the same layers (`Layer`,
+`Rope`) on the same KV cache buffers (`kv_views`) with the same row kernels (`gemm`, `lin_rows`,
+`rms_rows`, `rope_rows`).
+
+The GEMMs call `cblas_sgemm` of the OpenBLAS MLX uses (not numpy's bundled one: two BLAS thread
+pools on two cores fight each other, see app/llm/cpu_decode.py).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+from app.blas import load_blas
+
+load_blas()  # before mlx, and before _find_sgemm looks for OpenBLAS in the global namespace
+
+import mlx.core as mx  # noqa: E402
+import mlx.nn as nn  # noqa: E402
+import numpy as np  # noqa: E402
+from mlx_lm.models import llama  # noqa: E402
+from mlx_lm.models.cache import KVCache  # noqa: E402
+
+# Per layer: ((q|k|v weight, bias), (gate|up weight, bias)), made by cpu_fast._fuse_layers.
+FusedWeights = list[
+    tuple[tuple[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]]
+]
+
+
+def f32_view(a: mx.array) -> np.ndarray:
+    """A zero-copy float32 view; a copy only if the layout is not what cblas_sgemv needs."""
+    view = np.asarray(a)
+    if view.dtype != np.float32 or not view.flags.c_contiguous:
+        view = np.ascontiguousarray(view, dtype=np.float32)
+    return view
+
+
+def opt_bias(lin: nn.Linear) -> np.ndarray | None:
+    return f32_view(lin.bias) if "bias" in lin else None
+
+
+class Layer:
+    """One llama block as numpy views: norms, fused q|k|v and gate|up, o and down projections."""
+
+    def __init__(
+        self,
+        block: llama.TransformerBlock,
+        qkv: tuple[np.ndarray, np.ndarray | None],
+        gate_up: tuple[np.ndarray, np.ndarray | None],
+    ) -> None:
+        attn, mlp = block.self_attn, block.mlp
+        self.attn_norm = f32_view(block.input_layernorm.weight)
+        self.attn_eps = block.input_layernorm.eps
+        self.ffn_norm = f32_view(block.post_attention_layernorm.weight)
+        self.ffn_eps = block.post_attention_layernorm.eps
+        self.wqkv, self.bqkv = qkv
+        self.wo, self.bo = f32_view(attn.o_proj.weight), opt_bias(attn.o_proj)
+        self.wgu, self.bgu = gate_up
+        self.wd, self.bd = f32_view(mlp.down_proj.weight), opt_bias(mlp.down_proj)
+        self.n_heads, self.n_kv = attn.n_heads, attn.n_kv_heads
+        self.head_dim = attn.head_dim
+        self.scale = attn.scale
+        self.q_end = self.n_heads * self.head_dim
+        self.k_end = self.q_end + self.n_kv * self.head_dim
+        self.hidden = mlp.gate_proj.weight.shape[0]
+
+
+class Rope:
+    """numpy twin of `nn.RoPE` (mx.fast.rope); angles computed once per step for all layers."""
+
+    def __init__(self, rope: nn.RoPE) -> None:
+        self.dims, self.traditional, self.scale = rope.dims, rope.traditional, rope.scale
+        exponent = -np.arange(self.dims // 2, dtype=np.float32) * 2.0 / self.dims
+        self.inv_freq = (rope.base**exponent).astype(np.float32)
+
+    def angles(self, pos: int) -> tuple[np.ndarray, np.ndarray]:
+        theta = np.float32(pos * self.scale) * self.inv_freq
+        return np.cos(theta), np.sin(theta)
+
+    def __call__(self, x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+        """Rotate every row (head) of `x` by the angles of one position."""
+        r = x[:, : self.dims]
+        if self.traditional:  # GGUF layout: rotate adjacent pairs (x0, x1), (x2, x3), ...
+            a, b = r[:, 0::2], r[:, 1::2]
+            out = np.stack([a * cos - b * sin, a * sin + b * cos], axis=-1).reshape(r.shape)
+        else:  # Hugging Face layout: rotate the two halves
+            half = self.dims // 2
+            a, b = r[:, :half], r[:, half:]
+            out = np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=1)
+        if self.dims == x.shape[1]:
+            return out
+        return np.concatenate([out, x[:, self.dims :]], axis=1)
+
+
+def writable(a: mx.array) -> np.ndarray | None:
+    view = np.asarray(a)  # evaluates `a`; zero-copy for a row-contiguous array
+    return view if view.flags.writeable and view.flags.c_contiguous else None
+
+
+def kv_views(cache: KVCache, n_kv: int, head_dim: int, n: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Writable numpy views of `cache`'s key/value buffers, with room for `n` more tokens.
+
+    Taken afresh at every step: an MLX prefill replaces the buffers behind the same Python
+    objects (`cache.keys[...] = ...` mutates the array object in place), so a view kept from an
+    earlier step could point at memory MLX has let go of.
+    """
+    prev = cache.offset
+    if cache.keys is None or prev + n > cache.keys.shape[2]:
+        # Grow the way KVCache.update_and_fetch does, in steps of `cache.step` tokens.
+        shape = (1, n_kv, (cache.step + n - 1) // cache.step * cache.step, head_dim)
+        new_k, new_v = mx.zeros(shape, mx.float32), mx.zeros(shape, mx.float32)
+        if cache.keys is None:
+            cache.keys, cache.values = new_k, new_v
+        else:
+            cache.keys = mx.concatenate([cache.keys[..., :prev, :], new_k], axis=2)
+            cache.values = mx.concatenate([cache.values[..., :prev, :], new_v], axis=2)
+    kv, vv = writable(cache.keys), writable(cache.values)
+    if kv is None or vv is None:
+        cache.keys, cache.values = mx.contiguous(cache.keys), mx.contiguous(cache.values)
+        kv, vv = writable(cache.keys), writable(cache.values)
+        if kv is None or vv is None:
+            raise RuntimeError("the KV cache buffers cannot be written through numpy")
+    return kv, vv
+
+
+def _find_sgemm() -> Any:
+    try:
+        fn = ctypes.CDLL(None).cblas_sgemm
+    except (AttributeError, OSError):
+        return None
+    ptr, i, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
+    fn.argtypes = [i, i, i, i, i, i, f, ptr, i, ptr, i, f, ptr, i]
+    fn.restype = None
+    return fn
+
+
+_SGEMM = _find_sgemm()
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+
+
+def _rows_ok(a: np.ndarray) -> bool:
+    """A 2-D float32 matrix whose rows are contiguous (any row stride): what sgemm can read."""
+    return a.ndim == 2 and a.dtype == np.float32 and a.strides[1] == 4 and a.strides[0] % 4 == 0
+
+
+def gemm(a: np.ndarray, b: np.ndarray, trans_b: bool) -> np.ndarray:
+    """a @ b.T (trans_b) or a @ b, for float32 matrices with contiguous rows."""
+    m, k = a.shape
+    n = b.shape[0] if trans_b else b.shape[1]
+    if _SGEMM is None:
+        return np.ascontiguousarray(a @ (b.T if trans_b else b))
+    if not _rows_ok(a):
+        a = np.ascontiguousarray(a, dtype=np.float32)
+    if not _rows_ok(b):
+        b = np.ascontiguousarray(b, dtype=np.float32)
+    out = np.empty((m, n), dtype=np.float32)
+    _SGEMM(
+        _ROW_MAJOR,
+        _NO_TRANS,
+        _TRANS if trans_b else _NO_TRANS,
+        m,
+        n,
+        k,
+        1.0,
+        a.ctypes.data,
+        a.strides[0] // 4,
+        b.ctypes.data,
+        b.strides[0] // 4,
+        0.0,
+        out.ctypes.data,
+        n,
+    )
+    return out
+
+
+def lin_rows(w: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.ndarray:
+    """x @ w.T (+ b): a linear layer over the rows of x."""
+    y = gemm(x, w, trans_b=True)
+    if b is not None:
+        y += b
+    return y
+
+
+def rms_rows(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
+    ms = np.einsum("ij,ij->i", x, x) / np.float32(x.shape[1])
+    return x * (1.0 / np.sqrt(ms + np.float32(eps)))[:, None] * w
+
+
+def rope_angles(rope: Rope, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin (T, 1, dims/2) for the rows at `positions`."""
+    theta = (positions * np.float32(rope.scale))[:, None] * rope.inv_freq[None, :]
+    return np.cos(theta)[:, None, :], np.sin(theta)[:, None, :]
+
+
+def rope_rows(rope: Rope, x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Rotate x (T, heads, head_dim), each row by the angles of its own position."""
+    r = x[..., : rope.dims]
+    if rope.traditional:  # GGUF layout: adjacent pairs
+        a, b = r[..., 0::2], r[..., 1::2]
+        out = np.stack([a * cos - b * sin, a * sin + b * cos], axis=-1).reshape(r.shape)
+    else:  # Hugging Face layout: two halves
+        half = rope.dims // 2
+        a, b = r[..., :half], r[..., half:]
+        out = np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
+    if rope.dims == x.shape[-1]:
+        return out
+    return np.concatenate([out, x[..., rope.dims :]], axis=-1)
