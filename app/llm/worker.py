@@ -210,18 +210,17 @@ class MLXWorker:
                 self._advance(s, _NOTHING)
                 if chunk and spent_until is None:
                     spent_until = time.monotonic() + PREFILL_BUDGET_S
-        asking = [s for s in streams if s.step is not None and not s.done]
+        asking = [(s, s.step) for s in streams if s.step is not None and not s.done]
         self.decoding = len(asking)
-        by_runner: dict[int, list[_Stream]] = {}
-        for s in asking:
-            by_runner.setdefault(id(s.step.runner), []).append(s)  # type: ignore[union-attr]
+        by_runner: dict[int, list[tuple[_Stream, Step]]] = {}
+        for s, step in asking:
+            by_runner.setdefault(id(step.runner), []).append((s, step))
         for group in by_runner.values():
-            runner = group[0].step.runner  # type: ignore[union-attr]
             try:
-                results = runner.run_steps([s.step.payload for s in group])  # type: ignore[union-attr]
+                results = group[0][1].runner.run_steps([step.payload for _, step in group])
             except BaseException as exc:  # noqa: BLE001 - the runner should isolate failures
                 results = [exc] * len(group)
-            for s, result in zip(group, results, strict=True):
+            for (s, _), result in zip(group, results, strict=True):
                 s.step = None
                 self._advance(s, result)
         with self._wake:
