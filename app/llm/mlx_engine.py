@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from typing import Any
 
@@ -23,12 +22,12 @@ load_blas()
 import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 from mlx_lm.models.cache import make_prompt_cache  # noqa: E402
-from mlx_lm.sample_utils import apply_top_p  # noqa: E402
 
 from app.llm.batching import DecodeBatcher  # noqa: E402
 from app.llm.constrained import JsonConstraint, JsonGrammars  # noqa: E402
 from app.llm.cpu_fast import CPUFastModel  # noqa: E402
 from app.llm.prompt_cache import PromptCacheStore  # noqa: E402
+from app.llm.sampler import Sampler, penalizes  # noqa: E402
 from app.llm.stops import StopText as _StopText  # noqa: E402
 from app.llm.tokenizer import ChatTokenizer  # noqa: E402
 from app.llm.types import (  # noqa: E402
@@ -38,7 +37,6 @@ from app.llm.types import (  # noqa: E402
     EngineBusyError,
     FinishReason,
     GenerationParams,
-    TokenLogprob,
     Usage,
 )
 from app.llm.worker import MLXWorker, Step  # noqa: E402
@@ -62,96 +60,6 @@ def validate_params(params: GenerationParams) -> None:
         raise ValueError(f"repetition_penalty must be in (0, 2], got {params.repetition_penalty}")
     if params.logprobs is not None and not 0 <= params.logprobs <= MAX_TOP_LOGPROBS:
         raise ValueError(f"logprobs must be in [0, {MAX_TOP_LOGPROBS}], got {params.logprobs}")
-
-
-def penalizes(params: GenerationParams) -> bool:
-    return bool(params.frequency_penalty or params.presence_penalty) or (
-        params.repetition_penalty != 1.0
-    )
-
-
-class _Sampler:
-    """Greedy, or temperature/top-p with a per-request PRNG key (never the global MLX state);
-    with penalties, the logits of tokens already said are lowered first. The counts stay an MLX
-    array updated lazily with each sampled token: the next step is queued before the current
-    token is read (see _decode), so the penalty must not need its value in Python."""
-
-    def __init__(
-        self,
-        params: GenerationParams,
-        context_ids: Sequence[int] = (),
-        constraint: JsonConstraint | None = None,
-    ) -> None:
-        self.constraint = constraint
-        self.temp = params.temperature
-        self.top_p = params.top_p
-        seed = params.seed if params.seed is not None else secrets.randbits(63)
-        self.key = mx.random.key(seed) if self.temp > 0 else None
-        self.penalize = penalizes(params)
-        self.freq, self.presence = params.frequency_penalty, params.presence_penalty
-        self.rep = params.repetition_penalty
-        self.context_ids = list(context_ids)
-        self.counts: mx.array | None = None
-        self.top = params.logprobs  # None: no log-probabilities, nothing computed
-        self.raw: mx.array | None = None
-
-    def _penalized(self, logits: mx.array) -> mx.array:
-        if self.counts is None:
-            self.counts = mx.zeros((logits.shape[-1],), mx.float32)
-            if self.context_ids:
-                ids = mx.array(self.context_ids)
-                self.counts = self.counts.at[ids].add(mx.ones(ids.shape, mx.float32))
-        seen = self.counts > 0
-        if self.rep != 1.0:
-            scaled = mx.where(logits > 0, logits / self.rep, logits * self.rep)
-            logits = mx.where(seen, scaled, logits)
-        if self.freq or self.presence:
-            logits = logits - self.freq * self.counts - self.presence * seen.astype(mx.float32)
-        return logits
-
-    def __call__(self, logits: mx.array) -> mx.array:
-        if self.top is not None:
-            self.raw = logits  # the model's own distribution, before any of what follows
-        if self.penalize:
-            logits = self._penalized(logits)
-        if self.constraint is not None:
-            allowed = mx.array(self.constraint.allowed(logits.shape[-1]))
-            logits = mx.where(allowed, logits, mx.array(-mx.inf, logits.dtype))
-        if self.key is None:
-            y = mx.argmax(logits, axis=-1)
-        else:
-            logits = logits * (1.0 / self.temp)
-            if self.top_p < 1.0:
-                logits = apply_top_p(
-                    logits - mx.logsumexp(logits, axis=-1, keepdims=True), self.top_p
-                )
-            self.key, sub = mx.random.split(self.key)
-            y = mx.random.categorical(logits, key=sub)
-        if self.penalize and self.counts is not None:
-            self.counts = self.counts.at[y].add(mx.ones(y.shape, mx.float32))
-        return y
-
-    def scores(self, y: mx.array) -> list[mx.array]:
-        """Lazy arrays for the log-probabilities of token `y` of the last call (its own, then
-        the top ids and theirs); [] when not asked for, so the decode loop pays nothing."""
-        if self.top is None or self.raw is None:
-            return []
-        logp = self.raw - mx.logsumexp(self.raw, axis=-1, keepdims=True)
-        chosen = mx.take_along_axis(logp, y[:, None], axis=-1)
-        if not self.top:
-            return [chosen]
-        ids = mx.argpartition(-logp, kth=self.top - 1, axis=-1)[:, : self.top]
-        return [chosen, ids, mx.take_along_axis(logp, ids, axis=-1)]
-
-    @staticmethod
-    def read(token: int, arrays: list[mx.array]) -> list[TokenLogprob] | None:
-        if not arrays:
-            return None
-        top: tuple[tuple[int, float], ...] = ()
-        if len(arrays) == 3:
-            pairs = zip(arrays[1].tolist()[0], arrays[2].tolist()[0], strict=True)
-            top = tuple(sorted(((int(i), float(p)) for i, p in pairs), key=lambda t: -t[1]))
-        return [TokenLogprob(token, float(arrays[0].item()), top)]
 
 
 # Tokens a prompt prefills between chances for others to run, when others are waiting: by
@@ -353,7 +261,7 @@ class MLXEngine:
             mx.clear_cache()
             yield None
 
-        sample = _Sampler(params, said, constraint)
+        sample = Sampler(params, said, constraint)
         # On MLX (a GPU), unconstrained, the next step is queued before the current token is
         # read (overlap). A grammar needs each token before it can mask the next, and on the
         # numpy path the worker runs every reply's step as one batch: those go step by step.
@@ -390,7 +298,7 @@ class MLXEngine:
             usage.completion_tokens = n
             if constraint is not None:
                 constraint.consume(token)
-            logprobs = _Sampler.read(token, scores)
+            logprobs = Sampler.read(token, scores)
             text, hit = stopper.feed(detok.add(token))
             if hit:
                 yield Chunk(

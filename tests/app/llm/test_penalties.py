@@ -6,13 +6,14 @@ from __future__ import annotations
 import mlx.core as mx
 import pytest
 
-from app.llm.mlx_engine import MLXEngine, _Sampler
+from app.llm.mlx_engine import MLXEngine
+from app.llm.sampler import Sampler
 from app.llm.types import GenerationParams
 
 LOGITS = [3.0, 2.0, 1.0, -1.0]
 
 
-def pick(sampler: _Sampler, logits: list[float] = LOGITS) -> int:
+def pick(sampler: Sampler, logits: list[float] = LOGITS) -> int:
     return int(sampler(mx.array([logits])).item())
 
 
@@ -25,26 +26,26 @@ def pick(sampler: _Sampler, logits: list[float] = LOGITS) -> int:
     ],
 )
 def test_a_token_already_said_loses_to_the_next_best(params: GenerationParams) -> None:
-    assert pick(_Sampler(GenerationParams())) == 0
-    assert pick(_Sampler(params, context_ids=[0, 0])) == 1
+    assert pick(Sampler(GenerationParams())) == 0
+    assert pick(Sampler(params, context_ids=[0, 0])) == 1
 
 
 def test_the_reply_itself_counts_as_said() -> None:
     plain, penalized = (
-        _Sampler(GenerationParams()),
-        _Sampler(GenerationParams(presence_penalty=2.5)),
+        Sampler(GenerationParams()),
+        Sampler(GenerationParams(presence_penalty=2.5)),
     )
     assert [pick(plain) for _ in range(3)] == [0, 0, 0]
     assert [pick(penalized) for _ in range(3)] == [0, 1, 2]  # each said once, then avoided
 
 
 def test_repetition_penalty_pushes_negative_logits_further_down() -> None:
-    s = _Sampler(GenerationParams(repetition_penalty=2.0), context_ids=[0, 1, 2])
+    s = Sampler(GenerationParams(repetition_penalty=2.0), context_ids=[0, 1, 2])
     assert pick(s, [-0.5, -0.4, -0.3, -0.55]) == 3  # -0.55 beats -1.0, -0.8, -0.6
 
 
 def test_no_penalty_leaves_greedy_alone() -> None:
-    s = _Sampler(GenerationParams(), context_ids=[0])
+    s = Sampler(GenerationParams(), context_ids=[0])
     assert [pick(s) for _ in range(2)] == [0, 0]
 
 
