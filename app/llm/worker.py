@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import logging
 import os
 import threading
@@ -111,7 +112,10 @@ class MLXWorker:
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
         def deliver(item: Any) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            # a closed consumer loop means nobody is listening; raising here would end this
+            # thread, and every later call would hang
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(queue.put_nowait, item)
 
         stream = _Stream(factory=factory, deliver=deliver, background=background)
         with self._wake:
