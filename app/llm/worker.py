@@ -66,6 +66,14 @@ class _Stream:
     decoding: bool = False  # has asked for a Step: from here on its advances are cheap
     done: bool = False
 
+    def put(self, item: Any) -> None:
+        """Hand `item` to the consumer. Never raises: whatever becomes of one consumer (its
+        event loop closed, say), the worker thread must go on serving every other caller."""
+        try:
+            self.deliver(item)
+        except BaseException:  # noqa: BLE001 - see above
+            log.exception("an MLX stream's consumer could not take an item")
+
 
 class MLXWorker:
     def __init__(self, name: str = "mlx", max_active: int = 64) -> None:
@@ -112,8 +120,7 @@ class MLXWorker:
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
         def deliver(item: Any) -> None:
-            # a closed consumer loop means nobody is listening; raising here would end this
-            # thread, and every later call would hang
+            # a closed consumer loop means nobody is listening any more
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
@@ -191,10 +198,17 @@ class MLXWorker:
                         fut.set_result(fn())
                     except BaseException as exc:  # noqa: BLE001 - handed to the caller
                         fut.set_exception(exc)
-            if foreground:
-                self._round(foreground)
-            elif background:
-                self._round(background)
+            streams = foreground or background
+            if not streams:
+                continue
+            try:
+                self._round(streams)
+            except BaseException as exc:  # noqa: BLE001 - the thread must outlive any one round
+                # A bug in scheduling, not a stream's own failure (those reach their consumer in
+                # _advance): end this round's streams with it rather than the thread, whose end
+                # would leave every later call waiting forever.
+                log.exception("MLX worker round failed")
+                self._fail(streams, exc)
 
     def _round(self, streams: list[_Stream]) -> None:
         active = sum(s.gen is not None for s in streams)
@@ -227,12 +241,7 @@ class MLXWorker:
             for (s, _), result in zip(group, results, strict=True):
                 s.step = None
                 self._advance(s, result)
-        with self._wake:
-            for s in streams:
-                if s.done:
-                    queue = self._queue_of(s)
-                    if s in queue:
-                        queue.remove(s)
+        self._remove_done(streams)
 
     def _advance(self, s: _Stream, value: Any) -> None:
         """Run `s` to its next item: deliver it, or keep the Step it asks for."""
@@ -248,13 +257,13 @@ class MLXWorker:
             if isinstance(item, Step):
                 s.step, s.decoding = item, True
                 return
-            s.deliver(item)
+            s.put(item)
             return
         except StopIteration:
-            s.deliver(_DONE)
+            s.put(_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             log.exception("MLX stream failed")
-            s.deliver(exc)
+            s.put(exc)
         s.done = True
 
     def _close(self, s: _Stream) -> None:
@@ -265,4 +274,21 @@ class MLXWorker:
         except BaseException:  # noqa: BLE001 - nobody is listening any more
             log.exception("MLX stream failed while closing")
         s.step, s.done = None, True
-        s.deliver(_DONE)
+        s.put(_DONE)
+
+    def _fail(self, streams: list[_Stream], exc: BaseException) -> None:
+        for s in streams:
+            if not s.done:
+                with contextlib.suppress(BaseException):
+                    if s.gen is not None:
+                        s.gen.close()
+                s.step, s.done = None, True
+                s.put(exc)
+        self._remove_done(streams)
+
+    def _remove_done(self, streams: list[_Stream]) -> None:
+        with self._wake:
+            for s in streams:
+                queue = self._queue_of(s)
+                if s.done and s in queue:
+                    queue.remove(s)

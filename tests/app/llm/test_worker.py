@@ -166,3 +166,44 @@ async def test_a_decoding_background_stream_pauses_while_a_foreground_one_runs()
 
 async def _items_bg(worker: MLXWorker, factory: Callable[[], Iterator[object]]) -> list[object]:
     return [item async for item in worker.iterate(factory, background=True)]
+
+
+def test_a_consumer_that_cannot_take_items_does_not_end_the_worker() -> None:
+    """A consumer whose event loop has closed (a client gone mid-reply in a test or at
+    shutdown) once killed the thread, and every later call hung."""
+    worker = MLXWorker("t-closed")
+    loop = asyncio.new_event_loop()
+    try:
+
+        async def first_item() -> int:
+            async for item in worker.iterate(lambda: iter(range(1000))):
+                return item
+            raise AssertionError("no item")
+
+        assert loop.run_until_complete(first_item()) == 0
+        loop.close()  # the stream may still be delivering into this loop
+        assert worker.submit(lambda: 42).result(timeout=30) == 42
+    finally:
+        worker.shutdown()
+
+
+async def test_a_failing_round_ends_its_streams_not_the_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = MLXWorker("t-round")
+    try:
+
+        def broken_round(streams: object) -> None:
+            raise ValueError("scheduler bug")
+
+        monkeypatch.setattr(worker, "_round", broken_round)
+
+        async def consume() -> None:
+            async for _ in worker.iterate(lambda: iter(range(3))):
+                pass
+
+        with pytest.raises(ValueError, match="scheduler bug"):
+            await asyncio.wait_for(consume(), timeout=30)
+        assert await asyncio.wait_for(worker.run(lambda: 7), timeout=30) == 7
+    finally:
+        worker.shutdown()
