@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     reply_lease_seconds: float = Field(default=30.0, ge=1)
     # after a reply, prefill the start of the session's next prompt while the user types
     warm_next_turn: bool = True
+    # a turn waits at most this long for recall (a vector server that hangs instead of
+    # stopping); then it goes on without recalled turns and its Context says so
+    recall_timeout_seconds: float = Field(default=20.0, gt=0)
 
     @property
     def resolved_database_url(self) -> str:

@@ -190,7 +190,9 @@ async def _start(services: Services) -> None:
     from app.recall_guard import GuardedRecaller
 
     # a stopped vector server costs a turn its recall, never the turn itself
-    services.recaller = GuardedRecaller(HybridRecaller(services.index))
+    services.recaller = GuardedRecaller(
+        HybridRecaller(services.index), timeout=settings.recall_timeout_seconds
+    )
 
     from app.chat import ChatService
 

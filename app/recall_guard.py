@@ -5,6 +5,7 @@ unreachable, a turn goes on without recalled turns instead of failing, and its C
 (`notes`, shown by the inspector). The failure is per call: the next turn tries again, so recall
 comes back by itself with the server, and turns stored meanwhile are indexed then (recall
 indexes what it has not seen yet; GET .../memory counts them as `indexing` until it has).
+A server that hangs instead of stopping is a failure too, after `timeout` seconds.
 
 A context variable carries the failure from the recaller, deep inside a strategy's assemble,
 back to SessionMemory.assemble, which awaits it in the same task.
@@ -12,14 +13,16 @@ back to SessionMemory.assemble, which awaits it in the same task.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from memory.types import ScopeSession, SessionInfo, StoredMessage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 recall_unavailable: ContextVar[str | None] = ContextVar("recall_unavailable", default=None)
 
@@ -29,11 +32,18 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _retrieve(call: asyncio.Future[Any]) -> None:
+    """Take the outcome of a recall that nobody may wait for any more (timed out, or its turn
+    cancelled), so that asyncio does not log it as never retrieved."""
+    if not call.cancelled():
+        call.exception()
+
+
 class GuardedRecaller:
     """A Recaller whose recall degrades to "nothing recalled" when the index fails."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
+    def __init__(self, inner: Any, timeout: float | None = None) -> None:
+        self.inner, self.timeout = inner, timeout
         self.index = getattr(inner, "index", None)
 
     async def recall(
@@ -46,11 +56,16 @@ class GuardedRecaller:
         scope: Sequence[ScopeSession] = (),
     ) -> list[int]:
         try:
-            return list(await self.inner.recall(session, query, history, exclude_ids, limit, scope))
+            return list(
+                await self._bounded(
+                    self.inner.recall(session, query, history, exclude_ids, limit, scope)
+                )
+            )
         except ValueError:
             raise  # the caller's mistake (a bad limit or query), not the index's
         except Exception as exc:  # noqa: BLE001 - any index failure: reply without recall
-            reason = describe(exc)
+            is_timeout = isinstance(exc, TimeoutError)
+            reason = f"no answer within {self.timeout:g} s" if is_timeout else describe(exc)
             log.warning("recall unavailable for session %s: %s", session.id, reason)
             recall_unavailable.set(
                 f"Recall was unavailable ({reason}): this reply was written without recalled turns."
@@ -58,7 +73,25 @@ class GuardedRecaller:
             return []
 
     async def observe(self, session: SessionInfo, messages: Sequence[StoredMessage]) -> None:
-        await self.inner.observe(session, messages)
+        try:
+            await self._bounded(self.inner.observe(session, messages))
+        except TimeoutError:
+            # the turn's state must still be saved; the indexing finishes when the server
+            # answers, and if it never does, the next recall indexes what it has not seen
+            log.warning(
+                "indexing session %s: no answer from the vector index within %g s; it goes on "
+                "in the background",
+                session.id,
+                self.timeout,
+            )
+
+    async def _bounded(self, work: Coroutine[Any, Any, T]) -> T:
+        """`work`, waited for at most `timeout` seconds (TimeoutError after). Shielded: work
+        that is only slow (a recall catching up on an import's turns) goes on and is done for
+        the next turn; work stuck on a hung server finishes when the server answers."""
+        call = asyncio.ensure_future(work)
+        call.add_done_callback(_retrieve)
+        return await asyncio.wait_for(asyncio.shield(call), self.timeout)
 
     async def forget(self, session: SessionInfo, message_ids: Sequence[int] | None = None) -> None:
         await self.inner.forget(session, message_ids)

@@ -25,6 +25,7 @@ repetition penalties (personas/*.yaml), as its turns are.
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/answers.py [--questions 300]
         [--conversations 10] [--parts locomo,planted] [--out replies.jsonl]
     [--model PATH_OR_ID | --llm-url URL]  (default: MEMENTO_LLM_URL from the environment, if set)
+    [--parallel N]  (questions asked at once; the engine batches their replies' decode steps)
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ import os
 import shlex
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -98,12 +101,18 @@ class ModelServer(Server):
 
 @dataclass
 class Asker:
-    """Generation from a Context, the way a turn of `persona` generates."""
+    """Generation from a Context, the way a turn of `persona` generates. `api` owns the sessions
+    (dry runs); replies are generated as other users, one per (thread, row): each user has its
+    own stateless prompt cache, so a row's consecutive prompts reuse their common prefix
+    (token_buffer's differ only in the question) instead of evicting each other's."""
 
     api: Api
     persona: str
     errors: list[str]
+    name: str = "asker"
     out: list[Reply] = field(default_factory=list)
+    _generators: dict[tuple[int, str], Api] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         p = load_persona_file(ROOT / "personas" / f"{self.persona}.yaml")
@@ -122,7 +131,18 @@ class Asker:
         }
         self.leak = sc.leak_pattern([p.user_name])
 
+    def generator(self, row: str) -> Api:
+        key = (threading.get_ident(), row)
+        with self._lock:
+            api = self._generators.get(key)
+            if api is None:
+                user = f"{self.name}-gen-{len(self._generators)}"
+                api = self._generators[key] = Api(self.api.server, user, self.errors)
+        return api
+
     def generate(self, row: str, question: str, messages: list[dict[str, str]]) -> Reply:
+        """The reply of `row` (not yet in `out`: the caller adds replies in question order,
+        which the repeat count reads)."""
         body = {
             "messages": messages,
             "temperature": 0,
@@ -130,7 +150,7 @@ class Asker:
             "stop": self.stops,
             **self.penalties,
         }
-        r = self.api.client.post("/v1/chat/completions", json=body)
+        r = self.generator(row).client.post("/v1/chat/completions", json=body)
         if r.status_code != 200:
             self.errors.append(f"{row}: {r.status_code} {r.text[:300]}")
             reply = Reply(row, question, "", 0)
@@ -141,7 +161,6 @@ class Asker:
             )
         reply.score["leak"] = sc.leaks(reply.reply, self.leak)
         reply.score["loops"] = sc.loops(reply.reply)
-        self.out.append(reply)
         return reply
 
 
@@ -220,10 +239,12 @@ def pick(convs: Sequence[Any], n: int) -> list[tuple[Any, Any]]:
     return sc.stratified(items, strata, n, SEED)
 
 
-def run_locomo(server: Server, convs: Sequence[Any], n: int, errors: list[str]) -> Asker:
+def run_locomo(
+    server: Server, convs: Sequence[Any], n: int, errors: list[str], parallel: int
+) -> Asker:
     chosen = pick(convs, n)
     api = Api(server, "answers-locomo", errors)
-    asker = Asker(api, "assistant", errors)
+    asker = Asker(api, "assistant", errors, "answers-locomo")
     by_conv: dict[str, list[Any]] = {}
     for c, q in chosen:
         by_conv.setdefault(c.name, []).append(q)
@@ -243,8 +264,10 @@ def run_locomo(server: Server, convs: Sequence[Any], n: int, errors: list[str]) 
         ids = dict(zip((t.dia for t in conv.turns), jobs[0][2], strict=True))
         by_dia = {t.dia: stored(ids[t.dia], m) for t, m in zip(conv.turns, msgs, strict=True)}
         t0 = time.perf_counter()
-        for q in qs:
-            ask_locomo(asker, sids, q, by_dia)
+        with ThreadPoolExecutor(parallel) as pool:
+            asks = [pool.submit(ask_locomo, asker, sids, q, by_dia) for q in qs]
+            for replies in (a.result() for a in asks):
+                asker.out.extend(replies)
         print(f"[locomo] {conv.name}: {len(qs)} questions x {len(ROWS)} in "
               f"{time.perf_counter() - t0:.0f}s", flush=True)  # fmt: skip
     return asker
@@ -252,7 +275,8 @@ def run_locomo(server: Server, convs: Sequence[Any], n: int, errors: list[str]) 
 
 def ask_locomo(
     asker: Asker, sids: dict[str, str], q: Any, by_dia: dict[str, StoredMessage]
-) -> None:
+) -> list[Reply]:
+    out: list[Reply] = []
     head = new = None
     for label, sid in sids.items():
         ctx, _ = asker.api.context(sid, q.text)
@@ -260,32 +284,35 @@ def ask_locomo(
             continue
         head, new = fixed_messages(ctx)
         if label in ROWS:
-            score(asker.generate(label, q.text, context_messages(ctx)), q)
+            out.append(score(asker.generate(label, q.text, context_messages(ctx)), q))
     if head is None or new is None:
-        return
+        return out
     if NO_MEMORY in ROWS:
-        score(asker.generate(NO_MEMORY, q.text, [*head, *new]), q)
+        out.append(score(asker.generate(NO_MEMORY, q.text, [*head, *new]), q))
     if ORACLE in ROWS:
         gold = [by_dia[d] for d in q.evidence]
         oracle = [*head, *oracle_part(gold, next(iter(sids.values()))), *new]
-        score(asker.generate(ORACLE, q.text, oracle), q)
+        out.append(score(asker.generate(ORACLE, q.text, oracle), q))
+    return out
 
 
-def score(r: Reply, q: Any) -> None:
+def score(r: Reply, q: Any) -> Reply:
     r.score.update(
         category=q.category,
         f1=sc.answer_f1(r.reply, q.answer, q.category),
         contains=sc.contains_answer(r.reply, q.answer, q.category),
         gold=q.answer,
     )
+    return r
 
 
 # -- 2. planted facts -------------------------------------------------------------------------
 def run_planted(server: Server, errors: list[str]) -> dict[str, Asker]:
     out = {}
     for p in (ENGLISH, KOREAN):
-        api = Api(server, f"answers-planted-{p.language.lower()}", errors)
-        asker = Asker(api, "pippa", errors)
+        name = f"answers-planted-{p.language.lower()}"
+        api = Api(server, name, errors)
+        asker = Asker(api, "pippa", errors, name)
         msgs, told = [], {}
         for turns, start in zip(planted_sessions(p), SESSION_STARTS, strict=True):
             for i, (role, content, fact) in enumerate(turns):
@@ -307,22 +334,24 @@ def run_planted(server: Server, errors: list[str]) -> dict[str, Asker]:
                 head, new = fixed_messages(ctx)
                 if label in ROWS:
                     reply = asker.generate(label, fact.question, context_messages(ctx))
-                    named(reply, fact.answer)
+                    asker.out.append(named(reply, fact.answer))
             if head is None or new is None:
                 continue
             if NO_MEMORY in ROWS:
-                named(asker.generate(NO_MEMORY, fact.question, [*head, *new]), fact.answer)
+                reply = asker.generate(NO_MEMORY, fact.question, [*head, *new])
+                asker.out.append(named(reply, fact.answer))
             if ORACLE in ROWS:
                 gold = [stored(ids[told[i]], msgs[told[i]])]
                 msgs_o = [*head, *oracle_part(gold, next(iter(sids.values()))), *new]
-                named(asker.generate(ORACLE, fact.question, msgs_o), fact.answer)
+                asker.out.append(named(asker.generate(ORACLE, fact.question, msgs_o), fact.answer))
         out[p.language] = asker
         print(f"[planted] {p.language}: asked", flush=True)
     return out
 
 
-def named(r: Reply, answer: str) -> None:
+def named(r: Reply, answer: str) -> Reply:
     r.score["named"] = answer.lower() in r.reply.lower()
+    return r
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -337,6 +366,9 @@ def main() -> None:
     ap.add_argument("--llm-url", default=os.environ.get("MEMENTO_LLM_URL"))
     ap.add_argument("--out", default=None, help="write every reply as JSON lines here")
     ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated of {ROWS}")
+    ap.add_argument(
+        "--parallel", type=int, default=4, help="LoCoMo questions asked at once (default 4)"
+    )
     args = ap.parse_args()
     only = [r.strip() for r in args.rows.split(",")]
     for row in list(ROWS):  # a smaller run: fewer strategies imported, fewer rows asked
@@ -354,7 +386,7 @@ def main() -> None:
         print(f"server up in {server.start():.0f}s", flush=True)
         try:
             if "locomo" in parts:
-                a = run_locomo(server, convs, args.questions, errors)
+                a = run_locomo(server, convs, args.questions, errors, args.parallel)
                 askers.append(a)
                 n_q = len({r.question for r in a.out})
                 title = f"LoCoMo, {n_q} questions (categories 1-4, seed {SEED}), budget {BUDGET}"

@@ -232,6 +232,10 @@ def recall_configs(index: VectorIndex, ablation: bool) -> dict[str, RankerFactor
                 "dense + neighbours": make(lexical_k=0),
                 "RRF + neighbours ±1 only (0.5)": make(neighbour_weights=(0.5,)),
                 "RRF k=60, 60+60 candidates, neighbours": make(rrf_k=60, dense_k=60, lexical_k=60),
+                "neighbours lend max, not add": make(neighbour_lend="max"),
+                "neighbours lend max, ±1 only (0.5)": make(
+                    neighbour_lend="max", neighbour_weights=(0.5,)
+                ),
             }
         )
     return configs
@@ -244,12 +248,18 @@ async def evaluate(
     data_dir: Path,
     strategies: dict[str, dict[str, Any]],
     ablation: bool,
+    fills: Sequence[int] = (BUDGET,),
 ) -> tuple[dict[str, Scores], float, VectorIndex]:
     cached = CachedEmbedder(embedder)
     index = VectorIndex.open(data_dir, None, cached)
     importer = HybridRecaller(index)
     configs = recall_configs(index, ablation)
     results: dict[str, Scores] = {"recency": Scores(), **{k: Scores() for k in configs}}
+    # a small room (a persona-heavy context at 1,024 leaves recall ~250-500 tokens) tests the
+    # ranking's top, where the 2,048 fill forgives a strong hit ranked below middling ones
+    for b in fills:
+        if b != BUDGET:
+            results.update({f"{k} @ {b:,}": Scores() for k in configs})
     results.update({f"strategy: {k}": Scores() for k in strategies})
     import_time = import_turns = 0.0
     for conv in convs:
@@ -271,8 +281,10 @@ async def evaluate(
             recaller = factory()
             for q in conv.questions:
                 ranked = await recaller.recall(session, q.text, conv.messages, set(), 400)
-                shown = greedy_fill(ranked, conv)
-                results[label].add(q.category, evidence_recall(q, conv, shown))
+                for budget in fills:
+                    shown = greedy_fill(ranked, conv, budget)
+                    key = label if budget == BUDGET else f"{label} @ {budget:,}"
+                    results[key].add(q.category, evidence_recall(q, conv, shown))
         deps = MemoryDeps(llm=engine, recaller=importer)
         for label, (name, params) in ((k, _split(v)) for k, v in strategies.items()):
             strat = registry.create(name, params, deps)
@@ -477,7 +489,13 @@ async def main_async(args: argparse.Namespace) -> None:
             strategies = {k: v for k, v in STRATEGIES.items() if v["name"] in wanted}
         with tempfile.TemporaryDirectory(prefix="memento-bench-") as tmp:
             results, rate, index = await evaluate(
-                convs, engine, embedder, Path(tmp) / "eval", strategies, args.ablation
+                convs,
+                engine,
+                embedder,
+                Path(tmp) / "eval",
+                strategies,
+                args.ablation,
+                [int(b) for b in args.fill.split(",")],
             )
             lat, reads = {}, {}
             if args.latency_turns:
@@ -534,6 +552,11 @@ def main() -> None:
     )
     ap.add_argument("--ablation", action="store_true", help="also rank with levers toggled")
     ap.add_argument("--no-strategies", action="store_true", help="recall-only rankings")
+    ap.add_argument(
+        "--fill",
+        default=str(BUDGET),
+        help="comma-separated token budgets the recall-only rankings fill (default %(default)s)",
+    )
     ap.add_argument("--strategies", default="", help="comma-separated strategy names to run")
     ap.add_argument("--latency-turns", type=int, default=10_000, help="0 to skip")
     ap.add_argument("--latency-queries", type=int, default=60)

@@ -2,7 +2,8 @@
 server, a real Memento with the real embedder on it. While it is down, turns go on without
 recall and their Context says recall was unavailable; the Memory tab's data says the index is
 unavailable instead of failing; once it is back (no Memento restart), recall works again and
-the turns stored meanwhile are indexed."""
+the turns stored meanwhile are indexed. A server that hangs (SIGSTOP: the port accepts, nothing
+answers) costs a turn its recall after `recall_timeout_seconds`, never the turn."""
 
 from __future__ import annotations
 
@@ -67,5 +68,59 @@ def test_turns_go_on_without_recall_while_chroma_is_down(tmp_path: Path) -> None
                     "the turns stored during the outage to be indexed",
                 )
                 assert any("Nabi" in i["content"] for i in caught_up["items"])
+    finally:
+        chroma.stop()
+
+
+def test_a_hung_chroma_costs_a_turn_its_recall_not_the_turn(tmp_path: Path) -> None:
+    chroma = ChromaServer(tmp_path / "chroma").start()
+    try:
+        with FakeModelServer("ok") as upstream:
+            settings = make_settings(
+                tmp_path / "data",
+                chroma_url=chroma.url,
+                llm_url=upstream.url,
+                warm_next_turn=False,
+                recall_timeout_seconds=3.0,
+            )
+            with LiveServer(settings) as server, server.client(timeout=120) as http:
+                memory = {"strategy": "vector", "buffer_tokens": 0}
+                sid = http.post(
+                    "/v1/sessions", json={"persona": "assistant", "memory": memory}
+                ).json()["id"]
+
+                def turn(content: str) -> dict:
+                    r = http.post(f"/v1/sessions/{sid}/messages", json={"content": content})
+                    assert r.status_code == 200, r.text
+                    reply = r.json()["reply"]
+                    return http.get(f"/v1/sessions/{sid}/context/{reply['id']}").json()
+
+                assert turn("My dog is called Bori.")["notes"] == []
+                wait_until(
+                    lambda: http.get(f"/v1/sessions/{sid}/memory").json()["indexing"] == 0,
+                    "the first turns to be indexed",
+                )
+                chroma.pause()
+                try:
+                    # recall of indexed turns is served from memory; this turn's indexing
+                    # hangs (the turn is saved after the timeout all the same) ...
+                    turn("I also have a cat called Nabi.")
+                    # ... so the next recall must reach the server for it: and gives up
+                    hung = turn("What is my dog called?")
+                    assert len(hung["notes"]) == 1, hung["notes"]
+                    assert "Recall was unavailable (no answer within 3 s)" in hung["notes"][0]
+                finally:
+                    chroma.resume()  # or the server's shutdown waits on it
+                back = wait_until(
+                    lambda: (ctx := turn("And what is my dog called?"))["notes"] == [] and ctx,
+                    "recall to answer again once the server does",
+                )
+                recalled = " ".join(
+                    m["content"]
+                    for p in back["parts"]
+                    if p["kind"] in ("recalled", "kept")
+                    for m in p["messages"]
+                )
+                assert "Bori" in recalled
     finally:
         chroma.stop()

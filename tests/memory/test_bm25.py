@@ -92,6 +92,22 @@ def test_laughter_and_emoji_are_no_terms() -> None:
     assert terms("ㅋㅋ진짜") == ["진짜", "진짜"]
 
 
+def test_korean_question_words_are_no_terms() -> None:
+    assert terms("어디로 가?") == ["가"]
+    assert terms("뭐였지? 뭐더라 누가 언제 왜") == []
+    assert terms("이번 여름에 어디 가지?") == terms("이번 여름에 가지?")
+    assert "어디" not in terms("어디서든")  # not as a bigram inside a longer run either
+
+
+def test_a_question_word_does_not_outrank_the_answer() -> None:
+    docs = ["아빠 여동생이 이번에 부산으로 이사 갔어", "엄마랑 6월에 제주도 여행 가기로 했어"]
+    docs.append("노란 차! 아빠 어디 가든 다 보이겠다")
+    bm25 = BM25()
+    for i, d in enumerate(docs):
+        bm25.add(i, d)
+    assert bm25.top("여름에 어디로 여행 가지?", 1) == [1]
+
+
 def test_bm25_finds_korean_facts_under_other_particles() -> None:
     docs = [
         "우리 집 강아지 이름은 초코야 ㅋㅋ",

@@ -4,6 +4,7 @@ the same port and data, as an operator restarting it would."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -48,5 +49,15 @@ class ChromaServer:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused one would never see the TERM
             self.proc.terminate()
             self.proc.wait(60)
+
+    def pause(self) -> None:
+        """Hang: the process keeps its port and accepts connections but answers nothing."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
