@@ -2,7 +2,8 @@
 `NumpyPrefiller` (app/llm/cpu_prefill.py, a prompt chunk) and `BatchDecoder`
 (app/llm/cpu_batch.py, one token for each of many sequences) run the same layers (`Layer`,
 `Rope`) on the same KV cache buffers (`kv_views`) with the same row kernels (`gemm`, `lin_rows`,
-`rms_rows`, `rope_rows`).
+`rms_rows`, `rope_rows`); the two one-token paths share their KV write and attention
+(`append_and_attend`).
 
 The GEMMs call `cblas_sgemm` of the OpenBLAS MLX uses (not numpy's bundled one: two BLAS thread
 pools on two cores fight each other, see app/llm/cpu_decode.py).
@@ -123,6 +124,27 @@ def kv_views(cache: KVCache, n_kv: int, head_dim: int, n: int = 1) -> tuple[np.n
         if kv is None or vv is None:
             raise RuntimeError("the KV cache buffers cannot be written through numpy")
     return kv, vv
+
+
+def append_and_attend(
+    cache: KVCache, pos: int, q: np.ndarray, k: np.ndarray, v: np.ndarray
+) -> np.ndarray:
+    """Write one token's keys and values at `pos` of `cache` and attend over positions 0..pos.
+
+    `q` is (n_kv, rep, head_dim), already multiplied by the attention scale (a grouped-query
+    layout: the `rep` query heads that share each KV head); `k` and `v` are (n_kv, head_dim).
+    The cache's offset becomes pos + 1. Returns the attention output, (n_kv, rep, head_dim).
+    The single-token decode step and the batched one (once per sequence) both run this.
+    """
+    n_kv, head_dim = k.shape
+    kv, vv = kv_views(cache, n_kv, head_dim)
+    kv[0, :, pos, :] = k
+    vv[0, :, pos, :] = v
+    cache.offset = pos + 1
+    scores = q @ kv[0, :, : pos + 1, :].transpose(0, 2, 1)
+    scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    scores /= scores.sum(axis=-1, keepdims=True)
+    return scores @ vv[0, :, : pos + 1, :]
 
 
 def _find_sgemm() -> Any:
