@@ -29,6 +29,7 @@ from app.llm.cpu_kernels import (  # noqa: E402
     Layer,
     append_and_attend,
     lin_rows,
+    mlp_rows,
     rms_rows,
     rope_angles,
     rope_rows,
@@ -68,8 +69,4 @@ class BatchDecoder:
         attn = np.empty((b, kvh, rep, d), dtype=np.float32)
         for i, c in enumerate(caches):
             attn[i] = append_and_attend(c, c.offset, q[i], qk[i, ly.n_heads :], vals[i])
-        h = x + lin_rows(ly.wo, ly.bo, attn.reshape(b, -1))
-        gu = lin_rows(ly.wgu, ly.bgu, rms_rows(h, ly.ffn_norm, ly.ffn_eps))
-        g, u = gu[:, : ly.hidden], gu[:, ly.hidden :]
-        act = g / (1.0 + np.exp(-g)) * u
-        return h + lin_rows(ly.wd, ly.bd, act)
+        return mlp_rows(ly, x, attn.reshape(b, -1))

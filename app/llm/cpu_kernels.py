@@ -3,7 +3,7 @@
 (app/llm/cpu_batch.py, one token for each of many sequences) run the same layers (`Layer`,
 `Rope`) on the same KV cache buffers (`kv_views`) with the same row kernels (`gemm`, `lin_rows`,
 `rms_rows`, `rope_rows`); the two one-token paths share their KV write and attention
-(`append_and_attend`).
+(`append_and_attend`), the two many-row paths what follows attention (`mlp_rows`).
 
 The GEMMs call `cblas_sgemm` of the OpenBLAS MLX uses (not numpy's bundled one: two BLAS thread
 pools on two cores fight each other, see app/llm/cpu_decode.py).
@@ -208,6 +208,22 @@ def lin_rows(w: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.ndarray:
 def rms_rows(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
     ms = np.einsum("ij,ij->i", x, x) / np.float32(x.shape[1])
     return x * (1.0 / np.sqrt(ms + np.float32(eps)))[:, None] * w
+
+
+def mlp_rows(ly: Layer, x: np.ndarray, attn: np.ndarray) -> np.ndarray:
+    """The rest of layer `ly` over the rows of x once attention gave `attn` (rows, heads * d):
+    the o projection and its residual, then the SwiGLU MLP and its residual."""
+    h = x + lin_rows(ly.wo, ly.bo, attn)
+    gu = lin_rows(ly.wgu, ly.bgu, rms_rows(h, ly.ffn_norm, ly.ffn_eps))
+    g, u = gu[:, : ly.hidden], gu[:, ly.hidden :]
+    # g / (1 + exp(-g)) * u as the decode step computes it, in one buffer: T x hidden
+    # temporaries cost more than the exp at prompt sizes.
+    act = np.negative(g)
+    np.exp(act, out=act)
+    act += 1.0
+    np.divide(g, act, out=act)
+    act *= u
+    return h + lin_rows(ly.wd, ly.bd, act)
 
 
 def rope_angles(rope: Rope, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
