@@ -31,8 +31,6 @@ import functools
 import importlib.util
 import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +49,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: `benchmarks.` resolves from the repo root
 
+from benchmarks import _server  # noqa: E402
 from benchmarks.planted_facts import (  # noqa: E402
     ENGLISH,
     KOREAN,
@@ -63,6 +62,10 @@ LOCOMO_BUDGET = 2048
 PLANTED_BUDGET = 1024
 INDEX_TIMEOUT_S = 3600.0
 MEMORY_LIMIT = 5000  # GET .../memory lists at most this many indexed turns
+RELAXED_LIMITS = {
+    "MEMENTO_RATE_LIMIT_PER_MINUTE": "1000000",
+    "MEMENTO_MAX_CONCURRENT_PER_USER": "64",
+}
 Message = dict[str, Any]
 Job = tuple["Api", str, list[int]]  # (user, session id, imported message ids)
 
@@ -88,95 +91,12 @@ def import_memory() -> dict[str, Any]:
 
 
 # -- the server ---------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
+class Server(_server.Server):
     """One `memento serve` subprocess on its own data dir; limits relaxed, since the benchmark
-    is one client firing thousands of requests."""
+    is one client firing thousands of requests (benchmarks/answers.py and ttft.py run it too)."""
 
     def __init__(self, data: Path, embedder: str | None = None) -> None:
-        self.data, self.port, self.embedder = data, free_port(), embedder
-        self.log = data / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.memento = Path(sys.executable).parent / "memento"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def env(self) -> dict[str, str]:
-        # MEMENTO_* settings of the caller's shell would change what is measured: only ours
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMENTO_")}
-        env.update(
-            HF_HUB_OFFLINE="1",
-            MEMENTO_DATA_DIR=str(self.data),
-            MEMENTO_PERSONAS_DIR=str(ROOT / "personas"),
-            MEMENTO_AUTH="required",
-            MEMENTO_RATE_LIMIT_PER_MINUTE="1000000",
-            MEMENTO_MAX_CONCURRENT_PER_USER="64",
-        )
-        if self.embedder:
-            env["MEMENTO_EMBEDDER"] = self.embedder
-        return env
-
-    def start(self, timeout: float = 600.0) -> float:
-        """Start and wait for /healthz "ok"; seconds it took."""
-        t0 = time.perf_counter()
-        cmd = [str(self.memento), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [*cmd, "--log-level", "warning"],
-                cwd=ROOT,
-                env=self.env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                tail = self.log.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"memento serve exited with {self.proc.returncode}:\n{tail}")
-            with contextlib.suppress(httpx.HTTPError, ValueError):
-                r = httpx.get(f"{self.url}/healthz", timeout=2)
-                if r.status_code == 200 and r.json().get("status") == "ok":
-                    return time.perf_counter() - t0
-            time.sleep(0.25)
-        raise RuntimeError(f"memento serve was not healthy after {timeout:.0f}s")
-
-    def stop(self) -> None:
-        """SIGTERM (graceful: memory observers finish), SIGKILL if it hangs: only our process."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(90)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def key(self, user: str) -> str:
-        """A fresh API key for `user` (created if new), as an operator makes one."""
-        out = subprocess.run(
-            [str(self.memento), "keys", "create", "--user", user],
-            cwd=ROOT,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return out.stdout.strip().splitlines()[-1]
-
-    def problems(self) -> list[str]:
-        """What the server logged (it runs at --log-level warning: all of it is a problem)."""
-        if not self.log.exists():
-            return []
-        lines = self.log.read_text(errors="replace").splitlines()
-        # the start-up banner is printed whatever the log level
-        return [ln.rstrip() for ln in lines if ln.strip() and not ln.startswith("Memento on")]
+        super().__init__(data, embedder, env=RELAXED_LIMITS)
 
 
 @contextlib.contextmanager

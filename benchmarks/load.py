@@ -24,9 +24,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from benchmarks._server import Server  # noqa: E402
+
 
 @dataclass
 class Stats:
@@ -49,71 +48,6 @@ class Stats:
     statuses: dict[int, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     retries_429: int = 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(data: Path, port: int, max_concurrent: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "MEMENTO_DATA_DIR": str(data),
-        "MEMENTO_PERSONAS_DIR": str(ROOT / "personas"),
-        "MEMENTO_AUTH": "required",
-        # a shared session's clients are one user: let them all queue on the session
-        "MEMENTO_MAX_CONCURRENT_PER_USER": str(max_concurrent),
-        "MEMENTO_SESSION_WAIT_SECONDS": "3600",
-    }
-    log = (data / "server.log").open("ab")
-    memento = Path(sys.executable).parent / "memento"
-    return subprocess.Popen(
-        [
-            str(memento),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit("the server did not become healthy")
-
-
-def make_keys(data: Path, names: list[str]) -> dict[str, str]:
-    from app.store.repo import Store
-
-    store = Store(f"sqlite:///{(data / 'memento.db').resolve()}")
-    try:
-        keys = {}
-        for name in names:
-            _, keys[name] = store.create_api_key(store.get_or_create_user(name).id)
-        return keys
-    finally:
-        store.close()
 
 
 async def turn(
@@ -340,22 +274,24 @@ def main() -> int:
         ["HF_HUB_OFFLINE=1", ".venv/bin/python", "benchmarks/load.py", *sys.argv[1:]]
     )
     data = Path(tempfile.mkdtemp(prefix="memento-load-"))
-    keys = make_keys(data, [f"client-{i}" for i in range(args.clients)] + ["shared-owner"])
-    port = free_port()
-    proc = start_server(data, port, max_concurrent=max(4, args.shared + 1))
-    url = f"http://127.0.0.1:{port}"
+    server = Server(
+        data,
+        env={
+            # a shared session's clients are one user: let them all queue on the session
+            "MEMENTO_MAX_CONCURRENT_PER_USER": str(max(4, args.shared + 1)),
+            "MEMENTO_SESSION_WAIT_SECONDS": "3600",
+        },
+        scrub_env=False,  # as before the shared launcher: the caller's MEMENTO_* apply
+        new_session=True,
+        grace=60,
+    )
+    keys = server.make_keys([f"client-{i}" for i in range(args.clients)] + ["shared-owner"])
     try:
-        t0 = time.perf_counter()
-        wait_healthy(url, proc)
-        print(f"server ready in {time.perf_counter() - t0:.1f} s on {url} (data {data})")
-        code = asyncio.run(run(args, url, keys))
+        up = server.start()
+        print(f"server ready in {up:.1f} s on {server.url} (data {data})")
+        code = asyncio.run(run(args, server.url, keys))
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        server.stop()
         if not args.keep:
             shutil.rmtree(data, ignore_errors=True)
     return code

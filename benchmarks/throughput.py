@@ -49,12 +49,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -66,6 +63,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: `benchmarks.` resolves from the repo root
+
+from benchmarks._server import Server, free_port, stop_process, wait_http  # noqa: E402
 
 TOPICS = (
     "a lighthouse keeper",
@@ -403,114 +403,6 @@ async def measure(
 
 
 # -- the servers --------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> float:
-    """Wait until GET url answers 200; seconds it took."""
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}:\n{tail}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return time.perf_counter() - t0
-        time.sleep(0.25)
-    raise RuntimeError(f"{url} was not ready after {timeout:.0f} s")
-
-
-def stop(proc: subprocess.Popen[bytes] | None, grace: float = 90) -> None:
-    """SIGTERM our own process, SIGKILL it if it hangs."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
-class Memento:
-    """One `memento serve` on a fresh data dir, auth required, one API key per stream."""
-
-    def __init__(self, data: Path, users: int, gguf: Path | None, code: Path = ROOT) -> None:
-        self.data, self.users, self.gguf, self.code = data, users, gguf, code.resolve()
-        self.port = free_port()
-        self.log = data / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.keys: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def env(self) -> dict[str, str]:
-        # MEMENTO_* settings of the caller's shell would change what is measured: only ours
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMENTO_")}
-        env.update(
-            HF_HUB_OFFLINE="1",
-            MEMENTO_DATA_DIR=str(self.data),
-            MEMENTO_PERSONAS_DIR=str(self.code / "personas"),
-            MEMENTO_AUTH="required",
-        )
-        if self.code != ROOT:
-            # ahead of the editable install's finder, which maps `app` to this work tree
-            env["PYTHONPATH"] = os.pathsep.join(
-                [str(self.code), *filter(None, [os.environ.get("PYTHONPATH")])]
-            )
-        if self.gguf is not None:
-            env["MEMENTO_MODEL"] = str(self.gguf)
-        return env
-
-    def make_keys(self) -> None:
-        """A user and an API key per stream, written before the server starts (as load.py)."""
-        sys.path.insert(0, str(self.code))
-        from app.store.repo import Store
-
-        store = Store(f"sqlite:///{(self.data / 'memento.db').resolve()}")
-        try:
-            for i in range(self.users):
-                user = store.get_or_create_user(f"stream-{i}")
-                self.keys.append(store.create_api_key(user.id)[1])
-        finally:
-            store.close()
-
-    def start(self) -> float:
-        self.make_keys()
-        if self.code == ROOT:
-            cli = [str(Path(sys.executable).parent / "memento")]
-        else:  # the `memento` script would import the work tree's app
-            cli = [sys.executable, "-c", "import sys; from app.cli import main; sys.exit(main())"]
-        cmd = [*cli, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [*cmd, "--log-level", "warning"],
-                cwd=self.code,
-                env=self.env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return wait_http(f"{self.url}/healthz", self.proc, self.log, 900)
-
-    def headers(self) -> list[dict[str, str]]:
-        return [{"Authorization": f"Bearer {k}"} for k in self.keys]
-
-    def stop(self) -> None:
-        stop(self.proc)
-
-    def problems(self) -> list[str]:
-        """What the server logged at --log-level warning (the start-up banner aside)."""
-        if not self.log.exists():
-            return []
-        lines = self.log.read_text(errors="replace").splitlines()
-        return [ln.rstrip() for ln in lines if ln.strip() and not ln.startswith("Memento on")]
-
-
 class LlamaServer:
     """llama.cpp's llama-server on the GGUF with N slots, 2 threads."""
 
@@ -545,10 +437,10 @@ class LlamaServer:
             self.proc = subprocess.Popen(
                 self.cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
-        return wait_http(f"{self.url}/health", self.proc, self.log, 300)
+        return wait_http(f"{self.url}/health", self.proc, self.log, 300, "llama-server")
 
     def stop(self) -> None:
-        stop(self.proc, grace=30)
+        stop_process(self.proc, grace=30)
 
 
 def revision(code: Path = ROOT) -> str:
@@ -581,12 +473,14 @@ def run_all(args: argparse.Namespace, tmp: Path) -> dict[tuple[str, int], Run]:
         from app.llm.embedded import default_gguf_path
 
         gguf = default_gguf_path()
-    memento: Memento | None = None
+    memento: Server | None = None
+    headers: list[dict[str, str]] = []  # an API key per stream, each its own user
     try:
         if args.memento:
-            memento = Memento(
-                tmp, max(args.streams), Path(args.gguf) if args.gguf else None, Path(args.code)
-            )
+            model = {"MEMENTO_MODEL": str(Path(args.gguf))} if args.gguf else None
+            memento = Server(tmp, env=model, code=Path(args.code), timeout=900)
+            keys = memento.make_keys(f"stream-{i}" for i in range(max(args.streams)))
+            headers = [{"Authorization": f"Bearer {k}"} for k in keys.values()]
             up = memento.start()
             print(f"memento serve up in {up:.1f} s on {memento.url} (pid {memento.proc.pid})")
         for k, n in enumerate(args.streams):
@@ -612,7 +506,7 @@ def run_all(args: argparse.Namespace, tmp: Path) -> dict[tuple[str, int], Run]:
                             n,
                             args.rounds,
                             args.max_tokens,
-                            memento.headers(),
+                            headers,
                         )
                     )
                     run.peak_rss_kb = vm_hwm_kb(pid)

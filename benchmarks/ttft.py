@@ -173,9 +173,7 @@ def main() -> None:
     results: dict[str, tuple[Scene, Scene]] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="memento-ttft-") as tmp:
-        server = Server(Path(tmp))
-        server.start()
-        try:
+        with Server(Path(tmp)) as server:
             for name in args.strategies.split(","):
                 # a user per strategy: a session recalls from the user's other sessions with
                 # the persona (memory scopes), and those of a non-recalling strategy were
@@ -184,8 +182,6 @@ def main() -> None:
                 imp = after_import(api, name, convs[0], args.questions, args.typing)
                 live = live_chat(api, name, convs[1], args.turns, args.typing)
                 results[name] = (imp, live)
-        finally:
-            server.stop()
         problems = server.problems()
     print()
     print(table(results))

@@ -27,8 +27,9 @@ from mlx_lm.models.cache import KVCache  # noqa: E402
 from app.llm.cpu_decode import NumpyDecoder  # noqa: E402
 from app.llm.cpu_kernels import (  # noqa: E402
     Layer,
-    kv_views,
+    append_and_attend,
     lin_rows,
+    mlp_rows,
     rms_rows,
     rope_angles,
     rope_rows,
@@ -67,17 +68,5 @@ class BatchDecoder:
         q = qk[:, : ly.n_heads].reshape(b, kvh, rep, d) * np.float32(ly.scale)
         attn = np.empty((b, kvh, rep, d), dtype=np.float32)
         for i, c in enumerate(caches):
-            pos = c.offset
-            kv, vv = kv_views(c, kvh, d)
-            kv[0, :, pos, :] = qk[i, ly.n_heads :]
-            vv[0, :, pos, :] = vals[i]
-            c.offset = pos + 1
-            scores = q[i] @ kv[0, :, : pos + 1, :].transpose(0, 2, 1)
-            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
-            scores /= scores.sum(axis=-1, keepdims=True)
-            attn[i] = scores @ vv[0, :, : pos + 1, :]
-        h = x + lin_rows(ly.wo, ly.bo, attn.reshape(b, -1))
-        gu = lin_rows(ly.wgu, ly.bgu, rms_rows(h, ly.ffn_norm, ly.ffn_eps))
-        g, u = gu[:, : ly.hidden], gu[:, ly.hidden :]
-        act = g / (1.0 + np.exp(-g)) * u
-        return h + lin_rows(ly.wd, ly.bd, act)
+            attn[i] = append_and_attend(c, c.offset, q[i], qk[i, ly.n_heads :], vals[i])
+        return mlp_rows(ly, x, attn.reshape(b, -1))

@@ -28,8 +28,8 @@ from app.llm.cpu_kernels import (  # noqa: E402
     FusedWeights,
     Layer,
     Rope,
+    append_and_attend,
     f32_view,
-    kv_views,
     opt_bias,
 )
 
@@ -140,17 +140,9 @@ class NumpyDecoder:
         qkv = _lin(ly.wqkv, ly.bqkv, _rms(x, ly.attn_norm, ly.attn_eps))
         # Queries and keys are rotated together: one numpy expression instead of two.
         qk = self.rope(qkv[: ly.k_end].reshape(ly.n_heads + ly.n_kv, d), *angles)
-        q = qk[: ly.n_heads]
-        kv, vv = kv_views(c, ly.n_kv, d)
-        kv[0, :, pos, :] = qk[ly.n_heads :]
-        vv[0, :, pos, :] = qkv[ly.k_end :].reshape(ly.n_kv, d)
-        c.offset = pos + 1
-        keys, values = kv[0, :, : pos + 1, :], vv[0, :, : pos + 1, :]
-        rep = ly.n_heads // ly.n_kv
-        scores = (q.reshape(ly.n_kv, rep, d) * ly.scale) @ keys.transpose(0, 2, 1)
-        scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
-        scores /= scores.sum(axis=-1, keepdims=True)
-        attn = (scores @ values).reshape(-1)
+        q = qk[: ly.n_heads].reshape(ly.n_kv, ly.n_heads // ly.n_kv, d) * ly.scale
+        v = qkv[ly.k_end :].reshape(ly.n_kv, d)
+        attn = append_and_attend(c, pos, q, qk[ly.n_heads :], v).reshape(-1)
         h = x + _lin(ly.wo, ly.bo, attn)
         gu = _lin(ly.wgu, ly.bgu, _rms(h, ly.ffn_norm, ly.ffn_eps))
         g, u = gu[: ly.hidden], gu[ly.hidden :]

@@ -2,7 +2,8 @@
 `NumpyPrefiller` (app/llm/cpu_prefill.py, a prompt chunk) and `BatchDecoder`
 (app/llm/cpu_batch.py, one token for each of many sequences) run the same layers (`Layer`,
 `Rope`) on the same KV cache buffers (`kv_views`) with the same row kernels (`gemm`, `lin_rows`,
-`rms_rows`, `rope_rows`).
+`rms_rows`, `rope_rows`); the two one-token paths share their KV write and attention
+(`append_and_attend`), the two many-row paths what follows attention (`mlp_rows`).
 
 The GEMMs call `cblas_sgemm` of the OpenBLAS MLX uses (not numpy's bundled one: two BLAS thread
 pools on two cores fight each other, see app/llm/cpu_decode.py).
@@ -125,6 +126,27 @@ def kv_views(cache: KVCache, n_kv: int, head_dim: int, n: int = 1) -> tuple[np.n
     return kv, vv
 
 
+def append_and_attend(
+    cache: KVCache, pos: int, q: np.ndarray, k: np.ndarray, v: np.ndarray
+) -> np.ndarray:
+    """Write one token's keys and values at `pos` of `cache` and attend over positions 0..pos.
+
+    `q` is (n_kv, rep, head_dim), already multiplied by the attention scale (a grouped-query
+    layout: the `rep` query heads that share each KV head); `k` and `v` are (n_kv, head_dim).
+    The cache's offset becomes pos + 1. Returns the attention output, (n_kv, rep, head_dim).
+    The single-token decode step and the batched one (once per sequence) both run this.
+    """
+    n_kv, head_dim = k.shape
+    kv, vv = kv_views(cache, n_kv, head_dim)
+    kv[0, :, pos, :] = k
+    vv[0, :, pos, :] = v
+    cache.offset = pos + 1
+    scores = q @ kv[0, :, : pos + 1, :].transpose(0, 2, 1)
+    scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    scores /= scores.sum(axis=-1, keepdims=True)
+    return scores @ vv[0, :, : pos + 1, :]
+
+
 def _find_sgemm() -> Any:
     try:
         fn = ctypes.CDLL(None).cblas_sgemm
@@ -186,6 +208,22 @@ def lin_rows(w: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.ndarray:
 def rms_rows(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
     ms = np.einsum("ij,ij->i", x, x) / np.float32(x.shape[1])
     return x * (1.0 / np.sqrt(ms + np.float32(eps)))[:, None] * w
+
+
+def mlp_rows(ly: Layer, x: np.ndarray, attn: np.ndarray) -> np.ndarray:
+    """The rest of layer `ly` over the rows of x once attention gave `attn` (rows, heads * d):
+    the o projection and its residual, then the SwiGLU MLP and its residual."""
+    h = x + lin_rows(ly.wo, ly.bo, attn)
+    gu = lin_rows(ly.wgu, ly.bgu, rms_rows(h, ly.ffn_norm, ly.ffn_eps))
+    g, u = gu[:, : ly.hidden], gu[:, ly.hidden :]
+    # g / (1 + exp(-g)) * u as the decode step computes it, in one buffer: T x hidden
+    # temporaries cost more than the exp at prompt sizes.
+    act = np.negative(g)
+    np.exp(act, out=act)
+    act += 1.0
+    np.divide(g, act, out=act)
+    act *= u
+    return h + lin_rows(ly.wd, ly.bd, act)
 
 
 def rope_angles(rope: Rope, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

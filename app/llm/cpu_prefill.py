@@ -28,6 +28,7 @@ from app.llm.cpu_kernels import (  # noqa: E402
     gemm,
     kv_views,
     lin_rows,
+    mlp_rows,
     rms_rows,
     rope_angles,
     rope_rows,
@@ -71,17 +72,7 @@ class NumpyPrefiller:
         vv[0, :, pos : pos + t, :] = qkv[:, ly.k_end :].reshape(t, kvh, d).transpose(1, 0, 2)
         c.offset = pos + t
         attn = self._attention(ly, qk[:, : ly.n_heads], kv[0], vv[0], pos, causal)
-        h = x + lin_rows(ly.wo, ly.bo, attn)
-        gu = lin_rows(ly.wgu, ly.bgu, rms_rows(h, ly.ffn_norm, ly.ffn_eps))
-        g_, u = gu[:, : ly.hidden], gu[:, ly.hidden :]
-        # g / (1 + exp(-g)) * u as the decode step computes it, in one buffer: T x hidden
-        # temporaries cost more than the exp at prompt sizes.
-        act = np.negative(g_)
-        np.exp(act, out=act)
-        act += 1.0
-        np.divide(g_, act, out=act)
-        act *= u
-        return h + lin_rows(ly.wd, ly.bd, act)
+        return mlp_rows(ly, x, attn)
 
     @staticmethod
     def _attention(

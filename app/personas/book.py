@@ -12,12 +12,15 @@ gaining `use_regex: false`; every other field means the same in both.
 from __future__ import annotations
 
 import copy
+import types
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
 
 from app.personas.errors import PersonaError
 from memory.lore.errors import LoreError
-from memory.lore.model import LoreBook
+from memory.lore.model import LoreBook, LoreEntry
 
 # the fields V3 requires, with the value a missing one means (V2 cards and hand-written YAML
 # often leave them out; filling them here means every reader sees one shape)
@@ -27,9 +30,31 @@ _ENTRY_DEFAULTS: dict[str, Any] = {
     "insertion_order": 0,
     "use_regex": False,
 }
-_BOOL_FIELDS = ("enabled", "constant", "selective", "case_sensitive", "use_regex")
-_NUMBER_FIELDS = ("insertion_order", "priority")
-_BOOK_NUMBERS = ("scan_depth", "token_budget")
+
+
+def _declared(model: type[BaseModel], kind: Any) -> tuple[str, ...]:
+    """The fields the lore model (memory/lore/model.py) declares as `kind` or `kind | None`."""
+    names = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if get_origin(ann) in (Union, types.UnionType):
+            ann = [a for a in get_args(ann) if a is not type(None)]
+            ann = ann[0] if len(ann) == 1 else None
+        if ann == kind:
+            names.append(name)
+    return tuple(names)
+
+
+# Which field has which type is declared once, in the lore model, and LoreBook.of validates it
+# (at the end of normalize_book). The checks here come first because they are stricter (JSON
+# types as the card has them: pydantic would coerce "yes" to true and "5" to 5), add what a card
+# requires (`entries`, `keys`, `content`), and name the problem in a card's words.
+_BOOL_FIELDS = _declared(LoreEntry, bool)
+_NUMBER_FIELDS = _declared(LoreEntry, int)
+_KEY_FIELDS = _declared(LoreEntry, list[str])
+_OBJECT_FIELDS = _declared(LoreEntry, dict[str, Any])
+_BOOK_NUMBERS = _declared(LoreBook, int)
+_BOOK_OBJECTS = _declared(LoreBook, dict[str, Any])
 
 
 def normalize_book(book: Any, source: str, where: str = "data.character_book") -> dict[str, Any]:
@@ -50,9 +75,9 @@ def normalize_book(book: Any, source: str, where: str = "data.character_book") -
         value = book.get(name)
         if value is not None and not _is_number(value):
             raise PersonaError(source, f"{where}.{name}", "must be a number")
-    extensions = book.get("extensions", {})
-    if not isinstance(extensions, Mapping):
-        raise PersonaError(source, f"{where}.extensions", "must be an object")
+    for name in _BOOK_OBJECTS:
+        if not isinstance(book.get(name, {}), Mapping):
+            raise PersonaError(source, f"{where}.{name}", "must be an object")
     out = copy.deepcopy(dict(book))
     out.setdefault("extensions", {})
     out["entries"] = [
@@ -73,13 +98,13 @@ def _normalize_entry(entry: Any, source: str, where: str) -> dict[str, Any]:
         raise PersonaError(source, where, "must be an object")
     if "keys" not in entry:
         raise PersonaError(source, f"{where}.keys", "is required (a list of strings)")
-    for name in ("keys", "secondary_keys"):
+    for name in _KEY_FIELDS:  # `keys` is required: present, so None is not a list
         value = entry.get(name)
-        if name == "secondary_keys" and value is None:
+        if name != "keys" and value is None:
             continue
         if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
             raise PersonaError(source, f"{where}.{name}", "must be a list of strings")
-    if not isinstance(entry.get("content"), str):
+    if not isinstance(entry.get("content"), str):  # required, where the model defaults to ""
         raise PersonaError(source, f"{where}.content", "must be a string")
     for name in _BOOL_FIELDS:
         if entry.get(name) is not None and not isinstance(entry[name], bool):
@@ -87,8 +112,9 @@ def _normalize_entry(entry: Any, source: str, where: str) -> dict[str, Any]:
     for name in _NUMBER_FIELDS:
         if entry.get(name) is not None and not _is_number(entry[name]):
             raise PersonaError(source, f"{where}.{name}", "must be a number")
-    if not isinstance(entry.get("extensions", {}), Mapping):
-        raise PersonaError(source, f"{where}.extensions", "must be an object")
+    for name in _OBJECT_FIELDS:
+        if not isinstance(entry.get(name, {}), Mapping):
+            raise PersonaError(source, f"{where}.{name}", "must be an object")
     out = copy.deepcopy(dict(entry))
     for name, default in _ENTRY_DEFAULTS.items():
         if out.get(name) is None:
