@@ -255,8 +255,11 @@ def run_locomo(
         msgs = [locomo_message(t, conv.speaker_a) for t in conv.turns]
         # stored turns read "Caroline: ...": a reply opening with a speaker's name is a leak too
         asker.leak = sc.leak_pattern([asker.user_name, conv.speaker_a, conv.speaker_b])
+        # each conversation is one session and recalls only from itself: with the default
+        # scope (the user's sessions of the persona) a strategy's session would also recall the
+        # copies imported for the other rows and the other conversations
         jobs = [
-            (label, *create_import(api, "assistant", mem, msgs))
+            (label, *create_import(api, "assistant", {**mem, "scope": "session"}, msgs))
             for label, mem in STRATEGIES.items()
         ]
         settle(api, jobs)
