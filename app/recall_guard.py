@@ -45,6 +45,9 @@ class GuardedRecaller:
     def __init__(self, inner: Any, timeout: float | None = None) -> None:
         self.inner, self.timeout = inner, timeout
         self.index = getattr(inner, "index", None)
+        # forgets whose index part failed: (session, message ids or None for all), in order
+        self._unforgotten: list[tuple[SessionInfo, Sequence[int] | None]] = []
+        self._retrying: asyncio.Future[None] | None = None
 
     async def recall(
         self,
@@ -55,6 +58,7 @@ class GuardedRecaller:
         limit: int,
         scope: Sequence[ScopeSession] = (),
     ) -> list[int]:
+        self._retry_forgets_later()
         try:
             return list(
                 await self._bounded(
@@ -73,6 +77,7 @@ class GuardedRecaller:
             return []
 
     async def observe(self, session: SessionInfo, messages: Sequence[StoredMessage]) -> None:
+        self._retry_forgets_later()
         try:
             await self._bounded(self.inner.observe(session, messages))
         except TimeoutError:
@@ -94,4 +99,31 @@ class GuardedRecaller:
         return await asyncio.wait_for(asyncio.shield(call), self.timeout)
 
     async def forget(self, session: SessionInfo, message_ids: Sequence[int] | None = None) -> None:
-        await self.inner.forget(session, message_ids)
+        """Take turns (all of a session's: None) out of the index. The user's request does not
+        fail with the index: the session's memory already lists them as forgotten, so recall
+        never shows them; deleting their vectors is retried before the next recall or
+        indexing of this process (a restart leaves them to `memento reindex`)."""
+        self._retry_forgets_later()
+        try:
+            await self._bounded(self.inner.forget(session, message_ids))
+        except Exception as exc:  # noqa: BLE001 - any index failure: retried later
+            log.warning(
+                "forgetting in session %s: the vector index failed (%s); retried later",
+                session.id,
+                describe(exc) if not isinstance(exc, TimeoutError) else "no answer",
+            )
+            self._unforgotten.append((session, message_ids))
+
+    def _retry_forgets_later(self) -> None:
+        """Retry the failed forgets in the background (a turn never waits for them)."""
+        if self._unforgotten and (self._retrying is None or self._retrying.done()):
+            self._retrying = asyncio.ensure_future(self._retry_forgets())
+
+    async def _retry_forgets(self) -> None:
+        while self._unforgotten:
+            session, ids = self._unforgotten[0]
+            try:
+                await self._bounded(self.inner.forget(session, ids))
+            except Exception:  # noqa: BLE001 - still failing: the next call tries again
+                return
+            self._unforgotten.pop(0)

@@ -178,13 +178,10 @@ class HybridRecaller:
             self._lexical(st, msgs)
 
     async def forget(self, session: SessionInfo, message_ids: Sequence[int] | None = None) -> None:
-        await self.index.delete(session, message_ids)
+        # out of this process's search first: if the index then fails, nothing here finds them
         key = (session.user_id, session.id)
-        if message_ids is None:
-            self._sessions.pop(key, None)
-            return
-        st = self._sessions.get(key)
-        if st is not None:
+        st = self._sessions.pop(key, None) if message_ids is None else self._sessions.get(key)
+        if message_ids is not None and st is not None:
             st.view = None
             for i in map(int, message_ids):
                 st.bm25.remove(i)
@@ -193,6 +190,7 @@ class HybridRecaller:
                 st.stored_docs.pop(i, None)
                 if st.dense is not None:
                     st.dense.remove(i)
+        await self.index.delete(session, message_ids)
 
     async def recall(
         self,

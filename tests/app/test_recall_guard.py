@@ -87,3 +87,31 @@ async def test_indexing_on_a_hung_index_lets_the_turn_be_saved() -> None:
             break
         await asyncio.sleep(0.01)
     assert inner.finished  # and the indexing went on
+
+
+class _Forgetful(_Inner):
+    """Its index fails the first `fails` forgets; records the ones that got through."""
+
+    def __init__(self, fails: int) -> None:
+        super().__init__()
+        self.gate.set()
+        self.fails, self.forgotten = fails, []
+
+    async def forget(self, session: SessionInfo, message_ids: Sequence[int] | None = None) -> None:
+        if self.fails:
+            self.fails -= 1
+            raise ConnectionError("chroma down")
+        self.forgotten.append(message_ids)
+
+
+async def test_a_forget_the_index_refuses_is_retried_not_failed() -> None:
+    inner = _Forgetful(fails=1)
+    guard = GuardedRecaller(inner, timeout=5)
+    await guard.forget(SESSION, [7])  # does not raise: the session's memory lists #7 forgotten
+    assert inner.forgotten == []
+    await _recall(guard)  # the next recall retries it in the background
+    for _ in range(100):
+        if inner.forgotten:
+            break
+        await asyncio.sleep(0.01)
+    assert inner.forgotten == [[7]]

@@ -48,6 +48,12 @@ def test_turns_go_on_without_recall_while_chroma_is_down(tmp_path: Path) -> None
                 assert mem.status_code == 200
                 assert "vector index is unavailable" in mem.json()["index_unavailable"]
                 turn("I also have a cat called Nabi.")  # stored while the index is down
+                # forgetting does not fail with the index: recall never shows the turn, and its
+                # vector is deleted once the server is back
+                live = http.get(f"/v1/sessions/{sid}/messages").json()["messages"]
+                busan = next(m["id"] for m in live if m["content"] == "I live in Busan.")
+                gone = http.delete(f"/v1/sessions/{sid}/memory/items/{busan}")
+                assert gone.status_code == 204, gone.text
 
                 chroma.start()  # same port, same data: Memento is not restarted
                 back = turn("What is my cat called?")
@@ -68,6 +74,13 @@ def test_turns_go_on_without_recall_while_chroma_is_down(tmp_path: Path) -> None
                     "the turns stored during the outage to be indexed",
                 )
                 assert any("Nabi" in i["content"] for i in caught_up["items"])
+                wait_until(
+                    lambda: all(
+                        i["id"] != busan
+                        for i in http.get(f"/v1/sessions/{sid}/memory").json()["items"]
+                    ),
+                    "the forgotten turn's vector to be deleted once the server is back",
+                )
     finally:
         chroma.stop()
 
