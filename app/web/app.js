@@ -3,10 +3,12 @@
 
 import { api } from "./api.js";
 import { wireKeyButton } from "./apikey.js";
-import { hasContext, renderChat, renderHeader, send, stop } from "./chat.js";
+import {
+  hasContext, MAX_TOKENS_LIMIT, maxTokensProblem, renderChat, renderHeader, send, stop,
+} from "./chat.js";
 import { resetContext, selectTab, setInspectorOpen, showContext } from "./contexttab.js";
 import { h } from "./dom.js";
-import { guard } from "./errors.js";
+import { guard, showError } from "./errors.js";
 import { loadLore } from "./loretab.js";
 import { loadMemory, wireMemoryTab } from "./memorytab.js";
 import { openNewChat, personaId } from "./newchat.js";
@@ -61,6 +63,22 @@ async function newChat() {
   if (!session) return;
   state.sessions.unshift(session);
   await openSession(session.id, session);
+  $("input").focus(); // the next thing to do is to write
+}
+
+// Type-first: a message sent with no chat open starts one with the persona the new-chat form
+// would preselect (the first listed) and her own memory strategy and params.
+async function quickStart() {
+  const persona = [...state.personas.keys()][0];
+  if (!persona) {
+    showError(new Error("No personas are loaded: the chat cannot start."));
+    return false;
+  }
+  const session = await guard(() => api.createSession({ persona }));
+  if (!session) return false;
+  state.sessions.unshift(session);
+  await openSession(session.id, session);
+  return state.session?.id === session.id;
 }
 
 async function openSession(id, known) {
@@ -121,21 +139,49 @@ function wire() {
       $("composer").requestSubmit();
     }
   });
-  $("composer").addEventListener("submit", (e) => {
+  let starting = false; // a chat is being created for the first message
+  $("composer").addEventListener("submit", async (e) => {
     e.preventDefault();
     const text = input.value;
-    if (!text.trim() || state.streaming) return;
-    input.value = "";
-    resize();
+    if (!text.trim() || state.streaming || starting) return;
+    if (!checkMaxTokens(true)) return; // the text stays in the box
+    if (!state.session) {
+      starting = true;
+      const ok = await quickStart().finally(() => (starting = false));
+      if (!ok) return;
+    }
+    // cleared while sending; a message the server refuses comes back (chat.js)
+    if (input.value === text) {
+      input.value = "";
+      resize();
+    }
     sendTurn(text);
   });
+  // empty by default: not sent, so the persona's own max_tokens applies
   const maxTokens = $("max-tokens");
-  maxTokens.value = localStorage.getItem("memento.max_tokens") ?? maxTokens.value;
-  maxTokens.onchange = () => localStorage.setItem("memento.max_tokens", maxTokens.value);
+  maxTokens.max = String(MAX_TOKENS_LIMIT);
+  const saved = localStorage.getItem("memento.max_tokens");
+  maxTokens.value = saved ?? "";
+  if (maxTokensProblem()) maxTokens.value = ""; // e.g. 4096 kept by an older page
+  maxTokens.onchange = () => {
+    if (checkMaxTokens(false)) localStorage.setItem("memento.max_tokens", maxTokens.value.trim());
+  };
+  maxTokens.oninput = () => checkMaxTokens(false);
   window.addEventListener("hashchange", () => {
     const id = decodeURIComponent(location.hash.slice(1));
     if (id && id !== state.session?.id) openSession(id);
   });
+}
+
+// The max-tokens field is valid (empty or 1..limit); if not, say why (on send, in the banner).
+function checkMaxTokens(report) {
+  const field = $("max-tokens");
+  const problem = maxTokensProblem();
+  field.setCustomValidity(problem);
+  field.classList.toggle("invalid", Boolean(problem));
+  field.title = problem || "Maximum reply length in tokens (empty: the persona's own)";
+  if (problem && report) showError(new Error(problem));
+  return !problem;
 }
 
 async function start() {

@@ -1,0 +1,134 @@
+"""What a new user meets first (issue 17): the page is type-first, focus follows the new chat,
+"Start chatting" fits the screen, a refused message stays in the box, the max-tokens field is
+empty (the persona's own applies) and capped at the server's limit, the inspector opens on a
+phone's screen and the Memory tab shows the memory before the strategy's ten fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from support.page import ARTIFACTS, open_page, send, wait_reply_stored
+
+TIMEOUT_MS = 180_000  # generation on a busy 2-core machine; never a timing assertion
+pytestmark = pytest.mark.slow  # a real model, a real server and a real browser
+
+
+def new_page(browser: Any, width: int, height: int, **kwargs: Any) -> tuple[Any, Any]:
+    context = browser.new_context(viewport={"width": width, "height": height}, **kwargs)
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    pg.errors = errors
+    return context, pg
+
+
+def inside(box: dict[str, float] | None, width: int, height: int) -> bool:
+    return (
+        box is not None
+        and box["x"] >= 0
+        and box["y"] >= 0
+        and box["x"] + box["width"] <= width
+        and box["y"] + box["height"] <= height
+    )
+
+
+def test_type_first_starts_a_chat_with_the_default_persona(
+    page: Any, server: str, api: httpx.Client
+):
+    pg = page
+    open_page(pg, server)
+    assert pg.is_enabled("#input") and pg.is_enabled("#send")
+    # the persona the new-chat form preselects
+    pg.click("#new-session")
+    pg.wait_for_selector("#new-dialog[open] input[name=persona]:checked")
+    preselected = pg.eval_on_selector("input[name=persona]:checked", "el => el.value")
+    pg.click("#new-cancel")
+    pg.wait_for_selector("#new-dialog", state="hidden")
+    before = {s["id"] for s in api.get("/v1/sessions").json()["sessions"]}
+
+    send(pg, "Hello! Can I just start typing?", max_tokens=6)
+    pg.wait_for_function("location.hash.length > 1")
+    session_id = pg.evaluate("decodeURIComponent(location.hash.slice(1))")
+    assert session_id not in before
+    wait_reply_stored(pg, 1)
+    session = api.get(f"/v1/sessions/{session_id}").json()
+    assert session["persona"] == preselected
+    stored = api.get(f"/v1/sessions/{session_id}/messages").json()["messages"]
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+    assert stored[0]["content"] == "Hello! Can I just start typing?"
+    assert pg.input_value("#input") == ""
+    pg.wait_for_selector(f'.session.active[data-id="{session_id}"]')
+    assert pg.is_hidden("#banner"), pg.inner_text("#banner")
+    assert not pg.errors, pg.errors
+
+
+def test_new_chat_form_fits_and_focus_moves_to_the_box(browser: Any, server: str):
+    context, pg = new_page(browser, 1280, 800, locale="ko-KR")
+    try:
+        open_page(pg, server)
+        pg.click("#new-session")
+        pg.wait_for_selector("#new-dialog[open] input[name=persona]:checked")
+        # "Start chatting" is on screen without scrolling, and nothing covers it
+        assert inside(pg.locator("#new-create").bounding_box(), 1280, 800)
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "page-new-chat-1280x800.png"))
+        assert pg.evaluate("""() => {
+          const r = document.getElementById('new-create').getBoundingClientRect();
+          const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+          return Boolean(hit?.closest('#new-create'));
+        }""")
+        pg.click("#new-create")
+        pg.wait_for_function("location.hash.length > 1")
+        pg.wait_for_function("document.activeElement?.id === 'input'")
+        assert not pg.errors, pg.errors
+    finally:
+        context.close()
+
+
+def test_refused_message_stays_and_max_tokens_is_optional_and_capped(
+    page: Any, server: str, api: httpx.Client, max_chars: int
+):
+    pg = page
+    session = api.post("/v1/sessions", json={"persona": "cody"}).json()
+    open_page(pg, f"{server}/#{session['id']}")
+    posted: list[dict[str, Any]] = []
+    pg.on(
+        "request",
+        lambda r: (
+            r.method == "POST"
+            and r.url.endswith("/messages")
+            and posted.append(json.loads(r.post_data or "{}"))
+        ),
+    )
+    # empty by default, capped at the server's limit
+    assert pg.input_value("#max-tokens") == ""
+    assert pg.get_attribute("#max-tokens", "max") == "1024"
+
+    # too long: the server answers 422; the text stays in the box and the error is shown
+    long_text = "x" * (max_chars + 1)
+    pg.fill("#input", long_text)
+    pg.press("#input", "Enter")
+    pg.wait_for_selector("#banner:not([hidden])")
+    assert str(max_chars) in pg.inner_text("#banner-text")
+    pg.wait_for_function("() => !document.querySelector('.msg.streaming')")
+    assert pg.input_value("#input") == long_text
+    assert pg.locator(".msg-user").count() == 0
+    assert len(posted) == 1 and "max_tokens" not in posted[0]  # the persona's own applies
+    assert api.get(f"/v1/sessions/{session['id']}/messages").json()["messages"] == []
+
+    # over the server's limit: refused on the page with the reason, nothing sent, text kept
+    pg.click("#banner-close")
+    pg.fill("#max-tokens", "4096")
+    pg.fill("#input", "hello")
+    pg.press("#input", "Enter")
+    pg.wait_for_selector("#banner:not([hidden])")
+    assert "1024" in pg.inner_text("#banner-text")
+    assert "1024" in pg.eval_on_selector("#max-tokens", "el => el.validationMessage")
+    assert pg.input_value("#input") == "hello"
+    assert len(posted) == 1
+    assert pg.is_enabled("#input")
