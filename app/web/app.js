@@ -119,6 +119,14 @@ function wire() {
   $("tab-lore").onclick = () => selectTab("lore");
   $("toggle-inspector").onclick = () =>
     setInspectorOpen(!document.body.classList.contains("inspector-open"));
+  $("close-inspector").onclick = () => {
+    setInspectorOpen(false);
+    $("toggle-inspector").focus();
+  };
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && document.body.classList.contains("inspector-open") &&
+      !document.querySelector("dialog[open]")) setInspectorOpen(false);
+  });
   $("toggle-sidebar").onclick = () => {
     const open = document.body.classList.toggle("sidebar-open");
     $("toggle-sidebar").setAttribute("aria-expanded", String(open));

@@ -132,3 +132,39 @@ def test_refused_message_stays_and_max_tokens_is_optional_and_capped(
     assert pg.input_value("#input") == "hello"
     assert len(posted) == 1
     assert pg.is_enabled("#input")
+
+
+def test_phone_inspector_opens_on_screen_and_closes(browser: Any, server: str, api: httpx.Client):
+    session = api.post("/v1/sessions", json={"persona": "cody", "title": "phone inspector"}).json()
+    turn = api.post(
+        f"/v1/sessions/{session['id']}/messages", json={"content": "Hi there!", "max_tokens": 4}
+    )
+    assert turn.status_code == 200, turn.text
+    context, pg = new_page(browser, 390, 844, is_mobile=True, has_touch=True, device_scale_factor=2)
+    try:
+        open_page(pg, f"{server}/#{session['id']}")
+        # a reply's "context" link: the panel opens over the chat, on screen
+        pg.click(".msg-assistant .inspect")
+        pg.wait_for_selector("#context-view:not([hidden]) .ctx-part")
+        assert pg.is_visible("#inspector-body")
+        assert inside(pg.locator("#inspector-body").bounding_box(), 390, 844)
+        assert inside(pg.locator("#close-inspector").bounding_box(), 390, 844)
+        assert pg.evaluate("document.documentElement.scrollWidth") <= 390
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "page-phone-context-panel.png"))
+        pg.click("#close-inspector")
+        pg.wait_for_selector("#inspector-body", state="hidden")
+        assert pg.is_visible(".msg-assistant .inspect")
+
+        # the inspector's own toggle opens it the same way; Escape closes it
+        pg.click("#toggle-inspector")
+        pg.wait_for_selector("#inspector-body", state="visible")
+        assert inside(pg.locator("#inspector-body").bounding_box(), 390, 844)
+        pg.click("#tab-memory")
+        pg.wait_for_selector("#memory-summary")
+        assert inside(pg.locator("#tab-memory").bounding_box(), 390, 844)
+        pg.keyboard.press("Escape")
+        pg.wait_for_selector("#inspector-body", state="hidden")
+        assert not pg.errors, pg.errors
+    finally:
+        context.close()

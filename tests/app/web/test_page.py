@@ -248,6 +248,8 @@ def test_phone_width_layout(browser: Any, server: str, api: httpx.Client):
         memory = api.get(f"/v1/sessions/{session['id']}/memory").json()
         assert len(memory["forgotten"]) == 1
         assert all("피파야" not in m["content"] for m in memory["items"])
+        # the open inspector covers the screen (issue 17): close it to reach the sessions
+        pg.click("#close-inspector")
         pg.click("#toggle-sidebar")
         pg.wait_for_selector("#session-list .session-title >> text=폰에서 대화")
     finally:
