@@ -168,3 +168,45 @@ def test_phone_inspector_opens_on_screen_and_closes(browser: Any, server: str, a
         assert not pg.errors, pg.errors
     finally:
         context.close()
+
+
+def test_memory_tab_shows_the_memory_before_the_strategy_fields(
+    browser: Any, server: str, api: httpx.Client
+):
+    session = api.post("/v1/sessions", json={"persona": "pippa", "title": "memory fold"}).json()
+    api.post(
+        f"/v1/sessions/{session['id']}/history",
+        json={
+            "messages": [
+                {"role": "user", "content": "I adopted a cat called Miso."},
+                {"role": "assistant", "content": "Miso! I love her already."},
+            ]
+        },
+    ).raise_for_status()
+    context, pg = new_page(browser, 1280, 800, locale="ko-KR")
+    try:
+        open_page(pg, f"{server}/#{session['id']}")
+        pg.click("#tab-memory")
+        pg.wait_for_selector("#memory-summary")
+        # the strategy editor is folded to its head, which says what is stored
+        assert pg.get_attribute("#memory-strategy-block", "open") is None
+        assert not pg.is_visible("#memory-strategy")
+        assert "stored:" in pg.inner_text("#memory-strategy-block > summary")
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "page-memory-tab-1280x800.png"))
+        # the summary, the pinned facts and the recall list start on screen
+        for block in ("#memory-summary-block", "#memory-pinned-block", "#memory-items"):
+            head = pg.locator(f"{block} h3").first.bounding_box()
+            assert inside(head, 1280, 800), (block, head)
+        first_recall = pg.locator("#memory-items .part-msg").first.bounding_box()
+        assert inside(first_recall, 1280, 800), first_recall
+        # opened, the editor shows its fields, and stays open when the tab is drawn again
+        pg.click("#memory-strategy-block > summary")
+        pg.wait_for_selector("#memory-strategy")
+        pg.eval_on_selector("#memory-strategy-block", "el => el.dataset.old = '1'")
+        pg.click("text=Save pinned facts")
+        pg.wait_for_selector("#memory-strategy-block:not([data-old])")
+        assert pg.is_visible("#memory-strategy")
+        assert not pg.errors, pg.errors
+    finally:
+        context.close()

@@ -270,6 +270,7 @@ def test_sessions_rename_and_delete(page: Any, server: str, api: httpx.Client):
 
     # the memory strategy can be switched for an existing session
     pg.click("#tab-memory")
+    pg.click("#memory-strategy-block > summary")  # folded by default
     pg.select_option("#memory-strategy", "window")
     pg.click("#memory-strategy-save")
     pg.wait_for_function("document.getElementById('chat-sub').textContent.includes('window')")
