@@ -20,6 +20,12 @@ import { loadStrategies } from "./strategy.js";
 
 async function loadSessions() {
   state.sessions = await api.sessions();
+  // the open session as listed now (its first message gives it a title on the server)
+  const open = state.sessions.find((s) => s.id === state.session?.id);
+  if (open && open.title !== state.session.title) {
+    state.session.title = open.title;
+    renderHeader();
+  }
   renderSessions();
 }
 

@@ -63,6 +63,12 @@ def test_type_first_starts_a_chat_with_the_default_persona(
     assert stored[0]["content"] == "Hello! Can I just start typing?"
     assert pg.input_value("#input") == ""
     pg.wait_for_selector(f'.session.active[data-id="{session_id}"]')
+    # titled from its first message (issue 17), not "Chat with <persona>"
+    assert session["title"] == "Hello! Can I just start typing?"
+    pg.wait_for_selector(
+        f'.session[data-id="{session_id}"] .session-title >> text=Hello! Can I just start typing?'
+    )
+    assert pg.inner_text("#chat-title") == "Hello! Can I just start typing?"
     assert pg.is_hidden("#banner"), pg.inner_text("#banner")
     assert not pg.errors, pg.errors
 
