@@ -133,8 +133,10 @@ class MessagesMixin:
         tokens: int | None = None,
         status: MessageStatus | None = None,
         context_id: str | None = None,
+        usage: dict[str, int] | None = None,
     ) -> MessageRecord:
-        """Set a reply's final content/tokens/status (and link its Context). None = unchanged."""
+        """Set a reply's final content/tokens/status (and link its Context, keep its token
+        usage). None = unchanged."""
         with self._tx() as db:
             row = own_message(db, user_id, session_id, message_id)
             if row.status == "complete":  # already in cached histories (edits are rare)
@@ -143,6 +145,8 @@ class MessagesMixin:
                 row.content = content
             if tokens is not None:
                 row.tokens = tokens
+            if usage is not None:
+                row.usage = dict(usage)
             if status is not None:
                 if status not in MESSAGE_STATUSES:
                     raise ValueError(

@@ -69,6 +69,21 @@ def test_type_first_starts_a_chat_with_the_default_persona(
         f'.session[data-id="{session_id}"] .session-title >> text=Hello! Can I just start typing?'
     )
     assert pg.inner_text("#chat-title") == "Hello! Can I just start typing?"
+
+    # the reply's token line, as the done event had it, is there again after a reload: the
+    # messages API returns each reply's stored usage
+    usage = stored[1]["usage"]
+    assert stored[0]["usage"] is None and usage["completion_tokens"] > 0
+    line = pg.locator(".msg-assistant[data-id] .usage").last
+    live = line.inner_text()
+    assert live == (
+        f"{usage['prompt_tokens']} ({usage['cached_tokens']} cached) → "
+        f"{usage['completion_tokens']} tok"
+    )
+    pg.reload()
+    pg.wait_for_selector("body[data-ready]")
+    pg.wait_for_selector(f'.msg-assistant[data-id="{stored[1]["id"]}"] .usage')
+    assert pg.inner_text(f'.msg-assistant[data-id="{stored[1]["id"]}"] .usage') == live
     assert pg.is_hidden("#banner"), pg.inner_text("#banner")
     assert not pg.errors, pg.errors
 
