@@ -194,7 +194,12 @@ def test_phone_inspector_opens_on_screen_and_closes(browser: Any, server: str, a
 def test_memory_tab_shows_the_memory_before_the_strategy_fields(
     browser: Any, server: str, api: httpx.Client
 ):
-    session = api.post("/v1/sessions", json={"persona": "pippa", "title": "memory fold"}).json()
+    # cody, recall within this session only: pippa's sessions remember each other (scope
+    # persona), and this history would turn up in other tests' recalls
+    session = api.post(
+        "/v1/sessions",
+        json={"persona": "cody", "title": "memory fold", "memory": {"strategy": "hybrid"}},
+    ).json()
     api.post(
         f"/v1/sessions/{session['id']}/history",
         json={
