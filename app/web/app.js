@@ -18,6 +18,9 @@ import { loadStrategies } from "./strategy.js";
 
 // ---------- sessions ----------
 
+let personasRead;
+const personasLoaded = new Promise((resolve) => (personasRead = resolve));
+
 async function loadSessions() {
   state.sessions = await api.sessions();
   // the open session as listed now (its first message gives it a title on the server)
@@ -75,6 +78,7 @@ async function newChat() {
 // Type-first: a message sent with no chat open starts one with the persona the new-chat form
 // would preselect (the first listed) and her own memory strategy and params.
 async function quickStart() {
+  await personasLoaded; // a message typed while the page was still loading waits for them
   const persona = [...state.personas.keys()][0];
   if (!persona) {
     showError(new Error("No personas are loaded: the chat cannot start."));
@@ -219,6 +223,7 @@ async function start() {
     listed.map((p) => api.persona(personaId(p)).then((full) => ({ ...p, ...full }), () => p)),
   );
   for (const p of personas) state.personas.set(personaId(p), p);
+  personasRead();
   await guard(loadSessions);
   await strategies;
   const id = decodeURIComponent(location.hash.slice(1));
