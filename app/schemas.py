@@ -73,6 +73,9 @@ class Health(BaseModel):
     vector: str
     blas: str | None = None
     version: str
+    max_tokens_limit: int | None = Field(
+        default=None, description="the largest max_tokens a request may ask for"
+    )
 
 
 # -- personas ---------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import { wireKeyButton } from "./apikey.js";
 import {
-  hasContext, MAX_TOKENS_LIMIT, maxTokensProblem, renderChat, renderHeader, send, stop,
+  hasContext, limits, maxTokensProblem, renderChat, renderHeader, send, stop,
 } from "./chat.js";
 import { resetContext, selectTab, setInspectorOpen, showContext } from "./contexttab.js";
 import { h } from "./dom.js";
@@ -177,10 +177,10 @@ function wire() {
   });
   // empty by default: not sent, so the persona's own max_tokens applies
   const maxTokens = $("max-tokens");
-  maxTokens.max = String(MAX_TOKENS_LIMIT);
+  maxTokens.max = String(limits.maxTokens);
   const saved = localStorage.getItem("memento.max_tokens");
   maxTokens.value = saved ?? "";
-  if (maxTokensProblem()) maxTokens.value = ""; // e.g. 4096 kept by an older page
+  checkMaxTokens(false); // flagged now; cleared once the server's limit is known (start)
   maxTokens.onchange = () => {
     if (checkMaxTokens(false)) localStorage.setItem("memento.max_tokens", maxTokens.value.trim());
   };
@@ -213,6 +213,17 @@ async function start() {
     const health = await api.health();
     const model = health.model ?? health.model_id ?? "model";
     $("health").textContent = `${model} · ${health.context_window ?? "?"} tokens`;
+    if (Number.isInteger(health.max_tokens_limit) && health.max_tokens_limit > 0) {
+      limits.maxTokens = health.max_tokens_limit;
+      $("max-tokens").max = String(limits.maxTokens);
+    }
+    // a value over the limit kept by an older page (its field went up to 4096): not kept
+    const field = $("max-tokens");
+    if (maxTokensProblem() && field.value === localStorage.getItem("memento.max_tokens")) {
+      field.value = "";
+      localStorage.removeItem("memento.max_tokens");
+    }
+    checkMaxTokens(false);
     return true;
   }).then((ok) => ok === undefined && ($("health").textContent = "server unreachable"));
   // the strategy editors show what they have meanwhile and say so if this fails

@@ -174,9 +174,9 @@ async function settledMessages(sessionId) {
   return messages;
 }
 
-// The server's cap on max_tokens (MEMENTO_MAX_TOKENS_LIMIT, default 1024). GET /healthz does
-// not say it; a server with another limit answers 422 naming it, shown in the banner.
-export const MAX_TOKENS_LIMIT = 1024;
+// The server's cap on max_tokens (MEMENTO_MAX_TOKENS_LIMIT): GET /healthz says it; until it
+// has answered (or from an older server), its default.
+export const limits = { maxTokens: 1024 };
 
 // What is wrong with the max-tokens field, or "" (empty is fine: the persona's own applies).
 export function maxTokensProblem() {
@@ -185,8 +185,8 @@ export function maxTokensProblem() {
   if (field.validity.badInput) return "Max tokens must be a whole number, or empty.";
   if (!raw) return "";
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_TOKENS_LIMIT) {
-    return `Max tokens must be between 1 and ${MAX_TOKENS_LIMIT} (the server's limit); ` +
+  if (!Number.isInteger(n) || n < 1 || n > limits.maxTokens) {
+    return `Max tokens must be between 1 and ${limits.maxTokens} (the server's limit); ` +
       "leave it empty to use the persona's own.";
   }
   return "";

@@ -126,9 +126,11 @@ def test_refused_message_stays_and_max_tokens_is_optional_and_capped(
             and posted.append(json.loads(r.post_data or "{}"))
         ),
     )
-    # empty by default, capped at the server's limit
+    # empty by default, capped at the server's limit, which GET /healthz says
+    limit = api.get("/healthz").json()["max_tokens_limit"]
+    assert limit == 1024
     assert pg.input_value("#max-tokens") == ""
-    assert pg.get_attribute("#max-tokens", "max") == "1024"
+    pg.wait_for_selector('#max-tokens[max="1024"]')
 
     # too long: the server answers 422; the text stays in the box and the error is shown
     long_text = "x" * (max_chars + 1)
@@ -153,6 +155,21 @@ def test_refused_message_stays_and_max_tokens_is_optional_and_capped(
     assert pg.input_value("#input") == "hello"
     assert len(posted) == 1
     assert pg.is_enabled("#input")
+
+    # a value over the limit kept by the older page (its field went up to 4096) is dropped
+    pg.evaluate("localStorage.setItem('memento.max_tokens', '4096')")
+    pg.reload()
+    pg.wait_for_selector("body[data-ready]")
+    pg.wait_for_function(
+        "document.getElementById('max-tokens').value === '' &&"
+        " localStorage.getItem('memento.max_tokens') === null"
+    )
+    # one within it is kept
+    pg.fill("#max-tokens", "64")
+    pg.dispatch_event("#max-tokens", "change")
+    pg.reload()
+    pg.wait_for_selector("body[data-ready]")
+    assert pg.input_value("#max-tokens") == "64"
 
 
 def test_phone_inspector_opens_on_screen_and_closes(browser: Any, server: str, api: httpx.Client):
