@@ -55,6 +55,15 @@ def role_stops(persona: Persona) -> tuple[str, ...]:
     return ("\nuser:", " user: ", "\nassistant:", f"\n{persona.user_name}:")
 
 
+def usage_dict(u: Usage) -> dict[str, int]:
+    """A reply's token usage as stored with it (messages.usage)."""
+    return {
+        "prompt_tokens": u.prompt_tokens,
+        "cached_tokens": u.cached_tokens,
+        "completion_tokens": u.completion_tokens,
+    }
+
+
 class ChatService:
     def __init__(
         self,
@@ -244,6 +253,8 @@ class ChatService:
                 content=text,
                 tokens=tokens,
                 status=status,
+                # as the engine counted it (none for a reply cut before its last chunk)
+                usage=None if usage is None else usage_dict(usage),
             )
 
         try:

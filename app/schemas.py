@@ -73,6 +73,9 @@ class Health(BaseModel):
     vector: str
     blas: str | None = None
     version: str
+    max_tokens_limit: int | None = Field(
+        default=None, description="the largest max_tokens a request may ask for"
+    )
 
 
 # -- personas ---------------------------------------------------------------------------------
@@ -163,19 +166,6 @@ class SessionList(BaseModel):
 
 
 # -- messages ---------------------------------------------------------------------------------
-class MessageOut(BaseModel):
-    id: int
-    role: Role
-    content: str
-    status: MessageStatus
-    created_at: datetime
-    tokens: int = 0
-    context_id: str | None = None
-
-
-class MessageList(BaseModel):
-    messages: list[MessageOut]
-    has_more: bool = False
 
 
 class GenerationOptions(BaseModel):
@@ -201,6 +191,26 @@ class UsageOut(BaseModel):
     prompt_tokens: int
     cached_tokens: int
     completion_tokens: int
+
+
+class MessageOut(BaseModel):
+    id: int
+    role: Role
+    content: str
+    status: MessageStatus
+    created_at: datetime
+    tokens: int = 0
+    context_id: str | None = None
+    usage: UsageOut | None = Field(
+        default=None,
+        description="a generated reply's token usage, as the done event had it (null for user "
+        "messages, imported history and replies stored before it was kept)",
+    )
+
+
+class MessageList(BaseModel):
+    messages: list[MessageOut]
+    has_more: bool = False
 
 
 class TurnOut(BaseModel):

@@ -26,4 +26,5 @@ async def healthz(services: Svc) -> Health:
         vector=services.vector_backend(),
         blas=services.blas,
         version=VERSION,
+        max_tokens_limit=services.settings.max_tokens_limit,
     )

@@ -17,6 +17,36 @@ from app.store.records import MessageRecord, MessageStatus, NewMessage, Role
 from app.store.rows import check_role, message_record, new_id, own, own_message
 from memory.types import Context, MemoryState, StoredMessage
 
+TITLE_CHARS = 40  # a title made from the first user message
+TITLE_MAX = 200  # the column's size
+IMPORTED = " (imported)"
+
+
+def title_from_message(content: str, limit: int = TITLE_CHARS) -> str | None:
+    """A session's title from its first user message: one line, cut at a word near `limit`
+    characters with an ellipsis; None for blank text."""
+    text = " ".join(content.split())
+    if not text:
+        return None
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:!?-") + "…"
+
+
+def imported_title(title: str | None, messages: Sequence[NewMessage]) -> str | None:
+    """The title of an imported copy: the original's (or one from its first user message),
+    marked as a copy."""
+    base = title or next(
+        (t for m in messages if m.role == "user" and (t := title_from_message(m.content))), None
+    )
+    if base is None or base.endswith(IMPORTED):  # a copy of a copy: said once
+        return base
+    return base[: TITLE_MAX - len(IMPORTED)] + IMPORTED
+
 
 class MessagesMixin:
     """Needs `_tx()` and `_read()` from Store."""
@@ -62,9 +92,16 @@ class MessagesMixin:
         messages: Sequence[NewMessage],
         context_id: str | None = None,
     ) -> list[MessageRecord]:
-        """Insert several messages in one transaction, ids ascending in the given order."""
+        """Insert several messages in one transaction, ids ascending in the given order. A
+        session with no title and no messages yet is titled from its first user message."""
         with self._tx() as db:
             session = own(db, user_id, session_id)
+            if session.title is None and not db.scalar(
+                select(Message.id).where(Message.session_id == session.id).limit(1)
+            ):
+                first = next((m.content for m in messages if m.role == "user"), None)
+                if first is not None:
+                    session.title = title_from_message(first)
             rows = []
             for m in messages:
                 check_role(m.role)
@@ -96,8 +133,10 @@ class MessagesMixin:
         tokens: int | None = None,
         status: MessageStatus | None = None,
         context_id: str | None = None,
+        usage: dict[str, int] | None = None,
     ) -> MessageRecord:
-        """Set a reply's final content/tokens/status (and link its Context). None = unchanged."""
+        """Set a reply's final content/tokens/status (and link its Context, keep its token
+        usage). None = unchanged."""
         with self._tx() as db:
             row = own_message(db, user_id, session_id, message_id)
             if row.status == "complete":  # already in cached histories (edits are rare)
@@ -106,6 +145,8 @@ class MessagesMixin:
                 row.content = content
             if tokens is not None:
                 row.tokens = tokens
+            if usage is not None:
+                row.usage = dict(usage)
             if status is not None:
                 if status not in MESSAGE_STATUSES:
                     raise ValueError(

@@ -296,6 +296,12 @@ def _step_7(conn: Connection) -> None:
     ).create(conn)
 
 
+def _step_8(conn: Connection) -> None:
+    # a reply's token usage, kept with it (issue 17: the page's token line was gone on reload)
+    kind = "JSONB" if conn.dialect.name == "postgresql" else "JSON"
+    conn.execute(text(f"ALTER TABLE messages ADD COLUMN usage {kind}"))
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "api_keys.last_used_at; index sessions(user_id, updated_at)", _step_2),
     Step(3, "personas keyed by (user_id, id): uploads are private to their uploader", _step_3),
@@ -303,6 +309,7 @@ STEPS: tuple[Step, ...] = (
     Step(5, "relationships (memory across sessions); index sessions(user_id, persona_id)", _step_5),
     Step(6, "messages.owner, messages.lease_until: leases on pending replies", _step_6),
     Step(7, "lorebooks and session_lorebooks (uploaded World Info, attached to sessions)", _step_7),
+    Step(8, "messages.usage: a reply's token usage", _step_8),
 )
 CURRENT_VERSION = STEPS[-1].version if STEPS else 1
 

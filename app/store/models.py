@@ -117,6 +117,9 @@ class Message(Base):
     # renews the lease while generating); recovery takes only replies whose lease ran out
     owner: Mapped[str | None] = mapped_column(String(80), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    # schema v8: a reply's token usage as generated ({prompt_tokens, cached_tokens,
+    # completion_tokens}), so the page shows it again after a reload; None before v8
+    usage: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
     __table_args__ = (
         Index("ix_messages_session_id", "session_id", "id"),

@@ -61,6 +61,7 @@ class MessageRecord(BaseModel):
     status: MessageStatus
     created_at: datetime
     context_id: str | None = None
+    usage: dict[str, int] | None = None  # a generated reply's (schema v8)
 
     def to_stored(self) -> StoredMessage:
         return StoredMessage(

@@ -27,7 +27,7 @@ from app.store.history import HistoryCache
 from app.store.keys import KeysMixin
 from app.store.locks import TurnLock, acquire_turn_lock
 from app.store.lore import LoreMixin
-from app.store.messages import MessagesMixin
+from app.store.messages import MessagesMixin, imported_title
 from app.store.migrations import migrate
 from app.store.models import (
     ChatSession,
@@ -273,18 +273,20 @@ class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
         parsed = transfer.parse_export(data)
         if max_messages is not None and len(parsed.messages) > max_messages:
             raise LimitExceeded("history import messages", len(parsed.messages), max_messages)
+        new_messages = transfer.new_messages(parsed)
         session = self.create_session(
             user_id,
             parsed.session.persona,
             parsed.session.strategy,
             parsed.session.params,
-            parsed.session.title,
+            # a copy says so: "<the original's title> (imported)"
+            imported_title(parsed.session.title, new_messages),
             max_sessions=max_sessions,
         )
         copies: list[str] = []
         try:
             book_ids = self._attach_imported(user_id, session.id, parsed.lorebooks, copies)
-            new = self.add_messages(user_id, session.id, transfer.new_messages(parsed))
+            new = self.add_messages(user_id, session.id, new_messages)
             old_to_new = {
                 old.id: n.id
                 for old, n in zip(parsed.messages, new, strict=True)

@@ -68,4 +68,5 @@ def message_record(row: Message) -> MessageRecord:
         status=row.status,  # type: ignore[arg-type]
         created_at=row.created_at,
         context_id=row.context_id,
+        usage=row.usage,
     )

@@ -3,10 +3,12 @@
 
 import { api } from "./api.js";
 import { wireKeyButton } from "./apikey.js";
-import { hasContext, renderChat, renderHeader, send, stop } from "./chat.js";
+import {
+  hasContext, limits, maxTokensProblem, renderChat, renderHeader, send, stop,
+} from "./chat.js";
 import { resetContext, selectTab, setInspectorOpen, showContext } from "./contexttab.js";
 import { h } from "./dom.js";
-import { guard } from "./errors.js";
+import { guard, showError } from "./errors.js";
 import { loadLore } from "./loretab.js";
 import { loadMemory, wireMemoryTab } from "./memorytab.js";
 import { openNewChat, personaId } from "./newchat.js";
@@ -16,8 +18,17 @@ import { loadStrategies } from "./strategy.js";
 
 // ---------- sessions ----------
 
+let personasRead;
+const personasLoaded = new Promise((resolve) => (personasRead = resolve));
+
 async function loadSessions() {
   state.sessions = await api.sessions();
+  // the open session as listed now (its first message gives it a title on the server)
+  const open = state.sessions.find((s) => s.id === state.session?.id);
+  if (open && open.title !== state.session.title) {
+    state.session.title = open.title;
+    renderHeader();
+  }
   renderSessions();
 }
 
@@ -61,6 +72,23 @@ async function newChat() {
   if (!session) return;
   state.sessions.unshift(session);
   await openSession(session.id, session);
+  $("input").focus(); // the next thing to do is to write
+}
+
+// Type-first: a message sent with no chat open starts one with the persona the new-chat form
+// would preselect (the first listed) and her own memory strategy and params.
+async function quickStart() {
+  await personasLoaded; // a message typed while the page was still loading waits for them
+  const persona = [...state.personas.keys()][0];
+  if (!persona) {
+    showError(new Error("No personas are loaded: the chat cannot start."));
+    return false;
+  }
+  const session = await guard(() => api.createSession({ persona }));
+  if (!session) return false;
+  state.sessions.unshift(session);
+  await openSession(session.id, session);
+  return state.session?.id === session.id;
 }
 
 async function openSession(id, known) {
@@ -101,6 +129,14 @@ function wire() {
   $("tab-lore").onclick = () => selectTab("lore");
   $("toggle-inspector").onclick = () =>
     setInspectorOpen(!document.body.classList.contains("inspector-open"));
+  $("close-inspector").onclick = () => {
+    setInspectorOpen(false);
+    $("toggle-inspector").focus();
+  };
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && document.body.classList.contains("inspector-open") &&
+      !document.querySelector("dialog[open]")) setInspectorOpen(false);
+  });
   $("toggle-sidebar").onclick = () => {
     const open = document.body.classList.toggle("sidebar-open");
     $("toggle-sidebar").setAttribute("aria-expanded", String(open));
@@ -121,21 +157,49 @@ function wire() {
       $("composer").requestSubmit();
     }
   });
-  $("composer").addEventListener("submit", (e) => {
+  let starting = false; // a chat is being created for the first message
+  $("composer").addEventListener("submit", async (e) => {
     e.preventDefault();
     const text = input.value;
-    if (!text.trim() || state.streaming) return;
-    input.value = "";
-    resize();
+    if (!text.trim() || state.streaming || starting) return;
+    if (!checkMaxTokens(true)) return; // the text stays in the box
+    if (!state.session) {
+      starting = true;
+      const ok = await quickStart().finally(() => (starting = false));
+      if (!ok) return;
+    }
+    // cleared while sending; a message the server refuses comes back (chat.js)
+    if (input.value === text) {
+      input.value = "";
+      resize();
+    }
     sendTurn(text);
   });
+  // empty by default: not sent, so the persona's own max_tokens applies
   const maxTokens = $("max-tokens");
-  maxTokens.value = localStorage.getItem("memento.max_tokens") ?? maxTokens.value;
-  maxTokens.onchange = () => localStorage.setItem("memento.max_tokens", maxTokens.value);
+  maxTokens.max = String(limits.maxTokens);
+  const saved = localStorage.getItem("memento.max_tokens");
+  maxTokens.value = saved ?? "";
+  checkMaxTokens(false); // flagged now; cleared once the server's limit is known (start)
+  maxTokens.onchange = () => {
+    if (checkMaxTokens(false)) localStorage.setItem("memento.max_tokens", maxTokens.value.trim());
+  };
+  maxTokens.oninput = () => checkMaxTokens(false);
   window.addEventListener("hashchange", () => {
     const id = decodeURIComponent(location.hash.slice(1));
     if (id && id !== state.session?.id) openSession(id);
   });
+}
+
+// The max-tokens field is valid (empty or 1..limit); if not, say why (on send, in the banner).
+function checkMaxTokens(report) {
+  const field = $("max-tokens");
+  const problem = maxTokensProblem();
+  field.setCustomValidity(problem);
+  field.classList.toggle("invalid", Boolean(problem));
+  field.title = problem || "Maximum reply length in tokens (empty: the persona's own)";
+  if (problem && report) showError(new Error(problem));
+  return !problem;
 }
 
 async function start() {
@@ -149,6 +213,17 @@ async function start() {
     const health = await api.health();
     const model = health.model ?? health.model_id ?? "model";
     $("health").textContent = `${model} · ${health.context_window ?? "?"} tokens`;
+    if (Number.isInteger(health.max_tokens_limit) && health.max_tokens_limit > 0) {
+      limits.maxTokens = health.max_tokens_limit;
+      $("max-tokens").max = String(limits.maxTokens);
+    }
+    // a value over the limit kept by an older page (its field went up to 4096): not kept
+    const field = $("max-tokens");
+    if (maxTokensProblem() && field.value === localStorage.getItem("memento.max_tokens")) {
+      field.value = "";
+      localStorage.removeItem("memento.max_tokens");
+    }
+    checkMaxTokens(false);
     return true;
   }).then((ok) => ok === undefined && ($("health").textContent = "server unreachable"));
   // the strategy editors show what they have meanwhile and say so if this fails
@@ -159,6 +234,7 @@ async function start() {
     listed.map((p) => api.persona(personaId(p)).then((full) => ({ ...p, ...full }), () => p)),
   );
   for (const p of personas) state.personas.set(personaId(p), p);
+  personasRead();
   await guard(loadSessions);
   await strategies;
   const id = decodeURIComponent(location.hash.slice(1));

@@ -13,16 +13,15 @@ export function renderHeader() {
   $("chat-title").lang = langOf(titleOf(s)) ?? "";
   $("chat-sub").textContent = s
     ? `${personaName(sessionPersona(s))} · memory: ${strategyOf(s)}`
-    : "Pick a conversation or start a new one.";
+    : "Write a message to start, or pick a conversation.";
 }
 
 export function renderChat() {
   renderHeader();
   const box = clear($("messages"));
-  const ready = Boolean(state.session);
-  $("input").disabled = !ready;
-  $("send").disabled = !ready;
-  if (!ready) {
+  // type-first: with no chat open the box stays usable; sending starts a chat (app.js)
+  $("input").disabled = Boolean(state.streaming);
+  if (!state.session) {
     box.append($("welcome-template").content.cloneNode(true));
     return;
   }
@@ -103,11 +102,15 @@ export async function send(text) {
     scrollDown();
   };
   const params = { content: text };
-  const maxTokens = Number($("max-tokens").value);
-  if (maxTokens > 0) params.max_tokens = maxTokens;
+  // empty: not sent, so the persona's own max_tokens applies (app.js checks the field first)
+  const maxTokens = readMaxTokens();
+  if (maxTokens) params.max_tokens = maxTokens;
   let result = null;
+  let opened = false; // the server answered with a stream (it stored the message)
+  let rejected = false; // refused before that (422, 413, 429...): nothing was stored
   try {
     for await (const ev of streamMessage(session.id, params, controller.signal)) {
+      opened = true;
       if (ev.event === "delta") {
         reply.content += deltaText(ev);
         frame ||= requestAnimationFrame(paint);
@@ -118,13 +121,27 @@ export async function send(text) {
       }
     }
   } catch (err) {
-    if (err.name !== "AbortError") showError(err);
+    if (err.name !== "AbortError") {
+      showError(err);
+      rejected = !opened;
+    }
   } finally {
     if (frame) cancelAnimationFrame(frame);
     state.streaming = null;
     setBusy(false);
   }
   if (state.session?.id !== session.id) return false;
+  if (rejected) {
+    // the message was not stored: take its bubbles away and give the text back to edit
+    userNode.remove();
+    replyNode.remove();
+    const input = $("input");
+    if (!input.value.trim()) {
+      input.value = text;
+      input.dispatchEvent(new Event("input")); // re-size the box
+    }
+    return false;
+  }
   if (result?.reply) {
     state.messages.push(result.message ?? userMsg, { ...result.reply, usage: result.usage });
     userNode.replaceWith(bubble(result.message ?? userMsg));
@@ -157,6 +174,29 @@ async function settledMessages(sessionId) {
   return messages;
 }
 
+// The server's cap on max_tokens (MEMENTO_MAX_TOKENS_LIMIT): GET /healthz says it; until it
+// has answered (or from an older server), its default.
+export const limits = { maxTokens: 1024 };
+
+// What is wrong with the max-tokens field, or "" (empty is fine: the persona's own applies).
+export function maxTokensProblem() {
+  const field = $("max-tokens");
+  const raw = field.value.trim();
+  if (field.validity.badInput) return "Max tokens must be a whole number, or empty.";
+  if (!raw) return "";
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > limits.maxTokens) {
+    return `Max tokens must be between 1 and ${limits.maxTokens} (the server's limit); ` +
+      "leave it empty to use the persona's own.";
+  }
+  return "";
+}
+
+function readMaxTokens() {
+  const raw = $("max-tokens").value.trim();
+  return raw && !maxTokensProblem() ? Number(raw) : null;
+}
+
 export function stop() {
   state.streaming?.controller.abort();
 }
@@ -164,7 +204,7 @@ export function stop() {
 function setBusy(busy) {
   $("stop").hidden = !busy;
   $("send").hidden = busy;
-  $("input").disabled = busy || !state.session;
+  $("input").disabled = busy;
   // back to the composer, unless the user went on typing elsewhere meanwhile (the Memory tab)
   const typing = document.activeElement?.closest("input, textarea, select");
   if (!busy && (!typing || typing === $("input"))) $("input").focus();

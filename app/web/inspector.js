@@ -84,9 +84,11 @@ function partRow(part, onForget, sessionId) {
   // lore: lorebook entries that fired, each with why (which key in which message)
   const lore = part.kind === "lore";
   const joined = recalled || lore || part.kind === "relationship";
-  const noun = recalled ? "turn" : lore ? "entry" : part.kind === "relationship" ? "item" :
-    "message";
-  const count = `${messages.length} ${noun}${messages.length === 1 ? "" : "s"}`;
+  // recalled and kept parts list stored messages (a user's or a reply), not user/reply
+  // exchanges: counted as what they are (issue 17: "Recalled 14 turns" were 14 messages)
+  const noun = lore ? "entry" : part.kind === "relationship" ? "item" : "message";
+  const plural = noun === "entry" ? "entries" : `${noun}s`;
+  const count = `${messages.length} ${messages.length === 1 ? noun : plural}`;
   return h("li", { class: "ctx-part", dataset: { kind: part.kind } },
     h("details", {},
       h("summary", { class: "part-line" },

@@ -81,7 +81,8 @@ function redraw() {
 // Unsaved strategy edits are kept while dirty; otherwise the draft starts from the stored params.
 function draftsFor(session) {
   if (drafts?.sessionId !== session.id) {
-    drafts = { sessionId: session.id, strategy: null, summary: null, pinned: null, newFact: "" };
+    drafts = { sessionId: session.id, strategy: null, summary: null, pinned: null, newFact: "",
+      strategyOpen: false };
   }
   if (!drafts.strategy?.dirty) drafts.strategy = newDraft(session.memory.strategy, session.memory);
   return drafts;

@@ -20,13 +20,13 @@ export function renderMemory(container, memory, { drafts, stored, onSaveSummary,
   history = {} }) {
   clear(container);
   const blocks = [
-    onSaveStrategy && drafts.strategy ? strategyBlock(stored, drafts.strategy, onSaveStrategy)
-      : null,
+    onSaveStrategy && drafts.strategy ? strategyBlock(stored, drafts, onSaveStrategy) : null,
     summaryBlock(memory, drafts, onSaveSummary, onDiscard, history),
     pinnedBlock(memory, drafts, onSavePinned, onDiscard, history),
+    // the recall list before what she knows across conversations: it is this chat's memory
+    itemsBlock(memory, onForget),
     relationship && onRememberAlways
       ? relationshipBlock(relationship, onRememberAlways, onForgetRelationship) : null,
-    itemsBlock(memory, onForget),
   ];
   container.append(...blocks.filter(Boolean));
 }
@@ -39,7 +39,9 @@ function summaryBlock(memory, drafts, onSave, onDiscard, history) {
   const stored = memory.summary ?? "";
   if (drafts.summary?.text === stored) drafts.summary = null; // the edit and the store agree
   const draft = drafts.summary;
-  const summary = h("textarea", { class: "memory-summary", rows: 6, id: "memory-summary",
+  // no summary yet: a smaller box, so the rest of the memory shows without scrolling
+  const summary = h("textarea", { class: "memory-summary", rows: (draft?.text ?? stored) ? 6 : 3,
+    id: "memory-summary",
     placeholder: "No summary yet — it is written after turns are pruned from the window.",
     lang: langOf(draft?.text ?? stored) }, draft?.text ?? stored);
   const unsaved = unsavedTag(Boolean(draft));
@@ -124,8 +126,12 @@ function pinnedBlock(memory, drafts, onSave, onDiscard, history) {
         storedRows.map((f) => f.text).join("\n"), () => onDiscard("pinned"))
       : null,
     fixed.length
+      // the persona's own facts, a line each (a click shows one whole): they cannot be edited
+      // here, and at full length they push the recall list off the screen
       ? h("ul", { class: "pinned-fixed" }, fixed.map((f) =>
-        h("li", { lang: langOf(f.text) }, h("span", { class: "tag" }, f.source), " ", f.text)))
+        h("li", { lang: langOf(f.text), title: f.text,
+          onclick: (e) => e.currentTarget.classList.toggle("whole") },
+        h("span", { class: "tag" }, f.source), " ", f.text)))
       : null,
     list,
     h("div", { class: "pin-add" }, addInput,
@@ -226,7 +232,10 @@ function itemsBlock(memory, onForget) {
 }
 
 // The session's strategy and its params, as stored; saving sends only what the user changed.
-function strategyBlock(stored, draft, onSave) {
+// Folded by default (its many fields would push the memory itself below the fold): the head
+// says what is stored; it stays open across re-draws once opened, and while it holds an edit.
+function strategyBlock(stored, drafts, onSave) {
+  const draft = drafts.strategy;
   const select = h("select", { id: "memory-strategy", "aria-label": "Memory strategy" });
   const params = h("div", { class: "param-grid", id: "memory-params" });
   const help = h("p", { class: "muted small" });
@@ -237,14 +246,17 @@ function strategyBlock(stored, draft, onSave) {
   renderStrategyEditor({ select, paramsBox: params, help, draft, stored });
   // a message about the last save stops applying once the user edits again
   const stale = () => (error.hidden = note.hidden = true);
-  return h("section", { class: "memory-block", id: "memory-strategy-block", oninput: stale,
-    onchange: stale },
-    h("div", { class: "block-head" }, h("h3", {}, "Strategy"),
+  const block = h("details", { class: "memory-block strategy-block", id: "memory-strategy-block",
+    oninput: stale, onchange: stale },
+    h("summary", { class: "block-head" }, h("h3", {}, "Strategy"),
       h("span", { class: "muted small" }, `stored: ${describe(stored)}`)),
     h("div", { class: "strategy-row" }, select), help, params, error, note,
     h("div", { class: "block-actions" },
       h("button", { class: "btn btn-small", type: "button", id: "memory-strategy-save",
         onclick: (e) => onSave(e.currentTarget, { error, note }) }, "Save strategy")));
+  block.open = Boolean(drafts.strategyOpen || draft.dirty);
+  block.addEventListener("toggle", () => (drafts.strategyOpen = block.open));
+  return block;
 }
 
 function describe(stored) {

@@ -45,7 +45,7 @@ def test_round_trip_to_another_user(store: Store) -> None:
         "pippa",
         "hybrid",
         {"k": 3},
-        "chat",
+        "chat (imported)",  # a copy says so (issue 17)
     )
     old = store.list_messages(uid, sid, limit=100)
     new = store.list_messages(bob, imported.id, limit=100)
@@ -112,3 +112,40 @@ def test_remap_keeps_only_the_sessions_own_kept_turns() -> None:
     # whatever message holds that id in the importing store
     state = MemoryState(kept=[[1, 500], [600], [2]])
     assert remap_memory(state, {1: 11, 2: 12}).kept == [[11], [12]]
+
+
+def test_titles_from_the_first_user_message_and_of_imported_copies(store: Store) -> None:
+    """Issue 17: sessions created without a title were all "Chat with Pippa" on the page, and
+    an imported copy had the original's title."""
+    uid = store.get_or_create_user("carol").id
+    long = "  I adopted a   cat called Miso yesterday and she already rules the whole house  "
+    sid = store.create_session(uid, "pippa", "buffer").id
+    store.add_message(uid, sid, "user", long, tokens=1)
+    title = store.get_session(uid, sid).title
+    assert title == "I adopted a cat called Miso yesterday…" and len(title) <= 41
+    store.add_message(uid, sid, "user", "a later message does not rename it", tokens=1)
+    assert store.get_session(uid, sid).title == title
+
+    short = store.create_session(uid, "pippa", "buffer").id
+    store.add_message(uid, short, "user", "안녕 피파!", tokens=1)
+    assert store.get_session(uid, short).title == "안녕 피파!"
+    # a title given (or a session that already had messages) is never replaced
+    named = store.create_session(uid, "pippa", "buffer", title="mine").id
+    store.add_message(uid, named, "user", "hello", tokens=1)
+    assert store.get_session(uid, named).title == "mine"
+    cleared = store.update_session(uid, named, clear_title=True)
+    assert cleared.title is None
+    store.add_message(uid, named, "user", "hello again", tokens=1)
+    assert store.get_session(uid, named).title is None
+
+    # an imported copy is marked as one; a copy of a copy is not marked twice
+    copy = store.import_session(uid, json.loads(json.dumps(store.export_session(uid, sid))))
+    assert copy.title == f"{title} (imported)"
+    again = store.import_session(uid, json.loads(json.dumps(store.export_session(uid, copy.id))))
+    assert again.title == f"{title} (imported)"
+    untitled = store.create_session(uid, "cody", "buffer").id
+    store.add_message(uid, untitled, "assistant", "Kukuku...", tokens=1)
+    store.add_message(uid, untitled, "user", "hi lord", tokens=1)
+    assert store.get_session(uid, untitled).title is None  # it had a message before
+    exported = json.loads(json.dumps(store.export_session(uid, untitled)))
+    assert store.import_session(uid, exported).title == "hi lord (imported)"

@@ -203,7 +203,8 @@ def test_context_lists_recalled_turns_after_the_recent_buffer(
     assert part.locator(".part-kind").inner_text() == "Recalled this turn"
     assert part.locator(".part-tokens").inner_text() == f"{recalled['tokens']:,} tok"
     n = len(recalled["messages"])
-    assert part.locator("summary .muted").inner_text() == f"{n} turns"
+    # it counts messages (each recalled row is one stored message), not user/reply exchanges
+    assert part.locator("summary .muted").inner_text() == f"{n} messages"
     part.locator("summary").click()
     # one system message for the model, listed one turn a line (no role chip of their own)
     assert "one system message" in part.locator(".part-note").inner_text()

@@ -112,6 +112,8 @@ def test_existing_session_shows_stored_params_and_patches_only_changes(
     )
     open_page(pg, f"{server}/#{session_id}")
     pg.click("#tab-memory")
+    # the editor is folded by default (issue 17): open it
+    pg.click("#memory-strategy-block > summary")
     pg.wait_for_selector("#memory-strategy")
 
     # the stored strategy and params, as GET /v1/sessions/{id} has them

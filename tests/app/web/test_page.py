@@ -248,6 +248,8 @@ def test_phone_width_layout(browser: Any, server: str, api: httpx.Client):
         memory = api.get(f"/v1/sessions/{session['id']}/memory").json()
         assert len(memory["forgotten"]) == 1
         assert all("피파야" not in m["content"] for m in memory["items"])
+        # the open inspector covers the screen (issue 17): close it to reach the sessions
+        pg.click("#close-inspector")
         pg.click("#toggle-sidebar")
         pg.wait_for_selector("#session-list .session-title >> text=폰에서 대화")
     finally:
@@ -268,6 +270,7 @@ def test_sessions_rename_and_delete(page: Any, server: str, api: httpx.Client):
 
     # the memory strategy can be switched for an existing session
     pg.click("#tab-memory")
+    pg.click("#memory-strategy-block > summary")  # folded by default
     pg.select_option("#memory-strategy", "window")
     pg.click("#memory-strategy-save")
     pg.wait_for_function("document.getElementById('chat-sub').textContent.includes('window')")
