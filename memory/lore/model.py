@@ -31,15 +31,12 @@ Where the V3 spec and SillyTavern (ST) disagree, which one we follow and why:
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from memory.lore.errors import LoreError
 from memory.lore.keys import check_entry
-
-if TYPE_CHECKING:
-    from memory.lore.scan import _BookScan
 
 # Limits on a book: a book is scanned every turn, and a user uploads it
 MAX_ENTRIES = 2_000
@@ -152,7 +149,7 @@ class LoreBook(BaseModel):
     entries: list[LoreEntry] = Field(default_factory=list)
     # the scanner's compiled form of the entries (memory/lore/scan.py), built on first use:
     # a book is scanned every turn, its keys are compiled once
-    _compiled: _BookScan | None = PrivateAttr(default=None)
+    _compiled: Any = PrivateAttr(default=None)
 
     @property
     def depth(self) -> int:

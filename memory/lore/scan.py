@@ -142,8 +142,9 @@ class _BookScan:
 def compiled(book: LoreBook) -> _BookScan:
     """The book compiled for scanning, cached on it (LoreBook.of made it from data that does
     not change under it): its enabled, non-empty entries, keys compiled once."""
-    if book._compiled is not None:
-        return book._compiled
+    cached: _BookScan | None = book._compiled  # typed Any there: this module imports that one
+    if cached is not None:
+        return cached
     result = _BookScan([], {}, [], [])
     for e, (entry, eid) in enumerate(zip(book.entries, book.entry_ids(), strict=True)):
         if not entry.enabled or not entry.content.strip():
