@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import CursorResult, Result, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.store.errors import Conflict, NotFound
@@ -16,6 +16,12 @@ from app.store.models import MESSAGE_STATUSES, ChatSession, ContextRecord, Messa
 from app.store.records import MessageRecord, MessageStatus, NewMessage, Role
 from app.store.rows import check_role, message_record, new_id, own, own_message
 from memory.types import Context, MemoryState, StoredMessage
+
+
+def _matched(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched: Session.execute is typed as returning a Result,
+    and for these statements it is a CursorResult, which counts them."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 class MessagesMixin:
@@ -144,7 +150,7 @@ class MessagesMixin:
                 .values(content=content, tokens=tokens, lease_until=self._lease_end())
                 .execution_options(synchronize_session=False)
             )
-            if result.rowcount:  # type: ignore[attr-defined]
+            if _matched(result):
                 return True
             own_message(db, user_id, session_id, message_id)  # the rare miss: say why
             return False
@@ -199,7 +205,7 @@ class MessagesMixin:
                 .values(lease_until=self._lease_end())
                 .execution_options(synchronize_session=False)
             )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            return int(_matched(result) or 0)
 
     def recover_pending(self, now: datetime | None = None, *, alone: bool = False) -> int:
         """Mark 'interrupted' every 'pending' reply whose lease has run out by `now`: its
@@ -224,7 +230,7 @@ class MessagesMixin:
                 .values(status="interrupted")
                 .execution_options(synchronize_session=False)
             )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            return int(_matched(result) or 0)
 
     # ---- memory state ------------------------------------------------------------------
 
@@ -262,7 +268,7 @@ class MessagesMixin:
                     memory_version=ChatSession.memory_version + 1,
                 ).execution_options(synchronize_session=False)
             )
-            if not result.rowcount:  # type: ignore[attr-defined]
+            if not _matched(result):
                 raise Conflict(f"memory of session {session_id} changed concurrently")
             return int(
                 db.scalar(select(ChatSession.memory_version).where(ChatSession.id == session_id))
