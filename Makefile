@@ -6,7 +6,7 @@ STAMP := $(VENV)/.memento-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint fuzz crash chaos bench-engine bench-memory bench-load clean
+.PHONY: setup run test lint typecheck fuzz crash chaos bench-engine bench-memory bench-load clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,8 +31,13 @@ test: setup
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -q -m "slow" $(PYTEST_ARGS)
 
-lint: setup
+lint: setup typecheck
 	$(BIN)/ruff check app memory tests benchmarks
+
+# mypy on the paths and at the levels pyproject.toml's [tool.mypy] sets (memory/ strict); also
+# run by `make test` (tests/test_types.py)
+typecheck: setup
+	$(BIN)/mypy
 
 fuzz: setup
 	$(BIN)/python -m pytest -q -m fuzz tests/security/test_sec_fuzz.py

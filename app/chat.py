@@ -29,7 +29,7 @@ from app.personas.model import Persona
 from app.reply_store import write_when_possible
 from app.session_memory import SessionMemory
 from app.store.faults import store_fault
-from app.store.records import MessageRecord, NewMessage, SessionRecord
+from app.store.records import MessageRecord, MessageStatus, NewMessage, Role, SessionRecord
 from app.store.repo import Store
 from app.turns import (
     PENALTY_REPLIES,
@@ -241,7 +241,9 @@ class ChatService:
             error = str(exc) or type(exc).__name__
         finally:
             turn.end()
-        status = "error" if error else ("interrupted" if finish == "cancelled" else "complete")
+        status: MessageStatus = (
+            "error" if error else ("interrupted" if finish == "cancelled" else "complete")
+        )
         text = "".join(parts)
 
         def final_write() -> MessageRecord:
@@ -325,7 +327,7 @@ class ChatService:
 
     # -- history import ------------------------------------------------------------------------
     async def import_history(
-        self, user_id: str, session_id: str, messages: Sequence[tuple[str, str, Any]]
+        self, user_id: str, session_id: str, messages: Sequence[tuple[Role, str, Any]]
     ) -> list[MessageRecord]:
         """Store past turns (role, content, created_at) without generating; memory observes
         them in the background as if they had happened."""

@@ -97,6 +97,7 @@ class ChatClient:
 
 def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
     """Server-sent events from text lines: (event name, JSON-decoded data or the raw text)."""
+    data: list[str]
     event, data = "message", []
     for line in lines:
         if not line:

@@ -74,6 +74,7 @@ def embedder_mismatch(settings: Settings) -> str | None:
     from memory.vector_index import EmbedderMismatch, VectorIndex
 
     try:
+        # no worker: only the embedder's identity (name, dim) is read here, no model runs
         embedder = make_embedder(settings.embedder, None)  # type: ignore[arg-type]
         VectorIndex.open(settings.data_dir, settings.chroma_url, embedder)
     except EmbedderMismatch as exc:

@@ -7,7 +7,7 @@ Routes declare what they need with the `Annotated` aliases below (`StoreDep`, `C
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar, runtime_checkable
 
 from fastapi import Depends, Request
 
@@ -17,6 +17,22 @@ from app.errors import ServiceStarting, UnauthorizedError
 from app.llm.types import Engine
 from app.persona_catalog import PersonaCatalog, UserPersonas
 from app.store.repo import Store
+
+if TYPE_CHECKING:  # built by the lifespan, imported there (after load_blas, for the MLX ones)
+    from app.data_lock import DataDirLock
+    from app.leases import LeaseKeeper
+    from app.llm.worker import MLXWorker
+    from app.recall_guard import GuardedRecaller
+    from memory.vector_index import Embedder, VectorIndex
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    """A resource the lifespan closes at shutdown, if it has something to close. The vector
+    index is checked against it: VectorIndex has no close() today, so nothing is closed for it;
+    an index that holds a connection gets closed by adding one."""
+
+    async def close(self) -> None: ...
 
 
 @dataclass
@@ -28,14 +44,14 @@ class Services:
     store: Store | None = None
     personas: PersonaCatalog | None = None
     chat: ChatService | None = None
-    worker: Any = None  # app.llm.worker.MLXWorker
-    embedder: Any = None
-    index: Any = None  # memory.vector_index.VectorIndex
-    recaller: Any = None
+    worker: MLXWorker | None = None
+    embedder: Embedder | None = None
+    index: VectorIndex | None = None
+    recaller: GuardedRecaller | None = None
     blas: str | None = None
     local_user_id: str | None = None
-    leases: Any = None  # app.leases.LeaseKeeper
-    data_lock: Any = None  # app.data_lock.DataDirLock, when the data directory is ours alone
+    leases: LeaseKeeper | None = None
+    data_lock: DataDirLock | None = None  # when the data directory is ours alone
     extra: dict[str, Any] = field(default_factory=dict)
 
     def vector_backend(self) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -182,7 +182,7 @@ def _is_json(content_type: str | None) -> bool:
 
 
 def validation_error_fields(
-    errors: Sequence[dict[str, Any]],
+    errors: Sequence[Mapping[str, Any]],
     content_type: str | None = None,
     body: Any = None,
 ) -> tuple[str, str | None]:

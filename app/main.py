@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings, get_settings
-from app.deps import Services
+from app.deps import Closeable, Services
 from app.errors import error_body, install_error_handlers
 from app.version import VERSION
 
@@ -170,28 +170,27 @@ async def _start(services: Services) -> None:
     from app.llm.factory import load_engine
     from app.llm.worker import MLXWorker
 
-    services.worker = MLXWorker(max_active=settings.max_batch)
+    worker = services.worker = MLXWorker(max_active=settings.max_batch)
     services.engine = await _step(
         f"loading the model ({settings.model or 'embedded SmolLM2-135M-Instruct'})",
-        lambda: asyncio.to_thread(load_engine, settings, services.worker),
+        lambda: asyncio.to_thread(load_engine, settings, worker),
     )
 
     from memory.embedder_choice import make_embedder
     from memory.recall import HybridRecaller
     from memory.vector_index import VectorIndex
 
-    services.embedder = make_embedder(settings.embedder, services.worker)
-    services.index = await _step(
-        "opening the vector index",
-        lambda: _maybe_await(
-            VectorIndex.open(settings.data_dir, settings.chroma_url, services.embedder)
-        ),
-    )
+    embedder = services.embedder = make_embedder(settings.embedder, worker)
+
+    async def open_index() -> VectorIndex:
+        return VectorIndex.open(settings.data_dir, settings.chroma_url, embedder)
+
+    services.index = index = await _step("opening the vector index", open_index)
     from app.recall_guard import GuardedRecaller
 
     # a stopped vector server costs a turn its recall, never the turn itself
     services.recaller = GuardedRecaller(
-        HybridRecaller(services.index), timeout=settings.recall_timeout_seconds
+        HybridRecaller(index), timeout=settings.recall_timeout_seconds
     )
 
     from app.chat import ChatService
@@ -218,12 +217,6 @@ async def _start(services: Services) -> None:
     )
 
 
-async def _maybe_await(value: Any) -> Any:
-    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
-        return await value
-    return value
-
-
 async def stop_services(services: Services) -> None:
     """Tear down whatever was built, in reverse order; one failure does not stop the rest."""
     steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
@@ -233,12 +226,12 @@ async def stop_services(services: Services) -> None:
         steps.append(("chat", services.chat.aclose))
     if services.engine is not None:
         steps.append(("engine", services.engine.aclose))
-    if services.index is not None and hasattr(services.index, "close"):
-        steps.append(("vector index", lambda: _maybe_await(services.index.close())))
-    if services.store is not None:
-        steps.append(("store", lambda: asyncio.to_thread(services.store.close)))  # type: ignore
-    if services.worker is not None:
-        steps.append(("MLX worker", lambda: asyncio.to_thread(services.worker.shutdown)))
+    if isinstance(services.index, Closeable):
+        steps.append(("vector index", services.index.close))
+    if (store := services.store) is not None:
+        steps.append(("store", lambda: asyncio.to_thread(store.close)))
+    if (worker := services.worker) is not None:
+        steps.append(("MLX worker", lambda: asyncio.to_thread(worker.shutdown)))
     for name, fn in steps:
         try:
             await fn()

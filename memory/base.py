@@ -6,7 +6,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +21,9 @@ from memory.types import (
     SessionInfo,
     StoredMessage,
 )
+
+if TYPE_CHECKING:
+    from memory.summarizer import Summarizer
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +59,13 @@ class MemoryDeps:
 
     llm: LLM
     recaller: Recaller | None = None
-    summarizer: Any = None  # memory.summarizer.Summarizer; None -> the LLM summarizer on `llm`
+    summarizer: Summarizer | None = None  # None -> the LLM summarizer on `llm`
 
 
-class MemoryStrategy(ABC):
+P = TypeVar("P", bound=StrategyParams)
+
+
+class MemoryStrategy(ABC, Generic[P]):
     """One memory algorithm with typed params.
 
     `assemble` is pure: it reads the request and never changes state or generates text, so a
@@ -70,7 +76,10 @@ class MemoryStrategy(ABC):
     """
 
     name: ClassVar[str]
-    Params: ClassVar[type[StrategyParams]]
+    # the class of `params`, set by each strategy (`Params = WindowParams`); not a ClassVar
+    # only because a ClassVar cannot hold the type variable P, which types `self.params`
+    Params: type[P]
+    params: P
     uses_recall: ClassVar[bool] = False
 
     def __init__(self, params: StrategyParams | Mapping[str, Any] | None, deps: MemoryDeps):

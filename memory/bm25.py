@@ -198,7 +198,8 @@ class BM25:
         self.postings: dict[str, dict[int, int]] = {}  # term -> {row: term frequency}
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.row: dict[int, int] = {}  # doc id -> row
-        self.ids: list[int | None] = []  # row -> doc id (None: removed)
+        # row -> doc id; a removed doc's row stays reserved for it (no postings, length 0)
+        self.ids: list[int] = []
         self.lengths = np.zeros(64, dtype=np.float32)
         self.texts: dict[int, str] = {}
         self.total = 0
@@ -271,7 +272,7 @@ class BM25:
 
     def scores(self, query: str) -> dict[int, float]:
         sc = self._scores(query)
-        return {self.ids[r]: float(sc[r]) for r in np.nonzero(sc)[0]}  # type: ignore[misc]
+        return {self.ids[r]: float(sc[r]) for r in np.nonzero(sc)[0]}
 
     def top(
         self,
@@ -303,4 +304,4 @@ class BM25:
         ids = self.ids
         order = sorted(hits.tolist(), key=lambda r: (-sc[r], ids[r]))
         out = [(ids[r], float(sc[r])) for r in order if allowed is None or ids[r] in allowed]
-        return out[:k]  # type: ignore[return-value]
+        return out[:k]

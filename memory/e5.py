@@ -109,8 +109,10 @@ class E5Embedder:
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Stored turns: embedded as passages."""
-        return (await self.embed_array(texts)).tolist()
+        vectors: list[list[float]] = (await self.embed_array(texts)).tolist()
+        return vectors
 
     async def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
         """Recall queries: embedded as queries."""
-        return (await self.embed_array(texts, query=True)).tolist()
+        vectors: list[list[float]] = (await self.embed_array(texts, query=True)).tolist()
+        return vectors

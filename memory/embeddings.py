@@ -87,10 +87,10 @@ class MiniLMEncoder:
         self.layers: int = cfg["num_hidden_layers"]
         self.eps: float = cfg.get("layer_norm_eps", 1e-12)
         self.max_tokens = min(max_tokens, cfg["max_position_embeddings"])
+        weights = mx.load(str(path / "model.safetensors"))
+        assert isinstance(weights, dict)  # a .safetensors file loads as {name: array}
         self.w: dict[str, mx.array] = {
-            k: v
-            for k, v in mx.load(str(path / "model.safetensors")).items()
-            if not k.endswith("position_ids")
+            k: v for k, v in weights.items() if not k.endswith("position_ids")
         }
         for k, v in list(self.w.items()):
             v = v.astype(mx.float32)
@@ -215,8 +215,8 @@ class MLXEmbedder:
         return await self.worker.run(lambda: self._get().encode(texts))
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        arr = await self.embed_array(texts)
-        return arr.tolist()
+        vectors: list[list[float]] = (await self.embed_array(texts)).tolist()
+        return vectors
 
     async def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
         """Queries: MiniLM embeds them as it embeds the stored turns (a symmetric model)."""

@@ -361,7 +361,9 @@ class HybridRecaller:
             (time.perf_counter() - t0) * 1000,
         )
 
-    async def _sync(self, session: SessionInfo, st: _SessionState, turns: list[StoredMessage]):
+    async def _sync(
+        self, session: SessionInfo, st: _SessionState, turns: list[StoredMessage]
+    ) -> None:
         """Bring BM25 and the vectors up to date with `turns`: cheap when nothing changed, and
         it repairs turns stored without an observe (a crash, an edit, a restart)."""
         lexical = st.lexical
@@ -387,6 +389,8 @@ class HybridRecaller:
             return stale
         ids, docs, vectors = await self.index.load(session, [m.id for m in stale])
         found = dict(zip(ids, zip(docs, vectors, strict=True), strict=True))
+        adopted: list[StoredMessage]
+        rest: list[StoredMessage]
         adopted, rest = [], []
         for m in stale:
             hit = found.get(m.id)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from memory.base import MemoryDeps, MemoryStrategy, StrategyConfigError
+from memory.base import MemoryDeps, MemoryStrategy, StrategyConfigError, StrategyParams
 from memory.strategies import (
     BufferStrategy,
     HybridStrategy,
@@ -18,7 +18,7 @@ from memory.strategies import (
     WindowStrategy,
 )
 
-STRATEGIES: dict[str, type[MemoryStrategy]] = {
+STRATEGIES: dict[str, type[MemoryStrategy[Any]]] = {
     cls.name: cls
     for cls in (
         BufferStrategy,
@@ -49,16 +49,17 @@ def available() -> list[str]:
     return sorted(STRATEGIES)
 
 
-def get(name: str) -> type[MemoryStrategy]:
+def get(name: str) -> type[MemoryStrategy[Any]]:
     try:
         return STRATEGIES[name]
     except KeyError:
         raise UnknownStrategyError(name) from None
 
 
-def validate_params(name: str, params: Mapping[str, Any] | None = None) -> BaseModel:
+def validate_params(name: str, params: Mapping[str, Any] | None = None) -> StrategyParams:
     """The strategy's Params, validated: pydantic.ValidationError names a bad or unknown field."""
-    return get(name).Params.model_validate(dict(params or {}))
+    validated: StrategyParams = get(name).Params.model_validate(dict(params or {}))
+    return validated
 
 
 def describe() -> dict[str, dict[str, Any]]:
@@ -68,8 +69,10 @@ def describe() -> dict[str, dict[str, Any]]:
 
 def create(
     name: str, params: Mapping[str, Any] | BaseModel | None, deps: MemoryDeps
-) -> MemoryStrategy:
+) -> MemoryStrategy[Any]:
     cls = get(name)
-    if isinstance(params, BaseModel) and not isinstance(params, cls.Params):
+    if isinstance(params, cls.Params):
+        return cls(params, deps)
+    if isinstance(params, BaseModel):  # another strategy's params: re-validated as this one's
         params = params.model_dump()
-    return cls(params if isinstance(params, BaseModel) else validate_params(name, params), deps)  # type: ignore[arg-type]
+    return cls(validate_params(name, params), deps)

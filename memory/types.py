@@ -37,6 +37,7 @@ PART_ORDER: tuple[PartKind, ...] = (
 RECALLED_KINDS: tuple[PartKind, ...] = ("kept", "recalled")
 MemoryScope = Literal["session", "persona", "user"]
 SCOPES: tuple[MemoryScope, ...] = get_args(MemoryScope)
+Role = Literal["system", "user", "assistant"]
 
 
 class LLM(Protocol):
@@ -67,7 +68,7 @@ class StoredMessage(BaseModel):
 
 class ContextMessage(BaseModel):
     id: int | None = None  # set only on verbatim stored messages (recalled, recent)
-    role: Literal["system", "user", "assistant"]
+    role: Role
     content: str
     created_at: datetime | None = None
     # where a recalled turn or a relationship item came from, when not this session

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Body, Response, status
 from pydantic import BaseModel, Field, ValidationError
@@ -27,7 +27,7 @@ from memory.relationship import MAX_FACTS, RelationshipFact, RelationshipState, 
 
 router = APIRouter(prefix="/v1/relationships", tags=["relationships"], responses=ERRORS)
 
-EXPORT_FORMAT = "memento.relationship/1"
+EXPORT_FORMAT: Final = "memento.relationship/1"
 
 
 class RelationshipExport(BaseModel):

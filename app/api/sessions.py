@@ -13,7 +13,8 @@ from app.schemas import ERRORS, DbOffset, SessionCreate, SessionList, SessionOut
 from app.session_memory import session_info, validate_memory
 from app.store.records import SessionRecord
 from app.store.transfer import SessionExport, parse_export
-from memory.lore.model import LoreBook, LoreError
+from memory.lore.errors import LoreError
+from memory.lore.model import LoreBook
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=ERRORS)
 

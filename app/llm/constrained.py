@@ -25,13 +25,16 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llguidance as llg
 import llguidance.numpy as lln
 import numpy as np
 
 from app.llm.tokenizer import ChatTokenizer
+
+if TYPE_CHECKING:  # only in the stubs (llguidance/_lib.pyi)
+    from llguidance._lib import JsonCompileOptions
 
 # `response_format: {"type": "json_object"}`: any JSON object, as OpenAI's JSON mode.
 JSON_OBJECT_SCHEMA = '{"type": "object"}'
@@ -41,7 +44,7 @@ JSON_OBJECT_SCHEMA = '{"type": "object"}'
 _IN_STRING_CLOSERS = ('"}', '"]', '"')
 _CLOSERS = ("}", "]", ": ", " null", "null", "0", ' "', '"')
 
-_OPTIONS: dict[str, Any] = {
+_OPTIONS: JsonCompileOptions = {
     "whitespace_flexible": False,
     "item_separator": ", ",
     "key_separator": ": ",

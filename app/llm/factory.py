@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from app.blas import load_blas
 
@@ -83,7 +83,7 @@ class HFChatTokenizer(ChatTokenizer):
     def detokenizer(self) -> Any:
         return _WrapperDetokenizer(self._wrapper.detokenizer)
 
-    def _render(self, messages: list[Mapping[str, str]], add_generation_prompt: bool) -> str:
+    def _render(self, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool) -> str:
         try:
             return self._hf.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=add_generation_prompt
@@ -134,7 +134,9 @@ def _load_mlx_lm_engine(
     def build() -> tuple[Any, Any, dict[str, Any], str]:
         from mlx_lm import load
 
-        model, wrapper, config = load(str(local) if local.exists() else spec, return_config=True)
+        loaded = load(str(local) if local.exists() else spec, return_config=True)
+        # return_config=True: the 3-tuple (mlx_lm declares both shapes, without an overload)
+        model, wrapper, config = cast(tuple[nn.Module, Any, dict[str, Any]], loaded)
         return model, wrapper, config, _prepare(model)
 
     try:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from app.blas import load_blas
 
@@ -62,7 +62,10 @@ def _scalar(meta: Mapping[str, Any], key: str, default: Any = None) -> Any:
     return value
 
 
-def read_metadata(path: str | Path) -> tuple[dict[str, mx.array], dict[str, Any]]:
+Loaded = tuple[dict[str, mx.array], dict[str, Any]]
+
+
+def read_metadata(path: str | Path) -> Loaded:
     """Load tensors and metadata, turning every failure into a ModelLoadError naming the file."""
     p = Path(path)
     if not p.exists():
@@ -73,7 +76,9 @@ def read_metadata(path: str | Path) -> tuple[dict[str, mx.array], dict[str, Any]
         if f.read(4) != GGUF_MAGIC:
             raise ModelLoadError(f"{p} is not a GGUF file (bad magic bytes)")
     try:
-        weights, metadata = mx.load(str(p), return_metadata=True)
+        # return_metadata=True: (tensors, metadata); the stub has one union for every form
+        loaded = cast(Loaded, mx.load(str(p), return_metadata=True))
+        weights, metadata = loaded
     except Exception as exc:  # noqa: BLE001 - mlx raises plain RuntimeError/ValueError
         raise ModelLoadError(f"could not read GGUF file {p}: {exc}") from exc
     return weights, dict(metadata)
@@ -101,7 +106,7 @@ def model_args(meta: Mapping[str, Any], weights: Mapping[str, mx.array], path: P
     vocab = _scalar(meta, "llama.vocab_size")
     if vocab is None:
         vocab = len(meta.get("tokenizer.ggml.tokens", [])) or weights["token_embd.weight"].shape[0]
-    rope_scaling = None
+    rope_scaling: dict[str, float | str] | None = None
     if _scalar(meta, "llama.rope.scaling.type") == "linear":
         rope_scaling = {"type": "linear", "factor": float(need("rope.scaling.factor"))}
     return llama.ModelArgs(

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Generator, Sequence
+from typing import Any, cast
 
 from app.blas import load_blas
 
@@ -134,7 +134,7 @@ class MLXEngine:
         messages: Sequence[ChatMessage],
         params: GenerationParams,
         cache_key: str | None = None,
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         validate_params(params)
         if params.priority != "background":  # upkeep waits instead: nobody is waiting on it
             self.check_capacity()
@@ -183,7 +183,9 @@ class MLXEngine:
                 done += n
         return done
 
-    def _warm(self, tokens: list[int], key: str, before: list[int] | None) -> Iterator[int]:
+    def _warm(
+        self, tokens: list[int], key: str, before: list[int] | None
+    ) -> Generator[int, None, None]:
         """Runs on the MLX thread, SHARED_STEP tokens a step with the cache checked back in
         after each: a turn of this session that starts meanwhile takes it as far as it got, and
         any foreground stream runs before the next step (the worker's background lane)."""
@@ -287,7 +289,7 @@ class MLXEngine:
                 next_y = sample(model(y[None], cache=cache)[:, -1, :])
                 next_scores = sample.scores(next_y)
                 mx.async_eval(next_y, *next_scores)
-            token = int(y.item())
+            token = int(cast(int, y.item()))  # a token id; the stub's item() allows complex
             n += 1
             if queued and eager:
                 fed.append(token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Protocol
 
 import httpx
@@ -124,7 +124,7 @@ class OpenAIEngine:
         messages: Sequence[Mapping[str, str]],
         params: GenerationParams,
         cache_key: str | None = None,
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         body = self._body(messages, params, stream=True)
         if cache_key:
             body["user"] = cache_key  # lets a prefix-caching server keep one cache per session

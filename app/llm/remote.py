@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 
@@ -43,7 +44,9 @@ def _gguf_metadata(path: Path, worker: MLXWorker) -> dict:
     if not path.is_file():
         raise ModelLoadError(f"tokenizer GGUF {path} does not exist")
     try:
-        _, meta = worker.call(mx.load, str(path), return_metadata=True)
+        # return_metadata=True: (tensors, metadata); the stub has one union for every form
+        loaded = worker.call(mx.load, str(path), return_metadata=True)
+        _, meta = cast(tuple[dict[str, mx.array], dict[str, Any]], loaded)
     except Exception as exc:  # noqa: BLE001 - any reader error is a bad file
         raise ModelLoadError(f"{path} is not a readable GGUF file: {exc}") from exc
     return meta

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from typing import cast
 
 from app.blas import load_blas
 
@@ -103,6 +104,9 @@ class Sampler:
             return None
         top: tuple[tuple[int, float], ...] = ()
         if len(arrays) == 3:
-            pairs = zip(arrays[1].tolist()[0], arrays[2].tolist()[0], strict=True)
+            # (1, k) arrays: tolist() is a list of one list (the stub allows any nesting)
+            ids = cast(list[list[int]], arrays[1].tolist())[0]
+            logps = cast(list[list[float]], arrays[2].tolist())[0]
+            pairs = zip(ids, logps, strict=True)
             top = tuple(sorted(((int(i), float(p)) for i, p in pairs), key=lambda t: -t[1]))
-        return [TokenLogprob(token, float(arrays[0].item()), top)]
+        return [TokenLogprob(token, float(cast(float, arrays[0].item())), top)]

@@ -16,7 +16,7 @@ import functools
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -101,7 +101,8 @@ class ChatTokenizer:
         self.tokens = list(tokens)
         types = list(token_types) or [TOKEN_NORMAL] * len(tokens)
         vocab = {t: i for i, t in enumerate(self.tokens)}
-        pairs = [tuple(m.split(" ", 1)) for m in merges]
+        # a GGUF merge is "left right"
+        pairs = [cast(tuple[str, str], tuple(m.split(" ", 1))) for m in merges]
         bpe = models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, ignore_merges=False)
         special_ids = [i for i, t in enumerate(types) if t in (TOKEN_CONTROL, TOKEN_USER_DEFINED)]
         self.special_ids = frozenset(special_ids)
@@ -204,7 +205,7 @@ class ChatTokenizer:
         """The templated prompt as text (content included verbatim; for display/debugging)."""
         return self._render(list(messages), add_generation_prompt)
 
-    def _render(self, messages: list[Mapping[str, str]], add_generation_prompt: bool) -> str:
+    def _render(self, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool) -> str:
         try:
             return self._template.render(
                 messages=messages,
@@ -244,9 +245,9 @@ class ChatTokenizer:
         template_ids = self.encode_many(template_parts, special=True)
         content_ids = self.encode_many(content_parts, special=False)
         ids += template_ids[0]
-        for content, rest in zip(content_ids, template_ids[1:], strict=True):
-            ids += content
-            ids += rest
+        for content_piece, template_piece in zip(content_ids, template_ids[1:], strict=True):
+            ids += content_piece
+            ids += template_piece
         return ids
 
     def count(self, messages: Sequence[Mapping[str, str]]) -> int:

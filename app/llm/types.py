@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -112,8 +112,8 @@ class Engine(Protocol):
         messages: Sequence[ChatMessage],
         params: GenerationParams,
         cache_key: str | None = None,
-    ) -> AsyncIterator[Chunk]:
-        """Stream a completion. Closing the iterator (client gone) cancels at the next token."""
+    ) -> AsyncGenerator[Chunk, None]:
+        """Stream a completion. Closing the generator (client gone) cancels at the next token."""
         ...
 
     async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> str:

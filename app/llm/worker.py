@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -57,11 +57,11 @@ class Step:
 
 @dataclass(eq=False)
 class _Stream:
-    factory: Callable[[], Iterator[Any]]
+    factory: Callable[[], Generator[Any, Any, Any]]
     deliver: Callable[[Any], None]  # thread-safe: puts an item (or _DONE / an exception) out
     background: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
-    gen: Iterator[Any] | None = None
+    gen: Generator[Any, Any, Any] | None = None
     step: Step | None = None  # asked for, not yet answered
     decoding: bool = False  # has asked for a Step: from here on its advances are cheap
     done: bool = False
@@ -109,8 +109,8 @@ class MLXWorker:
         return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
 
     async def iterate(
-        self, factory: Callable[[], Iterator[T]], background: bool = False
-    ) -> AsyncIterator[T]:
+        self, factory: Callable[[], Generator[T | Step, Any, Any]], background: bool = False
+    ) -> AsyncGenerator[T, None]:
         """Run a generator on the worker thread and yield its items here.
 
         Leaving the `async for` early (or the task being cancelled) cancels the generator before

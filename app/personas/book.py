@@ -38,8 +38,8 @@ def _declared(model: type[BaseModel], kind: Any) -> tuple[str, ...]:
     for name, info in model.model_fields.items():
         ann = info.annotation
         if get_origin(ann) in (Union, types.UnionType):
-            ann = [a for a in get_args(ann) if a is not type(None)]
-            ann = ann[0] if len(ann) == 1 else None
+            members = [a for a in get_args(ann) if a is not type(None)]
+            ann = members[0] if len(members) == 1 else None
         if ann == kind:
             names.append(name)
     return tuple(names)

@@ -42,9 +42,9 @@ def read_card_png(data: bytes, source: str, max_bytes: int) -> dict[str, Any]:
     for kind, body in _chunks(data, source):
         if kind not in _TEXT_CHUNKS:
             continue
-        keyword, text = _text_of(kind, body, source, max_bytes)
-        if keyword in CARD_KEYWORDS and keyword not in found:
-            found[keyword] = text
+        name, text = _text_of(kind, body, source, max_bytes)
+        if name in CARD_KEYWORDS and name not in found:
+            found[name] = text
     keyword = next((k for k in CARD_KEYWORDS if k in found), None)
     if keyword is None:
         raise PersonaError(

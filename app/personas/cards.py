@@ -28,7 +28,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from pydantic import ValidationError
 
@@ -165,18 +165,23 @@ def legacy_macros(text: str) -> str:
     ).strip()
 
 
+class _Turn(TypedDict):
+    role: Literal["user", "assistant"]
+    content: str
+
+
 def parse_mes_example(text: str, char_name: str) -> list[DialogueLine]:
     """<START>-separated example chats -> dialogue lines. A line `X: ...` starts a turn when
     X is {{user}}/<USER> (user) or {{char}}/<BOT>/the character's name (assistant); other
     lines continue the current turn. Macros stay macros."""
     lines: list[DialogueLine] = []
-    current: dict[str, str] | None = None
+    current: _Turn | None = None
 
     def flush() -> None:
         nonlocal current
         if current and current["content"].strip():
             content = legacy_macros(current["content"])
-            lines.append(DialogueLine(role=current["role"], content=content))  # type: ignore[arg-type]
+            lines.append(DialogueLine(role=current["role"], content=content))
         current = None
 
     for raw in text.replace("\r\n", "\n").split("\n"):
@@ -185,7 +190,7 @@ def parse_mes_example(text: str, char_name: str) -> list[DialogueLine]:
             continue
         m = _SPEAKER.match(raw)
         speaker = m.group(1).strip().lower() if m else None
-        role = None
+        role: Literal["user", "assistant"] | None = None
         if speaker in ("{{user}}", "<user>"):
             role = "user"
         elif speaker in ("{{char}}", "<bot>") or (speaker and speaker == char_name.casefold()):

@@ -104,4 +104,5 @@ def _document(app: FastAPI, settings: Settings) -> None:
         app.openapi_schema = schema
         return schema
 
+    # FastAPI's documented way to extend the schema is replacing this method on the instance
     app.openapi = openapi  # type: ignore[method-assign]

@@ -17,12 +17,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from app.store.models import Message
+from app.store.records import Role
 from memory.types import StoredMessage
 
 
@@ -32,7 +33,7 @@ class _Entry:
     top: int  # max id among them
 
 
-def _complete(session_id: str, after: int | None = None) -> Select[Any]:
+def _complete(session_id: str, after: int | None = None) -> Select[int, Role, str, int, datetime]:
     q = select(Message.id, Message.role, Message.content, Message.tokens, Message.created_at)
     q = q.where(Message.session_id == session_id, Message.status == "complete")
     if after is not None:
@@ -94,7 +95,13 @@ class HistoryCache:
             self.hits += 1
             return list(entry.messages)
         messages: list[StoredMessage] | None = None
-        if entry is not None and count > len(entry.messages) and top > entry.top:
+        # top is None only for a session without complete messages (count 0)
+        if (
+            entry is not None
+            and count > len(entry.messages)
+            and top is not None
+            and top > entry.top
+        ):
             new = _load(db, session_id, after=entry.top)
             if len(entry.messages) + len(new) == count:
                 messages = [*entry.messages, *new]

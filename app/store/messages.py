@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import CursorResult, Result, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.store.errors import Conflict, NotFound
@@ -46,6 +46,12 @@ def imported_title(title: str | None, messages: Sequence[NewMessage]) -> str | N
     if base is None or base.endswith(IMPORTED):  # a copy of a copy: said once
         return base
     return base[: TITLE_MAX - len(IMPORTED)] + IMPORTED
+
+
+def _matched(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched: Session.execute is typed as returning a Result,
+    and for these statements it is a CursorResult, which counts them."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 class MessagesMixin:
@@ -185,7 +191,7 @@ class MessagesMixin:
                 .values(content=content, tokens=tokens, lease_until=self._lease_end())
                 .execution_options(synchronize_session=False)
             )
-            if result.rowcount:  # type: ignore[attr-defined]
+            if _matched(result):
                 return True
             own_message(db, user_id, session_id, message_id)  # the rare miss: say why
             return False
@@ -240,7 +246,7 @@ class MessagesMixin:
                 .values(lease_until=self._lease_end())
                 .execution_options(synchronize_session=False)
             )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            return int(_matched(result) or 0)
 
     def recover_pending(self, now: datetime | None = None, *, alone: bool = False) -> int:
         """Mark 'interrupted' every 'pending' reply whose lease has run out by `now`: its
@@ -265,7 +271,7 @@ class MessagesMixin:
                 .values(status="interrupted")
                 .execution_options(synchronize_session=False)
             )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            return int(_matched(result) or 0)
 
     # ---- memory state ------------------------------------------------------------------
 
@@ -303,7 +309,7 @@ class MessagesMixin:
                     memory_version=ChatSession.memory_version + 1,
                 ).execution_options(synchronize_session=False)
             )
-            if not result.rowcount:  # type: ignore[attr-defined]
+            if not _matched(result):
                 raise Conflict(f"memory of session {session_id} changed concurrently")
             return int(
                 db.scalar(select(ChatSession.memory_version).where(ChatSession.id == session_id))

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    insert,
     inspect,
     select,
     text,
@@ -324,7 +325,7 @@ def schema_version(conn: Connection) -> int | None:
 
 
 def _stamp(conn: Connection, version: int) -> None:
-    conn.execute(SchemaVersion.__table__.insert().values(version=version, applied_at=utcnow()))
+    conn.execute(insert(SchemaVersion).values(version=version, applied_at=utcnow()))
 
 
 def migrate(engine: Engine) -> int:

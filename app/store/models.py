@@ -20,6 +20,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.store.records import MessageStatus, Role
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -106,10 +108,10 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(MessageId, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(String(16))  # the column type is explicit: a plain string
     content: Mapped[str] = mapped_column(Text)
     tokens: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="complete")
+    status: Mapped[MessageStatus] = mapped_column(String(16), default="complete")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # the Context that produced this reply; no FK (contexts already point here, avoid a cycle)
     context_id: Mapped[str | None] = mapped_column(String(40), default=None)

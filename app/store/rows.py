@@ -62,10 +62,10 @@ def message_record(row: Message) -> MessageRecord:
     return MessageRecord(
         id=row.id,
         session_id=row.session_id,
-        role=row.role,  # type: ignore[arg-type]
+        role=row.role,
         content=row.content,
         tokens=row.tokens,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         created_at=row.created_at,
         context_id=row.context_id,
         usage=row.usage,

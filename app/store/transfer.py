@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -12,7 +12,7 @@ from app.store.errors import InvalidData
 from app.store.records import MessageRecord, MessageStatus, NewMessage, Role, SessionRecord
 from memory.types import MemoryState
 
-EXPORT_FORMAT = "memento.session"
+EXPORT_FORMAT: Final = "memento.session"
 EXPORT_VERSION = 1
 
 

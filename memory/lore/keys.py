@@ -138,8 +138,8 @@ class Key:
             return None
         texts, newest = index.view(self.case_sensitive)
         if self.kind == "word":
-            i = newest.get(self.words[0])
-            return i if i is not None and i < depth else None
+            pos = newest.get(self.words[0])
+            return pos if pos is not None and pos < depth else None
         if self.kind == "substring":
             needle = self.words[0]
             return next((i for i, t in enumerate(texts[:depth]) if needle in t.text), None)

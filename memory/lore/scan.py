@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, Required, TypedDict, Unpack
 
 from memory.lore.keys import Key, ScanIndex, entry_keys
 from memory.lore.model import MAX_RECURSION, ActiveBook, LoreBook, LoreEntry, SelectiveLogic
@@ -92,7 +93,18 @@ def _match(c: _Candidate, index: ScanIndex, depth: int) -> tuple[int, str, list[
     return None
 
 
-def _firing(c: _Candidate, now: int, **fields: object) -> LoreFiring:
+class _FiringFields(TypedDict, total=False):
+    """What a scan says about a firing, beside what _firing fills in (LoreFiring's fields)."""
+
+    reason: Required[Literal["key", "constant", "sticky", "recursion"]]
+    why: str
+    key: str | None
+    message_id: int | None
+    via: str | None
+    secondary: list[str]
+
+
+def _firing(c: _Candidate, now: int, **fields: Unpack[_FiringFields]) -> LoreFiring:
     sticky, cooldown = windows(c.entry, now)
     return LoreFiring(
         book=c.book_id,
@@ -101,7 +113,7 @@ def _firing(c: _Candidate, now: int, **fields: object) -> LoreFiring:
         at=now,
         sticky_until=sticky if fields.get("reason") != "sticky" else None,
         cooldown_until=cooldown if fields.get("reason") != "sticky" else None,
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 
@@ -130,8 +142,9 @@ class _BookScan:
 def compiled(book: LoreBook) -> _BookScan:
     """The book compiled for scanning, cached on it (LoreBook.of made it from data that does
     not change under it): its enabled, non-empty entries, keys compiled once."""
-    if book._compiled is not None:
-        return book._compiled  # type: ignore[no-any-return]
+    cached: _BookScan | None = book._compiled  # typed Any there: this module imports that one
+    if cached is not None:
+        return cached
     result = _BookScan([], {}, [], [])
     for e, (entry, eid) in enumerate(zip(book.entries, book.entry_ids(), strict=True)):
         if not entry.enabled or not entry.content.strip():
@@ -202,7 +215,7 @@ def _first_pass(
 ) -> Hit | None:
     timer = timers.get(timer_key(c.book_id, c.entry_id)) if timers else None
     if sticky_active(timer, now):
-        why = f"sticky (fired earlier, active through message {timer.sticky_until})"  # type: ignore[union-attr]
+        why = f"sticky (fired earlier, active through message {timer.sticky_until})"
         return Hit(c.book_index, c.entry_index, c.entry, _firing(c, now, reason="sticky", why=why))
     if (c.c.timed and delayed(c.entry, now)) or cooling(timer, now):
         return None

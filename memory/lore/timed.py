@@ -13,11 +13,13 @@ them. A dry run therefore never starts a timer.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from memory.lore.model import LoreEntry
 from memory.types import Context, LoreFiring, LoreTimer
 
 
-def sticky_active(timer: LoreTimer | None, now: int) -> bool:
+def sticky_active(timer: LoreTimer | None, now: int) -> TypeGuard[LoreTimer]:
     return timer is not None and timer.sticky_until is not None and now <= timer.sticky_until
 
 

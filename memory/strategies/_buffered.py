@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
-from memory.base import MemoryStrategy
+from memory.base import EvictionParams, MemoryStrategy
 from memory.budget import chunked_cut, position_of
 from memory.strategies._parts import Frame
 from memory.types import Context, MemoryState, StoredMessage
 
+EP = TypeVar("EP", bound=EvictionParams)
 
-class BufferedStrategy(MemoryStrategy):
+
+class BufferedStrategy(MemoryStrategy[EP]):
     """Shows the messages from a remembered cut to the end (a user/assistant pair is never split).
 
     assemble() computes the cut it would use (the remembered one, moved forward in one chunk if
@@ -27,12 +30,12 @@ class BufferedStrategy(MemoryStrategy):
         limit = self.buffer_limit()
         if limit is None:
             return start
-        return chunked_cut(history, start, limit, self.params.evict_to)  # type: ignore[attr-defined]
+        return chunked_cut(history, start, limit, self.params.evict_to)
 
     def recent_start(self, frame: Frame, available: int) -> int:
         start = position_of(frame.history, frame.req.state.buffer_start_id)
         start = self.evict(frame.history, start)
-        return chunked_cut(frame.history, start, available, self.params.evict_to)  # type: ignore[attr-defined]
+        return chunked_cut(frame.history, start, available, self.params.evict_to)
 
     def observed_start(
         self,

@@ -77,7 +77,8 @@ def next_kept(
         state.kept = chunks  # the next prompt starts as this one did up to the recent buffer
         return
     # the room recall had: what the budget left after every other part, within its own cap
-    kept_tokens = kept.tokens if kept is not None else 0
+    # a float once compaction takes the oldest chunks' estimated costs (line_costs) off
+    kept_tokens: float = kept.tokens if kept is not None else 0
     room = context.budget - context.total_tokens + kept_tokens + found.tokens
     limit = min(room, recall_max_tokens or room)
     cap = int(limit * share)

@@ -27,6 +27,7 @@ from memory.types import (
     MemoryStrategyError,
     PartKind,
     PinnedFact,
+    Role,
     StoredMessage,
 )
 
@@ -75,10 +76,10 @@ class Frame:
         return self._scope_turns.get(message_id)
 
 
-def rendered_part(llm: LLM, kind: str, role: str, content: str) -> ContextPart:
-    message = ContextMessage(role=role, content=content)  # type: ignore[arg-type]
+def rendered_part(llm: LLM, kind: PartKind, role: Role, content: str) -> ContextPart:
+    message = ContextMessage(role=role, content=content)
     tokens = count_message(llm, role, content)
-    return ContextPart(kind=kind, tokens=tokens, messages=[message])  # type: ignore[arg-type]
+    return ContextPart(kind=kind, tokens=tokens, messages=[message])
 
 
 def pinned_text(facts: Sequence[PinnedFact]) -> str | None:

@@ -18,11 +18,11 @@ class BufferParams(StrategyParams):
     pass
 
 
-class BufferStrategy(MemoryStrategy):
+class BufferStrategy(MemoryStrategy[BufferParams]):
     """Everything, verbatim. When it no longer fits: ContextOverflowError, never a silent cut."""
 
     name: ClassVar[str] = "buffer"
-    Params: ClassVar[type[StrategyParams]] = BufferParams
+    Params = BufferParams
 
     async def assemble(self, req: AssembleRequest) -> Context:
         frame = start_frame(self.llm, req)
@@ -41,18 +41,18 @@ class WindowParams(EvictionParams):
     k: int = Field(default=10, ge=1, le=100_000, description="at most this many recent turns")
 
 
-class WindowStrategy(BufferedStrategy):
+class WindowStrategy(BufferedStrategy[WindowParams]):
     """The last k turns (a turn: a user message and its reply). Once there are more than k, it
     drops back to evict_to * k turns in one go (evict_to=1: a strict sliding window)."""
 
     name: ClassVar[str] = "window"
-    Params: ClassVar[type[StrategyParams]] = WindowParams
+    Params = WindowParams
 
     def evict(self, history: Sequence[StoredMessage], start: int) -> int:
-        k = self.params.k  # type: ignore[attr-defined]
+        k = self.params.k
         if turns_in(history, start) <= k:
             return start
-        return last_turns_start(history, max(1, int(k * self.params.evict_to)), start)  # type: ignore[attr-defined]
+        return last_turns_start(history, max(1, int(k * self.params.evict_to)), start)
 
     async def assemble(self, req: AssembleRequest) -> Context:
         frame = start_frame(self.llm, req)
@@ -64,14 +64,14 @@ class TokenBufferParams(EvictionParams):
     max_tokens: int = Field(default=1024, ge=1, description="recent buffer cap in tokens")
 
 
-class TokenBufferStrategy(BufferedStrategy):
+class TokenBufferStrategy(BufferedStrategy[TokenBufferParams]):
     """The most recent messages that fit in max_tokens (and the budget), evicted in chunks."""
 
     name: ClassVar[str] = "token_buffer"
-    Params: ClassVar[type[StrategyParams]] = TokenBufferParams
+    Params = TokenBufferParams
 
     def buffer_limit(self) -> int | None:
-        return self.params.max_tokens  # type: ignore[attr-defined]
+        return self.params.max_tokens
 
     async def assemble(self, req: AssembleRequest) -> Context:
         frame = start_frame(self.llm, req)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
 from pydantic import Field
 
@@ -43,18 +43,21 @@ def covered_end(history: Sequence[StoredMessage], state: MemoryState) -> int:
     return position_of(history, max(covers) + 1)
 
 
-class SummarizingMixin:
-    params: SummaryParams
-    deps: object
+SP = TypeVar("SP", bound=SummaryParams)
+
+
+class SummarizingMixin(MemoryStrategy[SP]):
+    """The running summary's part of a strategy: put it first among the bases, before
+    MemoryStrategy or BufferedStrategy, so its upkeep methods are the ones used."""
 
     def summarizer(self) -> Summarizer:
         if self.params.summarizer == "extractive":
             return ExtractiveSummarizer()
-        return self.deps.summarizer or LLMSummarizer(self.deps.llm)  # type: ignore[attr-defined]
+        return self.deps.summarizer or LLMSummarizer(self.deps.llm)
 
     def summary_head(self, frame: Frame) -> tuple[ContextPart | None, int]:
         """The summary part (within summary_max_tokens) and the budget it leaves."""
-        state, llm = frame.req.state, self.deps.llm  # type: ignore[attr-defined]
+        state, llm = frame.req.state, self.deps.llm
         limit = min(frame.remaining, self.params.summary_max_tokens)
         summary = summary_part(llm, state.summary, state.summary_covers, limit)
         return summary, frame.remaining - (summary.tokens if summary else 0)
@@ -81,7 +84,7 @@ class SummarizingMixin:
             return state
         return await update_summary(
             self.summarizer(),
-            self.deps.llm,  # type: ignore[attr-defined]
+            self.deps.llm,
             state,
             pending,
             cap_tokens=self.params.summary_max_tokens,
@@ -90,19 +93,19 @@ class SummarizingMixin:
         )
 
 
-class PrunedSummaryMixin(SummarizingMixin):
+class PrunedSummaryMixin(SummarizingMixin[SP]):
     """Upkeep for buffered strategies: summarize what the buffer's cut has left behind."""
 
     def summary_end(self, history: Sequence[StoredMessage], state: MemoryState) -> int:
         return position_of(history, state.buffer_start_id)  # what the recent buffer left
 
 
-class SummaryStrategy(SummarizingMixin, MemoryStrategy):
+class SummaryStrategy(SummarizingMixin[SummaryParams]):
     """One running summary of the whole conversation, plus (verbatim) whatever it does not
     cover yet: normally nothing, but a failed or still-running summary loses no turn."""
 
     name: ClassVar[str] = "summary"
-    Params: ClassVar[type[StrategyParams]] = SummaryParams
+    Params = SummaryParams
 
     async def assemble(self, req: AssembleRequest) -> Context:
         frame = start_frame(self.llm, req)
@@ -115,7 +118,9 @@ class SummaryBufferParams(SummaryParams, EvictionParams):
     max_tokens: int = Field(default=1024, ge=1, description="recent buffer cap in tokens")
 
 
-class SummaryBufferStrategy(PrunedSummaryMixin, BufferedStrategy):
+class SummaryBufferStrategy(
+    PrunedSummaryMixin[SummaryBufferParams], BufferedStrategy[SummaryBufferParams]
+):
     """A recent buffer up to max_tokens plus a progressive summary of everything pruned from it.
 
     LangChain's ConversationSummaryBufferMemory, with its two flaws fixed: the summary is
@@ -125,10 +130,10 @@ class SummaryBufferStrategy(PrunedSummaryMixin, BufferedStrategy):
     """
 
     name: ClassVar[str] = "summary_buffer"
-    Params: ClassVar[type[StrategyParams]] = SummaryBufferParams
+    Params = SummaryBufferParams
 
     def buffer_limit(self) -> int | None:
-        return self.params.max_tokens  # type: ignore[attr-defined]
+        return self.params.max_tokens
 
     async def assemble(self, req: AssembleRequest) -> Context:
         frame = start_frame(self.llm, req)

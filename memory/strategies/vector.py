@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from pydantic import Field
 
-from memory.base import EvictionParams, StrategyParams
+from memory.base import EvictionParams
 from memory.budget import position_of
 from memory.strategies._buffered import BufferedStrategy
 from memory.strategies._kept import kept_part, next_kept
@@ -67,17 +67,20 @@ def with_neighbors(
     return list(dict.fromkeys(out))
 
 
-class RecallingStrategy(BufferedStrategy):
+RP = TypeVar("RP", bound=RecallParams)
+
+
+class RecallingStrategy(BufferedStrategy[RP]):
     uses_recall: ClassVar[bool] = True
 
     def buffer_limit(self) -> int | None:
-        return self.params.buffer_tokens  # type: ignore[attr-defined]
+        return self.params.buffer_tokens
 
     async def recall(
         self, frame: Frame, recent: Sequence[StoredMessage], available: int
     ) -> tuple[ContextPart | None, ContextPart | None]:
         """The kept recalled turns and what recall finds anew beside them."""
-        p: RecallParams = self.params  # type: ignore[assignment]
+        p = self.params
         limit = min(available, p.recall_max_tokens or available)
         req = frame.req
         if limit <= 0:
@@ -87,7 +90,9 @@ class RecallingStrategy(BufferedStrategy):
         kept = kept_part(frame, self.llm, exclude, limit)
         if not (frame.history or req.scope) or not req.new_message.strip():
             return kept, None  # nothing to search (recallers refuse an empty query)
-        ranked = await self.deps.recaller.recall(  # type: ignore[union-attr]
+        recaller = self.deps.recaller
+        assert recaller is not None  # uses_recall: MemoryStrategy.__init__ refused None
+        ranked = await recaller.recall(
             req.session, req.new_message, frame.history, exclude, p.recall_k, req.scope
         )
         if kept is not None:
@@ -106,17 +111,17 @@ class RecallingStrategy(BufferedStrategy):
     ) -> MemoryState:
         state = await super().update_state(kept, state, new_messages, context)
         if context is not None:
-            p: RecallParams = self.params  # type: ignore[assignment]
+            p = self.params
             next_kept(state, context, p.kept_share, p.recall_max_tokens)
         return state
 
 
-class VectorStrategy(RecallingStrategy):
+class VectorStrategy(RecallingStrategy[RecallParams]):
     """Past turns relevant to the new message (recalled, dated, in time order) plus a short
     recent buffer."""
 
     name: ClassVar[str] = "vector"
-    Params: ClassVar[type[StrategyParams]] = RecallParams
+    Params = RecallParams
 
     async def assemble(self, req: AssembleRequest) -> Context:
         frame = start_frame(self.llm, req)
@@ -136,13 +141,13 @@ class HybridParams(RecallParams, SummaryParams):
     )
 
 
-class HybridStrategy(PrunedSummaryMixin, RecallingStrategy):
+class HybridStrategy(PrunedSummaryMixin[HybridParams], RecallingStrategy[HybridParams]):
     """summary_buffer + recall + pinned facts. The budget goes, in priority order, to the
     persona, pinned facts and new message (always), the summary (<= summary_max_tokens), the
     recent buffer (<= buffer_tokens) and recalled turns (the rest, <= recall_max_tokens)."""
 
     name: ClassVar[str] = "hybrid"
-    Params: ClassVar[type[StrategyParams]] = HybridParams
+    Params = HybridParams
 
     async def assemble(self, req: AssembleRequest) -> Context:
         frame = start_frame(self.llm, req)
