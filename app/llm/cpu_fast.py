@@ -213,7 +213,7 @@ class CPUFastModel(llama.Model):
             and all(type(c) is KVCache for c in cache)
         ):
             if inputs.shape[1] == 1:
-                logits = dec.step(int(inputs.item()), cache)
+                logits = dec.step(int(np.array(inputs)[0, 0]), cache)
                 return mx.array(logits)[None, None, :]
             pre = self._np_prefiller
             if pre is not None and inputs.shape[1] > 1:
@@ -256,10 +256,12 @@ def prepare_for_cpu(model: nn.Module, numpy_decode: bool = True) -> str:
     n_quant = sum(
         isinstance(m, nn.QuantizedLinear | nn.QuantizedEmbedding) for _, m in model.named_modules()
     )
-    fused = _fuse_layers(model) if reason is None else None
+    # numpy_decodable said None only for mlx-lm's llama.Model
+    fused = _fuse_layers(model) if reason is None and isinstance(model, llama.Model) else None
     dequantize_model(model)
     what = f"CPU backend: {n_quant} quantized layers dequantized to float32"
     if fused is not None:
+        assert isinstance(model, llama.Model)  # as fused is not None
         decoder = NumpyDecoder(model, fused)
         model.__class__ = CPUFastModel
         # nn.Module is a dict of parameters and children; keep the decoder out of it.

@@ -60,8 +60,10 @@ class Layer:
         self.wo, self.bo = f32_view(attn.o_proj.weight), opt_bias(attn.o_proj)
         self.wgu, self.bgu = gate_up
         self.wd, self.bd = f32_view(mlp.down_proj.weight), opt_bias(mlp.down_proj)
-        self.n_heads, self.n_kv = attn.n_heads, attn.n_kv_heads
-        self.head_dim = attn.head_dim
+        n_kv, head_dim = attn.n_kv_heads, attn.head_dim
+        # int | None in llama's ModelArgs, filled in by its __post_init__ before any layer exists
+        assert n_kv is not None and head_dim is not None
+        self.n_heads, self.n_kv, self.head_dim = attn.n_heads, n_kv, head_dim
         self.scale = attn.scale
         self.q_end = self.n_heads * self.head_dim
         self.k_end = self.q_end + self.n_kv * self.head_dim
@@ -112,11 +114,12 @@ def kv_views(cache: KVCache, n_kv: int, head_dim: int, n: int = 1) -> tuple[np.n
         # Grow the way KVCache.update_and_fetch does, in steps of `cache.step` tokens.
         shape = (1, n_kv, (cache.step + n - 1) // cache.step * cache.step, head_dim)
         new_k, new_v = mx.zeros(shape, mx.float32), mx.zeros(shape, mx.float32)
-        if cache.keys is None:
+        if cache.keys is None or cache.values is None:
             cache.keys, cache.values = new_k, new_v
         else:
             cache.keys = mx.concatenate([cache.keys[..., :prev, :], new_k], axis=2)
             cache.values = mx.concatenate([cache.values[..., :prev, :], new_v], axis=2)
+    assert cache.keys is not None and cache.values is not None  # grown above when None
     kv, vv = writable(cache.keys), writable(cache.values)
     if kv is None or vv is None:
         cache.keys, cache.values = mx.contiguous(cache.keys), mx.contiguous(cache.values)
