@@ -11,13 +11,44 @@ route. The status differs by API (issue 17): Memento's own routes answer 422 for
 that is well-formed JSON but invalid (FastAPI's convention, documented and relied on by our
 clients), while the OpenAI-compatible routes answer 400 as OpenAI does, because clients branch
 on it (the `openai` SDK raises BadRequestError for 400, UnprocessableEntityError for 422).
+
+Every error a request can meet, and what it answers (`ERRORS` below is this tree as a table;
+the lower layers keep their own base class, so that `memory/` and the store never import the
+service):
+
+    AppError (here)                      its own status and code, below
+    ├── NotFoundError                    404 not_found
+    ├── InvalidFieldError                422 invalid
+    ├── TooLargeError                    413 too_large
+    ├── SessionBusyError                 409 session_busy
+    ├── ConflictError                    409 conflict
+    ├── RateLimitedError                 429 rate_limited
+    ├── UnauthorizedError                401 unauthorized
+    ├── EngineUnavailableError           503 engine_error
+    └── ServiceStarting                  503 starting
+    StoreError (app/store/errors.py)
+    ├── NotFound                         404 not_found      (field: <kind>_id, or persona)
+    ├── Conflict                         409 conflict
+    ├── LimitExceeded                    413 too_large      (field: the limit)
+    └── InvalidData                      422 invalid
+    MemoryStrategyError (memory/types.py)
+    ├── ContextOverflowError             413 context_overflow (field: content)
+    └── StrategyConfigError              422 memory_error   (memory/base.py; UnknownStrategyError)
+    EngineError (app/llm/types.py)       503 engine_error   (ModelLoadError too)
+    └── EngineBusyError                  429 engine_busy    (Retry-After: 1)
+    PersonaError (app/personas/errors.py)    422 invalid_persona
+    LoreError (memory/lore/errors.py)        422 invalid_lore
+    NoSuchVersion (memory/user_edits.py)     404 not_found
+    pydantic ValidationError                 422 invalid    (the first bad field)
+    a database fault (app/store/faults.py)   507 storage_full / 503 store_unavailable
+    anything else                            500 internal   (logged with its traceback)
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -220,48 +251,48 @@ def validation_error_fields(
     return "; ".join(msgs) or "invalid request", first
 
 
-def to_error(exc: BaseException) -> tuple[int, str, str, str | None]:
+Mapped = tuple[int, str, str, str | None]  # (status, code, message, field)
+
+
+def _field(exc: BaseException) -> str | None:
+    return getattr(exc, "field", None)
+
+
+def _store_not_found(exc: store_errors.NotFound) -> str:
+    return "persona" if exc.kind == "persona" else f"{exc.kind}_id"
+
+
+# The one table: the first row whose type the error is an instance of answers (subclasses
+# before their bases). Each row: type, status, code, the field it blames.
+ERRORS: tuple[tuple[type[BaseException], int, str, Callable[[Any], str | None]], ...] = (
+    (ContextOverflowError, 413, "context_overflow", lambda e: "content"),
+    (MemoryStrategyError, 422, "memory_error", _field),
+    (EngineBusyError, 429, "engine_busy", lambda e: None),
+    (EngineError, 503, "engine_error", lambda e: None),
+    (store_errors.NotFound, 404, "not_found", _store_not_found),
+    (store_errors.Conflict, 409, "conflict", _field),
+    (store_errors.LimitExceeded, 413, "too_large", lambda e: e.limit),
+    (store_errors.InvalidData, 422, "invalid", lambda e: e.field),
+    (PersonaError, 422, "invalid_persona", lambda e: _field(e) or "body"),
+    (NoSuchVersion, 404, "not_found", _field),
+    (LoreError, 422, "invalid_lore", lambda e: _field(e) or "body"),
+)
+
+
+def to_error(exc: BaseException) -> Mapped:
     """(status, code, message, field) for any exception: the one mapping, shared with SSE."""
     if isinstance(exc, AppError):
         return exc.status, exc.code, exc.message, exc.field
-    if isinstance(exc, ContextOverflowError):
-        return 413, "context_overflow", str(exc), "content"
-    if isinstance(exc, MemoryStrategyError):
-        return 422, "memory_error", str(exc), getattr(exc, "field", None)
-    if isinstance(exc, EngineBusyError):
-        return 429, "engine_busy", str(exc), None
-    if isinstance(exc, EngineError):
-        return 503, "engine_error", str(exc), None
     if isinstance(exc, ValidationError):
         message, field = validation_error_fields(exc.errors())
         return 422, "invalid", message, field
-    mapped = _foreign(exc)
-    if mapped is not None:
-        return mapped
-    return 500, "internal", "internal server error", None
-
-
-def _foreign(exc: BaseException) -> tuple[int, str, str, str | None] | None:
-    """Errors of the store and persona modules, matched by their own types."""
-    field = getattr(exc, "field", None)
-    if isinstance(exc, store_errors.NotFound):
-        return 404, "not_found", str(exc), "persona" if exc.kind == "persona" else f"{exc.kind}_id"
-    if isinstance(exc, store_errors.Conflict):
-        return 409, "conflict", str(exc), field
-    if isinstance(exc, store_errors.LimitExceeded):
-        return 413, "too_large", str(exc), exc.limit
-    if isinstance(exc, store_errors.InvalidData):
-        return 422, "invalid", str(exc), exc.field
-    if isinstance(exc, PersonaError):
-        return 422, "invalid_persona", str(exc), field or "body"
-    if isinstance(exc, NoSuchVersion):
-        return 404, "not_found", str(exc), field
-    if isinstance(exc, LoreError):
-        return 422, "invalid_lore", str(exc), field or "body"
+    for kind, status, code, blame in ERRORS:
+        if isinstance(exc, kind):
+            return status, code, str(exc), blame(exc)
     fault = store_fault(exc)
     if fault is not None:
         return fault.status, fault.code, fault.message, None
-    return None
+    return 500, "internal", "internal server error", None
 
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
@@ -301,19 +332,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for cls in (
-        AppError,
-        ContextOverflowError,
-        MemoryStrategyError,
-        EngineError,
-        ValidationError,
-        store_errors.StoreError,
-        PersonaError,
-        NoSuchVersion,
-        LoreError,
-        # a database fault (full disk, database away) is an answer, not a crash: handled here,
-        # not by the catch-all, which re-raises into the server and drops the connection
-        DBAPIError,
-    ):
+    # a database fault (full disk, database away) is an answer, not a crash: handled here, not
+    # by the catch-all, which re-raises into the server and drops the connection
+    for cls in {AppError, ValidationError, DBAPIError, *(row[0] for row in ERRORS)}:
         app.add_exception_handler(cls, _app_error)
     app.add_exception_handler(Exception, _unexpected)
