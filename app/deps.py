@@ -16,6 +16,7 @@ from app.config import Settings
 from app.errors import ServiceStarting, UnauthorizedError
 from app.llm.types import Engine
 from app.persona_catalog import PersonaCatalog, UserPersonas
+from app.service.store import AsyncStore
 from app.store.repo import Store
 
 if TYPE_CHECKING:  # built by the lifespan, imported there (after load_blas, for the MLX ones)
@@ -42,6 +43,7 @@ class Services:
     settings: Settings
     engine: Engine | None = None
     store: Store | None = None
+    astore: AsyncStore | None = None  # the store, awaitable (app/service/store.py)
     personas: PersonaCatalog | None = None
     chat: ChatService | None = None
     worker: MLXWorker | None = None
@@ -100,6 +102,10 @@ def get_store(services: Svc) -> Store:
     return _ready(services.store, "the store is not ready")
 
 
+def get_async_store(services: Svc) -> AsyncStore:
+    return _ready(services.astore, "the store is not ready")
+
+
 def get_engine(services: Svc) -> Engine:
     return _ready(services.engine, "the model is still loading")
 
@@ -132,6 +138,7 @@ def get_personas(services: Svc, user: CurrentUser) -> UserPersonas:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
+AsyncStoreDep = Annotated[AsyncStore, Depends(get_async_store)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ChatDep = Annotated[ChatService, Depends(get_chat)]
 PersonasDep = Annotated[UserPersonas, Depends(get_personas)]

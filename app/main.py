@@ -154,6 +154,9 @@ async def _start(services: Services) -> None:
         ),
     )
     services.store = store
+    from app.service.store import AsyncStore
+
+    services.astore = AsyncStore(store)
     # only replies whose lease ran out: another replica's live replies keep theirs. The
     # embedded database under a data directory we hold is ours alone: whatever is pending
     # there is a dead process's, marked now rather than a lease later (kill -9, restart)

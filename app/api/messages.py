@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from app.deps import ChatDep, CurrentUser, StoreDep
+from app.deps import AsyncStoreDep, ChatDep, CurrentUser
 from app.errors import error_body, to_error
 from app.schemas import (
     ERRORS,
@@ -139,11 +139,11 @@ async def post_message(
 async def list_messages(
     session_id: str,
     user: CurrentUser,
-    store: StoreDep,
+    store: AsyncStoreDep,
     limit: int = Query(default=50, ge=1, le=500),
     before: Annotated[DbId | None, Query(description="only messages with id < before")] = None,
 ) -> MessageList:
-    records = await asyncio.to_thread(store.list_messages, user.id, session_id, limit + 1, before)
+    records = await store.list_messages(user.id, session_id, limit + 1, before)
     has_more = len(records) > limit
     records = records[-limit:] if has_more else records
     return MessageList(messages=[message_out(m) for m in records], has_more=has_more)
