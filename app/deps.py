@@ -16,6 +16,7 @@ from app.config import Settings
 from app.errors import ServiceStarting, UnauthorizedError
 from app.llm.types import Engine
 from app.persona_catalog import PersonaCatalog, UserPersonas
+from app.service.memory_admin import MemoryAdmin
 from app.service.store import AsyncStore
 from app.store.repo import Store
 
@@ -46,6 +47,7 @@ class Services:
     astore: AsyncStore | None = None  # the store, awaitable (app/service/store.py)
     personas: PersonaCatalog | None = None
     chat: ChatService | None = None
+    memory_admin: MemoryAdmin | None = None  # sessions and their memory (app/service/)
     worker: MLXWorker | None = None
     embedder: Embedder | None = None
     index: VectorIndex | None = None
@@ -114,6 +116,10 @@ def get_chat(services: Svc) -> ChatService:
     return _ready(services.chat, "the chat service is not ready")
 
 
+def get_memory_admin(services: Svc) -> MemoryAdmin:
+    return _ready(services.memory_admin, "the chat service is not ready")
+
+
 def get_current_user(request: Request, services: Svc) -> CurrentUserInfo:
     """The caller. Auth off: the single local user. Auth on: whoever the auth layer put on
     `request.state.user` (an API-key middleware or a replacement of this dependency)."""
@@ -141,4 +147,5 @@ StoreDep = Annotated[Store, Depends(get_store)]
 AsyncStoreDep = Annotated[AsyncStore, Depends(get_async_store)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ChatDep = Annotated[ChatService, Depends(get_chat)]
+MemoryAdminDep = Annotated[MemoryAdmin, Depends(get_memory_admin)]
 PersonasDep = Annotated[UserPersonas, Depends(get_personas)]

@@ -143,7 +143,7 @@ async def _start(services: Services) -> None:
         f"loading personas from {settings.personas_dir}",
         lambda: asyncio.to_thread(load_personas, settings.personas_dir, settings.max_persona_bytes),
     )
-    services.personas = PersonaCatalog(files, settings.max_persona_bytes)
+    personas = services.personas = PersonaCatalog(files, settings.max_persona_bytes)
 
     from app.store.repo import Store
 
@@ -156,7 +156,7 @@ async def _start(services: Services) -> None:
     services.store = store
     from app.service.store import AsyncStore
 
-    services.astore = AsyncStore(store)
+    astore = services.astore = AsyncStore(store)
     # only replies whose lease ran out: another replica's live replies keep theirs. The
     # embedded database under a data directory we hold is ours alone: whatever is pending
     # there is a dead process's, marked now rather than a lease later (kill -9, restart)
@@ -205,6 +205,9 @@ async def _start(services: Services) -> None:
         personas=services.personas,
         recaller=services.recaller,
     )
+    from app.service.memory_admin import MemoryAdmin
+
+    services.memory_admin = MemoryAdmin(astore, services.chat, personas, settings)
     from app.leases import LeaseKeeper
 
     services.leases = LeaseKeeper(store)

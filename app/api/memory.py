@@ -2,71 +2,33 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-
 from fastapi import APIRouter, Query, Response, status
 
-from app.deps import ChatDep, CurrentUser, PersonasDep, StoreDep
-from app.errors import NotFoundError
-from app.recall_guard import describe
+from app.deps import CurrentUser, MemoryAdminDep
 from app.schemas import ERRORS, DbId, MemoryItem, MemoryOut, MemoryPatch, SummaryRestore
-from app.session_memory import session_info
-from memory import user_edits
-from memory.recall import recallable
-from memory.types import MemoryState, PinnedFact
+from app.service.memory_admin import MemoryView, user_fact
 
 router = APIRouter(prefix="/v1/sessions", tags=["memory"], responses=ERRORS)
 
 
-async def _memory_out(
-    user_id: str,
-    session_id: str,
-    store: StoreDep,
-    chat: ChatDep,
-    personas: PersonasDep,
-    limit: int = 200,
-) -> MemoryOut:
-    session = await asyncio.to_thread(store.get_session, user_id, session_id)
-    state, _ = await asyncio.to_thread(store.get_memory, user_id, session_id)
-    persona = personas.catalog.session_persona(session)
-    items: list[MemoryItem] = []
-    indexing = 0
-    recaller = chat.memory.recaller
-    index = getattr(recaller, "index", None)
-    unavailable: str | None = None
-    if index is not None:
-        try:
-            indexed = await index.ids(session_info(session))
-        except Exception as exc:  # noqa: BLE001 - the vector server is down: say so, show the rest
-            unavailable = f"the vector index is unavailable ({describe(exc)})"
-            indexed = set()
-        # an import or a strategy change indexes in the background: the page waits for a
-        # recalling session's turns, unless nothing is being indexed (the index is down)
-        waits = chat.memory.strategy(session).uses_recall and not unavailable
-        if indexed or waits:
-            history = await asyncio.to_thread(store.history, user_id, session_id)
-            forgotten = set(state.forgotten)
-            kept = [m for m in history if m.id not in forgotten and recallable(m)]
-            items = [
-                MemoryItem(id=m.id, role=m.role, content=m.content, created_at=m.created_at)
-                for m in kept
-                if m.id in indexed
-            ][-limit:]
-            indexing = sum(m.id not in indexed for m in kept) if waits else 0
+def memory_out(view: MemoryView) -> MemoryOut:
+    state = view.state
     return MemoryOut(
-        strategy=session.strategy,
+        strategy=view.session.strategy,
         summary=state.summary,
         summary_covers=state.summary_covers,
-        pinned=persona.pinned() + state.pinned,
-        items=items,
-        indexing=indexing,
+        pinned=view.pinned,
+        items=[
+            MemoryItem(id=m.id, role=m.role, content=m.content, created_at=m.created_at)
+            for m in view.items
+        ],
+        indexing=view.indexing,
         forgotten=state.forgotten,
         summary_edited=state.summary_edited,
         summary_versions=state.summary_versions,
         pinned_removed=state.pinned_removed,
         notice=state.notice,
-        index_unavailable=unavailable,
+        index_unavailable=view.index_unavailable,
     )
 
 
@@ -79,47 +41,21 @@ async def _memory_out(
 async def get_memory(
     session_id: str,
     user: CurrentUser,
-    store: StoreDep,
-    chat: ChatDep,
-    personas: PersonasDep,
+    admin: MemoryAdminDep,
     limit: int = Query(default=200, ge=1, le=5000),
 ) -> MemoryOut:
-    return await _memory_out(user.id, session_id, store, chat, personas, limit)
-
-
-def _fact_id(text: str) -> str:
-    return "user:" + hashlib.sha1(text.encode()).hexdigest()[:10]
+    return memory_out(await admin.view(user.id, session_id, limit))
 
 
 @router.patch("/{session_id}/memory", response_model=MemoryOut)
 async def patch_memory(
-    session_id: str,
-    body: MemoryPatch,
-    user: CurrentUser,
-    store: StoreDep,
-    chat: ChatDep,
-    personas: PersonasDep,
+    session_id: str, body: MemoryPatch, user: CurrentUser, admin: MemoryAdminDep
 ) -> MemoryOut:
     """Replace the summary and/or the user's pinned facts (persona facts are not editable).
     What is replaced is kept: the summary in `summary_versions`, removed facts in
     `pinned_removed`."""
-
-    def change(state: MemoryState) -> MemoryState:
-        if body.summary is not None:
-            # an edited summary is the user's word: keep what it covers, reset failures
-            state = user_edits.edit_summary(state, body.summary)
-        if body.pinned is not None:
-            state = user_edits.replace_pinned(
-                state,
-                [
-                    PinnedFact(id=p.id or _fact_id(p.text), text=p.text.strip(), source="user")
-                    for p in body.pinned
-                ],
-            )
-        return state
-
-    await asyncio.to_thread(store.update_memory, user.id, session_id, change)
-    return await _memory_out(user.id, session_id, store, chat, personas)
+    pinned = None if body.pinned is None else [user_fact(p.text, p.id) for p in body.pinned]
+    return memory_out(await admin.edit(user.id, session_id, body.summary, pinned))
 
 
 @router.delete(
@@ -132,39 +68,17 @@ async def patch_memory(
     "your sessions (memory scopes) is forgotten in the session it belongs to.",
 )
 async def forget_item(
-    session_id: str, message_id: DbId, user: CurrentUser, store: StoreDep, chat: ChatDep
+    session_id: str, message_id: DbId, user: CurrentUser, admin: MemoryAdminDep
 ) -> Response:
-    await asyncio.to_thread(store.get_session, user.id, session_id)  # 404 if not the user's
-    owner = await asyncio.to_thread(store.message_session, user.id, message_id)
-
-    def change(state: MemoryState) -> MemoryState:
-        if message_id not in state.forgotten:
-            state = state.model_copy(update={"forgotten": [*state.forgotten, message_id]})
-        return user_edits.after_forget(state, [message_id])
-
-    await asyncio.to_thread(store.update_memory, user.id, owner.id, change)
-    await chat.memory.forgot(owner)
-    # a summary dropped for covering it is rebuilt now, in the background, not at the next turn
-    chat.memory.upkeep_later(owner)
-    if chat.memory.recaller is not None:
-        await chat.memory.recaller.forget(session_info(owner), [message_id])
+    await admin.forget_item(user.id, session_id, message_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.delete("/{session_id}/memory/pinned/{fact_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def unpin(session_id: str, fact_id: str, user: CurrentUser, store: StoreDep) -> Response:
-    state, _ = await asyncio.to_thread(store.get_memory, user.id, session_id)
-    if not any(p.id == fact_id for p in state.pinned):
-        raise NotFoundError(
-            f"no user-pinned fact {fact_id!r} in session {session_id} (persona facts are "
-            "fixed by the persona file)",
-            field="fact_id",
-        )
-
-    def change(state: MemoryState) -> MemoryState:
-        return user_edits.replace_pinned(state, [p for p in state.pinned if p.id != fact_id])
-
-    await asyncio.to_thread(store.update_memory, user.id, session_id, change)
+async def unpin(
+    session_id: str, fact_id: str, user: CurrentUser, admin: MemoryAdminDep
+) -> Response:
+    await admin.unpin(user.id, session_id, fact_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -175,18 +89,9 @@ async def unpin(session_id: str, fact_id: str, user: CurrentUser, store: StoreDe
     "newest: undo). The summary it replaces is kept in its place, so this can be undone too.",
 )
 async def restore_summary(
-    session_id: str,
-    body: SummaryRestore,
-    user: CurrentUser,
-    store: StoreDep,
-    chat: ChatDep,
-    personas: PersonasDep,
+    session_id: str, body: SummaryRestore, user: CurrentUser, admin: MemoryAdminDep
 ) -> MemoryOut:
-    def change(state: MemoryState) -> MemoryState:
-        return user_edits.restore_summary(state, body.version)
-
-    await asyncio.to_thread(store.update_memory, user.id, session_id, change)
-    return await _memory_out(user.id, session_id, store, chat, personas)
+    return memory_out(await admin.restore_summary(user.id, session_id, body.version))
 
 
 @router.post(
@@ -195,18 +100,9 @@ async def restore_summary(
     description="Pin again a fact of yours that was removed (listed in `pinned_removed`).",
 )
 async def restore_pinned(
-    session_id: str,
-    fact_id: str,
-    user: CurrentUser,
-    store: StoreDep,
-    chat: ChatDep,
-    personas: PersonasDep,
+    session_id: str, fact_id: str, user: CurrentUser, admin: MemoryAdminDep
 ) -> MemoryOut:
-    def change(state: MemoryState) -> MemoryState:
-        return user_edits.restore_pinned(state, fact_id)
-
-    await asyncio.to_thread(store.update_memory, user.id, session_id, change)
-    return await _memory_out(user.id, session_id, store, chat, personas)
+    return memory_out(await admin.restore_pinned(user.id, session_id, fact_id))
 
 
 @router.delete(
@@ -214,11 +110,8 @@ async def restore_pinned(
     status_code=status.HTTP_204_NO_CONTENT,
     description="Dismiss the memory notice (what automation last did to your summary).",
 )
-async def dismiss_notice(session_id: str, user: CurrentUser, store: StoreDep) -> Response:
-    def change(state: MemoryState) -> MemoryState:
-        return state.model_copy(update={"notice": None})
-
-    await asyncio.to_thread(store.update_memory, user.id, session_id, change)
+async def dismiss_notice(session_id: str, user: CurrentUser, admin: MemoryAdminDep) -> Response:
+    await admin.dismiss_notice(user.id, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -228,17 +121,6 @@ async def dismiss_notice(session_id: str, user: CurrentUser, store: StoreDep) ->
     description="Forget everything the session remembers beyond its transcript: the summary, "
     "the user's pinned facts and every vector-memory item.",
 )
-async def reset_memory(
-    session_id: str, user: CurrentUser, store: StoreDep, chat: ChatDep
-) -> Response:
-    session = await asyncio.to_thread(store.get_session, user.id, session_id)
-    history = await asyncio.to_thread(store.history, user.id, session_id)
-
-    def change(state: MemoryState) -> MemoryState:
-        return MemoryState(forgotten=sorted({*state.forgotten, *(m.id for m in history)}))
-
-    await asyncio.to_thread(store.update_memory, user.id, session_id, change)
-    await chat.memory.forgot(session)
-    if chat.memory.recaller is not None:
-        await chat.memory.recaller.forget(session_info(session))
+async def reset_memory(session_id: str, user: CurrentUser, admin: MemoryAdminDep) -> Response:
+    await admin.reset(user.id, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
