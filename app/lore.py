@@ -101,7 +101,7 @@ async def active_books(
     return books, notes
 
 
-# -- editing an uploaded book (the routes of app/api/lore.py call these inside the store's
+# -- editing an uploaded book (app/service/lore_admin.py calls these inside the store's
 # update transaction) --------------------------------------------------------------------------
 
 

@@ -8,26 +8,16 @@ A book is the Character Card V3 `character_book` object, stored as sent (every e
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Depends, Response, status
 from pydantic import BaseModel, Field
 
-from app.deps import ChatDep, CurrentUser, PersonasDep, StoreDep
-from app.errors import ConflictError
-from app.lore import (
-    checked,
-    entry_error,
-    entry_position,
-    next_entry_id,
-    persona_book,
-)
+from app.deps import AsyncStoreDep, ChatDep, CurrentUser, PersonasDep
 from app.schemas import ERRORS
+from app.service.lore_admin import BookInForce, LoreAdmin, entry_count
 from app.store.lore import LoreBookRecord
-from memory.lore.errors import LoreError
 from memory.types import LoreFiring
 
 router = APIRouter(prefix="/v1/lorebooks", tags=["lore"], responses=ERRORS)
@@ -74,16 +64,18 @@ class DryRunOut(BaseModel):
     notes: list[str]
 
 
-def _count(data: dict[str, Any]) -> int:
-    entries = data.get("entries")
-    return len(entries) if isinstance(entries, list) else 0
+def get_lore_admin(store: AsyncStoreDep) -> LoreAdmin:
+    return LoreAdmin(store)
+
+
+AdminDep = Annotated[LoreAdmin, Depends(get_lore_admin)]
 
 
 def summary(r: LoreBookRecord) -> BookSummary:
     return BookSummary(
         id=r.id,
         name=r.name,
-        entries=_count(r.data),
+        entries=entry_count(r.data),
         created_at=r.created_at,
         updated_at=r.updated_at,
     )
@@ -93,33 +85,40 @@ def full(r: LoreBookRecord) -> BookOut:
     return BookOut(**summary(r).model_dump(), book=r.data)
 
 
+def books_out(books: list[BookInForce]) -> dict[str, list[SessionBook]]:
+    return {
+        "books": [
+            SessionBook(id=b.id, name=b.name, source=b.source, entries=b.entries) for b in books
+        ]
+    }
+
+
 # -- books ----------------------------------------------------------------------------------
 
 
 @router.get("", response_model=dict[str, list[BookSummary]])
-async def list_books(user: CurrentUser, store: StoreDep) -> dict[str, list[BookSummary]]:
-    return {"lorebooks": [summary(r) for r in await asyncio.to_thread(store.list_books, user.id)]}
+async def list_books(user: CurrentUser, admin: AdminDep) -> dict[str, list[BookSummary]]:
+    return {"lorebooks": [summary(r) for r in await admin.list_books(user.id)]}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=BookOut)
-async def create_book(body: BookBody, user: CurrentUser, store: StoreDep) -> BookOut:
-    return full(await asyncio.to_thread(store.create_book, user.id, checked(body)))
+async def create_book(body: BookBody, user: CurrentUser, admin: AdminDep) -> BookOut:
+    return full(await admin.create_book(user.id, body))
 
 
 @router.get("/{book_id}", response_model=BookOut)
-async def get_book(book_id: str, user: CurrentUser, store: StoreDep) -> BookOut:
-    return full(await asyncio.to_thread(store.get_book, user.id, book_id))
+async def get_book(book_id: str, user: CurrentUser, admin: AdminDep) -> BookOut:
+    return full(await admin.get_book(user.id, book_id))
 
 
 @router.put("/{book_id}", response_model=BookOut)
-async def replace_book(book_id: str, body: BookBody, user: CurrentUser, store: StoreDep) -> BookOut:
-    data = checked(body)
-    return full(await asyncio.to_thread(store.update_book, user.id, book_id, lambda _: data))
+async def replace_book(book_id: str, body: BookBody, user: CurrentUser, admin: AdminDep) -> BookOut:
+    return full(await admin.replace_book(user.id, book_id, body))
 
 
 @router.delete("/{book_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_book(book_id: str, user: CurrentUser, store: StoreDep) -> Response:
-    await asyncio.to_thread(store.delete_book, user.id, book_id)
+async def delete_book(book_id: str, user: CurrentUser, admin: AdminDep) -> Response:
+    await admin.delete_book(user.id, book_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -127,90 +126,40 @@ async def delete_book(book_id: str, user: CurrentUser, store: StoreDep) -> Respo
 
 
 @router.get("/{book_id}/entries", response_model=dict[str, list[dict[str, Any]]])
-async def list_entries(book_id: str, user: CurrentUser, store: StoreDep) -> dict[str, Any]:
-    record = await asyncio.to_thread(store.get_book, user.id, book_id)
-    return {"entries": record.data.get("entries", [])}
+async def list_entries(book_id: str, user: CurrentUser, admin: AdminDep) -> dict[str, Any]:
+    return {"entries": await admin.entries(user.id, book_id)}
 
 
 @router.get("/{book_id}/entries/{entry_id}", response_model=dict[str, Any])
-async def get_entry(book_id: str, entry_id: str, user: CurrentUser, store: StoreDep) -> Any:
-    data = (await asyncio.to_thread(store.get_book, user.id, book_id)).data
-    return data["entries"][entry_position(data, entry_id)]
-
-
-def _edit(data: dict[str, Any], position: int, entry: dict[str, Any]) -> dict[str, Any]:
-    entries = list(data.get("entries", []))
-    if position == len(entries):
-        entries.append(entry)
-    else:
-        entries[position] = entry
-    try:
-        return checked({**data, "entries": entries})
-    except LoreError as exc:
-        raise entry_error(exc, position) from None
-
-
-async def _change(
-    store: StoreDep,
-    user_id: str,
-    book_id: str,
-    entry_id: str | None,
-    make: Callable[[dict[str, Any] | None], dict[str, Any]],
-) -> dict[str, Any]:
-    """Edit one entry in the store's update transaction (`make` gets the stored entry, None
-    for a new one, and gives the new one); the entry as stored. 404/409/422 as it goes."""
-    out: dict[str, Any] = {}
-
-    def change(data: dict[str, Any]) -> dict[str, Any]:
-        entries = data.get("entries", [])
-        if entry_id is None:  # a new entry
-            position = len(entries)
-            new = make(None)
-            if new.get("id") is None:
-                new = {**new, "id": next_entry_id(entries)}
-            elif any(str(e.get("id")) == str(new["id"]) for e in entries):
-                raise ConflictError(f"entry {new['id']!r} already exists", field="id")
-        else:
-            position = entry_position(data, entry_id)
-            new = {**make(entries[position]), "id": entries[position].get("id")}
-        result = _edit(data, position, new)
-        out.update(result["entries"][position])
-        return result
-
-    await asyncio.to_thread(store.update_book, user_id, book_id, change)
-    return out
+async def get_entry(book_id: str, entry_id: str, user: CurrentUser, admin: AdminDep) -> Any:
+    return await admin.entry(user.id, book_id, entry_id)
 
 
 @router.post(
     "/{book_id}/entries", status_code=status.HTTP_201_CREATED, response_model=dict[str, Any]
 )
-async def add_entry(book_id: str, body: EntryBody, user: CurrentUser, store: StoreDep) -> Any:
-    return await _change(store, user.id, book_id, None, lambda _: dict(body))
+async def add_entry(book_id: str, body: EntryBody, user: CurrentUser, admin: AdminDep) -> Any:
+    return await admin.change_entry(user.id, book_id, None, lambda _: dict(body))
 
 
 @router.put("/{book_id}/entries/{entry_id}", response_model=dict[str, Any])
 async def replace_entry(
-    book_id: str, entry_id: str, body: EntryBody, user: CurrentUser, store: StoreDep
+    book_id: str, entry_id: str, body: EntryBody, user: CurrentUser, admin: AdminDep
 ) -> Any:
-    return await _change(store, user.id, book_id, entry_id, lambda _: dict(body))
+    return await admin.change_entry(user.id, book_id, entry_id, lambda _: dict(body))
 
 
 @router.patch("/{book_id}/entries/{entry_id}", response_model=dict[str, Any])
 async def patch_entry(
-    book_id: str, entry_id: str, body: EntryBody, user: CurrentUser, store: StoreDep
+    book_id: str, entry_id: str, body: EntryBody, user: CurrentUser, admin: AdminDep
 ) -> Any:
     """Change some fields of an entry (`{"enabled": false}` turns it off)."""
-    return await _change(store, user.id, book_id, entry_id, lambda old: {**(old or {}), **body})
+    return await admin.change_entry(user.id, book_id, entry_id, lambda old: {**(old or {}), **body})
 
 
 @router.delete("/{book_id}/entries/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_entry(book_id: str, entry_id: str, user: CurrentUser, store: StoreDep) -> Response:
-    def change(data: dict[str, Any]) -> dict[str, Any]:
-        position = entry_position(data, entry_id)
-        entries = [e for i, e in enumerate(data["entries"]) if i != position]
-        return {**data, "entries": entries}
-
-    await asyncio.to_thread(store.update_book, user.id, book_id, change)
+async def delete_entry(book_id: str, entry_id: str, user: CurrentUser, admin: AdminDep) -> Response:
+    await admin.delete_entry(user.id, book_id, entry_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -219,21 +168,10 @@ async def delete_entry(book_id: str, entry_id: str, user: CurrentUser, store: St
 
 @session_router.get("/{session_id}/lore", response_model=dict[str, list[SessionBook]])
 async def session_books(
-    session_id: str, user: CurrentUser, store: StoreDep, personas: PersonasDep
+    session_id: str, user: CurrentUser, admin: AdminDep, personas: PersonasDep
 ) -> dict[str, list[SessionBook]]:
     """The books in force: the persona's own (if it has one), then the attached ones."""
-    session = await asyncio.to_thread(store.get_session, user.id, session_id)
-    persona = personas.get(session.persona_id)
-    out: list[SessionBook] = []
-    own, _ = persona_book(persona)
-    if own is not None:
-        name = own.book.name or f"{persona.name}'s lorebook"
-        out.append(
-            SessionBook(id=own.id, name=name, source="persona", entries=len(own.book.entries))
-        )
-    for r in await asyncio.to_thread(store.session_books, user.id, session_id):
-        out.append(SessionBook(id=r.id, name=r.name, source="attached", entries=_count(r.data)))
-    return {"books": out}
+    return books_out(await admin.books_in_force(user.id, session_id, personas))
 
 
 @session_router.post(
@@ -242,18 +180,17 @@ async def session_books(
     response_model=dict[str, list[SessionBook]],
 )
 async def attach_book(
-    session_id: str, body: AttachIn, user: CurrentUser, store: StoreDep, personas: PersonasDep
+    session_id: str, body: AttachIn, user: CurrentUser, admin: AdminDep, personas: PersonasDep
 ) -> dict[str, list[SessionBook]]:
     """Attach one of your books (409 if it already is; 404 for a book that is not yours)."""
-    await asyncio.to_thread(store.attach_book, user.id, session_id, body.book)
-    return await session_books(session_id, user, store, personas)
+    return books_out(await admin.attach(user.id, session_id, body.book, personas))
 
 
 @session_router.delete("/{session_id}/lore/{book_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def detach_book(
-    session_id: str, book_id: str, user: CurrentUser, store: StoreDep
+    session_id: str, book_id: str, user: CurrentUser, admin: AdminDep
 ) -> Response:
-    await asyncio.to_thread(store.detach_book, user.id, session_id, book_id)
+    await admin.detach(user.id, session_id, book_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
