@@ -1,7 +1,9 @@
 """FastAPI dependencies: the app's resources (built by the lifespan) and the current user.
 
-Routes declare what they need with the `Annotated` aliases below (`StoreDep`, `ChatDep`,
-`CurrentUser`...), never by reaching into `app.state` themselves: the auth layer has one seam.
+Routes declare what they need with the `Annotated` aliases below (`MemoryAdminDep`,
+`AsyncStoreDep`, `ChatDep`, `CurrentUser`...), never by reaching into `app.state` themselves:
+the auth layer has one seam. Routes read the store through `AsyncStoreDep` (awaitable, never a
+blocking call on the event loop) and leave multi-step work to the services of `app/service/`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from app.config import Settings
 from app.errors import ServiceStarting, UnauthorizedError
 from app.llm.types import Engine
 from app.persona_catalog import PersonaCatalog, UserPersonas
+from app.service.lore_admin import LoreAdmin
 from app.service.memory_admin import MemoryAdmin
+from app.service.relationship_admin import RelationshipAdmin
 from app.service.store import AsyncStore
 from app.store.repo import Store
 
@@ -148,4 +152,16 @@ AsyncStoreDep = Annotated[AsyncStore, Depends(get_async_store)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ChatDep = Annotated[ChatService, Depends(get_chat)]
 MemoryAdminDep = Annotated[MemoryAdmin, Depends(get_memory_admin)]
+
+
+def get_relationship_admin(store: AsyncStoreDep) -> RelationshipAdmin:
+    return RelationshipAdmin(store)  # holds nothing but the store: one per request
+
+
+def get_lore_admin(store: AsyncStoreDep) -> LoreAdmin:
+    return LoreAdmin(store)  # holds nothing but the store: one per request
+
+
+RelationshipAdminDep = Annotated[RelationshipAdmin, Depends(get_relationship_admin)]
+LoreAdminDep = Annotated[LoreAdmin, Depends(get_lore_admin)]
 PersonasDep = Annotated[UserPersonas, Depends(get_personas)]

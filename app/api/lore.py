@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Response, status
+from fastapi import APIRouter, Body, Response, status
 from pydantic import BaseModel, Field
 
-from app.deps import AsyncStoreDep, ChatDep, CurrentUser, PersonasDep
+from app.deps import ChatDep, CurrentUser, LoreAdminDep, PersonasDep
 from app.schemas import ERRORS
-from app.service.lore_admin import BookInForce, LoreAdmin, entry_count
+from app.service.lore_admin import BookInForce, entry_count
 from app.store.lore import LoreBookRecord
 from memory.types import LoreFiring
 
@@ -64,13 +64,6 @@ class DryRunOut(BaseModel):
     notes: list[str]
 
 
-def get_lore_admin(store: AsyncStoreDep) -> LoreAdmin:
-    return LoreAdmin(store)
-
-
-AdminDep = Annotated[LoreAdmin, Depends(get_lore_admin)]
-
-
 def summary(r: LoreBookRecord) -> BookSummary:
     return BookSummary(
         id=r.id,
@@ -97,27 +90,29 @@ def books_out(books: list[BookInForce]) -> dict[str, list[SessionBook]]:
 
 
 @router.get("", response_model=dict[str, list[BookSummary]])
-async def list_books(user: CurrentUser, admin: AdminDep) -> dict[str, list[BookSummary]]:
+async def list_books(user: CurrentUser, admin: LoreAdminDep) -> dict[str, list[BookSummary]]:
     return {"lorebooks": [summary(r) for r in await admin.list_books(user.id)]}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=BookOut)
-async def create_book(body: BookBody, user: CurrentUser, admin: AdminDep) -> BookOut:
+async def create_book(body: BookBody, user: CurrentUser, admin: LoreAdminDep) -> BookOut:
     return full(await admin.create_book(user.id, body))
 
 
 @router.get("/{book_id}", response_model=BookOut)
-async def get_book(book_id: str, user: CurrentUser, admin: AdminDep) -> BookOut:
+async def get_book(book_id: str, user: CurrentUser, admin: LoreAdminDep) -> BookOut:
     return full(await admin.get_book(user.id, book_id))
 
 
 @router.put("/{book_id}", response_model=BookOut)
-async def replace_book(book_id: str, body: BookBody, user: CurrentUser, admin: AdminDep) -> BookOut:
+async def replace_book(
+    book_id: str, body: BookBody, user: CurrentUser, admin: LoreAdminDep
+) -> BookOut:
     return full(await admin.replace_book(user.id, book_id, body))
 
 
 @router.delete("/{book_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_book(book_id: str, user: CurrentUser, admin: AdminDep) -> Response:
+async def delete_book(book_id: str, user: CurrentUser, admin: LoreAdminDep) -> Response:
     await admin.delete_book(user.id, book_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -126,39 +121,41 @@ async def delete_book(book_id: str, user: CurrentUser, admin: AdminDep) -> Respo
 
 
 @router.get("/{book_id}/entries", response_model=dict[str, list[dict[str, Any]]])
-async def list_entries(book_id: str, user: CurrentUser, admin: AdminDep) -> dict[str, Any]:
+async def list_entries(book_id: str, user: CurrentUser, admin: LoreAdminDep) -> dict[str, Any]:
     return {"entries": await admin.entries(user.id, book_id)}
 
 
 @router.get("/{book_id}/entries/{entry_id}", response_model=dict[str, Any])
-async def get_entry(book_id: str, entry_id: str, user: CurrentUser, admin: AdminDep) -> Any:
+async def get_entry(book_id: str, entry_id: str, user: CurrentUser, admin: LoreAdminDep) -> Any:
     return await admin.entry(user.id, book_id, entry_id)
 
 
 @router.post(
     "/{book_id}/entries", status_code=status.HTTP_201_CREATED, response_model=dict[str, Any]
 )
-async def add_entry(book_id: str, body: EntryBody, user: CurrentUser, admin: AdminDep) -> Any:
+async def add_entry(book_id: str, body: EntryBody, user: CurrentUser, admin: LoreAdminDep) -> Any:
     return await admin.change_entry(user.id, book_id, None, lambda _: dict(body))
 
 
 @router.put("/{book_id}/entries/{entry_id}", response_model=dict[str, Any])
 async def replace_entry(
-    book_id: str, entry_id: str, body: EntryBody, user: CurrentUser, admin: AdminDep
+    book_id: str, entry_id: str, body: EntryBody, user: CurrentUser, admin: LoreAdminDep
 ) -> Any:
     return await admin.change_entry(user.id, book_id, entry_id, lambda _: dict(body))
 
 
 @router.patch("/{book_id}/entries/{entry_id}", response_model=dict[str, Any])
 async def patch_entry(
-    book_id: str, entry_id: str, body: EntryBody, user: CurrentUser, admin: AdminDep
+    book_id: str, entry_id: str, body: EntryBody, user: CurrentUser, admin: LoreAdminDep
 ) -> Any:
     """Change some fields of an entry (`{"enabled": false}` turns it off)."""
     return await admin.change_entry(user.id, book_id, entry_id, lambda old: {**(old or {}), **body})
 
 
 @router.delete("/{book_id}/entries/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_entry(book_id: str, entry_id: str, user: CurrentUser, admin: AdminDep) -> Response:
+async def delete_entry(
+    book_id: str, entry_id: str, user: CurrentUser, admin: LoreAdminDep
+) -> Response:
     await admin.delete_entry(user.id, book_id, entry_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -168,7 +165,7 @@ async def delete_entry(book_id: str, entry_id: str, user: CurrentUser, admin: Ad
 
 @session_router.get("/{session_id}/lore", response_model=dict[str, list[SessionBook]])
 async def session_books(
-    session_id: str, user: CurrentUser, admin: AdminDep, personas: PersonasDep
+    session_id: str, user: CurrentUser, admin: LoreAdminDep, personas: PersonasDep
 ) -> dict[str, list[SessionBook]]:
     """The books in force: the persona's own (if it has one), then the attached ones."""
     return books_out(await admin.books_in_force(user.id, session_id, personas))
@@ -180,7 +177,7 @@ async def session_books(
     response_model=dict[str, list[SessionBook]],
 )
 async def attach_book(
-    session_id: str, body: AttachIn, user: CurrentUser, admin: AdminDep, personas: PersonasDep
+    session_id: str, body: AttachIn, user: CurrentUser, admin: LoreAdminDep, personas: PersonasDep
 ) -> dict[str, list[SessionBook]]:
     """Attach one of your books (409 if it already is; 404 for a book that is not yours)."""
     return books_out(await admin.attach(user.id, session_id, body.book, personas))
@@ -188,7 +185,7 @@ async def attach_book(
 
 @session_router.delete("/{session_id}/lore/{book_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def detach_book(
-    session_id: str, book_id: str, user: CurrentUser, admin: AdminDep
+    session_id: str, book_id: str, user: CurrentUser, admin: LoreAdminDep
 ) -> Response:
     await admin.detach(user.id, session_id, book_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

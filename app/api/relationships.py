@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Body, Depends, Response, status
+from fastapi import APIRouter, Body, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
-from app.deps import AsyncStoreDep, CurrentUser, PersonasDep
+from app.deps import CurrentUser, PersonasDep, RelationshipAdminDep
 from app.errors import InvalidFieldError, validation_error_fields
 from app.schemas import (
     ERRORS,
@@ -20,7 +20,7 @@ from app.schemas import (
     RelationshipPatch,
     RelationshipSessionOut,
 )
-from app.service.relationship_admin import RelationshipAdmin, RelationshipView
+from app.service.relationship_admin import RelationshipView
 from memory.relationship import MAX_FACTS, RelationshipFact, SessionGist
 
 router = APIRouter(prefix="/v1/relationships", tags=["relationships"], responses=ERRORS)
@@ -34,13 +34,6 @@ class RelationshipExport(BaseModel):
     exported_at: datetime | None = None
     facts: list[RelationshipFact] = Field(default_factory=list, max_length=MAX_FACTS)
     gists: list[SessionGist] = Field(default_factory=list, max_length=500)
-
-
-def get_relationship_admin(store: AsyncStoreDep) -> RelationshipAdmin:
-    return RelationshipAdmin(store)
-
-
-AdminDep = Annotated[RelationshipAdmin, Depends(get_relationship_admin)]
 
 
 def relationship_out(view: RelationshipView) -> RelationshipOut:
@@ -60,7 +53,7 @@ def relationship_out(view: RelationshipView) -> RelationshipOut:
 
 
 @router.get("", response_model=RelationshipList)
-async def list_relationships(user: CurrentUser, admin: AdminDep) -> RelationshipList:
+async def list_relationships(user: CurrentUser, admin: RelationshipAdminDep) -> RelationshipList:
     records = await admin.list_relationships(user.id)
     return RelationshipList(
         relationships=[
@@ -84,7 +77,7 @@ async def list_relationships(user: CurrentUser, admin: AdminDep) -> Relationship
     "memory reaches.",
 )
 async def get_relationship(
-    persona_id: str, user: CurrentUser, admin: AdminDep, personas: PersonasDep
+    persona_id: str, user: CurrentUser, admin: RelationshipAdminDep, personas: PersonasDep
 ) -> RelationshipOut:
     return relationship_out(await admin.get(user.id, persona_id, personas))
 
@@ -94,7 +87,7 @@ async def patch_relationship(
     persona_id: str,
     body: RelationshipPatch,
     user: CurrentUser,
-    admin: AdminDep,
+    admin: RelationshipAdminDep,
     personas: PersonasDep,
 ) -> RelationshipOut:
     """Replace the facts and/or rewrite gists (an empty text forgets that session's gist). A
@@ -108,7 +101,11 @@ async def patch_relationship(
     "/{persona_id}/facts", status_code=status.HTTP_201_CREATED, response_model=RelationshipOut
 )
 async def add_fact(
-    persona_id: str, body: FactIn, user: CurrentUser, admin: AdminDep, personas: PersonasDep
+    persona_id: str,
+    body: FactIn,
+    user: CurrentUser,
+    admin: RelationshipAdminDep,
+    personas: PersonasDep,
 ) -> RelationshipOut:
     """A fact she remembers in every session with you (pinned "always")."""
     view = await admin.add_fact(user.id, persona_id, personas, body.text, body.session_id)
@@ -117,7 +114,7 @@ async def add_fact(
 
 @router.delete("/{persona_id}/facts/{fact_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def forget_fact(
-    persona_id: str, fact_id: str, user: CurrentUser, admin: AdminDep
+    persona_id: str, fact_id: str, user: CurrentUser, admin: RelationshipAdminDep
 ) -> Response:
     await admin.forget_fact(user.id, persona_id, fact_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -130,7 +127,7 @@ async def forget_fact(
     "again). The session's turns stay recallable; forget them one by one or delete the session.",
 )
 async def forget_gist(
-    persona_id: str, session_id: str, user: CurrentUser, admin: AdminDep
+    persona_id: str, session_id: str, user: CurrentUser, admin: RelationshipAdminDep
 ) -> Response:
     await admin.forget_gist(user.id, persona_id, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -142,14 +139,16 @@ async def forget_gist(
     description="Wipe the relationship: the facts and gists go, and no turn said so far is "
     "recalled across sessions any more. Each session keeps its own transcript and memory.",
 )
-async def wipe_relationship(persona_id: str, user: CurrentUser, admin: AdminDep) -> Response:
+async def wipe_relationship(
+    persona_id: str, user: CurrentUser, admin: RelationshipAdminDep
+) -> Response:
     await admin.wipe(user.id, persona_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{persona_id}/export", response_model=RelationshipExport)
 async def export_relationship(
-    persona_id: str, user: CurrentUser, admin: AdminDep, personas: PersonasDep
+    persona_id: str, user: CurrentUser, admin: RelationshipAdminDep, personas: PersonasDep
 ) -> RelationshipExport:
     state = await admin.export(user.id, persona_id, personas)
     return RelationshipExport(
@@ -160,7 +159,7 @@ async def export_relationship(
 @router.post("/import", response_model=RelationshipOut)
 async def import_relationship(
     user: CurrentUser,
-    admin: AdminDep,
+    admin: RelationshipAdminDep,
     personas: PersonasDep,
     body: Annotated[dict[str, Any], Body(description="a relationship export (GET .../export)")],
 ) -> RelationshipOut:
