@@ -7,6 +7,9 @@ Through a pty rather than pipes because the client behaves differently on a term
 prints its colours and prompts only to a TTY, input() edits the line (arrow keys, history)
 only on one, and Ctrl-C / Ctrl-D are keys the terminal turns into SIGINT and end-of-input.
 What the user sees is checked on the screen; what was stored, through the API.
+
+The pty found one bug: the arrow keys went into the message as text (input() without
+readline), and with readline loaded under rich's own prompt, Ctrl-A or Up drew over the prompt.
 """
 
 from __future__ import annotations
@@ -147,9 +150,7 @@ def test_help_shows_the_argument_hints(chat: Any) -> None:
     exits_cleanly(chat)
 
 
-def test_new_with_another_persona_takes_its_default_strategy(
-    chat: Any, api: httpx.Client
-) -> None:
+def test_new_with_another_persona_takes_its_default_strategy(chat: Any, api: httpx.Client) -> None:
     first = started(chat)
     assert api.get(f"/v1/sessions/{first}").json()["memory"]["strategy"] == "window"
 
@@ -166,7 +167,7 @@ def test_new_with_another_persona_takes_its_default_strategy(
     chat.sendline("/new")  # the same persona keeps the session's strategy
     chat.expect(r"new session (ses_\w+) · persona Cody · memory summary_buffer")
     chat.expect(PROMPT)
-    chat.sendline("/quit")
+    chat.sendintr()  # Ctrl-C at the prompt (no reply to stop) leaves too
     exits_cleanly(chat)
 
 
@@ -224,4 +225,62 @@ def test_ctrl_c_stops_a_reply_and_the_chat_goes_on(
     chat.expect(PROMPT)
     assert messages(api, session_id)[-1]["content"] == REPLY
     chat.sendeof()
+    exits_cleanly(chat)
+
+
+def drawn_line(raw: str) -> str:
+    """The last line of the screen after `raw` is drawn on it: the few terminal codes line
+    editing uses (carriage return, backspace, cursor right/left, insert and erase characters,
+    erase to the end of the line), other codes (colours, modes) ignored."""
+    cells: list[str] = []
+    col = 0
+    raw = raw.replace("\x01", "").replace("\x02", "")
+    for m in re.finditer(
+        r"\x1b\[([0-9;?]*)([A-Za-z@])|\x1b[=>]|\r\n|\n|\r|\x08|\x07|(.)", raw, re.S
+    ):
+        arg, code, char = m.group(1), m.group(2), m.group(3)
+        n = int(arg) if arg and arg.isdigit() else 1
+        if char is not None:
+            cells.extend(" " * (col + 1 - len(cells)))
+            cells[col] = char
+            col += 1
+        elif m.group(0) in ("\r\n", "\n"):  # a new line: the last one starts
+            cells, col = [], 0
+        elif m.group(0) == "\r":
+            col = 0
+        elif m.group(0) == "\x08":
+            col = max(col - 1, 0)
+        elif code == "C":
+            col += n
+        elif code == "D":
+            col = max(col - n, 0)
+        elif code == "@":
+            cells[col:col] = [" "] * n
+        elif code == "P":
+            del cells[col : col + n]
+        elif code == "K":
+            del cells[col:]
+    return "".join(cells).rstrip()
+
+
+def test_arrow_keys_and_history_edit_the_line(chat: Any, api: httpx.Client) -> None:
+    session_id = started(chat)
+    chat.send("I fixed the bke")
+    chat.send("\x1b[D\x1b[D")  # Left, Left: back over "ke"
+    chat.send("i\r")
+    chat.expect(r"\d+ generated")
+    chat.expect(PROMPT)
+    # the arrows moved the cursor: they were not sent as text ("bke\x1b[D\x1b[Di")
+    assert messages(api, session_id)[0]["content"] == "I fixed the bike"
+
+    chat.send("\x1b[A")  # Up: the last line again
+    chat.send("\x01")  # Ctrl-A: to the start of the line, which is after the prompt
+    chat.send("So \r")
+    chat.expect_exact("\n")  # the line accepted
+    # the prompt stays: readline knows it, so Ctrl-A stops after it rather than drawing over it
+    assert drawn_line("you › " + chat.before) == "you › So I fixed the bike"
+    chat.expect(r"\d+ generated")
+    chat.expect(PROMPT)
+    assert messages(api, session_id)[2]["content"] == "So I fixed the bike"
+    chat.sendline("/quit")
     exits_cleanly(chat)
