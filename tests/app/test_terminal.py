@@ -60,7 +60,7 @@ def spawn(server: LiveServer, tmp_path: Path, *args: str) -> Any:
     """`memento chat --url <server>` in a 40x120 pty, running this checkout's code."""
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "HF_HUB_OFFLINE": "1",
         "MEMENTO_DATA_DIR": str(tmp_path / "client-data"),
         "TERM": "xterm-256color",  # what a user has: colours, and readline's key bindings
