@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -35,6 +36,23 @@ HELP = """[bold]/context[/] [dim]\\[id][/]  what went into the window for the la
 [bold]/strategies[/]    the memory strategies a session can use (--strategy)
 [bold]/help[/]          this list
 [bold]/quit[/]          leave (Ctrl-D works too; Ctrl-C stops a reply)"""
+
+
+PROMPT = "[bold cyan]you ›[/] "
+_SGR = re.compile(r"(\x1b\[[0-9;]*m)")
+
+
+def line_editing() -> bool:
+    """Load readline, when this Python has it and the chat runs on a terminal: without it
+    input() takes the arrow keys as text ("bke" Left Left "i" sends "bke\\x1b[D\\x1b[Di") and
+    keeps no history for Up. True if loaded."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return False
+    try:
+        import readline  # noqa: F401 - input() uses it once imported
+    except ImportError:  # Windows, or a Python built without it
+        return False
+    return True
 
 
 # -- in-process server ----------------------------------------------------------------------------
@@ -119,8 +137,15 @@ class LocalServer:
 
 # -- the chat loop --------------------------------------------------------------------------------
 class ChatRepl:
-    def __init__(self, client: ChatClient, console: Console, max_tokens: int | None) -> None:
+    def __init__(
+        self,
+        client: ChatClient,
+        console: Console,
+        max_tokens: int | None,
+        readline: bool = False,
+    ) -> None:
         self.client, self.console, self.max_tokens = client, console, max_tokens
+        self.readline = readline  # input() edits the line: it must draw the prompt itself
         self.session: dict[str, Any] = {}
         self.persona: dict[str, Any] = {}
         self.last_reply_id: int | None = None
@@ -317,10 +342,21 @@ class ChatRepl:
             table.add_row(escape(s["name"]), escape(s.get("description", "")))
         self.console.print(table)
 
+    def read_line(self) -> str:
+        if not self.readline:
+            return self.console.input(PROMPT)
+        # Handed to input() rather than printed before it (as Console.input does): readline
+        # redraws the line from the prompt it knows, and with none it would draw over ours on
+        # Up, Ctrl-A or a long line. Its colour codes bracketed by \1 \2, which readline reads
+        # as "takes no room on the screen".
+        with self.console.capture() as shown:
+            self.console.print(PROMPT, end="")
+        return input(_SGR.sub("\x01\\1\x02", shown.get()))
+
     def loop(self) -> None:
         while True:
             try:
-                line = self.console.input("[bold cyan]you ›[/] ")
+                line = self.read_line()
             except (EOFError, KeyboardInterrupt):
                 self.console.print()
                 return
@@ -402,7 +438,7 @@ def run(args: argparse.Namespace) -> int:
                 f"[dim]{escape(str(health.get('model_id')))} · context "
                 f"{health.get('context_window')} tokens · {escape(url)}[/]"
             )
-            repl = ChatRepl(client, console, args.max_tokens)
+            repl = ChatRepl(client, console, args.max_tokens, readline=line_editing())
             repl.open(args.session, args.persona, args.strategy)
             repl.loop()
         finally:
