@@ -101,8 +101,9 @@ class GuardedRecaller:
     async def forget(self, session: SessionInfo, message_ids: Sequence[int] | None = None) -> None:
         """Take turns (all of a session's: None) out of the index. The user's request does not
         fail with the index: the session's memory already lists them as forgotten, so recall
-        never shows them; deleting their vectors is retried before the next recall or
-        indexing of this process (a restart leaves them to `memento reindex`)."""
+        never shows them; deleting their vectors is retried in the background at this
+        process's next recall, indexing or forget (a restart leaves them to `memento
+        reindex`)."""
         self._retry_forgets_later()
         try:
             await self._bounded(self.inner.forget(session, message_ids))
