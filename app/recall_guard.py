@@ -82,10 +82,10 @@ class GuardedRecaller:
             await self._bounded(self.inner.observe(session, messages))
         except TimeoutError:
             # the turn's state must still be saved; the indexing finishes when the server
-            # answers, and if it never does, the next recall indexes what it has not seen
-            log.warning(
-                "indexing session %s: no answer from the vector index within %g s; it goes on "
-                "in the background",
+            # answers, and if it never does, the next recall indexes what it has not seen.
+            # Info, not a warning: a large import's indexing takes this long on a small machine
+            log.info(
+                "indexing session %s: not done within %g s; it goes on in the background",
                 session.id,
                 self.timeout,
             )
