@@ -192,6 +192,11 @@ def greedy_fill(ranked: Sequence[int], conv: Conversation, budget: int = BUDGET)
     return shown
 
 
+def fill_label(label: str, budget: int) -> str:
+    """A ranking's row: its label at the default fill, "label @ 512" at another."""
+    return label if budget == BUDGET else f"{label} @ {budget:,}"
+
+
 class CachedEmbedder:
     """Caches single-text (query) embeddings: many rankers ask the same question. Evaluation
     only; the latency section uses the uncached embedder."""
@@ -232,10 +237,6 @@ def recall_configs(index: VectorIndex, ablation: bool) -> dict[str, RankerFactor
                 "dense + neighbours": make(lexical_k=0),
                 "RRF + neighbours ±1 only (0.5)": make(neighbour_weights=(0.5,)),
                 "RRF k=60, 60+60 candidates, neighbours": make(rrf_k=60, dense_k=60, lexical_k=60),
-                "neighbours lend max, not add": make(neighbour_lend="max"),
-                "neighbours lend max, ±1 only (0.5)": make(
-                    neighbour_lend="max", neighbour_weights=(0.5,)
-                ),
             }
         )
     return configs
@@ -259,7 +260,7 @@ async def evaluate(
     # ranking's top, where the 2,048 fill forgives a strong hit ranked below middling ones
     for b in fills:
         if b != BUDGET:
-            results.update({f"{k} @ {b:,}": Scores() for k in configs})
+            results.update({fill_label(k, b): Scores() for k in configs})
     results.update({f"strategy: {k}": Scores() for k in strategies})
     import_time = import_turns = 0.0
     for conv in convs:
@@ -283,8 +284,9 @@ async def evaluate(
                 ranked = await recaller.recall(session, q.text, conv.messages, set(), 400)
                 for budget in fills:
                     shown = greedy_fill(ranked, conv, budget)
-                    key = label if budget == BUDGET else f"{label} @ {budget:,}"
-                    results[key].add(q.category, evidence_recall(q, conv, shown))
+                    results[fill_label(label, budget)].add(
+                        q.category, evidence_recall(q, conv, shown)
+                    )
         deps = MemoryDeps(llm=engine, recaller=importer)
         for label, (name, params) in ((k, _split(v)) for k, v in strategies.items()):
             strat = registry.create(name, params, deps)

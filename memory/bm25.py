@@ -105,7 +105,7 @@ def bigrams(run: str) -> list[str]:
     return [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
 
 
-def hangul_terms(run: str) -> list[str]:
+def hangul_terms(run: str, stop: frozenset[str] = KO_STOPWORDS) -> list[str]:
     """Syllable bigrams of the run plus its stem as a whole word.
 
     Bigrams match across forms the suffix list does not know (정주행 ~ 정주행하는, 넷플릭스에서 ~
@@ -114,13 +114,13 @@ def hangul_terms(run: str) -> list[str]:
     alone and bigrams of the stem, on several seeds.
     """
     if len(run) == 1:
-        return [] if run in KO_STOPWORDS else [run]
+        return [] if run in stop else [run]
     if run in _KO_SUFFIX_SET:
         return []  # a bare particle after a Latin word or a digit: "Netflix에서"
     stem = hangul_stem(run)
-    if run in KO_STOPWORDS or stem in KO_STOPWORDS:  # 누가 is a word, not 누 + 가
+    if run in stop or stem in stop:  # 누가 is a word, not 누 + 가
         return []
-    return [*(b for b in bigrams(run) if b not in KO_STOPWORDS), stem]
+    return [*(b for b in bigrams(run) if b not in stop), stem]
 
 
 _KOREAN = "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"
