@@ -109,7 +109,6 @@ class Asker:
     api: Api
     persona: str
     errors: list[str]
-    name: str = "asker"
     out: list[Reply] = field(default_factory=list)
     _generators: dict[tuple[int, str], Api] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -136,7 +135,7 @@ class Asker:
         with self._lock:
             api = self._generators.get(key)
             if api is None:
-                user = f"{self.name}-gen-{len(self._generators)}"
+                user = f"{self.api.user}-gen-{len(self._generators)}"
                 api = self._generators[key] = Api(self.api.server, user, self.errors)
         return api
 
@@ -244,7 +243,7 @@ def run_locomo(
 ) -> Asker:
     chosen = pick(convs, n)
     api = Api(server, "answers-locomo", errors)
-    asker = Asker(api, "assistant", errors, "answers-locomo")
+    asker = Asker(api, "assistant", errors)
     by_conv: dict[str, list[Any]] = {}
     for c, q in chosen:
         by_conv.setdefault(c.name, []).append(q)
@@ -269,8 +268,8 @@ def run_locomo(
         t0 = time.perf_counter()
         with ThreadPoolExecutor(parallel) as pool:
             asks = [pool.submit(ask_locomo, asker, sids, q, by_dia) for q in qs]
-            for replies in (a.result() for a in asks):
-                asker.out.extend(replies)
+            for ask in asks:  # in question order: the repeat count reads it
+                asker.out.extend(ask.result())
         print(f"[locomo] {conv.name}: {len(qs)} questions x {len(ROWS)} in "
               f"{time.perf_counter() - t0:.0f}s", flush=True)  # fmt: skip
     return asker
@@ -313,9 +312,8 @@ def score(r: Reply, q: Any) -> Reply:
 def run_planted(server: Server, errors: list[str]) -> dict[str, Asker]:
     out = {}
     for p in (ENGLISH, KOREAN):
-        name = f"answers-planted-{p.language.lower()}"
-        api = Api(server, name, errors)
-        asker = Asker(api, "pippa", errors, name)
+        api = Api(server, f"answers-planted-{p.language.lower()}", errors)
+        asker = Asker(api, "pippa", errors)
         msgs, told = [], {}
         for turns, start in zip(planted_sessions(p), SESSION_STARTS, strict=True):
             for i, (role, content, fact) in enumerate(turns):

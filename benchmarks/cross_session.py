@@ -125,7 +125,7 @@ class Api:
     """One user of the service, with its own API key."""
 
     def __init__(self, server: Server, user: str, errors: list[str]) -> None:
-        self.server, self.errors = server, errors
+        self.server, self.user, self.errors = server, user, errors
         self.headers = {"Authorization": f"Bearer {server.key(user)}"}
         self.client = self._client()
 
