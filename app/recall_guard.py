@@ -68,8 +68,7 @@ class GuardedRecaller:
         except ValueError:
             raise  # the caller's mistake (a bad limit or query), not the index's
         except Exception as exc:  # noqa: BLE001 - any index failure: reply without recall
-            is_timeout = isinstance(exc, TimeoutError)
-            reason = f"no answer within {self.timeout:g} s" if is_timeout else describe(exc)
+            reason = self._reason(exc)
             log.warning("recall unavailable for session %s: %s", session.id, reason)
             recall_unavailable.set(
                 f"Recall was unavailable ({reason}): this reply was written without recalled turns."
@@ -89,6 +88,11 @@ class GuardedRecaller:
                 session.id,
                 self.timeout,
             )
+
+    def _reason(self, exc: BaseException) -> str:
+        if isinstance(exc, TimeoutError):
+            return f"no answer within {self.timeout:g} s"
+        return describe(exc)
 
     async def _bounded(self, work: Coroutine[Any, Any, T]) -> T:
         """`work`, waited for at most `timeout` seconds (TimeoutError after). Shielded: work
@@ -111,7 +115,7 @@ class GuardedRecaller:
             log.warning(
                 "forgetting in session %s: the vector index failed (%s); retried later",
                 session.id,
-                describe(exc) if not isinstance(exc, TimeoutError) else "no answer",
+                self._reason(exc),
             )
             self._unforgotten.append((session, message_ids))
 
