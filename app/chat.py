@@ -17,12 +17,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from app.config import Settings
 from app.errors import InvalidFieldError, ServiceStarting, TooLargeError
-from app.llm.stops import StopText
+from app.llm.stops import ReplyCut, label_stops
 from app.llm.types import Engine, FinishReason, GenerationParams, Usage
 from app.persona_catalog import PersonaCatalog
 from app.personas.model import Persona
@@ -42,6 +42,7 @@ from app.turns import (
     recent_replies,
 )
 from app.warmup import NextTurnWarmer
+from memory.speakers import speakers_in
 from memory.types import Context
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,12 @@ def role_stops(persona: Persona) -> tuple[str, ...]:
     a small model tends to go on with the transcript ("... episode. user: Do you have"): the
     user's words are never hers to write (issue 12)."""
     return ("\nuser:", " user: ", "\nassistant:", f"\n{persona.user_name}:")
+
+
+def context_speakers(persona: Persona, messages: Iterable[dict[str, str]]) -> tuple[str, ...]:
+    """Who speaks in what the engine sees: the persona, her user, and the speakers of recalled
+    or imported turns ("Caroline: ..."). The reply must not go on as one of them (issue 12)."""
+    return speakers_in((m["content"] for m in messages), (persona.user_name, persona.name))
 
 
 def usage_dict(u: Usage) -> dict[str, int]:
@@ -140,6 +147,10 @@ class ChatService:
             context = await self.memory.assemble(
                 session, persona, history, content, params.max_tokens
             )
+            speakers = context_speakers(persona, context.to_messages())
+            params = dataclasses.replace(
+                params, stop=tuple(dict.fromkeys((*params.stop, *label_stops(speakers))))
+            )
             tokens = await asyncio.to_thread(self.count_message, "user", content)
             message, reply = await asyncio.to_thread(
                 self.store.add_messages,
@@ -154,7 +165,12 @@ class ChatService:
                 self.store.save_context, user_id, session_id, context, reply.id
             )
             turn = Turn(
-                session_id=session_id, message=message, reply=reply, context=context, params=params
+                session_id=session_id,
+                message=message,
+                reply=reply,
+                context=context,
+                params=params,
+                speakers=speakers,
             )
             turn.start(self._generate(turn, session, guard))
         except BaseException:
@@ -209,7 +225,7 @@ class ChatService:
         )
         # the engine stops there too; this cut holds for any engine (a remote one takes four
         # stops at most), so neither the stream nor the stored reply speaks for the user
-        stopper = StopText(turn.params.stop)
+        stopper = ReplyCut(turn.params.stop, turn.speakers)
 
         def emit(text: str) -> None:
             if text:

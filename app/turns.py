@@ -94,6 +94,8 @@ class Turn:
     reply: MessageRecord  # the pending reply row
     context: Context
     params: GenerationParams
+    # who speaks in the Context: a label of theirs opening the reply is dropped (ReplyCut)
+    speakers: tuple[str, ...] = ()
     _queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[TurnResult] | None = None
     settled: bool = False  # the reply row was finalized and the session lock released

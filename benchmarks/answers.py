@@ -48,7 +48,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.chat import role_stops  # noqa: E402
+from app.chat import context_speakers, role_stops  # noqa: E402
+from app.llm.stops import cut, label_stops  # noqa: E402
 from app.personas.loader import load_persona_file  # noqa: E402
 from benchmarks import answer_scoring as sc  # noqa: E402
 from benchmarks.answer_tables import Reply, locomo_table, planted_table  # noqa: E402
@@ -115,6 +116,7 @@ class Asker:
 
     def __post_init__(self) -> None:
         p = load_persona_file(ROOT / "personas" / f"{self.persona}.yaml")
+        self.persona_file = p
         self.stops = list(role_stops(p))  # type: ignore[arg-type]
         self.user_name = p.user_name
         # the persona's repetition penalties, as a turn of hers gets them (0 / 1: off)
@@ -155,9 +157,15 @@ class Asker:
             reply = Reply(row, question, "", 0)
         else:
             d = r.json()
-            reply = Reply(
-                row, question, d["choices"][0]["message"]["content"], d["usage"]["prompt_tokens"]
+            # what a turn stores of it: an opening speaker label dropped, cut where the speakers'
+            # labels stop a turn (app/chat.py; OpenAI's four stops cannot carry them all)
+            speakers = context_speakers(self.persona_file, messages)
+            text = cut(
+                d["choices"][0]["message"]["content"],
+                (*self.stops, *label_stops(speakers)),
+                speakers,
             )
+            reply = Reply(row, question, text, d["usage"]["prompt_tokens"])
         reply.score["leak"] = sc.leaks(reply.reply, self.leak)
         reply.score["loops"] = sc.loops(reply.reply)
         return reply

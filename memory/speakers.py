@@ -8,6 +8,7 @@ that "note: ..." or a lowercase "user: ..." is left as the text it is.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 SPEAKER_LABEL = re.compile(r"([A-Z][\w'.-]*(?: [A-Z][\w'.-]*){0,2}): (?=\S)")
 
@@ -22,3 +23,23 @@ def split_label(content: str, names: tuple[str, ...] = ()) -> tuple[str | None, 
                 return name, content[len(name) + 2 :]
         return None, content
     return label.group(1), content[label.end() :]
+
+
+def note_prefix(date: str, speaker: str) -> str:
+    """How a recalled turn opens in the Context: "- On 8 May 2023 Caroline said: "."""
+    return f"- On {date} {speaker} said: "
+
+
+_NOTE = re.compile(r"^- On \d{1,2} [A-Z][a-z]+ \d{4} (\S[^\n]{0,40}?) said: ", re.MULTILINE)
+_LINE_LABEL = re.compile(r"^" + SPEAKER_LABEL.pattern, re.MULTILINE)
+
+
+def speakers_in(texts: Iterable[str], names: Iterable[str] = ()) -> tuple[str, ...]:
+    """Who speaks in a Context: the speakers its recalled notes name, the labels its turns open
+    with ("Caroline: ..."), and `names` (the persona's own). A reply that opens with one of
+    them, or starts a new line with one, is the model continuing the transcript (issue 12)."""
+    found = [n for n in names if n]
+    for text in texts:
+        found += _NOTE.findall(text)
+        found += (m.group(1) for m in _LINE_LABEL.finditer(text))
+    return tuple(dict.fromkeys(found))

@@ -36,3 +36,56 @@ class StopText:
     def flush(self) -> str:
         out, self.pending = self.pending, ""
         return out
+
+
+def label_stops(speakers: Sequence[str]) -> tuple[str, ...]:
+    """Where a reply that goes on to speak as someone of the transcript ends: a line, or a
+    sentence's next words, opening with a speaker's label."""
+    return tuple(s for name in speakers for s in (f"\n{name}:", f" {name}: "))
+
+
+class ReplyCut:
+    """The persona's part of a streamed reply: a speaker label it opens with is dropped (a small
+    model imitating "Caroline: ..." turns writes "Caroline: I'd love to ..."), and it ends at the
+    first stop string."""
+
+    def __init__(self, stops: Sequence[str], speakers: Sequence[str] = ()) -> None:
+        self.stops = StopText(stops)
+        self.labels = tuple(f"{name}:" for name in speakers if name)
+        self.head: str | None = "" if self.labels else None  # None: past the opening
+        self.trim = False  # a label was dropped: so is the space after it
+
+    def feed(self, delta: str) -> tuple[str, bool]:
+        """Text safe to emit now, and whether a stop string was hit (text cut before it)."""
+        if self.head is not None:
+            delta = self._opening(delta)
+        if self.trim:
+            delta = delta.lstrip()
+            self.trim = not delta
+        return self.stops.feed(delta)
+
+    def _opening(self, delta: str) -> str:
+        assert self.head is not None
+        self.head += delta
+        start = self.head.lstrip()
+        for label in self.labels:
+            if start.startswith(label):
+                self.head, self.trim = None, True
+                return start[len(label) :]
+        if any(label.startswith(start) for label in self.labels):
+            return ""  # may still become a label: held
+        out, self.head = self.head, None
+        return out
+
+    def flush(self) -> str:
+        """What is held at the end (nothing when what it held was a stop)."""
+        held, self.head = self.head or "", None
+        text, hit = self.stops.feed(held)
+        return text if hit else text + self.stops.flush()
+
+
+def cut(reply: str, stops: Sequence[str], speakers: Sequence[str] = ()) -> str:
+    """A whole reply as ReplyCut streams it."""
+    cutter = ReplyCut(stops, speakers)
+    text, hit = cutter.feed(reply)
+    return text if hit else text + cutter.flush()

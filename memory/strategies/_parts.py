@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from memory.budget import fit_text, position_of
-from memory.speakers import split_label
+from memory.speakers import note_prefix, split_label
 from memory.strategies._count import count_message
 from memory.strategies._lore import LORE_SHARE, lore_notes, lore_part
 from memory.summarizer import render_summary
@@ -185,7 +185,7 @@ def speaker_and_text(m: StoredMessage, user_name: str, assistant_name: str) -> t
 
 def recall_prefix(m: StoredMessage, user_name: str, assistant_name: str) -> str:
     speaker, _ = speaker_and_text(m, user_name, assistant_name)
-    return f"- On {spoken_date(m)} {speaker} said: "
+    return note_prefix(spoken_date(m), speaker)
 
 
 def recall_line(m: StoredMessage, user_name: str, assistant_name: str) -> str:

@@ -89,3 +89,31 @@ def test_the_persona_user_name_is_a_stop_too(server: LiveServer, scripted: list[
         assert r.json()["reply"]["content"] == "That sounds nice! Tell me more."
     finally:
         SCRIPT[1], SCRIPT[2] = " Tell me more.\nus", "er: Do you have"
+
+
+def test_a_reply_in_an_imported_transcripts_form_loses_the_speakers_label(
+    server: LiveServer, scripted: list[Any]
+) -> None:
+    """Imported turns read "Caroline: ...": a small model answers "Caroline: ..." too, then goes
+    on as the other speaker. The label is dropped, the other speaker's line ends the reply."""
+    saved = SCRIPT[:]
+    SCRIPT[:] = ["Carol", "ine: That sounds", " nice!\nMel", "anie: Thanks!"]
+    try:
+        sid = session(server, "assistant")
+        said = [
+            {"role": "user", "content": "Caroline: I went to a support group yesterday."},
+            {"role": "assistant", "content": "Melanie: That's great, how was it?"},
+        ]
+        r = httpx.post(
+            f"{server.url}/v1/sessions/{sid}/history", json={"messages": said}, timeout=60
+        )
+        assert r.status_code in (200, 201), r.text
+        url = f"{server.url}/v1/sessions/{sid}/messages"
+        with httpx.stream("POST", url, json={"content": "And?", "stream": True}, timeout=60) as s:
+            events = list(sse_events(s.iter_lines()))
+        streamed = "".join(d["text"] for e, d in events if e == "delta")
+        done = next(d for e, d in events if e == "done")
+        assert streamed == done["reply"]["content"] == "That sounds nice!"
+        assert {"\nCaroline:", "\nMelanie:"} <= set(scripted[-1].stop)
+    finally:
+        SCRIPT[:] = saved

@@ -1,0 +1,30 @@
+"""Who speaks in a Context (memory/speakers.py): read back from the notes recall renders and from
+the labels imported turns open with (issue 12)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from memory.speakers import speakers_in
+from memory.strategies._parts import render_recalled
+from memory.types import StoredMessage
+
+
+def turn(mid: int, role: str, content: str) -> StoredMessage:
+    at = datetime(2023, 5, 8, 13, 0, tzinfo=UTC)
+    return StoredMessage(id=mid, role=role, content=content, tokens=5, created_at=at)  # type: ignore[arg-type]
+
+
+def test_the_speakers_of_recalled_notes_and_turn_labels() -> None:
+    notes = render_recalled(
+        [turn(1, "user", "Caroline: I went to a support group."), turn(2, "user", "밥 먹었어?")],
+        "s1",
+        user_name="아빠",
+        assistant_name="Pippa",
+    )
+    texts = ["\n".join(m.content for m in notes), "Jon Snow: winter is coming", "note: no"]
+    assert speakers_in(texts, ("아빠", "Pippa")) == ("아빠", "Pippa", "Caroline", "Jon Snow")
+
+
+def test_lowercase_words_and_colons_inside_a_line_are_no_speakers() -> None:
+    assert speakers_in(["see here: nothing", "Time is 5: late", "I said: Hello"]) == ()
