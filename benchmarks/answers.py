@@ -223,7 +223,8 @@ def create_import(api: Api, persona: str, memory: dict[str, Any], msgs: list[dic
 
 def settle(api: Api, jobs: list[tuple[str, str, list[int]]]) -> None:
     """Recall sessions indexed, summaries written: imports observe in the background."""
-    wait_indexed([(api, sid, ids) for label, sid, ids in jobs if label in RECALLING])
+    recalling = [j for j in jobs if STRATEGIES.get(j[0], {}).get("strategy") in RECALLING]
+    wait_indexed([(api, sid, ids) for _, sid, ids in recalling])
     for label, sid, _ in jobs:
         if "summarizer" not in STRATEGIES.get(label, {}):
             continue
@@ -378,7 +379,20 @@ def main() -> None:
     ap.add_argument(
         "--parallel", type=int, default=4, help="LoCoMo questions asked at once (default 4)"
     )
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=JSON",
+        help='one more row: a session memory, e.g. \'hybrid r256={"strategy": "hybrid", '
+        '"recall_max_tokens": 256}\' (repeatable; the rows asked are --rows plus these)',
+    )
     args = ap.parse_args()
+    for spec in args.variant:
+        label, _, memory = spec.partition("=")
+        STRATEGIES[label] = json.loads(memory)
+        ROWS.insert(len(ROWS) - 2, label)  # before the baselines
+        args.rows += f",{label}"
     only = [r.strip() for r in args.rows.split(",")]
     for row in list(ROWS):  # a smaller run: fewer strategies imported, fewer rows asked
         if row not in only:

@@ -41,10 +41,12 @@ sys.path.insert(0, str(ROOT))
 
 import memory.bm25  # noqa: E402
 from memory.bm25 import BM25, Analyzer, bigrams, hangul_stem, hangul_terms, tokenize  # noqa: E402
+from memory.speakers import without_names  # noqa: E402
 
 LANGS = ("ko", "en")
 _LATIN = re.compile("[A-Za-z]")
 USER, ASSISTANT = "user", "assistant"  # 아빠 / Dad, Pippa
+NAMES = {"ko": ("아빠", "Pippa"), "en": ("Dad", "Pippa")}  # the persona's user_name and name
 Pair = tuple[str, str]  # (Korean, English)
 
 
@@ -859,7 +861,9 @@ async def hybrid_recall_at(
                         ]
                         await recaller.observe(session, msgs)
                         for q in conv.questions:
-                            top = await recaller.recall(session, q.text, msgs, set(), 10)
+                            # asked as a recalling strategy asks: without the two names
+                            query = without_names(q.text, NAMES[conv.lang])
+                            top = await recaller.recall(session, query, msgs, set(), 10)
                             counts[q.kind] = counts.get(q.kind, 0) + 1
                             for k in (5, 10):
                                 hit = sum(e + 1 in top[:k] for e in q.evidence) / len(q.evidence)

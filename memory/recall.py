@@ -31,6 +31,7 @@ from memory.ranking import (
     CJK_QUERY_SHARE,
     DenseCache,
     cjk_share,
+    first_of_each_text,
     merge_top,
     rrf,
     spread_to_neighbours,
@@ -255,15 +256,18 @@ class HybridRecaller:
                 embed.cancel()
         fused = rrf(rankings, p.rrf_k)
         scores: dict[int, float] = {}
+        texts: dict[int, str] = {}
         for src in sources:  # neighbours are turns of the same session
             mine = {d: s for d, s in fused.items() if d in src.pos}
             if mine:
                 spread = spread_to_neighbours(
                     mine, src.turns, p.neighbour_weights, p.neighbour_gap_s, src.pos
                 )
-                scores.update((d, s) for d, s in spread.items() if d in src.allowed)
+                for d, s in spread.items():
+                    if d in src.allowed:
+                        scores[d], texts[d] = s, src.turns[src.pos[d]].content
         ranked = sorted(scores, key=lambda d: (-scores[d], d))
-        return ranked[:limit]
+        return first_of_each_text(ranked, texts.__getitem__)[:limit]
 
     def _source(
         self, session: SessionInfo, history: Sequence[StoredMessage], exclude: set[int]

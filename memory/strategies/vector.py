@@ -9,6 +9,7 @@ from pydantic import Field
 
 from memory.base import EvictionParams
 from memory.budget import position_of
+from memory.speakers import without_names
 from memory.strategies._buffered import BufferedStrategy
 from memory.strategies._kept import kept_part, next_kept
 from memory.strategies._parts import (
@@ -92,8 +93,9 @@ class RecallingStrategy(BufferedStrategy[RP]):
             return kept, None  # nothing to search (recallers refuse an empty query)
         recaller = self.deps.recaller
         assert recaller is not None  # uses_recall: MemoryStrategy.__init__ refused None
+        query = without_names(req.new_message, (req.user_name, req.assistant_name))
         ranked = await recaller.recall(
-            req.session, req.new_message, frame.history, exclude, p.recall_k, req.scope
+            req.session, query, frame.history, exclude, p.recall_k, req.scope
         )
         if kept is not None:
             exclude |= {m.id for m in kept.messages if m.id is not None}

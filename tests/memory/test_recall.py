@@ -117,6 +117,18 @@ async def test_neighbours_of_a_hit_come_along(recaller: HybridRecaller) -> None:
     assert got[0] == 9 and 8 not in got and 10 in got
 
 
+async def test_a_text_said_again_is_recalled_once(recaller: HybridRecaller) -> None:
+    """Copies of one text rank alike; only the best placed one is kept, so the rest of the top
+    is free for turns that say something else."""
+    said = ["Good night, Pippa!", "Night night!"] * 4 + ["I named the puppy Choco."]
+    hist = history([*said, "good night pippa", "Sleep well."])
+    await recaller.observe(ALICE, hist)
+    ranked = await recaller.recall(ALICE, "Good night Pippa", hist, set(), 5)
+    nights = [i for i in ranked if hist[i - 1].content.casefold().startswith("good night")]
+    assert len(nights) == 1, [hist[i - 1].content for i in ranked]
+    assert len(ranked) == len({hist[i - 1].content.casefold().strip("!") for i in ranked})
+
+
 async def test_exclude_limit_and_unknown_ids(recaller: HybridRecaller) -> None:
     hist = conversation()
     await recaller.observe(ALICE, hist)

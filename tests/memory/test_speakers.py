@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from memory.speakers import speakers_in
+from memory.speakers import speakers_in, without_names
 from memory.strategies._parts import render_recalled
 from memory.types import StoredMessage
 
@@ -28,3 +28,14 @@ def test_the_speakers_of_recalled_notes_and_turn_labels() -> None:
 
 def test_lowercase_words_and_colons_inside_a_line_are_no_speakers() -> None:
     assert speakers_in(["see here: nothing", "Time is 5: late", "I said: Hello"]) == ()
+
+
+def test_a_query_loses_the_names_of_the_two_who_talk_and_their_particles() -> None:
+    names = ("아빠", "Pippa")
+    assert without_names("아빠 제일 친한 친구가 누구였더라?", names) == "제일 친한 친구가 누구였더라?"
+    assert without_names("Pippa야, 아빠한테 뭐라 그랬지?", names) == "뭐라 그랬지?"
+    assert without_names("Dad, where did I park?", ("Dad",)) == "where did I park?"
+    # other words that start alike stay; a query that is only a name stays whole
+    assert without_names("What did Daddy Long say?", ("Dad",)) == "What did Daddy Long say?"
+    assert without_names("아빠!", names) == "아빠!"
+    assert without_names("Pippa야 ❤️", names) == "Pippa야 ❤️"

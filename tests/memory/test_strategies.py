@@ -185,6 +185,16 @@ async def test_vector_recalls_relevant_turns_in_time_order_with_dates() -> None:
     assert h[10].id in recaller.queries[0][1]  # forgotten ids are excluded at the source too
 
 
+async def test_recall_is_asked_without_the_two_names() -> None:
+    recaller = FakeRecaller()
+    strategy = registry.create("hybrid", {}, deps(recaller=recaller))
+    h = conversation(6)
+    req = request(h, new="Mina야, 아빠가 키우는 강아지 이름 뭐였지?")
+    req = req.model_copy(update={"user_name": "아빠", "assistant_name": "Mina"})
+    await strategy.assemble(req)
+    assert recaller.queries[-1][0] == "키우는 강아지 이름 뭐였지?"
+
+
 async def test_vector_neighbors_bring_the_reply_with_the_hit() -> None:
     strategy = registry.create(
         "vector", {"buffer_tokens": 0, "recall_k": 1, "neighbors": 1}, deps()
