@@ -47,13 +47,21 @@ from memory.user_edits import after_summarizer
 
 log = logging.getLogger(__name__)
 
-# Session params that belong to the service, not to the strategy.
+# The fields of the API's `memory` object that belong to the service, not to the strategy
+# (GET /v1/strategies lists them as service_params). budget_tokens is stored in a column of
+# the session (SessionRecord.budget_tokens); the others stay with the strategy's params.
 SERVICE_PARAMS = ("scope", "relationship_tokens", "budget_tokens", "lore_tokens")
 MIN_BUDGET = 32
 
 
 def strategy_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in SERVICE_PARAMS}
+
+
+def split_budget(params: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """Validated memory params (validate_memory) -> (the params to store, budget_tokens)."""
+    budget = params.get("budget_tokens")
+    return {k: v for k, v in params.items() if k != "budget_tokens"}, budget
 
 
 def validate_memory(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -136,9 +144,8 @@ class SessionMemory:
     def budget(self, session: SessionRecord, max_tokens: int) -> int:
         window = self.engine.context_window
         budget = window - max_tokens
-        cap = session.params.get("budget_tokens")
-        if isinstance(cap, int):
-            budget = min(budget, cap)
+        if session.budget_tokens is not None:
+            budget = min(budget, session.budget_tokens)
         if budget < MIN_BUDGET:
             raise InvalidFieldError(
                 f"max_tokens {max_tokens} leaves only {budget} tokens of the {window}-token "

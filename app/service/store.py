@@ -36,6 +36,7 @@ class AsyncStore:
         title: str | None = None,
         memory: MemoryState | None = None,
         max_sessions: int | None = None,
+        budget_tokens: int | None = None,
     ) -> SessionRecord:
         return await asyncio.to_thread(
             self.sync.create_session,
@@ -46,6 +47,7 @@ class AsyncStore:
             title,
             memory,
             max_sessions,
+            budget_tokens,
         )
 
     async def get_session(self, user_id: str, session_id: str) -> SessionRecord:
@@ -64,6 +66,7 @@ class AsyncStore:
         title: str | None = None,
         strategy: str | None = None,
         params: dict[str, Any] | None = None,
+        budget_tokens: int | None = None,
         persona_id: str | None = None,
         clear_title: bool = False,
     ) -> SessionRecord:
@@ -74,6 +77,7 @@ class AsyncStore:
                 title=title,
                 strategy=strategy,
                 params=params,
+                budget_tokens=budget_tokens,
                 persona_id=persona_id,
                 clear_title=clear_title,
             )
