@@ -20,6 +20,7 @@ from app.llm.types import Engine
 from app.persona_catalog import PersonaCatalog, UserPersonas
 from app.service.lore_admin import LoreAdmin
 from app.service.memory_admin import MemoryAdmin
+from app.service.persona_admin import PersonaAdmin
 from app.service.relationship_admin import RelationshipAdmin
 from app.service.store import AsyncStore
 from app.store.repo import Store
@@ -165,3 +166,10 @@ def get_lore_admin(store: AsyncStoreDep) -> LoreAdmin:
 RelationshipAdminDep = Annotated[RelationshipAdmin, Depends(get_relationship_admin)]
 LoreAdminDep = Annotated[LoreAdmin, Depends(get_lore_admin)]
 PersonasDep = Annotated[UserPersonas, Depends(get_personas)]
+
+
+def get_persona_admin(personas: PersonasDep) -> PersonaAdmin:
+    return PersonaAdmin(personas)  # holds nothing but the caller's view: one per request
+
+
+PersonaAdminDep = Annotated[PersonaAdmin, Depends(get_persona_admin)]
