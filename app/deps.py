@@ -18,6 +18,7 @@ from app.config import Settings
 from app.errors import ServiceStarting, UnauthorizedError
 from app.llm.types import Engine
 from app.persona_catalog import PersonaCatalog, UserPersonas
+from app.service.completion import Completions
 from app.service.lore_admin import LoreAdmin
 from app.service.memory_admin import MemoryAdmin
 from app.service.persona_admin import PersonaAdmin
@@ -173,3 +174,11 @@ def get_persona_admin(personas: PersonasDep) -> PersonaAdmin:
 
 
 PersonaAdminDep = Annotated[PersonaAdmin, Depends(get_persona_admin)]
+
+
+def get_completions(chat: ChatDep, engine: EngineDep) -> Completions:
+    # the chat service first: its 503 is what a completion answered before the engine's
+    return Completions(chat, engine)  # holds nothing of its own: one per request
+
+
+CompletionsDep = Annotated[Completions, Depends(get_completions)]
