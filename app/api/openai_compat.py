@@ -30,7 +30,7 @@ from app.errors import (
     to_error,
 )
 from app.llm.constrained import SchemaError, schema_of
-from app.llm.types import MAX_TOP_LOGPROBS, TokenLogprob, Usage
+from app.llm.types import MAX_TOP_LOGPROBS, Engine, TokenLogprob, Usage
 from app.schemas import OPENAI_ERRORS, Seed
 from app.service.completion import Completions, Finished, Piece
 from app.turns import TurnOptions, TurnResult
@@ -152,7 +152,7 @@ MODEL_ALIAS = "memento"  # always names the served model, whatever it is (listed
 MAX_STOP = 4  # OpenAI's limit on stop sequences
 
 
-def served_model(requested: str | None, engine: Any) -> str:
+def served_model(requested: str | None, engine: Engine | Completions) -> str:
     """The id of the model that answers `requested`: ours under its own id or the alias, else
     404 `model_not_found` as OpenAI answers (serving another model silently misleads a client
     that asked for a specific one). No `model` at all is accepted: our own clients omit it."""
@@ -358,7 +358,7 @@ class _Out:
 
 
 # -- routes -----------------------------------------------------------------------------------
-def _card(engine: Any, model_id: str) -> ModelCard:
+def _card(engine: Engine, model_id: str) -> ModelCard:
     return ModelCard(id=model_id, created=int(time.time()), context_window=engine.context_window)
 
 
