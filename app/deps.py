@@ -18,8 +18,10 @@ from app.config import Settings
 from app.errors import ServiceStarting, UnauthorizedError
 from app.llm.types import Engine
 from app.persona_catalog import PersonaCatalog, UserPersonas
+from app.service.completion import Completions
 from app.service.lore_admin import LoreAdmin
 from app.service.memory_admin import MemoryAdmin
+from app.service.persona_admin import PersonaAdmin
 from app.service.relationship_admin import RelationshipAdmin
 from app.service.store import AsyncStore
 from app.store.repo import Store
@@ -165,3 +167,18 @@ def get_lore_admin(store: AsyncStoreDep) -> LoreAdmin:
 RelationshipAdminDep = Annotated[RelationshipAdmin, Depends(get_relationship_admin)]
 LoreAdminDep = Annotated[LoreAdmin, Depends(get_lore_admin)]
 PersonasDep = Annotated[UserPersonas, Depends(get_personas)]
+
+
+def get_persona_admin(personas: PersonasDep) -> PersonaAdmin:
+    return PersonaAdmin(personas)  # holds nothing but the caller's view: one per request
+
+
+PersonaAdminDep = Annotated[PersonaAdmin, Depends(get_persona_admin)]
+
+
+def get_completions(chat: ChatDep, engine: EngineDep) -> Completions:
+    # the chat service first: its 503 is what a completion answered before the engine's
+    return Completions(chat, engine)  # holds nothing of its own: one per request
+
+
+CompletionsDep = Annotated[Completions, Depends(get_completions)]

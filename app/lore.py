@@ -3,7 +3,6 @@ its user attached to it (app/store/lore.py), read for the scanner (memory/lore).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections import OrderedDict
@@ -12,9 +11,9 @@ from typing import Any
 
 from app.errors import NotFoundError
 from app.personas.model import Persona
+from app.service.store import AsyncStore
 from app.store.lore import LoreBookRecord
 from app.store.records import SessionRecord
-from app.store.repo import Store
 from memory.lore.errors import LoreError
 from memory.lore.model import ActiveBook, LoreBook
 
@@ -85,7 +84,7 @@ def stored_book(rec: LoreBookRecord) -> ActiveBook:
 
 
 async def active_books(
-    store: Store, session: SessionRecord, persona: Persona
+    store: AsyncStore, session: SessionRecord, persona: Persona
 ) -> tuple[list[ActiveBook], list[str]]:
     """The session's books in force, and notes on any that could not be used."""
     books: list[ActiveBook] = []
@@ -93,7 +92,7 @@ async def active_books(
     notes = [note] if note else []
     if own is not None:
         books.append(own)
-    for rec in await asyncio.to_thread(store.session_books, session.user_id, session.id):
+    for rec in await store.session_books(session.user_id, session.id):
         try:
             books.append(stored_book(rec))
         except LoreError as exc:  # validated on upload; a later rule change must not break turns

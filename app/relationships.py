@@ -10,13 +10,12 @@ listed, so never recalled.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
 from app.personas.model import Persona
+from app.service.store import AsyncStore
 from app.store.records import SessionRecord
-from app.store.repo import Store
 from memory.relationship import (
     DEFAULT_RELATIONSHIP_TOKENS,
     RelationshipState,
@@ -44,9 +43,9 @@ def relationship_tokens(session: SessionRecord) -> int:
 
 
 class Relationships:
-    """The cross-session side of SessionMemory (store reads through threads)."""
+    """The cross-session side of SessionMemory (the store through its async facade)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: AsyncStore) -> None:
         self.store = store
 
     async def context_inputs(
@@ -57,18 +56,11 @@ class Relationships:
         scope = scope_of(session, persona)
         if scope == "session":
             return [], 0, []
-        state = await asyncio.to_thread(
-            self.store.get_relationship, session.user_id, session.persona_id
-        )
+        state = await self.store.get_relationship(session.user_id, session.persona_id)
         others: list[ScopeSession] = []
         if recalls:
-            histories = await asyncio.to_thread(
-                self.store.scope_histories,
-                session.user_id,
-                session.persona_id,
-                scope,
-                session.id,
-                state.recall_after_id,
+            histories = await self.store.scope_histories(
+                session.user_id, session.persona_id, scope, session.id, state.recall_after_id
             )
             # built, not validated: the store's own messages, 10k of them over 100 sessions
             others = [
@@ -84,9 +76,7 @@ class Relationships:
     ) -> RelationshipState:
         """Bring the gist of every session of the pair up to date (a new session is starting:
         for the user, the others have ended). Extractive: no model call, milliseconds."""
-        histories = await asyncio.to_thread(
-            self.store.scope_histories, user_id, persona_id, "persona", exclude
-        )
+        histories = await self.store.scope_histories(user_id, persona_id, "persona", exclude)
 
         def change(state: RelationshipState) -> RelationshipState | None:
             new = state
@@ -94,15 +84,13 @@ class Relationships:
                 new = refresh_gist(new, h.session.id, h.session.title, h.history) or new
             return new if new is not state else None
 
-        return await asyncio.to_thread(self.store.update_relationship, user_id, persona_id, change)
+        return await self.store.update_relationship(user_id, persona_id, change)
 
     async def observed(self, session: SessionRecord, history: Sequence[StoredMessage]) -> None:
         """After a turn was observed: re-extract the session's gist every few messages."""
         if not history or session.params.get("scope") == "session":
             return
-        state = await asyncio.to_thread(
-            self.store.get_relationship, session.user_id, session.persona_id
-        )
+        state = await self.store.get_relationship(session.user_id, session.persona_id)
         gist = state.gist(session.id)
         through = gist.through_id if gist else state.recall_after_id
         fresh = [m for m in history if m.id > through]
@@ -112,9 +100,7 @@ class Relationships:
         def change(state: RelationshipState) -> RelationshipState | None:
             return refresh_gist(state, session.id, session.title, history)
 
-        await asyncio.to_thread(
-            self.store.update_relationship, session.user_id, session.persona_id, change
-        )
+        await self.store.update_relationship(session.user_id, session.persona_id, change)
 
     async def rewrite_gist(self, session: SessionRecord, history: Sequence[StoredMessage]) -> None:
         """Extract the session's gist again from `history` (after the user made it forget a
@@ -127,17 +113,13 @@ class Relationships:
             cleared = state.without_session(session.id)
             return refresh_gist(cleared, session.id, session.title, history) or cleared
 
-        await asyncio.to_thread(
-            self.store.update_relationship, session.user_id, session.persona_id, change
-        )
+        await self.store.update_relationship(session.user_id, session.persona_id, change)
 
     async def greeting(self, session: SessionRecord, persona: Persona) -> str:
         """Her returning greeting once the relationship holds anything (another session with
         this user, or a fact to remember always), else her first-meeting greeting."""
         if not persona.returning_greeting or scope_of(session, persona) == "session":
             return persona.fill(persona.greeting)
-        state = await asyncio.to_thread(
-            self.store.get_relationship, session.user_id, session.persona_id
-        )
+        state = await self.store.get_relationship(session.user_id, session.persona_id)
         known = state.facts or any(g.session_id != session.id for g in state.gists)
         return persona.fill(persona.returning_greeting if known else persona.greeting)

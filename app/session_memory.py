@@ -27,6 +27,8 @@ from app.lore import active_books
 from app.personas.model import Persona
 from app.recall_guard import recall_unavailable
 from app.relationships import Relationships
+from app.service.store import AsyncStore
+from app.store.errors import Conflict, NotFound
 from app.store.records import SessionRecord
 from app.store.repo import Store
 from memory import registry
@@ -47,13 +49,21 @@ from memory.user_edits import after_summarizer
 
 log = logging.getLogger(__name__)
 
-# Session params that belong to the service, not to the strategy.
+# The fields of the API's `memory` object that belong to the service, not to the strategy
+# (GET /v1/strategies lists them as service_params). budget_tokens is stored in a column of
+# the session (SessionRecord.budget_tokens); the others stay with the strategy's params.
 SERVICE_PARAMS = ("scope", "relationship_tokens", "budget_tokens", "lore_tokens")
 MIN_BUDGET = 32
 
 
 def strategy_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in SERVICE_PARAMS}
+
+
+def split_budget(params: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """Validated memory params (validate_memory) -> (the params to store, budget_tokens)."""
+    budget = params.get("budget_tokens")
+    return {k: v for k, v in params.items() if k != "budget_tokens"}, budget
 
 
 def validate_memory(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -118,9 +128,10 @@ class SessionMemory:
         self, settings: Settings, engine: Engine, store: Store, recaller: Any = None
     ) -> None:
         self.settings, self.engine, self.store = settings, engine, store
+        self.astore = AsyncStore(store)  # every read and write here, off the event loop
         self.deps = MemoryDeps(llm=engine, recaller=recaller)
         self.recaller = recaller
-        self.relationships = Relationships(store)
+        self.relationships = Relationships(self.astore)
         self._chains: dict[str, asyncio.Task[None]] = {}  # the last observer of each session
         self._unobserved: dict[str, list[StoredMessage]] = {}
         self._upkeeping: dict[str, asyncio.Task[None]] = {}  # the upkeep lane of each session
@@ -136,9 +147,8 @@ class SessionMemory:
     def budget(self, session: SessionRecord, max_tokens: int) -> int:
         window = self.engine.context_window
         budget = window - max_tokens
-        cap = session.params.get("budget_tokens")
-        if isinstance(cap, int):
-            budget = min(budget, cap)
+        if session.budget_tokens is not None:
+            budget = min(budget, session.budget_tokens)
         if budget < MIN_BUDGET:
             raise InvalidFieldError(
                 f"max_tokens {max_tokens} leaves only {budget} tokens of the {window}-token "
@@ -156,12 +166,12 @@ class SessionMemory:
         max_tokens: int,
     ) -> Context:
         """The Context for `content` now; pure (nothing stored). ContextOverflowError -> 413."""
-        state, _ = await asyncio.to_thread(self.store.get_memory, session.user_id, session.id)
+        state, _ = await self.astore.get_memory(session.user_id, session.id)
         strategy = self.strategy(session)
         lines, cap, scope = await self.relationships.context_inputs(
             session, persona, strategy.uses_recall and self.recaller is not None
         )
-        books, lore_notes = await active_books(self.store, session, persona)
+        books, lore_notes = await active_books(self.astore, session, persona)
         lore_cap = session.params.get("lore_tokens")
         req = AssembleRequest(
             session=session_info(session),
@@ -235,11 +245,9 @@ class SessionMemory:
             self._unobserved[session.id] = pending
             raise
         except Exception:
-            from app.store.errors import NotFound
-
             log.exception("memory observe failed for session %s; retried next turn", session.id)
             try:
-                await asyncio.to_thread(self.store.get_session, session.user_id, session.id)
+                await self.astore.get_session(session.user_id, session.id)
             except NotFound:
                 return  # the session was deleted meanwhile: nothing to retry
             self._unobserved[session.id] = pending
@@ -252,10 +260,10 @@ class SessionMemory:
     ) -> bool:
         """Observe (without upkeep) and save; whether upkeep is due (MemoryStrategy.upkeep_due)."""
         # re-read: the strategy may have been changed since the turn began
-        session = await asyncio.to_thread(self.store.get_session, session.user_id, session.id)
+        session = await self.astore.get_session(session.user_id, session.id)
         strategy = self.strategy(session)
-        history = await asyncio.to_thread(self.store.history, session.user_id, session.id)
-        state, version = await asyncio.to_thread(self.store.get_memory, session.user_id, session.id)
+        history = await self.astore.history(session.user_id, session.id)
+        state, version = await self.astore.get_memory(session.user_id, session.id)
         info = session_info(session)
         new_state = await strategy.observe(
             info, history, state, new_messages, context, upkeep=False
@@ -267,22 +275,14 @@ class SessionMemory:
         if new_state != state:
             # compare-and-swap: a user's PATCH (or an upkeep pass) in between wins and this
             # observation is merged into it on the retry instead of overwriting it
-            from app.store.errors import Conflict
-
             try:
-                await asyncio.to_thread(
-                    self.store.save_memory, session.user_id, session.id, new_state, version
-                )
+                await self.astore.save_memory(session.user_id, session.id, new_state, version)
             except Conflict:
-                state, version = await asyncio.to_thread(
-                    self.store.get_memory, session.user_id, session.id
-                )
+                state, version = await self.astore.get_memory(session.user_id, session.id)
                 new_state = await strategy.observe(
                     info, history, state, new_messages, context, upkeep=False
                 )
-                await asyncio.to_thread(
-                    self.store.save_memory, session.user_id, session.id, new_state, version
-                )
+                await self.astore.save_memory(session.user_id, session.id, new_state, version)
         return strategy.upkeep_due(without_forgotten(history, new_state), new_state)
 
     def observing(self, session_id: str) -> bool:
@@ -301,8 +301,6 @@ class SessionMemory:
         task.add_done_callback(lambda _: self._upkeeping.pop(session.id, None))
 
     async def _upkeep(self, session: SessionRecord) -> None:
-        from app.store.errors import NotFound
-
         more = True
         while more or session.id in self._upkeep_again:
             self._upkeep_again.discard(session.id)
@@ -316,12 +314,10 @@ class SessionMemory:
 
     async def _upkeep_pass(self, session: SessionRecord) -> bool:
         """One upkeep step, saved; whether a backlog is left (MemoryStrategy.backlog)."""
-        from app.store.errors import Conflict
-
-        session = await asyncio.to_thread(self.store.get_session, session.user_id, session.id)
+        session = await self.astore.get_session(session.user_id, session.id)
         strategy = self.strategy(session)
-        history = await asyncio.to_thread(self.store.history, session.user_id, session.id)
-        state, version = await asyncio.to_thread(self.store.get_memory, session.user_id, session.id)
+        history = await self.astore.history(session.user_id, session.id)
+        state, version = await self.astore.get_memory(session.user_id, session.id)
         kept = without_forgotten(history, state)
         # an edited summary the summarizer folds new turns into is kept as a version
         new_state = after_summarizer(state, await strategy.upkeep(kept, state))
@@ -331,15 +327,11 @@ class SessionMemory:
         base = state
         while True:
             try:
-                await asyncio.to_thread(
-                    self.store.save_memory, session.user_id, session.id, new_state, version
-                )
+                await self.astore.save_memory(session.user_id, session.id, new_state, version)
                 break
             except Conflict:
                 # turns went on meanwhile: their bookkeeping stays, the summary is this pass's
-                latest, version = await asyncio.to_thread(
-                    self.store.get_memory, session.user_id, session.id
-                )
+                latest, version = await self.astore.get_memory(session.user_id, session.id)
                 if _summary_of(latest) != _summary_of(base):
                     return True  # the summary was edited or dropped meanwhile: do it again
                 base, new_state = latest, latest.model_copy(update=summary)
@@ -349,16 +341,16 @@ class SessionMemory:
 
     async def forgot(self, session: SessionRecord) -> None:
         """After the user made the session forget turns: its gist is extracted again."""
-        history = await asyncio.to_thread(self.store.history, session.user_id, session.id)
-        state, _ = await asyncio.to_thread(self.store.get_memory, session.user_id, session.id)
+        history = await self.astore.history(session.user_id, session.id)
+        state, _ = await self.astore.get_memory(session.user_id, session.id)
         await self.relationships.rewrite_gist(session, without_forgotten(history, state))
 
     async def index_history(self, session: SessionRecord) -> None:
         """Put every stored message of the session in the vector index (strategy changes)."""
         if self.recaller is None:
             return
-        history = await asyncio.to_thread(self.store.history, session.user_id, session.id)
-        state, _ = await asyncio.to_thread(self.store.get_memory, session.user_id, session.id)
+        history = await self.astore.history(session.user_id, session.id)
+        state, _ = await self.astore.get_memory(session.user_id, session.id)
         forgotten = set(state.forgotten)
         keep = [m for m in history if m.id not in forgotten]
         if keep:

@@ -77,9 +77,10 @@ class NextTurnWarmer:
         if observing is not None:
             await asyncio.wait([observing])
         try:
-            session = await asyncio.to_thread(self.store.get_session, session.user_id, session.id)
+            store = self.memory.astore  # the store, awaitable (app/service/store.py)
+            session = await store.get_session(session.user_id, session.id)
             persona = self.personas.get(session.persona_id, session.user_id)
-            history = await asyncio.to_thread(self.store.history, session.user_id, session.id)
+            history = await store.history(session.user_id, session.id)
             context = await self.memory.assemble(session, persona, history, "", max_tokens)
             parts = [p for p in context.parts if p.kind not in NEXT_MESSAGE_KINDS]
             head = [m for p in parts for m in p.to_messages()]

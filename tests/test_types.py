@@ -1,6 +1,6 @@
 """The type checker passes (issue 18): mypy on the paths and at the levels pyproject.toml's
-[tool.mypy] sets (memory/ strict, the rest of app/ at check_untyped_defs), so `make test` in CI
-fails on a type error as `make lint` does.
+[tool.mypy] sets (memory/ and app/service/ strict, the rest of app/ at check_untyped_defs), so
+`make test` in CI fails on a type error as `make lint` does.
 
 A cold run takes about a minute on a 2-core machine; .mypy_cache makes later runs seconds.
 """

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from app.deps import AsyncStoreDep, ChatDep, CurrentUser
-from app.errors import error_body, to_error
+from app.errors import EngineUnavailableError, error_body, to_error
 from app.schemas import (
     ERRORS,
     DbId,
@@ -129,8 +129,6 @@ async def post_message(
         )
     result = await watch_disconnect(request, turn)
     if result.error is not None:
-        from app.errors import EngineUnavailableError
-
         raise EngineUnavailableError(f"generation failed: {result.error}")
     return turn_out(result)
 

@@ -9,11 +9,10 @@ stored like any other.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Header, Request, Response
@@ -21,20 +20,20 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.messages import watch_disconnect
-from app.deps import ChatDep, CurrentUser, EngineDep, SettingsDep
+from app.deps import ChatDep, CompletionsDep, CurrentUser, EngineDep
 from app.errors import (
     EngineUnavailableError,
     InvalidFieldError,
     NotFoundError,
-    TooLargeError,
     error_body,
     openai_status,
     to_error,
 )
 from app.llm.constrained import SchemaError, schema_of
-from app.llm.types import MAX_TOP_LOGPROBS, Chunk, GenerationParams, TokenLogprob, Usage
+from app.llm.types import MAX_TOP_LOGPROBS, Engine, TokenLogprob, Usage
 from app.schemas import OPENAI_ERRORS, Seed
-from app.turns import TurnOptions, TurnResult, recent_replies
+from app.service.completion import Completions, Finished, Piece
+from app.turns import TurnOptions, TurnResult
 
 router = APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_ERRORS)
 
@@ -153,7 +152,7 @@ MODEL_ALIAS = "memento"  # always names the served model, whatever it is (listed
 MAX_STOP = 4  # OpenAI's limit on stop sequences
 
 
-def served_model(requested: str | None, engine: Any) -> str:
+def served_model(requested: str | None, engine: Engine | Completions) -> str:
     """The id of the model that answers `requested`: ours under its own id or the alias, else
     404 `model_not_found` as OpenAI answers (serving another model silently misleads a client
     that asked for a specific one). No `model` at all is accepted: our own clients omit it."""
@@ -171,7 +170,7 @@ def _unsupported(param: str, why: str) -> InvalidFieldError:
     return InvalidFieldError(f"{param!r} is not supported: {why}", param, "unsupported_parameter")
 
 
-def check_response_format(fmt: dict[str, Any], engine: Any, session: bool) -> None:
+async def check_response_format(fmt: dict[str, Any], model: Completions, session: bool) -> None:
     """`text`, or JSON by constrained decoding: the schema must compile before anything runs."""
     kind = fmt.get("type")
     if kind == "text":
@@ -183,8 +182,8 @@ def check_response_format(fmt: dict[str, Any], engine: Any, session: bool) -> No
         )
     if session:
         raise _unsupported("response_format", "not with X-Memento-Session (stateless calls only)")
-    if not getattr(engine, "supports_json_schema", False):
-        raise _unsupported("response_format", f"the {engine.backend} backend cannot constrain")
+    if not model.supports_json_schema:
+        raise _unsupported("response_format", f"the {model.backend} backend cannot constrain")
     if kind == "json_schema":
         spec = fmt.get("json_schema")
         if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
@@ -195,7 +194,7 @@ def check_response_format(fmt: dict[str, Any], engine: Any, session: bool) -> No
     schema = schema_of(fmt)
     assert schema is not None
     try:
-        engine.check_json_schema(schema)
+        await model.check_json_schema(schema)
     except SchemaError as exc:
         raise InvalidFieldError(
             f"response_format.json_schema.schema cannot be used: {exc}",
@@ -203,7 +202,7 @@ def check_response_format(fmt: dict[str, Any], engine: Any, session: bool) -> No
         ) from exc
 
 
-def check_supported(req: ChatCompletionRequest, engine: Any, session: bool) -> None:
+async def check_supported(req: ChatCompletionRequest, model: Completions, session: bool) -> None:
     """Refuse, naming the param, every option we would otherwise silently ignore, and the
     combinations OpenAI itself refuses. Runs before anything is generated or stored."""
     no_tools = "the model does not call tools"
@@ -211,7 +210,7 @@ def check_supported(req: ChatCompletionRequest, engine: Any, session: bool) -> N
         if getattr(req, name) is not None:
             raise _unsupported(name, no_tools)
     if req.response_format is not None:
-        check_response_format(req.response_format, engine, session)
+        await check_response_format(req.response_format, model, session)
     if req.logit_bias:
         raise _unsupported("logit_bias", "token biases are not applied")
     if req.audio is not None or any(m != "text" for m in req.modalities or ()):
@@ -236,8 +235,8 @@ def check_supported(req: ChatCompletionRequest, engine: Any, session: bool) -> N
     if req.logprobs:
         if session:
             raise _unsupported("logprobs", "not with X-Memento-Session (stateless calls only)")
-        if not getattr(engine, "supports_logprobs", False):
-            raise _unsupported("logprobs", f"the {engine.backend} backend does not report them")
+        if not model.supports_logprobs:
+            raise _unsupported("logprobs", f"the {model.backend} backend does not report them")
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -269,12 +268,12 @@ def chat_messages(req: ChatCompletionRequest) -> list[dict[str, str]]:
     return out
 
 
-def logprobs_of(items: list[TokenLogprob], engine: Any) -> list[TokenLogprobOut]:
+def logprobs_of(items: list[TokenLogprob], model: Completions) -> list[TokenLogprobOut]:
     """OpenAI's shape: each token's text, its UTF-8 bytes (a token may be part of a
     character), its log-probability and the top alternatives."""
 
     def entry(token_id: int, logprob: float) -> TopLogprob:
-        raw = engine.tokenizer.token_bytes(token_id)
+        raw = model.token_bytes(token_id)
         return TopLogprob(
             token=raw.decode("utf-8", errors="replace"), logprob=logprob, bytes=list(raw)
         )
@@ -359,7 +358,7 @@ class _Out:
 
 
 # -- routes -----------------------------------------------------------------------------------
-def _card(engine: Any, model_id: str) -> ModelCard:
+def _card(engine: Engine, model_id: str) -> ModelCard:
     return ModelCard(id=model_id, created=int(time.time()), context_window=engine.context_window)
 
 
@@ -385,17 +384,14 @@ async def chat_completions(
     response: Response,
     user: CurrentUser,
     chat: ChatDep,
-    engine: EngineDep,
-    settings: SettingsDep,
+    completions: CompletionsDep,
     x_memento_session: str | None = Header(default=None),
 ) -> Any:
-    model = served_model(body.model, engine)
-    # off the event loop: a JSON schema compiles there (the first one builds llguidance's
-    # tokenizer, ~0.25 s)
-    await asyncio.to_thread(check_supported, body, engine, bool(x_memento_session))
+    model = served_model(body.model, completions)
+    await check_supported(body, completions, bool(x_memento_session))
     messages = chat_messages(body)
     options = options_of(body)
-    chat.check_max_tokens(options.max_tokens)
+    completions.check_max_tokens(options.max_tokens)
     cid = f"chatcmpl-{secrets.token_hex(12)}"
     created = int(time.time())
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -440,26 +436,14 @@ async def chat_completions(
         )
 
     # stateless: exactly the given messages
-    params = options.params({}, min(settings.default_max_tokens, settings.max_tokens_limit))
-    # the client's own earlier replies count as said, as a session's do
-    said = recent_replies([(m["role"], m["content"]) for m in messages[:-1]])
-    top = (body.top_logprobs or 0) if body.logprobs else None
-    schema = schema_of(body.response_format) if body.response_format else None
-    params = dataclasses.replace(params, penalty_context=said, logprobs=top, json_schema=schema)
-    for i, m in enumerate(messages):
-        if m["content"]:
-            chat.check_content(m["content"], field=f"messages.{i}.content")
-    needed = await asyncio.to_thread(engine.count, messages)
-    if needed + params.max_tokens > engine.context_window:
-        raise TooLargeError(
-            f"the messages take {needed} tokens; with max_tokens {params.max_tokens} that is "
-            f"over the {engine.context_window}-token context window",
-            field="messages",
-            code="context_length_exceeded",  # OpenAI's code: clients match on it
-        )
-    # one cache slot per user: a client that resends a growing conversation reuses its prefix
-    cache_key = f"stateless:{user.id}"
-    source, collected = _engine_stream(engine, messages, params, cache_key)
+    reply = await completions.start(
+        user.id,
+        messages,
+        options,
+        logprobs=(body.top_logprobs or 0) if body.logprobs else None,
+        json_schema=schema_of(body.response_format) if body.response_format else None,
+    )
+    source, collected = _openai_pieces(reply.pieces(), reply.result, completions)
     if body.stream:
         return StreamingResponse(
             _stream(cid, created, model, source, collected, include_usage, None),
@@ -487,26 +471,23 @@ def _completion(cid: str, created: int, model: str, out: _Out) -> ChatCompletion
     )
 
 
-def _engine_stream(
-    engine: Any, messages: list[dict[str, str]], params: GenerationParams, cache_key: str
-) -> tuple[AsyncIterator[Delta], Any]:
-    want = params.logprobs is not None
-    state: dict[str, Any] = {"parts": [], "usage": Usage(), "finish": None, "logprobs": []}
+def _openai_pieces(
+    pieces: AsyncIterator[Piece], result: Callable[[], Awaitable[Finished]], model: Completions
+) -> tuple[AsyncIterator[Delta], Callable[[], Awaitable[_Out]]]:
+    """A stateless completion's pieces and result with OpenAI's logprobs (token texts and
+    bytes), each token converted once."""
+    converted: list[TokenLogprobOut] = []
 
     async def source() -> AsyncIterator[Delta]:
-        chunk: Chunk
-        async for chunk in engine.stream(messages, params, cache_key=cache_key):
-            lp = logprobs_of(chunk.logprobs, engine) if want and chunk.logprobs else None
-            if chunk.text or lp:
-                state["parts"].append(chunk.text)
-                state["logprobs"].extend(lp or ())
-                yield chunk.text, lp
-            if chunk.finish_reason is not None:
-                state["usage"], state["finish"] = chunk.usage or Usage(), chunk.finish_reason
+        async for text, lp in pieces:
+            out = logprobs_of(lp, model) if lp else None
+            converted.extend(out or ())
+            yield text, out
 
     async def collected() -> _Out:
-        lp = state["logprobs"] if want else None
-        return _Out("".join(state["parts"]), state["usage"], state["finish"], lp)
+        done = await result()
+        lp = None if done.logprobs is None else converted
+        return _Out(done.text, done.usage, done.finish, lp)
 
     return source(), collected
 

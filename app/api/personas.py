@@ -3,26 +3,26 @@ or PNG); replace and delete an upload; export any persona as a V3 card; a person
 as a SillyTavern World Info file.
 
 Everyone sees the files; an upload only its uploader (PersonasDep is the caller's view), so
-another user's upload is a 404 on every route here, exactly like an id nobody has.
+another user's upload is a 404 on every route here, exactly like an id nobody has. What blocks
+(the store, parsing uploads, encoding a PNG) runs in app/service/persona_admin.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from app.api.uploads import UPLOAD_DOC, read_upload
-from app.deps import PersonasDep
-from app.errors import InvalidFieldError, NotFoundError
+from app.deps import PersonaAdminDep, PersonasDep
+from app.errors import NotFoundError
 from app.persona_catalog import CatalogEntry
-from app.personas.book import normalize_book
-from app.personas.card_export import persona_to_card, persona_to_png
+from app.personas.card_export import persona_to_card
 from app.personas.model import SLUG_PATTERN, Persona
-from app.personas.world_info import book_to_world_info, world_info_to_book
+from app.personas.world_info import book_to_world_info
 from app.schemas import ERRORS, PersonaSummary
+from app.service.persona_admin import book_of
 
 router = APIRouter(prefix="/v1/personas", tags=["personas"], responses=ERRORS)
 
@@ -75,26 +75,22 @@ async def get_persona(persona_id: str, personas: PersonasDep) -> PersonaOut:
     response_model=PersonaOut,
     openapi_extra=UPLOAD_DOC,
 )
-async def add_persona(request: Request, personas: PersonasDep, id: PersonaId = None) -> PersonaOut:
-    body = await read_upload(request)
-    persona = await asyncio.to_thread(personas.add, body, id)
-    return full(personas.entry(persona.id))
+async def add_persona(request: Request, admin: PersonaAdminDep, id: PersonaId = None) -> PersonaOut:
+    return full(await admin.add(await read_upload(request), id))
 
 
 @router.put("/{persona_id}", response_model=PersonaOut, openapi_extra=UPLOAD_DOC)
-async def replace_persona(persona_id: str, request: Request, personas: PersonasDep) -> PersonaOut:
+async def replace_persona(persona_id: str, request: Request, admin: PersonaAdminDep) -> PersonaOut:
     """Replace your upload (any form POST takes; the id stays). 404 if you have no upload with
     that id, 409 for a built-in persona."""
-    body = await read_upload(request)
-    await asyncio.to_thread(personas.replace, persona_id, body)
-    return full(personas.entry(persona_id))
+    return full(await admin.replace(persona_id, await read_upload(request)))
 
 
 @router.delete("/{persona_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_persona(persona_id: str, personas: PersonasDep) -> Response:
+async def delete_persona(persona_id: str, admin: PersonaAdminDep) -> Response:
     """Delete your upload and its book. Sessions with it keep their messages and memory; a
     turn in one answers 409 until a persona with that id is uploaded again."""
-    await asyncio.to_thread(personas.delete, persona_id)
+    await admin.delete(persona_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -105,13 +101,14 @@ async def delete_persona(persona_id: str, personas: PersonasDep) -> Response:
 async def export_card(
     persona_id: str,
     personas: PersonasDep,
+    admin: PersonaAdminDep,
     format: Literal["json", "png"] = Query(default="json", description="json or png"),
 ) -> Response:
     """The persona as a Character Card V3: JSON, or a PNG with `ccv3` and `chara` chunks."""
     persona = personas.get(persona_id)
     disposition = {"Content-Disposition": f'attachment; filename="{persona.id}.{format}"'}
     if format == "png":
-        png = await asyncio.to_thread(persona_to_png, persona)
+        png = await admin.card_png(persona_id)
         return Response(png, media_type="image/png", headers=disposition)
     text = json.dumps(persona_to_card(persona), ensure_ascii=False, indent=2)
     return Response(text, media_type="application/json", headers=disposition)
@@ -132,23 +129,15 @@ async def export_world_info(persona_id: str, personas: PersonasDep) -> Response:
 @router.put("/{persona_id}/world-info", response_model=PersonaOut)
 @router.post("/{persona_id}/world-info", response_model=PersonaOut)
 async def set_world_info(
-    persona_id: str, body: dict[str, Any], personas: PersonasDep
+    persona_id: str, body: dict[str, Any], admin: PersonaAdminDep
 ) -> PersonaOut:
     """Set your upload's lorebook from a SillyTavern World Info file (entries keyed by uid), or
     from a V3 `character_book` (entries in a list). 404/409 as PUT of the persona."""
-    entries = body.get("entries")
-    if isinstance(entries, list) and all(isinstance(e, dict) and "keys" in e for e in entries):
-        book = normalize_book(body, "book", "book")
-    else:
-        book = world_info_to_book(body, "world info")
-    if not book["entries"]:
-        raise InvalidFieldError("the lorebook has no entries", "entries")
-    await asyncio.to_thread(personas.set_book, persona_id, book)
-    return full(personas.entry(persona_id))
+    return full(await admin.set_book(persona_id, book_of(body)))
 
 
 @router.delete("/{persona_id}/world-info", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_world_info(persona_id: str, personas: PersonasDep) -> Response:
+async def delete_world_info(persona_id: str, admin: PersonaAdminDep) -> Response:
     """Remove your upload's lorebook."""
-    await asyncio.to_thread(personas.set_book, persona_id, None)
+    await admin.set_book(persona_id, None)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

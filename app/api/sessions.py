@@ -21,7 +21,7 @@ def session_out(s: SessionRecord, greeting: str | None = None) -> SessionOut:
             "id": s.id,
             "persona": s.persona_id,
             "title": s.title,
-            "memory": {"strategy": s.strategy, **s.params},
+            "memory": {"strategy": s.strategy, **s.memory_params()},
             "created_at": s.created_at,
             "updated_at": s.updated_at,
             "greeting": greeting,

@@ -2,8 +2,9 @@
 registry (each strategy's pydantic Params), so clients never hard-code them.
 
 `service_params` lists the session params the service itself takes with any strategy
-(`budget_tokens`, see app.session_memory.SERVICE_PARAMS), described from the request model that
-validates them (MemoryConfig): they are not a strategy's, so they are not repeated per strategy.
+(`budget_tokens`, `scope`..., see app.session_memory.SERVICE_PARAMS), described from the request
+model that validates them (MemoryConfig): they are not a strategy's, so they are not repeated
+per strategy.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from app.errors import InvalidFieldError, NotFoundError
 from app.persona_catalog import PersonaCatalog, UserPersonas
 from app.recall_guard import describe
 from app.service.store import AsyncStore
-from app.session_memory import SessionMemory, session_info, validate_memory
+from app.session_memory import SessionMemory, session_info, split_budget, validate_memory
 from app.store.records import SessionRecord
 from app.store.transfer import parse_export
 from memory import registry, user_edits
@@ -95,7 +95,7 @@ class MemoryAdmin:
         if strategy == persona.memory.strategy:
             # the persona's tuned params are the defaults; what the client sets wins
             params = {**persona.memory.params, **params}
-        params = validate_memory(strategy, params)
+        params, budget = split_budget(validate_memory(strategy, params))
         record = await self.store.create_session(
             user_id,
             persona.id,
@@ -103,6 +103,7 @@ class MemoryAdmin:
             params,
             title,
             max_sessions=self.settings.max_sessions_per_user,
+            budget_tokens=budget,
         )
         # a new conversation begins: for the user the others have ended, so their gists are
         # brought up to date before her greeting and first reply read them
@@ -129,19 +130,22 @@ class MemoryAdmin:
         """Rename and/or change the memory: `strategy` None keeps it (and `params` update its
         params); `params` None with no strategy leaves the memory as it is."""
         current = await self.store.get_session(user_id, session_id)
-        new_strategy = new_params = None
+        new_strategy = new_params = new_budget = None
         if strategy is not None or params is not None:
             new_strategy = strategy or current.strategy
             given = params or {}
-            # same strategy: a partial update of its params; another one: its own params only
-            new_params = {**current.params, **given} if new_strategy == current.strategy else given
-            new_params = validate_memory(new_strategy, new_params)
+            # same strategy: a partial update of its params (the budget among them); another
+            # one: its own params only
+            if new_strategy == current.strategy:
+                given = {**current.memory_params(), **given}
+            new_params, new_budget = split_budget(validate_memory(new_strategy, given))
         record = await self.store.update_session(
             user_id,
             session_id,
             title=title,
             strategy=new_strategy,
             params=new_params,
+            budget_tokens=new_budget,
             clear_title=clear_title,
         )
         turned = new_strategy is not None and new_strategy != current.strategy

@@ -14,7 +14,7 @@ from typing import Any
 
 from app.store.lore import LoreBookRecord
 from app.store.records import MessageRecord, SessionRecord
-from app.store.relationships import RelationshipRecord
+from app.store.relationships import RelationshipRecord, ScopeHistory
 from app.store.repo import Store
 from memory.relationship import RelationshipState
 from memory.types import Context, MemoryScope, MemoryState, StoredMessage
@@ -36,6 +36,7 @@ class AsyncStore:
         title: str | None = None,
         memory: MemoryState | None = None,
         max_sessions: int | None = None,
+        budget_tokens: int | None = None,
     ) -> SessionRecord:
         return await asyncio.to_thread(
             self.sync.create_session,
@@ -46,6 +47,7 @@ class AsyncStore:
             title,
             memory,
             max_sessions,
+            budget_tokens,
         )
 
     async def get_session(self, user_id: str, session_id: str) -> SessionRecord:
@@ -64,6 +66,7 @@ class AsyncStore:
         title: str | None = None,
         strategy: str | None = None,
         params: dict[str, Any] | None = None,
+        budget_tokens: int | None = None,
         persona_id: str | None = None,
         clear_title: bool = False,
     ) -> SessionRecord:
@@ -74,6 +77,7 @@ class AsyncStore:
                 title=title,
                 strategy=strategy,
                 params=params,
+                budget_tokens=budget_tokens,
                 persona_id=persona_id,
                 clear_title=clear_title,
             )
@@ -108,6 +112,17 @@ class AsyncStore:
     async def get_memory(self, user_id: str, session_id: str) -> tuple[MemoryState, int]:
         return await asyncio.to_thread(self.sync.get_memory, user_id, session_id)
 
+    async def save_memory(
+        self,
+        user_id: str,
+        session_id: str,
+        state: MemoryState,
+        expected_version: int | None = None,
+    ) -> int:
+        return await asyncio.to_thread(
+            self.sync.save_memory, user_id, session_id, state, expected_version
+        )
+
     async def update_memory(
         self,
         user_id: str,
@@ -139,6 +154,18 @@ class AsyncStore:
     ) -> list[tuple[SessionRecord, set[int]]]:
         return await asyncio.to_thread(
             self.sync.scope_sessions, user_id, persona_id, scope, exclude
+        )
+
+    async def scope_histories(
+        self,
+        user_id: str,
+        persona_id: str,
+        scope: MemoryScope,
+        exclude: str | None = None,
+        after_id: int = 0,
+    ) -> list[ScopeHistory]:
+        return await asyncio.to_thread(
+            self.sync.scope_histories, user_id, persona_id, scope, exclude, after_id
         )
 
     async def message_session(self, user_id: str, message_id: int) -> SessionRecord:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     inspect,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import Connection, Engine
 
@@ -303,6 +304,39 @@ def _step_8(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE messages ADD COLUMN usage {kind}"))
 
 
+def _step_9(conn: Connection) -> None:
+    # budget_tokens, a session setting of the service, leaves the strategy params for a column
+    # of its own (issue 18). Each session's value moves unchanged; a value the API never
+    # accepted (not an integer) stays in params, where nothing reads it, rather than be lost.
+    conn.execute(text("ALTER TABLE sessions ADD COLUMN budget_tokens INTEGER"))
+    sessions = Table(  # the columns this step reads and writes, frozen at v9
+        "sessions",
+        MetaData(),
+        Column("id", String(40), primary_key=True),
+        Column("params", JSONType, nullable=False),
+        Column("budget_tokens", Integer, nullable=True),
+    )
+    # every session's params are read: JSON key tests differ between the backends, and this
+    # runs once
+    for session_id, params in conn.execute(select(sessions.c.id, sessions.c.params)).all():
+        if not isinstance(params, dict) or "budget_tokens" not in params:
+            continue
+        budget = params["budget_tokens"]
+        if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool)):
+            log.warning(
+                "store: session %s keeps budget_tokens %r in its params: not an integer",
+                session_id,
+                budget,
+            )
+            continue
+        rest = {k: v for k, v in params.items() if k != "budget_tokens"}
+        conn.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id)
+            .values(params=rest, budget_tokens=budget)
+        )
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "api_keys.last_used_at; index sessions(user_id, updated_at)", _step_2),
     Step(3, "personas keyed by (user_id, id): uploads are private to their uploader", _step_3),
@@ -311,6 +345,7 @@ STEPS: tuple[Step, ...] = (
     Step(6, "messages.owner, messages.lease_until: leases on pending replies", _step_6),
     Step(7, "lorebooks and session_lorebooks (uploaded World Info, attached to sessions)", _step_7),
     Step(8, "messages.usage: a reply's token usage", _step_8),
+    Step(9, "sessions.budget_tokens: moved out of the strategy params", _step_9),
 )
 CURRENT_VERSION = STEPS[-1].version if STEPS else 1
 

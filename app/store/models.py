@@ -90,7 +90,10 @@ class ChatSession(Base):
     persona_id: Mapped[str] = mapped_column(String(100))
     title: Mapped[str | None] = mapped_column(String(200), default=None)
     strategy: Mapped[str] = mapped_column(String(40))
-    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the strategy's, the scope's
+    # schema v9: the cap on an assembled context, a session setting of the service (it was a
+    # key of params, where every strategy had to be kept from seeing it); None: no cap
+    budget_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     memory: Mapped[dict[str, Any]] = mapped_column(default=dict)  # memory.types.MemoryState
     # optimistic concurrency for memory: writers compare-and-swap on this counter
     memory_version: Mapped[int] = mapped_column(Integer, default=0)

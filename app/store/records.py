@@ -36,9 +36,17 @@ class SessionRecord(BaseModel):
     persona_id: str
     title: str | None
     strategy: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)  # never budget_tokens (below)
     created_at: datetime
     updated_at: datetime
+    budget_tokens: int | None = None  # the cap on an assembled context; None: the model's room
+
+    def memory_params(self) -> dict[str, Any]:
+        """The params as clients write and read them (the API's `memory` object, an export's
+        `params`): budget_tokens among the others, where it was before it got a column."""
+        if self.budget_tokens is None:
+            return dict(self.params)
+        return {**self.params, "budget_tokens": self.budget_tokens}
 
     @property
     def cache_key(self) -> str:

@@ -134,7 +134,7 @@ class RelationshipsMixin:
         # only the forgotten ids of the memory JSON: the whole of it (summary versions,
         # removed facts...) was parsed for 100 sessions every turn
         q = select(
-            t.id, t.user_id, t.persona_id, t.title, t.strategy, t.params,
+            t.id, t.user_id, t.persona_id, t.title, t.strategy, t.params, t.budget_tokens,
             t.memory["forgotten"].label("forgotten"), t.created_at, t.updated_at,
         ).where(t.user_id == user_id)  # fmt: skip
         if scope == "persona":
@@ -151,6 +151,7 @@ class RelationshipsMixin:
                     id=r.id, user_id=r.user_id, persona_id=r.persona_id, title=r.title,
                     strategy=r.strategy, params=dict(r.params or {}),
                     created_at=r.created_at, updated_at=r.updated_at,
+                    budget_tokens=r.budget_tokens,
                 ),
                 set(r.forgotten or ()),
             )

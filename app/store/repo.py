@@ -55,6 +55,13 @@ __all__ = ["LOCAL_USER", "Store", "new_id"]
 LOCAL_USER = "local"  # the single user when auth is off
 
 
+def _strategy_only(params: dict[str, Any] | None) -> None:
+    """budget_tokens has a column of its own (schema v9): one left in params would be stored
+    where nothing reads it, and the session would silently lose its cap."""
+    if params is not None and "budget_tokens" in params:
+        raise ValueError("budget_tokens is a session column: pass it as budget_tokens=")
+
+
 def instance_name() -> str:
     """host:pid:tag, at most 80 characters (the owner column): unique per running Store."""
     tag = f":{os.getpid()}:{secrets.token_hex(4)}"
@@ -153,8 +160,10 @@ class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
         title: str | None = None,
         memory: MemoryState | None = None,
         max_sessions: int | None = None,
+        budget_tokens: int | None = None,
     ) -> SessionRecord:
         """A new session ("ses_<hex>"). LimitExceeded if the user already has max_sessions."""
+        _strategy_only(params)
         with self._tx() as db:
             if max_sessions is not None:
                 count = count_sessions(db, user_id)
@@ -168,6 +177,7 @@ class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
                 title=title,
                 strategy=strategy,
                 params=dict(params or {}),
+                budget_tokens=budget_tokens,
                 memory=(memory or MemoryState()).model_dump(mode="json"),
                 memory_version=0,
                 created_at=now,
@@ -206,10 +216,16 @@ class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
         title: str | None = None,
         strategy: str | None = None,
         params: dict[str, Any] | None = None,
+        budget_tokens: int | None = None,
         persona_id: str | None = None,
         clear_title: bool = False,
     ) -> SessionRecord:
-        """Change what is given (None = unchanged; clear_title=True sets the title to None)."""
+        """Change what is given (None = unchanged; clear_title=True sets the title to None).
+        `params` and `budget_tokens` are the memory's settings, replaced together: with params
+        given, budget_tokens None means no cap; without, budget_tokens must be None too."""
+        _strategy_only(params)
+        if params is None and budget_tokens is not None:
+            raise ValueError("budget_tokens is replaced with the params: pass both")
         with self._tx() as db:
             row = own(db, user_id, session_id)
             if title is not None:
@@ -220,6 +236,7 @@ class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
                 row.strategy = strategy
             if params is not None:
                 row.params = dict(params)
+                row.budget_tokens = budget_tokens
             if persona_id is not None:
                 row.persona_id = persona_id
             row.updated_at = utcnow()
@@ -274,14 +291,16 @@ class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
         if max_messages is not None and len(parsed.messages) > max_messages:
             raise LimitExceeded("history import messages", len(parsed.messages), max_messages)
         new_messages = transfer.new_messages(parsed)
+        params, budget = transfer.split_budget(parsed.session.params)
         session = self.create_session(
             user_id,
             parsed.session.persona,
             parsed.session.strategy,
-            parsed.session.params,
+            params,
             # a copy says so: "<the original's title> (imported)"
             imported_title(parsed.session.title, new_messages),
             max_sessions=max_sessions,
+            budget_tokens=budget,
         )
         copies: list[str] = []
         try:

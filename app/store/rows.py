@@ -55,6 +55,7 @@ def session_record(row: ChatSession) -> SessionRecord:
         params=dict(row.params or {}),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        budget_tokens=row.budget_tokens,
     )
 
 

@@ -71,7 +71,9 @@ def export_data(
             "persona": session.persona_id,
             "title": session.title,
             "strategy": session.strategy,
-            "params": session.params,
+            # budget_tokens among the params, as in exports written before it got a column:
+            # the format (and servers that read it) stay as they were
+            "params": session.memory_params(),
             "created_at": session.created_at.isoformat(),
             "updated_at": session.updated_at.isoformat(),
         },
@@ -108,6 +110,18 @@ def parse_export(data: Any) -> SessionExport:
     if len(books) != len(set(books)):
         raise InvalidData("lorebooks", "lorebook ids must be unique")
     return parsed
+
+
+def split_budget(params: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """An export's params -> (the strategy's params, budget_tokens): the session keeps the
+    budget in a column of its own. InvalidData if it is not a positive integer."""
+    rest = {k: v for k, v in params.items() if k != "budget_tokens"}
+    budget = params.get("budget_tokens")
+    if budget is not None and (
+        not isinstance(budget, int) or isinstance(budget, bool) or budget < 1
+    ):
+        raise InvalidData("session.params.budget_tokens", "must be a positive integer")
+    return rest, budget
 
 
 def new_messages(parsed: SessionExport) -> list[NewMessage]:

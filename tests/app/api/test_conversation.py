@@ -295,6 +295,30 @@ def test_patch_rename_and_strategy(client: TestClient) -> None:
     assert sid in [s["id"] for s in listed]
 
 
+def test_budget_tokens_reads_and_writes_as_before_its_column(client: TestClient) -> None:
+    # a column of the session since schema v9; for clients one of the memory params as before
+    r = client.post(
+        "/v1/sessions",
+        json={"persona": "assistant", "memory": {"strategy": "window", "budget_tokens": 700}},
+    )
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    assert r.json()["memory"]["budget_tokens"] == 700
+    assert client.get(f"/v1/sessions/{sid}").json()["memory"]["budget_tokens"] == 700
+    # a params-only change of the same strategy keeps it
+    r = client.patch(f"/v1/sessions/{sid}", json={"memory": {"k": 4}})
+    assert r.json()["memory"]["budget_tokens"] == 700 and r.json()["memory"]["k"] == 4
+    ctx = client.post(f"/v1/sessions/{sid}/context", json={"content": "hey"}).json()
+    assert ctx["budget"] == 700
+    exported = client.get(f"/v1/sessions/{sid}/export").json()
+    assert exported["session"]["params"]["budget_tokens"] == 700
+    copy = client.post("/v1/sessions/import", json=exported)
+    assert copy.status_code == 201 and copy.json()["memory"]["budget_tokens"] == 700
+    # another strategy takes its own params only: the budget goes unless given again
+    r = client.patch(f"/v1/sessions/{sid}", json={"memory": {"strategy": "buffer"}})
+    assert r.json()["memory"].get("budget_tokens") is None
+
+
 def test_export_import_roundtrip(client: TestClient) -> None:
     sid = new_session(client, "assistant", strategy="summary_buffer")["id"]
     say(client, sid, "Remember: the meeting is on Friday.")

@@ -245,6 +245,61 @@ def test_upgrade_v2_to_v3_makes_uploads_private_and_keeps_sessions_working(
         store.close()
 
 
+def test_upgrade_v8_to_v9_moves_budget_tokens_out_of_the_params(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    create_schema_at(engine, 8)
+    _fill_v1(engine)  # ses_1: params {"k": 2}, no budget
+    session = {
+        "user_id": "usr_1",
+        "persona_id": "pippa",
+        "title": None,
+        "strategy": "window",
+        "memory": {},
+        "memory_version": 0,
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            migrations._v1_metadata().tables["sessions"].insert(),
+            [
+                {
+                    **session,
+                    "id": "ses_2",
+                    "params": {"k": 3, "budget_tokens": 900, "scope": "user"},
+                },
+                {**session, "id": "ses_3", "params": {"budget_tokens": None}},
+                # never accepted by the API; kept where it was rather than lost
+                {**session, "id": "ses_4", "params": {"budget_tokens": "lots"}},
+            ],
+        )
+    engine.dispose()
+
+    store = Store(db_url)
+    try:
+        assert _version(store.engine) == CURRENT_VERSION
+        found = {s.id: (s.params, s.budget_tokens) for s in store.list_sessions("usr_1", limit=10)}
+        assert found == {
+            "ses_1": ({"k": 2}, None),
+            "ses_2": ({"k": 3, "scope": "user"}, 900),
+            "ses_3": ({}, None),
+            "ses_4": ({"budget_tokens": "lots"}, None),
+        }
+        # clients see the session as before: the budget among the memory params
+        assert store.get_session("usr_1", "ses_2").memory_params() == {
+            "k": 3,
+            "scope": "user",
+            "budget_tokens": 900,
+        }
+        assert store.export_session("usr_1", "ses_2")["session"]["params"] == {
+            "k": 3,
+            "scope": "user",
+            "budget_tokens": 900,
+        }
+    finally:
+        store.close()
+
+
 def test_upgraded_schema_equals_fresh_schema(db_url: str, make_store) -> None:  # type: ignore[no-untyped-def]
     engine = create_db_engine(db_url)
     create_schema_at(engine, 1)

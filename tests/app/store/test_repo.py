@@ -68,6 +68,25 @@ def test_session_crud(store: Store) -> None:
     assert store.count_sessions(uid) == 0
 
 
+def test_budget_tokens_is_a_column_set_with_the_params(store: Store) -> None:
+    uid = store.get_or_create_user("alice").id
+    s = store.create_session(uid, "pippa", "window", {"k": 4}, budget_tokens=900)
+    assert (s.params, s.budget_tokens) == ({"k": 4}, 900)
+    assert s.memory_params() == {"k": 4, "budget_tokens": 900}  # as clients see it
+    assert store.get_session(uid, s.id) == s
+    assert store.update_session(uid, s.id, title="renamed").budget_tokens == 900
+    # the memory's settings are replaced together: new params without a budget drop the cap
+    changed = store.update_session(uid, s.id, params={"k": 2}, budget_tokens=1200)
+    assert (changed.params, changed.budget_tokens) == ({"k": 2}, 1200)
+    assert store.update_session(uid, s.id, params={"k": 2}).budget_tokens is None
+    with pytest.raises(ValueError, match="budget_tokens"):
+        store.create_session(uid, "pippa", "window", {"budget_tokens": 900})
+    with pytest.raises(ValueError, match="budget_tokens"):
+        store.update_session(uid, s.id, params={"k": 2, "budget_tokens": 900})
+    with pytest.raises(ValueError, match="budget_tokens"):
+        store.update_session(uid, s.id, budget_tokens=900)
+
+
 def test_another_users_session_is_not_found_everywhere(store: Store) -> None:
     alice, sid = _session(store, "alice")
     msg = store.add_message(alice, sid, "user", "my secret", 3)

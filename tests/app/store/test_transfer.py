@@ -149,3 +149,16 @@ def test_titles_from_the_first_user_message_and_of_imported_copies(store: Store)
     assert store.get_session(uid, untitled).title is None  # it had a message before
     exported = json.loads(json.dumps(store.export_session(uid, untitled)))
     assert store.import_session(uid, exported).title == "hi lord (imported)"
+
+
+def test_budget_tokens_travels_among_the_params(store: Store) -> None:
+    # the export format is as before the column: budget_tokens is one of the params
+    uid = store.get_or_create_user("alice").id
+    sid = store.create_session(uid, "pippa", "window", {"k": 3}, budget_tokens=900).id
+    exported = store.export_session(uid, sid)
+    assert exported["session"]["params"] == {"k": 3, "budget_tokens": 900}
+    imported = store.import_session(uid, json.loads(json.dumps(exported)))
+    assert (imported.params, imported.budget_tokens) == ({"k": 3}, 900)
+    exported["session"]["params"]["budget_tokens"] = "lots"
+    with pytest.raises(InvalidData, match="budget_tokens"):
+        store.import_session(uid, exported)
