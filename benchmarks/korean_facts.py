@@ -886,6 +886,9 @@ def main() -> None:
         choices=("minilm", "e5", "use"),
         help="the HybridRecaller's embedder (benchmarks/embedder_candidates.py)",
     )
+    ap.add_argument(
+        "--defaults-only", action="store_true", help="with --hybrid: only the default recaller"
+    )
     args = ap.parse_args()
     data = {lang: generate(lang, args.conversations, args.seed) for lang in LANGS}
     for lang in LANGS if args.show else ():
@@ -925,6 +928,8 @@ def main() -> None:
             ),
             "bigrams + whole stem (defaults)": (chosen, {}),
         }
+        if args.defaults_only:
+            configs = {"defaults": (chosen, {})}
         # Code-switched: Korean with the names, places, foods in Latin script ("우리 puppy
         # 이름이 뭐였지?"); only the questions holding a Latin word are asked.
         switched = [

@@ -55,10 +55,10 @@ class SummarizingMixin(MemoryStrategy[SP]):
             return ExtractiveSummarizer()
         return self.deps.summarizer or LLMSummarizer(self.deps.llm)
 
-    def summary_head(self, frame: Frame) -> tuple[ContextPart | None, int]:
-        """The summary part (within summary_max_tokens) and the budget it leaves."""
+    def summary_head(self, frame: Frame, room: int | None = None) -> tuple[ContextPart | None, int]:
+        """The summary part (within summary_max_tokens and `room`) and the budget it leaves."""
         state, llm = frame.req.state, self.deps.llm
-        limit = min(frame.remaining, self.params.summary_max_tokens)
+        limit = min(frame.remaining if room is None else room, self.params.summary_max_tokens)
         summary = summary_part(llm, state.summary, state.summary_covers, limit)
         return summary, frame.remaining - (summary.tokens if summary else 0)
 

@@ -36,6 +36,18 @@ class RecallParams(EvictionParams):
     neighbors: int = Field(
         default=0, ge=0, le=5, description="also show this many turns on each side of a hit"
     )
+    # Pippa at budget_tokens 1,024: her persona and pinned facts leave ~380 tokens, which a
+    # 128-token summary and a 256-token buffer used to take whole, so recall showed nothing
+    # (benchmarks/korean_context.py: Korean facts 0.17 with hybrid, 0.62 with vector). At 2,048
+    # the floor is far below what the caps leave anyway: nothing changes there.
+    recall_min_share: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="share of the room after the persona, pinned facts and new message that "
+        "the summary and recent buffer leave to recalled turns (a small budget is not theirs "
+        "alone)",
+    )
     # What recall finds anew is prefilled every turn; at 0.9 that is at most a tenth of the
     # room (~200 tokens under recall_max_tokens 2,048). Prompt tokens reused over an 80-turn
     # chat (benchmarks/cache_hits.py), vector / hybrid: 0 (before) 12% / 18%, 0.5 49% / 50%,
@@ -76,6 +88,10 @@ class RecallingStrategy(BufferedStrategy[RP]):
 
     def buffer_limit(self) -> int | None:
         return self.params.buffer_tokens
+
+    def recall_floor(self, frame: Frame) -> int:
+        """Tokens the parts before recall must leave to it."""
+        return int(max(frame.remaining, 0) * self.params.recall_min_share)
 
     async def recall(
         self, frame: Frame, recent: Sequence[StoredMessage], available: int
@@ -127,7 +143,7 @@ class VectorStrategy(RecallingStrategy[RecallParams]):
 
     async def assemble(self, req: AssembleRequest) -> Context:
         frame = start_frame(self.llm, req)
-        start = self.recent_start(frame, frame.remaining)
+        start = self.recent_start(frame, frame.remaining - self.recall_floor(frame))
         recent = frame.history[start:]
         rest = frame.remaining - sum(m.tokens for m in recent)
         kept, recalled = await self.recall(frame, recent, rest)
@@ -146,15 +162,19 @@ class HybridParams(RecallParams, SummaryParams):
 class HybridStrategy(PrunedSummaryMixin[HybridParams], RecallingStrategy[HybridParams]):
     """summary_buffer + recall + pinned facts. The budget goes, in priority order, to the
     persona, pinned facts and new message (always), the summary (<= summary_max_tokens), the
-    recent buffer (<= buffer_tokens) and recalled turns (the rest, <= recall_max_tokens)."""
+    recent buffer (<= buffer_tokens) and recalled turns (the rest, <= recall_max_tokens; at
+    least recall_min_share of what the first three leave)."""
 
     name: ClassVar[str] = "hybrid"
     Params = HybridParams
 
     async def assemble(self, req: AssembleRequest) -> Context:
         frame = start_frame(self.llm, req)
-        summary, available = self.summary_head(frame)
-        start = self.recent_start(frame, available)
+        floor = self.recall_floor(frame)
+        # in a small room the summary takes at most half of what recall leaves, so that the
+        # last exchange still shows
+        summary, available = self.summary_head(frame, (frame.remaining - floor) // 2)
+        start = self.recent_start(frame, available - floor)
         recent = frame.history[start:]
         rest = available - sum(m.tokens for m in recent)
         kept, recalled = await self.recall(frame, recent, rest)

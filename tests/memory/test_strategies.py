@@ -213,6 +213,28 @@ async def test_vector_observe_indexes_new_messages_but_not_forgotten_ones() -> N
     assert recaller.indexed == [new[0].id, new[2].id, new[3].id]
 
 
+@pytest.mark.parametrize("name", ["hybrid", "vector"])
+async def test_a_small_budget_leaves_recall_its_share(name: str) -> None:
+    """Where the summary and the buffer caps would take the whole room, recall keeps
+    recall_min_share of it (0: the buffer and the summary first, as before)."""
+    h = conversation(40, chars=60)
+    h[6] = message(h[6].id, "user", "my dog Bo loves the beach", day=0)
+    state = MemoryState(summary="Dad likes tea. " * 40, summary_covers=[m.id for m in h[:4]])
+    budget = 300 if name == "hybrid" else 250
+    room = {}
+    for share in (0.0, 0.5):
+        strategy = registry.create(name, {"recall_min_share": share}, deps())
+        ctx = await strategy.assemble(
+            request(h, new="how is Bo the dog", budget=budget, state=state)
+        )
+        assert ctx.total_tokens <= budget
+        room[share] = {p.kind: p.tokens for p in ctx.parts}
+    shown = sum(room[0.5].get(k, 0) for k in ("summary", "recent", "recalled"))
+    assert room[0.5]["recalled"] >= 0.45 * shown > room[0.0].get("recalled", 0)
+    assert room[0.5]["recent"] > 0  # the last exchange still shows
+    assert h[6].id in ids(ctx, "recalled")
+
+
 async def test_hybrid_has_every_part_in_order() -> None:
     strategy = registry.create(
         "hybrid",
