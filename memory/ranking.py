@@ -103,12 +103,14 @@ class DenseCache:
         self.mat = np.zeros((64, dim), dtype=np.float32)
         self.ids: list[int] = []
         self.pos: dict[int, int] = {}
+        self.version = 0  # bumped by every change (memory/scope.py rebuilds views on it)
 
     @property
     def nbytes(self) -> int:
         return self.mat.nbytes
 
     def put(self, ids: Sequence[int], vectors: np.ndarray) -> None:
+        self.version += 1
         for mid, vec in zip(ids, vectors, strict=True):
             row = self.pos.get(mid)
             if row is None:
@@ -123,6 +125,7 @@ class DenseCache:
         row = self.pos.pop(mid, None)
         if row is None:
             return
+        self.version += 1
         last = len(self.ids) - 1
         if row != last:  # move the last row into the hole
             self.mat[row] = self.mat[last]
