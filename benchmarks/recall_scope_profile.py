@@ -163,7 +163,7 @@ async def main_async(args: argparse.Namespace) -> None:
     questions = pick_questions(convs, args.questions + 3)
     worker = MLXWorker(name="mlx-recall-profile")
     inner = make_embedder(DEFAULT_EMBEDDER, worker)
-    emb = Embedder(inner, Path(tempfile.gettempdir()) / f"recall-profile-{inner.name}.npz")
+    emb = Embedder(inner, Path(tempfile.gettempdir()) / f"recall-profile-{DEFAULT_EMBEDDER}.npz")
     tmp = tempfile.TemporaryDirectory(prefix="recall-profile-")
     index = VectorIndex.open(Path(tmp.name), None, emb)
     infos = [SessionInfo(id=f"s{i}", user_id="u", persona_id="p") for i in range(len(sessions))]

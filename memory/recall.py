@@ -31,6 +31,7 @@ from memory.ranking import (
     DenseCache,
     cjk_share,
     first_of_each_text,
+    forget_text_keys,
     merge_top,
     rrf,
     spread_to_neighbours,
@@ -152,6 +153,7 @@ class HybridRecaller:
         key = (session.user_id, session.id)
         for seen in [k for k in self._views if k[0] == session.user_id]:
             del self._views[seen]  # copies of the forgotten turns' vectors
+        forget_text_keys()  # and the texts' dedupe keys
         st = self._sessions.pop(key, None) if message_ids is None else self._sessions.get(key)
         if message_ids is not None and st is not None:
             st.view = None
@@ -255,7 +257,7 @@ class HybridRecaller:
                 if d in src.pos and d not in exclude_ids:
                     scores[d], texts[d] = s, src.turns[src.pos[d]].content
         ranked = sorted(scores, key=lambda d: (-scores[d], d))
-        return first_of_each_text(ranked, texts.__getitem__)[:limit]
+        return first_of_each_text(ranked, texts.__getitem__, limit)
 
     def _source(
         self, session: SessionInfo, history: Sequence[StoredMessage], exclude: set[int]

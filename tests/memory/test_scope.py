@@ -134,3 +134,15 @@ async def test_scope_view_ranks_as_each_session_alone(
             await r.observe(infos[3], histories[3])
             scope[2] = ScopeSession(session=infos[3], history=histories[3])
             assert 10_000 in await r.recall(asker, "beagle lisbon", own, set(), 200, scope)
+
+
+def test_first_of_each_text_with_a_limit_is_the_same_prefix() -> None:
+    rng = random.Random(5)
+    texts = {
+        i: rng.choice(["Hi!", "hi", "Good night 🌙", "good night", "A beagle."]) for i in range(40)
+    }
+    ranked = list(range(40))
+    whole = first_of_each_text(ranked, texts.__getitem__)
+    assert len(whole) == 3
+    for limit in range(1, 6):
+        assert first_of_each_text(ranked, texts.__getitem__, limit) == whole[:limit]
