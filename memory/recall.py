@@ -56,6 +56,9 @@ __all__ = [
 ]
 
 ROLES = ("user", "assistant")
+# Scope views kept (each a copy of its sessions' vectors: 15 MB at 10k turns): a few users'
+# sessions asking at once; another asker rebuilds its own in ~10 ms at 10k turns.
+MAX_VIEWS = 4
 
 
 def recallable(m: StoredMessage) -> bool:
@@ -274,6 +277,8 @@ class HybridRecaller:
         if view is None or not view.fresh(scope):
             self._views.pop(key, None)
             view = self._views[key] = ScopeView(scope)
+            while len(self._views) > MAX_VIEWS:  # askers that stopped asking
+                self._views.popitem(last=False)
             self._evict()
         self._views.move_to_end(key)
         return view
