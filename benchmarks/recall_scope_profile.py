@@ -8,9 +8,12 @@ read as ratios. Query embedding is timed apart: each recall runs once with the r
 and once with a stub that hands out the same query vector precomputed ("rest").
 
     HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/recall_scope_profile.py \
-        [--baseline a85abaa] [--reps 3] [--profile]
+        [--baseline a85abaa] [--reps 3] [--profile] [--docs random]
 
-Document vectors are cached in /tmp (by text), so only the first run embeds the 10k turns.
+Document vectors are cached in /tmp (by text), so only the first run embeds the 10k turns
+(~20 min on a loaded 2-core machine); `--docs random` skips that: what a scan costs does not
+depend on what the vectors say. They are handed to the recallers as if loaded from the vector
+index (Chroma writes would take minutes, and a loaded recaller never reads Chroma again).
 """
 
 from __future__ import annotations
