@@ -11,7 +11,9 @@ Chroma is the store of record for the vectors. Recall scans a per-session in-mem
 filtered query costs 100-700 ms at 10k turns on this CPU, an exact numpy scan ~1 ms, and exact
 beats HNSW's approximation. BM25 postings live beside it, updated incrementally from the history
 the caller passes (new, edited and deleted turns are detected by id and content), so a warm
-recall at 10k turns costs a few milliseconds on top of the query embedding.
+recall at 10k turns costs a few milliseconds on top of the query embedding. The other sessions
+of a memory scope are searched as one index (memory/scope.py), so that 100 sessions of 100
+turns cost what one of 10,000 does.
 """
 
 from __future__ import annotations
