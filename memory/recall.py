@@ -38,7 +38,7 @@ from memory.ranking import (
     rrf,
     spread_to_neighbours,
 )
-from memory.scope import HistoryView, ScopeView, SessionState, Source
+from memory.scope import ROLES, ScopeView, SessionState, Source, history_turns
 from memory.types import ScopeSession, SessionInfo, StoredMessage
 from memory.vector_index import IndexRecord, VectorIndex
 
@@ -57,7 +57,6 @@ __all__ = [
     "terms",
 ]
 
-ROLES = ("user", "assistant")
 # Scope views kept (each a copy of its sessions' vectors: 15 MB at 10k turns): a few users'
 # sessions asking at once; another asker rebuilds its own in ~10 ms at 10k turns.
 MAX_VIEWS = 4
@@ -268,7 +267,7 @@ class HybridRecaller:
         self, session: SessionInfo, history: Sequence[StoredMessage], exclude: set[int]
     ) -> Source:
         st = self._state(session)
-        turns, pos, changed = self._turns(st, history)
+        turns, pos, changed = history_turns(st, history)
         return Source(session, st, turns, pos, changed, exclude)
 
     def _view(self, asker: SessionInfo, scope: Sequence[Source]) -> ScopeView:
@@ -286,34 +285,6 @@ class HybridRecaller:
         return view
 
     # -- internals ----------------------------------------------------------------------------
-    def _turns(
-        self, st: SessionState, history: Sequence[StoredMessage]
-    ) -> tuple[list[StoredMessage], dict[int, int], bool]:
-        """The user/assistant turns of `history`, their positions, and whether any is new or
-        edited since the indexes saw it. A history that extends the last one seen (the same
-        message objects: the store's history cache hands them out every turn) costs only its
-        new messages; anything else is one pass over all of it (10k turns: ~10 ms)."""
-        v = st.view
-        if v and len(history) >= v.n and history[0] is v.first and history[v.n - 1] is v.last:
-            if len(history) == v.n:
-                return v.turns, v.pos, False
-            start, turns, pos = v.n, list(v.turns), dict(v.pos)
-        else:
-            start, turns, pos = 0, [], {}
-        changed = False
-        lexical, indexed = st.lexical, st.indexed
-        for m in history[start:]:
-            c = m.content
-            if m.role not in ROLES or not c or c.isspace():
-                continue
-            pos[m.id] = len(turns)
-            turns.append(m)
-            if not changed and (lexical.get(m.id) != c or indexed.get(m.id) != c):
-                changed = True
-        if history:
-            st.view = HistoryView(history[0], history[-1], len(history), turns, pos)
-        return turns, pos, changed
-
     async def _index(
         self, session: SessionInfo, st: SessionState, msgs: Sequence[StoredMessage]
     ) -> None:
