@@ -133,6 +133,7 @@ class ScopeView:
     def __init__(self, sources: Sequence[Source]) -> None:
         self.stamp = _stamp(sources)
         bm25 = [s.st.bm25 for s in sources]
+        # one recaller's indexes are all BM25() with the same k1, b and tokenizer
         self.k1, self.b, self.terms = bm25[0].k1, bm25[0].b, bm25[0].terms
         self.n = sum(len(ix.texts) for ix in bm25)
         self.total = sum(ix.total for ix in bm25)
