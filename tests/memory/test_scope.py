@@ -119,12 +119,16 @@ async def test_scope_view_ranks_as_each_session_alone(
         ScopeSession(session=i, history=h) for i, h in zip(infos[1:], histories[1:], strict=True)
     ]
     all_ids = [m.id for s in sessions for m in s]
+    last = None
     for n in range(12):
         query = " ".join(rng.choices(WORDS, k=rng.randint(1, 5)))
         exclude = {m.id for m in own[-3:]} | set(rng.sample(all_ids, 5))
         limit = rng.choice([3, 10, 200])
         got = await r.recall(asker, query, own, exclude, limit, scope)
         assert got == reference(r, asker, query, own, exclude, limit, scope), (n, query)
+        view = r._views[("u", asker.id)]
+        assert last is None or view is last  # nothing in the scope changed: the same view
+        last = view
         if n == 5:  # a scope session changes: its view must be rebuilt
             extra = StoredMessage(
                 id=10_000, role="user", content="beagle lisbon garden", tokens=1,
@@ -134,6 +138,8 @@ async def test_scope_view_ranks_as_each_session_alone(
             await r.observe(infos[3], histories[3])
             scope[2] = ScopeSession(session=infos[3], history=histories[3])
             assert 10_000 in await r.recall(asker, "beagle lisbon", own, set(), 200, scope)
+            assert r._views[("u", asker.id)] is not last
+            last = r._views[("u", asker.id)]
 
 
 def test_first_of_each_text_with_a_limit_is_the_same_prefix() -> None:
