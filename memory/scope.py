@@ -220,9 +220,9 @@ class ScopeView:
         terms in the same order), so the same scores as each session's own index gives."""
         k1, b = self.k1, self.b
         n_all, total = corpus.n, corpus.total
-        out = np.zeros(len(self.row_ids), dtype=np.float32)
         if not self.n:
             return []
+        out = np.zeros(len(self.row_ids), dtype=np.float32)
         norm = k1 * (1 - b + b * self.lengths / (total / n_all or 1.0))
         for t, qn in query_terms(self.terms, query):
             arrays = self.postings(t)
