@@ -203,6 +203,7 @@ class BM25:
         self.lengths = np.zeros(64, dtype=np.float32)
         self.texts: dict[int, str] = {}
         self.total = 0
+        self.version = 0  # bumped by every change (memory/scope.py rebuilds views on it)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -219,6 +220,7 @@ class BM25:
             if row == len(self.lengths):
                 self.lengths = np.concatenate([self.lengths, np.zeros_like(self.lengths)])
         self.ids[row] = doc_id
+        self.version += 1
         tf = Counter(self.terms(text))
         for t, n in tf.items():
             self.postings.setdefault(t, {})[row] = n
@@ -233,6 +235,7 @@ class BM25:
         if text is None:
             return
         row = self.row[doc_id]
+        self.version += 1
         for t in set(self.terms(text)):
             self._arrays.pop(t, None)
             plist = self.postings.get(t)
@@ -242,6 +245,17 @@ class BM25:
                     del self.postings[t]
         self.total -= int(self.lengths[row])
         self.lengths[row] = 0  # the row stays reserved for this id (an edit re-adds it)
+
+    def arrays(self, term: str, plist: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, term frequencies) of `term`, whose postings are `plist`, as numpy arrays."""
+        arrays = self._arrays.get(term)
+        if arrays is None:
+            arrays = (
+                np.fromiter(plist.keys(), dtype=np.int64, count=len(plist)),
+                np.fromiter(plist.values(), dtype=np.float32, count=len(plist)),
+            )
+            self._arrays[term] = arrays
+        return arrays
 
     def _scores(self, query: str, corpus: CorpusStats | None = None) -> np.ndarray:
         """BM25 score per row (0 where no query term occurs); `corpus`: the statistics of a
@@ -257,14 +271,7 @@ class BM25:
             plist = self.postings.get(t)
             if not plist:
                 continue
-            arrays = self._arrays.get(t)
-            if arrays is None:
-                arrays = (
-                    np.fromiter(plist.keys(), dtype=np.int64, count=len(plist)),
-                    np.fromiter(plist.values(), dtype=np.float32, count=len(plist)),
-                )
-                self._arrays[t] = arrays
-            rows, tf = arrays
+            rows, tf = self.arrays(t, plist)
             df = corpus.df.get(t, len(plist)) if corpus else len(plist)
             idf = math.log(1.0 + (n_all - df + 0.5) / (df + 0.5)) * qn
             out[rows] += idf * tf * (k1 + 1) / (tf + norm[rows])

@@ -11,7 +11,9 @@ Chroma is the store of record for the vectors. Recall scans a per-session in-mem
 filtered query costs 100-700 ms at 10k turns on this CPU, an exact numpy scan ~1 ms, and exact
 beats HNSW's approximation. BM25 postings live beside it, updated incrementally from the history
 the caller passes (new, edited and deleted turns are detected by id and content), so a warm
-recall at 10k turns costs a few milliseconds on top of the query embedding.
+recall at 10k turns costs a few milliseconds on top of the query embedding. The other sessions
+of a memory scope are searched as one index (memory/scope.py), so that 100 sessions of 100
+turns cost what one of 10,000 does.
 """
 
 from __future__ import annotations
@@ -21,21 +23,22 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from memory.bm25 import BM25, STOPWORDS, CorpusStats, terms
+from memory.bm25 import BM25, STOPWORDS, terms
 from memory.ranking import (
     CJK_QUERY_SHARE,
     DenseCache,
     cjk_share,
     first_of_each_text,
+    forget_text_keys,
     merge_top,
     rrf,
     spread_to_neighbours,
 )
+from memory.scope import ROLES, ScopeView, SessionState, Source, history_turns
 from memory.types import ScopeSession, SessionInfo, StoredMessage
 from memory.vector_index import IndexRecord, VectorIndex
 
@@ -54,7 +57,9 @@ __all__ = [
     "terms",
 ]
 
-ROLES = ("user", "assistant")
+# Scope views kept (each a copy of its sessions' vectors: 15 MB at 10k turns): a few users'
+# sessions asking at once; another asker rebuilds its own in ~10 ms at 10k turns.
+MAX_VIEWS = 4
 
 
 def recallable(m: StoredMessage) -> bool:
@@ -92,44 +97,6 @@ class RecallParams(BaseModel):
         return self.dense_weight, self.lexical_weight
 
 
-@dataclass
-class _Source:
-    """One session recall searches: the asker's own or another in its memory scope."""
-
-    session: SessionInfo
-    st: _SessionState
-    turns: list[StoredMessage]
-    pos: dict[int, int]
-    changed: bool
-    allowed: set[int]
-
-
-@dataclass(frozen=True)
-class _HistoryView:
-    """The turns of the history list recall saw last, to extend instead of rescan."""
-
-    first: StoredMessage
-    last: StoredMessage
-    n: int  # messages of that history list
-    turns: list[StoredMessage]
-    pos: dict[int, int]  # message id -> index in turns
-
-
-class _SessionState:
-    def __init__(self) -> None:
-        self.view: _HistoryView | None = None
-        self.bm25 = BM25()
-        self.lexical: dict[int, str] = {}  # id -> content as indexed in bm25
-        self.dense: DenseCache | None = None  # None until loaded from the vector index
-        self.indexed: dict[int, str] = {}  # id -> content whose vector is in index and cache
-        self.stored_docs: dict[int, str] = {}  # documents found in the index when loaded
-        self.lock = asyncio.Lock()
-
-    @property
-    def nbytes(self) -> int:
-        return self.dense.nbytes if self.dense is not None else 0
-
-
 class HybridRecaller:
     """The `Recaller` (memory/types.py): dense + BM25 fusion, spread to neighbouring turns."""
 
@@ -142,7 +109,9 @@ class HybridRecaller:
         self.index = index
         self.params = params or RecallParams()
         self.max_cache_bytes = max_cache_bytes
-        self._sessions: OrderedDict[tuple[str, str], _SessionState] = OrderedDict()
+        self._sessions: OrderedDict[tuple[str, str], SessionState] = OrderedDict()
+        # (user, asking session) -> its scope's other sessions as one index (memory/scope.py)
+        self._views: OrderedDict[tuple[str, str], ScopeView] = OrderedDict()
 
     # -- what gets indexed --------------------------------------------------------------------
     def document(self, m: StoredMessage) -> str:
@@ -150,17 +119,22 @@ class HybridRecaller:
             return f"[{m.created_at.day} {m.created_at:%B %Y}] {m.content}"
         return m.content
 
-    def _state(self, session: SessionInfo) -> _SessionState:
+    def _state(self, session: SessionInfo) -> SessionState:
         key = (session.user_id, session.id)
         st = self._sessions.get(key)
         if st is None:
-            st = self._sessions[key] = _SessionState()
+            st = self._sessions[key] = SessionState()
         self._sessions.move_to_end(key)
         return st
 
     def _evict(self) -> None:
-        """LRU by bytes (after a cache grew); an evicted session reloads from the index."""
+        """LRU by bytes (after a cache grew); an evicted session reloads from the index. Scope
+        views (copies of their sessions' vectors) go first, all but the newest."""
         total = sum(s.nbytes for s in self._sessions.values())
+        total += sum(v.nbytes for v in self._views.values())
+        while len(self._views) > 1 and total > self.max_cache_bytes:
+            _, view = self._views.popitem(last=False)
+            total -= view.nbytes
         while len(self._sessions) > 1 and total > self.max_cache_bytes:
             _, old = self._sessions.popitem(last=False)
             total -= old.nbytes
@@ -181,6 +155,9 @@ class HybridRecaller:
     async def forget(self, session: SessionInfo, message_ids: Sequence[int] | None = None) -> None:
         # out of this process's search first: if the index then fails, nothing here finds them
         key = (session.user_id, session.id)
+        for seen in [k for k in self._views if k[0] == session.user_id]:
+            del self._views[seen]  # copies of the forgotten turns' vectors
+        forget_text_keys()  # and the texts' dedupe keys
         st = self._sessions.pop(key, None) if message_ids is None else self._sessions.get(key)
         if message_ids is not None and st is not None:
             st.view = None
@@ -212,7 +189,7 @@ class HybridRecaller:
         p = self.params
         sources = [self._source(session, history, exclude_ids)]
         sources += [self._source(o.session, o.history, exclude_ids) for o in scope]
-        if not any(s.allowed for s in sources):
+        if not any(s.any_allowed() for s in sources):
             return []
         # The query embeds on the MLX thread while the sessions sync and BM25 scores here.
         # an embedder that does not say it reads CJK is taken for English-only
@@ -223,6 +200,8 @@ class HybridRecaller:
             if p.dense_k and dense_weight > 0
             else None
         )
+        own = sources[0]
+        allowed = own.allowed()
         try:
             await self._load_scope([s for s in sources[1:] if s.st.dense is None])
             for src in sources:
@@ -234,79 +213,80 @@ class HybridRecaller:
                         except BaseException:
                             st.view = None  # the next recall rescans and retries
                             raise
+            # the other sessions as one index (no await from here to the BM25 scores: the
+            # view reads their postings, which an observe could change meanwhile)
+            view = self._view(session, sources[1:]) if scope else None
+            rows_ok, vecs_ok = view.masks(exclude_ids) if view else (None, None)
             rankings: list[tuple[Sequence[int], float]] = []
             if p.lexical_k:
-                # one collection's statistics over all the sessions searched, so that each
-                # session's scores rank as one index over all of them would
-                corpus = CorpusStats.of((s.st.bm25 for s in sources), query) if scope else None
-                lists = [
-                    s.st.bm25.top_scored(query, p.lexical_k, s.allowed, corpus) for s in sources
-                ]
+                lists = []
+                if view is not None and rows_ok is not None:
+                    # one collection's statistics over all the sessions searched, so that each
+                    # session's scores rank as one index over all of them would
+                    corpus = view.corpus([own.st.bm25], query)
+                    lists.append(view.lexical_top(query, p.lexical_k, corpus, rows_ok))
+                else:
+                    corpus = None
+                lists.append(own.st.bm25.top_scored(query, p.lexical_k, allowed, corpus))
                 rankings.append((merge_top(lists, p.lexical_k), lexical_weight))
             if embed is not None:
                 qvec = np.asarray((await embed)[0], dtype=np.float32)
-                lists = [
-                    s.st.dense.top(qvec, p.dense_k, s.allowed)
-                    for s in sources
-                    if s.st.dense is not None
-                ]
+                lists = []
+                if own.st.dense is not None:
+                    lists.append(own.st.dense.top(qvec, p.dense_k, allowed))
+                if view is not None and vecs_ok is not None:
+                    lists.append(view.dense_top(qvec, p.dense_k, vecs_ok))
                 rankings.append((merge_top(lists, p.dense_k), dense_weight))
         finally:
             if embed is not None and not embed.done():
                 embed.cancel()
         fused = rrf(rankings, p.rrf_k)
+        # neighbours are turns of the same session: each hit goes to the session holding it
+        # (in fused order, which the sums of spread_to_neighbours follow)
+        hits: dict[int, dict[int, float]] = {}
+        owner = view.owner if view is not None else {}
+        for d, s in fused.items():
+            if d in own.pos:
+                hits.setdefault(0, {})[d] = s
+            elif (i := owner.get(d)) is not None:
+                hits.setdefault(i + 1, {})[d] = s
         scores: dict[int, float] = {}
         texts: dict[int, str] = {}
-        for src in sources:  # neighbours are turns of the same session
-            mine = {d: s for d, s in fused.items() if d in src.pos}
-            if mine:
-                spread = spread_to_neighbours(
-                    mine, src.turns, p.neighbour_weights, p.neighbour_gap_s, src.pos
-                )
-                for d, s in spread.items():
-                    if d in src.allowed:
-                        scores[d], texts[d] = s, src.turns[src.pos[d]].content
+        for i in sorted(hits):
+            src = sources[i]
+            spread = spread_to_neighbours(
+                hits[i], src.turns, p.neighbour_weights, p.neighbour_gap_s, src.pos
+            )
+            for d, s in spread.items():
+                if d in src.pos and d not in exclude_ids:
+                    scores[d], texts[d] = s, src.turns[src.pos[d]].content
         ranked = sorted(scores, key=lambda d: (-scores[d], d))
-        return first_of_each_text(ranked, texts.__getitem__)[:limit]
+        return first_of_each_text(ranked, texts.__getitem__, limit)
 
     def _source(
         self, session: SessionInfo, history: Sequence[StoredMessage], exclude: set[int]
-    ) -> _Source:
+    ) -> Source:
         st = self._state(session)
-        turns, pos, changed = self._turns(st, history)
-        return _Source(session, st, turns, pos, changed, pos.keys() - exclude)
+        turns, pos, changed = history_turns(st, history)
+        return Source(session, st, turns, pos, changed, exclude)
+
+    def _view(self, asker: SessionInfo, scope: Sequence[Source]) -> ScopeView:
+        """The scope's sessions as one index: the one built for the last such recall unless
+        one of them changed since."""
+        key = (asker.user_id, asker.id)
+        view = self._views.get(key)
+        if view is None or not view.fresh(scope):
+            self._views.pop(key, None)
+            view = self._views[key] = ScopeView(scope)
+            while len(self._views) > MAX_VIEWS:  # askers that stopped asking
+                self._views.popitem(last=False)
+            self._evict()
+        self._views.move_to_end(key)
+        return view
 
     # -- internals ----------------------------------------------------------------------------
-    def _turns(
-        self, st: _SessionState, history: Sequence[StoredMessage]
-    ) -> tuple[list[StoredMessage], dict[int, int], bool]:
-        """The user/assistant turns of `history`, their positions, and whether any is new or
-        edited since the indexes saw it. A history that extends the last one seen (the same
-        message objects: the store's history cache hands them out every turn) costs only its
-        new messages; anything else is one pass over all of it (10k turns: ~10 ms)."""
-        v = st.view
-        if v and len(history) >= v.n and history[0] is v.first and history[v.n - 1] is v.last:
-            if len(history) == v.n:
-                return v.turns, v.pos, False
-            start, turns, pos = v.n, list(v.turns), dict(v.pos)
-        else:
-            start, turns, pos = 0, [], {}
-        changed = False
-        lexical, indexed = st.lexical, st.indexed
-        for m in history[start:]:
-            c = m.content
-            if m.role not in ROLES or not c or c.isspace():
-                continue
-            pos[m.id] = len(turns)
-            turns.append(m)
-            if not changed and (lexical.get(m.id) != c or indexed.get(m.id) != c):
-                changed = True
-        if history:
-            st.view = _HistoryView(history[0], history[-1], len(history), turns, pos)
-        return turns, pos, changed
-
     async def _index(
-        self, session: SessionInfo, st: _SessionState, msgs: Sequence[StoredMessage]
+        self, session: SessionInfo, st: SessionState, msgs: Sequence[StoredMessage]
     ) -> None:
         if not msgs:
             return
@@ -323,13 +303,13 @@ class HybridRecaller:
             self._evict()
         st.indexed.update((m.id, m.content) for m in msgs)
 
-    def _lexical(self, st: _SessionState, msgs: Sequence[StoredMessage]) -> None:
+    def _lexical(self, st: SessionState, msgs: Sequence[StoredMessage]) -> None:
         for m in msgs:
             if st.lexical.get(m.id) != m.content:
                 st.bm25.add(m.id, self.document(m))
                 st.lexical[m.id] = m.content
 
-    async def _load_scope(self, sources: Sequence[_Source]) -> None:
+    async def _load_scope(self, sources: Sequence[Source]) -> None:
         """The vectors of the scope's sessions not in memory yet, in one index read."""
         if not sources:
             return
@@ -347,13 +327,13 @@ class HybridRecaller:
         )
 
     def _adopt_loaded(
-        self, st: _SessionState, ids: list[int], docs: list[str], vectors: np.ndarray
+        self, st: SessionState, ids: list[int], docs: list[str], vectors: np.ndarray
     ) -> None:
         dense = DenseCache(self.index.embedder.dim)
         dense.put(ids, vectors)
         st.dense, st.stored_docs, st.indexed = dense, dict(zip(ids, docs, strict=True)), {}
 
-    async def _load(self, session: SessionInfo, st: _SessionState) -> None:
+    async def _load(self, session: SessionInfo, st: SessionState) -> None:
         t0 = time.perf_counter()
         ids, docs, vectors = await self.index.load(session)
         self._adopt_loaded(st, ids, docs, vectors)
@@ -366,7 +346,7 @@ class HybridRecaller:
         )
 
     async def _sync(
-        self, session: SessionInfo, st: _SessionState, turns: list[StoredMessage]
+        self, session: SessionInfo, st: SessionState, turns: list[StoredMessage]
     ) -> None:
         """Bring BM25 and the vectors up to date with `turns`: cheap when nothing changed, and
         it repairs turns stored without an observe (a crash, an edit, a restart)."""
@@ -385,7 +365,7 @@ class HybridRecaller:
             await self._index(session, st, stale)
 
     async def _adopt(
-        self, session: SessionInfo, st: _SessionState, stale: list[StoredMessage]
+        self, session: SessionInfo, st: SessionState, stale: list[StoredMessage]
     ) -> list[StoredMessage]:
         """Take the vectors another replica (sharing the Chroma server) already stored for
         `stale` turns instead of embedding them again; returns the turns still without one."""
@@ -405,7 +385,7 @@ class HybridRecaller:
             self._evict()
         return rest
 
-    def _stale(self, st: _SessionState, msgs: Sequence[StoredMessage]) -> list[StoredMessage]:
+    def _stale(self, st: SessionState, msgs: Sequence[StoredMessage]) -> list[StoredMessage]:
         """The messages whose current text has no vector yet (new, edited, never observed)."""
         stale = []
         for m in msgs:

@@ -1,0 +1,154 @@
+"""Cross-session recall through memory/scope.py's ScopeView ranks exactly as searching each
+session's own index and merging (the code before issue 19), on random multi-session corpora.
+A hashing embedder stands in for the model: no MLX, real Chroma."""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memory.bm25 import CorpusStats
+from memory.ranking import first_of_each_text, merge_top, rrf, spread_to_neighbours
+from memory.recall import HybridRecaller, RecallParams
+from memory.types import ScopeSession, SessionInfo, StoredMessage
+from memory.vector_index import VectorIndex
+
+WORDS = [f"w{i}" for i in range(120)] + ["dog", "beagle", "lisbon", "hackathon", "garden"]
+DIM = 32
+
+
+class HashEmbedder:
+    """A text's vector: the normalised sum of one fixed random vector per word."""
+
+    name, dim = "hash-test", DIM
+
+    def _vec(self, text: str) -> list[float]:
+        v = np.zeros(DIM)
+        for w in text.lower().split():
+            v += np.random.default_rng(zlib.crc32(w.encode())).standard_normal(DIM)
+        n = np.linalg.norm(v)
+        return (v / n if n else v).tolist()
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [self._vec(t) for t in texts]
+
+    async def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
+        return await self.embed(texts)
+
+
+def corpus(rng: random.Random, n_sessions: int) -> list[list[StoredMessage]]:
+    out, next_id = [], 1
+    for s in range(n_sessions):
+        start = datetime(2024, 1, 1, 9, tzinfo=UTC) + timedelta(days=s * 3)
+        msgs = []
+        for i in range(rng.randint(1, 25)):  # fewer than k: no per-session cut to tie on
+            text = " ".join(rng.choices(WORDS, k=rng.randint(3, 12)))
+            at = start + timedelta(minutes=i * rng.choice([1, 1, 2, 300]))
+            role = "user" if i % 2 == 0 else "assistant"
+            msgs.append(StoredMessage(id=next_id, role=role, content=text, tokens=1, created_at=at))
+            next_id += 1
+        out.append(msgs)
+    return out
+
+
+def reference(
+    r: HybridRecaller,
+    session: SessionInfo,
+    query: str,
+    history: list[StoredMessage],
+    exclude: set[int],
+    limit: int,
+    scope: Sequence[ScopeSession],
+) -> list[int]:
+    """Recall as it was before ScopeView: each session searched alone, lists merged (the
+    indexes are the recaller's own, synced by the recall just made)."""
+    p = r.params
+    srcs = []
+    for s, h in [(session, history), *((o.session, o.history) for o in scope)]:
+        st = r._state(s)
+        turns = [m for m in h if m.role in ("user", "assistant") and m.content.strip()]
+        pos = {m.id: i for i, m in enumerate(turns)}
+        srcs.append((st, turns, pos, pos.keys() - exclude))
+    rankings: list[tuple[Sequence[int], float]] = []
+    corpus = CorpusStats.of((s[0].bm25 for s in srcs), query) if scope else None
+    lists = [st.bm25.top_scored(query, p.lexical_k, ok, corpus) for st, _, _, ok in srcs]
+    rankings.append((merge_top(lists, p.lexical_k), p.lexical_weight))
+    if p.dense_k:
+        q = np.asarray(HashEmbedder()._vec(query), dtype=np.float32)
+        lists = [st.dense.top(q, p.dense_k, ok) for st, _, _, ok in srcs if st.dense is not None]
+        rankings.append((merge_top(lists, p.dense_k), p.dense_weight))
+    fused = rrf(rankings, p.rrf_k)
+    scores: dict[int, float] = {}
+    texts: dict[int, str] = {}
+    for _, turns, pos, ok in srcs:
+        mine = {d: s for d, s in fused.items() if d in pos}
+        if mine:
+            for d, s in spread_to_neighbours(
+                mine, turns, p.neighbour_weights, p.neighbour_gap_s, pos
+            ).items():
+                if d in ok:
+                    scores[d], texts[d] = s, turns[pos[d]].content
+    ranked = sorted(scores, key=lambda d: (-scores[d], d))
+    return first_of_each_text(ranked, texts.__getitem__)[:limit]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("dense_k", [30, 7, 0])
+async def test_scope_view_ranks_as_each_session_alone(
+    tmp_path: Path, seed: int, dense_k: int
+) -> None:
+    rng = random.Random(seed)
+    sessions = corpus(rng, 14)
+    infos = [SessionInfo(id=f"s{i}", user_id="u", persona_id="p") for i in range(len(sessions))]
+    r = HybridRecaller(
+        VectorIndex.open(tmp_path, None, HashEmbedder()), RecallParams(dense_k=dense_k)
+    )
+    for info, msgs in zip(infos, sessions, strict=True):
+        await r.observe(info, msgs)
+    asker, own = infos[0], sessions[0]
+    # another session's history without a turn its user made it forget (still indexed)
+    forgotten = sessions[2][1:] if len(sessions[2]) > 1 else sessions[2]
+    histories = [forgotten if i == 2 else s for i, s in enumerate(sessions)]
+    scope = [
+        ScopeSession(session=i, history=h) for i, h in zip(infos[1:], histories[1:], strict=True)
+    ]
+    all_ids = [m.id for s in sessions for m in s]
+    last = None
+    for n in range(12):
+        query = " ".join(rng.choices(WORDS, k=rng.randint(1, 5)))
+        exclude = {m.id for m in own[-3:]} | set(rng.sample(all_ids, 5))
+        limit = rng.choice([3, 10, 200])
+        got = await r.recall(asker, query, own, exclude, limit, scope)
+        assert got == reference(r, asker, query, own, exclude, limit, scope), (n, query)
+        view = r._views[("u", asker.id)]
+        assert last is None or view is last  # nothing in the scope changed: the same view
+        last = view
+        if n == 5:  # a scope session changes: its view must be rebuilt
+            extra = StoredMessage(
+                id=10_000, role="user", content="beagle lisbon garden", tokens=1,
+                created_at=histories[3][-1].created_at + timedelta(seconds=30),
+            )  # fmt: skip
+            histories[3] = [*histories[3], extra]
+            await r.observe(infos[3], histories[3])
+            scope[2] = ScopeSession(session=infos[3], history=histories[3])
+            assert 10_000 in await r.recall(asker, "beagle lisbon", own, set(), 200, scope)
+            assert r._views[("u", asker.id)] is not last
+            last = r._views[("u", asker.id)]
+
+
+def test_first_of_each_text_with_a_limit_is_the_same_prefix() -> None:
+    rng = random.Random(5)
+    texts = {
+        i: rng.choice(["Hi!", "hi", "Good night 🌙", "good night", "A beagle."]) for i in range(40)
+    }
+    ranked = list(range(40))
+    whole = first_of_each_text(ranked, texts.__getitem__)
+    assert len(whole) == 3
+    for limit in range(1, 6):
+        assert first_of_each_text(ranked, texts.__getitem__, limit) == whole[:limit]
