@@ -121,3 +121,17 @@ async def test_a_late_renewal_is_measured_and_logged(
         await keeper.tick()
     assert keeper.worst_gap >= 2.5 * keeper.period
     assert "raise MEMENTO_REPLY_LEASE_SECONDS" in caplog.text
+
+
+def test_a_live_reply_swept_after_a_late_renewal_still_ends_complete(
+    make_store: Callable[[], Store],
+) -> None:
+    # the cost of a renewal later than the lease (a database outage longer than the margin):
+    # another replica marks the live reply interrupted meanwhile, its owner still stores it
+    live, other = make_store(), make_store()
+    uid, sid, reply_id = _pending_reply(live)
+    assert other.recover_pending(now=_later(live, 2)) == 1
+    assert not live.save_partial_reply(uid, sid, reply_id, "Once upon", 2)  # a no-op now
+    live.update_message(uid, sid, reply_id, content="Once upon a time.", status="complete")
+    got = other.get_message(uid, sid, reply_id)
+    assert (got.status, got.content) == ("complete", "Once upon a time.")
