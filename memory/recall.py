@@ -142,8 +142,9 @@ class HybridRecaller:
         self,
         index: VectorIndex,
         params: RecallParams | None = None,
-        # ~40k turns of E5 vectors and lexical state: enough for a laptop's busy sessions
-        max_cache_bytes: int = 128 * 1024 * 1024,
+        # ~80k turns of E5 vectors and lexical state. Not less: a recall scope (a user's other
+        # sessions) larger than the cap reloads from the index on every turn
+        max_cache_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self.index = index
         self.params = params or RecallParams()
