@@ -28,6 +28,7 @@ from app.store.repo import Store
 
 if TYPE_CHECKING:  # built by the lifespan, imported there (after load_blas, for the MLX ones)
     from app.data_lock import DataDirLock
+    from app.heap import HeapTrimmer
     from app.leases import LeaseKeeper
     from app.llm.worker import MLXWorker
     from app.recall_guard import GuardedRecaller
@@ -61,6 +62,7 @@ class Services:
     blas: str | None = None
     local_user_id: str | None = None
     leases: LeaseKeeper | None = None
+    heap: HeapTrimmer | None = None  # returns freed heap pages to the OS (app/heap.py)
     data_lock: DataDirLock | None = None  # when the data directory is ours alone
     extra: dict[str, Any] = field(default_factory=dict)
 

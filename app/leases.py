@@ -4,8 +4,12 @@ no live instance's reply is ever taken for abandoned.
 
 One task per running app, whatever the number of replies: every third of a lease it renews
 (one UPDATE of this instance's pending rows) and sweeps (one UPDATE of expired ones, through
-the (status, lease_until) index). A replica that died is cleaned up by the others within about
-a lease and a third, without anyone restarting.
+the (status, lease_until) index). A replica that died is cleaned up by the others within a
+lease and a third of its death (8 s with the default 6 s lease), without anyone restarting.
+
+Renewals are timed: on a starved machine (event loop or thread pool busy) they come late, and
+a renewal later than a whole period eats into the margin before other replicas may sweep this
+instance's live replies, so it is logged with the advice to lengthen the lease.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from app.store.repo import Store
 
@@ -23,21 +28,40 @@ class LeaseKeeper:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._task: asyncio.Task[None] | None = None
+        self._renewed_at: float | None = None  # monotonic time of the last renewal
+        self.worst_gap = 0.0  # the longest time between two renewals so far, seconds
 
     @property
     def period(self) -> float:
         return self.store.lease_seconds / 3
 
     def start(self) -> None:
+        self._renewed_at = time.monotonic()
         self._task = asyncio.create_task(self._run(), name="reply-leases")
 
     async def tick(self) -> int:
         """Renew ours, sweep the abandoned; the number swept."""
         await asyncio.to_thread(self.store.renew_leases)
+        self._note_renewal(time.monotonic())
         swept = await asyncio.to_thread(self.store.recover_pending)
         if swept:
             log.info("marked %d reply(ies) whose instance stopped renewing as interrupted", swept)
         return swept
+
+    def _note_renewal(self, now: float) -> None:
+        if self._renewed_at is not None:
+            gap = now - self._renewed_at
+            self.worst_gap = max(self.worst_gap, gap)
+            if gap > 2 * self.period:
+                log.warning(
+                    "reply leases renewed %.1f s apart (lease %.1f s, renewed every %.1f s): "
+                    "the machine is starved; if this recurs, raise MEMENTO_REPLY_LEASE_SECONDS "
+                    "so that other replicas never take live replies for abandoned",
+                    gap,
+                    self.store.lease_seconds,
+                    self.period,
+                )
+        self._renewed_at = now
 
     async def _run(self) -> None:
         while True:

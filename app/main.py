@@ -212,6 +212,10 @@ async def _start(services: Services) -> None:
 
     services.leases = LeaseKeeper(store)
     services.leases.start()
+    from app.heap import HeapTrimmer
+
+    services.heap = HeapTrimmer()
+    services.heap.start()
     e = services.engine
     log.info(
         "ready: model %s (%s, context %d tokens), store %s, vector %s",
@@ -226,6 +230,8 @@ async def _start(services: Services) -> None:
 async def stop_services(services: Services) -> None:
     """Tear down whatever was built, in reverse order; one failure does not stop the rest."""
     steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+    if services.heap is not None:
+        steps.append(("heap trimming", services.heap.aclose))
     if services.leases is not None:
         steps.append(("reply leases", services.leases.aclose))
     if services.chat is not None:

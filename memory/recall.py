@@ -38,7 +38,7 @@ from memory.ranking import (
     rrf,
     spread_to_neighbours,
 )
-from memory.scope import ROLES, ScopeView, SessionState, Source, history_turns
+from memory.scope import ROLES, TURN_BYTES, ScopeView, SessionState, Source, history_turns
 from memory.types import ScopeSession, SessionInfo, StoredMessage
 from memory.vector_index import IndexRecord, VectorIndex
 
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "BM25",
     "STOPWORDS",
+    "TURN_BYTES",
     "DenseCache",
     "HybridRecaller",
     "RecallParams",
@@ -104,6 +105,8 @@ class HybridRecaller:
         self,
         index: VectorIndex,
         params: RecallParams | None = None,
+        # ~80k turns of E5 vectors and lexical state. Not less: a recall scope (a user's other
+        # sessions) larger than the cap reloads from the index on every turn
         max_cache_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self.index = index

@@ -54,6 +54,9 @@ def _load(db: Session, session_id: str, after: int | None = None) -> list[Stored
 class HistoryCache:
     """LRU over sessions, bounded by the number of cached messages."""
 
+    # A cached message costs ~1 KB plus its text (tracemalloc, soak run): 200k is up to ~300 MB.
+    # Not less: a recall scope (a user's other sessions, read_many) larger than the cap would
+    # reload from the database on every turn.
     def __init__(self, max_messages: int = 200_000) -> None:
         self.max_messages = max_messages
         self._entries: OrderedDict[str, _Entry] = OrderedDict()

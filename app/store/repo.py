@@ -78,7 +78,7 @@ class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
         migrate_schema: bool = True,
         echo: bool = False,
         owner: str | None = None,
-        lease_seconds: float = 30.0,
+        lease_seconds: float = 6.0,  # Settings.reply_lease_seconds
     ):
         """`owner` names this running instance on the replies it generates (default: host,
         pid and a random tag, so a restarted process is a new owner); a pending reply's lease

@@ -50,7 +50,7 @@ def test_a_replica_never_flips_a_live_reply_and_sweeps_a_dead_ones(tmp_path: Pat
                             "A's first checkpoint",
                         )
                         assert held["status"] == "pending"
-                        # several of B's sweeps (every lease/3 of B's own 30 s lease: one
+                        # several of B's sweeps (every lease/3 of B's own 6 s lease: one
                         # forced here) and of A's renewals later, still A's
                         assert b.services.store.recover_pending() == 0
                         assert _last(http_b, sid)["status"] == "pending"

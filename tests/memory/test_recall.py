@@ -13,6 +13,7 @@ from app.llm.worker import MLXWorker
 from memory.bm25 import BM25
 from memory.embeddings import MLXEmbedder
 from memory.recall import (
+    TURN_BYTES,
     DenseCache,
     HybridRecaller,
     RecallParams,
@@ -277,6 +278,15 @@ async def test_cache_is_bounded_and_reloads_after_eviction(
     before = embedder.texts
     assert (await tiny.recall(ALICE, "Zyxcorp hackathon", a, set(), 1)) == [10]
     assert embedder.texts == before + 1  # reloaded from Chroma, only the query embedded
+
+
+async def test_cache_bytes_count_the_lexical_state(recaller: HybridRecaller) -> None:
+    # BM25 postings and texts weigh about as much as the vectors: the cap counts both
+    a = conversation()
+    await recaller.observe(ALICE, a)
+    st = recaller._sessions[("alice", "sess-a")]
+    assert st.dense is not None and len(st.lexical) == len(a)
+    assert st.nbytes == st.dense.nbytes + TURN_BYTES * len(a)
 
 
 # -- fusion weights by the query's script (issue 11) ---------------------------------------------

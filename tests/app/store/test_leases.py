@@ -1,14 +1,20 @@
 """Leases on pending replies (issue 15): recovery, at start-up or by any replica, takes only
 replies whose instance stopped renewing them; a live instance's replies are never touched.
-Real SQLite and PostgreSQL (conftest), two Store objects being two running instances."""
+Real SQLite and PostgreSQL (conftest), two Store objects being two running instances; the
+LeaseKeeper that renews and sweeps on a running app times its renewals."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 
+from app.config import Settings
+from app.leases import LeaseKeeper
 from app.store.models import Message
 from app.store.repo import Store
 
@@ -91,3 +97,41 @@ def test_an_instance_alone_on_its_database_takes_every_dead_reply_at_once(
     assert restarted.recover_pending() == 0  # a replica could not know
     assert restarted.recover_pending(alone=True) == 1
     assert restarted.get_message(uid, sid, reply_id).status == "interrupted"
+
+
+def test_the_default_lease_sweeps_a_killed_instance_within_the_target() -> None:
+    # issue 15: a killed instance's reply is `interrupted` within 10 s. Its last renewal was at
+    # most a period before the kill, the lease runs out at most a lease after it, and the next
+    # sweep of a live replica comes at most a period (a third of its lease) later.
+    lease = Settings.model_fields["reply_lease_seconds"].default
+    assert lease + lease / 3 <= 10 - 1  # a second to spare for a sweep that comes late
+    assert Store.__init__.__kwdefaults__["lease_seconds"] == lease
+
+
+async def test_a_late_renewal_is_measured_and_logged(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    keeper = LeaseKeeper(store)
+    keeper._renewed_at = time.monotonic() - keeper.period  # on time: nothing said
+    await keeper.tick()
+    assert keeper.worst_gap >= keeper.period
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    keeper._renewed_at = time.monotonic() - 2.5 * keeper.period  # a starved machine
+    with caplog.at_level(logging.WARNING, logger="app.leases"):
+        await keeper.tick()
+    assert keeper.worst_gap >= 2.5 * keeper.period
+    assert "raise MEMENTO_REPLY_LEASE_SECONDS" in caplog.text
+
+
+def test_a_live_reply_swept_after_a_late_renewal_still_ends_complete(
+    make_store: Callable[[], Store],
+) -> None:
+    # the cost of a renewal later than the lease (a database outage longer than the margin):
+    # another replica marks the live reply interrupted meanwhile, its owner still stores it
+    live, other = make_store(), make_store()
+    uid, sid, reply_id = _pending_reply(live)
+    assert other.recover_pending(now=_later(live, 2)) == 1
+    assert not live.save_partial_reply(uid, sid, reply_id, "Once upon", 2)  # a no-op now
+    live.update_message(uid, sid, reply_id, content="Once upon a time.", status="complete")
+    got = other.get_message(uid, sid, reply_id)
+    assert (got.status, got.content) == ("complete", "Once upon a time.")
