@@ -8,8 +8,8 @@ blocking call on the event loop) and leave multi-step work to the services of `a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar, runtime_checkable
 
 from fastapi import Depends, Request
 
@@ -64,7 +64,6 @@ class Services:
     leases: LeaseKeeper | None = None
     heap: HeapTrimmer | None = None  # returns freed heap pages to the OS (app/heap.py)
     data_lock: DataDirLock | None = None  # when the data directory is ours alone
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def vector_backend(self) -> str:
         """What serves vector recall, for /healthz and the startup log."""
