@@ -13,13 +13,14 @@ nothing served is staler than the row read in this very query.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Text, cast, func, select
+from sqlalchemy import BindParameter, Select, String, Text, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
 from app.store.models import ChatSession, Message
@@ -44,7 +45,11 @@ class ScopeRow:
     top: int | None
 
 
-def _query(user_id: str, persona_id: str, scope: MemoryScope, exclude: str | None) -> Select[Any]:
+@functools.cache
+def _query(scope: MemoryScope, excludes: bool) -> Select[Any]:
+    """Built once per shape, with bound parameters: building it cost a third of a warm read."""
+    user_id: BindParameter[str] = bindparam("user_id", type_=String)
+    persona_id: BindParameter[str] = bindparam("persona_id", type_=String)
     t = ChatSession.__table__.c
     m = Message.__table__.c
     mine = select(t.id).where(t.user_id == user_id)
@@ -65,8 +70,8 @@ def _query(user_id: str, persona_id: str, scope: MemoryScope, exclude: str | Non
     ).outerjoin(marks, marks.c.session_id == t.id).where(t.user_id == user_id)  # fmt: skip
     if scope == "persona":
         q = q.where(t.persona_id == persona_id)
-    if exclude is not None:
-        q = q.where(t.id != exclude)
+    if excludes:
+        q = q.where(t.id != bindparam("exclude", type_=String))
     return q.order_by(t.created_at, t.id)
 
 
@@ -102,7 +107,8 @@ class ScopeReader:
         if scope == "session":
             return []
         out = []
-        for row in db.execute(_query(user_id, persona_id, scope, exclude)):
+        args = {"user_id": user_id, "persona_id": persona_id, "exclude": exclude}
+        for row in db.execute(_query(scope, exclude is not None), args):
             key: _RowKey = tuple(row[:10])
             hit = self._built.get(key[0])
             if hit is not None and hit[0] == key:
