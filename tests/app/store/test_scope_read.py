@@ -103,3 +103,18 @@ def test_unchanged_sessions_are_not_rebuilt(stores: tuple[Store, Store]) -> None
     assert a.scope_reader.builds == builds + 1  # only the renamed one
     assert a.history_cache.loads == loads  # its history was still valid
     assert read(a, u, s[0], after_id=10**9) == [(r, []) for r, _ in read(a, u, s[0])]
+
+
+def test_every_query_shape_matches_a_fresh_read(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    u = a.get_or_create_user().id
+    s = [a.create_session(u, p, "hybrid").id for p in ("pippa", "cody", "pippa")]
+    for i, sid in enumerate(s):
+        a.add_messages(u, sid, turn(i))
+    for scope in ("session", "persona", "user"):
+        for exclude in (None, s[2]):
+            for store in (a, b, a):  # a twice: cold, then warm
+                got = store.scope_histories(u, "pippa", scope, exclude)  # type: ignore[arg-type]
+                ids = [h.session.id for h in got]
+                want = {"session": [], "persona": [s[0], s[2]], "user": s}[scope]
+                assert sorted(ids) == sorted(x for x in want if x != exclude)
