@@ -71,7 +71,7 @@ class HistoryCache:
                 Message.session_id == session_id, Message.status == "complete"
             )
         ).one()
-        return self._read(db, session_id, count, top)
+        return self.read_marked(db, session_id, count, top)
 
     def read_many(self, db: Session, session_ids: list[str]) -> dict[str, list[StoredMessage]]:
         """read() of several sessions with one aggregate query for all of their checks (a
@@ -86,11 +86,13 @@ class HistoryCache:
                 .group_by(Message.session_id)
             )
         }
-        return {sid: self._read(db, sid, *marks.get(sid, (0, None))) for sid in session_ids}
+        return {sid: self.read_marked(db, sid, *marks.get(sid, (0, None))) for sid in session_ids}
 
-    def _read(
+    def read_marked(
         self, db: Session, session_id: str, count: int, top: int | None
     ) -> list[StoredMessage]:
+        """read() with the session's count and max id of complete messages already queried
+        (in `db`'s transaction, e.g. joined to a scope's sessions query)."""
         with self._lock:
             entry = self._entries.get(session_id)
             generation = self._generation.get(session_id, 0)

@@ -17,6 +17,7 @@ from app.store.history import HistoryCache
 from app.store.models import ChatSession, Message, Relationship, utcnow
 from app.store.records import SessionRecord
 from app.store.rows import session_record
+from app.store.scopes import ScopeReader
 from memory.relationship import RelationshipState
 from memory.types import MemoryScope, StoredMessage
 
@@ -38,9 +39,10 @@ class RelationshipRecord:
 
 
 class RelationshipsMixin:
-    """Needs `_tx()`, `_read()` and `history_cache` from Store."""
+    """Needs `_tx()`, `_read()`, `history_cache` and `scope_reader` from Store."""
 
     history_cache: HistoryCache
+    scope_reader: ScopeReader
 
     if TYPE_CHECKING:
 
@@ -166,18 +168,16 @@ class RelationshipsMixin:
         exclude: str | None = None,
         after_id: int = 0,
     ) -> list[ScopeHistory]:
-        """scope_sessions() with each one's recallable turns (history cache, one check query)."""
-        sessions = self.scope_sessions(user_id, persona_id, scope, exclude)
-        if not sessions:
-            return []
+        """scope_sessions() with each one's recallable turns: one query for the sessions and
+        the checks of their cached histories (app/store/scopes.py)."""
         with self._read() as db:
-            histories = self.history_cache.read_many(db, [s.id for s, _ in sessions])
-        out = []
-        for record, forgotten in sessions:
-            turns = histories.get(record.id, [])
-            if forgotten or after_id:
-                turns = [m for m in turns if m.id > after_id and m.id not in forgotten]
-            out.append(ScopeHistory(record, turns))
+            rows = self.scope_reader.read(db, user_id, persona_id, scope, exclude)
+            out = []
+            for r in rows:
+                turns = self.history_cache.read_marked(db, r.record.id, r.count, r.top)
+                if r.forgotten or after_id:
+                    turns = [m for m in turns if m.id > after_id and m.id not in r.forgotten]
+                out.append(ScopeHistory(r.record, turns))
         return out
 
     def message_session(self, user_id: str, message_id: int) -> SessionRecord:

@@ -48,6 +48,7 @@ from app.store.rows import (
     session_record,
     user_record,
 )
+from app.store.scopes import ScopeReader
 from memory.types import MemoryState
 
 __all__ = ["LOCAL_USER", "Store", "new_id"]
@@ -91,6 +92,7 @@ class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
         # reads on SQLite begin DEFERRED (concurrent with the writer under WAL); see db.py
         self._read_sm = make_sessionmaker(self.engine.execution_options(memento_read=True))
         self.history_cache = HistoryCache()
+        self.scope_reader = ScopeReader()
         if migrate_schema:
             migrate(self.engine)
 
