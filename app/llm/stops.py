@@ -40,8 +40,9 @@ class StopText:
 
 def label_stops(speakers: Sequence[str]) -> tuple[str, ...]:
     """Where a reply that goes on to speak as someone of the transcript ends: a line, or a
-    sentence's next words, opening with a speaker's label."""
-    return tuple(s for name in speakers for s in (f"\n{name}:", f" {name}: "))
+    sentence's next words, opening with a speaker's label, or with a recalled note's "Pippa
+    said: " (a small model goes on from Korean notes with "... Pippa said: "I'm")."""
+    return tuple(s for name in speakers for s in (f"\n{name}:", f" {name}: ", f" {name} said: "))
 
 
 class ReplyCut:

@@ -32,6 +32,7 @@ def streamed(reply: str, size: int) -> str:
         ("Caroline is away. Melanie: me too", "Caroline is away."),
         ("Sure.\nCaroline: and then", "Sure."),
         ("Caroline: Sure.\nMelanie: no", "Sure."),
+        ("이번 여름엔 바다. Melanie said: \"I'm", "이번 여름엔 바다."),
         ("Caro", "Caro"),  # held to the end, then given back
         ("", ""),
     ],
