@@ -177,7 +177,9 @@ class MLXEngine:
         # what the cache holds now: a turn that comes before the first step changes it
         before = await self.worker.run(self.prompt_caches.tokens, cache_key)
         done = 0
-        gen = self.worker.iterate(lambda: self._warm(tokens, cache_key, before), background=True)
+        gen = self.worker.iterate(
+            lambda: self._warm(tokens, cache_key, before), background=True, first=True
+        )
         async with contextlib.aclosing(gen) as steps:
             async for n in steps:
                 done += n

@@ -60,6 +60,9 @@ class _Stream:
     factory: Callable[[], Generator[Any, Any, Any]]
     deliver: Callable[[Any], None]  # thread-safe: puts an item (or _DONE / an exception) out
     background: bool = False
+    # background work that goes before other background work: a warm-up, which the user's next
+    # turn waits on, before a summary, which nobody waits on (issue 13)
+    first: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
     gen: Generator[Any, Any, Any] | None = None
     step: Step | None = None  # asked for, not yet answered
@@ -109,9 +112,13 @@ class MLXWorker:
         return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
 
     async def iterate(
-        self, factory: Callable[[], Generator[T | Step, Any, Any]], background: bool = False
+        self,
+        factory: Callable[[], Generator[T | Step, Any, Any]],
+        background: bool = False,
+        first: bool = False,
     ) -> AsyncGenerator[T, None]:
-        """Run a generator on the worker thread and yield its items here.
+        """Run a generator on the worker thread and yield its items here. Background streams
+        run only while no foreground one waits, and of them the `first` ones before the rest.
 
         Leaving the `async for` early (or the task being cancelled) cancels the generator before
         its next step and closes it on the worker thread.
@@ -124,7 +131,7 @@ class MLXWorker:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        stream = _Stream(factory=factory, deliver=deliver, background=background)
+        stream = _Stream(factory=factory, deliver=deliver, background=background, first=first)
         with self._wake:
             if self._stopping:
                 raise RuntimeError("the MLX worker is shut down")
@@ -198,7 +205,7 @@ class MLXWorker:
                         fut.set_result(fn())
                     except BaseException as exc:  # noqa: BLE001 - handed to the caller
                         fut.set_exception(exc)
-            streams = foreground or background
+            streams = foreground or [s for s in background if s.first] or background
             if not streams:
                 continue
             try:

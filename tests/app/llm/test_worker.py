@@ -59,6 +59,24 @@ async def test_background_stream_waits_for_foreground_ones() -> None:
     assert log == ["fg"] * 4 + ["bg"] * 3
 
 
+async def test_a_first_background_stream_goes_before_the_others() -> None:
+    """A warm-up (first) queued after a summary (plain background) runs before it; both wait
+    for a reply."""
+    worker, log = MLXWorker("t-first"), []
+
+    async def warm() -> None:
+        async for _ in worker.iterate(lambda: _steps("warm", 2, log), background=True, first=True):
+            pass
+
+    try:
+        await _with_worker_held(
+            worker, _drain(worker, "sum", 3, log, True), warm(), _drain(worker, "fg", 2, log, False)
+        )
+    finally:
+        worker.shutdown()
+    assert log == ["fg", "fg", "warm", "warm", "sum", "sum", "sum"]
+
+
 async def test_background_stream_runs_when_alone() -> None:
     worker, log = MLXWorker("t-alone"), []
     try:
