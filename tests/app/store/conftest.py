@@ -78,3 +78,13 @@ def make_store(db_url: str) -> Iterator[Callable[[], Store]]:
 @pytest.fixture
 def store(make_store: Callable[[], Store]) -> Store:
     return make_store()
+
+
+@pytest.fixture
+def stores(db_url: str) -> Iterator[tuple[Store, Store]]:
+    a, b = Store(db_url), Store(db_url)  # two replicas sharing one database
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()

@@ -5,23 +5,11 @@ bypassed, so a stale entry cannot pass for a correct one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from app.store.history import HistoryCache
 from app.store.records import NewMessage
 from app.store.repo import Store
-
-
-@pytest.fixture
-def stores(db_url: str) -> Iterator[tuple[Store, Store]]:
-    a, b = Store(db_url), Store(db_url)  # two replicas sharing one database
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
 
 
 def fresh(store: Store, user_id: str, session_id: str) -> list[tuple[int, str, str]]:

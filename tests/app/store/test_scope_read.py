@@ -4,7 +4,7 @@ recall must see is made after one, through this store or another replica on the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,16 +16,6 @@ from app.store.scopes import ScopeReader
 from memory.types import MemoryState
 
 Seen = list[tuple[dict[str, Any], list[tuple[int, str, str]]]]
-
-
-@pytest.fixture
-def stores(db_url: str) -> Iterator[tuple[Store, Store]]:
-    a, b = Store(db_url), Store(db_url)  # two replicas sharing one database
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
 
 
 def read(store: Store, user: str, exclude: str, after_id: int = 0) -> Seen:
