@@ -14,11 +14,12 @@ Elsewhere (macOS, musl) there is no malloc_trim and this does nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import ctypes.util
 import logging
 from collections.abc import Callable
+
+from app import periodic
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +60,16 @@ class HeapTrimmer:
 
     def start(self) -> None:
         if _trim is not None:
-            self._task = asyncio.create_task(self._run(), name="heap-trim")
+            # a failed trim costs memory, never the server: logged, the next one on time
+            run = periodic.every(
+                lambda: self.every, self._trim_once, log, "could not trim the heap"
+            )
+            self._task = asyncio.create_task(run, name="heap-trim")
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.every)
-            try:
-                await asyncio.to_thread(trim)
-                self.trims += 1
-            except Exception:  # noqa: BLE001 - a failed trim costs memory, never the server
-                log.warning("could not trim the heap", exc_info=True)
+    async def _trim_once(self) -> None:
+        await asyncio.to_thread(trim)
+        self.trims += 1
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await periodic.stop(self._task)
+        self._task = None

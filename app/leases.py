@@ -15,10 +15,10 @@ instance's live replies, so it is logged with the advice to lengthen the lease.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
+from app import periodic
 from app.store.repo import Store
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,11 @@ class LeaseKeeper:
 
     def start(self) -> None:
         self._renewed_at = time.monotonic()
-        self._task = asyncio.create_task(self._run(), name="reply-leases")
+        # a database outage must not end the renewals: a failed tick is logged and retried
+        run = periodic.every(
+            lambda: self.period, self.tick, log, "could not renew reply leases; retrying"
+        )
+        self._task = asyncio.create_task(run, name="reply-leases")
 
     async def tick(self) -> int:
         """Renew ours, sweep the abandoned; the number swept."""
@@ -63,17 +67,6 @@ class LeaseKeeper:
                 )
         self._renewed_at = now
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.period)
-            try:
-                await self.tick()
-            except Exception:  # noqa: BLE001 - a database outage must not end the renewals
-                log.warning("could not renew reply leases; retrying", exc_info=True)
-
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await periodic.stop(self._task)
+        self._task = None
