@@ -62,6 +62,13 @@ def context_speakers(persona: Persona, messages: Iterable[dict[str, str]]) -> tu
     return speakers_in((m["content"] for m in messages), (persona.user_name, persona.name))
 
 
+@dataclasses.dataclass(frozen=True)
+class DraftOutcome:
+    warming: bool
+    reason: str | None = None  # why not, when it is not
+    max_tokens: int | None = None  # the reply room the warmed Context keeps
+
+
 def usage_dict(u: Usage) -> dict[str, int]:
     """A reply's token usage as stored with it (messages.usage)."""
     return {
@@ -90,7 +97,7 @@ class ChatService:
         self._closing = False
 
     # -- checks ------------------------------------------------------------------------------
-    def check_content(self, content: str, field: str = "content") -> None:
+    def check_length(self, content: str, field: str = "content") -> None:
         limit = self.settings.max_message_chars
         if len(content) > limit:
             raise TooLargeError(
@@ -98,6 +105,9 @@ class ChatService:
                 "(MEMENTO_MAX_MESSAGE_CHARS)",
                 field=field,
             )
+
+    def check_content(self, content: str, field: str = "content") -> None:
+        self.check_length(content, field)
         if not content.strip():
             raise InvalidFieldError(f"{field} must not be empty", field=field)
 
@@ -181,6 +191,25 @@ class ChatService:
         assert turn.task is not None
         turn.task.add_done_callback(lambda _: self._settle(turn, session, guard))
         return turn
+
+    async def draft(
+        self, user_id: str, session_id: str, content: str, max_tokens: int | None
+    ) -> DraftOutcome:
+        """The user is typing `content` in the session: prefill its next prompt as far as the
+        draft tells (app/warmup.py). Nothing is stored; an empty draft warms the head only."""
+        self.check_length(content)
+        self.check_max_tokens(max_tokens)
+        session = await asyncio.to_thread(self.store.get_session, user_id, session_id)  # 404
+        if not self.settings.warm_next_turn:
+            return DraftOutcome(False, "warming is off (MEMENTO_WARM_NEXT_TURN)")
+        if self.locks.get(session_id).locked():
+            return DraftOutcome(False, "a reply of the session is being generated")
+        if max_tokens is None and self.warmer.idle_max_tokens(session_id) is None:
+            # no turn since this process knew the session: its next one takes the defaults
+            persona = self.personas.session_persona(session)
+            max_tokens = self.generation_params(persona, TurnOptions()).max_tokens
+        used = self.warmer.draft(session, content if content.strip() else "", max_tokens)
+        return DraftOutcome(True, None, used)
 
     async def _guard(self, session_id: str) -> TurnGuard:
         return await TurnGuard.acquire(

@@ -187,6 +187,25 @@ class MessageCreate(GenerationOptions):
     stream: bool = False
 
 
+class DraftIn(BaseModel):
+    content: str = Field(
+        default="",
+        description="what the user has typed so far (empty: nothing yet); never stored",
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="the coming reply's max_tokens, when the client will send one (the "
+        "Context keeps its room); else the last turn's, else the persona's",
+    )
+
+
+class DraftOut(BaseModel):
+    warming: bool = Field(description="is the session's next prompt being prefilled for it")
+    reason: str | None = Field(default=None, description="why not, when it is not")
+    max_tokens: int | None = Field(default=None, description="the reply room it keeps")
+
+
 class UsageOut(BaseModel):
     prompt_tokens: int
     cached_tokens: int

@@ -3,15 +3,18 @@ the session's next prompt goes into its KV cache in the engine's background lane
 
 The next prompt is not known until the user writes, but most of it is: the persona, pinned
 facts, relationship, kept recalled turns, summary and recent buffer are what the Context of an
-empty message holds. Only what the next message's recall adds and the message itself are left
-to prefill when it comes. A turn of the session cancels its warm-up; foreground streams of
-other sessions run before each of its steps.
+empty message holds. Left to prefill when the message comes are what its recall adds and the
+message itself, unless the client tells what is being typed (a draft, PUT .../draft): then the
+warm-up recalls for the draft too, so a message that recalls what its draft did prefills only
+itself. A turn of the session cancels its warm-up; foreground streams of other sessions run
+before each of its steps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from app.llm.types import Engine
 from app.persona_catalog import PersonaCatalog
@@ -22,8 +25,17 @@ from memory.types import PartKind
 
 log = logging.getLogger(__name__)
 
-# What the next message brings: not known while the user types
-NEXT_MESSAGE_KINDS: tuple[PartKind, ...] = ("recalled", "new")
+# What only the sent message brings; its recall (kind "recalled") is warmed from the draft
+NEXT_MESSAGE_KINDS: tuple[PartKind, ...] = ("new",)
+
+
+@dataclass
+class Idle:
+    """A session between a finished reply and its next turn."""
+
+    max_tokens: int  # the Context reserves the reply's room: the next turn's, as far as known
+    observing: asyncio.Future[None] | None = None  # the last turn's memory upkeep
+    draft: str = ""  # what the user is typing, as the client last told
 
 
 class NextTurnWarmer:
@@ -32,33 +44,41 @@ class NextTurnWarmer:
     ) -> None:
         self.engine, self.memory, self.store, self.personas = engine, memory, store, personas
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        # sessions between a finished reply and their next turn: max_tokens of that reply
-        self._idle: dict[str, int] = {}
+        self._idle: dict[str, Idle] = {}
 
     def schedule(
         self, observing: asyncio.Future[None] | None, session: SessionRecord, max_tokens: int
     ) -> None:
         """Warm the session's cache once `observing` (the turn's observation) is done (None:
         now)."""
-        self.cancel(session.id)
-        self._idle[session.id] = max_tokens
-        task = self.memory.background(
-            self._warm(observing, session, max_tokens), name=f"warm-{session.id}"
-        )
-        self._tasks[session.id] = task
+        self._idle[session.id] = Idle(max_tokens, observing)
+        self._start(session)
 
-        def done(t: asyncio.Task[None]) -> None:
-            if self._tasks.get(session.id) is t:  # not a newer warm-up of the session
-                del self._tasks[session.id]
+    def draft(self, session: SessionRecord, text: str, max_tokens: int | None) -> int:
+        """The user is typing `text`: warm the next prompt as that message would assemble it.
+        `max_tokens` is the coming turn's when the client knows it, else the last turn's; a
+        session with no turn since the warmer knew it needs one. Returns the max_tokens used."""
+        idle = self._idle.get(session.id)
+        if idle is None:
+            assert max_tokens is not None, "a session's first draft needs its max_tokens"
+            idle = self._idle[session.id] = Idle(max_tokens)
+        elif idle.draft == text and max_tokens in (None, idle.max_tokens):
+            return idle.max_tokens  # told again (a page re-sends after a pause): warmed already
+        elif max_tokens is not None:
+            idle.max_tokens = max_tokens
+        idle.draft = text
+        self._start(session)
+        return idle.max_tokens
 
-        task.add_done_callback(done)
+    def idle_max_tokens(self, session_id: str) -> int | None:
+        idle = self._idle.get(session_id)
+        return None if idle is None else idle.max_tokens
 
     def rewarm(self, session: SessionRecord) -> None:
         """The session's memory changed after its warm-up (a summary upkeep wrote): warm the
         changed end of its next prompt too, unless a turn has started meanwhile."""
-        max_tokens = self._idle.get(session.id)
-        if max_tokens is not None:
-            self.schedule(None, session, max_tokens)
+        if session.id in self._idle:
+            self._start(session)
 
     def warming(self, session_id: str) -> bool:
         """Is a warm-up of the session scheduled or running?"""
@@ -67,21 +87,38 @@ class NextTurnWarmer:
     def cancel(self, session_id: str) -> None:
         """A turn of the session starts: its own prompt is what counts now."""
         self._idle.pop(session_id, None)
+        self._stop(session_id)
+
+    def _stop(self, session_id: str) -> None:
         task = self._tasks.pop(session_id, None)
         if task is not None:
             task.cancel()
 
-    async def _warm(
-        self, observing: asyncio.Future[None] | None, session: SessionRecord, max_tokens: int
-    ) -> None:
-        if observing is not None:
-            await asyncio.wait([observing])
+    def _start(self, session: SessionRecord) -> None:
+        """(Re)start the session's warm-up from what its Idle says now; a running one is
+        superseded (a newer draft, a rewritten summary)."""
+        self._stop(session.id)
+        idle = self._idle[session.id]
+        task = self.memory.background(self._warm(idle, session), name=f"warm-{session.id}")
+        self._tasks[session.id] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self._tasks.get(session.id) is t:  # not a newer warm-up of the session
+                del self._tasks[session.id]
+
+        task.add_done_callback(done)
+
+    async def _warm(self, idle: Idle, session: SessionRecord) -> None:
+        if idle.observing is not None:
+            await asyncio.wait([idle.observing])
         try:
             store = self.memory.astore  # the store, awaitable (app/service/store.py)
             session = await store.get_session(session.user_id, session.id)
             persona = self.personas.get(session.persona_id, session.user_id)
             history = await store.history(session.user_id, session.id)
-            context = await self.memory.assemble(session, persona, history, "", max_tokens)
+            context = await self.memory.assemble(
+                session, persona, history, idle.draft, idle.max_tokens
+            )
             parts = [p for p in context.parts if p.kind not in NEXT_MESSAGE_KINDS]
             head = [m for p in parts for m in p.to_messages()]
             n = await self.engine.warm(head, cache_key=session.cache_key)

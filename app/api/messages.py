@@ -16,6 +16,8 @@ from app.errors import EngineUnavailableError, error_body, to_error
 from app.schemas import (
     ERRORS,
     DbId,
+    DraftIn,
+    DraftOut,
     MessageCreate,
     MessageList,
     MessageOut,
@@ -131,6 +133,19 @@ async def post_message(
     if result.error is not None:
         raise EngineUnavailableError(f"generation failed: {result.error}")
     return turn_out(result)
+
+
+@router.put(
+    "/{session_id}/draft",
+    status_code=202,
+    response_model=DraftOut,
+    description="What the user is typing, for the server to prefill the next prompt with it "
+    "(recall included) while they type: the message then waits only for itself. Nothing is "
+    "stored; a turn of the session ends it. Send it when typing pauses, not per keystroke.",
+)
+async def put_draft(session_id: str, body: DraftIn, user: CurrentUser, chat: ChatDep) -> DraftOut:
+    outcome = await chat.draft(user.id, session_id, body.content, body.max_tokens)
+    return DraftOut(warming=outcome.warming, reason=outcome.reason, max_tokens=outcome.max_tokens)
 
 
 @router.get("/{session_id}/messages", response_model=MessageList)

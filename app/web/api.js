@@ -80,6 +80,7 @@ export const api = {
   deleteSession: (id) => request("DELETE", sessionPath(id)),
   messages: async (id) =>
     unwrap(await request("GET", `${sessionPath(id)}/messages?limit=500`), "messages"),
+  draft: (id, body) => request("PUT", `${sessionPath(id)}/draft`, body),
   context: (id, messageId) => request("GET", `${sessionPath(id)}/context/${enc(messageId)}`),
   memory: (id) => request("GET", `${sessionPath(id)}/memory`),
   updateMemory: (id, body) => request("PATCH", `${sessionPath(id)}/memory`, body),

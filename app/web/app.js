@@ -4,10 +4,11 @@
 import { api } from "./api.js";
 import { wireKeyButton } from "./apikey.js";
 import {
-  hasContext, limits, maxTokensProblem, renderChat, renderHeader, send, stop,
+  hasContext, limits, maxTokensProblem, readMaxTokens, renderChat, renderHeader, send, stop,
 } from "./chat.js";
 import { resetContext, selectTab, setInspectorOpen, showContext } from "./contexttab.js";
 import { h } from "./dom.js";
+import { typed, typingDone } from "./typing.js";
 import { guard, showError } from "./errors.js";
 import { loadLore } from "./loretab.js";
 import { loadMemory, wireMemoryTab } from "./memorytab.js";
@@ -114,6 +115,8 @@ async function sendTurn(text) {
   if (!(await send(text))) return;
   loadMemory();
   guard(loadSessions);
+  // typed while the reply streamed: the server can prefill for it only now
+  if ($("input").value.trim()) typed($("input").value, readMaxTokens());
 }
 
 // ---------- start ----------
@@ -151,6 +154,7 @@ function wire() {
     input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
   };
   input.addEventListener("input", resize);
+  input.addEventListener("input", () => typed(input.value, readMaxTokens()));
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
@@ -173,6 +177,7 @@ function wire() {
       input.value = "";
       resize();
     }
+    typingDone();
     sendTurn(text);
   });
   // empty by default: not sent, so the persona's own max_tokens applies

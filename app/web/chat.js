@@ -192,7 +192,7 @@ export function maxTokensProblem() {
   return "";
 }
 
-function readMaxTokens() {
+export function readMaxTokens() {
   const raw = $("max-tokens").value.trim();
   return raw && !maxTokensProblem() ? Number(raw) : null;
 }

@@ -1,5 +1,6 @@
 """Prefill while the user types (app/warmup.py), through the HTTP API of a live server on the
-real model: after a reply, the next turn finds the start of its prompt already in the cache."""
+real model: after a reply, the next turn finds the start of its prompt already in the cache, and
+with a draft (PUT .../draft) its recalled turns too."""
 
 from __future__ import annotations
 
@@ -32,24 +33,28 @@ def turn(client: httpx.Client, sid: str, content: str) -> dict[str, Any]:
     return r.json()
 
 
+def recalling_session(c: httpx.Client, **params: Any) -> str:
+    """A hybrid session whose imported history is in the vector index."""
+    memory = {"strategy": "hybrid", "summarizer": "extractive", "buffer_tokens": 96, **params}
+    r = c.post("/v1/sessions", json={"persona": "assistant", "memory": memory})
+    assert r.status_code == 201, r.text
+    sid: str = r.json()["id"]
+    messages = [
+        {"role": role, "content": text}
+        for pair in HISTORY
+        for role, text in zip(("user", "assistant"), pair, strict=True)
+    ]
+    ids = c.post(f"/v1/sessions/{sid}/history", json={"messages": messages}).json()["ids"]
+    wait_until(
+        lambda: {i["id"] for i in c.get(f"/v1/sessions/{sid}/memory").json()["items"]} >= set(ids),
+        "the imported turns to reach the vector index",
+    )
+    return sid
+
+
 def test_the_next_turn_prefills_only_what_its_message_brings(server: LiveServer) -> None:
-    memory = {"strategy": "hybrid", "summarizer": "extractive", "buffer_tokens": 96}
     with server.client() as c:
-        r = c.post("/v1/sessions", json={"persona": "assistant", "memory": memory})
-        assert r.status_code == 201, r.text
-        sid = r.json()["id"]
-        messages = [
-            {"role": role, "content": text}
-            for pair in HISTORY
-            for role, text in zip(("user", "assistant"), pair, strict=True)
-        ]
-        ids = c.post(f"/v1/sessions/{sid}/history", json={"messages": messages}).json()["ids"]
-        wait_until(
-            lambda: (
-                {i["id"] for i in c.get(f"/v1/sessions/{sid}/memory").json()["items"]} >= set(ids)
-            ),
-            "the imported turns to reach the vector index",
-        )
+        sid = recalling_session(c)
         warmer = server.services.chat.warmer
         turn(c, sid, "What is growing in the garden?")
         wait_until(lambda: not warmer.warming(sid), "the warm-up after the first turn")
@@ -64,3 +69,52 @@ def test_the_next_turn_prefills_only_what_its_message_brings(server: LiveServer)
     usage = second["usage"]
     assert usage["cached_tokens"] >= head, (usage, kinds)
     assert usage["prompt_tokens"] - usage["cached_tokens"] < head
+
+
+def test_a_draft_warms_what_the_message_recalls(server: LiveServer) -> None:
+    warmer = server.services.chat.warmer
+    with server.client() as c:
+        # nothing kept: every recalled turn is found anew for the message
+        sid = recalling_session(c, kept_share=0)
+        turn(c, sid, "What is growing in the garden?")
+        wait_until(lambda: not warmer.warming(sid), "the warm-up after the first turn")
+        question = "Where does my sister live now?"
+        r = c.put(f"/v1/sessions/{sid}/draft", json={"content": question})
+        assert r.status_code == 202, r.text
+        assert r.json() == {"warming": True, "reason": None, "max_tokens": 8}  # the last turn's
+        wait_until(lambda: not warmer.warming(sid), "the warm-up of the draft")
+        second = turn(c, sid, question)
+        ctx = c.get(f"/v1/sessions/{sid}/context/{second['reply']['id']}").json()
+    tokens = {p["kind"]: p["tokens"] for p in ctx["parts"]}
+    assert "recalled" in tokens, tokens
+    usage = second["usage"]
+    # all but the message itself (and the reply's opening, "<|im_start|>assistant\n") was in
+    # the cache: its recalled turns included
+    prefilled = usage["prompt_tokens"] - usage["cached_tokens"]
+    assert prefilled <= tokens["new"] + 4 < tokens["recalled"], (usage, tokens)
+
+
+def test_a_draft_is_not_warmed_while_a_reply_streams_or_when_warming_is_off(
+    server: LiveServer,
+) -> None:
+    with server.client() as c:
+        sid = recalling_session(c)
+        body = {"content": "Tell me a long story about a fox.", "stream": True, "max_tokens": 24}
+        with c.stream("POST", f"/v1/sessions/{sid}/messages", json=body) as stream:
+            lines = stream.iter_lines()
+            for line in lines:
+                if line.startswith("event: delta"):
+                    break  # generating now
+            r = c.put(f"/v1/sessions/{sid}/draft", json={"content": "and then?"})
+            assert r.status_code == 202, r.text
+            assert r.json()["warming"] is False and "being generated" in r.json()["reason"]
+            for _ in lines:
+                pass
+        settings = server.services.settings
+        settings.warm_next_turn = False
+        try:
+            r = c.put(f"/v1/sessions/{sid}/draft", json={"content": "and then?"})
+        finally:
+            settings.warm_next_turn = True
+        assert r.status_code == 202, r.text
+        assert r.json()["warming"] is False and "MEMENTO_WARM_NEXT_TURN" in r.json()["reason"]

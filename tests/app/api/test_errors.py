@@ -54,6 +54,7 @@ def test_unknown_session_everywhere(client: TestClient) -> None:
             {"messages": [{"role": "user", "content": "x"}]},
         ),
         ("POST", f"/v1/sessions/{missing}/context", {"content": "hi"}),
+        ("PUT", f"/v1/sessions/{missing}/draft", {"content": "hi"}),
         ("GET", f"/v1/sessions/{missing}/memory", None),
         ("GET", f"/v1/sessions/{missing}/export", None),
     ]:
@@ -118,6 +119,22 @@ def test_invalid_fields_are_named(client: TestClient, sid: str) -> None:
         assert "Content-Type: application/json" in err["message"], err
     assert messages(client, sid) == []  # nothing was stored by any of these
     assert_error(client.get(url, params={"limit": 0}), 422, "limit")
+
+
+def test_a_draft_is_checked_as_a_message_is(client: TestClient, sid: str) -> None:
+    url = f"/v1/sessions/{sid}/draft"
+    assert_error(client.put(url, json={"content": 5}), 422, "content")
+    err = assert_error(client.put(url, json={"content": "hi", "max_tokens": 33}), 422, "max_tokens")
+    assert "32" in err["message"]
+    assert_error(client.put(url, json={"content": "hi", "max_tokens": 0}), 422, "max_tokens")
+    err = assert_error(client.put(url, json={"content": "x" * 401}), 413, "content")
+    assert "MEMENTO_MAX_MESSAGE_CHARS" in err["message"]
+    # a box the user emptied is a draft too: the next prompt's head is warmed
+    for content in ("", "   ", "what did I"):
+        r = client.put(url, json={"content": content})
+        assert r.status_code == 202, r.text
+        assert r.json()["warming"] is True and r.json()["max_tokens"] >= 1, r.json()
+    assert messages(client, sid) == []  # a draft is never stored
 
 
 def test_invalid_memory_config(client: TestClient, sid: str) -> None:

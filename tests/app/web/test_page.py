@@ -286,6 +286,32 @@ def test_sessions_rename_and_delete(page: Any, server: str, api: httpx.Client):
     assert not pg.errors, pg.errors
 
 
+def test_typing_tells_the_server_what_the_message_will_say(
+    page: Any, server: str, api: httpx.Client
+):
+    pg = page
+    session = api.post("/v1/sessions", json={"persona": "pippa"}).json()
+    open_page(pg, f"{server}/#{session['id']}")
+    pg.wait_for_selector(".msg-assistant")  # her greeting: the chat is open
+    pg.fill("#max-tokens", "12")
+    pg.dispatch_event("#max-tokens", "change")
+    # typed key by key: one draft when typing pauses, not one per key
+    drafts: list[Any] = []
+    pg.on("request", lambda r: drafts.append(r) if r.url.endswith("/draft") else None)
+    with pg.expect_response(lambda r: r.url.endswith(f"/{session['id']}/draft")) as answered:
+        pg.type("#input", "아빠 오늘 회사에서 뭐 했어?", delay=20)
+    response = answered.value
+    assert response.status == 202
+    assert response.json() == {"warming": True, "reason": None, "max_tokens": 12}
+    assert len(drafts) == 1, [d.post_data for d in drafts]
+    assert drafts[0].method == "PUT"
+    assert drafts[0].post_data_json == {"content": "아빠 오늘 회사에서 뭐 했어?", "max_tokens": 12}
+    pg.press("#input", "Enter")
+    wait_reply_stored(pg, 1)
+    assert len(drafts) == 1  # sending is not a draft
+    assert not pg.errors, pg.errors
+
+
 def test_api_key_prompt_then_chat(browser: Any, tmp_path: Path):
     from support.server import LiveServer, make_settings
 
