@@ -144,6 +144,13 @@ class Api:
             raise RuntimeError(describe("POST", path, body, r))
         return r.json()
 
+    def put_draft(self, sid: str, content: str) -> None:
+        """What the user is typing (PUT .../draft); refused drafts abort the run."""
+        path = f"/v1/sessions/{sid}/draft"
+        r = self.client.put(path, json={"content": content})
+        if r.status_code != 202 or not r.json().get("warming"):
+            raise RuntimeError(describe("PUT", path, {"content": content}, r))
+
     def create(self, persona: str, **memory: Any) -> str:
         return str(self.post("/v1/sessions", {"persona": persona, "memory": memory})["id"])
 

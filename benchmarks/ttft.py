@@ -12,7 +12,11 @@ Two scenes per strategy, each in its own session of the strategy's own user (per
    conversation.
 
 Between a reply and the next message the user reads and types (--typing seconds): the time
-the service has to prefill the next prompt's head (app/warmup.py).
+the service has to prefill the next prompt's head (app/warmup.py). A strategy named with
+"+drafts" (e.g. hybrid+drafts) is also told what is being typed, as the web page tells it
+(PUT .../draft when typing pauses), and pessimistically so: a pause half-way through the
+message and one before its last word, which is typed a second before the message goes out, so
+the last draft the server sees lacks that word.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ttft.py [--strategies ...] [--turns 60]
 
@@ -114,26 +118,54 @@ def say(api: Api, sid: str, content: str) -> Turn:
     raise RuntimeError("stream ended without a done event")
 
 
-def after_import(api: Api, strategy: str, conv: Any, questions: int, typing: float) -> Scene:
+LAST_WORD_SECONDS = 1.0  # from the last draft (before the last word) to sending
+
+
+def typed_drafts(text: str) -> list[str]:
+    """What a page that tells its server when typing pauses has told it of `text` before it is
+    sent: its first half, then all but its last word (never the whole message)."""
+    words = text.split()
+    return [" ".join(words[: len(words) // 2]), " ".join(words[:-1])]
+
+
+def type_next(api: Api, sid: str, text: str, typing: float, drafts: bool) -> None:
+    """The user reads the reply and types `text` (--typing seconds)."""
+    if not drafts:
+        time.sleep(typing)
+        return
+    half, last = typed_drafts(text)
+    time.sleep(typing / 2)
+    api.put_draft(sid, half)
+    time.sleep(max(0.0, typing / 2 - LAST_WORD_SECONDS))
+    api.put_draft(sid, last)
+    time.sleep(min(LAST_WORD_SECONDS, typing / 2))
+
+
+def after_import(
+    api: Api, strategy: str, conv: Any, questions: int, typing: float, drafts: bool
+) -> Scene:
     sid = api.create("assistant", strategy=strategy)
     messages = [locomo_message(t, conv.speaker_a) for t in conv.turns[:IMPORTED]]
     ids = api.history(sid, messages)
     wait_indexed([(api, sid, ids)])  # every strategy's turns are embedded (memory scopes)
     scene = Scene()
-    for q in conv.questions[:questions]:
-        scene.turns.append(say(api, sid, q.text))
-        time.sleep(typing)
+    asked = [q.text for q in conv.questions[:questions]]
+    for i, q in enumerate(asked):
+        scene.turns.append(say(api, sid, q))
         print(f"  [{strategy} import] {scene.turns[-1]}", flush=True)
+        if i + 1 < len(asked):
+            type_next(api, sid, asked[i + 1], typing, drafts)
     return scene
 
 
-def live_chat(api: Api, strategy: str, conv: Any, turns: int, typing: float) -> Scene:
+def live_chat(api: Api, strategy: str, conv: Any, turns: int, typing: float, drafts: bool) -> Scene:
     sid = api.create("assistant", strategy=strategy)
     lines = [t.text for t in conv.turns if t.speaker == conv.speaker_a][:turns]
     scene = Scene()
-    for line in lines:
+    for i, line in enumerate(lines):
         scene.turns.append(say(api, sid, line))
-        time.sleep(typing)  # the user reads the reply and types the next line
+        if i + 1 < len(lines):
+            type_next(api, sid, lines[i + 1], typing, drafts)
     shown = [f"{t.ttft:.2f}s {t.cached}/{t.prompt}" for t in scene.turns]
     print(f"  [{strategy} live] {', '.join(shown)}", flush=True)
     return scene
@@ -175,12 +207,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="memento-ttft-") as tmp:
         with Server(Path(tmp)) as server:
             for name in args.strategies.split(","):
-                # a user per strategy: a session recalls from the user's other sessions with
+                strategy, _, drafts = name.partition("+")
+                # a user per row: a session recalls from the user's other sessions with
                 # the persona (memory scopes), and those of a non-recalling strategy were
                 # never embedded: its first recall would embed them all on the clock
-                api = Api(server, f"ttft-{name}", [])
-                imp = after_import(api, name, convs[0], args.questions, args.typing)
-                live = live_chat(api, name, convs[1], args.turns, args.typing)
+                api = Api(server, f"ttft-{strategy}-{drafts or 'plain'}", [])
+                on = drafts == "drafts"
+                imp = after_import(api, strategy, convs[0], args.questions, args.typing, on)
+                live = live_chat(api, strategy, convs[1], args.turns, args.typing, on)
                 results[name] = (imp, live)
         problems = server.problems()
     print()

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from benchmarks.ttft import Scene, Turn, sse
+from benchmarks.ttft import Scene, Turn, sse, typed_drafts
 
 
 def test_sse_pairs_each_event_with_its_data() -> None:
@@ -16,3 +16,11 @@ def test_steady_state_is_the_second_half() -> None:
     assert [t.ttft for t in scene.steady()] == [1.0, 3.0]
     assert scene.ttft == 2.0  # the median of the second half
     assert scene.reused == 0.8  # cached over prompt tokens, summed over it
+
+
+def test_typed_drafts_never_tell_the_whole_message() -> None:
+    assert typed_drafts("When did Caroline go to the LGBTQ support group?") == [
+        "When did Caroline go",
+        "When did Caroline go to the LGBTQ support",
+    ]
+    assert typed_drafts("Hi") == ["", ""]
