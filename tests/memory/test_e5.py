@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from app.llm.worker import MLXWorker
-from memory.e5 import DIM, WORKER_SLICE, E5Embedder
+from memory.e5 import DIM, QUERY_CACHE, WORKER_SLICE, E5Embedder
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +118,20 @@ async def test_long_text_is_embedded_not_rejected(e5: E5Embedder) -> None:
     # past the model's 512 tokens the engine windows the text
     out = np.asarray(await e5.embed(["아빠 왔다! 오늘 회사에서 힘들었어. " * 200]), np.float32)
     assert out.shape == (1, DIM) and np.isfinite(out).all()
+
+
+async def test_a_query_embedded_again_is_not_recomputed(
+    e5: E5Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The turn of a message its draft already recalled for (app/warmup.py) reuses the vector;
+    the cache keeps QUERY_CACHE queries and answers in the order asked."""
+    first = await e5.embed_query(["what is my cat called?", "and my dog?"])
+    calls: list[list[str]] = []
+    encode = e5._encode
+    monkeypatch.setattr(e5, "_encode", lambda t, query: calls.append(t) or encode(t, query))
+    again = await e5.embed_query(["and my dog?", "what is my cat called?", "my dog?"])
+    assert calls == [["my dog?"]]  # only the new one
+    assert again[:2] == first[::-1]
+    assert np.allclose(again[2], _q(e5, "my dog?"), atol=1e-6)
+    await e5.embed_query([f"question {i}" for i in range(QUERY_CACHE)])
+    assert len(e5._queries) == QUERY_CACHE and "and my dog?" not in e5._queries
