@@ -175,7 +175,8 @@ class SessionMemory:
         lore_cap = session.params.get("lore_tokens")
         req = AssembleRequest(
             session=session_info(session),
-            system_prompt=persona.render_system_prompt(),
+            system_prompt=persona.fill(persona.system_prompt),
+            example_dialogue=persona.example_lines(),
             persona_pinned=persona.pinned(),
             history=history,
             state=state,

@@ -216,7 +216,10 @@ class ScopeSession(BaseModel):
 
 class AssembleRequest(BaseModel):
     session: SessionInfo
-    system_prompt: str  # the persona, rendered
+    system_prompt: str  # the persona's prompt, rendered
+    # her example dialogue as transcript lines: shown after the prompt as far as the budget
+    # affords (memory/persona.py)
+    example_dialogue: list[str] = Field(default_factory=list)
     persona_pinned: list[PinnedFact] = Field(default_factory=list)  # persona facts + style rules
     history: list[StoredMessage]  # oldest first
     state: MemoryState

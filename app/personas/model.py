@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.personas.book import normalize_book
 from app.personas.errors import PersonaError
+from memory.persona import with_examples
 from memory.types import MemoryScope, PinnedFact
 
 __all__ = ["DialogueLine", "Persona", "PersonaError", "PersonaGeneration", "PersonaMemory"]
@@ -98,17 +99,20 @@ class Persona(_Strict):
         return _MACRO.sub(lambda m: self.name if m[1].lower() == "char" else user, text)
 
     def render_system_prompt(self, user_name: str | None = None) -> str:
-        """The system message: the prompt, then the example dialogue as a transcript (small
-        models imitate an example far better than they follow a description)."""
+        """The system message with the whole example dialogue (the Context shows as much of it
+        as its budget affords: memory/persona.py)."""
         user_name = user_name or self.user_name
-        prompt = self.fill(self.system_prompt, user_name)
-        if not self.example_dialogue:
-            return prompt
-        lines = [
+        return with_examples(
+            self.fill(self.system_prompt, user_name), self.example_lines(user_name)
+        )
+
+    def example_lines(self, user_name: str | None = None) -> list[str]:
+        """The example dialogue as transcript lines ("아빠: 피파야, 뭐 하고 있었어?")."""
+        user_name = user_name or self.user_name
+        return [
             f"{user_name if ln.role == 'user' else self.name}: {self.fill(ln.content, user_name)}"
             for ln in self.example_dialogue
         ]
-        return f"{prompt}\n\nExample conversation:\n" + "\n".join(lines)
 
     def pinned(self, user_name: str | None = None) -> list[PinnedFact]:
         """Pinned facts (source "persona") then style rules (source "style"), stable ids."""

@@ -9,9 +9,10 @@ message) is tokenized: O(what is shown), never O(history).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from memory.budget import fit_text, position_of
+from memory.persona import EXAMPLES_SHARE, fitting_examples, with_examples
 from memory.speakers import note_prefix, split_label
 from memory.strategies._count import count_message
 from memory.strategies._lore import LORE_SHARE, lore_notes, lore_part
@@ -55,6 +56,7 @@ class Frame:
     new: ContextPart
     relationship: ContextPart | None = None
     lore: ContextPart | None = None
+    notes: list[str] = field(default_factory=list)  # for the inspector (Context.notes)
     # turns of the other sessions in the memory scope, by id (built on first use)
     _scope_turns: dict[int, StoredMessage] | None = None
 
@@ -98,20 +100,38 @@ def start_frame(llm: LLM, req: AssembleRequest) -> Frame:
     forgotten = set(req.state.forgotten)
     history = [m for m in req.history if m.id not in forgotten] if forgotten else req.history
     text = pinned_text([*req.persona_pinned, *req.state.pinned])
+    pinned = rendered_part(llm, "pinned", "system", text) if text else None
+    overhead = llm.count_overhead()
+    lines = req.example_dialogue
+    room = int(req.budget * EXAMPLES_SHARE) - overhead - (pinned.tokens if pinned else 0)
+    shown = fitting_examples(
+        req.system_prompt, lines, room, lambda t: count_message(llm, "system", t)
+    )
+
+    def persona(n: int) -> ContextPart:
+        return rendered_part(llm, "persona", "system", with_examples(req.system_prompt, lines[:n]))
+
     frame = Frame(
         req=req,
         history=list(history),
-        overhead=llm.count_overhead(),
-        persona=rendered_part(llm, "persona", "system", req.system_prompt),
-        pinned=rendered_part(llm, "pinned", "system", text) if text else None,
+        overhead=overhead,
+        persona=persona(shown),
+        pinned=pinned,
         new=rendered_part(llm, "new", "user", req.new_message),
     )
+    if frame.remaining < 0 and shown:
+        shown, frame.persona = 0, persona(0)  # a long message goes before the examples
     if frame.remaining < 0:
         what = "message with the pinned facts" if frame.pinned else "message"
         raise ContextOverflowError(req.budget - frame.remaining, req.budget, what)
+    if shown < len(lines):
+        frame.notes.append(
+            f"{shown} of the persona's {len(lines)} example lines shown: the rest would take "
+            f"the room memory needs in a {req.budget:,}-token budget"
+        )
     # at most a third of the room the fixed parts leave: in a small window the relationship's
-    # gists must not starve the turns recall finds (Pippa at 1,024 tokens: 630 are persona and
-    # pinned facts, so a 192-token relationship left recall ~140)
+    # gists must not starve the turns recall finds (Pippa at 1,024 tokens, before her examples
+    # yielded: 630 were persona and pinned facts, so a 192-token relationship left recall ~140)
     cap = min(req.relationship_tokens, frame.remaining // RELATIONSHIP_SHARE)
     frame.relationship = relationship_part(llm, req.relationship, cap)
     # then the lore entries that fire, at most a third of what is left (memory/strategies/_lore)
@@ -294,5 +314,8 @@ def finish(frame: Frame, *parts: ContextPart | None) -> Context:
             f"assembled {total} tokens for a budget of {frame.req.budget} (strategy bug)"
         )
     return Context(
-        budget=frame.req.budget, total_tokens=total, parts=ordered, notes=lore_notes(frame.lore)
+        budget=frame.req.budget,
+        total_tokens=total,
+        parts=ordered,
+        notes=[*frame.notes, *lore_notes(frame.lore)],
     )

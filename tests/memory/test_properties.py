@@ -13,6 +13,7 @@ from memory import registry
 from memory.base import MemoryDeps
 from memory.budget import is_turn_start
 from memory.lore.model import ActiveBook, LoreBook
+from memory.persona import EXAMPLES_SHARE, with_examples
 from memory.strategies._kept import REBUILD_AFTER, chunk_ids
 from memory.strategies._parts import pinned_text, speaker_and_text
 from memory.types import (
@@ -112,7 +113,20 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
     assert ctx.total_tokens == llm.count(ctx.to_messages())  # the exact templated total
     order = [PART_ORDER.index(p.kind) for p in ctx.parts]
     assert order == sorted(order) and len(set(order)) == len(order)
-    assert ctx.parts[0].kind == "persona" and ctx.parts[0].messages[0].content == req.system_prompt
+    persona = ctx.parts[0]
+    assert persona.kind == "persona"
+    # the prompt, then a prefix of the example dialogue: all of it, or what keeps the persona
+    # and pinned facts within their share of the budget
+    shown = [
+        n
+        for n in range(len(req.example_dialogue) + 1)
+        if persona.messages[0].content == with_examples(req.system_prompt, req.example_dialogue[:n])
+    ]
+    assert shown, persona.messages[0].content
+    pinned = next((p.tokens for p in ctx.parts if p.kind == "pinned"), 0)
+    if shown[-1]:
+        share = llm.count_overhead() + persona.tokens + pinned
+        assert share <= int(req.budget * EXAMPLES_SHARE)
     assert ctx.parts[-1].kind == "new" and ctx.parts[-1].messages[0].content == req.new_message
     for p in ctx.parts:
         assert p.tokens == sum(llm.count_message(m) for m in p.to_messages())
@@ -182,6 +196,7 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
     persona_facts=st.lists(text, max_size=3),
     other=histories(),
     lines=st.lists(text, max_size=4),
+    examples=st.lists(text, max_size=6),
     relationship_tokens=st.integers(0, 400),
     user_name=st.sampled_from(USER_NAMES),
     lore_entries=st.lists(st.tuples(st.sampled_from(WORDS), st.integers(0, 5), text), max_size=6),
@@ -197,6 +212,7 @@ def test_every_strategy_keeps_the_rules(  # type: ignore[no-untyped-def]
     persona_facts,
     other,
     lines,
+    examples,
     relationship_tokens,
     user_name,
     lore_entries,
@@ -208,6 +224,9 @@ def test_every_strategy_keeps_the_rules(  # type: ignore[no-untyped-def]
     llm = FakeLLM()
     strategy = registry.create(name, params, MemoryDeps(llm=llm, recaller=FakeRecaller()))
     req = request(history, new=new, budget=budget, state=state, system=system, pinned=pinned)
+    req.example_dialogue = [
+        f"{user_name if i % 2 == 0 else 'Pippa'}: {t}" for i, t in enumerate(examples)
+    ]
     # another session of the same user (memory scope): ids past this session's own
     offset = 1 + max((m.id for m in history), default=0)
     earlier = SessionInfo(id="s-earlier", user_id=SESSION.user_id, persona_id=SESSION.persona_id)
