@@ -1,4 +1,4 @@
-"""The ORM schema (current version). Older versions live, frozen, in migrations.py."""
+"""The ORM schema (current version). Older versions live, frozen, in migration_steps.py."""
 
 from __future__ import annotations
 

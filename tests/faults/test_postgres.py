@@ -8,40 +8,27 @@ answers 503 with Retry-After at once, not after a hang."""
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.fake_llm import TOKENS, FakeModelServer
+from support.postgres import RAW_URL, throwaway_schema
 from support.proc import free_port
 from support.server import LiveServer, assert_error, make_settings, sse_events
-
-PG_URL = os.environ.get("MEMENTO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-RAW = PG_URL.replace("+psycopg", "")
 
 
 @pytest.fixture
 def schema_url() -> Iterator[tuple[str, str]]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        conn = psycopg.connect(RAW, autocommit=True, connect_timeout=3)
-    except Exception as exc:  # any failure to reach it is a reason to skip, stated
-        pytest.skip(f"PostgreSQL at {PG_URL} unreachable: {exc}")
-    schema = "memento_faults_" + secrets.token_hex(6)
-    conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}&application_name={schema}", schema
-    finally:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        conn.close()
+    # the server's connections are named after the schema: kill_connections finds only them
+    with throwaway_schema("memento_faults_", application_name=True) as schema:
+        yield schema.url, schema.name
 
 
 def kill_connections(app_name: str) -> int:
     import psycopg
 
-    with psycopg.connect(RAW, autocommit=True) as conn:
+    with psycopg.connect(RAW_URL, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
             (app_name,),

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from support.server import LiveServer, assert_error, make_settings
 
-from app.chat_client import ChatClient
+from app.cli.chat_client import ChatClient
 from app.schemas import MemoryConfig
 from memory import registry
 from memory.strategies.vector import HybridParams

@@ -13,6 +13,7 @@ from app.store import migrations
 from app.store.db import create_db_engine
 from app.store.errors import Conflict, NotFound
 from app.store.keys import hash_key
+from app.store.migration_steps import v1_metadata
 from app.store.migrations import CURRENT_VERSION, Step, create_schema_at, migrate, schema_version
 from app.store.repo import LOCAL_USER, Store
 
@@ -27,7 +28,7 @@ def _version(engine: Engine) -> int | None:
 
 def _fill_v1(engine: Engine) -> None:
     """Data written by a version-1 server, through the frozen v1 tables."""
-    t = migrations._v1_metadata().tables
+    t = v1_metadata().tables
     with engine.begin() as conn:
         conn.execute(t["users"].insert(), [{"id": "usr_1", "name": "dad", "created_at": T0}])
         conn.execute(
@@ -183,7 +184,7 @@ def test_upgrade_v2_to_v3_makes_uploads_private_and_keeps_sessions_working(
     engine = create_db_engine(db_url)
     create_schema_at(engine, 2)
     _fill_v1(engine)  # usr_1 "dad" uploaded "nabi" and has ses_1
-    t = migrations._v1_metadata().tables
+    t = v1_metadata().tables
     persona = {"format": "yaml", "created_at": T0, "updated_at": T0}
     with engine.begin() as conn:
         conn.execute(t["users"].insert(), [{"id": "usr_2", "name": "kid", "created_at": T0}])
@@ -261,7 +262,7 @@ def test_upgrade_v8_to_v9_moves_budget_tokens_out_of_the_params(db_url: str) -> 
     }
     with engine.begin() as conn:
         conn.execute(
-            migrations._v1_metadata().tables["sessions"].insert(),
+            v1_metadata().tables["sessions"].insert(),
             [
                 {
                     **session,

@@ -1,6 +1,6 @@
 """The HTTP client of `memento chat`: the few calls of the public API (docs/ARCHITECTURE.md
 §1.12) it makes, server-sent events parsed from a streamed reply, and API errors as ApiError
-carrying the server's own message. No terminal or rendering here: app/cli_chat.py is the REPL
+carrying the server's own message. No terminal or rendering here: app/cli/chat.py is the REPL
 on top.
 """
 

@@ -14,7 +14,7 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MEMENTO = Path(sys.executable).parent / "memento"
 START_TIMEOUT = 600  # the model loads on a shared 2-core machine; not a timing assertion
 TURN_TIMEOUT = 300

@@ -21,7 +21,7 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 from support.server import LiveServer, make_settings
 
-from app.langchain_chat import MementoChat
+from app.integrations.langchain import MementoChat
 
 # The suites read their constructor params from class properties, which cannot take fixtures:
 # module fixtures put the shared engine and the server's URL here first.

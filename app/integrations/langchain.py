@@ -1,6 +1,6 @@
 """Memento's engine as a LangChain chat model, for users' own chains.
 
-    from app.langchain_chat import MementoChat
+    from app.integrations.langchain import MementoChat
     llm = MementoChat(engine=engine, max_tokens=64)
     llm.invoke("Hello")            # or .stream / .ainvoke / .astream
 

@@ -28,7 +28,7 @@ from support.server import LiveServer, make_settings, wait_until
 
 pexpect = pytest.importorskip("pexpect")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TIMEOUT = 180  # a slow, shared machine: generous waits, never a timing assertion
 ANSI = r"(?:\x1b\[[0-9;?]*[A-Za-z])*"  # colour codes (and readline's) rich may put between
 PROMPT = rf"you ›{ANSI} "

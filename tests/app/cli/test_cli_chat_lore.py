@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from app.cli_chat import ChatRepl
+from app.cli.chat import ChatRepl
 
 CONTEXT: dict[str, Any] = {
     "budget": 1000,

@@ -8,7 +8,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.prompts import ChatPromptTemplate
 
-from app.langchain_chat import MementoChat, to_chat_messages
+from app.integrations.langchain import MementoChat, to_chat_messages
 from app.llm.types import EngineError
 
 FRANCE = [HumanMessage("What is the capital of France?")]

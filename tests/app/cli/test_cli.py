@@ -18,10 +18,11 @@ import pytest
 import yaml
 from support.card_pngs import card_png, encoded, text
 
-from app.cli import build_parser, is_loopback, main
+from app.cli import build_parser, main
+from app.cli.serve import is_loopback
 from app.personas.loader import load_persona_file
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PERSONAS = REPO / "personas"
 MEMENTO = Path(sys.executable).parent / "memento"
 
@@ -221,7 +222,7 @@ def test_serve_refuses_a_busy_port_before_loading_the_model(
 def test_chat_help_keeps_its_argument_hints() -> None:
     from rich.console import Console
 
-    from app.cli_chat import HELP
+    from app.cli.chat import HELP
 
     console = Console(record=True, width=200)
     console.print(HELP)
@@ -232,7 +233,7 @@ def test_chat_help_keeps_its_argument_hints() -> None:
 def test_chat_new_with_another_persona_takes_its_default_strategy() -> None:
     from rich.console import Console
 
-    from app.cli_chat import ChatRepl
+    from app.cli.chat import ChatRepl
 
     class Client:
         """Records the sessions the REPL asks for (no server: only /new's choice is tested)."""

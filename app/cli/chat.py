@@ -3,7 +3,7 @@
 Against a running server (`--url`), or in-process: then the app is served by uvicorn on a
 loopback port in a background thread of this process. In-process goes through real HTTP rather
 than httpx's ASGITransport because that transport buffers whole responses, and streaming is the
-point. Either way it talks through app/chat_client.py, which speaks only the public API.
+point. Either way it talks through app/cli/chat_client.py, which speaks only the public API.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.chat_client import ApiError, ChatClient, delta_text
+from app.cli.chat_client import ApiError, ChatClient, delta_text
 from app.config import Settings
 
 # a backslash before [id] and [persona]: rich would read them as markup tags and drop them

@@ -1,4 +1,4 @@
-"""app/chat_client.py: the terminal chat's HTTP client against a real server (uvicorn on a free
+"""app/cli/chat_client.py: the terminal chat's HTTP client against a real server (uvicorn on a free
 port, the real model, SQLite), plus its pure parts: SSE parsing, delta text, error mapping."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import httpx
 import pytest
 from support.server import LiveServer, make_settings
 
-from app.chat_client import ApiError, ChatClient, delta_text, error_from, parse_sse
+from app.cli.chat_client import ApiError, ChatClient, delta_text, error_from, parse_sse
 
 
 @pytest.fixture(scope="module")

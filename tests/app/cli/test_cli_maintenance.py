@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli_maintenance import reindex
+from app.cli.maintenance import reindex
 from app.session_memory import session_info
 from app.store.records import NewMessage
 from app.store.repo import Store
