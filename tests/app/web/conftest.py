@@ -39,7 +39,7 @@ def sync_api() -> Any:
 
 @pytest.fixture(scope="session")
 def server(sync_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from app.cli.chat import LocalServer
+    from app.cli.local_server import LocalServer
     from app.config import Settings
 
     settings = Settings(
