@@ -13,10 +13,11 @@ Two scenes per strategy, each in its own session of the strategy's own user (per
 
 Between a reply and the next message the user reads and types (--typing seconds): the time
 the service has to prefill the next prompt's head (app/warmup.py). A strategy named with
-"+drafts" (e.g. hybrid+drafts) is also told what is being typed, as the web page tells it
-(PUT .../draft when typing pauses), and pessimistically so: a pause half-way through the
-message and one before its last word, which is typed a second before the message goes out, so
-the last draft the server sees lacks that word.
+"+drafts" or "+partial" (e.g. hybrid+drafts) is also told what is being typed, as the web page
+tells it (PUT .../draft when typing pauses): a pause half-way through the message, then
+"+drafts": one before sending (the draft is the message), "+partial": one before its last word,
+which is typed a second before the message goes out (the pessimistic case: the last draft the
+server sees lacks that word).
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ttft.py [--strategies ...] [--turns 60]
 
@@ -121,19 +122,21 @@ def say(api: Api, sid: str, content: str) -> Turn:
 LAST_WORD_SECONDS = 1.0  # from the last draft (before the last word) to sending
 
 
-def typed_drafts(text: str) -> list[str]:
+def typed_drafts(text: str, whole: bool) -> list[str]:
     """What a page that tells its server when typing pauses has told it of `text` before it is
-    sent: its first half, then all but its last word (never the whole message)."""
+    sent: its first half, then the whole message (`whole`: the user paused before sending) or
+    all but its last word."""
     words = text.split()
-    return [" ".join(words[: len(words) // 2]), " ".join(words[:-1])]
+    return [" ".join(words[: len(words) // 2]), text if whole else " ".join(words[:-1])]
 
 
-def type_next(api: Api, sid: str, text: str, typing: float, drafts: bool) -> None:
-    """The user reads the reply and types `text` (--typing seconds)."""
+def type_next(api: Api, sid: str, text: str, typing: float, drafts: str) -> None:
+    """The user reads the reply and types `text` (--typing seconds); `drafts`: "" (the client
+    tells nothing), "drafts" or "partial" (module docstring)."""
     if not drafts:
         time.sleep(typing)
         return
-    half, last = typed_drafts(text)
+    half, last = typed_drafts(text, whole=drafts == "drafts")
     time.sleep(typing / 2)
     api.put_draft(sid, half)
     time.sleep(max(0.0, typing / 2 - LAST_WORD_SECONDS))
@@ -142,7 +145,7 @@ def type_next(api: Api, sid: str, text: str, typing: float, drafts: bool) -> Non
 
 
 def after_import(
-    api: Api, strategy: str, conv: Any, questions: int, typing: float, drafts: bool
+    api: Api, strategy: str, conv: Any, questions: int, typing: float, drafts: str
 ) -> Scene:
     sid = api.create("assistant", strategy=strategy)
     messages = [locomo_message(t, conv.speaker_a) for t in conv.turns[:IMPORTED]]
@@ -212,9 +215,10 @@ def main() -> None:
                 # the persona (memory scopes), and those of a non-recalling strategy were
                 # never embedded: its first recall would embed them all on the clock
                 api = Api(server, f"ttft-{strategy}-{drafts or 'plain'}", [])
-                on = drafts == "drafts"
-                imp = after_import(api, strategy, convs[0], args.questions, args.typing, on)
-                live = live_chat(api, strategy, convs[1], args.turns, args.typing, on)
+                if drafts not in ("", "drafts", "partial"):
+                    ap.error(f"{name}: the suffix is +drafts or +partial")
+                imp = after_import(api, strategy, convs[0], args.questions, args.typing, drafts)
+                live = live_chat(api, strategy, convs[1], args.turns, args.typing, drafts)
                 results[name] = (imp, live)
         problems = server.problems()
     print()

@@ -18,9 +18,11 @@ def test_steady_state_is_the_second_half() -> None:
     assert scene.reused == 0.8  # cached over prompt tokens, summed over it
 
 
-def test_typed_drafts_never_tell_the_whole_message() -> None:
-    assert typed_drafts("When did Caroline go to the LGBTQ support group?") == [
+def test_typed_drafts_tell_half_then_the_whole_or_all_but_the_last_word() -> None:
+    text = "When did Caroline go to the LGBTQ support group?"
+    assert typed_drafts(text, whole=False) == [
         "When did Caroline go",
         "When did Caroline go to the LGBTQ support",
     ]
-    assert typed_drafts("Hi") == ["", ""]
+    assert typed_drafts(text, whole=True) == ["When did Caroline go", text]
+    assert typed_drafts("Hi", whole=False) == ["", ""]
