@@ -1,14 +1,14 @@
 """The persona's system message: her prompt, then as much of her example dialogue as the
-budget affords.
+budget affords beside the message.
 
 Small models imitate an example far better than they follow a description, so the example
-dialogue goes in as a transcript. But it is the persona's most expensive part (Pippa's six lines
-are 312 of her 390 tokens, most of them Korean) and at a small budget it crowded out what she
-remembers: at `budget_tokens` 1,024 her persona and pinned facts took 629 tokens. So, as
-SillyTavern pushes example messages out when the chat needs the room, the examples yield,
-whole exchanges from the end, until the persona and pinned facts take at most EXAMPLES_SHARE of
-the budget. What decides it (the budget, the persona, the pinned facts) does not change from
-turn to turn, so neither does the prefix the KV cache keeps.
+dialogue goes in as a transcript, and whole: it is worth its tokens. Pippa's six example lines
+are 312 of her 390 persona tokens; at `budget_tokens` 1,024, showing four of them to leave
+memory ~140 tokens more put planted facts in her context more often (Korean facts 0.667 ->
+0.707, `benchmarks/korean_context.py`) but she named them less often in her replies (4/8 ->
+2/8 English; with only the facts as memory 5/8 -> 4/8: `benchmarks/answers.py --parts
+planted`). So the examples yield only to a message that would not fit beside them, whole
+exchanges from the end, rather than fail the turn with a 413.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 EXAMPLES_HEADER = "\n\nExample conversation:\n"
-EXAMPLES_SHARE = 0.5
 
 
 def with_examples(prompt: str, lines: Sequence[str]) -> str:

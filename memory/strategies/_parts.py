@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from memory.budget import fit_text, position_of
-from memory.persona import EXAMPLES_SHARE, fitting_examples, with_examples
+from memory.persona import fitting_examples, with_examples
 from memory.speakers import note_prefix, split_label
 from memory.strategies._count import count_message
 from memory.strategies._lore import LORE_SHARE, lore_notes, lore_part
@@ -101,37 +101,35 @@ def start_frame(llm: LLM, req: AssembleRequest) -> Frame:
     history = [m for m in req.history if m.id not in forgotten] if forgotten else req.history
     text = pinned_text([*req.persona_pinned, *req.state.pinned])
     pinned = rendered_part(llm, "pinned", "system", text) if text else None
+    new = rendered_part(llm, "new", "user", req.new_message)
     overhead = llm.count_overhead()
     lines = req.example_dialogue
-    room = int(req.budget * EXAMPLES_SHARE) - overhead - (pinned.tokens if pinned else 0)
+    # the example dialogue yields to a message that would not fit beside it (memory/persona.py)
+    room = req.budget - overhead - new.tokens - (pinned.tokens if pinned else 0)
     shown = fitting_examples(
         req.system_prompt, lines, room, lambda t: count_message(llm, "system", t)
     )
-
-    def persona(n: int) -> ContextPart:
-        return rendered_part(llm, "persona", "system", with_examples(req.system_prompt, lines[:n]))
-
     frame = Frame(
         req=req,
         history=list(history),
         overhead=overhead,
-        persona=persona(shown),
+        persona=rendered_part(
+            llm, "persona", "system", with_examples(req.system_prompt, lines[:shown])
+        ),
         pinned=pinned,
-        new=rendered_part(llm, "new", "user", req.new_message),
+        new=new,
     )
-    if frame.remaining < 0 and shown:
-        shown, frame.persona = 0, persona(0)  # a long message goes before the examples
     if frame.remaining < 0:
         what = "message with the pinned facts" if frame.pinned else "message"
         raise ContextOverflowError(req.budget - frame.remaining, req.budget, what)
     if shown < len(lines):
         frame.notes.append(
-            f"{shown} of the persona's {len(lines)} example lines shown: the rest would take "
-            f"the room memory needs in a {req.budget:,}-token budget"
+            f"{shown} of the persona's {len(lines)} example lines shown: the rest would not "
+            f"fit beside this message in a {req.budget:,}-token budget"
         )
     # at most a third of the room the fixed parts leave: in a small window the relationship's
-    # gists must not starve the turns recall finds (Pippa at 1,024 tokens, before her examples
-    # yielded: 630 were persona and pinned facts, so a 192-token relationship left recall ~140)
+    # gists must not starve the turns recall finds (Pippa at 1,024 tokens: 630 are persona and
+    # pinned facts, so a 192-token relationship left recall ~140)
     cap = min(req.relationship_tokens, frame.remaining // RELATIONSHIP_SHARE)
     frame.relationship = relationship_part(llm, req.relationship, cap)
     # then the lore entries that fire, at most a third of what is left (memory/strategies/_lore)

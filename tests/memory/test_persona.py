@@ -1,5 +1,5 @@
-"""The persona's example dialogue yields to memory at a small budget (memory/persona.py), the
-same way every turn, so the KV prefix holds."""
+"""The persona's example dialogue is shown whole, and yields only to a message that would not
+fit beside it (memory/persona.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ LINES = [
     "아빠: 오늘 좀 피곤하네.",
     "Pippa: 에이, 우리 아빠 오늘 고생 많았네. 따뜻한 차 한 잔 마시고 푹 쉬어.",
 ]
+LLM = FakeLLM()  # len(content) // 4 + 4 a message, overhead 3
 
 
 def test_the_examples_follow_the_prompt_as_a_transcript() -> None:
@@ -42,9 +43,8 @@ def test_whole_exchanges_yield_from_the_end() -> None:
     assert fitting_examples(PROMPT, [], 10_000, count) == 0
 
 
-def assemble(budget: int, new: str = "what did I say about the dog?") -> Context:
-    llm = FakeLLM()  # len(content) // 4 + 4 a message
-    strategy = registry.create("hybrid", {}, MemoryDeps(llm=llm, recaller=FakeRecaller()))
+def assemble(budget: int, new: str) -> Context:
+    strategy = registry.create("hybrid", {}, MemoryDeps(llm=LLM, recaller=FakeRecaller()))
     req = request(conversation(30), new=new, budget=budget, system=PROMPT)
     req.example_dialogue = LINES
     return asyncio.run(strategy.assemble(req))
@@ -54,40 +54,30 @@ def persona_text(ctx: Context) -> str:
     return ctx.parts[0].messages[0].content
 
 
-def budget_for(n: int) -> int:
-    """The smallest budget whose share (half) holds the overhead and n example lines."""
-    llm = FakeLLM()
-    persona = llm.count_message({"role": "system", "content": with_examples(PROMPT, LINES[:n])})
-    return 2 * (llm.count_overhead() + persona)
+def persona_tokens(n: int) -> int:
+    return LLM.count_message({"role": "system", "content": with_examples(PROMPT, LINES[:n])})
 
 
-def test_a_large_budget_shows_them_all() -> None:
-    ctx = assemble(2_000)
+def message_of(tokens: int) -> str:
+    return "x" * 4 * (tokens - 4)
+
+
+def test_a_small_budget_still_shows_them_all() -> None:
+    """They are worth their tokens: a reply names a planted fact more often with them."""
+    budget = LLM.count_overhead() + persona_tokens(4) + 20
+    ctx = assemble(budget, "what did I say about the dog?")
     assert persona_text(ctx) == with_examples(PROMPT, LINES)
     assert not any("example" in n for n in ctx.notes)
 
 
-def test_a_small_budget_shows_fewer_and_says_so() -> None:
-    assert persona_text(assemble(budget_for(4))) == with_examples(PROMPT, LINES)
-    ctx = assemble(budget_for(4) - 2)
-    assert persona_text(ctx) == with_examples(PROMPT, LINES[:2])
-    assert "2 of the persona's 4 example lines" in " ".join(ctx.notes)
-    assert persona_text(assemble(budget_for(2) - 2)) == PROMPT
-
-
-def test_what_is_shown_does_not_depend_on_the_message() -> None:
-    """The KV cache keeps the prefix from turn to turn only if the persona part stays."""
-    for budget in (budget_for(0), budget_for(2), budget_for(4), 2_000):
-        texts = {persona_text(assemble(budget, new)) for new in ("hi", "x " * 30, "뭐 했어?")}
-        assert len(texts) == 1, (budget, texts)
-
-
 def test_a_long_message_goes_before_the_examples() -> None:
-    budget = budget_for(4)
-    assert persona_text(assemble(budget)) == with_examples(PROMPT, LINES)
-    # a message that fits only without the examples
-    long = "x" * 4 * (budget - budget_for(0) // 2 - 8)
-    ctx = assemble(budget, long)
-    assert persona_text(ctx) == PROMPT and ctx.parts[-1].messages[0].content == long
+    budget = 400
+    room = budget - LLM.count_overhead()  # for persona and message (no pinned facts here)
+    fits_two = message_of(room - persona_tokens(2))
+    ctx = assemble(budget, fits_two)
+    assert persona_text(ctx) == with_examples(PROMPT, LINES[:2])
+    assert "2 of the persona's 4 example lines shown" in " ".join(ctx.notes)
+    ctx = assemble(budget, message_of(room - persona_tokens(0)))
+    assert persona_text(ctx) == PROMPT and ctx.parts[-1].tokens == room - persona_tokens(0)
     with pytest.raises(ContextOverflowError):
-        assemble(budget, long * 2)
+        assemble(budget, message_of(room - persona_tokens(0) + 1))

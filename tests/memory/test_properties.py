@@ -13,7 +13,7 @@ from memory import registry
 from memory.base import MemoryDeps
 from memory.budget import is_turn_start
 from memory.lore.model import ActiveBook, LoreBook
-from memory.persona import EXAMPLES_SHARE, with_examples
+from memory.persona import with_examples
 from memory.strategies._kept import REBUILD_AFTER, chunk_ids
 from memory.strategies._parts import pinned_text, speaker_and_text
 from memory.types import (
@@ -115,18 +115,19 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
     assert order == sorted(order) and len(set(order)) == len(order)
     persona = ctx.parts[0]
     assert persona.kind == "persona"
-    # the prompt, then a prefix of the example dialogue: all of it, or what keeps the persona
-    # and pinned facts within their share of the budget
+    # the prompt, then the example dialogue: whole, or what fits beside the message
     shown = [
         n
         for n in range(len(req.example_dialogue) + 1)
         if persona.messages[0].content == with_examples(req.system_prompt, req.example_dialogue[:n])
     ]
     assert shown, persona.messages[0].content
-    pinned = next((p.tokens for p in ctx.parts if p.kind == "pinned"), 0)
-    if shown[-1]:
-        share = llm.count_overhead() + persona.tokens + pinned
-        assert share <= int(req.budget * EXAMPLES_SHARE)
+    n = shown[-1]
+    if n < len(req.example_dialogue):
+        more = with_examples(req.system_prompt, req.example_dialogue[: n + 2 - n % 2])
+        fixed = [p for p in ctx.parts if p.kind in ("pinned", "new")]
+        alone = llm.count_overhead() + sum(p.tokens for p in fixed)
+        assert alone + llm.count_message({"role": "system", "content": more}) > req.budget
     assert ctx.parts[-1].kind == "new" and ctx.parts[-1].messages[0].content == req.new_message
     for p in ctx.parts:
         assert p.tokens == sum(llm.count_message(m) for m in p.to_messages())
