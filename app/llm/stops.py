@@ -41,13 +41,11 @@ class StopText:
 def label_stops(speakers: Sequence[str]) -> tuple[str, ...]:
     """Where a reply that goes on to speak as someone of the transcript ends: a line, or a
     sentence's next words, opening with a speaker's label, or with a recalled note's "Pippa
-    said: " (a small model goes on from Korean notes with "... Pippa said: "I'm"); a new line
-    in the notes' own form ("\n- 아빠 said: ") ends it before its dash."""
-    return tuple(
-        s
-        for name in speakers
-        for s in (f"\n{name}:", f" {name}: ", f" {name} said: ", f"\n- {name} said: ")
-    )
+    said: " (a small model goes on from Korean notes with "... Pippa said: "I'm", or on a line
+    of its own: "함っ！\nPippa said: "I'm"); a new line in the notes' own form ("\n- 아빠 said: ")
+    ends it before its dash."""
+    forms = ("\n{}:", " {}: ", " {} said: ", "\n{} said: ", "\n- {} said: ")
+    return tuple(f.format(name) for name in speakers for f in forms)
 
 
 class ReplyCut:

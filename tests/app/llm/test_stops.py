@@ -38,6 +38,7 @@ def streamed(reply: str, size: int) -> str:
         ("Melanie said: Sure, at 5.", "Sure, at 5."),
         ("Melanie said she would come.", "Melanie said she would come."),
         ("고마워!\n- 아빠 said: 그래", "고마워!"),
+        ("이번 여름으로 나국은 함っ！\nMelanie said: \"I'm", "이번 여름으로 나국은 함っ！"),
         ("좋아.\nOn 3 March 2024:\n- Caroline said: I", "좋아.\nOn 3 March 2024:"),
         ("Caro", "Caro"),  # held to the end, then given back
         ("", ""),
