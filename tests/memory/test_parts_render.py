@@ -88,3 +88,21 @@ def test_a_korean_conversation_over_days_says_each_day_once() -> None:
             "- 아빠 said: 떡국 먹었어?",
         ]
     )
+
+
+def test_a_new_chunk_of_the_same_day_leaves_the_text_before_unchanged() -> None:
+    """Kept turns stay in the KV cache across turns: a chunk appended later, even of the same
+    day, says its own day's line rather than joining (and so rewriting) the chunk before."""
+    from memory_fakes import FakeLLM, request
+
+    from memory.strategies._parts import chunks_part, start_frame
+
+    day = datetime(2024, 3, 2, 9)
+    a = [turn(1, "user", "나비 밥 줬어?", day), turn(2, "assistant", "응 줬어!", day)]
+    b = [turn(5, "user", "산책 갈래?", day.replace(hour=18))]
+    llm = FakeLLM()
+    frame = start_frame(llm, request([*a, *b], budget=4000))
+    before = chunks_part(frame, llm, "kept", [a]).to_messages()[0]["content"]
+    after = chunks_part(frame, llm, "kept", [a, b]).to_messages()[0]["content"]
+    assert after.startswith(before + "\n")
+    assert after[len(before) + 1 :] == RECALL_HEADER + "On 2 March 2024:\n- User said: 산책 갈래?"
