@@ -25,12 +25,20 @@ def split_label(content: str, names: tuple[str, ...] = ()) -> tuple[str | None, 
     return label.group(1), content[label.end() :]
 
 
-def note_prefix(date: str, speaker: str) -> str:
-    """How a recalled turn opens in the Context: "- On 8 May 2023 Caroline said: "."""
-    return f"- On {date} {speaker} said: "
+def day_line(date: str) -> str:
+    """The line a day's recalled notes sit under: "On 8 May 2023:". Said once per run of notes
+    of one day instead of on every note: "2 March 2024" is ~7 tokens, a fifth of a Korean turn,
+    and Pippa's recall has ~190 tokens at 1,024 (issue 11)."""
+    return f"On {date}:"
 
 
-_NOTE = re.compile(r"^- On \d{1,2} [A-Z][a-z]+ \d{4} (\S[^\n]{0,40}?) said: ", re.MULTILINE)
+def note_prefix(speaker: str) -> str:
+    """How a recalled turn opens under its day's line: "- Caroline said: "."""
+    return f"- {speaker} said: "
+
+
+_DAY = re.compile(r"^On \d{1,2} [A-Z][a-z]+ \d{4}:$", re.MULTILINE)
+_NOTE = re.compile(r"^- (\S[^\n]{0,40}?) said: ", re.MULTILINE)
 _LINE_LABEL = re.compile(r"^" + SPEAKER_LABEL.pattern, re.MULTILINE)
 
 
@@ -40,7 +48,9 @@ def speakers_in(texts: Iterable[str], names: Iterable[str] = ()) -> tuple[str, .
     them, or starts a new line with one, is the model continuing the transcript (issue 12)."""
     found = [n for n in names if n]
     for text in texts:
-        found += _NOTE.findall(text)
+        day = _DAY.search(text)
+        if day is not None:  # only notes under a day's line: "- I said: ..." elsewhere is text
+            found += _NOTE.findall(text, day.start())
         found += (m.group(1) for m in _LINE_LABEL.finditer(text))
     return tuple(dict.fromkeys(found))
 

@@ -41,8 +41,11 @@ class StopText:
 def label_stops(speakers: Sequence[str]) -> tuple[str, ...]:
     """Where a reply that goes on to speak as someone of the transcript ends: a line, or a
     sentence's next words, opening with a speaker's label, or with a recalled note's "Pippa
-    said: " (a small model goes on from Korean notes with "... Pippa said: "I'm")."""
-    return tuple(s for name in speakers for s in (f"\n{name}:", f" {name}: ", f" {name} said: "))
+    said: " (a small model goes on from Korean notes with "... Pippa said: "I'm", or on a line
+    of its own: "함っ！\nPippa said: "I'm"); a new line in the notes' own form ("\n- 아빠 said: ")
+    ends it before its dash."""
+    forms = ("\n{}:", " {}: ", " {} said: ", "\n{} said: ", "\n- {} said: ")
+    return tuple(f.format(name) for name in speakers for f in forms)
 
 
 class ReplyCut:
@@ -52,7 +55,9 @@ class ReplyCut:
 
     def __init__(self, stops: Sequence[str], speakers: Sequence[str] = ()) -> None:
         self.stops = StopText(stops)
-        self.labels = tuple(f"{name}:" for name in speakers if name)
+        # the notes' form too ("- Pippa said: 응 ..."): recalled notes read that way (issue 11)
+        forms = ("{}:", "{} said:", "- {} said:")
+        self.labels = tuple(f.format(name) for name in speakers if name for f in forms)
         self.head: str | None = "" if self.labels else None  # None: past the opening
         self.trim = False  # a label was dropped: so is the space after it
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from memory.budget import fit_text, position_of
 from memory.persona import fitting_examples, with_examples
-from memory.speakers import note_prefix, split_label
+from memory.speakers import day_line, note_prefix, split_label
 from memory.strategies._count import count_message
 from memory.strategies._lore import LORE_SHARE, lore_notes, lore_part
 from memory.summarizer import render_summary
@@ -203,12 +203,13 @@ def speaker_and_text(m: StoredMessage, user_name: str, assistant_name: str) -> t
 
 def recall_prefix(m: StoredMessage, user_name: str, assistant_name: str) -> str:
     speaker, _ = speaker_and_text(m, user_name, assistant_name)
-    return note_prefix(spoken_date(m), speaker)
+    return note_prefix(speaker)
 
 
 def recall_line(m: StoredMessage, user_name: str, assistant_name: str) -> str:
-    _, text = speaker_and_text(m, user_name, assistant_name)
-    return recall_prefix(m, user_name, assistant_name) + text
+    """A recalled turn's note, without its date: that is on its day's line (render_recalled)."""
+    speaker, text = speaker_and_text(m, user_name, assistant_name)
+    return note_prefix(speaker) + text
 
 
 def render_recalled(
@@ -217,19 +218,24 @@ def render_recalled(
     user_name: str = "User",
     assistant_name: str = "Assistant",
 ) -> list[ContextMessage]:
-    """Recalled turns in their original order, one dated note each carrying its id (the engine
-    sees them joined into one system message: ContextPart.to_messages). Every note has its
-    date: a question about "when" needs the date on the very line that answers it. Turns of
-    earlier sessions come first under their own header, so neither the model nor the user takes
-    then for now."""
+    """Recalled turns in their original order, one note each carrying its id (the engine sees
+    them joined into one system message: ContextPart.to_messages). Notes of one day sit under
+    one "On 2 March 2024:" line, carried by the first of them: the date on every note cost ~9
+    tokens a line, a turn in every three or four Korean ones at Pippa's 1,024 (issue 11). Turns
+    of earlier sessions come first under their own header, so neither the model nor the user
+    takes then for now; each header starts its days anew, so a chunk rendered on its own
+    (chunks_part) reads whole."""
     out: list[ContextMessage] = []
     other = {m.id for m in chosen if m.session_id not in (None, session_id)}
     earlier = sorted((m for m in chosen if m.id in other), key=lambda m: m.id)
     own = sorted((m for m in chosen if m.id not in other), key=lambda m: m.id)
     for header, group in ((SCOPE_HEADER, earlier), (RECALL_HEADER, own)):
+        day = None
         for i, m in enumerate(group):
-            line = recall_line(m, user_name, assistant_name)
-            msg = stored_message(m, (header if i == 0 else "") + line)
+            date = spoken_date(m)
+            lead = (header if i == 0 else "") + (day_line(date) + "\n" if date != day else "")
+            day = date
+            msg = stored_message(m, lead + recall_line(m, user_name, assistant_name))
             msg.session_id = m.session_id if m.id in other else None
             out.append(msg)
     return out
@@ -241,15 +247,24 @@ def choose_recalled(
     """Greedy fill: the most relevant first, skipping what does not fit in `budget` tokens.
 
     Costs are estimated from the stored counts (the message's text, its note prefix and a line
-    break); the caller counts the rendered part exactly (recalled_part).
+    break), plus each header and day line once, when the first turn under it is chosen (turns
+    in time order put a day's notes together); the caller counts the rendered part exactly
+    (recalled_part).
     """
     empty = count_message(llm, "system", "")
-    budget -= count_message(llm, "system", RECALL_HEADER)
-    # a note's prefix ("- On 2 March 2024 아빠 said: ") costs the same for every turn with the
-    # same date and speaker: estimated once per prefix (the exact count in recalled_part
-    # catches merges)
+    budget -= empty  # the one system message they are joined into
+
+    def line(text: str) -> int:  # a line of the joined message, its line break included
+        if text not in costs:
+            costs[text] = count_message(llm, "system", "\n" + text) - empty
+        return costs[text]
+
+    # a note's prefix ("- 아빠 said: ") costs the same for every turn of that speaker, a day's
+    # line the same for every turn of that day: counted once each (the exact count in
+    # recalled_part catches merges)
     names = frame.req.user_name, frame.req.assistant_name
-    line_cost: dict[str, int] = {}
+    costs: dict[str, int] = {}
+    paid: set[str] = set()  # the headers and the (header, day) lines already counted
     chosen: list[StoredMessage] = []
     seen: set[int] = set()
     for mid in ranked_ids:
@@ -257,13 +272,21 @@ def choose_recalled(
         if m is None:
             continue  # unknown or forgotten id: never shown
         seen.add(mid)
-        key = recall_prefix(m, *names)
-        if key not in line_cost:  # prefix + line break - the stored message's wrapper
-            prefix = count_message(llm, "system", "\n" + key) - empty
-            line_cost[key] = prefix - count_message(llm, m.role, "")
-        cost = m.tokens + line_cost[key] + 1  # +1: a merge across the prefix/content seam
+        # prefix + line break - the stored message's wrapper. The prefix's trailing space is
+        # counted with the text (" 우리" is a word with its space): with it the estimate was
+        # ~2.8 tokens a note over the exact count, without it ~1.8 and never under in 300
+        # random Korean/English sets; +1: a merge across the seam
+        prefix = recall_prefix(m, *names).rstrip()
+        cost = m.tokens - count_message(llm, m.role, "") + line(prefix) + 1
+        own = m.session_id in (None, frame.req.session.id)
+        header = RECALL_HEADER if own else SCOPE_HEADER
+        day = day_line(spoken_date(m))
+        heads = {header: header.rstrip("\n"), header + day: day}
+        new = [k for k in heads if k not in paid]
+        cost += sum(line(heads[k]) for k in new)
         if cost <= budget:
             chosen.append(m)
+            paid.update(new)
             budget -= cost
     return chosen
 

@@ -1,5 +1,6 @@
-"""How recalled turns read to the model (memory/strategies/_parts.py render_recalled): dated
-third-person notes under a header that says they are memory, speakers named (issue 12)."""
+"""How recalled turns read to the model (memory/strategies/_parts.py render_recalled): third-person
+notes under a header that says they are memory, speakers named (issue 12), grouped under one line
+per day (issue 11: the date on every note cost Pippa's small budget a turn in three or four)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def test_notes_are_dated_and_name_the_speakers() -> None:
     ]
     out = render_recalled(chosen, "s1", user_name="아빠", assistant_name="Pippa")
     assert [m.id for m in out] == [6, 7]  # time order, whatever the rank order
-    assert out[0].content == RECALL_HEADER + "- On 2 March 2024 아빠 said: We named her Mochi."
-    assert out[1].content == "- On 2 March 2024 Pippa said: A kitten!! Send me pictures."
+    assert out[0].content == RECALL_HEADER + "On 2 March 2024:\n- 아빠 said: We named her Mochi."
+    assert out[1].content == "- Pippa said: A kitten!! Send me pictures."  # the same day
     assert "user:" not in "\n".join(m.content for m in out)
 
 
@@ -35,10 +36,10 @@ def test_a_speaker_label_in_the_text_names_the_speaker() -> None:
         turn(4, "user", "note: lowercase is not a name", datetime(2023, 5, 9)),
     ]
     lines = [m.content for m in render_recalled(chosen, "s1", "아빠", "Pippa")]
-    assert lines[0].endswith("- On 8 May 2023 Caroline said: I went to a support group.")
-    assert lines[1] == "- On 8 May 2023 Melanie said: That's great!"
-    assert lines[2] == "- On 9 May 2023 아빠 said: 오늘 좀 피곤하네."
-    assert lines[3] == "- On 9 May 2023 아빠 said: note: lowercase is not a name"
+    assert lines[0].endswith("On 8 May 2023:\n- Caroline said: I went to a support group.")
+    assert lines[1] == "- Melanie said: That's great!"
+    assert lines[2] == "On 9 May 2023:\n- 아빠 said: 오늘 좀 피곤하네."
+    assert lines[3] == "- 아빠 said: note: lowercase is not a name"
 
 
 def test_earlier_sessions_come_first_under_their_own_header() -> None:
@@ -47,6 +48,61 @@ def test_earlier_sessions_come_first_under_their_own_header() -> None:
         turn(2, "user", "old news", datetime(2024, 3, 2), session="s0"),
     ]
     out = render_recalled(chosen, "s1", "Dad", "Pippa")
-    assert out[0].content == SCOPE_HEADER + "- On 2 March 2024 Dad said: old news"
+    assert out[0].content == SCOPE_HEADER + "On 2 March 2024:\n- Dad said: old news"
     assert out[0].session_id == "s0" and out[1].session_id is None
-    assert out[1].content.startswith(RECALL_HEADER + "- On 14 March 2024 Dad said:")
+    assert out[1].content.startswith(RECALL_HEADER + "On 14 March 2024:\n- Dad said:")
+
+
+def test_each_header_starts_its_days_anew() -> None:
+    """The same day under both headers is said under each: "then" and "now" read whole."""
+    chosen = [
+        turn(2, "user", "아까 말한 거", datetime(2024, 3, 2, 9), session="s0"),
+        turn(9, "assistant", "응 기억나", datetime(2024, 3, 2, 21)),
+    ]
+    out = [m.content for m in render_recalled(chosen, "s1", "아빠", "피파")]
+    assert out == [
+        SCOPE_HEADER + "On 2 March 2024:\n- 아빠 said: 아까 말한 거",
+        RECALL_HEADER + "On 2 March 2024:\n- 피파 said: 응 기억나",
+    ]
+
+
+def test_a_korean_conversation_over_days_says_each_day_once() -> None:
+    at = datetime(2024, 12, 31, 23, 58)
+    chosen = [
+        turn(1, "user", "아빠 왔다! 오늘 회사에서 힘들었어.", at),
+        turn(2, "assistant", "고생했어 아빠~ 푹 쉬어 😴", at.replace(minute=59)),
+        turn(3, "user", "새해 복 많이 받아!", datetime(2025, 1, 1, 0, 1)),
+        turn(4, "assistant", "아빠도!! 🎉", datetime(2025, 1, 1, 0, 2)),
+        turn(5, "user", "떡국 먹었어?", datetime(2025, 1, 1, 9)),
+    ]
+    out = render_recalled(chosen, "s1", "아빠", "Pippa")
+    assert [m.id for m in out] == [1, 2, 3, 4, 5]  # each note keeps its stored id
+    assert "\n".join(m.content for m in out) == RECALL_HEADER + "\n".join(
+        [
+            "On 31 December 2024:",
+            "- 아빠 said: 아빠 왔다! 오늘 회사에서 힘들었어.",
+            "- Pippa said: 고생했어 아빠~ 푹 쉬어 😴",
+            "On 1 January 2025:",
+            "- 아빠 said: 새해 복 많이 받아!",
+            "- Pippa said: 아빠도!! 🎉",
+            "- 아빠 said: 떡국 먹었어?",
+        ]
+    )
+
+
+def test_a_new_chunk_of_the_same_day_leaves_the_text_before_unchanged() -> None:
+    """Kept turns stay in the KV cache across turns: a chunk appended later, even of the same
+    day, says its own day's line rather than joining (and so rewriting) the chunk before."""
+    from memory_fakes import FakeLLM, request
+
+    from memory.strategies._parts import chunks_part, start_frame
+
+    day = datetime(2024, 3, 2, 9)
+    a = [turn(1, "user", "나비 밥 줬어?", day), turn(2, "assistant", "응 줬어!", day)]
+    b = [turn(5, "user", "산책 갈래?", day.replace(hour=18))]
+    llm = FakeLLM()
+    frame = start_frame(llm, request([*a, *b], budget=4000))
+    before = chunks_part(frame, llm, "kept", [a]).to_messages()[0]["content"]
+    after = chunks_part(frame, llm, "kept", [a, b]).to_messages()[0]["content"]
+    assert after.startswith(before + "\n")
+    assert after[len(before) + 1 :] == RECALL_HEADER + "On 2 March 2024:\n- User said: 산책 갈래?"

@@ -134,3 +134,45 @@ async def test_the_real_model_writes_a_grounded_summary(engine) -> None:  # type
     assert state.summary.startswith("- ") and len(state.summary) > 10
     assert state.summary_covers == [1, 2, 3, 4]
     assert "Tom" in state.summary or "Busan" in state.summary
+
+
+async def test_the_recall_estimate_pays_each_day_once_and_is_never_short(engine) -> None:  # type: ignore[no-untyped-def]
+    """choose_recalled's estimate against the exact count of what it chose, on Korean turns
+    over a few days (several a day, as a chat is): a day's line is paid once per day, so what
+    the estimate lets in is what fits, and it is never below the exact count (else recalled_part
+    would have to drop a turn it chose)."""
+    from memory.strategies._parts import choose_recalled, chunks_part, start_frame
+
+    rng = random.Random(11)
+    korean = [s for s in SAMPLES if any("\uac00" <= ch <= "\ud7a3" for ch in s)] + [
+        "나비 사진 보내줘 아빠 ㅎㅎ",
+        "오늘 회사에서 힘들었어.",
+        "우리 고양이 이름은 나비야, 작년 봄에 데려왔잖아",
+    ]
+    history = [
+        StoredMessage(
+            id=i + 1,
+            role="user" if i % 2 == 0 else "assistant",
+            content=rng.choice(korean),
+            tokens=0,
+            created_at=T0 + timedelta(hours=7 * (i // 4), minutes=i),
+        )
+        for i in range(24)
+    ]
+    for m in history:
+        m.tokens = engine.count_message({"role": m.role, "content": m.content})
+    req = request(history, new="나비 이름이 뭐였지?", budget=8000)
+    req = req.model_copy(update={"user_name": "아빠", "assistant_name": "Pippa"})
+    frame = start_frame(engine, req)
+    for trial in range(20):
+        ranked = rng.sample([m.id for m in history], k=len(history))
+        room = rng.randrange(60, 900)
+        chosen = choose_recalled(frame, engine, ranked, room)
+        if not chosen:
+            continue
+        exact = chunks_part(frame, engine, "recalled", [chosen]).tokens
+        assert exact <= room, (trial, exact, room)
+    everything = chunks_part(frame, engine, "recalled", [history]).tokens
+    # all of them fit in their exact count plus the estimate's slack (~2 tokens a turn; a day
+    # line on every turn would be ~11)
+    assert len(choose_recalled(frame, engine, [m.id for m in history], everything + 48)) == 24

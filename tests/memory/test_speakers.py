@@ -28,6 +28,22 @@ def test_the_speakers_of_recalled_notes_and_turn_labels() -> None:
 
 def test_lowercase_words_and_colons_inside_a_line_are_no_speakers() -> None:
     assert speakers_in(["see here: nothing", "Time is 5: late", "I said: Hello"]) == ()
+    # a note's form counts only under a day's line: a pinned "- I said: ..." is text
+    assert speakers_in(["Facts to keep in mind:\n- I said: no sugar"]) == ()
+
+
+def test_the_speakers_of_notes_over_several_days_and_both_headers() -> None:
+    day1, day2 = datetime(2024, 3, 2, tzinfo=UTC), datetime(2024, 3, 3, tzinfo=UTC)
+    chosen = [
+        turn(1, "user", "옛날 얘기"),
+        turn(2, "assistant", "응!"),
+        turn(3, "user", "Melanie: 안녕"),
+    ]
+    chosen[0].session_id = "s0"
+    chosen[0].created_at = chosen[1].created_at = day1
+    chosen[2].created_at = day2
+    notes = render_recalled(chosen, "s1", user_name="아빠", assistant_name="피파")
+    assert speakers_in(["\n".join(m.content for m in notes)]) == ("아빠", "피파", "Melanie")
 
 
 def test_a_query_loses_the_names_of_the_two_who_talk_and_their_particles() -> None:

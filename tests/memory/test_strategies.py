@@ -180,8 +180,8 @@ async def test_vector_recalls_relevant_turns_in_time_order_with_dates() -> None:
     assert recalled == sorted(recalled) and h[4].id in recalled and h[30].id in recalled
     assert h[10].id not in recalled and not set(recalled) & set(ids(ctx, "recent"))
     lines = [m.content for m in part(ctx, "recalled").messages]
-    assert lines[0].startswith(RECALL_HEADER + "- On 1 November 2026 User said: my dog Bo")
-    assert any(line.startswith("- On 2 November 2026 User said: Bo the dog") for line in lines)
+    assert lines[0].startswith(RECALL_HEADER + "On 1 November 2026:\n- User said: my dog Bo")
+    assert any(line.startswith("On 2 November 2026:\n- User said: Bo the dog") for line in lines)
     assert h[10].id in recaller.queries[0][1]  # forgotten ids are excluded at the source too
 
 
@@ -244,6 +244,8 @@ async def test_hybrid_has_every_part_in_order() -> None:
     pinned = [PinnedFact(id="a", text="Speak softly.", source="style")]
     history: list[StoredMessage] = []
     state = MemoryState()
+    every = ["persona", "pinned", "kept", "summary", "recent", "recalled", "new"]
+    full = []
     for t in range(25):
         req = request(history, new=f"Turn {t} question", budget=900, state=state, pinned=pinned)
         ctx = await strategy.assemble(req)
@@ -254,9 +256,13 @@ async def test_hybrid_has_every_part_in_order() -> None:
         history = history + new
         state = await strategy.observe(SESSION, history, state, new, ctx)
         assert ctx.total_tokens <= 900
-    assert kinds(ctx) == ["persona", "pinned", "kept", "summary", "recent", "recalled", "new"]
-    shown = [ids(ctx, k) for k in ("kept", "recent", "recalled")]
-    assert sum(map(len, shown)) == len(set().union(*shown))  # no turn shown twice
+        assert kinds(ctx) == [k for k in every if k in kinds(ctx)]
+        shown = [ids(ctx, k) for k in ("kept", "recent", "recalled")]
+        assert sum(map(len, shown)) == len(set().union(*shown))  # no turn shown twice
+        full += [t] if kinds(ctx) == every else []
+    # every other turn: the recent buffer's pair ebbs and flows, and what recall finds when
+    # it holds the newest pair is all kept already
+    assert full and full[-1] >= 23
 
 
 async def test_assemble_and_observe_do_not_mutate_their_inputs() -> None:

@@ -33,6 +33,13 @@ def streamed(reply: str, size: int) -> str:
         ("Sure.\nCaroline: and then", "Sure."),
         ("Caroline: Sure.\nMelanie: no", "Sure."),
         ("이번 여름엔 바다. Melanie said: \"I'm", "이번 여름엔 바다."),
+        # the recalled notes' own form (issue 11): dropped when opening, an end later on
+        ("- 아빠 said: 응 알았어", "응 알았어"),
+        ("Melanie said: Sure, at 5.", "Sure, at 5."),
+        ("Melanie said she would come.", "Melanie said she would come."),
+        ("고마워!\n- 아빠 said: 그래", "고마워!"),
+        ("이번 여름으로 나국은 함っ！\nMelanie said: \"I'm", "이번 여름으로 나국은 함っ！"),
+        ("좋아.\nOn 3 March 2024:\n- Caroline said: I", "좋아.\nOn 3 March 2024:"),
         ("Caro", "Caro"),  # held to the end, then given back
         ("", ""),
     ],
