@@ -24,7 +24,7 @@ from app.config import Settings
 from app.errors import InvalidFieldError, ServiceStarting, TooLargeError
 from app.llm.stops import ReplyCut, label_stops
 from app.llm.types import Engine, FinishReason, GenerationParams, Usage
-from app.persona_catalog import PersonaCatalog
+from app.personas.catalog import PersonaCatalog
 from app.personas.model import Persona
 from app.reply_store import write_when_possible
 from app.session_memory import SessionMemory

@@ -17,7 +17,7 @@ from app.chat import ChatService
 from app.config import Settings
 from app.errors import ServiceStarting, UnauthorizedError
 from app.llm.types import Engine
-from app.persona_catalog import PersonaCatalog, UserPersonas
+from app.personas.catalog import PersonaCatalog, UserPersonas
 from app.service.completion import Completions
 from app.service.lore_admin import LoreAdmin
 from app.service.memory_admin import MemoryAdmin

@@ -125,7 +125,7 @@ async def start_services(settings: Settings) -> Services:
 
 
 async def _start(services: Services) -> None:
-    from app.persona_catalog import PersonaCatalog
+    from app.personas.catalog import PersonaCatalog
     from app.personas.loader import load_personas
 
     settings = services.settings

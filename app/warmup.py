@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 
 from app.llm.types import Engine
-from app.persona_catalog import PersonaCatalog
+from app.personas.catalog import PersonaCatalog
 from app.session_memory import SessionMemory
 from app.store.records import SessionRecord
 from app.store.repo import Store

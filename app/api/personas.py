@@ -17,8 +17,8 @@ from fastapi import APIRouter, Query, Request, Response, status
 from app.api.uploads import UPLOAD_DOC, read_upload
 from app.deps import PersonaAdminDep, PersonasDep
 from app.errors import NotFoundError
-from app.persona_catalog import CatalogEntry
 from app.personas.card_export import persona_to_card
+from app.personas.catalog import CatalogEntry
 from app.personas.model import SLUG_PATTERN, Persona
 from app.personas.world_info import book_to_world_info
 from app.schemas import ERRORS, PersonaSummary

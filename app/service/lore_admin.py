@@ -11,7 +11,7 @@ from typing import Any
 
 from app.errors import ConflictError
 from app.lore import checked, entry_error, entry_position, next_entry_id, persona_book
-from app.persona_catalog import UserPersonas
+from app.personas.catalog import UserPersonas
 from app.service.store import AsyncStore
 from app.store.lore import LoreBookRecord
 from memory.lore.errors import LoreError

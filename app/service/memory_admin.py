@@ -20,7 +20,7 @@ from typing import Any
 from app.chat import ChatService
 from app.config import Settings
 from app.errors import InvalidFieldError, NotFoundError
-from app.persona_catalog import PersonaCatalog, UserPersonas
+from app.personas.catalog import PersonaCatalog, UserPersonas
 from app.recall_guard import describe
 from app.service.store import AsyncStore
 from app.session_memory import SessionMemory, session_info, split_budget, validate_memory

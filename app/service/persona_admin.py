@@ -13,9 +13,9 @@ import asyncio
 from typing import Any
 
 from app.errors import InvalidFieldError
-from app.persona_catalog import CatalogEntry, Upload, UserPersonas
 from app.personas.book import normalize_book
 from app.personas.card_export import persona_to_png
+from app.personas.catalog import CatalogEntry, Upload, UserPersonas
 from app.personas.world_info import world_info_to_book
 
 

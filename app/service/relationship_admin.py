@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.errors import InvalidFieldError, NotFoundError, TooLargeError
-from app.persona_catalog import UserPersonas
+from app.personas.catalog import UserPersonas
 from app.service.store import AsyncStore
 from app.store.records import SessionRecord
 from app.store.relationships import RelationshipRecord

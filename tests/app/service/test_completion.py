@@ -13,7 +13,7 @@ from support.server import make_settings
 from app.chat import ChatService
 from app.errors import InvalidFieldError, TooLargeError
 from app.llm.types import ChatMessage, Chunk, GenerationParams, TokenLogprob, Usage
-from app.persona_catalog import PersonaCatalog
+from app.personas.catalog import PersonaCatalog
 from app.service.completion import Completions
 from app.store.repo import Store
 from app.turns import TurnOptions

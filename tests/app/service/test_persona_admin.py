@@ -10,7 +10,7 @@ import pytest
 from support.server import PERSONAS
 
 from app.errors import InvalidFieldError
-from app.persona_catalog import PersonaCatalog
+from app.personas.catalog import PersonaCatalog
 from app.personas.loader import load_personas
 from app.service.persona_admin import PersonaAdmin, book_of
 from app.store.repo import Store

@@ -7,7 +7,7 @@ import pytest
 from support.server import PERSONAS
 
 from app.errors import ConflictError, NotFoundError
-from app.persona_catalog import PersonaCatalog
+from app.personas.catalog import PersonaCatalog
 from app.personas.errors import PersonaError
 from app.personas.loader import load_personas
 from app.store.repo import Store
