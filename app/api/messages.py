@@ -145,7 +145,7 @@ async def post_message(
 )
 async def put_draft(session_id: str, body: DraftIn, user: CurrentUser, chat: ChatDep) -> DraftOut:
     outcome = await chat.draft(user.id, session_id, body.content, body.max_tokens)
-    return DraftOut(warming=outcome.warming, reason=outcome.reason, max_tokens=outcome.max_tokens)
+    return DraftOut.model_validate(outcome, from_attributes=True)
 
 
 @router.get("/{session_id}/messages", response_model=MessageList)

@@ -94,6 +94,7 @@ async function quickStart() {
 
 async function openSession(id, known) {
   if (state.streaming) stop();
+  typingDone(); // a draft waiting to be told was typed for the chat being left
   const session = known ?? (await guard(() => api.getSession(id)));
   if (!session) return;
   const messages = await guard(() => api.messages(id));
