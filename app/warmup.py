@@ -5,9 +5,10 @@ The next prompt is not known until the user writes, but most of it is: the perso
 facts, relationship, kept recalled turns, summary and recent buffer are what the Context of an
 empty message holds. Left to prefill when the message comes are what its recall adds and the
 message itself, unless the client tells what is being typed (a draft, PUT .../draft): then the
-warm-up recalls for the draft too, so a message that recalls what its draft did prefills only
-itself. A turn of the session cancels its warm-up; foreground streams of other sessions run
-before each of its steps.
+warm-up assembles the Context of the draft, its recall and the draft as the user's message
+included, so a message sent as drafted prefills only the reply's opening, and one that differs
+prefills from where it differs. A turn of the session cancels its warm-up; foreground streams
+of other sessions run before each of its steps.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from memory.types import PartKind
 
 log = logging.getLogger(__name__)
 
-# What only the sent message brings; its recall (kind "recalled") is warmed from the draft
+# Without a draft the Context of an empty message stands in: its empty "new" part is not the
+# message's and is left out
 NEXT_MESSAGE_KINDS: tuple[PartKind, ...] = ("new",)
 
 
@@ -119,7 +121,7 @@ class NextTurnWarmer:
             context = await self.memory.assemble(
                 session, persona, history, idle.draft, idle.max_tokens
             )
-            parts = [p for p in context.parts if p.kind not in NEXT_MESSAGE_KINDS]
+            parts = [p for p in context.parts if idle.draft or p.kind not in NEXT_MESSAGE_KINDS]
             head = [m for p in parts for m in p.to_messages()]
             n = await self.engine.warm(head, cache_key=session.cache_key)
         except asyncio.CancelledError:
