@@ -22,13 +22,8 @@ from app.personas.catalog import PersonaCatalog
 from app.session_memory import SessionMemory
 from app.store.records import SessionRecord
 from app.store.repo import Store
-from memory.types import PartKind
 
 log = logging.getLogger(__name__)
-
-# Without a draft the Context of an empty message stands in: its empty "new" part is not the
-# message's and is left out
-NEXT_MESSAGE_KINDS: tuple[PartKind, ...] = ("new",)
 
 
 @dataclass
@@ -121,7 +116,9 @@ class NextTurnWarmer:
             context = await self.memory.assemble(
                 session, persona, history, idle.draft, idle.max_tokens
             )
-            parts = [p for p in context.parts if idle.draft or p.kind not in NEXT_MESSAGE_KINDS]
+            # without a draft the Context of an empty message stands in: its empty "new" part
+            # is not the message's and is left out
+            parts = context.parts if idle.draft else [p for p in context.parts if p.kind != "new"]
             head = [m for p in parts for m in p.to_messages()]
             n = await self.engine.warm(head, cache_key=session.cache_key)
         except asyncio.CancelledError:
