@@ -15,6 +15,7 @@ that budget. At most `max_active` generators are started at once (each holds a K
 rest wait in arrival order. Background generators (memory upkeep) run rounds only when no
 foreground one exists, even one already decoding: joining a single reply's step would turn its
 GEMV into a slower two-row GEMM, and its prompt chunks would shrink, for work nobody waits on.
+A background round ends early when foreground work arrives, after the piece of work it is in.
 """
 
 from __future__ import annotations
@@ -220,7 +221,10 @@ class MLXWorker:
     def _round(self, streams: list[_Stream]) -> None:
         active = sum(s.gen is not None for s in streams)
         spent_until: float | None = None  # when the prompt-chunk budget of this round ends
+        background = streams[0].background
         for s in streams:
+            if background and self._wanted():
+                break  # the rest of this round waits: a turn's first token does not
             if s.cancelled.is_set():
                 self._close(s)
             elif s.step is not None:
@@ -241,6 +245,8 @@ class MLXWorker:
         for s, step in asking:
             by_runner.setdefault(id(step.runner), []).append((s, step))
         for group in by_runner.values():
+            if background and self._wanted():
+                break  # asked steps stay asked: answered in a later round
             try:
                 results = group[0][1].runner.run_steps([step.payload for _, step in group])
             except BaseException as exc:  # noqa: BLE001 - the runner should isolate failures
@@ -249,6 +255,13 @@ class MLXWorker:
                 s.step = None
                 self._advance(s, result)
         self._remove_done(streams)
+
+    def _wanted(self) -> bool:
+        """Has foreground work (a stream, a one-shot call) arrived? A background round ends at
+        the next piece of work then, instead of after all of them: a turn that arrives while
+        upkeep and a warm-up share a round waits for one prompt chunk or one step, not for
+        both (up to ~0.7 s measured on 2 cores)."""
+        return bool(self._streams or self._calls)
 
     def _advance(self, s: _Stream, value: Any) -> None:
         """Run `s` to its next item: deliver it, or keep the Step it asks for."""

@@ -54,7 +54,7 @@ def test_new_finds_join_as_a_chunk_after_every_reply() -> None:
     assert state.kept == [[1, 2], [8, 7]]
 
 
-def test_a_full_part_makes_room_from_its_oldest_chunk_at_most_every_few_replies() -> None:
+def test_a_full_part_makes_room_from_its_oldest_turns_at_most_every_few_replies() -> None:
     kept = [[1, 2, 3], [4, 5, 6]]
     full = context(kept, [9], 50, kept_tokens=60)  # room 100 + 60 + 10: 0.4 of it is 68
     young = MemoryState(buffer_start_id=60, kept=kept, kept_age=0)
@@ -62,7 +62,18 @@ def test_a_full_part_makes_room_from_its_oldest_chunk_at_most_every_few_replies(
     assert young.kept == kept and young.kept_age == 1  # the best find shows beside them
     old = MemoryState(buffer_start_id=60, kept=kept, kept_age=REBUILD_AFTER)
     next_kept(old, full, 0.4, None)
-    assert old.kept == [[4, 5, 6], [9]] and old.kept_age == 0
+    # only as much goes as the finds need: the part stays full, and the next message's own
+    # finds stay within their share of the room
+    assert old.kept == [[2, 3], [4, 5, 6], [9]] and old.kept_age == 0
+
+
+def test_compaction_makes_room_for_all_of_the_turns_finds() -> None:
+    kept = [[1, 2, 3, 4, 5, 6]]  # one chunk: the first turn's finds, kept whole
+    full = context(kept, [9, 8, 7], 50, kept_tokens=72)  # cap: 0.4 of 202 is 80
+    state = MemoryState(buffer_start_id=60, kept=kept, kept_age=REBUILD_AFTER)
+    next_kept(state, full, 0.4, None)
+    # the best find (10) did not fit beside 72: two turns of 12 go, not the whole chunk
+    assert state.kept == [[3, 4, 5, 6], [9, 8, 7]]  # 48 kept + 30 found <= 80
 
 
 def test_no_share_keeps_nothing() -> None:

@@ -77,6 +77,40 @@ async def test_a_first_background_stream_goes_before_the_others() -> None:
     assert log == ["fg", "fg", "warm", "warm", "sum", "sum", "sum"]
 
 
+async def test_a_background_round_ends_at_the_next_piece_when_a_reply_arrives() -> None:
+    """Two background streams share a round; a reply that arrives during the first one's
+    piece of work runs before the second one's."""
+    worker, log = MLXWorker("t-preempt"), []
+    started, go = threading.Event(), threading.Event()
+
+    def slow(tag: str) -> Iterator[int]:
+        log.append(tag)
+        started.set()
+        go.wait(5)
+        yield 0
+
+    async def bg(tag: str) -> None:
+        async for _ in worker.iterate(lambda: slow(tag), background=True):
+            pass
+
+    try:
+        gate = threading.Event()
+        blocker = asyncio.wrap_future(worker.submit(gate.wait))
+        tasks = [asyncio.create_task(bg("a")), asyncio.create_task(bg("b"))]
+        await asyncio.sleep(0.05)  # both registered: they share the next round
+        gate.set()
+        await blocker
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        fg = asyncio.create_task(_drain(worker, "fg", 2, log, False))
+        await asyncio.sleep(0.05)  # the reply is queued while "a" works
+        go.set()
+        await asyncio.gather(fg, *tasks)
+    finally:
+        worker.shutdown()
+    assert log == ["a", "fg", "fg", "b"]
+
+
 async def test_background_stream_runs_when_alone() -> None:
     worker, log = MLXWorker("t-alone"), []
     try:
