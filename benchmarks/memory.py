@@ -237,6 +237,9 @@ def recall_configs(index: VectorIndex, ablation: bool) -> dict[str, RankerFactor
                 "dense + neighbours": make(lexical_k=0),
                 "RRF + neighbours ±1 only (0.5)": make(neighbour_weights=(0.5,)),
                 "RRF k=60, 60+60 candidates, neighbours": make(rrf_k=60, dense_k=60, lexical_k=60),
+                "BM25 hits count whole (no coverage)": make(lexical_coverage=0.0),
+                "BM25 hits by their share, coverage 0.25": make(lexical_coverage=0.25),
+                "BM25 hits by their share, coverage 1": make(lexical_coverage=1.0),
             }
         )
     return configs

@@ -43,8 +43,12 @@ _STOP = """a about above after again against all am an and any are as at be beca
     ourselves out over own same she should so some such than that the their theirs them
     themselves then there these they this those through to too under until up very was we were
     what when where which while who whom why will with would you your yours yourself yourselves
-    yeah oh hey hi wow really also like get got go going know think thanks thank lot much"""
+    yeah oh hey hi wow really also like get got go going know think thanks thank lot much
+    can't don't doesn't didn't isn't aren't wasn't weren't won't wouldn't couldn't shouldn't
+    haven't hasn't hadn't"""
 STOPWORDS = frozenset(_STOP.split())
+# what's, where's, i'm, you're, we've, it'll, i'd: a stop word with its verb attached
+_CONTRACTIONS = ("s", "re", "ve", "ll", "d", "m")
 
 # Particles and common verb/copula endings that follow a Korean word, stripped (longest first,
 # up to twice: 에서+는, 었+어요) so 아빠가/아빠는/아빠한테 and 먹었어/먹어/먹었어요 share a stem.
@@ -144,9 +148,14 @@ def tokenize(text: str, hangul: Analyzer = hangul_terms) -> list[str]:
         w = m.group(0)
         if _CJK_RUN.match(w):
             out.extend(_cjk_terms(w, hangul))
-        elif w not in STOPWORDS and (len(w) >= 2 or w.isdigit()):
+        elif w not in STOPWORDS and (len(w) >= 2 or w.isdigit()) and not _stop_contraction(w):
             out.append(_stem(w))
     return out
+
+
+def _stop_contraction(word: str) -> bool:
+    base, _, tail = word.partition("'")
+    return tail in _CONTRACTIONS and base in STOPWORDS
 
 
 def terms(text: str) -> list[str]:
@@ -159,6 +168,11 @@ def query_terms(tokenizer: Callable[[str], list[str]], query: str) -> tuple[tupl
     """A query's terms with their counts, tokenized once: recall scores one query against
     every session of a memory scope (100 sessions: 100 tokenizations otherwise)."""
     return tuple(Counter(tokenizer(query)).items())
+
+
+def idf(n: int, df: int) -> float:
+    """Okapi BM25's inverse document frequency of a term in `df` of `n` documents."""
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
 
 @dataclass(frozen=True)
@@ -181,6 +195,14 @@ class CorpusStats:
             for t, _ in query_terms(ix.terms, query):  # each index's own tokenizer
                 df[t] += len(ix.postings.get(t, ()))
         return cls(n, total, dict(df))
+
+
+def query_weights(
+    tokenize: Callable[[str], list[str]], query: str, corpus: CorpusStats
+) -> dict[str, float]:
+    """Each term of `query`: its IDF in `corpus` times its count in the query. A term no
+    document holds weighs most."""
+    return {t: idf(corpus.n, corpus.df.get(t, 0)) * qn for t, qn in query_terms(tokenize, query)}
 
 
 class BM25:
@@ -273,9 +295,15 @@ class BM25:
                 continue
             rows, tf = self.arrays(t, plist)
             df = corpus.df.get(t, len(plist)) if corpus else len(plist)
-            idf = math.log(1.0 + (n_all - df + 0.5) / (df + 0.5)) * qn
-            out[rows] += idf * tf * (k1 + 1) / (tf + norm[rows])
+            out[rows] += idf(n_all, df) * qn * tf * (k1 + 1) / (tf + norm[rows])
         return out
+
+    def matched(self, doc_id: int, weights: dict[str, float]) -> float:
+        """The share of a query's term `weights` (query_weights) that the doc holds."""
+        row, total = self.row.get(doc_id), sum(weights.values())
+        if row is None or total <= 0:
+            return 0.0
+        return sum(w for t, w in weights.items() if row in self.postings.get(t, ())) / total
 
     def scores(self, query: str) -> dict[int, float]:
         sc = self._scores(query)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -39,14 +39,21 @@ def _epoch(dt: datetime) -> float:
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 
-def rrf(rankings: Sequence[tuple[Sequence[int], float]], k: int) -> dict[int, float]:
-    """Reciprocal rank fusion: sum of weight / (k + rank) over the rankings a doc appears in."""
+def rrf(
+    rankings: Sequence[tuple[Sequence[int], float]],
+    k: int,
+    scales: Sequence[Mapping[int, float] | None] = (),
+) -> dict[int, float]:
+    """Reciprocal rank fusion: sum of weight / (k + rank) over the rankings a doc appears in.
+    `scales[i]`, when given, multiplies each doc's share of ranking i (a doc it lacks: 1)."""
     out: dict[int, float] = {}
-    for ranking, weight in rankings:
+    for i, (ranking, weight) in enumerate(rankings):
         if weight <= 0:
             continue
+        scale = scales[i] if i < len(scales) else None
         for rank, d in enumerate(ranking):
-            out[d] = out.get(d, 0.0) + weight / (k + rank + 1)
+            w = weight if scale is None else weight * scale.get(d, 1.0)
+            out[d] = out.get(d, 0.0) + w / (k + rank + 1)
     return out
 
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
-from memory.bm25 import BM25, STOPWORDS, terms
+from memory.bm25 import BM25, STOPWORDS, CorpusStats, query_weights, terms
 from memory.ranking import (
     CJK_QUERY_SHARE,
     DenseCache,
@@ -87,6 +87,12 @@ class RecallParams(BaseModel):
     neighbour_weights: tuple[float, ...] = Field(default=(0.5, 0.25), max_length=5)
     neighbour_gap_s: float = Field(default=3 * 3600, ge=0)  # "same sitting": at most this apart
     date_in_text: bool = True  # index "[date] text" so dates are searchable
+    # How much a BM25 hit's share of the query's term weight (IDF) counts in the fusion: the
+    # hit counts (1 - c) + c * share. A turn that shares only "time" with "What's my all-time
+    # favourite dish?" is weak evidence, yet ranked first by BM25 it outweighed the dense
+    # ranking's second, the telling turn (benchmarks/cross_session.py --parts planted).
+    # 0: every hit counts whole.
+    lexical_coverage: float = Field(default=0.25, ge=0.0, le=1.0)
 
     def fusion_weights(self, query: str, embedder_cjk: float = 0.0) -> tuple[float, float]:
         """(dense, lexical) weights of the fusion for `query`: RecallParams' own unless the
@@ -96,6 +102,13 @@ class RecallParams(BaseModel):
             cjk = self.cjk_dense_weight
             return (embedder_cjk if cjk is None else cjk), self.lexical_weight
         return self.dense_weight, self.lexical_weight
+
+    def covers(self, query: str) -> bool:
+        """Do BM25 hits count by their share of the query (lexical_coverage)? Not for a query
+        mostly in CJK: its bigrams across particles and endings (했지, 뭐였) are in no turn, so
+        a share of them says how the question was spelled, not what it asks (Korean planted
+        facts 8/8 -> 5/8 with them counted)."""
+        return self.lexical_coverage > 0 and cjk_share(query) < CJK_QUERY_SHARE
 
 
 class HybridRecaller:
@@ -221,6 +234,7 @@ class HybridRecaller:
             view = self._view(session, sources[1:]) if scope else None
             rows_ok, vecs_ok = view.masks(exclude_ids) if view else (None, None)
             rankings: list[tuple[Sequence[int], float]] = []
+            scales: list[dict[int, float] | None] = []  # per ranking (rrf)
             if p.lexical_k:
                 lists = []
                 if view is not None and rows_ok is not None:
@@ -231,7 +245,13 @@ class HybridRecaller:
                 else:
                     corpus = None
                 lists.append(own.st.bm25.top_scored(query, p.lexical_k, allowed, corpus))
-                rankings.append((merge_top(lists, p.lexical_k), lexical_weight))
+                lexical = merge_top(lists, p.lexical_k)
+                rankings.append((lexical, lexical_weight))
+                scales.append(
+                    self._coverage(query, lexical, sources, view, corpus)
+                    if p.covers(query)
+                    else None
+                )
             if embed is not None:
                 qvec = np.asarray((await embed)[0], dtype=np.float32)
                 lists = []
@@ -243,7 +263,7 @@ class HybridRecaller:
         finally:
             if embed is not None and not embed.done():
                 embed.cancel()
-        fused = rrf(rankings, p.rrf_k)
+        fused = rrf(rankings, p.rrf_k, scales)
         # neighbours are turns of the same session: each hit goes to the session holding it
         # (in fused order, which the sums of spread_to_neighbours follow)
         hits: dict[int, dict[int, float]] = {}
@@ -265,6 +285,28 @@ class HybridRecaller:
                     scores[d], texts[d] = s, src.turns[src.pos[d]].content
         ranked = sorted(scores, key=lambda d: (-scores[d], d))
         return first_of_each_text(ranked, texts.__getitem__, limit)
+
+    def _coverage(
+        self,
+        query: str,
+        hits: Sequence[int],
+        sources: Sequence[Source],
+        view: ScopeView | None,
+        corpus: CorpusStats | None,
+    ) -> dict[int, float]:
+        """Each BM25 hit's share of the query's term weight (RecallParams.lexical_coverage),
+        read from the postings of the session's index that holds it."""
+        own = sources[0]
+        stats = corpus or CorpusStats.of([own.st.bm25], query)
+        weights = query_weights(own.st.bm25.terms, query, stats)
+        owner = view.owner if view is not None else {}
+        c = self.params.lexical_coverage
+        return {
+            d: 1
+            - c
+            + c * (own if d in own.pos else sources[owner[d] + 1]).st.bm25.matched(d, weights)
+            for d in hits
+        }
 
     def _source(
         self, session: SessionInfo, history: Sequence[StoredMessage], exclude: set[int]

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from memory.bm25 import BM25, CorpusStats, query_terms
+from memory.bm25 import BM25, CorpusStats, idf, query_terms
 from memory.ranking import DenseCache
 from memory.types import SessionInfo, StoredMessage
 
@@ -236,8 +235,7 @@ class ScopeView:
                 continue
             rows, tf = arrays
             df = corpus.df.get(t, len(rows))
-            idf = math.log(1.0 + (n_all - df + 0.5) / (df + 0.5)) * qn
-            out[rows] += idf * tf * (k1 + 1) / (tf + norm[rows])
+            out[rows] += idf(n_all, df) * qn * tf * (k1 + 1) / (tf + norm[rows])
         return _top(out, ok & (out != 0), self.row_ids, k)
 
     def dense_top(self, query: np.ndarray, k: int, ok: np.ndarray) -> list[tuple[int, float]]:

@@ -400,3 +400,42 @@ def test_fusion_weights_of_cjk_queries() -> None:
     # Code-switched, a Latin content word MiniLM can match: the dense weight stays.
     assert p.fusion_weights("우리 puppy 이름이 뭐였지?") == (1.0, 2.0)
     assert cjk_share("abc 가나다") == 0.5 and cjk_share("123 !") == 0.0
+
+
+class DishEmbedder:
+    """Dense that understands the question: "favourite dish" is the stew, small talk is
+    nearer it than "Time flies" is."""
+
+    name, dim = "dish", 4
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [
+            [1.0, 0, 0, 0] if "stew" in t or "dish" in t else [0, 0, 1.0, 0] if "flies" in t
+            else [0.5, 0.5, 0.5, 0.5]
+            for t in texts
+        ]  # fmt: skip
+
+    async def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
+        return await self.embed(texts)
+
+
+async def test_a_bm25_hit_on_a_minor_word_of_the_query_counts_for_its_share(
+    tmp_path: Path,
+) -> None:
+    # "time" is all the question shares with a turn ("all-time"); the telling turn shares no
+    # word with it, and only dense finds it
+    hist = history(
+        ["Time flies so fast.", "Your grandma's kimchi stew. Nothing beats it.", *FILLER]
+    )
+    index = VectorIndex.open(tmp_path, None, DishEmbedder())
+    plain = {"neighbour_weights": (), "dense_k": 2}
+    query = "What's my all-time favourite dish?"
+    whole = HybridRecaller(index, RecallParams(lexical_coverage=0.0, **plain))
+    await whole.observe(ALICE, hist)
+    # counted whole, the one-word hit ties with dense's first and wins on its id
+    assert (await whole.recall(ALICE, query, hist, set(), 3))[:2] == [1, 2]
+    share = HybridRecaller(index, RecallParams(**plain))
+    assert (await share.recall(ALICE, query, hist, set(), 3))[0] == 2
+    # a Korean query's hits count whole (RecallParams.covers)
+    assert not RecallParams().covers("내가 제일 좋아하는 음식이 뭐라고 했지?")
+    assert RecallParams().covers(query) and not RecallParams(lexical_coverage=0).covers(query)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memory.bm25 import CorpusStats
+from memory.bm25 import CorpusStats, query_weights
 from memory.ranking import first_of_each_text, merge_top, rrf, spread_to_neighbours
 from memory.recall import HybridRecaller, RecallParams
 from memory.types import ScopeSession, SessionInfo, StoredMessage
@@ -78,12 +78,20 @@ def reference(
     rankings: list[tuple[Sequence[int], float]] = []
     corpus = CorpusStats.of((s[0].bm25 for s in srcs), query) if scope else None
     lists = [st.bm25.top_scored(query, p.lexical_k, ok, corpus) for st, _, _, ok in srcs]
-    rankings.append((merge_top(lists, p.lexical_k), p.lexical_weight))
+    lexical = merge_top(lists, p.lexical_k)
+    rankings.append((lexical, p.lexical_weight))
+    own = srcs[0][0].bm25
+    weights = query_weights(own.terms, query, corpus or CorpusStats.of([own], query))
+    holder = {d: st.bm25 for st, _, pos, _ in srcs for d in pos}
+    c = p.lexical_coverage
+    coverage = (
+        {d: 1 - c + c * holder[d].matched(d, weights) for d in lexical} if p.covers(query) else None
+    )
     if p.dense_k:
         q = np.asarray(HashEmbedder()._vec(query), dtype=np.float32)
         lists = [st.dense.top(q, p.dense_k, ok) for st, _, _, ok in srcs if st.dense is not None]
         rankings.append((merge_top(lists, p.dense_k), p.dense_weight))
-    fused = rrf(rankings, p.rrf_k)
+    fused = rrf(rankings, p.rrf_k, [coverage])
     scores: dict[int, float] = {}
     texts: dict[int, str] = {}
     for _, turns, pos, ok in srcs:
