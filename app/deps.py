@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar, runtime_checkabl
 
 from fastapi import Depends, Request
 
-from app.chat import ChatService
 from app.config import Settings
 from app.errors import ServiceStarting, UnauthorizedError
 from app.llm.types import Engine
 from app.personas.catalog import PersonaCatalog, UserPersonas
+from app.service.chat import ChatService
 from app.service.completion import Completions
 from app.service.lore_admin import LoreAdmin
 from app.service.memory_admin import MemoryAdmin

@@ -196,7 +196,7 @@ async def _start(services: Services) -> None:
         HybridRecaller(index), timeout=settings.recall_timeout_seconds
     )
 
-    from app.chat import ChatService
+    from app.service.chat import ChatService
 
     services.chat = ChatService(
         settings=settings,

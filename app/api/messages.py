@@ -24,8 +24,8 @@ from app.schemas import (
     TurnOut,
     UsageOut,
 )
+from app.service.turns import Turn, TurnOptions, TurnResult
 from app.store.records import MessageRecord
-from app.turns import Turn, TurnOptions, TurnResult
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/sessions", tags=["messages"], responses=ERRORS)

@@ -11,7 +11,7 @@ from app.errors import InvalidFieldError, NotFoundError
 from app.llm.constrained import SchemaError, schema_of
 from app.llm.types import Engine
 from app.service.completion import Completions
-from app.turns import TurnOptions
+from app.service.turns import TurnOptions
 
 MODEL_ALIAS = "memento"  # always names the served model, whatever it is (listed beside its id)
 MAX_STOP = 4  # OpenAI's limit on stop sequences

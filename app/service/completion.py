@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from app.chat import ChatService
 from app.errors import TooLargeError
 from app.llm.types import Chunk, Engine, GenerationParams, TokenLogprob, Usage
-from app.turns import TurnOptions, recent_replies
+from app.service.chat import ChatService
+from app.service.turns import TurnOptions, recent_replies
 
 # A streamed piece: its text and, when asked for, its tokens' log-probabilities.
 Piece = tuple[str, list[TokenLogprob] | None]

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.chat import ChatService
 from app.config import Settings
 from app.errors import InvalidFieldError, NotFoundError
 from app.personas.catalog import PersonaCatalog, UserPersonas
 from app.recall_guard import describe
+from app.service.chat import ChatService
 from app.service.store import AsyncStore
 from app.session_memory import SessionMemory, session_info, split_budget, validate_memory
 from app.store.records import SessionRecord

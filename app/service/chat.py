@@ -4,11 +4,11 @@ the turn in the background.
 
 Turns of one session are serialized by a per-session lock held from assembling to committing
 the reply, so two concurrent posts give two complete, ordered turns: an in-process lock, plus the
-store's turn lock so that API replicas sharing one database serialize too (app/turns.py
-TurnGuard). The reply is generated in
-its own task (app/turns.py): a client that leaves cancels it, and the task stores what was
-produced as `interrupted`. While it streams, the text so far is checkpointed onto the pending row
-every MEMENTO_REPLY_CHECKPOINT_SECONDS, so that even a kill -9 keeps most of it.
+store's turn lock so that API replicas sharing one database serialize too (app/service/turns.py
+TurnGuard). The reply is generated in its own task (app/service/turns.py): a client that leaves
+cancels it, and the task stores what was produced as `interrupted`. While it streams, the text
+so far is checkpointed onto the pending row every MEMENTO_REPLY_CHECKPOINT_SECONDS, so that even
+a kill -9 keeps most of it.
 """
 
 from __future__ import annotations
@@ -26,12 +26,8 @@ from app.llm.stops import ReplyCut, label_stops
 from app.llm.types import Engine, FinishReason, GenerationParams, Usage
 from app.personas.catalog import PersonaCatalog
 from app.personas.model import Persona
-from app.reply_store import write_when_possible
-from app.session_memory import SessionMemory
-from app.store.faults import store_fault
-from app.store.records import MessageRecord, MessageStatus, NewMessage, Role, SessionRecord
-from app.store.repo import Store
-from app.turns import (
+from app.service.reply_store import write_when_possible
+from app.service.turns import (
     PENALTY_REPLIES,
     ReplyCheckpoints,
     SessionLocks,
@@ -41,6 +37,10 @@ from app.turns import (
     TurnResult,
     recent_replies,
 )
+from app.session_memory import SessionMemory
+from app.store.faults import store_fault
+from app.store.records import MessageRecord, MessageStatus, NewMessage, Role, SessionRecord
+from app.store.repo import Store
 from app.warmup import NextTurnWarmer
 from memory.speakers import speakers_in
 from memory.types import Context
