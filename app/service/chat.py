@@ -14,10 +14,9 @@ a kill -9 keeps most of it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from app.config import Settings
@@ -26,6 +25,7 @@ from app.llm.stops import ReplyCut, label_stops
 from app.llm.types import Engine, FinishReason, GenerationParams, Usage
 from app.personas.catalog import PersonaCatalog
 from app.personas.model import Persona
+from app.service.generation import EngineReply, context_speakers, role_stops
 from app.service.reply_store import write_when_possible
 from app.service.turns import (
     PENALTY_REPLIES,
@@ -42,24 +42,9 @@ from app.store.faults import store_fault
 from app.store.records import MessageRecord, MessageStatus, NewMessage, Role, SessionRecord
 from app.store.repo import Store
 from app.warmup import NextTurnWarmer
-from memory.speakers import speakers_in
 from memory.types import Context
 
 log = logging.getLogger(__name__)
-
-
-def role_stops(persona: Persona) -> tuple[str, ...]:
-    """Where a reply that starts speaking for someone else ends. Recalled turns reach the model
-    as "user: ..." / "assistant: ..." lines and the persona's example dialogue as "아빠: ...", so
-    a small model tends to go on with the transcript ("... episode. user: Do you have"): the
-    user's words are never hers to write (issue 12)."""
-    return ("\nuser:", " user: ", "\nassistant:", f"\n{persona.user_name}:")
-
-
-def context_speakers(persona: Persona, messages: Iterable[dict[str, str]]) -> tuple[str, ...]:
-    """Who speaks in what the engine sees: the persona, her user, and the speakers of recalled
-    or imported turns ("Caroline: ..."). The reply must not go on as one of them (issue 12)."""
-    return speakers_in((m["content"] for m in messages), (persona.user_name, persona.name))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,41 +228,28 @@ class ChatService:
         self.store.save_partial_reply(session.user_id, session.id, reply_id, text, tokens)
 
     async def _generate(self, turn: Turn, session: SessionRecord, guard: TurnGuard) -> TurnResult:
-        parts: list[str] = []
-        usage: Usage | None = None
-        finish: FinishReason | None = None
         error: str | None = None
+        # cut at the stops and the transcript's speaker labels (app/service/generation.py)
+        engine_reply = EngineReply(
+            self.engine,
+            turn.context.to_messages(),
+            turn.params,
+            session.cache_key,
+            ReplyCut(turn.params.stop, turn.speakers),
+        )
+        parts = engine_reply.parts
         checkpoints = ReplyCheckpoints(
             parts,
             lambda text: self._checkpoint(session, turn.reply.id, text),
             self.settings.reply_checkpoint_seconds,
         )
-        # the engine stops there too; this cut holds for any engine (a remote one takes four
-        # stops at most), so neither the stream nor the stored reply speaks for the user
-        stopper = ReplyCut(turn.params.stop, turn.speakers)
-
-        def emit(text: str) -> None:
-            if text:
-                parts.append(text)
+        cancelled = False
+        try:
+            async for text, _ in engine_reply.pieces():
                 turn.push(text)
                 checkpoints.changed()
-
-        try:
-            stream = self.engine.stream(
-                turn.context.to_messages(), turn.params, cache_key=session.cache_key
-            )
-            async with contextlib.aclosing(stream) as chunks:
-                async for chunk in chunks:
-                    text, hit = stopper.feed(chunk.text)
-                    emit(text)
-                    if hit:
-                        finish, usage = "stop", chunk.usage
-                        break
-                    if chunk.finish_reason is not None:
-                        emit(stopper.flush())
-                        finish, usage = chunk.finish_reason, chunk.usage
         except asyncio.CancelledError:
-            finish = "cancelled"
+            cancelled = True
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()  # we handle it: store the partial reply below
@@ -286,6 +258,8 @@ class ChatService:
             error = str(exc) or type(exc).__name__
         finally:
             turn.end()
+        finish: FinishReason | None = "cancelled" if cancelled else engine_reply.finish
+        usage = engine_reply.usage
         status: MessageStatus = (
             "error" if error else ("interrupted" if finish == "cancelled" else "complete")
         )

@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import TooLargeError
-from app.llm.types import Chunk, Engine, GenerationParams, TokenLogprob, Usage
+from app.llm.types import Engine, GenerationParams, TokenLogprob, Usage
 from app.service.chat import ChatService
+from app.service.generation import EngineReply, Piece
 from app.service.turns import TurnOptions, recent_replies
-
-# A streamed piece: its text and, when asked for, its tokens' log-probabilities.
-Piece = tuple[str, list[TokenLogprob] | None]
 
 
 @dataclass
@@ -36,7 +34,9 @@ class Finished:
 
 
 class StatelessReply:
-    """A completion being generated: iterate `pieces()` once, then read `result()`."""
+    """A completion being generated: iterate `pieces()` once, then read `result()`. The engine's
+    stream as it comes (app/service/generation.py `EngineReply`, no cut: the engine applies the
+    client's stops); nothing is stored."""
 
     def __init__(
         self,
@@ -45,32 +45,15 @@ class StatelessReply:
         params: GenerationParams,
         cache_key: str,
     ) -> None:
-        self.engine, self.messages, self.params, self.cache_key = (
-            engine,
-            messages,
-            params,
-            cache_key,
-        )
-        self._want_logprobs = params.logprobs is not None
-        self._parts: list[str] = []
-        self._logprobs: list[TokenLogprob] = []
-        self._usage = Usage()
-        self._finish: str | None = None
+        self.reply = EngineReply(engine, messages, params, cache_key)
 
-    async def pieces(self) -> AsyncIterator[Piece]:
-        chunk: Chunk
-        async for chunk in self.engine.stream(self.messages, self.params, cache_key=self.cache_key):
-            lp = chunk.logprobs if self._want_logprobs and chunk.logprobs else None
-            if chunk.text or lp:
-                self._parts.append(chunk.text)
-                self._logprobs.extend(lp or ())
-                yield chunk.text, lp
-            if chunk.finish_reason is not None:
-                self._usage, self._finish = chunk.usage or Usage(), chunk.finish_reason
+    def pieces(self) -> AsyncIterator[Piece]:
+        return self.reply.pieces()
 
     async def result(self) -> Finished:
-        lp = self._logprobs if self._want_logprobs else None
-        return Finished("".join(self._parts), self._usage, self._finish, lp)
+        r = self.reply
+        lp = r.logprobs if r.want_logprobs else None
+        return Finished(r.text, r.usage or Usage(), r.finish, lp)
 
 
 class Completions:

@@ -12,7 +12,8 @@ from support.server import LiveServer, make_settings, sse_events
 
 from app.llm.types import Chunk
 from app.personas.loader import load_personas
-from app.service.chat import ChatService, role_stops
+from app.service.chat import ChatService
+from app.service.generation import role_stops
 from app.service.turns import TurnOptions
 
 PERSONAS = Path(__file__).resolve().parents[3] / "personas"
