@@ -27,6 +27,7 @@ from app.personas.catalog import PersonaCatalog
 from app.personas.model import Persona
 from app.service.generation import EngineReply, context_speakers, role_stops
 from app.service.reply_store import write_when_possible
+from app.service.store import AsyncStore
 from app.service.turns import (
     PENALTY_REPLIES,
     ReplyCheckpoints,
@@ -73,6 +74,7 @@ class ChatService:
         recaller: Any = None,
     ) -> None:
         self.settings, self.engine, self.store, self.personas = settings, engine, store, personas
+        self.astore = AsyncStore(store)  # the store, awaitable: what the turn's steps call
         self.memory = SessionMemory(settings, engine, store, recaller)
         self.warmer = NextTurnWarmer(engine, self.memory, store, personas)
         if settings.warm_next_turn:
@@ -128,15 +130,15 @@ class ChatService:
         self.check_max_tokens(options.max_tokens)
         self.engine.check_capacity()  # 429 before anything is stored
         # 404 at once, not after waiting for the lock
-        await asyncio.to_thread(self.store.get_session, user_id, session_id)
+        await self.astore.get_session(user_id, session_id)
         guard = await self._guard(session_id)
         self.warmer.cancel(session_id)
         try:
             # re-read under the lock: the previous turn or a PATCH may have changed it
-            session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
+            session = await self.astore.get_session(user_id, session_id)
             persona = self.personas.session_persona(session)
             params = self.generation_params(persona, options)
-            history = await asyncio.to_thread(self.store.history, user_id, session_id)
+            history = await self.astore.history(user_id, session_id)
             said = recent_replies([(m.role, m.content) for m in history[-2 * PENALTY_REPLIES :]])
             params = dataclasses.replace(params, penalty_context=said)
             context = await self.memory.assemble(
@@ -147,8 +149,7 @@ class ChatService:
                 params, stop=tuple(dict.fromkeys((*params.stop, *label_stops(speakers))))
             )
             tokens = await asyncio.to_thread(self.count_message, "user", content)
-            message, reply = await asyncio.to_thread(
-                self.store.add_messages,
+            message, reply = await self.astore.add_messages(
                 user_id,
                 session_id,
                 [
@@ -156,9 +157,7 @@ class ChatService:
                     NewMessage(role="assistant", content="", status="pending"),
                 ],
             )
-            context = await asyncio.to_thread(
-                self.store.save_context, user_id, session_id, context, reply.id
-            )
+            context = await self.astore.save_context(user_id, session_id, context, reply.id)
             turn = Turn(
                 session_id=session_id,
                 message=message,
@@ -184,7 +183,7 @@ class ChatService:
         draft tells (app/warmup.py). Nothing is stored; an empty draft warms the head only."""
         self.check_length(content)
         self.check_max_tokens(max_tokens)
-        session = await asyncio.to_thread(self.store.get_session, user_id, session_id)  # 404
+        session = await self.astore.get_session(user_id, session_id)  # 404
         if not self.settings.warm_next_turn:
             return DraftOutcome(False, "warming is off (MEMENTO_WARM_NEXT_TURN)")
         if self.locks.get(session_id).locked():
@@ -198,7 +197,7 @@ class ChatService:
 
     async def _guard(self, session_id: str) -> TurnGuard:
         return await TurnGuard.acquire(
-            self.locks, self.store, session_id, self.settings.session_wait_seconds
+            self.locks, self.astore, session_id, self.settings.session_wait_seconds
         )
 
     def _settle(self, turn: Turn, session: SessionRecord, guard: TurnGuard) -> None:
@@ -210,8 +209,7 @@ class ChatService:
 
         async def interrupted() -> None:
             try:
-                await asyncio.to_thread(
-                    self.store.update_message,
+                await self.astore.update_message(
                     session.user_id,
                     session.id,
                     turn.reply.id,
@@ -265,9 +263,9 @@ class ChatService:
         )
         text = "".join(parts)
 
-        def final_write() -> MessageRecord:
-            tokens = self.count_message("assistant", text)
-            return self.store.update_message(
+        async def final_write() -> MessageRecord:
+            tokens = await asyncio.to_thread(self.count_message, "assistant", text)
+            return await self.astore.update_message(
                 session.user_id,
                 session.id,
                 turn.reply.id,
@@ -280,7 +278,7 @@ class ChatService:
 
         try:
             await checkpoints.close()
-            reply = await asyncio.to_thread(final_write)
+            reply = await final_write()
         except Exception as exc:
             if store_fault(exc) is not None:
                 # disk full or database away: the client hears why; the reply is written
@@ -338,10 +336,10 @@ class ChatService:
         """The Context `content` would get now; nothing generated or stored."""
         self.check_content(content)
         self.check_max_tokens(max_tokens)
-        session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
+        session = await self.astore.get_session(user_id, session_id)
         persona = self.personas.session_persona(session)
         params = self.generation_params(persona, TurnOptions(max_tokens=max_tokens))
-        history = await asyncio.to_thread(self.store.history, user_id, session_id)
+        history = await self.astore.history(user_id, session_id)
         return await self.memory.assemble(session, persona, history, content, params.max_tokens)
 
     # -- history import ------------------------------------------------------------------------
@@ -369,8 +367,8 @@ class ChatService:
         new = await asyncio.to_thread(counted)
         guard = await self._guard(session_id)
         try:
-            session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
-            records = await asyncio.to_thread(self.store.add_messages, user_id, session_id, new)
+            session = await self.astore.get_session(user_id, session_id)
+            records = await self.astore.add_messages(user_id, session_id, new)
         finally:
             await asyncio.shield(guard.release())
         self.memory.observe_later(session, [r.to_stored() for r in records])
