@@ -56,13 +56,13 @@ class StatelessReply:
         return Finished(r.text, r.usage or Usage(), r.finish, lp)
 
 
-class Completions:
-    """One per request: it holds the chat service and the engine, nothing of its own."""
+class ServedModel:
+    """The model, as the OpenAI routes describe and check it (`GET /v1/models`): one per
+    request, it holds the engine and nothing of its own."""
 
-    def __init__(self, chat: ChatService, engine: Engine) -> None:
-        self.chat, self.engine = chat, engine
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
-    # -- the model, as the OpenAI routes describe and check it ---------------------------------
     @property
     def model_id(self) -> str:
         return self.engine.model_id
@@ -95,6 +95,14 @@ class Completions:
         cannot be used); in a thread: the first one builds llguidance's tokenizer, ~0.25 s."""
         local: Any = self.engine  # an engine that supports_json_schema can check one
         await asyncio.to_thread(local.check_json_schema, schema)
+
+
+class Completions(ServedModel):
+    """One per request: it holds the chat service and the engine, nothing of its own."""
+
+    def __init__(self, chat: ChatService, engine: Engine) -> None:
+        super().__init__(engine)
+        self.chat = chat
 
     # -- a completion ---------------------------------------------------------------------------
     def check_max_tokens(self, max_tokens: int | None) -> None:
