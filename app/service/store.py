@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from app.store.locks import TurnLock
 from app.store.lore import LoreBookRecord
-from app.store.records import MessageRecord, MessageStatus, NewMessage, SessionRecord
+from app.store.records import (
+    MessageRecord,
+    MessageStatus,
+    NewMessage,
+    SessionRecord,
+    UserRecord,
+)
 from app.store.relationships import RelationshipRecord, ScopeHistory
-from app.store.repo import Store
+from app.store.repo import LOCAL_USER, Store
 from memory.relationship import RelationshipState
 from memory.types import Context, MemoryScope, MemoryState, StoredMessage
 
@@ -26,6 +33,13 @@ class AsyncStore:
 
     def __init__(self, store: Store) -> None:
         self.sync = store  # for the code that already runs in a thread
+
+    # -- users and startup --------------------------------------------------------------------
+    async def get_or_create_user(self, name: str = LOCAL_USER) -> UserRecord:
+        return await asyncio.to_thread(self.sync.get_or_create_user, name)
+
+    async def recover_pending(self, now: datetime | None = None, *, alone: bool = False) -> int:
+        return await asyncio.to_thread(lambda: self.sync.recover_pending(now, alone=alone))
 
     # -- sessions ----------------------------------------------------------------------------
     async def create_session(
