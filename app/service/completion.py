@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from app.errors import TooLargeError
-from app.llm.types import Engine, GenerationParams, TokenLogprob, Usage
+from app.llm.types import Engine, TokenLogprob, Usage
 from app.service.chat import ChatService
-from app.service.generation import EngineReply, Piece
+from app.service.generation import EngineReply
 from app.service.turns import TurnOptions, recent_replies
 
 
@@ -33,27 +32,14 @@ class Finished:
     logprobs: list[TokenLogprob] | None = None  # when asked for
 
 
-class StatelessReply:
+class StatelessReply(EngineReply):
     """A completion being generated: iterate `pieces()` once, then read `result()`. The engine's
-    stream as it comes (app/service/generation.py `EngineReply`, no cut: the engine applies the
-    client's stops); nothing is stored."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        messages: list[dict[str, str]],
-        params: GenerationParams,
-        cache_key: str,
-    ) -> None:
-        self.reply = EngineReply(engine, messages, params, cache_key)
-
-    def pieces(self) -> AsyncIterator[Piece]:
-        return self.reply.pieces()
+    stream as it comes (`EngineReply` without a cut: the engine applies the client's stops);
+    nothing is stored."""
 
     async def result(self) -> Finished:
-        r = self.reply
-        lp = r.logprobs if r.want_logprobs else None
-        return Finished(r.text, r.usage or Usage(), r.finish, lp)
+        lp = self.logprobs if self.want_logprobs else None
+        return Finished(self.text, self.usage or Usage(), self.finish, lp)
 
 
 class ServedModel:
