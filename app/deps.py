@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar, runtime_checkabl
 
 from fastapi import Depends, Request
 
-from app.chat import ChatService
 from app.config import Settings
 from app.errors import ServiceStarting, UnauthorizedError
 from app.llm.types import Engine
 from app.personas.catalog import PersonaCatalog, UserPersonas
-from app.service.completion import Completions
+from app.service.chat import ChatService
+from app.service.completion import Completions, ServedModel
 from app.service.lore_admin import LoreAdmin
 from app.service.memory_admin import MemoryAdmin
 from app.service.persona_admin import PersonaAdmin
@@ -127,6 +127,37 @@ def get_memory_admin(services: Svc) -> MemoryAdmin:
     return _ready(services.memory_admin, "the chat service is not ready")
 
 
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What /healthz says the running service is made of."""
+
+    model_id: str
+    context_window: int
+    backend: str
+    store: str
+    vector: str
+    blas: str | None
+    max_tokens_limit: int
+
+
+def get_status(services: Svc) -> ServiceStatus:
+    engine, store = services.engine, services.store
+    if engine is None or store is None:
+        raise ServiceStarting("the service is starting")
+    return ServiceStatus(
+        model_id=engine.model_id,
+        context_window=engine.context_window,
+        backend=engine.backend,
+        store=store.backend,
+        vector=services.vector_backend(),
+        blas=services.blas,
+        max_tokens_limit=services.settings.max_tokens_limit,
+    )
+
+
+StatusDep = Annotated[ServiceStatus, Depends(get_status)]
+
+
 def get_current_user(request: Request, services: Svc) -> CurrentUserInfo:
     """The caller. Auth off: the single local user. Auth on: whoever the auth layer put on
     `request.state.user` (an API-key middleware or a replacement of this dependency)."""
@@ -183,3 +214,10 @@ def get_completions(chat: ChatDep, engine: EngineDep) -> Completions:
 
 
 CompletionsDep = Annotated[Completions, Depends(get_completions)]
+
+
+def get_served_model(engine: EngineDep) -> ServedModel:
+    return ServedModel(engine)  # holds nothing but the engine: one per request
+
+
+ServedModelDep = Annotated[ServedModel, Depends(get_served_model)]

@@ -161,10 +161,10 @@ async def _start(services: Services) -> None:
     # embedded database under a data directory we hold is ours alone: whatever is pending
     # there is a dead process's, marked now rather than a lease later (kill -9, restart)
     alone = services.data_lock is not None and settings.database_url is None
-    recovered = await asyncio.to_thread(store.recover_pending, alone=alone)
+    recovered = await astore.recover_pending(alone=alone)
     if recovered:
         log.info("marked %d abandoned pending reply(ies) as interrupted", recovered)
-    services.local_user_id = (await asyncio.to_thread(store.get_or_create_user)).id
+    services.local_user_id = (await astore.get_or_create_user()).id
     await asyncio.to_thread(services.personas.attach_store, store)
 
     from app.blas import load_blas
@@ -196,7 +196,7 @@ async def _start(services: Services) -> None:
         HybridRecaller(index), timeout=settings.recall_timeout_seconds
     )
 
-    from app.chat import ChatService
+    from app.service.chat import ChatService
 
     services.chat = ChatService(
         settings=settings,

@@ -8,9 +8,10 @@ Everything goes through the HTTP API of a real `memento serve` (auth on, fresh d
    `budget_tokens` 1,024 (speaker A = user, "Speaker: text", created_at from the sittings). Per
    question the session's context is dry-run (POST .../context: what a turn would get) and the
    reply generated from exactly those messages (POST /v1/chat/completions, greedy, 40 new
-   tokens, the stops a turn of that persona gets: app/chat.py role_stops). Baselines on the same
-   model and budget: no memory (persona + question), `token_buffer`, and the oracle (persona +
-   only the question's gold evidence turns, rendered as recalled turns are).
+   tokens, the stops a turn of that persona gets: app/service/generation.py role_stops).
+   Baselines on the same model and budget: no memory (persona + question), `token_buffer`, and
+   the oracle (persona + only the question's gold evidence turns, rendered as recalled turns
+   are).
 2. Planted facts: benchmarks/planted_facts.py's four chats of a dad with Pippa imported as one
    session per strategy (English, Korean), each fact asked in it at 1,024 tokens; the oracle
    context holds only the turn that told the fact.
@@ -48,9 +49,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.chat import context_speakers, role_stops  # noqa: E402
 from app.llm.stops import cut, label_stops  # noqa: E402
 from app.personas.loader import load_persona_file  # noqa: E402
+from app.service.generation import context_speakers, role_stops  # noqa: E402
 from benchmarks import answer_scoring as sc  # noqa: E402
 from benchmarks.answer_tables import Reply, locomo_table, planted_table  # noqa: E402
 from benchmarks.cross_session import (  # noqa: E402
@@ -158,7 +159,7 @@ class Asker:
         else:
             d = r.json()
             # what a turn stores of it: an opening speaker label dropped, cut where the speakers'
-            # labels stop a turn (app/chat.py; OpenAI's four stops cannot carry them all)
+            # labels stop a turn (app/service/chat.py; OpenAI's four stops cannot carry them all)
             speakers = context_speakers(self.persona_file, messages)
             text = cut(
                 d["choices"][0]["message"]["content"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.deps import AsyncStoreDep, ChatDep, CurrentUser
+from app.deps import ChatDep, CurrentUser, MemoryAdminDep
 from app.schemas import ERRORS, ContextRequest, DbId
 from memory.types import Context
 
@@ -25,7 +25,7 @@ async def dry_run(
 
 @router.get("/{session_id}/context/{message_id}", response_model=Context)
 async def stored_context(
-    session_id: str, message_id: DbId, user: CurrentUser, store: AsyncStoreDep
+    session_id: str, message_id: DbId, user: CurrentUser, admin: MemoryAdminDep
 ) -> Context:
     """The Context that produced the stored reply `message_id`."""
-    return await store.get_context(user.id, session_id, message_id)
+    return await admin.stored_context(user.id, session_id, message_id)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from app.deps import AsyncStoreDep, ChatDep, CurrentUser
+from app.deps import ChatDep, CurrentUser, MemoryAdminDep
 from app.errors import EngineUnavailableError, error_body, to_error
 from app.schemas import (
     ERRORS,
@@ -24,8 +24,8 @@ from app.schemas import (
     TurnOut,
     UsageOut,
 )
+from app.service.turns import Turn, TurnOptions, TurnResult
 from app.store.records import MessageRecord
-from app.turns import Turn, TurnOptions, TurnResult
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/sessions", tags=["messages"], responses=ERRORS)
@@ -152,11 +152,9 @@ async def put_draft(session_id: str, body: DraftIn, user: CurrentUser, chat: Cha
 async def list_messages(
     session_id: str,
     user: CurrentUser,
-    store: AsyncStoreDep,
+    admin: MemoryAdminDep,
     limit: int = Query(default=50, ge=1, le=500),
     before: Annotated[DbId | None, Query(description="only messages with id < before")] = None,
 ) -> MessageList:
-    records = await store.list_messages(user.id, session_id, limit + 1, before)
-    has_more = len(records) > limit
-    records = records[-limit:] if has_more else records
+    records, has_more = await admin.messages_page(user.id, session_id, limit, before)
     return MessageList(messages=[message_out(m) for m in records], has_more=has_more)

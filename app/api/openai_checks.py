@@ -9,15 +9,14 @@ from typing import Any
 from app.api.openai_schemas import ChatCompletionRequest, OAIMessage
 from app.errors import InvalidFieldError, NotFoundError
 from app.llm.constrained import SchemaError, schema_of
-from app.llm.types import Engine
-from app.service.completion import Completions
-from app.turns import TurnOptions
+from app.service.completion import Completions, ServedModel
+from app.service.turns import TurnOptions
 
 MODEL_ALIAS = "memento"  # always names the served model, whatever it is (listed beside its id)
 MAX_STOP = 4  # OpenAI's limit on stop sequences
 
 
-def served_model(requested: str | None, engine: Engine | Completions) -> str:
+def served_model(requested: str | None, engine: ServedModel) -> str:
     """The id of the model that answers `requested`: ours under its own id or the alias, else
     404 `model_not_found` as OpenAI answers (serving another model silently misleads a client
     that asked for a specific one). No `model` at all is accepted: our own clients omit it."""

@@ -35,28 +35,28 @@ from app.api.openai_stream import (
     sse_stream,
     turn_pieces,
 )
-from app.deps import ChatDep, CompletionsDep, CurrentUser, EngineDep
+from app.deps import ChatDep, CompletionsDep, CurrentUser, ServedModelDep
 from app.errors import InvalidFieldError
 from app.llm.constrained import schema_of
-from app.llm.types import Engine
 from app.schemas import OPENAI_ERRORS
+from app.service.completion import ServedModel
 
 router = APIRouter(prefix="/v1", tags=["openai"], responses=OPENAI_ERRORS)
 
 
-def _card(engine: Engine, model_id: str) -> ModelCard:
-    return ModelCard(id=model_id, created=int(time.time()), context_window=engine.context_window)
+def _card(model: ServedModel, model_id: str) -> ModelCard:
+    return ModelCard(id=model_id, created=int(time.time()), context_window=model.context_window)
 
 
 @router.get("/models", response_model=ModelList)
-async def list_models(engine: EngineDep) -> ModelList:
-    return ModelList(data=[_card(engine, engine.model_id), _card(engine, MODEL_ALIAS)])
+async def list_models(model: ServedModelDep) -> ModelList:
+    return ModelList(data=[_card(model, model.model_id), _card(model, MODEL_ALIAS)])
 
 
 @router.get("/models/{model_id:path}", response_model=ModelCard)
-async def get_model(model_id: str, engine: EngineDep) -> ModelCard:
-    served_model(model_id, engine)  # 404 model_not_found for any other id
-    return _card(engine, model_id)
+async def get_model(model_id: str, model: ServedModelDep) -> ModelCard:
+    served_model(model_id, model)  # 404 model_not_found for any other id
+    return _card(model, model_id)
 
 
 @router.post(

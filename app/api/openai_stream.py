@@ -21,8 +21,9 @@ from app.api.openai_schemas import (
 )
 from app.errors import EngineUnavailableError, error_body, openai_status, to_error
 from app.llm.types import TokenLogprob, Usage
-from app.service.completion import Completions, Finished, Piece
-from app.turns import Turn, TurnResult
+from app.service.completion import Completions, Finished
+from app.service.generation import Piece
+from app.service.turns import Turn, TurnResult
 
 
 def logprobs_of(items: list[TokenLogprob], model: Completions) -> list[TokenLogprobOut]:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
 
-from app.deps import AsyncStoreDep, CurrentUser, MemoryAdminDep, PersonasDep
+from app.deps import CurrentUser, MemoryAdminDep, PersonasDep
 from app.schemas import ERRORS, DbOffset, SessionCreate, SessionList, SessionOut, SessionPatch
 from app.service.memory_admin import SessionView
 from app.store.records import SessionRecord
@@ -46,11 +46,11 @@ async def create_session(
 @router.get("", response_model=SessionList)
 async def list_sessions(
     user: CurrentUser,
-    store: AsyncStoreDep,
+    admin: MemoryAdminDep,
     limit: int = Query(default=50, ge=1, le=500),
     offset: Annotated[DbOffset, Query()] = 0,
 ) -> SessionList:
-    records = await store.list_sessions(user.id, limit, offset)
+    records = await admin.list_sessions(user.id, limit, offset)
     return SessionList(sessions=[session_out(r) for r in records])
 
 

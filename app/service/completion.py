@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from app.chat import ChatService
 from app.errors import TooLargeError
-from app.llm.types import Chunk, Engine, GenerationParams, TokenLogprob, Usage
-from app.turns import TurnOptions, recent_replies
-
-# A streamed piece: its text and, when asked for, its tokens' log-probabilities.
-Piece = tuple[str, list[TokenLogprob] | None]
+from app.llm.types import Engine, TokenLogprob, Usage
+from app.service.chat import ChatService
+from app.service.generation import EngineReply
+from app.service.turns import TurnOptions, recent_replies
 
 
 @dataclass
@@ -35,51 +32,23 @@ class Finished:
     logprobs: list[TokenLogprob] | None = None  # when asked for
 
 
-class StatelessReply:
-    """A completion being generated: iterate `pieces()` once, then read `result()`."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        messages: list[dict[str, str]],
-        params: GenerationParams,
-        cache_key: str,
-    ) -> None:
-        self.engine, self.messages, self.params, self.cache_key = (
-            engine,
-            messages,
-            params,
-            cache_key,
-        )
-        self._want_logprobs = params.logprobs is not None
-        self._parts: list[str] = []
-        self._logprobs: list[TokenLogprob] = []
-        self._usage = Usage()
-        self._finish: str | None = None
-
-    async def pieces(self) -> AsyncIterator[Piece]:
-        chunk: Chunk
-        async for chunk in self.engine.stream(self.messages, self.params, cache_key=self.cache_key):
-            lp = chunk.logprobs if self._want_logprobs and chunk.logprobs else None
-            if chunk.text or lp:
-                self._parts.append(chunk.text)
-                self._logprobs.extend(lp or ())
-                yield chunk.text, lp
-            if chunk.finish_reason is not None:
-                self._usage, self._finish = chunk.usage or Usage(), chunk.finish_reason
+class StatelessReply(EngineReply):
+    """A completion being generated: iterate `pieces()` once, then read `result()`. The engine's
+    stream as it comes (`EngineReply` without a cut: the engine applies the client's stops);
+    nothing is stored."""
 
     async def result(self) -> Finished:
-        lp = self._logprobs if self._want_logprobs else None
-        return Finished("".join(self._parts), self._usage, self._finish, lp)
+        lp = self.logprobs if self.want_logprobs else None
+        return Finished(self.text, self.usage or Usage(), self.finish, lp)
 
 
-class Completions:
-    """One per request: it holds the chat service and the engine, nothing of its own."""
+class ServedModel:
+    """The model, as the OpenAI routes describe and check it (`GET /v1/models`): one per
+    request, it holds the engine and nothing of its own."""
 
-    def __init__(self, chat: ChatService, engine: Engine) -> None:
-        self.chat, self.engine = chat, engine
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
-    # -- the model, as the OpenAI routes describe and check it ---------------------------------
     @property
     def model_id(self) -> str:
         return self.engine.model_id
@@ -112,6 +81,14 @@ class Completions:
         cannot be used); in a thread: the first one builds llguidance's tokenizer, ~0.25 s."""
         local: Any = self.engine  # an engine that supports_json_schema can check one
         await asyncio.to_thread(local.check_json_schema, schema)
+
+
+class Completions(ServedModel):
+    """One per request: it holds the chat service and the engine, nothing of its own."""
+
+    def __init__(self, chat: ChatService, engine: Engine) -> None:
+        super().__init__(engine)
+        self.chat = chat
 
     # -- a completion ---------------------------------------------------------------------------
     def check_max_tokens(self, max_tokens: int | None) -> None:

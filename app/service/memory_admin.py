@@ -17,20 +17,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.chat import ChatService
 from app.config import Settings
 from app.errors import InvalidFieldError, NotFoundError
 from app.personas.catalog import PersonaCatalog, UserPersonas
 from app.recall_guard import describe
+from app.service.chat import ChatService
 from app.service.store import AsyncStore
 from app.session_memory import SessionMemory, session_info, split_budget, validate_memory
-from app.store.records import SessionRecord
+from app.store.records import MessageRecord, SessionRecord
 from app.store.transfer import parse_export
 from memory import registry, user_edits
 from memory.lore.errors import LoreError
 from memory.lore.model import LoreBook
 from memory.recall import recallable
-from memory.types import MemoryState, PinnedFact, StoredMessage
+from memory.types import Context, MemoryState, PinnedFact, StoredMessage
 
 
 def user_fact(text: str, fact_id: str | None = None) -> PinnedFact:
@@ -109,6 +109,24 @@ class MemoryAdmin:
         # brought up to date before her greeting and first reply read them
         await self.memory.relationships.refresh_gists(user_id, persona.id, exclude=record.id)
         return await self._with_greeting(record, personas)
+
+    async def list_sessions(
+        self, user_id: str, limit: int = 50, offset: int = 0
+    ) -> list[SessionRecord]:
+        return await self.store.list_sessions(user_id, limit, offset)
+
+    async def messages_page(
+        self, user_id: str, session_id: str, limit: int, before: int | None = None
+    ) -> tuple[list[MessageRecord], bool]:
+        """The session's last `limit` messages (with id < `before`), oldest first, and whether
+        older ones remain."""
+        records = await self.store.list_messages(user_id, session_id, limit + 1, before)
+        has_more = len(records) > limit
+        return (records[-limit:] if has_more else records), has_more
+
+    async def stored_context(self, user_id: str, session_id: str, message_id: int) -> Context:
+        """The Context that produced the stored reply `message_id`."""
+        return await self.store.get_context(user_id, session_id, message_id)
 
     async def get_session(
         self, user_id: str, session_id: str, personas: UserPersonas

@@ -9,13 +9,21 @@ that is missing here is added here, with the `Store` signature.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
+from app.store.locks import TurnLock
 from app.store.lore import LoreBookRecord
-from app.store.records import MessageRecord, SessionRecord
+from app.store.records import (
+    MessageRecord,
+    MessageStatus,
+    NewMessage,
+    SessionRecord,
+    UserRecord,
+)
 from app.store.relationships import RelationshipRecord, ScopeHistory
-from app.store.repo import Store
+from app.store.repo import LOCAL_USER, Store
 from memory.relationship import RelationshipState
 from memory.types import Context, MemoryScope, MemoryState, StoredMessage
 
@@ -25,6 +33,13 @@ class AsyncStore:
 
     def __init__(self, store: Store) -> None:
         self.sync = store  # for the code that already runs in a thread
+
+    # -- users and startup --------------------------------------------------------------------
+    async def get_or_create_user(self, name: str = LOCAL_USER) -> UserRecord:
+        return await asyncio.to_thread(self.sync.get_or_create_user, name)
+
+    async def recover_pending(self, now: datetime | None = None, *, alone: bool = False) -> int:
+        return await asyncio.to_thread(lambda: self.sync.recover_pending(now, alone=alone))
 
     # -- sessions ----------------------------------------------------------------------------
     async def create_session(
@@ -106,6 +121,42 @@ class AsyncStore:
     ) -> list[MessageRecord]:
         return await asyncio.to_thread(self.sync.list_messages, user_id, session_id, limit, before)
 
+    async def add_messages(
+        self,
+        user_id: str,
+        session_id: str,
+        messages: Sequence[NewMessage],
+        context_id: str | None = None,
+    ) -> list[MessageRecord]:
+        return await asyncio.to_thread(
+            self.sync.add_messages, user_id, session_id, messages, context_id
+        )
+
+    async def update_message(
+        self,
+        user_id: str,
+        session_id: str,
+        message_id: int,
+        *,
+        content: str | None = None,
+        tokens: int | None = None,
+        status: MessageStatus | None = None,
+        context_id: str | None = None,
+        usage: dict[str, int] | None = None,
+    ) -> MessageRecord:
+        return await asyncio.to_thread(
+            lambda: self.sync.update_message(
+                user_id,
+                session_id,
+                message_id,
+                content=content,
+                tokens=tokens,
+                status=status,
+                context_id=context_id,
+                usage=usage,
+            )
+        )
+
     async def history(self, user_id: str, session_id: str) -> list[StoredMessage]:
         return await asyncio.to_thread(self.sync.history, user_id, session_id)
 
@@ -133,6 +184,17 @@ class AsyncStore:
 
     async def get_context(self, user_id: str, session_id: str, message_id: int) -> Context:
         return await asyncio.to_thread(self.sync.get_context, user_id, session_id, message_id)
+
+    async def save_context(
+        self, user_id: str, session_id: str, context: Context, message_id: int | None = None
+    ) -> Context:
+        return await asyncio.to_thread(
+            self.sync.save_context, user_id, session_id, context, message_id
+        )
+
+    # -- turn locks --------------------------------------------------------------------------
+    async def acquire_turn_lock(self, session_id: str, wait_seconds: float) -> TurnLock | None:
+        return await asyncio.to_thread(self.sync.acquire_turn_lock, session_id, wait_seconds)
 
     # -- relationships and scopes ------------------------------------------------------------
     async def get_relationship(self, user_id: str, persona_id: str) -> RelationshipState:

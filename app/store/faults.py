@@ -1,6 +1,6 @@
 """Database failures that are the world's, not a bug: a full disk, a database that went away.
 The service answers them with a clear status (app/errors.py) instead of a 500, and keeps what
-it could not write yet (app/reply_store.py) instead of dropping it.
+it could not write yet (app/service/reply_store.py) instead of dropping it.
 """
 
 from __future__ import annotations

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from support.server import make_settings
 
-from app.chat import ChatService
 from app.errors import InvalidFieldError, TooLargeError
 from app.llm.types import ChatMessage, Chunk, GenerationParams, TokenLogprob, Usage
 from app.personas.catalog import PersonaCatalog
+from app.service.chat import ChatService
 from app.service.completion import Completions
+from app.service.turns import TurnOptions
 from app.store.repo import Store
-from app.turns import TurnOptions
 
 
 class FakeEngine:

@@ -22,9 +22,9 @@ from typing import Any
 
 from app.errors import SessionBusyError
 from app.llm.types import FinishReason, GenerationParams, Usage
+from app.service.store import AsyncStore
 from app.store.locks import TurnLock
 from app.store.records import MessageRecord
-from app.store.repo import Store
 from memory.types import Context
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ class TurnGuard:
 
     @classmethod
     async def acquire(
-        cls, locks: SessionLocks, store: Store, session_id: str, wait_seconds: float
+        cls, locks: SessionLocks, store: AsyncStore, session_id: str, wait_seconds: float
     ) -> TurnGuard:
         """Both locks, within `wait_seconds` in all; SessionBusyError (409) otherwise. The
         in-process lock comes first, so a replica holds at most one store lock (and one
@@ -241,7 +241,7 @@ class TurnGuard:
         local = await locks.acquire(session_id, wait_seconds)
         try:
             left = max(deadline - time.monotonic(), 0.0)
-            shared = await asyncio.to_thread(store.acquire_turn_lock, session_id, left)
+            shared = await store.acquire_turn_lock(session_id, left)
         except BaseException:
             local.release()
             raise

@@ -4,20 +4,19 @@ the turn in the background.
 
 Turns of one session are serialized by a per-session lock held from assembling to committing
 the reply, so two concurrent posts give two complete, ordered turns: an in-process lock, plus the
-store's turn lock so that API replicas sharing one database serialize too (app/turns.py
-TurnGuard). The reply is generated in
-its own task (app/turns.py): a client that leaves cancels it, and the task stores what was
-produced as `interrupted`. While it streams, the text so far is checkpointed onto the pending row
-every MEMENTO_REPLY_CHECKPOINT_SECONDS, so that even a kill -9 keeps most of it.
+store's turn lock so that API replicas sharing one database serialize too (app/service/turns.py
+TurnGuard). The reply is generated in its own task (app/service/turns.py): a client that leaves
+cancels it, and the task stores what was produced as `interrupted`. While it streams, the text
+so far is checkpointed onto the pending row every MEMENTO_REPLY_CHECKPOINT_SECONDS, so that even
+a kill -9 keeps most of it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from app.config import Settings
@@ -26,12 +25,10 @@ from app.llm.stops import ReplyCut, label_stops
 from app.llm.types import Engine, FinishReason, GenerationParams, Usage
 from app.personas.catalog import PersonaCatalog
 from app.personas.model import Persona
-from app.reply_store import write_when_possible
-from app.session_memory import SessionMemory
-from app.store.faults import store_fault
-from app.store.records import MessageRecord, MessageStatus, NewMessage, Role, SessionRecord
-from app.store.repo import Store
-from app.turns import (
+from app.service.generation import EngineReply, context_speakers, role_stops
+from app.service.reply_store import write_when_possible
+from app.service.store import AsyncStore
+from app.service.turns import (
     PENALTY_REPLIES,
     ReplyCheckpoints,
     SessionLocks,
@@ -41,25 +38,14 @@ from app.turns import (
     TurnResult,
     recent_replies,
 )
+from app.session_memory import SessionMemory
+from app.store.faults import store_fault
+from app.store.records import MessageRecord, MessageStatus, NewMessage, Role, SessionRecord
+from app.store.repo import Store
 from app.warmup import NextTurnWarmer
-from memory.speakers import speakers_in
 from memory.types import Context
 
 log = logging.getLogger(__name__)
-
-
-def role_stops(persona: Persona) -> tuple[str, ...]:
-    """Where a reply that starts speaking for someone else ends. Recalled turns reach the model
-    as "user: ..." / "assistant: ..." lines and the persona's example dialogue as "아빠: ...", so
-    a small model tends to go on with the transcript ("... episode. user: Do you have"): the
-    user's words are never hers to write (issue 12)."""
-    return ("\nuser:", " user: ", "\nassistant:", f"\n{persona.user_name}:")
-
-
-def context_speakers(persona: Persona, messages: Iterable[dict[str, str]]) -> tuple[str, ...]:
-    """Who speaks in what the engine sees: the persona, her user, and the speakers of recalled
-    or imported turns ("Caroline: ..."). The reply must not go on as one of them (issue 12)."""
-    return speakers_in((m["content"] for m in messages), (persona.user_name, persona.name))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +74,7 @@ class ChatService:
         recaller: Any = None,
     ) -> None:
         self.settings, self.engine, self.store, self.personas = settings, engine, store, personas
+        self.astore = AsyncStore(store)  # the store, awaitable: what the turn's steps call
         self.memory = SessionMemory(settings, engine, store, recaller)
         self.warmer = NextTurnWarmer(engine, self.memory, store, personas)
         if settings.warm_next_turn:
@@ -143,15 +130,15 @@ class ChatService:
         self.check_max_tokens(options.max_tokens)
         self.engine.check_capacity()  # 429 before anything is stored
         # 404 at once, not after waiting for the lock
-        await asyncio.to_thread(self.store.get_session, user_id, session_id)
+        await self.astore.get_session(user_id, session_id)
         guard = await self._guard(session_id)
         self.warmer.cancel(session_id)
         try:
             # re-read under the lock: the previous turn or a PATCH may have changed it
-            session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
+            session = await self.astore.get_session(user_id, session_id)
             persona = self.personas.session_persona(session)
             params = self.generation_params(persona, options)
-            history = await asyncio.to_thread(self.store.history, user_id, session_id)
+            history = await self.astore.history(user_id, session_id)
             said = recent_replies([(m.role, m.content) for m in history[-2 * PENALTY_REPLIES :]])
             params = dataclasses.replace(params, penalty_context=said)
             context = await self.memory.assemble(
@@ -162,8 +149,7 @@ class ChatService:
                 params, stop=tuple(dict.fromkeys((*params.stop, *label_stops(speakers))))
             )
             tokens = await asyncio.to_thread(self.count_message, "user", content)
-            message, reply = await asyncio.to_thread(
-                self.store.add_messages,
+            message, reply = await self.astore.add_messages(
                 user_id,
                 session_id,
                 [
@@ -171,9 +157,7 @@ class ChatService:
                     NewMessage(role="assistant", content="", status="pending"),
                 ],
             )
-            context = await asyncio.to_thread(
-                self.store.save_context, user_id, session_id, context, reply.id
-            )
+            context = await self.astore.save_context(user_id, session_id, context, reply.id)
             turn = Turn(
                 session_id=session_id,
                 message=message,
@@ -199,7 +183,7 @@ class ChatService:
         draft tells (app/warmup.py). Nothing is stored; an empty draft warms the head only."""
         self.check_length(content)
         self.check_max_tokens(max_tokens)
-        session = await asyncio.to_thread(self.store.get_session, user_id, session_id)  # 404
+        session = await self.astore.get_session(user_id, session_id)  # 404
         if not self.settings.warm_next_turn:
             return DraftOutcome(False, "warming is off (MEMENTO_WARM_NEXT_TURN)")
         if self.locks.get(session_id).locked():
@@ -213,7 +197,7 @@ class ChatService:
 
     async def _guard(self, session_id: str) -> TurnGuard:
         return await TurnGuard.acquire(
-            self.locks, self.store, session_id, self.settings.session_wait_seconds
+            self.locks, self.astore, session_id, self.settings.session_wait_seconds
         )
 
     def _settle(self, turn: Turn, session: SessionRecord, guard: TurnGuard) -> None:
@@ -225,8 +209,7 @@ class ChatService:
 
         async def interrupted() -> None:
             try:
-                await asyncio.to_thread(
-                    self.store.update_message,
+                await self.astore.update_message(
                     session.user_id,
                     session.id,
                     turn.reply.id,
@@ -243,41 +226,28 @@ class ChatService:
         self.store.save_partial_reply(session.user_id, session.id, reply_id, text, tokens)
 
     async def _generate(self, turn: Turn, session: SessionRecord, guard: TurnGuard) -> TurnResult:
-        parts: list[str] = []
-        usage: Usage | None = None
-        finish: FinishReason | None = None
         error: str | None = None
+        # cut at the stops and the transcript's speaker labels (app/service/generation.py)
+        engine_reply = EngineReply(
+            self.engine,
+            turn.context.to_messages(),
+            turn.params,
+            session.cache_key,
+            ReplyCut(turn.params.stop, turn.speakers),
+        )
+        parts = engine_reply.parts
         checkpoints = ReplyCheckpoints(
             parts,
             lambda text: self._checkpoint(session, turn.reply.id, text),
             self.settings.reply_checkpoint_seconds,
         )
-        # the engine stops there too; this cut holds for any engine (a remote one takes four
-        # stops at most), so neither the stream nor the stored reply speaks for the user
-        stopper = ReplyCut(turn.params.stop, turn.speakers)
-
-        def emit(text: str) -> None:
-            if text:
-                parts.append(text)
+        cancelled = False
+        try:
+            async for text, _ in engine_reply.pieces():
                 turn.push(text)
                 checkpoints.changed()
-
-        try:
-            stream = self.engine.stream(
-                turn.context.to_messages(), turn.params, cache_key=session.cache_key
-            )
-            async with contextlib.aclosing(stream) as chunks:
-                async for chunk in chunks:
-                    text, hit = stopper.feed(chunk.text)
-                    emit(text)
-                    if hit:
-                        finish, usage = "stop", chunk.usage
-                        break
-                    if chunk.finish_reason is not None:
-                        emit(stopper.flush())
-                        finish, usage = chunk.finish_reason, chunk.usage
         except asyncio.CancelledError:
-            finish = "cancelled"
+            cancelled = True
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()  # we handle it: store the partial reply below
@@ -286,14 +256,16 @@ class ChatService:
             error = str(exc) or type(exc).__name__
         finally:
             turn.end()
+        finish: FinishReason | None = "cancelled" if cancelled else engine_reply.finish
+        usage = engine_reply.usage
         status: MessageStatus = (
             "error" if error else ("interrupted" if finish == "cancelled" else "complete")
         )
         text = "".join(parts)
 
-        def final_write() -> MessageRecord:
-            tokens = self.count_message("assistant", text)
-            return self.store.update_message(
+        async def final_write() -> MessageRecord:
+            tokens = await asyncio.to_thread(self.count_message, "assistant", text)
+            return await self.astore.update_message(
                 session.user_id,
                 session.id,
                 turn.reply.id,
@@ -306,7 +278,7 @@ class ChatService:
 
         try:
             await checkpoints.close()
-            reply = await asyncio.to_thread(final_write)
+            reply = await final_write()
         except Exception as exc:
             if store_fault(exc) is not None:
                 # disk full or database away: the client hears why; the reply is written
@@ -364,10 +336,10 @@ class ChatService:
         """The Context `content` would get now; nothing generated or stored."""
         self.check_content(content)
         self.check_max_tokens(max_tokens)
-        session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
+        session = await self.astore.get_session(user_id, session_id)
         persona = self.personas.session_persona(session)
         params = self.generation_params(persona, TurnOptions(max_tokens=max_tokens))
-        history = await asyncio.to_thread(self.store.history, user_id, session_id)
+        history = await self.astore.history(user_id, session_id)
         return await self.memory.assemble(session, persona, history, content, params.max_tokens)
 
     # -- history import ------------------------------------------------------------------------
@@ -395,8 +367,8 @@ class ChatService:
         new = await asyncio.to_thread(counted)
         guard = await self._guard(session_id)
         try:
-            session = await asyncio.to_thread(self.store.get_session, user_id, session_id)
-            records = await asyncio.to_thread(self.store.add_messages, user_id, session_id, new)
+            session = await self.astore.get_session(user_id, session_id)
+            records = await self.astore.add_messages(user_id, session_id, new)
         finally:
             await asyncio.shield(guard.release())
         self.memory.observe_later(session, [r.to_stored() for r in records])

@@ -7,27 +7,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TypeVar
 
 from app.store.faults import store_fault
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 async def write_when_possible(
-    write: Callable[[], Any],
+    write: Callable[[], Awaitable[T]],
     what: str,
-    then: Callable[[Any], Awaitable[None] | None] | None = None,
+    then: Callable[[T], Awaitable[None] | None] | None = None,
     every: float = 2.0,
     attempts: int = 900,
 ) -> bool:
-    """Retry `write` (sync, run in a thread) every `every` seconds while the database's
-    environment refuses it, `attempts` times at most (30 min by default); then `then(result)`.
-    Whether it was written."""
+    """Retry `write` (awaited: its database call goes through AsyncStore, in a thread) every
+    `every` seconds while the database's environment refuses it, `attempts` times at most (30 min
+    by default); then `then(result)`. Whether it was written."""
     for _ in range(attempts):
         await asyncio.sleep(every)
         try:
-            result = await asyncio.to_thread(write)
+            result = await write()
         except Exception as exc:  # noqa: BLE001 - classified below
             if store_fault(exc) is None:
                 log.exception("gave up writing %s", what)

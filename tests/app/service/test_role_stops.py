@@ -10,12 +10,13 @@ import httpx
 import pytest
 from support.server import LiveServer, make_settings, sse_events
 
-from app.chat import ChatService, role_stops
 from app.llm.types import Chunk
 from app.personas.loader import load_personas
-from app.turns import TurnOptions
+from app.service.chat import ChatService
+from app.service.generation import role_stops
+from app.service.turns import TurnOptions
 
-PERSONAS = Path(__file__).resolve().parents[2] / "personas"
+PERSONAS = Path(__file__).resolve().parents[3] / "personas"
 
 
 def test_turns_stop_at_a_role_prefix_after_the_callers_own_stops(tmp_path: Path) -> None:

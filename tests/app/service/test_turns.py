@@ -1,6 +1,7 @@
 """ReplyCheckpoints (pure scheduling logic, so a recording `write` stands in for the store; the
-real store and server are in tests/app/store/test_repo.py, test_chat.py and test_crash.py):
-writes never overlap, never hold generation up, and none starts or lands after close()."""
+real store and server are in tests/app/store/test_repo.py, test_chat.py and
+tests/security/test_crash.py): writes never overlap, never hold generation up, and none starts
+or lands after close()."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from app.turns import ReplyCheckpoints, Turn
+from app.service.turns import ReplyCheckpoints, Turn
 
 
 class Recorder:
