@@ -19,13 +19,13 @@ import logging
 import time
 
 from app import periodic
-from app.store.repo import Store
+from app.service.store import AsyncStore
 
 log = logging.getLogger(__name__)
 
 
 class LeaseKeeper:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: AsyncStore) -> None:
         self.store = store
         self._task: asyncio.Task[None] | None = None
         self._renewed_at: float | None = None  # monotonic time of the last renewal
@@ -33,7 +33,7 @@ class LeaseKeeper:
 
     @property
     def period(self) -> float:
-        return self.store.lease_seconds / 3
+        return self.store.sync.lease_seconds / 3
 
     def start(self) -> None:
         self._renewed_at = time.monotonic()
@@ -45,9 +45,9 @@ class LeaseKeeper:
 
     async def tick(self) -> int:
         """Renew ours, sweep the abandoned; the number swept."""
-        await asyncio.to_thread(self.store.renew_leases)
+        await self.store.renew_leases()
         self._note_renewal(time.monotonic())
-        swept = await asyncio.to_thread(self.store.recover_pending)
+        swept = await self.store.recover_pending()
         if swept:
             log.info("marked %d reply(ies) whose instance stopped renewing as interrupted", swept)
         return swept
@@ -62,7 +62,7 @@ class LeaseKeeper:
                     "the machine is starved; if this recurs, raise MEMENTO_REPLY_LEASE_SECONDS "
                     "so that other replicas never take live replies for abandoned",
                     gap,
-                    self.store.lease_seconds,
+                    self.store.sync.lease_seconds,
                     self.period,
                 )
         self._renewed_at = now

@@ -210,7 +210,7 @@ async def _start(services: Services) -> None:
     services.memory_admin = MemoryAdmin(astore, services.chat, personas, settings)
     from app.leases import LeaseKeeper
 
-    services.leases = LeaseKeeper(store)
+    services.leases = LeaseKeeper(astore)
     services.leases.start()
     from app.heap import HeapTrimmer
 

@@ -38,6 +38,9 @@ class AsyncStore:
     async def get_or_create_user(self, name: str = LOCAL_USER) -> UserRecord:
         return await asyncio.to_thread(self.sync.get_or_create_user, name)
 
+    async def renew_leases(self) -> int:
+        return await asyncio.to_thread(self.sync.renew_leases)
+
     async def recover_pending(self, now: datetime | None = None, *, alone: bool = False) -> int:
         return await asyncio.to_thread(lambda: self.sync.recover_pending(now, alone=alone))
 

@@ -15,6 +15,7 @@ from sqlalchemy import update
 
 from app.config import Settings
 from app.leases import LeaseKeeper
+from app.service.store import AsyncStore
 from app.store.models import Message
 from app.store.repo import Store
 
@@ -111,7 +112,7 @@ def test_the_default_lease_sweeps_a_killed_instance_within_the_target() -> None:
 async def test_a_late_renewal_is_measured_and_logged(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
-    keeper = LeaseKeeper(store)
+    keeper = LeaseKeeper(AsyncStore(store))
     keeper._renewed_at = time.monotonic() - keeper.period  # on time: nothing said
     await keeper.tick()
     assert keeper.worst_gap >= keeper.period
