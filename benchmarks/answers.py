@@ -337,27 +337,33 @@ def run_planted(server: Server, errors: list[str]) -> dict[str, Asker]:
         sids = {label: sid for label, sid, _ in jobs}
         ids = jobs[0][2]
         for i, fact in enumerate(p.facts):
-            head = new = None
-            for label, sid in sids.items():
-                ctx, _ = api.context(sid, fact.question)
-                if ctx is None:
-                    continue
-                head, new = fixed_messages(ctx)
-                if label in ROWS:
-                    reply = asker.generate(label, fact.question, context_messages(ctx))
-                    asker.out.append(named(reply, fact.answer))
-            if head is None or new is None:
-                continue
-            if NO_MEMORY in ROWS:
-                reply = asker.generate(NO_MEMORY, fact.question, [*head, *new])
-                asker.out.append(named(reply, fact.answer))
-            if ORACLE in ROWS:
-                gold = [stored(ids[told[i]], msgs[told[i]])]
-                msgs_o = [*head, *oracle_part(gold, next(iter(sids.values()))), *new]
-                asker.out.append(named(asker.generate(ORACLE, fact.question, msgs_o), fact.answer))
+            for question in (fact.question, *fact.more):
+                ask_fact(asker, sids, question, fact.answer, stored(ids[told[i]], msgs[told[i]]))
         out[p.language] = asker
         print(f"[planted] {p.language}: asked", flush=True)
     return out
+
+
+def ask_fact(
+    asker: Asker, sids: dict[str, str], question: str, answer: str, gold: StoredMessage
+) -> None:
+    """One question about a planted fact, to every row: each strategy's session, no memory,
+    and the oracle (the telling turn alone as memory)."""
+    api, head, new = asker.api, None, None
+    for label, sid in sids.items():
+        ctx, _ = api.context(sid, question)
+        if ctx is None:
+            continue
+        head, new = fixed_messages(ctx)
+        if label in ROWS:
+            asker.out.append(named(asker.generate(label, question, context_messages(ctx)), answer))
+    if head is None or new is None:
+        return
+    if NO_MEMORY in ROWS:
+        asker.out.append(named(asker.generate(NO_MEMORY, question, [*head, *new]), answer))
+    if ORACLE in ROWS:
+        msgs_o = [*head, *oracle_part([gold], next(iter(sids.values()))), *new]
+        asker.out.append(named(asker.generate(ORACLE, question, msgs_o), answer))
 
 
 def named(r: Reply, answer: str) -> Reply:
@@ -419,7 +425,7 @@ def main() -> None:
                 pa = run_planted(server, errors)
                 askers.extend(pa.values())
                 sections.append(
-                    f"Planted facts (8 per language), budget {BUDGET}:\n\n"
+                    f"Planted facts (8 per language, each asked 3 ways), budget {BUDGET}:\n\n"
                     + planted_table({k: v.out for k, v in pa.items()}, ROWS)
                 )
         finally:

@@ -16,6 +16,9 @@ class Fact:
     reply: str  # Pippa's answer: it does not repeat the fact, so the told turn is what counts
     question: str  # asked later, in a new session, the way people ask
     answer: str  # the word the context must hold for the fact to be there at all
+    # other ways to ask it (benchmarks/answers.py asks them all: three replies per fact, so
+    # that one greedy flip is not the whole difference between two settings)
+    more: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ ENGLISH = Planted(
             "A kitten!! Send me pictures right now, I need to see that ear.",
             "What was the name of the cat we got?",
             "Mochi",
+            ("Do you remember what we called our new kitten?", "What's our cat's name again?"),
         ),
         Fact(
             "allergy",
@@ -52,6 +56,7 @@ ENGLISH = Planted(
             "Oh no, and you love shrimp! At least now we know why you felt sick last time.",
             "What did the doctor say I can't eat anymore?",
             "shellfish",
+            ("What am I allergic to?", "Which food has to stay off my plate now?"),
         ),
         Fact(
             "trip",
@@ -59,6 +64,7 @@ ENGLISH = Planted(
             "Yay! Bring me back some of those custard tarts, okay?",
             "Where are we going on holiday this summer?",
             "Lisbon",
+            ("Which city did I book flights to?", "Where are your mom and I travelling in June?"),
         ),
         Fact(
             "friend's name",
@@ -66,6 +72,10 @@ ENGLISH = Planted(
             "Two hours! You two must have had a lot to catch up on.",
             "What's the name of my university friend who phoned me?",
             "Dmitri",
+            (
+                "Who was the college roommate that called me?",
+                "Which old friend did I talk to for two hours?",
+            ),
         ),
         Fact(
             "job",
@@ -74,6 +84,10 @@ ENGLISH = Planted(
             "Dad!!! Congratulations, I'm so proud of you!",
             "What's my new job again?",
             "project manager",
+            (
+                "What position did I get at the bicycle company?",
+                "What am I going to work as starting next month?",
+            ),
         ),
         Fact(
             "favourite food",
@@ -82,6 +96,10 @@ ENGLISH = Planted(
             "Same! Nothing in the world is better than that.",
             "What's my all-time favourite dish?",
             "kimchi stew",
+            (
+                "What food could I eat every single day?",
+                "Which of grandma's dishes do I love most?",
+            ),
         ),
         Fact(
             "sister's city",
@@ -89,6 +107,7 @@ ENGLISH = Planted(
             "So pretty! We should go visit her someday.",
             "Where's my sister living now?",
             "Vancouver",
+            ("Which city did Hana move to?", "Where did my sister move?"),
         ),
         Fact(
             "car colour",
@@ -96,6 +115,10 @@ ENGLISH = Planted(
             "Ooh, fancy! No more embarrassing rental for you.",
             "What colour is my new car?",
             "green",
+            (
+                "What colour did I pick for the car?",
+                "Do you remember the colour of the car I picked up?",
+            ),
         ),
     ),
     filler=(
@@ -235,6 +258,7 @@ KOREAN = Planted(
             "완전 귀엽겠다! 사진 빨리 보여줘!",
             "고양이 이름이 뭐였지?",
             "나비",
+            ("우리 새로 데려온 고양이 이름 기억나?", "우리 고양이 이름이 뭐더라?"),
         ),
         Fact(
             "allergy",
@@ -242,6 +266,7 @@ KOREAN = Planted(
             "헐, 이제 과자 먹을 때 성분표 꼭 봐야겠다.",
             "의사가 나 뭐 먹으면 안 된다고 했지?",
             "땅콩",
+            ("아빠 무슨 알레르기 있다고 했지?", "병원 검사에서 나 뭐 알레르기라고 나왔더라?"),
         ),
         Fact(
             "trip",
@@ -249,6 +274,7 @@ KOREAN = Planted(
             "우와 좋겠다! 귤 많이 먹고 와.",
             "이번 여름에 우리 어디로 여행 가지?",
             "제주도",
+            ("엄마랑 6월에 어디 간다고 했지?", "비행기표 어디로 끊었다고 했더라?"),
         ),
         Fact(
             "friend's name",
@@ -256,6 +282,7 @@ KOREAN = Planted(
             "두 시간? 할 얘기가 엄청 많았나 보네!",
             "나한테 전화했던 대학 친구 이름이 뭐더라?",
             "민수",
+            ("두 시간 통화한 대학 동기 누구였지?", "갑자기 전화 온 내 친구 이름 기억나?"),
         ),
         Fact(
             "job",
@@ -263,6 +290,7 @@ KOREAN = Planted(
             "대박! 아빠 진짜 축하해!!",
             "아빠 새 직장에서 무슨 일 한다고 했지?",
             "편집장",
+            ("아빠 출판사에서 무슨 자리 맡는다고 했지?", "다음 달부터 아빠 무슨 일 해?"),
         ),
         Fact(
             "favourite food",
@@ -270,6 +298,10 @@ KOREAN = Planted(
             "인정! 그건 진짜 세상 최고야.",
             "내가 제일 좋아하는 음식이 뭐라고 했지?",
             "김치찌개",
+            (
+                "아빠가 매일 먹어도 안 질리는 음식이 뭐야?",
+                "할머니 음식 중에 내가 제일 좋아하는 게 뭐였지?",
+            ),
         ),
         Fact(
             "sister's city",
@@ -277,6 +309,7 @@ KOREAN = Planted(
             "우와 바다 뷰! 나중에 놀러 가자.",
             "내 여동생 요즘 어디 살아?",
             "부산",
+            ("고모 어디로 이사 갔다고 했지?", "내 여동생 이사 간 도시가 어디였더라?"),
         ),
         Fact(
             "car colour",
@@ -284,6 +317,7 @@ KOREAN = Planted(
             "오 멋있다! 이제 노란 렌터카는 안녕이네.",
             "아빠 새 차 무슨 색이었지?",
             "초록",
+            ("새로 받은 차 색깔 기억나?", "아빠 차 무슨 색으로 골랐다고 했지?"),
         ),
     ),
     filler=(

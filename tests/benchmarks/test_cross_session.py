@@ -120,7 +120,9 @@ def test_planted_answers_are_only_in_the_telling(p: Planted) -> None:
     others = [c for chat in planted_sessions(p) for r, c, f in chat if f is None]
     for fact in p.facts:
         assert fact.answer.lower() in fact.told.lower()
-        assert fact.answer.lower() not in fact.question.lower()
+        assert len(fact.more) == 2 and fact.question not in fact.more
+        for question in (fact.question, *fact.more):
+            assert fact.answer.lower() not in question.lower()
         assert not [c for c in others if fact.answer.lower() in c.lower()]
 
 
