@@ -23,12 +23,18 @@ import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
+from app import heap
 from memory.types import SessionInfo
 
 log = logging.getLogger(__name__)
 
 COLLECTION = "memento_turns"
 _BATCH = 256  # records per upsert; also bounded by the server's own max batch size
+# A read of at least this many vectors trims the heap as it ends (app/heap.py): embedded Chroma
+# peaks at ~10 KB of short-lived native memory per record returned, which glibc keeps resident
+# in the reading thread's arena (a recall scope's reload, 5,850 records: 60 MB); a trim costs
+# milliseconds, such a read hundreds.
+TRIM_AFTER_ROWS = 1000
 
 
 # Collections written before the embedder's name was stored hold MiniLM vectors: the only one.
@@ -241,6 +247,14 @@ class VectorIndex:
             )
 
     # -- reads --------------------------------------------------------------------------------
+    def _read_vectors(self, **get: Any) -> Any:
+        """collection.get(**get) in a worker thread; a large read then hands the native memory
+        it freed back to the OS (TRIM_AFTER_ROWS)."""
+        res = self.collection.get(**get)
+        if len(res["ids"]) >= TRIM_AFTER_ROWS:
+            heap.trim()
+        return res
+
     async def query(
         self,
         session: SessionInfo,
@@ -302,7 +316,7 @@ class VectorIndex:
                 return [], [], np.zeros((0, self.embedder.dim), np.float32)
             by_id = {"ids": [record_id(session.id, int(m)) for m in message_ids]}
         res = await asyncio.to_thread(
-            self.collection.get,
+            self._read_vectors,
             where=_scope(session),
             include=["metadatas", "documents", "embeddings"],
             **by_id,
@@ -330,7 +344,7 @@ class VectorIndex:
         ids = [s.id for s in sessions]
         where = {"$and": [{"user_id": user}, {"session_id": {"$in": ids}}]}
         res = await asyncio.to_thread(
-            self.collection.get, where=where, include=["metadatas", "documents", "embeddings"]
+            self._read_vectors, where=where, include=["metadatas", "documents", "embeddings"]
         )
         metas = res["metadatas"] or []
         docs = res["documents"] or []

@@ -107,7 +107,7 @@ def test_soak_resources_stay_flat(tmp_path: Path) -> None:
     # RSS is not flat, and is no leak: every stored message stays in bounded caches and the
     # index until their caps (measured for issue 15, per message: ~1 KB in the history cache,
     # ~0.9 KB of BM25 state and its 1.5 KB vector in the recall cache, 1-3 KB in embedded
-    # Chroma), 9-13 KB a turn; 3,000 turns measured +15.5 and +17.3 MB per 1,000 turns over the
-    # second half, the heap +11.9 of it (+19.5 in all before heap trimming, app/heap.py).
+    # Chroma), 9-13 KB a turn; 3,000 turns measured +22.1 MB per 1,000 turns over the second
+    # half, the heap +18.4 of it (+44.7 when recall kept 4 scope views, memory/recall.py).
     # The bound catches a leak of a request's worth per turn, not a slow one.
     assert report["rss_kb"] < 32 * 1024, report

@@ -160,3 +160,23 @@ def test_first_of_each_text_with_a_limit_is_the_same_prefix() -> None:
     assert len(whole) == 3
     for limit in range(1, 6):
         assert first_of_each_text(ranked, texts.__getitem__, limit) == whole[:limit]
+
+
+async def test_a_user_keeps_one_scope_view(tmp_path: Path) -> None:
+    # sessions of one user asking in turn (the soak run's 40): each asker's view holds the
+    # sessions the others' turns change, so it would never be fresh again; only the last
+    # asker's is kept, and other users' views stay
+    sessions = corpus(random.Random(7), 4)
+    infos = [SessionInfo(id=f"s{i}", user_id="u", persona_id="p") for i in range(4)]
+    vs = [SessionInfo(id=f"t{i}", user_id="v", persona_id="p") for i in range(2)]
+    r = HybridRecaller(VectorIndex.open(tmp_path, None, HashEmbedder()))
+    for info, msgs in [*zip(infos + vs, sessions + sessions[:2], strict=True)]:
+        await r.observe(info, msgs)
+    v_scope = [ScopeSession(session=vs[1], history=sessions[1])]
+    await r.recall(vs[0], "w1 dog", sessions[0], set(), 5, v_scope)
+    for asker in range(4):
+        scope = [
+            ScopeSession(session=infos[i], history=sessions[i]) for i in range(4) if i != asker
+        ]
+        await r.recall(infos[asker], "w1 dog", sessions[asker], set(), 5, scope)
+        assert sorted(r._views) == [("u", infos[asker].id), ("v", "t0")]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from app import heap
 from app.llm.worker import MLXWorker
+from memory import vector_index
 from memory.embeddings import MLXEmbedder
 from memory.types import SessionInfo
 from memory.vector_index import IndexRecord, VectorIndex
@@ -158,3 +160,25 @@ async def test_load_sessions_reads_several_sessions_of_one_user_only(
     assert vectors.shape == (2, embedder.dim)
     with pytest.raises(ValueError, match="one user"):
         await index.load_sessions([ALICE, BOB])
+
+
+async def test_a_large_vector_read_trims_the_heap(
+    tmp_path: Path, embedder: MLXEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a large read freed in its worker thread's arena goes back to the OS as it ends
+    # (app/heap.py); smaller reads leave it to the trimmer's minute
+    trims: list[int] = []
+    monkeypatch.setattr(heap, "trim", lambda: trims.append(1) or True)
+    monkeypatch.setattr(vector_index, "TRIM_AFTER_ROWS", 3)
+    index = VectorIndex.open(tmp_path, None, embedder)
+    await index.upsert(ALICE, records(TEXTS))
+    alice2 = SessionInfo(id="s-alice-2", user_id="alice", persona_id="daughter")
+    await index.upsert(alice2, records(TEXTS[:1], 50))
+    await index.load(alice2)
+    await index.load(ALICE, [1, 2])
+    await index.load_sessions([alice2])
+    assert trims == []
+    await index.load(ALICE)
+    assert len(trims) == 1
+    await index.load_sessions([ALICE, alice2])
+    assert len(trims) == 2
