@@ -64,9 +64,11 @@ def validate_params(params: GenerationParams) -> None:
 
 # Tokens a prompt prefills between chances for others to run, when others are waiting: by
 # background work (a warm-up, a summary's prompt) always, and by any prompt while other replies
-# are decoding. A turn waits at most about one such chunk (~0.1 s on 2 cores, SmolLM2-135M; a
-# 512-token chunk held a turn's first token up to 3 s, and every other stream's next token).
-SHARED_STEP = 128
+# are decoding. A turn waits at most about one such chunk. At a ~2,400-token offset (a recalling
+# strategy's prompt) on 2 cores, SmolLM2-135M, a chunk of 128 tokens took 0.66-0.73 s, of 64
+# 0.37 s at the same throughput (~190 tokens/s), of 32 0.23 s at 160 tokens/s
+# (benchmarks/prefill_chunks.py). A 512-token chunk had held a turn's first token up to 3 s.
+SHARED_STEP = 64
 
 
 class MLXEngine:
