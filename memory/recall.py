@@ -300,13 +300,12 @@ class HybridRecaller:
         stats = corpus or CorpusStats.of([own.st.bm25], query)
         weights = query_weights(own.st.bm25.terms, query, stats)
         owner = view.owner if view is not None else {}
+
+        def index_of(d: int) -> BM25:
+            return (own if d in own.pos else sources[owner[d] + 1]).st.bm25
+
         c = self.params.lexical_coverage
-        return {
-            d: 1
-            - c
-            + c * (own if d in own.pos else sources[owner[d] + 1]).st.bm25.matched(d, weights)
-            for d in hits
-        }
+        return {d: 1 - c + c * index_of(d).matched(d, weights) for d in hits}
 
     def _source(
         self, session: SessionInfo, history: Sequence[StoredMessage], exclude: set[int]
