@@ -23,6 +23,8 @@ MEMORY_TO_APP_ALLOWED = {
     ("memory.recall", "app.llm.worker"),
     ("memory.summarizer", "app.llm.types"),
     ("memory.types", "app.llm.types"),
+    # malloc_trim after a large read of the index (issue 15): a platform helper like app.blas
+    ("memory.vector_index", "app.heap"),
 }
 
 
