@@ -129,6 +129,8 @@ class DenseCache:
         self.ids: list[int] = []
         self.pos: dict[int, int] = {}
         self.version = 0  # bumped by every change (memory/scope.py rebuilds views on it)
+        # the rows' sum, kept as they change: their mean is what recall's centring takes off
+        self.total = np.zeros(dim, dtype=np.float64)
 
     @property
     def nbytes(self) -> int:
@@ -144,13 +146,17 @@ class DenseCache:
                     self.mat = np.concatenate([self.mat, np.zeros_like(self.mat)])
                 self.ids.append(mid)
                 self.pos[mid] = row
+            else:
+                self.total -= self.mat[row]
             self.mat[row] = vec
+            self.total += self.mat[row]
 
     def remove(self, mid: int) -> None:
         row = self.pos.pop(mid, None)
         if row is None:
             return
         self.version += 1
+        self.total -= self.mat[row]
         last = len(self.ids) - 1
         if row != last:  # move the last row into the hole
             self.mat[row] = self.mat[last]

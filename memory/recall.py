@@ -93,6 +93,10 @@ class RecallParams(BaseModel):
     # ranking's second, the telling turn (benchmarks/cross_session.py --parts planted).
     # 0: every hit counts whole.
     lexical_coverage: float = Field(default=0.25, ge=0.0, le=1.0)
+    # The query minus this multiple of the searched turns' mean vector: a turn near the mean
+    # (small talk like "그래서 어떻게 됐어?", "Okay okay, got it!") is near every query and
+    # crowded the top; centring ranks by what sets a turn apart. 0: plain cosine.
+    dense_centring: float = Field(default=0.5, ge=0.0, le=4.0)
 
     def fusion_weights(self, query: str, embedder_cjk: float = 0.0) -> tuple[float, float]:
         """(dense, lexical) weights of the fusion for `query`: RecallParams' own unless the
@@ -109,6 +113,25 @@ class RecallParams(BaseModel):
         a share of them says how the question was spelled, not what it asks (Korean planted
         facts 8/8 -> 5/8 with them counted)."""
         return self.lexical_coverage > 0 and cjk_share(query) < CJK_QUERY_SHARE
+
+
+CENTRING_RAMP = 64  # turns searched at which centring counts half
+
+
+def _centred(
+    query: np.ndarray, c: float, own: DenseCache | None, view: ScopeView | None
+) -> np.ndarray:
+    """`query` minus c times the mean of every vector searched (the session's and the scope
+    view's alike, so that their scores stay comparable)."""
+    total, n = np.zeros_like(query, dtype=np.float64), 0
+    if own is not None:
+        total, n = total + own.total, n + len(own.ids)
+    if view is not None:
+        total, n = total + view.vec_sum, n + len(view.vec_ids)
+    # The mean of a few dozen turns is mostly those turns themselves: centring on it would
+    # push the telling turn away from its own question. It counts fully as turns add up.
+    c *= n / (n + CENTRING_RAMP)
+    return query if n == 0 else (query - c * total / n).astype(np.float32)
 
 
 class HybridRecaller:
@@ -254,6 +277,8 @@ class HybridRecaller:
                 )
             if embed is not None:
                 qvec = np.asarray((await embed)[0], dtype=np.float32)
+                if p.dense_centring:
+                    qvec = _centred(qvec, p.dense_centring, own.st.dense, view)
                 lists = []
                 if own.st.dense is not None:
                     lists.append(own.st.dense.top(qvec, p.dense_k, allowed))

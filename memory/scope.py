@@ -158,6 +158,7 @@ class ScopeView:
         self.vec_ids = np.fromiter(
             itertools.chain.from_iterable(d.ids for d in dense), np.int64, len(self.mat)
         )
+        self.vec_sum = sum((d.total for d in dense), np.zeros(dim, np.float64))
         # message id -> the source holding it (ids are unique across a user's sessions)
         self.owner = {d: i for i, s in enumerate(sources) for d in s.pos}
         self.row_ok = np.fromiter((d in self.owner for d in self.row_ids.tolist()), bool)

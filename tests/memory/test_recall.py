@@ -224,11 +224,52 @@ async def test_a_replica_adopts_vectors_another_one_stored(
 async def test_in_memory_scan_agrees_with_chroma(recaller: HybridRecaller) -> None:
     hist = conversation()
     await recaller.observe(ALICE, hist)
-    dense_only = HybridRecaller(recaller.index, RecallParams(lexical_k=0, neighbour_weights=()))
+    # plain cosine, as Chroma ranks: no centring on the turns' mean
+    plain = RecallParams(lexical_k=0, neighbour_weights=(), dense_centring=0)
+    dense_only = HybridRecaller(recaller.index, plain)
     query = "a trip abroad for a tech event"
     ours = await dense_only.recall(ALICE, query, hist, set(), 5)
     chroma = [i for i, _ in await recaller.index.query(ALICE, query, k=5)]
     assert ours == chroma
+
+
+class TableEmbedder:
+    """Vectors by text, as a test lays them out (unlisted texts: the small-talk direction)."""
+
+    name, dim = "table-test", 3
+
+    def __init__(self, table: dict[str, Sequence[float]]) -> None:
+        self.table = table
+
+    def _vec(self, text: str) -> list[float]:
+        v = np.asarray(self.table.get(text, (1.0, 0.0, 0.0)), dtype=np.float64)
+        return (v / np.linalg.norm(v)).tolist()
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        # indexed documents carry their date ("[8 May 2023] text"): the text decides
+        return [self._vec(t.split("] ", 1)[-1]) for t in texts]
+
+    async def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
+        return [self._vec(t) for t in texts]
+
+
+async def test_centring_lifts_the_telling_turn_over_small_talk(tmp_path: Path) -> None:
+    # 100 small-talk turns share one direction, as "Okay, got it!"-like turns crowd together;
+    # the question leans that way too (it is chat), but only the fact answers it
+    fact, query = "I am allergic to buckwheat.", "What am I allergic to?"
+    embedder = TableEmbedder({fact: (0.3, 1.0, 0.0), query: (1.0, 0.6, 0.0)})
+    hist = history([f"small talk {i}" for i in range(100)] + [fact])
+    index = VectorIndex.open(tmp_path, None, embedder)
+
+    def dense_only(centring: float) -> HybridRecaller:
+        params = RecallParams(lexical_k=0, neighbour_weights=(), dense_centring=centring)
+        return HybridRecaller(index, params)
+
+    plain, centred = dense_only(0.0), dense_only(1.0)
+    await plain.observe(ALICE, hist)
+    await centred.observe(ALICE, hist)
+    assert 101 not in await plain.recall(ALICE, query, hist, set(), 3)  # cosine: small talk
+    assert (await centred.recall(ALICE, query, hist, set(), 3))[0] == 101
 
 
 async def test_bad_arguments(recaller: HybridRecaller) -> None:
@@ -258,6 +299,8 @@ def test_dense_cache_put_replace_remove_top() -> None:
     assert 8 not in cache.pos and len(cache.ids) == 99
     assert top(eye[1], 1, set(range(1, 101))) == [7]
     assert top(eye[1], 1, set(range(1, 101)) - {7}) != [7]  # excluded rows never return
+    # the rows' sum follows every put, replacement and removal (recall centres on its mean)
+    np.testing.assert_allclose(cache.total, cache.mat[: len(cache.ids)].sum(axis=0), atol=1e-5)
 
 
 def test_spread_to_neighbours_respects_the_gap() -> None:

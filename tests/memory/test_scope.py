@@ -15,7 +15,7 @@ import pytest
 
 from memory.bm25 import CorpusStats, query_weights
 from memory.ranking import first_of_each_text, merge_top, rrf, spread_to_neighbours
-from memory.recall import HybridRecaller, RecallParams
+from memory.recall import CENTRING_RAMP, HybridRecaller, RecallParams
 from memory.types import ScopeSession, SessionInfo, StoredMessage
 from memory.vector_index import VectorIndex
 
@@ -89,6 +89,11 @@ def reference(
     )
     if p.dense_k:
         q = np.asarray(HashEmbedder()._vec(query), dtype=np.float32)
+        # centred on the mean of every vector searched, summed here from the matrices
+        mats = [st.dense.mat[: len(st.dense.ids)] for st, *_ in srcs if st.dense is not None]
+        n = sum(len(m) for m in mats)
+        mean = sum(m.astype(np.float64).sum(axis=0) for m in mats) / n
+        q = (q - p.dense_centring * n / (n + CENTRING_RAMP) * mean).astype(np.float32)
         lists = [st.dense.top(q, p.dense_k, ok) for st, _, _, ok in srcs if st.dense is not None]
         rankings.append((merge_top(lists, p.dense_k), p.dense_weight))
     fused = rrf(rankings, p.rrf_k, [coverage])
