@@ -58,8 +58,8 @@ __all__ = [
     "terms",
 ]
 
-# Scope views kept (each a copy of its sessions' vectors: 15 MB at 10k turns): a few users
-# asking at once, one view each; another asker rebuilds its own in ~10 ms at 10k turns.
+# Scope views kept (each their sessions' ids and masks, ~80 B a turn; the vectors are the
+# sessions' own): a few users asking at once, one view each; another asker rebuilds its own.
 MAX_VIEWS = 4
 
 
@@ -126,7 +126,7 @@ def _centred(
     total, n = np.zeros_like(query, dtype=np.float64), 0
     if own is not None:
         total, n = total + own.total, n + len(own.ids)
-    if view is not None:
+    if view is not None and view.vec_sum is not None:
         total, n = total + view.vec_sum, n + len(view.vec_ids)
     # The mean of a few dozen turns is mostly those turns themselves: centring on it would
     # push the telling turn away from its own question. It counts fully as turns add up.
@@ -168,7 +168,7 @@ class HybridRecaller:
 
     def _evict(self) -> None:
         """LRU by bytes (after a cache grew); an evicted session reloads from the index. Scope
-        views (copies of their sessions' vectors) go first, all but the newest."""
+        views go first, all but the newest."""
         total = sum(s.nbytes for s in self._sessions.values())
         total += sum(v.nbytes for v in self._views.values())
         while len(self._views) > 1 and total > self.max_cache_bytes:
@@ -195,7 +195,7 @@ class HybridRecaller:
         # out of this process's search first: if the index then fails, nothing here finds them
         key = (session.user_id, session.id)
         for seen in [k for k in self._views if k[0] == session.user_id]:
-            del self._views[seen]  # copies of the forgotten turns' vectors
+            del self._views[seen]  # they hold the forgotten turns' vectors (as lent)
         forget_text_keys()  # and the texts' dedupe keys
         st = self._sessions.pop(key, None) if message_ids is None else self._sessions.get(key)
         if message_ids is not None and st is not None:
@@ -346,8 +346,8 @@ class HybridRecaller:
         view = self._views.get(key)
         if view is None or not view.fresh(scope):
             # and the user's other askers' views: each (usually) holds the sessions this
-            # asker's turns change, so none would be fresh when asked again; kept, each was a
-            # copy of the user's vectors for nothing (3 of the soak run's 4)
+            # asker's turns change, so none would be fresh when asked again; kept, each held
+            # its ids, masks and lent matrices for nothing (3 of the soak run's 4)
             for seen in [k for k in self._views if k[0] == asker.user_id]:
                 del self._views[seen]
             view = self._views[key] = ScopeView(scope)

@@ -2,10 +2,11 @@
 
 A scope of 100 sessions x 100 turns holds as many turns as one session of 10,000, but searched
 session by session it paid ~100 small numpy calls per ranking plus Python glue per session
-(issue 19). `ScopeView` concatenates the scope's BM25 rows and vectors once and scores them in
-one pass; it is rebuilt only when one of those sessions changed (they are the asker's other,
-mostly ended, sessions), and ranks exactly as the per-session search merged by `merge_top`
-did: the same float operations per row, the same (-score, id) order.
+(issue 19). `ScopeView` concatenates the scope's BM25 rows once and scores them in one pass,
+and its vectors where they lie (DenseCache.rows, no copy) into one score array; it is rebuilt
+only when one of those sessions changed (they are the asker's other, mostly ended, sessions),
+and ranks exactly as the per-session search merged by `merge_top` did: the same float
+operations per row, the same (-score, id) order.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ ROLES = ("user", "assistant")
 # A turn's lexical state (BM25 postings, id -> text maps, history view) besides its vector:
 # tracemalloc over the soak run measured ~0.9 KB for a turn of ~55 characters.
 TURN_BYTES = 1024
+OWNER_BYTES = 60  # an entry of ScopeView.owner (a dict of ints the sessions already hold)
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ def _top(scores: np.ndarray, ok: np.ndarray, ids: np.ndarray, k: int) -> list[tu
 
 class ScopeView:
     """The sessions of a memory scope (not the asker's own, which changes every turn) as one
-    BM25 row space and one vector matrix. Costs a copy of their vectors while it lives."""
+    BM25 row space and one vector space (their matrices, scored in one pass)."""
 
     def __init__(self, sources: Sequence[Source]) -> None:
         self.stamp = _stamp(sources)
@@ -149,16 +151,16 @@ class ScopeView:
             itertools.chain.from_iterable(ix.ids for ix in bm25), np.int64, sum(rows)
         )
         dense = [s.st.dense for s in sources if s.st.dense is not None and s.st.dense.ids]
-        dim = dense[0].mat.shape[1] if dense else 0
-        self.mat = (
-            np.concatenate([d.mat[: len(d.ids)] for d in dense])
-            if dense
-            else np.zeros((0, dim), np.float32)
-        )
+        # each session's vectors where they are, not concatenated: a copy held the scope's
+        # vectors twice (1.5 KB an E5 turn), and was made again each time one of them changed
+        self.mats = [d.rows() for d in dense]
         self.vec_ids = np.fromiter(
-            itertools.chain.from_iterable(d.ids for d in dense), np.int64, len(self.mat)
+            itertools.chain.from_iterable(d.ids for d in dense),
+            np.int64,
+            sum(len(m) for m in self.mats),
         )
-        self.vec_sum = sum((d.total for d in dense), np.zeros(dim, np.float64))
+        # their sum (recall centres the query on the mean of all it searches); None: no vectors
+        self.vec_sum = np.sum([d.total for d in dense], axis=0) if dense else None
         # message id -> the source holding it (ids are unique across a user's sessions)
         self.owner = {d: i for i, s in enumerate(sources) for d in s.pos}
         self.row_ok = np.fromiter((d in self.owner for d in self.row_ids.tolist()), bool)
@@ -168,7 +170,9 @@ class ScopeView:
 
     @property
     def nbytes(self) -> int:
-        return int(self.mat.nbytes)
+        """What the view holds of its own (the vectors it scores are its sessions')."""
+        arrays = (self.lengths, self.row_ids, self.vec_ids, self.row_ok, self.vec_ok)
+        return sum(int(a.nbytes) for a in arrays) + OWNER_BYTES * len(self.owner)
 
     def fresh(self, sources: Sequence[Source]) -> bool:
         """Whether the view still shows exactly these sessions as they are now."""
@@ -241,6 +245,11 @@ class ScopeView:
 
     def dense_top(self, query: np.ndarray, k: int, ok: np.ndarray) -> list[tuple[int, float]]:
         """DenseCache.top over the whole view (einsum, not `@`: see DenseCache.top)."""
-        if not len(self.mat):
+        if not len(self.vec_ids):
             return []
-        return _top(np.einsum("ij,j->i", self.mat, query), ok, self.vec_ids, k)
+        scores = np.empty(len(self.vec_ids), np.float32)
+        start = 0
+        for mat in self.mats:  # the arithmetic of DenseCache.top, row for row
+            np.einsum("ij,j->i", mat, query, out=scores[start : start + len(mat)])
+            start += len(mat)
+        return _top(scores, ok, self.vec_ids, k)

@@ -303,6 +303,35 @@ def test_dense_cache_put_replace_remove_top() -> None:
     np.testing.assert_allclose(cache.total, cache.mat[: len(cache.ids)].sum(axis=0), atol=1e-5)
 
 
+def test_dense_cache_is_sized_to_a_load_and_grows_by_a_quarter() -> None:
+    # doubling left up to half of a matrix empty (the soak run's 40 sessions doubled at once)
+    cache = DenseCache(dim=4)
+    cache.put(list(range(1000)), np.ones((1000, 4), np.float32))  # a session loaded
+    assert cache.nbytes == 1000 * 4 * 4
+    cache.put([1000], np.ones((1, 4), np.float32))
+    assert cache.nbytes == 1250 * 4 * 4
+
+
+def test_dense_cache_rows_lent_out_never_change() -> None:
+    # a scope view scores the sessions' rows where they lie (memory/scope.py), not a copy
+    eye = np.eye(3, dtype=np.float32)
+    cache = DenseCache(dim=3)
+    cache.put([1, 2, 3], eye)
+    lent = cache.rows()
+    cache.put([4], eye[:1])  # past the lent rows: no copy needed
+    assert np.shares_memory(lent, cache.mat)
+    cache.put([2], eye[:1])  # replaced
+    cache.remove(1)  # the last row moves into the hole
+    cache.put([5], eye[2:])
+    assert np.array_equal(lent, eye)
+    assert not np.shares_memory(lent, cache.mat)
+    assert [d for d, _ in cache.top(eye[0], 2, {2, 3, 4, 5})] in ([2, 4], [4, 2])
+    lent = cache.rows()
+    cache.remove(5)  # the last row: the next put writes where the lent one's last row is
+    cache.put([6], eye[1:2])
+    assert np.array_equal(lent[-1], eye[2])
+
+
 def test_spread_to_neighbours_respects_the_gap() -> None:
     turns = history(["a", "b", "c"]) + history(["d", "e"], first_id=4, start=DAY2)
     out = spread_to_neighbours({3: 1.0}, turns, (0.5, 0.25), max_gap_s=3600)

@@ -185,3 +185,22 @@ async def test_a_user_keeps_one_scope_view(tmp_path: Path) -> None:
         ]
         await r.recall(infos[asker], "w1 dog", sessions[asker], set(), 5, scope)
         assert sorted(r._views) == [("u", infos[asker].id), ("v", "t0")]
+
+
+async def test_a_scope_view_scores_the_sessions_vectors_where_they_lie(tmp_path: Path) -> None:
+    # a copy held the scope's vectors twice (1.5 KB an E5 turn), made again whenever one of its
+    # sessions changed: every turn of a user going round their sessions (the soak run)
+    sessions = corpus(random.Random(3), 5)
+    infos = [SessionInfo(id=f"s{i}", user_id="u", persona_id="p") for i in range(5)]
+    r = HybridRecaller(VectorIndex.open(tmp_path, None, HashEmbedder()))
+    for info, msgs in zip(infos, sessions, strict=True):
+        await r.observe(info, msgs)
+    scope = [
+        ScopeSession(session=i, history=h) for i, h in zip(infos[1:], sessions[1:], strict=True)
+    ]
+    await r.recall(infos[0], "w1 dog", sessions[0], set(), 5, scope)
+    view = r._views[("u", "s0")]
+    for info in infos[1:]:
+        dense = r._sessions[("u", info.id)].dense
+        assert dense is not None
+        assert any(np.shares_memory(m, dense.mat) for m in view.mats)
