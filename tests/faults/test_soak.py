@@ -7,9 +7,11 @@ E5 embedder, SQLite, embedded Chroma, hybrid recall). Opt-in: `make chaos`.
 MEMENTO_SOAK_TURNS (default 2000) and MEMENTO_SOAK_SESSIONS (default 40) size the run; the
 server's own MEMENTO_* settings pass through (MEMENTO_HISTORY_CACHE_MESSAGES and
 MEMENTO_RECALL_CACHE_MB: caps small enough to fill during the warm-up show RSS flat), and
-MEMENTO_SOAK_CHROMA=server puts the vectors in a `chroma run` of their own instead of embedded
-Chroma (its process not measured). The samples are written to tests/artifacts/soak.json and
-the slopes printed."""
+MEMENTO_SOAK_SCOPE (default persona: every turn recalls from all the user's sessions, which
+caps below that scope reload every turn; session: each its own) sets the sessions' memory scope,
+and MEMENTO_SOAK_CHROMA=server puts the vectors in a `chroma run` of their own instead of embedded
+Chroma (its process not measured). The samples are written to tests/artifacts/soak.json (or
+MEMENTO_SOAK_OUT, for runs side by side) and the slopes printed."""
 
 from __future__ import annotations
 
@@ -71,6 +73,7 @@ def vector_server(path: Path) -> Iterator[str]:
 def test_soak_resources_stay_flat(tmp_path: Path) -> None:
     turns = int(os.environ.get("MEMENTO_SOAK_TURNS", "2000"))
     n_sessions = int(os.environ.get("MEMENTO_SOAK_SESSIONS", "40"))
+    scope = os.environ.get("MEMENTO_SOAK_SCOPE", "persona")
     every = max(1, turns // 40)
     with FakeModelServer("ok") as upstream, vector_server(tmp_path / "chroma") as chroma_url:
         server = ServerProcess(
@@ -91,7 +94,10 @@ def test_soak_resources_stay_flat(tmp_path: Path) -> None:
                 sids = [
                     http.post(
                         "/v1/sessions",
-                        json={"persona": "assistant", "memory": {"strategy": "hybrid"}},
+                        json={
+                            "persona": "assistant",
+                            "memory": {"strategy": "hybrid", "scope": scope},
+                        },
                     ).json()["id"]
                     for _ in range(n_sessions)
                 ]
@@ -116,14 +122,15 @@ def test_soak_resources_stay_flat(tmp_path: Path) -> None:
         finally:
             server.terminate()
     assert stored == 2 * turns  # every acknowledged message kept, none pending or lost
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "soak.json").write_text(json.dumps(samples, indent=1))
+    out = Path(os.environ.get("MEMENTO_SOAK_OUT", ARTIFACTS / "soak.json"))
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(samples, indent=1))
     warm = samples[len(samples) // 2 :]  # after a warm-up of half the run
     xs = [s["turns"] for s in warm]
     keys = ("rss_kb", "anon_kb", "file_kb", "fds", "threads")
     report = {key: slope(xs, [s[key] for s in warm]) * 1000 for key in keys}
     print(
-        f"\nsoak: {turns} turns, {n_sessions} sessions, history cache "
+        f"\nsoak: {turns} turns, {n_sessions} sessions (scope {scope}), history cache "
         f"{os.environ.get('MEMENTO_HISTORY_CACHE_MESSAGES', 'default')} messages, recall cache "
         f"{os.environ.get('MEMENTO_RECALL_CACHE_MB', 'default')} MB, Chroma "
         f"{'server' if chroma_url else 'embedded'}; per 1,000 turns after warm-up: "
