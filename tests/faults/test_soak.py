@@ -141,13 +141,11 @@ def test_soak_resources_stay_flat(tmp_path: Path) -> None:
     )
     assert max(s["fds"] for s in warm) - min(s["fds"] for s in warm) <= 8
     assert max(s["threads"] for s in warm) - min(s["threads"] for s in warm) <= 4
-    # RSS is not flat, and is no leak: every stored message stays in bounded caches and the
-    # index until their caps (measured for issue 15, per message: ~1.2 KB in the history
-    # cache, ~0.75 KB of BM25 state and its 1.5 KB vector in the recall cache, ~2.5 KB in
-    # embedded Chroma, whose index has no cap). 3,000 turns measured +12.6 and +12.7 MB per
-    # 1,000 turns over the second half, 6,000 turns +11.9: a constant rate (+21.1 to +26.7
-    # while recall's scope view copied the user's vectors every turn, memory/scope.py). The
-    # heap trim once a minute makes RSS a saw (drops of 10-40 MB): a 2,000-turn run whose
-    # second half starts at a drop measured +24.4. The bound catches a leak of a request's
-    # worth per turn, not a slow one.
+    # RSS is not flat. Part of what grows is the stored data in bounded caches and the index
+    # (per message: ~1.2 KB in the history cache, ~0.75 KB of BM25 state and its 1.5 KB vector
+    # in the recall cache, ~2.5 KB in embedded Chroma, whose index has no cap), but not all:
+    # trimmed every second, 3,000 turns of scope `session` measured +15.5 MB per 1,000 turns
+    # over the second half with the default caps and +18.7 with the caches capped at 2,000
+    # messages and 8 MB (full by turn ~1,000), +15.0 with those caps and a Chroma server. The
+    # bound catches a leak of a request's worth per turn, not a slow one.
     assert report["rss_kb"] < 32 * 1024, report
