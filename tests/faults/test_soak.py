@@ -146,6 +146,6 @@ def test_soak_resources_stay_flat(tmp_path: Path) -> None:
     # in the recall cache, ~2.5 KB in embedded Chroma, whose index has no cap), but not all:
     # trimmed every second, 3,000 turns of scope `session` measured +15.5 MB per 1,000 turns
     # over the second half with the default caps and +18.7 with the caches capped at 2,000
-    # messages and 8 MB (full by turn ~1,000), +15.0 with those caps and a Chroma server. The
+    # messages and 8 MB (full by turn ~1,000); with a Chroma server +11.4 and +15.0. The
     # bound catches a leak of a request's worth per turn, not a slow one.
     assert report["rss_kb"] < 32 * 1024, report
