@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from memory.embedder_choice import DEFAULT_EMBEDDER, EmbedderName
@@ -69,9 +69,39 @@ class Settings(BaseSettings):
     # stopping); then it goes on without recalled turns and its Context says so
     recall_timeout_seconds: float = Field(default=20.0, gt=0)
 
+    # memory: the caches that make a turn cheap, each an LRU over sessions. Resident memory
+    # grows with what they hold until their caps (soak run, per stored message, issue 15)
+    # the completed histories every turn reads: ~1.2 KB a message (up to ~300 MB at 200k).
+    # Below the messages of a user's recall scope (their other sessions) it reloads that scope
+    # from the database on every turn
+    history_cache_messages: int = Field(default=200_000, ge=1)
+    # recall's vectors and BM25 state: ~2.3 KB a message with E5 (a 1.5 KB vector, up to a
+    # quarter more as room to grow, and ~0.75 KB of lexical state), ~100k messages at 256.
+    # Below a recall scope it reloads that scope's vectors from the vector index every turn
+    recall_cache_mb: int = Field(default=256, ge=1)
+    # how often freed heap pages go back to the OS (app/heap.py); resident memory is a saw of
+    # this period, a few ms of work per trim
+    heap_trim_seconds: float = Field(default=60.0, ge=1)
+
+    @property
+    def recall_cache_bytes(self) -> int:
+        return self.recall_cache_mb * 1024 * 1024
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'memento.db').resolve()}"
+
+
+def settings_problem(exc: ValidationError) -> str | None:
+    """What is wrong with the environment's settings, naming each variable (MEMENTO_...), or
+    None when `exc` is not about Settings."""
+    if exc.title != Settings.__name__:
+        return None
+    prefix = Settings.model_config.get("env_prefix", "")
+    return "; ".join(
+        f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
+        for e in exc.errors()
+    )
 
 
 @lru_cache

@@ -150,7 +150,10 @@ async def _start(services: Services) -> None:
     store = await _step(
         "opening the store",
         lambda: asyncio.to_thread(
-            Store, settings.resolved_database_url, lease_seconds=settings.reply_lease_seconds
+            Store,
+            settings.resolved_database_url,
+            lease_seconds=settings.reply_lease_seconds,
+            history_cache_messages=settings.history_cache_messages,
         ),
     )
     services.store = store
@@ -193,7 +196,8 @@ async def _start(services: Services) -> None:
 
     # a stopped vector server costs a turn its recall, never the turn itself
     services.recaller = GuardedRecaller(
-        HybridRecaller(index), timeout=settings.recall_timeout_seconds
+        HybridRecaller(index, max_cache_bytes=settings.recall_cache_bytes),
+        timeout=settings.recall_timeout_seconds,
     )
 
     from app.service.chat import ChatService
@@ -214,7 +218,7 @@ async def _start(services: Services) -> None:
     services.leases.start()
     from app.heap import HeapTrimmer
 
-    services.heap = HeapTrimmer()
+    services.heap = HeapTrimmer(settings.heap_trim_seconds)
     services.heap.start()
     e = services.engine
     log.info(

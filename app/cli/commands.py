@@ -13,7 +13,11 @@ import os
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from app.cli import chat, generate, keys, maintenance, personas, serve
+from app.cli.common import console
+from app.config import settings_problem
 
 
 class Command(Protocol):
@@ -44,3 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except ValidationError as exc:
+        # a bad MEMENTO_* value: its name and why, not a traceback through pydantic
+        problem = settings_problem(exc)
+        if problem is None:
+            raise
+        console.print(f"[red]bad setting:[/] {problem}", highlight=False)
+        return 2

@@ -52,6 +52,7 @@ async def reindex(
     session_id: str | None = None,
     full: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
+    cache_bytes: int = 256 * 1024 * 1024,  # Settings.recall_cache_bytes
 ) -> ReindexReport:
     """Rebuild the index entries of one session (by id, any user) or of all sessions.
 
@@ -76,7 +77,7 @@ async def reindex(
         await index.reset()
     else:
         await asyncio.to_thread(index.verify_embedder)
-    recaller = HybridRecaller(index)
+    recaller = HybridRecaller(index, max_cache_bytes=cache_bytes)
     for done, s in enumerate(sessions, 1):
         if progress is not None and done > 1:
             progress(done - 1, len(sessions))
@@ -126,7 +127,9 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
     from memory.embedder_choice import make_embedder
     from memory.vector_index import EmbedderMismatch, VectorIndex
 
-    store = Store(settings.resolved_database_url)
+    store = Store(
+        settings.resolved_database_url, history_cache_messages=settings.history_cache_messages
+    )
     worker = MLXWorker()
     try:
         embedder = make_embedder(settings.embedder, worker)
@@ -138,7 +141,15 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
             def progress(done: int, total: int) -> None:
                 status.update(f"re-indexing with {embedder.name}: {done}/{total} session(s)")
 
-            report = asyncio.run(reindex(store, index, args.session, progress=progress))
+            report = asyncio.run(
+                reindex(
+                    store,
+                    index,
+                    args.session,
+                    progress=progress,
+                    cache_bytes=settings.recall_cache_bytes,
+                )
+            )
     except EmbedderMismatch as exc:
         err.print(f"[red]{exc}[/] (a partial reindex cannot change the embedder)")
         return 1

@@ -80,6 +80,7 @@ class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
         echo: bool = False,
         owner: str | None = None,
         lease_seconds: float = 6.0,  # Settings.reply_lease_seconds
+        history_cache_messages: int = 200_000,  # Settings.history_cache_messages
     ):
         """`owner` names this running instance on the replies it generates (default: host,
         pid and a random tag, so a restarted process is a new owner); a pending reply's lease
@@ -91,7 +92,7 @@ class Store(MessagesMixin, RelationshipsMixin, KeysMixin, LoreMixin):
         self._sm = make_sessionmaker(self.engine)
         # reads on SQLite begin DEFERRED (concurrent with the writer under WAL); see db.py
         self._read_sm = make_sessionmaker(self.engine.execution_options(memento_read=True))
-        self.history_cache = HistoryCache()
+        self.history_cache = HistoryCache(history_cache_messages)
         self.scope_reader = ScopeReader()
         if migrate_schema:
             migrate(self.engine)

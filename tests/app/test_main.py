@@ -117,3 +117,15 @@ def test_invalid_persona_file_fails_startup(tmp_path: Path, bad_yaml: str, field
     message = str(info.value)
     assert "broken.yaml" in message and field in message
     assert info.value.field == field
+
+
+def test_the_caches_take_their_caps_from_settings(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path / "data", history_cache_messages=2000, recall_cache_mb=8, heap_trim_seconds=5
+    )
+    app = create_app(settings)
+    with TestClient(app):
+        services = app.state.services
+        assert services.store.history_cache.max_messages == 2000
+        assert services.recaller.inner.max_cache_bytes == 8 * 1024 * 1024
+        assert services.heap.every == 5
