@@ -6,7 +6,8 @@ E5 embedder, SQLite, embedded Chroma, hybrid recall). Opt-in: `make chaos`.
 
 MEMENTO_SOAK_TURNS (default 2000) and MEMENTO_SOAK_SESSIONS (default 40) size the run; the
 server's own MEMENTO_* settings pass through (MEMENTO_HISTORY_CACHE_MESSAGES and
-MEMENTO_RECALL_CACHE_MB: caps small enough to fill during the warm-up show RSS flat), and
+MEMENTO_RECALL_CACHE_MB: caps small enough to fill during the warm-up take those caches'
+growth out of the slope; RSS still grows, see below), and
 MEMENTO_SOAK_SCOPE (default persona: every turn recalls from all the user's sessions, which
 caps below that scope reload every turn; session: each its own) sets the sessions' memory scope,
 and MEMENTO_SOAK_CHROMA=server puts the vectors in a `chroma run` of their own instead of embedded
