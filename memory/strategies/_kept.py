@@ -7,9 +7,9 @@ it does not change. After every reply the most relevant of that turn's new finds
 to the kept part as a chunk (the text before stays byte-identical), and the warm-up
 (app/warmup.py: the Context of an empty message shows kept turns, they need no query) prefills
 them while the user types, so the next turn prefills only its own finds and message. When the
-best find no longer fits beside what is kept, the oldest kept turns make room for that turn's
-finds, at most once per REBUILD_AFTER replies; when the room shrinks, the newest chunks are
-left out first. Kept turns come before the summary, which changes at every eviction.
+best find no longer fits beside what is kept, the oldest chunk makes room for that turn's finds
+from its end, at most once per REBUILD_AFTER replies; when the room shrinks, the newest chunks
+are left out first. Kept turns come before the summary, which changes at every eviction.
 """
 
 from __future__ import annotations
@@ -88,16 +88,19 @@ def next_kept(
         if chunks and state.kept_age < REBUILD_AFTER:
             state.kept = chunks  # what recall finds anew shows it meanwhile
             return
-        # compact: the oldest kept turns go, one by one, until all of this turn's finds fit.
-        # The whole part is prefilled again (by the warm-up, while the user types), so this
-        # happens at most once per REBUILD_AFTER replies; it takes no more than the finds
-        # need, so the part stays full and what recall finds anew for the next message stays
-        # within its share (a part emptied at once left the whole recall room to the next
-        # message's finds, ~1,600 tokens prefilled on the clock)
+        # compact: the oldest chunk's turns go, one by one from its end, until all of this
+        # turn's finds fit. What follows the first turn gone is prefilled again (by the
+        # warm-up, while the user types), so this happens at most once per REBUILD_AFTER
+        # replies. Taken from the chunk's start, they left nothing in place: the first chunk
+        # (a new session's first recall, ~1,800 tokens) and all after it, 2,070-2,370 tokens,
+        # more than the warm-up prefills in 8 s of typing (benchmarks/ttft.py). It takes no
+        # more than the finds need, so the part stays full and what recall finds anew for the
+        # next message stays within its share (a part emptied at once left the whole recall
+        # room to the next message's finds, ~1,600 tokens prefilled on the clock)
         old = line_costs(kept) if kept is not None else {}
         need = sum(cost[i] for i in found.ranked if i in cost)
         while chunks and kept_tokens + need > cap:
-            kept_tokens -= old.get(chunks[0].pop(0), 0.0)
+            kept_tokens -= old.get(chunks[0].pop(), 0.0)
             if not chunks[0]:
                 chunks.pop(0)
         add = _greedy(found.ranked, cost, cap - kept_tokens)

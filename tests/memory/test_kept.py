@@ -54,7 +54,7 @@ def test_new_finds_join_as_a_chunk_after_every_reply() -> None:
     assert state.kept == [[1, 2], [8, 7]]
 
 
-def test_a_full_part_makes_room_from_its_oldest_turns_at_most_every_few_replies() -> None:
+def test_a_full_part_makes_room_from_its_oldest_chunk_at_most_every_few_replies() -> None:
     kept = [[1, 2, 3], [4, 5, 6]]
     full = context(kept, [9], 50, kept_tokens=60)  # room 100 + 60 + 10: 0.4 of it is 68
     young = MemoryState(buffer_start_id=60, kept=kept, kept_age=0)
@@ -63,8 +63,9 @@ def test_a_full_part_makes_room_from_its_oldest_turns_at_most_every_few_replies(
     old = MemoryState(buffer_start_id=60, kept=kept, kept_age=REBUILD_AFTER)
     next_kept(old, full, 0.4, None)
     # only as much goes as the finds need: the part stays full, and the next message's own
-    # finds stay within their share of the room
-    assert old.kept == [[2, 3], [4, 5, 6], [9]] and old.kept_age == 0
+    # finds stay within their share of the room; from the oldest chunk's end, so that what
+    # comes before stays in place (the KV cache keeps it)
+    assert old.kept == [[1, 2], [4, 5, 6], [9]] and old.kept_age == 0
 
 
 def test_compaction_makes_room_for_all_of_the_turns_finds() -> None:
@@ -72,8 +73,9 @@ def test_compaction_makes_room_for_all_of_the_turns_finds() -> None:
     full = context(kept, [9, 8, 7], 50, kept_tokens=72)  # cap: 0.4 of 202 is 80
     state = MemoryState(buffer_start_id=60, kept=kept, kept_age=REBUILD_AFTER)
     next_kept(state, full, 0.4, None)
-    # the best find (10) did not fit beside 72: two turns of 12 go, not the whole chunk
-    assert state.kept == [[3, 4, 5, 6], [9, 8, 7]]  # 48 kept + 30 found <= 80
+    # the best find (10) did not fit beside 72: two turns of 12 go, not the whole chunk, and
+    # from its end: the text of its first four stays as it was
+    assert state.kept == [[1, 2, 3, 4], [9, 8, 7]]  # 48 kept + 30 found <= 80
 
 
 def test_no_share_keeps_nothing() -> None:
