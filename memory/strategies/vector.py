@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 from pydantic import Field
 
@@ -156,6 +156,17 @@ class HybridParams(RecallParams, SummaryParams):
     # with 256 + 128: benchmarks/memory.py).
     summary_max_tokens: int = Field(
         default=128, ge=16, description="cap on the summary's size in the prompt (tokens)"
+    )
+    # Here recall, not the summary, answers for older turns, and the model's notes cost more
+    # than they give: with a 256-token buffer a summary pass runs about every second reply,
+    # 3-8 s of the one MLX thread in the gaps between warm-ups, and a pass written just before
+    # the next message leaves 240-460 tokens to prefill on the clock (issue 13). At this cap
+    # neither summarizer kept a planted fact (0/8, benchmarks/summaries.py), the model's notes
+    # were made up ("user: I'm going to the beach tomorrow") and it failed on Korean chats.
+    summarizer: Literal["llm", "extractive"] = Field(
+        default="extractive",
+        description="extractive: first sentence of each message (no model call); llm: notes "
+        "written by the chat model (background work between turns)",
     )
 
 

@@ -50,7 +50,12 @@ def parts(c: TestClient, sid: str, content: str) -> dict[str, Any]:
 def test_turns_go_on_while_the_summary_is_written(
     tmp_path: Any, held_summaries: threading.Event
 ) -> None:
-    memory = {"strategy": "hybrid", "buffer_tokens": 48, "summary_chunk_tokens": 256}
+    memory = {
+        "strategy": "hybrid",
+        "buffer_tokens": 48,
+        "summary_chunk_tokens": 256,
+        "summarizer": "llm",  # the one that takes the model's time (held here)
+    }
     with TestClient(create_app(make_settings(tmp_path))) as c:
         sid = c.post("/v1/sessions", json={"persona": "assistant", "memory": memory}).json()["id"]
         for line in LINES:
