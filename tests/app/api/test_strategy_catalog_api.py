@@ -86,6 +86,11 @@ def test_types_bounds_and_choices(catalog: dict[str, Any]) -> None:
     assert hybrid["recall_max_tokens"]["type"] == "integer"
     assert hybrid["summarizer"]["enum"] == ["llm", "extractive"]
     assert hybrid["summarizer"]["type"] == "string"
+    # hybrid's own default (its notes cost the model's time for little: memory/strategies/
+    # vector.py); the summarizing strategies keep the model's notes
+    assert hybrid["summarizer"]["default"] == "extractive"
+    summary_buffer = by_name(by_name(catalog["strategies"])["summary_buffer"]["params"])
+    assert summary_buffer["summarizer"]["default"] == "llm"
     assert hybrid["evict_to"]["type"] == "number"
     assert hybrid["evict_to"]["exclusive_minimum"] == 0 and "minimum" not in hybrid["evict_to"]
     assert by_name(catalog["strategies"])["buffer"]["params"] == []
