@@ -19,11 +19,13 @@ tells it (PUT .../draft when typing pauses): a pause half-way through the messag
 which is typed a second before the message goes out (the pessimistic case: the last draft the
 server sees lacks that word).
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ttft.py [--strategies ...] [--turns 60]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ttft.py [--strategies ...] [--turns 60] [--chats 2]
 
-Steady state is the median over the live chat's second half; "reused" is cached / prompt
-tokens summed over those turns. Ratios are to token_buffer's in the same run (the machine is
-shared and its speed varies; ratios carry over, seconds do not).
+Steady state is the median over the live chat's second half (with --chats N, over every live
+chat's second half pooled: each chat a new session with the user lines of another
+conversation); "reused" is cached / prompt tokens summed over those turns. Ratios are to
+token_buffer's in the same run (the machine is shared and its speed varies; ratios carry over,
+seconds do not).
 """
 
 from __future__ import annotations
@@ -67,8 +69,11 @@ class Turn:
 @dataclass
 class Scene:
     turns: list[Turn] = field(default_factory=list)
+    pooled: list[Turn] | None = None  # the steady turns of several live chats (pool)
 
     def steady(self) -> list[Turn]:
+        if self.pooled is not None:
+            return self.pooled
         return self.turns[len(self.turns) // 2 :] or self.turns
 
     @property
@@ -174,6 +179,14 @@ def live_chat(api: Api, strategy: str, conv: Any, turns: int, typing: float, dra
     return scene
 
 
+def pool(chats: list[Scene]) -> Scene:
+    """Live chats as one scene, steady state = their second halves together: a median of one
+    chat's eight steady turns moved by 2x between identical runs (1-3 of them carry a delta)."""
+    return Scene(
+        turns=[t for c in chats for t in c.turns], pooled=[t for c in chats for t in c.steady()]
+    )
+
+
 def table(results: dict[str, tuple[Scene, Scene]]) -> str:
     base = results.get("token_buffer")
     rows = [
@@ -199,6 +212,9 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=60, help="live chat turns")
     ap.add_argument("--questions", type=int, default=6, help="questions after the import")
     ap.add_argument("--typing", type=float, default=4.0, help="seconds between turns")
+    ap.add_argument(
+        "--chats", type=int, default=1, help="live chats per strategy, steady turns pooled"
+    )
     args = ap.parse_args()
     load = LoadSampler()
     load.start()
@@ -218,14 +234,20 @@ def main() -> None:
                 if drafts not in ("", "drafts", "partial"):
                     ap.error(f"{name}: the suffix is +drafts or +partial")
                 imp = after_import(api, strategy, convs[0], args.questions, args.typing, drafts)
-                live = live_chat(api, strategy, convs[1], args.turns, args.typing, drafts)
+                # each chat a new session with the lines of another conversation
+                chats = [
+                    live_chat(api, strategy, convs[1 + i], args.turns, args.typing, drafts)
+                    for i in range(args.chats)
+                ]
+                live = pool(chats)
                 results[name] = (imp, live)
         problems = server.problems()
     print()
     print(table(results))
     print(
-        f"\n{IMPORTED} messages imported then {args.questions} questions; live chat of "
-        f"{args.turns} turns, steady state = its second half. Greedy, {NEW_TOKENS} new tokens, "
+        f"\n{IMPORTED} messages imported then {args.questions} questions; {args.chats} live "
+        f"chat(s) of {args.turns} turns, steady state = their second halves (pooled). Greedy, "
+        f"{NEW_TOKENS} new tokens, "
         f"{args.typing:.0f} s between a reply and the next message (the user reads and types)."
     )
     print(f"Server log (--log-level warning): {len(problems)} lines")
@@ -233,7 +255,8 @@ def main() -> None:
         print(f"    {ln}")
     print(
         f"Command: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ttft.py "
-        f"--strategies {args.strategies} --turns {args.turns} --typing {args.typing:g}`"
+        f"--strategies {args.strategies} --turns {args.turns} --questions {args.questions} "
+        f"--typing {args.typing:g} --chats {args.chats}`"
     )
     print(f"Run time: {(time.perf_counter() - started) / 60:.1f} min; code at {revision()}")
     print(f"Load average (1 min): {load.summary()}")
