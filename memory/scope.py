@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -32,12 +33,18 @@ OWNER_BYTES = 60  # an entry of ScopeView.owner (a dict of ints the sessions alr
 
 @dataclass(frozen=True)
 class HistoryView:
-    """The turns of the history list recall saw last, to extend instead of rescan."""
+    """Where the turns were in the history list recall saw last, to extend instead of rescan.
+
+    Their places in that list, not the messages: the list is the store's history cache's
+    (app/store/history.py), and a view that held the messages kept each cached session's every
+    message alive after that cache had dropped them, uncounted by either cache (the soak run,
+    caches capped at 2,000 messages and 8 MB: ~2,900 StoredMessages, ~1.2 KB each, where the
+    history cache held 2,000). A dropped session comes back as new objects, which rescan."""
 
     first: StoredMessage
     last: StoredMessage
     n: int  # messages of that history list
-    turns: list[StoredMessage]
+    at: array[int]  # index in that list of each turn
     pos: dict[int, int]  # message id -> index in turns
 
 
@@ -90,23 +97,26 @@ def history_turns(
     new messages; anything else is one pass over all of it (10k turns: ~10 ms)."""
     v = st.view
     if v and len(history) >= v.n and history[0] is v.first and history[v.n - 1] is v.last:
+        turns = [history[i] for i in v.at]
         if len(history) == v.n:
-            return v.turns, v.pos, False
-        start, turns, pos = v.n, list(v.turns), dict(v.pos)
+            return turns, v.pos, False
+        start, at, pos = v.n, array("q", v.at), dict(v.pos)
     else:
-        start, turns, pos = 0, [], {}
+        start, turns, at, pos = 0, [], array("q"), {}
     changed = False
     lexical, indexed = st.lexical, st.indexed
-    for m in history[start:]:
+    for i in range(start, len(history)):
+        m = history[i]
         c = m.content
         if m.role not in ROLES or not c or c.isspace():
             continue
         pos[m.id] = len(turns)
         turns.append(m)
+        at.append(i)
         if not changed and (lexical.get(m.id) != c or indexed.get(m.id) != c):
             changed = True
     if history:
-        st.view = HistoryView(history[0], history[-1], len(history), turns, pos)
+        st.view = HistoryView(history[0], history[-1], len(history), at, pos)
     return turns, pos, changed
 
 

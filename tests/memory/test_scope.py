@@ -4,7 +4,9 @@ A hashing embedder stands in for the model: no MLX, real Chroma."""
 
 from __future__ import annotations
 
+import gc
 import random
+import weakref
 import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,6 +18,7 @@ import pytest
 from memory.bm25 import CorpusStats, query_weights
 from memory.ranking import first_of_each_text, merge_top, rrf, spread_to_neighbours
 from memory.recall import CENTRING_RAMP, HybridRecaller, RecallParams
+from memory.scope import SessionState, history_turns
 from memory.types import ScopeSession, SessionInfo, StoredMessage
 from memory.vector_index import VectorIndex
 
@@ -204,3 +207,46 @@ async def test_a_scope_view_scores_the_sessions_vectors_where_they_lie(tmp_path:
         dense = r._sessions[("u", info.id)].dense
         assert dense is not None
         assert any(np.shares_memory(m, dense.mat) for m in view.mats)
+
+
+async def test_recall_keeps_no_message_of_a_history_alive(tmp_path: Path) -> None:
+    # the history lists recall is given are the store's history cache's (app/store/history.py);
+    # when that cache drops a session, its messages must go: a view of the list that held them
+    # kept every cached session's messages alive, uncounted (the soak run, caches capped at
+    # 2,000 messages and 8 MB: ~2,900 StoredMessages alive where the history cache held 2,000)
+    history = corpus(random.Random(9), 1)[0]
+    info = SessionInfo(id="s0", user_id="u", persona_id="p")
+    r = HybridRecaller(VectorIndex.open(tmp_path, None, HashEmbedder()))
+    await r.observe(info, history)
+    await r.recall(info, "w1 dog", history, set(), 5)
+    alive = [weakref.ref(m) for m in history[1:-1]]
+    del history
+    gc.collect()
+    assert ("u", "s0") in r._sessions  # recall still caches the session's indexes
+    assert [m() for m in alive] == [None] * len(alive)
+
+
+def test_a_history_that_grows_extends_the_view() -> None:
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    # recall's turns: user and assistant messages with words (no system note, no blank)
+    said = [("user", "hi"), ("assistant", "hello"), ("system", "a summary"), ("user", " ")]
+    history = [
+        StoredMessage.model_validate(
+            {
+                "id": i,
+                "role": said[i % 4][0],
+                "content": said[i % 4][1],
+                "tokens": 1,
+                "created_at": at,
+            }
+        )  # fmt: skip
+        for i in range(1, 23)
+    ]
+    st = SessionState()
+    history_turns(st, history[:10])
+    for n in (10, 17, 17, 22):
+        turns, pos, _ = history_turns(st, list(history[:n]))  # a new list, the same messages
+        fresh, fresh_pos, _ = history_turns(SessionState(), history[:n])
+        assert [id(m) for m in turns] == [id(m) for m in fresh]
+        assert pos == fresh_pos
+    assert st.view is not None and st.view.n == 22
