@@ -16,13 +16,6 @@ whichever `asyncio.to_thread` worker is free: 100 such reads in a loop took the 
 156 to 405-503 MB, 220-300 MB of it free in the arenas; with one arena 251-267 MB, trimmed after
 each read 185-240 MB. Two arenas keep two threads from contending on one lock.
 
-The mmap threshold is fixed at MMAP_THRESHOLD (`fix_mmap_threshold()`, at start-up). glibc
-serves a block of at least the threshold with a mapping of its own, unmapped when freed; but
-by default it raises the threshold to the size of each such block freed (up to 32 MB), so
-after the first large read every large short-lived buffer (a session's history or vectors
-reloaded, a Chroma response) lands in an arena between long-lived blocks, where its space
-stays when freed: a hole that trimming cannot return while anything lives in its pages.
-
 Elsewhere (macOS, musl) there is no malloc_trim and this does nothing.
 """
 
@@ -40,9 +33,7 @@ log = logging.getLogger(__name__)
 
 TRIM_EVERY_SECONDS = 60.0
 ARENA_MAX = 2
-MMAP_THRESHOLD = 128 * 1024  # glibc's initial (and documented default) threshold
-_M_ARENA_MAX = -8  # mallopt's parameter numbers (malloc.h)
-_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
 
 
 def _libc_fn(symbol: str, *argtypes: type) -> Callable[..., int] | None:
@@ -69,14 +60,6 @@ def limit_arenas(arenas: int = ARENA_MAX) -> bool:
     if _mallopt is None or _trim is None:  # mallopt alone: musl has it, as a no-op
         return False
     return bool(_mallopt(_M_ARENA_MAX, arenas))
-
-
-def fix_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
-    """Blocks of `size` bytes and more get mappings of their own, whatever was freed before
-    (glibc raises the threshold otherwise); False where that is not possible."""
-    if _mallopt is None or _trim is None:
-        return False
-    return bool(_mallopt(_M_MMAP_THRESHOLD, size))
 
 
 def trim() -> bool:

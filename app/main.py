@@ -263,10 +263,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from app.heap import fix_mmap_threshold, limit_arenas
+        from app.heap import limit_arenas
 
         limit_arenas()  # before the threads that would each make one (app/heap.py)
-        fix_mmap_threshold()
         services = await start_services(settings)
         app.state.services = services
         try:

@@ -1,7 +1,6 @@
 """Heap trimming (issue 15, the soak run's resident growth): freed heap pages go back to the OS
-once a minute, in a thread, for as long as the app runs, threads share at most ARENA_MAX
-malloc arenas, and large blocks get mappings of their own (a fixed mmap threshold); nothing
-happens where glibc is not."""
+once a minute, in a thread, for as long as the app runs, and threads share at most ARENA_MAX
+malloc arenas; nothing happens where glibc is not."""
 
 from __future__ import annotations
 
@@ -90,53 +89,6 @@ def test_threads_share_at_most_arena_max_arenas() -> None:
     # keeping the high-water mark of what ran in it; the server caps them at start-up
     assert arenas_after_threads(limit=False) > heap.ARENA_MAX
     assert arenas_after_threads(limit=True) <= heap.ARENA_MAX
-
-
-# A large block freed, then one of half its size: mapped (counted in mallinfo2's hblks) or
-# in an arena; in a process of its own (the threshold is the process's).
-MAPPED_AFTER_A_LARGE_FREE = """
-import ctypes, sys
-from app import heap
-if sys.argv[1] == "fixed":
-    assert heap.fix_mmap_threshold()
-class Info(ctypes.Structure):
-    _fields_ = [(f, ctypes.c_size_t) for f in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
-                "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
-libc.mallinfo2.restype = Info
-libc.free(libc.malloc(4 << 20))
-before = libc.mallinfo2().hblks
-p = libc.malloc(1 << 20)
-print(libc.mallinfo2().hblks - before)
-libc.free(p)
-"""
-
-
-def mapped_after_a_large_free(fixed: bool) -> bool:
-    run = subprocess.run(
-        [sys.executable, "-c", MAPPED_AFTER_A_LARGE_FREE, "fixed" if fixed else "default"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(Path(heap.__file__).resolve().parents[1])},
-    )
-    return int(run.stdout) == 1
-
-
-@pytest.mark.skipif(not GLIBC, reason="glibc only")
-def test_large_blocks_stay_mapped_after_a_larger_one_is_freed() -> None:
-    # glibc raises its mmap threshold to each mapped block freed (4 MB here), and the next
-    # large buffers land in an arena, where freeing them leaves holes; the server fixes it
-    assert not mapped_after_a_large_free(fixed=False)
-    assert mapped_after_a_large_free(fixed=True)
-
-
-def test_no_mmap_threshold_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(heap, "_mallopt", None)
-    assert not heap.fix_mmap_threshold()
 
 
 def test_no_arena_limit_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
