@@ -144,9 +144,11 @@ def test_soak_resources_stay_flat(tmp_path: Path) -> None:
     assert max(s["threads"] for s in warm) - min(s["threads"] for s in warm) <= 4
     # RSS is not flat. Part of what grows is the stored data in bounded caches and the index
     # (per message: ~1.2 KB in the history cache, ~0.75 KB of BM25 state and its 1.5 KB vector
-    # in the recall cache, ~2.5 KB in embedded Chroma, whose index has no cap), but not all:
-    # trimmed every second, 3,000 turns of scope `session` measured +15.5 MB per 1,000 turns
-    # over the second half with the default caps and +18.7 with the caches capped at 2,000
-    # messages and 8 MB (full by turn ~1,000); with a Chroma server +11.4 and +15.0. The
-    # bound catches a leak of a request's worth per turn, not a slow one.
+    # in the recall cache, ~2.5 KB in embedded Chroma, whose index has no cap). The rest, with
+    # both caches full and a Chroma server (+9.6 to +22.4 MB per 1,000 turns over the second
+    # half, 3,000 turns), is not memory in use (malloc's and Python's flat) but free space in
+    # glibc's arenas: buffers reloaded every turn land between long-lived blocks once glibc has
+    # raised its mmap threshold. MALLOC_MMAP_THRESHOLD_=131072 flattened it (+3.2 and +7.0)
+    # but slowed the model's prefill 1.7x, so it is not the default (README). The bound catches
+    # a leak of a request's worth per turn, not a slow one.
     assert report["rss_kb"] < 32 * 1024, report
