@@ -198,7 +198,7 @@ def wait_indexed(jobs: Sequence[Job], timeout: float = INDEX_TIMEOUT_S) -> None:
 
 # -- pure helpers -------------------------------------------------------------------------------
 def shown_ids(
-    ctx: dict[str, Any], kinds: Iterable[str] | None = ("recalled", "recent")
+    ctx: dict[str, Any], kinds: Iterable[str] | None = ("kept", "recalled", "recent")
 ) -> set[int]:
     """Ids of the stored turns a Context shows verbatim (in the parts of `kinds`; None: all)."""
     wanted = None if kinds is None else set(kinds)
@@ -249,7 +249,7 @@ def locomo_message(turn: Any, speaker_a: str) -> Message:
 def tag_errors(ctx: dict[str, Any], owner: dict[int, str | None]) -> tuple[int, int]:
     """(recalled turns, those whose session_id is not `owner`'s): another session's turn must
     name its session, one of the asking session none (so that then is not taken for now)."""
-    msgs = [m for p in ctx["parts"] if p["kind"] == "recalled" for m in p["messages"]]
+    msgs = [m for p in ctx["parts"] if p["kind"] in ("kept", "recalled") for m in p["messages"]]
     return len(msgs), sum(m.get("session_id") != owner.get(m["id"], "?") for m in msgs)
 
 
@@ -405,7 +405,7 @@ PLANTED_ASKS = {
     "vector": {"strategy": "vector", "budget_tokens": PLANTED_BUDGET},
     "hybrid @ 4,096": {"strategy": "hybrid", "budget_tokens": 4096},
 }
-PARTS = ("persona", "pinned", "relationship", "recalled", "new")
+PARTS = ("persona", "pinned", "relationship", "kept", "recalled", "new")
 
 
 @dataclass

@@ -312,7 +312,7 @@ async def evaluate(
                 shown = {
                     m.id
                     for p in ctx.parts
-                    if p.kind in ("recalled", "recent")
+                    if p.kind in ("kept", "recalled", "recent")
                     for m in p.messages
                     if m.id is not None
                 }

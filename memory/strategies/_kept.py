@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from memory.strategies._parts import Frame, chunks_part
+from memory.strategies._parts import Frame, chunks_part, recalled_part
 from memory.types import LLM, Context, ContextPart, MemoryState
 
 # Kept turns are chosen anew (the whole part prefilled again) at most once per this many
@@ -48,6 +48,31 @@ def kept_part(frame: Frame, llm: LLM, exclude: set[int], limit: int) -> ContextP
             return part
         chunks.pop()
     return None
+
+
+def first_kept(
+    frame: Frame, llm: LLM, ranked: Sequence[int], best: Sequence[int], limit: int, share: float
+) -> tuple[ContextPart | None, ContextPart | None]:
+    """When no kept turn shows (a new session, the first turn after an import): the best find
+    (`best`: the top hit and its neighbours) and what else fits in the share of the room kept
+    turns leave stay nearest the question; the rest go to the kept slot at once, where the
+    reply would move them. Shown after the recent buffer first and kept after the reply, they
+    moved in front of it: everything after the persona (~2,000 tokens) changed, and the next
+    turn waited for it unless 8-9 s of typing let the warm-up prefill it (benchmarks/ttft.py,
+    `vector` turn 2 after an import: 254 tokens on the clock, 1.61 s). All of them in the kept
+    slot cost the answers instead: English planted facts named 11/24 -> 1/24
+    (benchmarks/answers.py), a 135M model answers from what is nearest the question."""
+    kept_room = int(limit * share)
+    near = recalled_part(frame, llm, ranked, limit - kept_room)
+    if near is None or not set(best) <= set(near.ranked):
+        near = recalled_part(frame, llm, best, limit)
+    shown = set(near.ranked) if near is not None else set()
+    room = min(kept_room, limit - (near.tokens if near is not None else 0))
+    rest = [i for i in ranked if i not in shown]
+    kept = recalled_part(frame, llm, rest, room, kind="kept")
+    if kept is not None:
+        kept.ranked = []  # a kept part's order is its chunks'
+    return kept, near
 
 
 def chunk_ids(part: ContextPart | None) -> list[list[int]]:

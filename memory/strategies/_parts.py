@@ -311,13 +311,14 @@ def chunks_part(
 
 
 def recalled_part(
-    frame: Frame, llm: LLM, ranked_ids: Sequence[int], limit: int
+    frame: Frame, llm: LLM, ranked_ids: Sequence[int], limit: int, kind: PartKind = "recalled"
 ) -> ContextPart | None:
-    """The most relevant of `ranked_ids` that fit in `limit` tokens, shown in time order; an
-    estimate that BPE merges proved short drops the least relevant turn and recounts."""
+    """The most relevant of `ranked_ids` that fit in `limit` tokens, shown in time order (as
+    one chunk of `kind`); an estimate that BPE merges proved short drops the least relevant
+    turn and recounts."""
     chosen = choose_recalled(frame, llm, ranked_ids, limit) if limit > 0 else []
     while chosen:
-        part = chunks_part(frame, llm, "recalled", [chosen])
+        part = chunks_part(frame, llm, kind, [chosen])
         if part.tokens <= limit:
             part.ranked = [m.id for m in chosen]
             return part

@@ -11,7 +11,7 @@ from memory.base import EvictionParams
 from memory.budget import position_of
 from memory.speakers import without_names
 from memory.strategies._buffered import BufferedStrategy
-from memory.strategies._kept import kept_part, next_kept
+from memory.strategies._kept import first_kept, kept_part, next_kept
 from memory.strategies._parts import (
     Frame,
     finish,
@@ -116,7 +116,10 @@ class RecallingStrategy(BufferedStrategy[RP]):
         if kept is not None:
             exclude |= {m.id for m in kept.messages if m.id is not None}
         ranked = [i for i in ranked if i not in exclude]
-        ranked = with_neighbors(frame.history, ranked, p.neighbors, exclude)
+        hits, ranked = ranked, with_neighbors(frame.history, ranked, p.neighbors, exclude)
+        if kept is None and hits and p.kept_share > 0:
+            best = with_neighbors(frame.history, hits[:1], p.neighbors, exclude)
+            return first_kept(frame, self.llm, ranked, best, limit, p.kept_share)
         room = limit - (kept.tokens if kept else 0)
         return kept, recalled_part(frame, self.llm, ranked, room)
 

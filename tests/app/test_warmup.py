@@ -61,8 +61,9 @@ def test_the_next_turn_prefills_only_what_its_message_brings(server: LiveServer)
         second = turn(c, sid, "Where does my sister live now?")
         ctx = c.get(f"/v1/sessions/{sid}/context/{second['reply']['id']}").json()
     kinds = [p["kind"] for p in ctx["parts"]]
-    # the first turn's recalled turns are kept from the second on: without the warm-up its
-    # prompt would differ from the first one's right after the pinned facts
+    # most of the first turn's finds showed in the kept slot already; the best one, nearest
+    # the question, moved there after the reply: without the warm-up the second prompt would
+    # differ from the first one's from there on
     assert "kept" in kinds and "recent" in kinds, kinds
     # persona .. recent buffer: the head the warm-up prefilled while "the user typed"
     head = sum(p["tokens"] for p in ctx["parts"] if p["kind"] not in ("recalled", "new"))

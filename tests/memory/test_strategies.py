@@ -167,8 +167,8 @@ async def test_summary_is_cut_to_the_budget_and_to_its_cap() -> None:
 
 async def test_vector_recalls_relevant_turns_in_time_order_with_dates() -> None:
     recaller = FakeRecaller()
-    strategy = registry.create(
-        "vector", {"buffer_tokens": 60, "recall_k": 3}, deps(recaller=recaller)
+    strategy = registry.create(  # kept_share 0: every find shows where new finds go
+        "vector", {"buffer_tokens": 60, "recall_k": 3, "kept_share": 0}, deps(recaller=recaller)
     )
     h = conversation(20, chars=40)
     h[4] = message(h[4].id, "user", "my dog Bo loves the beach", day=0)
@@ -197,12 +197,41 @@ async def test_recall_is_asked_without_the_two_names() -> None:
 
 async def test_vector_neighbors_bring_the_reply_with_the_hit() -> None:
     strategy = registry.create(
-        "vector", {"buffer_tokens": 0, "recall_k": 1, "neighbors": 1}, deps()
+        "vector", {"buffer_tokens": 0, "recall_k": 1, "neighbors": 1, "kept_share": 0}, deps()
     )
     h = conversation(10)
     h[6] = message(h[6].id, "user", "where is the red key", 0)
     ctx = await strategy.assemble(request(h, new="the red key?"))
     assert ids(ctx, "recalled") == [h[5].id, h[6].id, h[7].id]
+
+
+@pytest.mark.parametrize("name", ["hybrid", "vector"])
+async def test_the_first_finds_go_to_the_kept_slot_and_stay_there_after_the_reply(
+    name: str,
+) -> None:
+    """With no kept turn yet (a new session, the first turn after an import), what the reply
+    would keep shows in the kept slot at once, so the next prompt's head up to the recent
+    buffer is the one this turn's prefill left in the KV cache (issue 13); the best find stays
+    nearest the question."""
+    strategy = registry.create(name, {"buffer_tokens": 60, "recall_k": 6}, deps())
+    h = conversation(30, chars=40)
+    h[4] = message(h[4].id, "user", "my dog Bo loves the beach", day=0)
+    h[8] = message(h[8].id, "user", "Bo the dog is five", day=0)
+    first = await strategy.assemble(request(h, new="how is Bo the dog", budget=900))
+    order = kinds(first)
+    assert order.index("kept") < order.index("recent") < order.index("recalled")
+    # FakeRecaller ranks by words shared with the question: h[8] first, then h[4]
+    assert h[8].id in ids(first, "recalled") and ids(first, "kept")
+    assert h[4].id in ids(first, "kept") + ids(first, "recalled")
+    assert not set(ids(first, "kept")) & set(ids(first, "recalled"))
+    reply = [message(61, "user", "how is Bo the dog", 1), message(62, "assistant", "fine", 1)]
+    state = await strategy.observe(SESSION, h + reply, MemoryState(), reply, first)
+    assert state.kept[0] == ids(first, "kept")  # the reply's finds may join as a new chunk
+    later = request(h + reply, new="and the cat?", budget=900, state=state)
+    second = await strategy.assemble(later)
+    before, after = part(first, "kept"), part(second, "kept")
+    assert after.messages[: len(before.messages)] == before.messages
+    assert second.parts[0] == first.parts[0] and second.parts[1].kind == "kept"
 
 
 async def test_vector_observe_indexes_new_messages_but_not_forgotten_ones() -> None:
@@ -223,7 +252,7 @@ async def test_a_small_budget_leaves_recall_its_share(name: str) -> None:
     budget = 300 if name == "hybrid" else 250
     room = {}
     for share in (0.0, 0.5):
-        strategy = registry.create(name, {"recall_min_share": share}, deps())
+        strategy = registry.create(name, {"recall_min_share": share, "kept_share": 0}, deps())
         ctx = await strategy.assemble(
             request(h, new="how is Bo the dog", budget=budget, state=state)
         )

@@ -207,7 +207,12 @@ def test_history_import_is_observed_by_memory(
 
     wait_until(indexed, "the imported turns to reach the vector index")
     ctx = client.post(f"/v1/sessions/{sid}/context", json={"content": "Who keeps bees?"}).json()
-    shown = [m for p in ctx["parts"] if p["kind"] in ("recalled", "recent") for m in p["messages"]]
+    shown = [
+        m
+        for p in ctx["parts"]
+        if p["kind"] in ("kept", "recalled", "recent")
+        for m in p["messages"]
+    ]
     assert ids[0] in {m["id"] for m in shown}
 
 
