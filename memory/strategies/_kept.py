@@ -10,6 +10,8 @@ them while the user types, so the next turn prefills only its own finds and mess
 best find no longer fits beside what is kept, the oldest chunk makes room for that turn's finds
 from its end, at most once per REBUILD_AFTER replies; when the room shrinks, the newest chunks
 are left out first. Kept turns come before the summary, which changes at every eviction.
+While nothing is kept (a new session, the first turn after an import), a turn's finds go to
+the kept slot at once, all but the best, which stays nearest the question (first_kept).
 """
 
 from __future__ import annotations
