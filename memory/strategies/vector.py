@@ -20,7 +20,7 @@ from memory.strategies._parts import (
     start_frame,
 )
 from memory.strategies.summary import PrunedSummaryMixin, SummaryParams
-from memory.types import AssembleRequest, Context, ContextPart, MemoryState, StoredMessage
+from memory.types import LLM, AssembleRequest, Context, ContextPart, MemoryState, StoredMessage
 
 
 class RecallParams(EvictionParams):
@@ -83,6 +83,40 @@ def with_neighbors(
 RP = TypeVar("RP", bound=RecallParams)
 
 
+def beside_kept(
+    frame: Frame,
+    llm: LLM,
+    kept: ContextPart | None,
+    found: Sequence[int],
+    exclude: set[int],
+    limit: int,
+    neighbors: int,
+) -> tuple[ContextPart | None, list[int], list[int]]:
+    """The kept part, with room beside it for the question's best find: (kept, the finds not
+    kept, the best of them with its neighbours). Kept turns fill most of the recall room (their
+    share, 0.9), and at small budgets the rest did not hold the best find, which then showed
+    only after a compaction, every REBUILD_AFTER replies: in a live chat of 24 questions, each
+    about another turn (FakeRecaller), the telling turn showed for 10-18 at 500-1,000 tokens
+    instead of 24. Now the newest kept chunks make way for it; the older ones stay in place."""
+    while True:
+        shown = {m.id for m in kept.messages if m.id is not None} if kept else set()
+        hits = [i for i in found if i not in exclude and i not in shown]
+        best = with_neighbors(frame.history, hits[:1], neighbors, exclude | shown)
+        if kept is None or not best or not _shows(frame, llm, best, limit):
+            return kept, hits, best
+        if _shows(frame, llm, best, limit - kept.tokens):
+            return kept, hits, best
+        # the newest chunk goes (the best may have been in it: then that is what must fit)
+        kept = kept_part(frame, llm, exclude, kept.tokens - 1)
+
+
+def _shows(frame: Frame, llm: LLM, best: Sequence[int], room: int) -> bool:
+    """Whether recall's choice within `room` shows the top hit (by the estimates it chooses by,
+    which may be a few tokens above the exact count)."""
+    part = recalled_part(frame, llm, best, room)
+    return part is not None and best[0] in part.ranked
+
+
 class RecallingStrategy(BufferedStrategy[RP]):
     uses_recall: ClassVar[bool] = True
 
@@ -110,15 +144,13 @@ class RecallingStrategy(BufferedStrategy[RP]):
         recaller = self.deps.recaller
         assert recaller is not None  # uses_recall: MemoryStrategy.__init__ refused None
         query = without_names(req.new_message, (req.user_name, req.assistant_name))
-        ranked = await recaller.recall(
+        found = await recaller.recall(
             req.session, query, frame.history, exclude, p.recall_k, req.scope
         )
-        if kept is not None:
-            exclude |= {m.id for m in kept.messages if m.id is not None}
-        ranked = [i for i in ranked if i not in exclude]
-        hits, ranked = ranked, with_neighbors(frame.history, ranked, p.neighbors, exclude)
+        kept, hits, best = beside_kept(frame, self.llm, kept, found, exclude, limit, p.neighbors)
+        exclude |= {m.id for m in kept.messages if m.id is not None} if kept else set()
+        ranked = with_neighbors(frame.history, hits, p.neighbors, exclude)
         if kept is None and hits and p.kept_share > 0:
-            best = with_neighbors(frame.history, hits[:1], p.neighbors, exclude)
             return first_kept(frame, self.llm, ranked, best, limit, p.kept_share)
         room = limit - (kept.tokens if kept else 0)
         return kept, recalled_part(frame, self.llm, ranked, room)

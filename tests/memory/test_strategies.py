@@ -234,6 +234,35 @@ async def test_the_first_finds_go_to_the_kept_slot_and_stay_there_after_the_repl
     assert second.parts[0] == first.parts[0] and second.parts[1].kind == "kept"
 
 
+@pytest.mark.parametrize("name", ["hybrid", "vector"])
+@pytest.mark.parametrize("budget", [700, 1000])
+async def test_in_a_live_chat_each_questions_best_find_shows_beside_the_kept_turns(
+    name: str, budget: int
+) -> None:
+    """Kept turns fill most of the recall room; a question's best find must still show, not
+    wait for a compaction (before: the telling turn showed for 12-18 of these 24 questions)."""
+    words = [f"kw{i}" for i in range(60)]
+    h: list[StoredMessage] = []
+    for t in range(120):
+        h.append(message(2 * t + 1, "user", f"I told you about {words[t % 60]} thing " + "u" * 60))
+        h.append(message(2 * t + 2, "assistant", "ok " + "a" * 60))
+    strategy = registry.create(name, {}, deps())
+    state = MemoryState()
+    missed = []
+    for q in range(24):
+        word = words[(q * 37) % 60]  # every question about another turn
+        ctx = await strategy.assemble(request(h, new=f"{word} thing", budget=budget, state=state))
+        told = [
+            m for k in ("kept", "recalled") for m in (part(ctx, k).messages if part(ctx, k) else [])
+        ]
+        if not any(f"{word} thing" in m.content for m in told):
+            missed.append(q)
+        new = [message(len(h) + 1, "user", f"{word} thing"), message(len(h) + 2, "assistant", "so")]
+        h = h + new
+        state = await strategy.observe(SESSION, h, state, new, ctx)
+    assert missed == []
+
+
 async def test_vector_observe_indexes_new_messages_but_not_forgotten_ones() -> None:
     recaller = FakeRecaller()
     strategy = registry.create("vector", {}, deps(recaller=recaller))
