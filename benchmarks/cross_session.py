@@ -172,6 +172,22 @@ class Api:
         got = {item["id"] for item in r.json()["items"]}
         return set(ids[-MEMORY_LIMIT:]) <= got
 
+    def turn_context(self, sid: str, content: str, max_tokens: int) -> dict[str, Any] | None:
+        """Send a message as a real turn and return the Context its reply was generated from
+        (the stored one: kept turns and all); None after recording a failure."""
+        path = f"/v1/sessions/{sid}/messages"
+        body = {"content": content, "max_tokens": max_tokens}
+        r = self.client.post(path, json=body)
+        if r.status_code != 200:
+            self.errors.append(describe("POST", path, body, r))
+            return None
+        path = f"/v1/sessions/{sid}/context/{r.json()['reply']['id']}"
+        r = self.client.get(path)
+        if r.status_code != 200:
+            self.errors.append(describe("GET", path, {}, r))
+            return None
+        return r.json()  # type: ignore[no-any-return]
+
     def context(self, sid: str, content: str) -> tuple[dict[str, Any] | None, float]:
         """The dry-run Context and its wall time (ms); None after recording a failure, so that
         one bad question is reported instead of ending a 40-minute run."""

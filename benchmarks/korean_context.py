@@ -9,8 +9,14 @@ dry-run in its session (`POST .../context`). Evidence recall = the share of ques
 telling turn the Context shows verbatim (any part). The English twin (same draws, same evidence)
 runs beside it, as the issue asks ("at least as good as the English twin").
 
+`--live N` asks the first N questions of each conversation as real turns instead, one after
+another in its session (a reply of a few tokens each, its stored Context read back): a dry run
+always sees a session's first turn, a live chat also the recalled turns kept from the turns
+before (issue 13), which take most of the recall room.
+
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/korean_context.py [--conversations 12]
         [--budgets 1024,2048] [--strategies hybrid,vector] [--langs ko,en] [--seed 11]
+        [--live N]
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Sequence
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +44,7 @@ from benchmarks.cross_session import (  # noqa: E402
     uptime,
     wait_indexed,
 )
-from benchmarks.korean_facts import Conversation, generate  # noqa: E402
+from benchmarks.korean_facts import Conversation, Question, generate  # noqa: E402
 
 # hybrid's summary written without the model: the LLM summarizer would work off 240 imported
 # turns per session in the background for the whole run (and keeps no facts: README, Answers)
@@ -44,6 +52,18 @@ MEMORY: dict[str, dict[str, Any]] = {
     "hybrid": {"strategy": "hybrid", "summarizer": "extractive", "summary_max_chunks": None},
     "vector": {"strategy": "vector"},
 }
+
+LIVE_REPLY_TOKENS = 4  # the reply is not scored: what its Context shows is
+
+
+def live_order(questions: Sequence[Question]) -> list[Question]:
+    """One question per fact in turn, round after round: a live chat moves from fact to fact
+    (the dry-run order asks each fact's questions together)."""
+    by_fact: dict[tuple[int, ...], list[Question]] = defaultdict(list)
+    for q in questions:
+        by_fact[q.evidence].append(q)
+    rounds = zip_longest(*by_fact.values())
+    return [q for r in rounds for q in r if q is not None]
 
 
 def import_conversation(
@@ -68,6 +88,7 @@ def main() -> None:
     ap.add_argument("--budgets", default="1024,2048")
     ap.add_argument("--strategies", default="hybrid,vector")
     ap.add_argument("--langs", default="ko,en")
+    ap.add_argument("--live", type=int, default=0, help="ask the first N questions as turns")
     args = ap.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
     strategies = args.strategies.split(",")
@@ -87,8 +108,12 @@ def main() -> None:
                     sessions = import_conversation(api, conv, strategies, budgets)
                     wait_indexed([(api, sid, ids) for sid, ids in sessions.values()])
                     for (s, b), (sid, ids) in sessions.items():
-                        for q in conv.questions:
-                            ctx, _ = api.context(sid, q.text)
+                        asked = live_order(conv.questions) if args.live else conv.questions
+                        for q in asked[: args.live or None]:
+                            if args.live:
+                                ctx = api.turn_context(sid, q.text, LIVE_REPLY_TOKENS)
+                            else:
+                                ctx, _ = api.context(sid, q.text)
                             if ctx is None:
                                 continue
                             shown = shown_ids(ctx, None)
@@ -96,7 +121,8 @@ def main() -> None:
                                 all(ids[e] in shown for e in q.evidence)
                             )
                             tokens[lang].append(ctx["total_tokens"])
-                    print(f"[{lang}] {conv.name}: {len(conv.questions)} questions", flush=True)
+                    n = min(len(conv.questions), args.live or len(conv.questions))
+                    print(f"[{lang}] {conv.name}: {n} questions", flush=True)
         finally:
             server.stop()
             problems = server.problems()

@@ -34,3 +34,14 @@ def test_the_english_twin_has_the_same_structure() -> None:
 
 def test_at_least_twenty_hand_written_paraphrases() -> None:
     assert sum(len(f.paraphrases) for f in FACTS) >= 20
+
+
+def test_a_live_chat_asks_one_question_per_fact_in_turn() -> None:
+    from benchmarks.korean_context import live_order
+
+    questions = generate("ko", 1, 11)[0].questions
+    order = live_order(questions)
+    assert sorted(map(id, order)) == sorted(map(id, questions))  # each asked once
+    facts = len({q.evidence for q in questions})
+    first = [q.evidence for q in order[:facts]]
+    assert len(set(first)) == facts  # every fact once before any is asked again
