@@ -53,18 +53,18 @@ def kept_part(frame: Frame, llm: LLM, exclude: set[int], limit: int) -> ContextP
 
 
 def first_kept(
-    frame: Frame, llm: LLM, ranked: Sequence[int], best: Sequence[int], limit: int, share: float
+    frame: Frame, llm: LLM, ranked: Sequence[int], best: Sequence[int], limit: int, kept_room: int
 ) -> tuple[ContextPart | None, ContextPart | None]:
-    """When no kept turn shows (a new session, the first turn after an import): the best find
-    (`best`: the top hit and its neighbours) and what else fits in the share of the room kept
-    turns leave stay nearest the question; the rest go to the kept slot at once, where the
-    reply would move them. Shown after the recent buffer first and kept after the reply, they
-    moved in front of it: everything after the persona (~2,000 tokens) changed, and the next
-    turn waited for it unless 8-9 s of typing let the warm-up prefill it (benchmarks/ttft.py,
-    `vector` turn 2 after an import: 254 tokens on the clock, 1.61 s). All of them in the kept
-    slot cost the answers instead: English planted facts named 11/24 -> 1/24
-    (benchmarks/answers.py), a 135M model answers from what is nearest the question."""
-    kept_room = int(limit * share)
+    """When no kept turn shows (a new session, the first turn after an import): the best
+    find (`best`: the top hit and its neighbours) and what else fits beside the kept turns'
+    room (`kept_room`, kept_cap) stay nearest the question; the rest go to the kept slot at
+    once, where the reply would move them. Shown after the recent buffer first and kept
+    after the reply, they moved in front of it: everything after the persona (~2,000 tokens)
+    changed, and the next turn waited for it unless 8-9 s of typing let the warm-up prefill
+    it (benchmarks/ttft.py, `vector` turn 2 after an import: 254 tokens on the clock, 1.61
+    s). All of them in the kept slot cost the answers instead: English planted facts named
+    11/24 -> 1/24 (benchmarks/answers.py), a 135M model answers from what is nearest the
+    question."""
     near = recalled_part(frame, llm, ranked, limit - kept_room)
     if near is None or not set(best) <= set(near.ranked):
         near = recalled_part(frame, llm, best, limit)
@@ -75,6 +75,12 @@ def first_kept(
     if kept is not None:
         kept.ranked = []  # a kept part's order is its chunks'
     return kept, near
+
+
+def kept_cap(limit: float, share: float, fresh_min: int) -> int:
+    """Of a recall room of `limit` tokens, what kept turns may take: their share, but never so
+    much that less than `fresh_min` is left to what recall finds anew for the message."""
+    return max(0, min(int(limit * share), int(limit) - fresh_min))
 
 
 def chunk_ids(part: ContextPart | None) -> list[list[int]]:
@@ -90,7 +96,11 @@ def chunk_ids(part: ContextPart | None) -> list[list[int]]:
 
 
 def next_kept(
-    state: MemoryState, context: Context, share: float, recall_max_tokens: int | None
+    state: MemoryState,
+    context: Context,
+    share: float,
+    recall_max_tokens: int | None,
+    fresh_min: int = 0,
 ) -> None:
     """Set state.kept (and its age) after a reply generated from `context`."""
     parts = {p.kind: p for p in context.parts}
@@ -108,7 +118,7 @@ def next_kept(
     kept_tokens: float = kept.tokens if kept is not None else 0
     room = context.budget - context.total_tokens + kept_tokens + found.tokens
     limit = min(room, recall_max_tokens or room)
-    cap = int(limit * share)
+    cap = kept_cap(limit, share, fresh_min)
     cost = line_costs(found)
     add = _greedy(found.ranked, cost, cap - kept_tokens)
     if not add or add[0] != found.ranked[0]:  # the best find does not fit beside

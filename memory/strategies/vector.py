@@ -11,7 +11,7 @@ from memory.base import EvictionParams
 from memory.budget import position_of
 from memory.speakers import without_names
 from memory.strategies._buffered import BufferedStrategy
-from memory.strategies._kept import first_kept, kept_part, next_kept
+from memory.strategies._kept import first_kept, kept_cap, kept_part, next_kept
 from memory.strategies._parts import (
     Frame,
     finish,
@@ -59,6 +59,16 @@ class RecallParams(EvictionParams):
         description="share of the recall room for recalled turns kept in place across turns "
         "(before the recent buffer, so the KV cache keeps them); new finds join them after "
         "each reply. The rest shows what recall finds anew each turn. 0: none kept",
+    )
+    # In a small room a tenth is not even one note: at budget_tokens 1,024 Pippa's ~380 tokens
+    # of recall room left ~38 to each message's own finds, and a live chat showed the telling
+    # turn for 0.48 of the questions where a dry run (nothing kept yet) showed 0.65
+    # (benchmarks/korean_context.py --live). In a large room this changes nothing.
+    fresh_min_tokens: int = Field(
+        default=256,
+        ge=0,
+        description="the least of the recall room left to what recall finds anew for each "
+        "message, whatever kept_share keeps",
     )
 
 
@@ -151,7 +161,8 @@ class RecallingStrategy(BufferedStrategy[RP]):
         exclude |= {m.id for m in kept.messages if m.id is not None} if kept else set()
         ranked = with_neighbors(frame.history, hits, p.neighbors, exclude)
         if kept is None and hits and p.kept_share > 0:
-            return first_kept(frame, self.llm, ranked, best, limit, p.kept_share)
+            room = kept_cap(limit, p.kept_share, p.fresh_min_tokens)
+            return first_kept(frame, self.llm, ranked, best, limit, room)
         room = limit - (kept.tokens if kept else 0)
         return kept, recalled_part(frame, self.llm, ranked, room)
 
@@ -165,7 +176,7 @@ class RecallingStrategy(BufferedStrategy[RP]):
         state = await super().update_state(kept, state, new_messages, context)
         if context is not None:
             p = self.params
-            next_kept(state, context, p.kept_share, p.recall_max_tokens)
+            next_kept(state, context, p.kept_share, p.recall_max_tokens, p.fresh_min_tokens)
         return state
 
 

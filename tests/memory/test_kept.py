@@ -3,7 +3,7 @@ may change, how it grows, and how it makes room."""
 
 from __future__ import annotations
 
-from memory.strategies._kept import REBUILD_AFTER, chunk_ids, next_kept
+from memory.strategies._kept import REBUILD_AFTER, chunk_ids, kept_cap, next_kept
 from memory.types import Context, ContextMessage, ContextPart, MemoryState
 
 
@@ -82,3 +82,17 @@ def test_no_share_keeps_nothing() -> None:
     state = MemoryState(buffer_start_id=60, kept=[[1]])
     next_kept(state, context([[1]], [2], 50, kept_tokens=10), 0.0, None)
     assert state.kept == []
+
+
+def test_kept_turns_leave_each_message_its_least_room() -> None:
+    assert kept_cap(2000, 0.9, 256) == 1744  # a large room: the floor is below a tenth
+    assert kept_cap(380, 0.9, 256) == 124  # Pippa at 1,024 tokens: a tenth is not one note
+    assert kept_cap(200, 0.9, 256) == 0
+    assert kept_cap(2000, 0.9, 0) == 1800
+
+
+def test_the_least_room_caps_what_a_reply_keeps() -> None:
+    state = MemoryState(buffer_start_id=50)
+    # recall room 200, 0.9 of it 180, but 150 must stay fresh: 50 tokens = 5 turns of 10
+    next_kept(state, context([], [9, 3, 5, 1, 2, 4, 6, 7, 8, 10], 50), 0.9, None, 150)
+    assert state.kept == [[9, 3, 5, 1, 2]]

@@ -213,7 +213,8 @@ async def test_the_first_finds_go_to_the_kept_slot_and_stay_there_after_the_repl
     would keep shows in the kept slot at once, so the next prompt's head up to the recent
     buffer is the one this turn's prefill left in the KV cache (issue 13); the best find stays
     nearest the question."""
-    strategy = registry.create(name, {"buffer_tokens": 60, "recall_k": 6}, deps())
+    params = {"buffer_tokens": 60, "recall_k": 6, "fresh_min_tokens": 0}
+    strategy = registry.create(name, params, deps())
     h = conversation(30, chars=40)
     h[4] = message(h[4].id, "user", "my dog Bo loves the beach", day=0)
     h[8] = message(h[8].id, "user", "Bo the dog is five", day=0)
