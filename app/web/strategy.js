@@ -19,6 +19,7 @@ const LABELS = {
   summarizer: "Summarizer",
   neighbors: "Neighbouring turns",
   kept_share: "Recall kept in place (share)",
+  fresh_min_tokens: "Recall found anew, at least (tokens)",
   evict_to: "Evict down to (share)",
   summary_chunk_tokens: "Summary chunk (tokens)",
   summary_max_chunks: "Summary calls per turn",
