@@ -107,9 +107,9 @@ def main() -> None:
                     api = Api(server, f"dad-{conv.name}", errors)
                     sessions = import_conversation(api, conv, strategies, budgets)
                     wait_indexed([(api, sid, ids) for sid, ids in sessions.values()])
+                    asked = live_order(conv.questions)[: args.live] if args.live else conv.questions
                     for (s, b), (sid, ids) in sessions.items():
-                        asked = live_order(conv.questions) if args.live else conv.questions
-                        for q in asked[: args.live or None]:
+                        for q in asked:
                             if args.live:
                                 ctx = api.turn_context(sid, q.text, LIVE_REPLY_TOKENS)
                             else:
@@ -121,8 +121,7 @@ def main() -> None:
                                 all(ids[e] in shown for e in q.evidence)
                             )
                             tokens[lang].append(ctx["total_tokens"])
-                    n = min(len(conv.questions), args.live or len(conv.questions))
-                    print(f"[{lang}] {conv.name}: {n} questions", flush=True)
+                    print(f"[{lang}] {conv.name}: {len(asked)} questions", flush=True)
         finally:
             server.stop()
             problems = server.problems()
