@@ -23,10 +23,10 @@ class Reply:
 
 def locomo_table(replies: Sequence[Reply], labels: Sequence[str], oracle_row: str) -> str:
     head = (
-        "| context | n | F1 | oracle ratio | gold in reply | multi-hop | temporal | open | "
-        "single-hop | leaks | repeats | loops | prompt tokens |"
+        "| context | n | F1 | oracle ratio | gold in reply | evidence in context | multi-hop | "
+        "temporal | open | single-hop | leaks | repeats | loops | prompt tokens |"
     )
-    rows = [head, "|---|" + "---|" * 12]
+    rows = [head, "|---|" + "---|" * 13]
     by_row = {row: [r for r in replies if r.row == row] for row in labels}
     oracle = float(np.mean([r.score["f1"] for r in by_row.get(oracle_row, [])] or [np.nan]))
     for row, rs in by_row.items():
@@ -41,12 +41,19 @@ def locomo_table(replies: Sequence[Reply], labels: Sequence[str], oracle_row: st
         rows.append(
             f"| {row} | {len(rs)} | {f1:.3f} | {ratio:.2f} | "
             f"{np.mean([r.score['contains'] for r in rs]):.3f} | "
+            f"{evidence(rs)} | "
             + " | ".join(f"{c:.3f}" for c in cats)
             + f" | {sum(r.score['leak'] for r in rs)} | {sc.repeats([r.reply for r in rs])} | "
             f"{sum(r.score['loops'] for r in rs)} | "
             f"{np.mean([r.prompt_tokens for r in rs]):.0f} |"
         )
     return "\n".join(rows)
+
+
+def evidence(replies: Sequence[Reply]) -> str:
+    """The mean share of gold turns shown, "-" where no reply measured it."""
+    shares = [r.score["evidence"] for r in replies if not np.isnan(r.score.get("evidence", np.nan))]
+    return f"{np.mean(shares):.3f}" if shares else "-"
 
 
 def planted_table(by_language: dict[str, Sequence[Reply]], labels: Sequence[str]) -> str:

@@ -60,6 +60,7 @@ from benchmarks.cross_session import (  # noqa: E402
     locomo,
     locomo_message,
     revision,
+    shown_ids,
     uptime,
     wait_indexed,
 )
@@ -290,22 +291,34 @@ def ask_locomo(
 ) -> list[Reply]:
     out: list[Reply] = []
     head = new = None
+    gold = [by_dia[d] for d in q.evidence]
     for label, sid in sids.items():
         ctx, _ = asker.api.context(sid, q.text)
         if ctx is None:
             continue
         head, new = fixed_messages(ctx)
         if label in ROWS:
-            out.append(score(asker.generate(label, q.text, context_messages(ctx)), q))
+            r = score(asker.generate(label, q.text, context_messages(ctx)), q)
+            out.append(with_evidence(r, gold, shown_ids(ctx, None)))
     if head is None or new is None:
         return out
     if NO_MEMORY in ROWS:
-        out.append(score(asker.generate(NO_MEMORY, q.text, [*head, *new]), q))
+        r = score(asker.generate(NO_MEMORY, q.text, [*head, *new]), q)
+        out.append(with_evidence(r, gold, set()))
     if ORACLE in ROWS:
-        gold = [by_dia[d] for d in q.evidence]
         oracle = [*head, *oracle_part(gold, next(iter(sids.values()))), *new]
-        out.append(score(asker.generate(ORACLE, q.text, oracle), q))
+        r = score(asker.generate(ORACLE, q.text, oracle), q)
+        out.append(with_evidence(r, gold, {m.id for m in gold}))
     return out
+
+
+def with_evidence(r: Reply, gold: Sequence[StoredMessage], shown: set[int]) -> Reply:
+    """The share of the question's gold turns the context showed: separates what recall missed
+    from what the model did not use (`shown`, the ids, lets two commits' contexts be compared)."""
+    ids = {m.id for m in gold}
+    r.score["evidence"] = len(ids & shown) / len(ids) if ids else float("nan")
+    r.score["shown"] = sorted(shown)
+    return r
 
 
 def score(r: Reply, q: Any) -> Reply:

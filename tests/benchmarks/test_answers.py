@@ -87,8 +87,10 @@ def test_tables_list_every_row_once_with_the_oracle_ratio() -> None:
         score = {"f1": f1, "category": 4, "contains": f1 > 0, "leak": False, "loops": False}
         return Reply(row, "q", "a reply", 10, {**score, "named": named})
 
-    table = locomo_table([r("hybrid", 0.4), r("oracle", 0.5)], ["hybrid", "oracle"], "oracle")
+    hybrid = r("hybrid", 0.4)
+    hybrid.score["evidence"] = 0.5
+    table = locomo_table([hybrid, r("oracle", 0.5)], ["hybrid", "oracle"], "oracle")
     lines = table.splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| hybrid | 1 | 0.400 | 0.80 |")
+    assert len(lines) == 4 and lines[2].startswith("| hybrid | 1 | 0.400 | 0.80 | 1.000 | 0.500 |")
     planted = planted_table({"English": [r("hybrid", 0, True)], "Korean": []}, ["hybrid"])
     assert planted.splitlines()[2] == "| hybrid | 1/1 | 0/0 | 0 | 0 | 0 |"
