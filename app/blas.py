@@ -36,6 +36,18 @@ def _candidates() -> list[str]:
     return paths
 
 
+def _kernels(path: str) -> str:
+    """", <core> kernels": a DYNAMIC_ARCH OpenBLAS picks its kernels by CPU, and kernels of two
+    CPUs round float32 sums differently, enough to flip a greedy token (the same code gave
+    LoCoMo answer F1 0.061 and 0.067 on two machines)."""
+    try:
+        lib = ctypes.CDLL(path)
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        return f", {lib.openblas_get_corename().decode()} kernels"
+    except (OSError, AttributeError):
+        return ""
+
+
 def load_blas() -> str:
     """Make MLX use OpenBLAS where possible; return a one-line description of the BLAS in use.
 
@@ -62,7 +74,7 @@ def load_blas() -> str:
             log.debug("could not load %s: %s", path, exc)
             continue
         threads = os.environ["OPENBLAS_NUM_THREADS"]
-        _result = f"OpenBLAS ({os.path.realpath(path)}, {threads} threads)"
+        _result = f"OpenBLAS ({os.path.realpath(path)}, {threads} threads{_kernels(path)})"
         if late:
             log.warning(
                 "OpenBLAS loaded after mlx.core was imported: MLX may still use the reference "

@@ -59,6 +59,7 @@ from benchmarks.cross_session import (  # noqa: E402
     Server,
     locomo,
     locomo_message,
+    machine,
     revision,
     shown_ids,
     uptime,
@@ -420,7 +421,7 @@ def main() -> None:
             STRATEGIES.pop(row, None)
     parts = {p.strip() for p in args.parts.split(",")}
     started, errors = time.perf_counter(), []
-    print(f"start: {uptime()}; code at {revision()}", flush=True)
+    print(f"start: {uptime()}; code at {revision()}; {machine()}", flush=True)
     mem = locomo()
     convs = mem.load_locomo(mem.DEFAULT_DATA)[: args.conversations]
     sections, askers = [], []

@@ -709,6 +709,13 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def machine() -> str:
+    """The BLAS and the kernels it chose for this CPU: greedy replies differ between machines."""
+    from app.blas import load_blas
+
+    return load_blas()
+
+
 def revision() -> str:
     """The commit measured, and how many files differ from it: the server runs the work tree,
     where others may be editing while the benchmark runs."""
@@ -732,7 +739,7 @@ def main() -> None:
     args = ap.parse_args()
     parts = {p.strip() for p in args.parts.split(",")}
     started, load, report = time.perf_counter(), LoadSampler(), Report()
-    print(f"start: {uptime()}; code at {revision()}", flush=True)
+    print(f"start: {uptime()}; code at {revision()}; {machine()}", flush=True)
     load.start()
     mem = locomo()
     everything = mem.load_locomo(Path(args.data) if args.data else mem.DEFAULT_DATA)

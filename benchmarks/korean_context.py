@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.cross_session import (  # noqa: E402
     Api,
     Server,
+    machine,
     revision,
     shown_ids,
     uptime,
@@ -94,7 +95,7 @@ def main() -> None:
     strategies = args.strategies.split(",")
     langs = args.langs.split(",")
     started, errors = time.perf_counter(), []
-    print(f"start: {uptime()}; code at {revision()}", flush=True)
+    print(f"start: {uptime()}; code at {revision()}; {machine()}", flush=True)
     # (lang, strategy, budget, kind) -> hits
     hits: dict[tuple[str, str, int, str], list[bool]] = defaultdict(list)
     tokens: dict[str, list[int]] = defaultdict(list)

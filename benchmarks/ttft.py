@@ -49,6 +49,7 @@ from benchmarks.cross_session import (  # noqa: E402
     Server,
     locomo,
     locomo_message,
+    machine,
     revision,
     uptime,
     wait_indexed,
@@ -218,7 +219,7 @@ def main() -> None:
     args = ap.parse_args()
     load = LoadSampler()
     load.start()
-    print(f"start: {uptime()}; code at {revision()}", flush=True)
+    print(f"start: {uptime()}; code at {revision()}; {machine()}", flush=True)
     mem = locomo()
     convs = mem.load_locomo(mem.DEFAULT_DATA)
     results: dict[str, tuple[Scene, Scene]] = {}

@@ -34,22 +34,40 @@ from app.llm.cpu_kernels import (  # noqa: E402
     rope_angles,
     rope_rows,
 )
+from app.llm.cpu_prefill import attend_chunk, causal_mask  # noqa: E402
 
 
 class BatchDecoder:
-    """`NumpyDecoder.step` for B sequences: (B,) tokens, B caches -> (B, vocab) logits."""
+    """`NumpyDecoder.step` for B sequences in one pass: each item of `tokens` is one token to
+    decode (an int) or a prompt chunk to prefill (a list of ids); (B, vocab) logits, each of
+    its item's last token. A prompt chunk's rows join the same GEMMs, so prompts
+    arriving together, and prompts arriving while others decode, read the weights once between
+    them (a 35-token prompt alone prefills in ~97 ms on 2 cores, four of them together in
+    ~230 ms: most of a short prompt's time is reading the weights)."""
 
     def __init__(self, decoder: NumpyDecoder) -> None:
         self.dec = decoder
 
-    def step(self, tokens: Sequence[int], caches: Sequence[list[KVCache]]) -> np.ndarray:
+    def step(
+        self, tokens: Sequence[int | Sequence[int]], caches: Sequence[list[KVCache]]
+    ) -> np.ndarray:
         dec = self.dec
-        h = dec.embed[np.asarray(tokens, dtype=np.int64)]
-        positions = np.array([c[0].offset for c in caches], dtype=np.float32)
+        chunks = [[t] if isinstance(t, int) else list(t) for t in tokens]
+        if any(not c for c in chunks):
+            raise ValueError("a prompt chunk to prefill is empty")
+        h = dec.embed[np.asarray([t for c in chunks for t in c], dtype=np.int64)]
+        positions = np.concatenate(
+            [
+                np.arange(c[0].offset, c[0].offset + len(ch))
+                for ch, c in zip(chunks, caches, strict=True)
+            ]
+        ).astype(np.float32)
         cos, sin = rope_angles(dec.rope, positions)
+        sizes = [len(c) for c in chunks]
+        masks = {n: causal_mask(n) for n in set(sizes) if n > 1}
         for i, layer in enumerate(dec.layers):
-            h = self._layer(layer, h, [c[i] for c in caches], cos, sin)
-        h = rms_rows(h, dec.norm, dec.norm_eps)
+            h = self._layer(layer, h, [c[i] for c in caches], sizes, masks, cos, sin)
+        h = rms_rows(h[np.cumsum(sizes) - 1], dec.norm, dec.norm_eps)
         return lin_rows(dec.head, dec.head_bias, h)
 
     def _layer(
@@ -57,6 +75,8 @@ class BatchDecoder:
         ly: Layer,
         x: np.ndarray,
         caches: list[KVCache],
+        sizes: list[int],
+        masks: dict[int, np.ndarray],
         cos: np.ndarray,
         sin: np.ndarray,
     ) -> np.ndarray:
@@ -65,8 +85,16 @@ class BatchDecoder:
         qk = rope_rows(self.dec.rope, qkv[:, : ly.k_end].reshape(b, ly.n_heads + kvh, d), cos, sin)
         vals = qkv[:, ly.k_end :].reshape(b, kvh, d)
         rep = ly.n_heads // kvh
-        q = qk[:, : ly.n_heads].reshape(b, kvh, rep, d) * np.float32(ly.scale)
-        attn = np.empty((b, kvh, rep, d), dtype=np.float32)
-        for i, c in enumerate(caches):
-            attn[i] = append_and_attend(c, c.offset, q[i], qk[i, ly.n_heads :], vals[i])
-        return mlp_rows(ly, x, attn.reshape(b, -1))
+        scale = np.float32(ly.scale)
+        attn = np.empty((b, ly.n_heads * d), dtype=np.float32)
+        row = 0
+        for c, n in zip(caches, sizes, strict=True):
+            end = row + n
+            if n == 1:  # a decoded token: the single-step kernel, as NumpyDecoder.step runs it
+                q = qk[row, : ly.n_heads].reshape(kvh, rep, d) * scale
+                out = append_and_attend(c, c.offset, q, qk[row, ly.n_heads :], vals[row])
+                attn[row] = out.reshape(-1)
+            else:
+                attn[row:end] = attend_chunk(ly, c, qk[row:end], vals[row:end], masks[n])
+            row = end
+        return mlp_rows(ly, x, attn)

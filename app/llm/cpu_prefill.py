@@ -49,9 +49,9 @@ class NumpyPrefiller:
         h = self.dec.embed[tokens]
         pos = cache[0].offset
         cos, sin = rope_angles(self.dec.rope, np.arange(pos, pos + len(tokens), dtype=np.float32))
-        causal = np.triu(np.full((len(tokens),) * 2, -np.inf, dtype=np.float32), k=1)
+        causal = causal_mask(len(tokens))
         for layer, c in zip(self.dec.layers, cache, strict=True):
-            h = self._layer(layer, h, c, pos, cos, sin, causal)
+            h = self._layer(layer, h, c, cos, sin, causal)
         return h
 
     def _layer(
@@ -59,7 +59,6 @@ class NumpyPrefiller:
         ly: Layer,
         x: np.ndarray,
         c: KVCache,
-        pos: int,
         cos: np.ndarray,
         sin: np.ndarray,
         causal: np.ndarray,
@@ -67,46 +66,63 @@ class NumpyPrefiller:
         t, d, kvh = x.shape[0], ly.head_dim, ly.n_kv
         qkv = lin_rows(ly.wqkv, ly.bqkv, rms_rows(x, ly.attn_norm, ly.attn_eps))
         qk = rope_rows(self.dec.rope, qkv[:, : ly.k_end].reshape(t, ly.n_heads + kvh, d), cos, sin)
-        kv, vv = kv_views(c, kvh, d, t)
-        kv[0, :, pos : pos + t, :] = qk[:, ly.n_heads :].transpose(1, 0, 2)
-        vv[0, :, pos : pos + t, :] = qkv[:, ly.k_end :].reshape(t, kvh, d).transpose(1, 0, 2)
-        c.offset = pos + t
-        attn = self._attention(ly, qk[:, : ly.n_heads], kv[0], vv[0], pos, causal)
+        attn = attend_chunk(ly, c, qk, qkv[:, ly.k_end :].reshape(t, kvh, d), causal)
         return mlp_rows(ly, x, attn)
 
-    @staticmethod
-    def _attention(
-        ly: Layer,
-        q: np.ndarray,
-        keys: np.ndarray,
-        values: np.ndarray,
-        pos: int,
-        causal: np.ndarray,
-    ) -> np.ndarray:
-        """Causal attention of the chunk's queries q (T, heads, d) over keys/values (kv heads,
-        capacity, d) already holding the chunk at [pos, pos + T); (T, heads * d)."""
-        t, d, kvh = q.shape[0], ly.head_dim, ly.n_kv
-        rep = ly.n_heads // kvh
-        # (kv head, T, rep, d): a block of queries of one KV head is one GEMM operand, row
-        # i * rep + r being query i of the r-th head sharing that KV head.
-        qg = np.ascontiguousarray(
-            (q * np.float32(ly.scale)).reshape(t, kvh, rep, d).transpose(1, 0, 2, 3)
-        )
-        out = np.empty((t, kvh, rep, d), dtype=np.float32)
-        # Query blocks: each sees keys only up to its last query (the causal part of the chunk
-        # beyond is never computed) and its scores stay small enough for the CPU caches.
-        for i0 in range(0, t, _QUERY_BLOCK):
-            i1 = min(t, i0 + _QUERY_BLOCK)
-            n = pos + i1
-            # Keys before the block's first query are visible to all of its queries.
-            mask = causal[i0:i1, None, i0:i1]
-            for g in range(kvh):
-                scores = gemm(qg[g, i0:i1].reshape(-1, d), keys[g, :n], trans_b=True)
-                scores.reshape(i1 - i0, rep, n)[:, :, pos + i0 :] += mask
-                scores -= scores.max(axis=1, keepdims=True)
-                np.exp(scores, out=scores)
-                total = scores.sum(axis=1, keepdims=True)
-                o = gemm(scores, values[g, :n], trans_b=False)
-                o /= total
-                out[i0:i1, g] = o.reshape(i1 - i0, rep, d)
-        return out.reshape(t, ly.n_heads * d)
+
+def causal_mask(t: int) -> np.ndarray:
+    """(T, T): -inf above the diagonal, where a chunk's query would see a later token."""
+    return np.triu(np.full((t, t), -np.inf, dtype=np.float32), k=1)
+
+
+def attend_chunk(
+    ly: Layer, c: KVCache, qk: np.ndarray, v: np.ndarray, causal: np.ndarray
+) -> np.ndarray:
+    """Write a chunk's keys and values at `c.offset` and attend its queries over the cache.
+
+    `qk` is (T, heads + kv heads, head_dim) after RoPE (queries, then keys), `v` (T, kv heads,
+    head_dim); `causal` is `causal_mask(T)`. The cache's offset moves T on. (T, heads * d).
+    """
+    t, pos = qk.shape[0], c.offset
+    kv, vv = kv_views(c, ly.n_kv, ly.head_dim, t)
+    kv[0, :, pos : pos + t, :] = qk[:, ly.n_heads :].transpose(1, 0, 2)
+    vv[0, :, pos : pos + t, :] = v.transpose(1, 0, 2)
+    c.offset = pos + t
+    return _attention(ly, qk[:, : ly.n_heads], kv[0], vv[0], pos, causal)
+
+
+def _attention(
+    ly: Layer,
+    q: np.ndarray,
+    keys: np.ndarray,
+    values: np.ndarray,
+    pos: int,
+    causal: np.ndarray,
+) -> np.ndarray:
+    """Causal attention of the chunk's queries q (T, heads, d) over keys/values (kv heads,
+    capacity, d) already holding the chunk at [pos, pos + T); (T, heads * d)."""
+    t, d, kvh = q.shape[0], ly.head_dim, ly.n_kv
+    rep = ly.n_heads // kvh
+    # (kv head, T, rep, d): a block of queries of one KV head is one GEMM operand, row
+    # i * rep + r being query i of the r-th head sharing that KV head.
+    qg = np.ascontiguousarray(
+        (q * np.float32(ly.scale)).reshape(t, kvh, rep, d).transpose(1, 0, 2, 3)
+    )
+    out = np.empty((t, kvh, rep, d), dtype=np.float32)
+    # Query blocks: each sees keys only up to its last query (the causal part of the chunk
+    # beyond is never computed) and its scores stay small enough for the CPU caches.
+    for i0 in range(0, t, _QUERY_BLOCK):
+        i1 = min(t, i0 + _QUERY_BLOCK)
+        n = pos + i1
+        # Keys before the block's first query are visible to all of its queries.
+        mask = causal[i0:i1, None, i0:i1]
+        for g in range(kvh):
+            scores = gemm(qg[g, i0:i1].reshape(-1, d), keys[g, :n], trans_b=True)
+            scores.reshape(i1 - i0, rep, n)[:, :, pos + i0 :] += mask
+            scores -= scores.max(axis=1, keepdims=True)
+            np.exp(scores, out=scores)
+            total = scores.sum(axis=1, keepdims=True)
+            o = gemm(scores, values[g, :n], trans_b=False)
+            o /= total
+            out[i0:i1, g] = o.reshape(i1 - i0, rep, d)
+    return out.reshape(t, ly.n_heads * d)

@@ -23,7 +23,7 @@ import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 from mlx_lm.models.cache import make_prompt_cache  # noqa: E402
 
-from app.llm.batching import DecodeBatcher  # noqa: E402
+from app.llm.batching import DecodeBatcher, Prefill  # noqa: E402
 from app.llm.constrained import JsonConstraint, JsonGrammars  # noqa: E402
 from app.llm.cpu_fast import CPUFastModel  # noqa: E402
 from app.llm.prompt_cache import PromptCacheStore  # noqa: E402
@@ -257,6 +257,14 @@ class MLXEngine:
     ) -> Generator[Chunk | Step | None, Any, None]:
         background = params.priority == "background"
         model, rest = self.model, prompt[reused:]
+        logits = None
+        while rest and self.batcher is not None and not background:
+            # the round's runner prefills as much as its budget allows, beside the other
+            # prompts and decode steps of the round (app/llm/batching.py); the round that takes
+            # the prompt's last token gives the first token's logits
+            n, logits = yield Step(self.batcher, Prefill(rest, cache))
+            fed.extend(rest[:n])
+            rest = rest[n:]
         while len(rest) > 1:
             shared = background or self.worker.decoding
             n = min(SHARED_STEP if shared else self.prefill_step_size, len(rest) - 1)
@@ -274,9 +282,9 @@ class MLXEngine:
         eager = constraint is None and self.batcher is None
         if constraint is not None:
             constraint.plan(max_tokens)
-        if self.batcher is not None:  # the prompt's last token already steps with the batch
+        if logits is None and self.batcher is not None:  # the last token steps with the batch
             logits = yield Step(self.batcher, (rest[0], cache))
-        else:
+        elif logits is None:
             logits = model(mx.array(rest)[None], cache=cache)[:, -1, :]
         y = sample(logits)
         scores = sample.scores(y)

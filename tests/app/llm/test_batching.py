@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from app.llm.batching import DecodeBatcher
+from app.llm.batching import (
+    OFFSET_COST,
+    PREFILL_ALONE,
+    PREFILL_SHARED,
+    DecodeBatcher,
+    prefill_share,
+)
 from app.llm.cpu_batch import BatchDecoder
 from app.llm.mlx_engine import MLXEngine
 from app.llm.types import EngineBusyError, GenerationParams
@@ -36,6 +42,20 @@ async def tokens(
     async for chunk in engine.stream(messages, params, cache_key=key):
         out.extend(chunk.token_ids)
     return out
+
+
+def passes(monkeypatch: pytest.MonkeyPatch) -> list[list[Any]]:
+    """Record what each batched pass ran: a token (decode) or a list of ids (a prompt chunk)."""
+    seen: list[list[Any]] = []
+    original = BatchDecoder.step
+
+    def step(self: BatchDecoder, toks: Any, caches: Any) -> Any:
+        seen.append([t if isinstance(t, int) else (list(t), caches[i][0].offset)
+                     for i, t in enumerate(toks)])  # fmt: skip
+        return original(self, toks, caches)
+
+    monkeypatch.setattr(BatchDecoder, "step", step)
+    return seen
 
 
 def batch_sizes(engine: MLXEngine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -194,3 +214,53 @@ async def test_replies_beyond_the_batch_queue_and_beyond_the_queue_get_engine_bu
         assert await first and await queued  # both still served
     finally:
         worker.max_active, engine.max_queued = limits
+
+
+async def test_prompts_arriving_together_prefill_in_one_pass(
+    engine: MLXEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four prompts at once share their prefill's weight reads, and each reply is the one it
+    gets alone."""
+    params = GenerationParams(max_tokens=8)
+    alone = [await tokens(engine, ask(t), params) for t in TOPICS[:4]]
+    seen = passes(monkeypatch)
+    together = await asyncio.gather(*(tokens(engine, ask(t), params) for t in TOPICS[:4]))
+    assert list(together) == alone
+    chunks = [sum(not isinstance(t, int) for t in p) for p in seen]
+    assert max(chunks) >= 2, chunks
+
+
+async def test_a_long_prompt_beside_a_decoding_reply_prefills_within_the_round_budget(
+    engine: MLXEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a reply decodes, a ~600-token prompt is cut into rounds of at most PREFILL_SHARED
+    cost, so the decoding reply's next token never waits for the whole prompt."""
+    long_prompt = [{"role": "user", "content": "Tell me about storms and rivers. " * 60}]
+    short, long_params = GenerationParams(max_tokens=40), GenerationParams(max_tokens=6)
+    alone = [
+        await tokens(engine, ask("a kite"), short),
+        await tokens(engine, long_prompt, long_params),
+    ]
+    seen = passes(monkeypatch)
+    together = await asyncio.gather(
+        tokens(engine, ask("a kite"), short), tokens(engine, long_prompt, long_params, delay=0.3)
+    )
+    assert list(together) == alone
+    shared = [p for p in seen if any(isinstance(t, int) for t in p) and len(p) > 1]
+    costs = [sum(chunk_cost(*t) for t in p if not isinstance(t, int)) for p in shared]
+    assert len([c for c in costs if c > 0]) >= 2  # the long prompt took more than one round
+    assert max(costs) <= PREFILL_SHARED
+
+
+def chunk_cost(ids: list[int], offset: int) -> float:
+    return sum(1 + (offset + i) / OFFSET_COST for i in range(len(ids)))
+
+
+def test_a_rounds_prompt_share_fits_its_budget_and_costs_more_deeper_in_the_cache() -> None:
+    assert prefill_share(0, 0, PREFILL_SHARED) == (0, 0.0)
+    n0, cost0 = prefill_share(1000, 0, PREFILL_SHARED)
+    n2k, cost2k = prefill_share(1000, 2000, PREFILL_SHARED)
+    assert 0 < n2k < n0 < PREFILL_SHARED and cost0 <= PREFILL_SHARED and cost2k <= PREFILL_SHARED
+    assert prefill_share(n0, 0, PREFILL_SHARED) == (n0, cost0)  # all of a short prompt fits
+    assert prefill_share(n0 + 1, 0, PREFILL_SHARED)[0] == n0  # one more token does not
+    assert prefill_share(1000, 0, PREFILL_ALONE)[0] > n0
