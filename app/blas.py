@@ -37,9 +37,9 @@ def _candidates() -> list[str]:
 
 
 def _kernels(path: str) -> str:
-    """", <core> kernels": a DYNAMIC_ARCH OpenBLAS picks its kernels by CPU, and kernels of two
-    CPUs round float32 sums differently, enough to flip a greedy token (the same code gave
-    LoCoMo answer F1 0.061 and 0.067 on two machines)."""
+    """The kernels a DYNAMIC_ARCH OpenBLAS picked for this CPU, for the log line: kernels of
+    two CPUs may sum float32 in other orders, enough to flip a greedy token, so benchmark
+    replies are compared on one machine."""
     try:
         lib = ctypes.CDLL(path)
         lib.openblas_get_corename.restype = ctypes.c_char_p

@@ -45,6 +45,8 @@ class Stats:
     ttft: list[float] = field(default_factory=list)
     turn_s: list[float] = field(default_factory=list)
     tokens: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, reused from the session's KV cache
     statuses: dict[int, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     retries_429: int = 0
@@ -85,7 +87,10 @@ async def turn(
                     if event == "delta" and first is None:
                         first = time.perf_counter()
                     elif event == "done":
-                        stats.tokens += json.loads(line[5:])["usage"]["completion_tokens"]
+                        usage = json.loads(line[5:])["usage"]
+                        stats.tokens += usage["completion_tokens"]
+                        stats.prompt_tokens += usage["prompt_tokens"]
+                        stats.cached_tokens += usage["cached_tokens"]
                     elif event == "error":
                         stats.errors.append(f"error event: {line[5:200]}")
         end = time.perf_counter()
@@ -241,6 +246,11 @@ async def run(args: argparse.Namespace, url: str, keys: dict[str, str]) -> int:
     print("| --- | --- |")
     print(f"| turns/s | {turns / wall:.2f} |")
     print(f"| completion tokens/s (all sessions) | {tokens / wall:.1f} |")
+    prompt = own.prompt_tokens + shared.prompt_tokens
+    cached = own.cached_tokens + shared.cached_tokens
+    print(f"| prompt tokens per turn (reused from the KV cache) | {prompt / max(turns, 1):.0f} "
+          f"({cached / max(prompt, 1):.0%}) |")  # fmt: skip
+    print(f"| prompt tokens prefilled/s | {(prompt - cached) / wall:.0f} |")
     print(f"| 429 retries (honoured Retry-After) | {own.retries_429 + shared.retries_429} |")
     print(f"| shared session: max turns one client got ahead | {spread} |")
     statuses: dict[int, int] = {}

@@ -517,7 +517,6 @@ def run_all(args: argparse.Namespace, tmp: Path) -> dict[tuple[str, int], Run]:
                     try:
                         up = server.start()
                         print(f"llama-server -np {n} up in {up:.1f} s on {server.url}")
-                        headers = [{}] * n
                         run = asyncio.run(
                             measure(
                                 "llama-server",
@@ -526,7 +525,7 @@ def run_all(args: argparse.Namespace, tmp: Path) -> dict[tuple[str, int], Run]:
                                 n,
                                 args.rounds,
                                 args.max_tokens,
-                                headers,
+                                [{}] * n,  # no auth (Memento's keys stay Memento's)
                             )
                         )
                         if server.proc is not None:

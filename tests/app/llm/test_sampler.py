@@ -1,0 +1,63 @@
+"""Top-p without sorting the vocabulary (app/llm/sampler.py `nucleus`) keeps the nucleus
+mlx-lm's `apply_top_p` keeps, up to float32 rounding at its far edge, and falls back to it when
+the nucleus is wider than the candidates it searches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.blas import load_blas
+
+load_blas()
+
+import mlx.core as mx  # noqa: E402
+from mlx_lm.sample_utils import apply_top_p  # noqa: E402
+
+from app.llm import sampler  # noqa: E402
+from app.llm.sampler import Sampler, nucleus  # noqa: E402
+from app.llm.types import GenerationParams  # noqa: E402
+
+VOCAB = 49152
+
+
+def logprobs(rng: np.random.Generator, spread: float) -> mx.array:
+    raw = mx.array((rng.standard_normal((1, VOCAB)) * spread).astype(np.float32))
+    return raw - mx.logsumexp(raw, axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("spread", [2.0, 3.0, 5.0, 8.0])
+@pytest.mark.parametrize("top_p", [0.5, 0.9, 0.99])
+def test_the_nucleus_is_mlx_lms_up_to_rounding_at_its_edge(spread: float, top_p: float) -> None:
+    rng = np.random.default_rng(int(spread * 100 + top_p * 1000))
+    for _ in range(5):
+        lp = logprobs(rng, spread)
+        ours, theirs = np.array(nucleus(lp, top_p))[0], np.array(apply_top_p(lp, top_p))[0]
+        kept, ref = np.isfinite(ours), np.isfinite(theirs)
+        np.testing.assert_array_equal(ours[kept & ref], theirs[kept & ref])  # logits untouched
+        probs = np.exp(np.array(lp)[0].astype(np.float64))
+        assert probs[kept].sum() >= top_p - 1e-4  # a nucleus: top_p of the mass (float32 sums)
+        differ = kept ^ ref
+        assert differ.sum() <= 8 and probs[differ].sum() < 1e-4, (differ.sum(), top_p)
+        # nested: both keep the likeliest tokens, one of them a few more at the edge
+        assert (kept <= ref).all() or (ref <= kept).all()
+
+
+def test_a_nucleus_wider_than_the_candidates_is_mlx_lms_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sampler, "NUCLEUS_CANDIDATES", 16)
+    lp = logprobs(np.random.default_rng(3), 0.5)  # flat: the 0.9 nucleus holds thousands
+    ours, theirs = np.array(nucleus(lp, 0.9)), np.array(apply_top_p(lp, 0.9))
+    assert np.isfinite(ours).sum() > 1000
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_seeded_top_p_sampling_repeats_and_stays_in_the_nucleus() -> None:
+    lp = logprobs(np.random.default_rng(5), 5.0)
+    params = GenerationParams(max_tokens=8, temperature=0.7, top_p=0.9, seed=11)
+    first = [int(Sampler(params)(lp).item()) for _ in range(3)]
+    assert len(set(first)) == 1  # the same seed, the same token
+    allowed = np.isfinite(np.array(nucleus(lp * (1 / 0.7) - mx.logsumexp(lp * (1 / 0.7)), 0.9)))
+    draws = Sampler(GenerationParams(max_tokens=8, temperature=0.7, top_p=0.9, seed=12))
+    assert all(allowed[0, int(draws(lp).item())] for _ in range(50))
