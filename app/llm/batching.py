@@ -33,13 +33,13 @@ log = logging.getLogger(__name__)
 # step already beat two sgemv steps; one alone does not.
 MIN_BATCH = 2
 
-# Prompt work per round, in tokens at offset 0. A token at offset L costs 1 + L / OFFSET_COST
-# of them: its attention reads L cached keys (on 2 cores a cold token's marginal cost was
-# ~1.2 ms, one at offset 2,400 ~5.8 ms: benchmarks/prefill_chunks.py). While others decode
-# this bounds how long their next token waits (~0.3 s for 256); alone, a prompt runs in pieces
-# of PREFILL_ALONE so that cancellation and new arrivals get a turn.
+# Prompt work per round while replies decode, in tokens at offset 0: it bounds how long their
+# next token waits (~0.3 s for 256). A token at offset L costs 1 + L / OFFSET_COST of them, its
+# attention reading L cached keys (on 2 cores a cold token's marginal cost was ~1.2 ms, one at
+# offset 2,400 ~5.8 ms: benchmarks/prefill_chunks.py). With nobody decoding, a round takes
+# `prefill_step_size` plain tokens, as an MLX prefill chunk would: a lone turn's prompt is not
+# cut smaller than before (a pass costs ~55 ms of weight reads however few its rows).
 PREFILL_SHARED = 256
-PREFILL_ALONE = 512
 OFFSET_COST = 625
 
 DecodePayload = tuple[int, list[Any]]  # the token to feed, the sequence's cache
@@ -66,23 +66,26 @@ def prefill_share(tokens: int, offset: int, budget: float) -> tuple[int, float]:
 
 
 class DecodeBatcher:
-    def __init__(self, model: CPUFastModel) -> None:
+    def __init__(self, model: CPUFastModel, prefill_step_size: int = 512) -> None:
         self.model = model
+        self.prefill_step_size = prefill_step_size
 
     def run_steps(self, payloads: Sequence[DecodePayload | Prefill]) -> list[Any]:
         results: list[Any] = [None] * len(payloads)
         decoding = any(not isinstance(p, Prefill) for p in payloads)
-        budget = float(PREFILL_SHARED if decoding else PREFILL_ALONE)
+        budget = float(PREFILL_SHARED if decoding else self.prefill_step_size)
         items: list[int | list[int]] = []  # what each payload runs this round, by index
         for p in payloads:
-            if isinstance(p, Prefill):
-                n, spent = prefill_share(len(p.tokens), p.cache[0].offset, budget)
-                if not decoding and not any(items):
-                    n = max(n, 1)  # a round always moves on
-                budget -= spent
-                items.append(list(p.tokens[:n]))
-            else:
+            if not isinstance(p, Prefill):
                 items.append(p[0])
+                continue
+            if decoding:
+                n, spent = prefill_share(len(p.tokens), p.cache[0].offset, budget)
+            else:
+                n = int(min(len(p.tokens), budget))
+                spent = float(n)
+            budget -= spent
+            items.append(list(p.tokens[:n]))
         caches = [p.cache if isinstance(p, Prefill) else p[1] for p in payloads]
         for i, item in enumerate(items):
             if item == []:

@@ -101,7 +101,9 @@ class MLXEngine:
         self.grammars = JsonGrammars(tokenizer)
         # Decode steps of concurrent replies run as one batch on the numpy path; elsewhere
         # (MLX on a GPU) each reply steps alone, its next step queued before a token is read.
-        self.batcher = DecodeBatcher(model) if isinstance(model, CPUFastModel) else None
+        self.batcher = (
+            DecodeBatcher(model, prefill_step_size) if isinstance(model, CPUFastModel) else None
+        )
 
     def check_json_schema(self, schema: str) -> None:
         """Raise app.llm.constrained.SchemaError if `schema` cannot constrain a reply."""

@@ -14,7 +14,6 @@ import pytest
 
 from app.llm.batching import (
     OFFSET_COST,
-    PREFILL_ALONE,
     PREFILL_SHARED,
     DecodeBatcher,
     prefill_share,
@@ -252,6 +251,18 @@ async def test_a_long_prompt_beside_a_decoding_reply_prefills_within_the_round_b
     assert max(costs) <= PREFILL_SHARED
 
 
+async def test_a_lone_prompt_prefills_in_plain_prefill_step_size_pieces(
+    engine: MLXEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nobody decoding, a round takes `prefill_step_size` tokens whatever the offset: a
+    lone turn's prompt is cut no smaller than an MLX prefill's chunks."""
+    long_prompt = [{"role": "user", "content": "Tell me about storms and rivers. " * 100}]
+    seen = passes(monkeypatch)
+    await tokens(engine, long_prompt, GenerationParams(max_tokens=2))
+    chunks = [len(t[0]) for p in seen for t in p if not isinstance(t, int)]
+    assert len(chunks) >= 2 and chunks[0] == engine.prefill_step_size, chunks
+
+
 def chunk_cost(ids: list[int], offset: int) -> float:
     return sum(1 + (offset + i) / OFFSET_COST for i in range(len(ids)))
 
@@ -263,4 +274,4 @@ def test_a_rounds_prompt_share_fits_its_budget_and_costs_more_deeper_in_the_cach
     assert 0 < n2k < n0 < PREFILL_SHARED and cost0 <= PREFILL_SHARED and cost2k <= PREFILL_SHARED
     assert prefill_share(n0, 0, PREFILL_SHARED) == (n0, cost0)  # all of a short prompt fits
     assert prefill_share(n0 + 1, 0, PREFILL_SHARED)[0] == n0  # one more token does not
-    assert prefill_share(1000, 0, PREFILL_ALONE)[0] > n0
+    assert prefill_share(1000, 0, 2 * PREFILL_SHARED)[0] > n0
