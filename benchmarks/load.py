@@ -44,6 +44,7 @@ from benchmarks._server import Server  # noqa: E402
 class Stats:
     ttft: list[float] = field(default_factory=list)
     turn_s: list[float] = field(default_factory=list)
+    decode_s: list[float] = field(default_factory=list)  # first delta -> last delta
     tokens: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0  # of prompt_tokens, reused from the session's KV cache
@@ -59,6 +60,7 @@ async def turn(
     while True:
         start = time.perf_counter()
         first: float | None = None
+        last = 0.0
         async with client.stream(
             "POST",
             f"/v1/sessions/{sid}/messages",
@@ -84,8 +86,9 @@ async def turn(
                 if line.startswith("event:"):
                     event = line[6:].strip()
                 elif line.startswith("data:"):
-                    if event == "delta" and first is None:
-                        first = time.perf_counter()
+                    if event == "delta":
+                        last = time.perf_counter()
+                        first = last if first is None else first
                     elif event == "done":
                         usage = json.loads(line[5:])["usage"]
                         stats.tokens += usage["completion_tokens"]
@@ -96,6 +99,8 @@ async def turn(
         end = time.perf_counter()
         stats.ttft.append((first or end) - start)
         stats.turn_s.append(end - start)
+        if first is not None:
+            stats.decode_s.append(last - first)
         return
 
 
@@ -232,14 +237,18 @@ async def run(args: argparse.Namespace, url: str, keys: dict[str, str]) -> int:
         f"wall {wall:.1f} s"
     )
     print()
-    print("| clients | turns | TTFT p50 (s) | TTFT p95 (s) | turn p50 (s) | turn p95 (s) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        "| clients | turns | TTFT p50 (s) | TTFT p95 (s) | first to last token p50 (s) | "
+        "turn p50 (s) | turn p95 (s) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, s in (("own sessions", own), ("shared session", shared), ("all", None)):
         ttft = all_ttft if s is None else s.ttft
         ts = own.turn_s + shared.turn_s if s is None else s.turn_s
+        decode = own.decode_s + shared.decode_s if s is None else s.decode_s
         print(
             f"| {name} | {len(ts)} | {pct(ttft, 50):.2f} | {pct(ttft, 95):.2f} | "
-            f"{pct(ts, 50):.2f} | {pct(ts, 95):.2f} |"
+            f"{pct(decode, 50):.2f} | {pct(ts, 50):.2f} | {pct(ts, 95):.2f} |"
         )
     print()
     print("| throughput | value |")
