@@ -144,10 +144,15 @@ def append_and_attend(
     kv[0, :, pos, :] = k
     vv[0, :, pos, :] = v
     cache.offset = pos + 1
-    scores = q @ kv[0, :, : pos + 1, :].transpose(0, 2, 1)
-    scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    scores /= scores.sum(axis=-1, keepdims=True)
-    return scores @ vv[0, :, : pos + 1, :]
+    # keys @ q.T, not q @ keys.T: numpy's stacked matmul is 2-4x slower with the transposed
+    # keys operand (measured at 550 cached tokens: 72 -> 30 us per layer); the small scores
+    # matrix is what gets transposed and copied.
+    scores = (kv[0, :, : pos + 1, :] @ q.transpose(0, 2, 1)).transpose(0, 2, 1).copy()
+    scores -= scores.max(axis=-1, keepdims=True)
+    np.exp(scores, out=scores)
+    out = scores @ vv[0, :, : pos + 1, :]
+    out /= scores.sum(axis=-1, keepdims=True)
+    return out
 
 
 def _find_sgemm() -> Any:
