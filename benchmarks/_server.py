@@ -101,10 +101,11 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def cli(self) -> list[str]:
-        """The `memento` command of the code to run."""
-        if self.code == ROOT:
-            return [str(Path(sys.executable).parent / "memento")]
-        # the venv's `memento` script would import the work tree's app
+        """The `memento` command of the code to run: the venv's `memento` script would import
+        the tree the venv was installed from (its editable finder), whatever tree this
+        benchmark runs in, so the code comes first on PYTHONPATH (env) and the command is the
+        script's own two lines. Before, a benchmark run from another work tree measured the
+        venv's tree while reporting the other's commit."""
         return [sys.executable, "-c", "import sys; from app.cli import main; sys.exit(main())"]
 
     def env(self) -> dict[str, str]:
@@ -118,11 +119,10 @@ class Server:
             MEMENTO_PERSONAS_DIR=str(self.code / "personas"),
             MEMENTO_AUTH="required",
         )
-        if self.code != ROOT:
-            # ahead of the editable install's finder, which maps `app` to this work tree
-            env["PYTHONPATH"] = os.pathsep.join(
-                [str(self.code), *filter(None, [os.environ.get("PYTHONPATH")])]
-            )
+        # ahead of the editable install's finder, which maps `app` to the venv's own tree
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(self.code), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
         env.update(self.extra_env)
         if self.embedder:
             env["MEMENTO_EMBEDDER"] = self.embedder

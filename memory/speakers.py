@@ -37,8 +37,8 @@ def note_prefix(speaker: str) -> str:
     return f"- {speaker} said: "
 
 
-_DAY = re.compile(r"^On \d{1,2} [A-Z][a-z]+ \d{4}:$", re.MULTILINE)
-_NOTE = re.compile(r"^- (\S[^\n]{0,40}?) said: ", re.MULTILINE)
+DAY_LINE = re.compile(r"^On \d{1,2} [A-Z][a-z]+ \d{4}:$", re.MULTILINE)
+NOTE_OPENING = re.compile(r"^- (\S[^\n]{0,40}?) said: ", re.MULTILINE)
 _LINE_LABEL = re.compile(r"^" + SPEAKER_LABEL.pattern, re.MULTILINE)
 
 
@@ -48,9 +48,9 @@ def speakers_in(texts: Iterable[str], names: Iterable[str] = ()) -> tuple[str, .
     them, or starts a new line with one, is the model continuing the transcript (issue 12)."""
     found = [n for n in names if n]
     for text in texts:
-        day = _DAY.search(text)
+        day = DAY_LINE.search(text)
         if day is not None:  # only notes under a day's line: "- I said: ..." elsewhere is text
-            found += _NOTE.findall(text, day.start())
+            found += NOTE_OPENING.findall(text, day.start())
         found += (m.group(1) for m in _LINE_LABEL.finditer(text))
     return tuple(dict.fromkeys(found))
 

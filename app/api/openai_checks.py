@@ -9,6 +9,7 @@ from typing import Any
 from app.api.openai_schemas import ChatCompletionRequest, OAIMessage
 from app.errors import InvalidFieldError, NotFoundError
 from app.llm.constrained import SchemaError, schema_of
+from app.llm.types import MAX_LOGIT_BIAS
 from app.service.completion import Completions, ServedModel
 from app.service.turns import TurnOptions
 
@@ -76,7 +77,7 @@ async def check_supported(req: ChatCompletionRequest, model: Completions, sessio
     if req.response_format is not None:
         await check_response_format(req.response_format, model, session)
     if req.logit_bias:
-        raise _unsupported("logit_bias", "token biases are not applied")
+        check_logit_bias(req.logit_bias, model)
     if req.audio is not None or any(m != "text" for m in req.modalities or ()):
         raise _unsupported("audio" if req.audio is not None else "modalities", "text only")
     if req.stream_options is not None and not req.stream:
@@ -101,6 +102,22 @@ async def check_supported(req: ChatCompletionRequest, model: Completions, sessio
             raise _unsupported("logprobs", "not with X-Memento-Session (stateless calls only)")
         if not model.supports_logprobs:
             raise _unsupported("logprobs", f"the {model.backend} backend does not report them")
+
+
+def check_logit_bias(bias: dict[str, float], model: ServedModel) -> None:
+    """OpenAI's `logit_bias`: token ids (as JSON keys) to values in [-100, 100]."""
+    if len(bias) > MAX_LOGIT_BIAS:
+        raise InvalidFieldError(
+            f"logit_bias may hold at most {MAX_LOGIT_BIAS} tokens, got {len(bias)}", "logit_bias"
+        )
+    vocab = model.vocab_size
+    for key, value in bias.items():
+        field = f"logit_bias.{key}"
+        if not key.isdigit() or (vocab is not None and int(key) >= vocab):
+            top = "" if vocab is None else f" from 0 to {vocab - 1}"
+            raise InvalidFieldError(f"logit_bias key {key!r} is not a token id{top}", field)
+        if not -100 <= value <= 100:
+            raise InvalidFieldError(f"logit_bias values must be in [-100, 100], got {value}", field)
 
 
 def text_of(m: OAIMessage, i: int) -> str:
@@ -142,4 +159,5 @@ def options_of(req: ChatCompletionRequest) -> TurnOptions:
         frequency_penalty=req.frequency_penalty,
         presence_penalty=req.presence_penalty,
         repetition_penalty=req.repetition_penalty,
+        logit_bias=tuple((int(k), float(v)) for k, v in (req.logit_bias or {}).items()),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import Any, cast
@@ -31,6 +32,8 @@ from app.llm.sampler import Sampler, penalizes  # noqa: E402
 from app.llm.stops import StopText as _StopText  # noqa: E402
 from app.llm.tokenizer import ChatTokenizer  # noqa: E402
 from app.llm.types import (  # noqa: E402
+    MAX_LOGIT_BIAS,
+    MAX_MEMORY_BIAS,
     MAX_TOP_LOGPROBS,
     ChatMessage,
     Chunk,
@@ -60,6 +63,13 @@ def validate_params(params: GenerationParams) -> None:
         raise ValueError(f"repetition_penalty must be in (0, 2], got {params.repetition_penalty}")
     if params.logprobs is not None and not 0 <= params.logprobs <= MAX_TOP_LOGPROBS:
         raise ValueError(f"logprobs must be in [0, {MAX_TOP_LOGPROBS}], got {params.logprobs}")
+    if len(params.logit_bias) > MAX_LOGIT_BIAS:
+        raise ValueError(f"logit_bias may hold at most {MAX_LOGIT_BIAS} tokens")
+    for token, value in params.logit_bias:
+        if not -100 <= value <= 100:
+            raise ValueError(f"logit_bias of token {token} must be in [-100, 100], got {value}")
+    if not 0 <= params.memory_bias <= MAX_MEMORY_BIAS:
+        raise ValueError(f"memory_bias must be in [0, {MAX_MEMORY_BIAS}], got {params.memory_bias}")
 
 
 # Tokens a prompt prefills between chances for others to run, when others are waiting: by
@@ -149,6 +159,7 @@ class MLXEngine:
             )
         max_tokens = min(params.max_tokens, self.context_window - len(prompt))
         said = self.penalty_ids(params)
+        params = self.resolve_bias(params)
         constraint = None
         if params.json_schema:  # off the event loop: the first builds llguidance's tokenizer
             constraint = await asyncio.to_thread(self.grammars.matcher, params.json_schema)
@@ -166,6 +177,21 @@ class MLXEngine:
         if not penalizes(params) or not params.penalty_context:
             return []
         return [i for ids in self.tokenizer.encode_many(params.penalty_context) for i in ids]
+
+    def resolve_bias(self, params: GenerationParams) -> GenerationParams:
+        """`params` with the memory bias folded into `logit_bias`, as token ids of this model
+        (caller's thread); a token the caller biased keeps the caller's value."""
+        vocab = self.tokenizer.vocab_size
+        for token, _ in params.logit_bias:
+            if not 0 <= token < vocab:
+                raise ValueError(f"logit_bias token {token} is not a token id (0-{vocab - 1})")
+        if not params.memory_bias or not params.memory_notes:
+            return params
+        encode = self.tokenizer.encode_many
+        common = {i for ids in encode(params.memory_common) for i in ids}
+        notes = {i for ids in encode(params.memory_notes) for i in ids} - common
+        bias = {i: params.memory_bias for i in sorted(notes)} | dict(params.logit_bias)
+        return dataclasses.replace(params, logit_bias=tuple(bias.items()))
 
     async def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> str:
         parts: list[str] = []

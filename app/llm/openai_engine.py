@@ -108,6 +108,9 @@ class OpenAIEngine:
             body["presence_penalty"] = params.presence_penalty
         if params.repetition_penalty != 1.0:  # not OpenAI's; vLLM and llama.cpp servers read it
             body["repetition_penalty"] = params.repetition_penalty
+        if params.logit_bias:  # the caller's own, in the remote model's token ids; the memory
+            # bias needs this model's tokenizer, which a remote server does not lend
+            body["logit_bias"] = {str(i): v for i, v in params.logit_bias}
         if params.stop:
             # OpenAI takes at most 4; the caller's own come first (ChatService adds role stops)
             body["stop"] = list(params.stop[:MAX_REMOTE_STOPS])

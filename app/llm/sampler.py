@@ -1,5 +1,6 @@
 """Choosing each next token: greedy, or temperature/top-p with a per-request PRNG key, after
-the repetition penalties; with the log-probabilities a reply asked for. Runs on the MLX thread.
+the repetition penalties and the logit biases; with the log-probabilities a reply asked for.
+Runs on the MLX thread.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ class Sampler:
         self.counts: mx.array | None = None
         self.top = params.logprobs  # None: no log-probabilities, nothing computed
         self.raw: mx.array | None = None
+        self.bias: tuple[mx.array, mx.array] | None = None
+        if params.logit_bias:
+            ids, values = zip(*params.logit_bias, strict=True)
+            self.bias = (mx.array(ids), mx.array(values, mx.float32))
 
     def _penalized(self, logits: mx.array) -> mx.array:
         if self.counts is None:
@@ -94,6 +99,8 @@ class Sampler:
             self.raw = logits  # the model's own distribution, before any of what follows
         if self.penalize:
             logits = self._penalized(logits)
+        if self.bias is not None:
+            logits = logits.at[..., self.bias[0]].add(self.bias[1])
         if self.constraint is not None:
             allowed = mx.array(self.constraint.allowed(logits.shape[-1]))
             logits = mx.where(allowed, logits, mx.array(-mx.inf, logits.dtype))

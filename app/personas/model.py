@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.llm.types import DEFAULT_MEMORY_BIAS, MAX_MEMORY_BIAS
 from app.personas.book import normalize_book
 from app.personas.errors import PersonaError
 from memory.persona import with_examples
@@ -46,6 +47,8 @@ class PersonaGeneration(_Strict):
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     repetition_penalty: float = Field(default=1.0, gt=0.0, le=2.0)
+    # added to the logit of each word her recalled notes quote (app/llm/types.py)
+    memory_bias: float = Field(default=DEFAULT_MEMORY_BIAS, ge=0.0, le=MAX_MEMORY_BIAS)
 
 
 class Persona(_Strict):

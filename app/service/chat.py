@@ -37,6 +37,7 @@ from app.service.turns import (
     TurnOptions,
     TurnResult,
     recent_replies,
+    with_memory,
 )
 from app.session_memory import SessionMemory
 from app.store.faults import store_fault
@@ -144,9 +145,11 @@ class ChatService:
             context = await self.memory.assemble(
                 session, persona, history, content, params.max_tokens
             )
-            speakers = context_speakers(persona, context.to_messages())
+            shown = context.to_messages()
+            speakers = context_speakers(persona, shown)
             params = dataclasses.replace(
-                params, stop=tuple(dict.fromkeys((*params.stop, *label_stops(speakers))))
+                with_memory(params, shown),
+                stop=tuple(dict.fromkeys((*params.stop, *label_stops(speakers)))),
             )
             tokens = await asyncio.to_thread(self.count_message, "user", content)
             message, reply = await self.astore.add_messages(

@@ -19,7 +19,7 @@ from app.errors import TooLargeError
 from app.llm.types import Engine, TokenLogprob, Usage
 from app.service.chat import ChatService
 from app.service.generation import EngineReply
-from app.service.turns import TurnOptions, recent_replies
+from app.service.turns import TurnOptions, recent_replies, with_memory
 
 
 @dataclass
@@ -70,6 +70,12 @@ class ServedModel:
     def supports_logprobs(self) -> bool:
         return bool(getattr(self.engine, "supports_logprobs", False))
 
+    @property
+    def vocab_size(self) -> int | None:
+        """The local model's vocabulary; None for a remote one (its server checks ids)."""
+        tokenizer = getattr(self.engine, "tokenizer", None)
+        return None if tokenizer is None else int(tokenizer.vocab_size)
+
     def token_bytes(self, token_id: int) -> bytes:
         """A token's raw bytes (a token may be part of a UTF-8 character): OpenAI's logprobs."""
         local: Any = self.engine  # an engine that supports_logprobs has a tokenizer
@@ -109,8 +115,12 @@ class Completions(ServedModel):
         params = options.params({}, min(settings.default_max_tokens, settings.max_tokens_limit))
         # the client's own earlier replies count as said, as a session's do
         said = recent_replies([(m["role"], m["content"]) for m in messages[:-1]])
+        # a Context replayed through this route (a dry run's messages) is answered as its turn
         params = dataclasses.replace(
-            params, penalty_context=said, logprobs=logprobs, json_schema=json_schema
+            with_memory(params, messages),
+            penalty_context=said,
+            logprobs=logprobs,
+            json_schema=json_schema,
         )
         for i, m in enumerate(messages):
             if m["content"]:

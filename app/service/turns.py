@@ -13,18 +13,20 @@ web server tears a request down.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import SessionBusyError
-from app.llm.types import FinishReason, GenerationParams, Usage
+from app.llm.types import DEFAULT_MEMORY_BIAS, FinishReason, GenerationParams, Usage
 from app.service.store import AsyncStore
 from app.store.locks import TurnLock
 from app.store.records import MessageRecord
+from memory.notes import split_notes
 from memory.types import Context
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ class TurnOptions:
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     repetition_penalty: float | None = None
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    memory_bias: float | None = None
 
     def params(self, defaults: dict[str, Any], default_max_tokens: int) -> GenerationParams:
         def pick(name: str, fallback: Any) -> Any:
@@ -60,10 +64,21 @@ class TurnOptions:
             frequency_penalty=float(pick("frequency_penalty", 0.0)),
             presence_penalty=float(pick("presence_penalty", 0.0)),
             repetition_penalty=float(pick("repetition_penalty", 1.0)),
+            logit_bias=self.logit_bias,
+            memory_bias=float(pick("memory_bias", DEFAULT_MEMORY_BIAS)),
         )
 
 
 PENALTY_REPLIES = 2  # the persona's last replies count as said for the repetition penalties
+
+
+def with_memory(
+    params: GenerationParams, messages: Sequence[Mapping[str, str]]
+) -> GenerationParams:
+    """`params` with the words of the recalled notes among `messages` to lift (memory_bias),
+    measured against the rest of the system text."""
+    notes, common = split_notes(m["content"] for m in messages if m["role"] == "system")
+    return dataclasses.replace(params, memory_notes=notes, memory_common=common)
 
 
 def recent_replies(

@@ -15,6 +15,7 @@ import pytest
 from chromadb.config import Settings as ChromaSettings
 from support.server import LiveServer, make_settings
 
+from app.llm.types import DEFAULT_MEMORY_BIAS, GenerationParams
 from memory.e5 import NAME as E5_NAME
 
 FILLER = [
@@ -92,3 +93,34 @@ def test_the_index_names_the_multilingual_embedder(server: LiveServer) -> None:
     )
     meta = client.get_collection("memento_turns").metadata
     assert (meta["embedder"], meta["embedder_dim"]) == (E5_NAME, 384)
+
+
+def test_a_turn_lifts_the_words_its_recalled_notes_quote(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: a real turn hands the engine the words of the notes its Context shows, to lift
+    (`memory_bias`, pippa's default), and the persona's text to measure them against."""
+    dad = user(server, "dad")
+    sid = session(dad)
+    turns = [*FILLER[:4], TOLD, REPLY, *FILLER[4:]] * 3
+    r = dad.post(
+        f"/v1/sessions/{sid}/history",
+        json={"messages": [{"role": ro, "content": t} for ro, t in turns]},
+    )
+    assert r.status_code == 201, r.text
+    engine = server.services.engine
+    seen: list[GenerationParams] = []
+    resolve = engine.resolve_bias
+
+    def spy(params: GenerationParams) -> GenerationParams:
+        seen.append(params)
+        return resolve(params)
+
+    monkeypatch.setattr(engine, "resolve_bias", spy)
+    r = dad.post(f"/v1/sessions/{sid}/messages", json={"content": QUESTION, "max_tokens": 4})
+    assert r.status_code == 200, r.text
+    (params,) = seen
+    assert params.memory_bias == DEFAULT_MEMORY_BIAS
+    assert TOLD[1] in params.memory_notes
+    assert any("Pippa" in text for text in params.memory_common)
+    assert len(engine.resolve_bias(params).logit_bias) > 0

@@ -15,6 +15,8 @@ import pytest
 from openai import OpenAI
 from support.server import LiveServer, make_settings
 
+from app.llm.mlx_engine import MLXEngine
+
 MAX = 12
 
 
@@ -81,6 +83,23 @@ def test_stateless_completion(oai: OpenAI) -> None:
     )
     assert again.choices[0].message.content == choice.message.content
     assert again.usage.prompt_tokens_details.cached_tokens > 0
+
+
+def test_logit_bias_bans_and_forces_tokens(oai: OpenAI, engine: MLXEngine) -> None:
+    """OpenAI's `logit_bias` (token ids of the served model: its tokenizer is the embedded
+    engine's): -100 bans a token, +100 makes it the only choice."""
+    ask = [{"role": "user", "content": "What is the capital of France?"}]
+    tok = engine.tokenizer
+    paris = {str(i): -100 for word in ("Paris", " Paris") for i in tok.encode(word)[:1]}
+    r = oai.chat.completions.create(
+        model="memento", messages=ask, max_tokens=MAX, temperature=0, logit_bias=paris
+    )
+    assert "Paris" not in (r.choices[0].message.content or "")
+    mochi = tok.encode(" Mochi")[0]
+    r = oai.chat.completions.create(
+        model="memento", messages=ask, max_tokens=2, temperature=0, logit_bias={str(mochi): 100}
+    )
+    assert r.choices[0].message.content == tok.decode([mochi, mochi])
 
 
 def test_stateless_streaming(oai: OpenAI) -> None:
@@ -212,7 +231,11 @@ BAD_REQUESTS: list[tuple[dict[str, Any], str]] = [
         "tools",
     ),
     ({"tool_choice": "auto"}, "tool_choice"),
-    ({"logit_bias": {"42": 5}}, "logit_bias"),
+    ({"logit_bias": {"abc": 5}}, "logit_bias.abc"),
+    ({"logit_bias": {"-3": 5}}, "logit_bias.-3"),
+    ({"logit_bias": {"49152": 5}}, "logit_bias[49152]"),  # SmolLM2's vocabulary is 0-49151
+    ({"logit_bias": {"42": 100.5}}, "logit_bias[42]"),
+    ({"logit_bias": {str(i): 1 for i in range(301)}}, "logit_bias"),
     ({"max_tokens": 10_000}, "max_tokens"),
 ]
 

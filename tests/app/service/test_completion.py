@@ -11,12 +11,20 @@ import pytest
 from support.server import make_settings
 
 from app.errors import InvalidFieldError, TooLargeError
-from app.llm.types import ChatMessage, Chunk, GenerationParams, TokenLogprob, Usage
+from app.llm.types import (
+    DEFAULT_MEMORY_BIAS,
+    ChatMessage,
+    Chunk,
+    GenerationParams,
+    TokenLogprob,
+    Usage,
+)
 from app.personas.catalog import PersonaCatalog
 from app.service.chat import ChatService
 from app.service.completion import Completions
 from app.service.turns import TurnOptions
 from app.store.repo import Store
+from memory.strategies._parts import RECALL_HEADER
 
 
 class FakeEngine:
@@ -80,3 +88,27 @@ async def test_checks_come_before_generation(completions: tuple[Completions, Fak
     with pytest.raises(InvalidFieldError, match="must not be empty"):
         await service.start("usr_1", [{"role": "user", "content": "  "}], TurnOptions())
     assert engine.params is None  # nothing was generated
+
+
+async def test_a_replayed_context_gets_its_memory_bias(
+    completions: tuple[Completions, FakeEngine],
+) -> None:
+    """A dry run's messages sent back as a completion are answered as their turn would be: the
+    notes' own words to lift, the persona and the notes' frame as what they are measured
+    against (issue 12); a request without notes lifts nothing."""
+    service, engine = completions
+    notes = RECALL_HEADER + "On 2 March 2024:\n- Dad said: We named her Mochi."
+    messages = [
+        {"role": "system", "content": "You are Pippa."},
+        {"role": "system", "content": notes},
+        {"role": "user", "content": "What's our cat called?"},
+    ]
+    reply = await service.start("usr_1", messages, TurnOptions())
+    assert [text async for text, _ in reply.pieces()] == ["hi", " there"]
+    assert engine.params is not None and engine.params.memory_bias == DEFAULT_MEMORY_BIAS
+    assert engine.params.memory_notes == ("We named her Mochi.",)
+    assert "You are Pippa." in engine.params.memory_common
+    assert "- Dad said: " in engine.params.memory_common
+    reply = await service.start("usr_1", messages[2:], TurnOptions())
+    assert [text async for text, _ in reply.pieces()] == ["hi", " there"]
+    assert engine.params.memory_notes == ()
