@@ -37,7 +37,7 @@ def note_prefix(speaker: str) -> str:
     return f"- {speaker} said: "
 
 
-DAY_LINE = re.compile(r"^On \d{1,2} [A-Z][a-z]+ \d{4}:$", re.MULTILINE)
+DAY_LINE = re.compile(r"^On (\d{1,2} [A-Z][a-z]+ \d{4}):$", re.MULTILINE)
 NOTE_OPENING = re.compile(r"^- (\S[^\n]{0,40}?) said: ", re.MULTILINE)
 _LINE_LABEL = re.compile(r"^" + SPEAKER_LABEL.pattern, re.MULTILINE)
 

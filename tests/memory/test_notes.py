@@ -34,17 +34,19 @@ def test_the_quoted_words_apart_from_the_frame_and_the_persona() -> None:
     persona = "You are Pippa, 아빠's AI daughter."
     notes, rest = split_notes([persona, text])
     assert notes == (
+        "2 March 2024",  # a date answers "when": the memory's own
         "We named her Mochi.",
         "A kitten!! 이름 예쁘다",
+        "9 March 2024",
         "The doctor said no shellfish.",
     )
     assert rest == (
         persona,
         RECALL_HEADER.rstrip("\n"),
-        "On 2 March 2024:",
+        "On :",
         "- 아빠 said: ",
         "- Pippa said: ",
-        "On 9 March 2024:",
+        "On :",
         "- 아빠 said: ",
     )
 
@@ -58,7 +60,7 @@ def test_both_headers_in_one_block_and_a_note_over_two_lines() -> None:
     )
     assert text.startswith(SCOPE_HEADER)
     notes, rest = split_notes([text])
-    assert notes == ("old talk", "first line", "second line")
+    assert notes == ("5 January 2024", "old talk", "2 March 2024", "first line", "second line")
     assert RECALL_HEADER.rstrip("\n") in rest and SCOPE_HEADER.rstrip("\n") in rest
 
 
@@ -70,3 +72,13 @@ def test_text_without_notes_is_all_rest() -> None:
     ]
     assert split_notes(texts) == ((), tuple(texts))
     assert split_notes([]) == ((), ())
+
+
+def test_only_the_last_block_nearest_the_question_is_lifted() -> None:
+    """Kept turns come first, this message's own finds last: only those are lifted, and the
+    kept turns' words are not held against them either."""
+    kept = block([turn(1, "user", "We went camping at the lake.", datetime(2024, 2, 1))])
+    found = block([turn(9, "user", "We named her Mochi.", datetime(2024, 3, 2))])
+    notes, rest = split_notes([kept, found])
+    assert notes == ("2 March 2024", "We named her Mochi.")
+    assert "We went camping at the lake." not in rest and "1 February 2024" not in rest

@@ -106,7 +106,7 @@ async def test_a_replayed_context_gets_its_memory_bias(
     reply = await service.start("usr_1", messages, TurnOptions())
     assert [text async for text, _ in reply.pieces()] == ["hi", " there"]
     assert engine.params is not None and engine.params.memory_bias == DEFAULT_MEMORY_BIAS
-    assert engine.params.memory_notes == ("We named her Mochi.",)
+    assert engine.params.memory_notes == ("2 March 2024", "We named her Mochi.")
     assert "You are Pippa." in engine.params.memory_common
     assert "- Dad said: " in engine.params.memory_common
     reply = await service.start("usr_1", messages[2:], TurnOptions())
