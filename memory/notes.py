@@ -3,8 +3,8 @@ reply's memory bias lifts (issue 12, `GenerationParams.memory_bias`).
 
 A recalled block reads "Notes on what was said earlier ... (memory, not the chat):", then "On 2
 March 2024:", then "- Dad said: we named her Mochi". Lifting the frame's tokens ("said", ":",
-the speakers' names, the month) would only make a reply sound like the notes; the quoted words
-are the memory. Only the last block counts: the recalling strategies put what this message
+the speakers' names) would only make a reply sound like the notes; the quoted words and the
+dates are the memory. Only the last block counts: the recalling strategies put what this message
 found nearest the question, after the recent turns, and the turns kept from earlier messages
 before them. Lifting every block's words spread the lift over a dozen turns about other things:
 on 60 LoCoMo questions the gold answer was in 0.017 of the replies (0.033 without the lift),

@@ -15,7 +15,7 @@ MAX_TOP_LOGPROBS = 20  # OpenAI's bound for top_logprobs
 MAX_LOGIT_BIAS = 300  # tokens one request may bias (OpenAI documents no count; 300 is plenty)
 MAX_MEMORY_BIAS = 10.0  # a logit; at 100 the notes' tokens would be all a reply could say
 # What replies get unless a persona sets its own: planted English facts named in 11/24 replies
-# without it, 18/24 with it (benchmarks/answers.py --parts planted, the README's Answers).
+# without it, 19/24 with it (benchmarks/answers.py --parts planted, the README's Answers).
 DEFAULT_MEMORY_BIAS = 2.0
 
 
@@ -46,10 +46,11 @@ class GenerationParams:
     json_schema: str | None = None
     # OpenAI's `logit_bias`: (token id, value added to its logit) pairs, after the penalties.
     logit_bias: tuple[tuple[int, float], ...] = ()
-    # Memory the reply should use (issue 12): every token of `memory_notes` (the words the
-    # Context's recalled notes quote) gets `memory_bias` added to its logit, unless it is also a
-    # token of `memory_common` (the persona's text and the notes' frame: words that are not the
-    # memory's own). A small model with the answer in front of it often names something else.
+    # Memory the reply should use (issue 12): every token of `memory_notes` (what the Context's
+    # last block of recalled notes quotes, and its dates: memory/notes.py) gets `memory_bias`
+    # added to its logit, unless it is also a token of `memory_common` (the persona's text and
+    # the notes' frame: words that are not the memory's own). A small model with the answer in
+    # front of it often names something else.
     memory_bias: float = 0.0
     memory_notes: tuple[str, ...] = ()
     memory_common: tuple[str, ...] = ()
