@@ -277,9 +277,11 @@ def run_locomo(
         sids = {label: sid for label, sid, _ in jobs}
         ids = dict(zip((t.dia for t in conv.turns), jobs[0][2], strict=True))
         by_dia = {t.dia: stored(ids[t.dia], m) for t, m in zip(conv.turns, msgs, strict=True)}
+        # every row's session has its own ids: its shown turns are counted as the first's
+        as_first = {label: dict(zip(ids_l, jobs[0][2], strict=True)) for label, _, ids_l in jobs}
         t0 = time.perf_counter()
         with ThreadPoolExecutor(parallel) as pool:
-            asks = [pool.submit(ask_locomo, asker, sids, q, by_dia) for q in qs]
+            asks = [pool.submit(ask_locomo, asker, sids, q, by_dia, as_first) for q in qs]
             for ask in asks:  # in question order: the repeat count reads it
                 asker.out.extend(ask.result())
         print(f"[locomo] {conv.name}: {len(qs)} questions x {len(ROWS)} in "
@@ -288,7 +290,11 @@ def run_locomo(
 
 
 def ask_locomo(
-    asker: Asker, sids: dict[str, str], q: Any, by_dia: dict[str, StoredMessage]
+    asker: Asker,
+    sids: dict[str, str],
+    q: Any,
+    by_dia: dict[str, StoredMessage],
+    as_first: dict[str, dict[int, int]],
 ) -> list[Reply]:
     out: list[Reply] = []
     head = new = None
@@ -300,7 +306,8 @@ def ask_locomo(
         head, new = fixed_messages(ctx)
         if label in ROWS:
             r = score(asker.generate(label, q.text, context_messages(ctx)), q)
-            out.append(with_evidence(r, gold, shown_ids(ctx, None)))
+            shown = {as_first[label].get(i, i) for i in shown_ids(ctx, None)}
+            out.append(with_evidence(r, gold, shown))
     if head is None or new is None:
         return out
     if NO_MEMORY in ROWS:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import tempfile
@@ -151,9 +152,10 @@ def type_next(api: Api, sid: str, text: str, typing: float, drafts: str) -> None
 
 
 def after_import(
-    api: Api, strategy: str, conv: Any, questions: int, typing: float, drafts: str
+    api: Api, memory: dict[str, Any], conv: Any, questions: int, typing: float, drafts: str
 ) -> Scene:
-    sid = api.create("assistant", strategy=strategy)
+    strategy = memory["strategy"]
+    sid = api.create("assistant", **memory)
     messages = [locomo_message(t, conv.speaker_a) for t in conv.turns[:IMPORTED]]
     ids = api.history(sid, messages)
     wait_indexed([(api, sid, ids)])  # every strategy's turns are embedded (memory scopes)
@@ -167,8 +169,11 @@ def after_import(
     return scene
 
 
-def live_chat(api: Api, strategy: str, conv: Any, turns: int, typing: float, drafts: bool) -> Scene:
-    sid = api.create("assistant", strategy=strategy)
+def live_chat(
+    api: Api, memory: dict[str, Any], conv: Any, turns: int, typing: float, drafts: str
+) -> Scene:
+    strategy = memory["strategy"]
+    sid = api.create("assistant", **memory)
     lines = [t.text for t in conv.turns if t.speaker == conv.speaker_a][:turns]
     scene = Scene()
     for i, line in enumerate(lines):
@@ -216,7 +221,19 @@ def main() -> None:
     ap.add_argument(
         "--chats", type=int, default=1, help="live chats per strategy, steady turns pooled"
     )
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=JSON",
+        help='a row of its own session memory, named in --strategies, e.g. \'h512={"strategy": '
+        '"hybrid", "fresh_min_tokens": 512}\' (repeatable)',
+    )
     args = ap.parse_args()
+    variants = {}
+    for spec in args.variant:
+        label, _, memory = spec.partition("=")
+        variants[label] = json.loads(memory)
     load = LoadSampler()
     load.start()
     print(f"start: {uptime()}; code at {revision()}; {machine()}", flush=True)
@@ -227,17 +244,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="memento-ttft-") as tmp:
         with Server(Path(tmp)) as server:
             for name in args.strategies.split(","):
-                strategy, _, drafts = name.partition("+")
+                row, _, drafts = name.partition("+")
+                memory = variants.get(row, {"strategy": row})
                 # a user per row: a session recalls from the user's other sessions with
                 # the persona (memory scopes), and those of a non-recalling strategy were
                 # never embedded: its first recall would embed them all on the clock
-                api = Api(server, f"ttft-{strategy}-{drafts or 'plain'}", [])
+                api = Api(server, f"ttft-{row}-{drafts or 'plain'}", [])
                 if drafts not in ("", "drafts", "partial"):
                     ap.error(f"{name}: the suffix is +drafts or +partial")
-                imp = after_import(api, strategy, convs[0], args.questions, args.typing, drafts)
+                imp = after_import(api, memory, convs[0], args.questions, args.typing, drafts)
                 # each chat a new session with the lines of another conversation
                 chats = [
-                    live_chat(api, strategy, convs[1 + i], args.turns, args.typing, drafts)
+                    live_chat(api, memory, convs[1 + i], args.turns, args.typing, drafts)
                     for i in range(args.chats)
                 ]
                 live = pool(chats)
@@ -257,7 +275,9 @@ def main() -> None:
     print(
         f"Command: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ttft.py "
         f"--strategies {args.strategies} --turns {args.turns} --questions {args.questions} "
-        f"--typing {args.typing:g} --chats {args.chats}`"
+        f"--typing {args.typing:g} --chats {args.chats}"
+        + "".join(f" --variant {shlex.quote(v)}" for v in args.variant)
+        + "`"
     )
     print(f"Run time: {(time.perf_counter() - started) / 60:.1f} min; code at {revision()}")
     print(f"Load average (1 min): {load.summary()}")
