@@ -16,10 +16,10 @@ the kept slot at once, all but the best, which stays nearest the question (first
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from memory.strategies._parts import Frame, chunks_part, recalled_part
-from memory.types import LLM, Context, ContextPart, MemoryState
+from memory.types import LLM, Context, ContextPart, MemoryState, StoredMessage
 
 # Kept turns are chosen anew (the whole part prefilled again) at most once per this many
 # replies: in between, new finds join them only while they fit, and show beside them otherwise.
@@ -53,7 +53,13 @@ def kept_part(frame: Frame, llm: LLM, exclude: set[int], limit: int) -> ContextP
 
 
 def first_kept(
-    frame: Frame, llm: LLM, ranked: Sequence[int], best: Sequence[int], limit: int, kept_room: int
+    frame: Frame,
+    llm: LLM,
+    ranked: Sequence[int],
+    best: Sequence[int],
+    limit: int,
+    kept_room: int,
+    cut: Mapping[int, StoredMessage] | None = None,
 ) -> tuple[ContextPart | None, ContextPart | None]:
     """When no kept turn shows (a new session, the first turn after an import): the best
     find (`best`: the top hit and its neighbours) and what else fits beside the kept turns'
@@ -64,10 +70,11 @@ def first_kept(
     it (benchmarks/ttft.py, `vector` turn 2 after an import: 254 tokens on the clock, 1.61
     s). All of them in the kept slot cost the answers instead: English planted facts named
     11/24 -> 1/24 (benchmarks/answers.py), a 135M model answers from what is nearest the
-    question."""
-    near = recalled_part(frame, llm, ranked, limit - kept_room)
+    question. `cut`: shorter copies of turns, for the part nearest the question only (the kept
+    part is the same text turn after turn)."""
+    near = recalled_part(frame, llm, ranked, limit - kept_room, cut=cut)
     if near is None or not set(best) <= set(near.ranked):
-        near = recalled_part(frame, llm, best, limit)
+        near = recalled_part(frame, llm, best, limit, cut=cut)
     shown = set(near.ranked) if near is not None else set()
     room = min(kept_room, limit - (near.tokens if near is not None else 0))
     rest = [i for i in ranked if i not in shown]

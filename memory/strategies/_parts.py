@@ -8,7 +8,7 @@ message) is tokenized: O(what is shown), never O(history).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from memory.budget import fit_text, position_of
@@ -242,14 +242,18 @@ def render_recalled(
 
 
 def choose_recalled(
-    frame: Frame, llm: LLM, ranked_ids: Sequence[int], budget: int
+    frame: Frame,
+    llm: LLM,
+    ranked_ids: Sequence[int],
+    budget: int,
+    cut: Mapping[int, StoredMessage] | None = None,
 ) -> list[StoredMessage]:
     """Greedy fill: the most relevant first, skipping what does not fit in `budget` tokens.
 
     Costs are estimated from the stored counts (the message's text, its note prefix and a line
     break), plus each header and day line once, when the first turn under it is chosen (turns
     in time order put a day's notes together); the caller counts the rendered part exactly
-    (recalled_part).
+    (recalled_part). A turn in `cut` shows as that shorter copy (memory/trim.py).
     """
     empty = count_message(llm, "system", "")
     budget -= empty  # the one system message they are joined into
@@ -271,6 +275,7 @@ def choose_recalled(
         m = frame.turn(mid) if mid not in seen else None
         if m is None:
             continue  # unknown or forgotten id: never shown
+        m = cut.get(mid, m) if cut else m
         seen.add(mid)
         # prefix + line break - the stored message's wrapper. The prefix's trailing space is
         # counted with the text (" 우리" is a word with its space): with it the estimate was
@@ -311,12 +316,17 @@ def chunks_part(
 
 
 def recalled_part(
-    frame: Frame, llm: LLM, ranked_ids: Sequence[int], limit: int, kind: PartKind = "recalled"
+    frame: Frame,
+    llm: LLM,
+    ranked_ids: Sequence[int],
+    limit: int,
+    kind: PartKind = "recalled",
+    cut: Mapping[int, StoredMessage] | None = None,
 ) -> ContextPart | None:
     """The most relevant of `ranked_ids` that fit in `limit` tokens, shown in time order (as
-    one chunk of `kind`); an estimate that BPE merges proved short drops the least relevant
-    turn and recounts."""
-    chosen = choose_recalled(frame, llm, ranked_ids, limit) if limit > 0 else []
+    one chunk of `kind`; those in `cut` as their shorter copies); an estimate that BPE merges
+    proved short drops the least relevant turn and recounts."""
+    chosen = choose_recalled(frame, llm, ranked_ids, limit, cut) if limit > 0 else []
     while chosen:
         part = chunks_part(frame, llm, kind, [chosen])
         if part.tokens <= limit:

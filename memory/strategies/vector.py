@@ -8,9 +8,11 @@ from typing import ClassVar, Literal, TypeVar
 from pydantic import Field
 
 from memory.base import EvictionParams
+from memory.bm25 import terms
 from memory.budget import position_of
 from memory.speakers import without_names
 from memory.strategies._buffered import BufferedStrategy
+from memory.strategies._count import count_message
 from memory.strategies._kept import first_kept, kept_cap, kept_part, next_kept
 from memory.strategies._parts import (
     Frame,
@@ -20,6 +22,7 @@ from memory.strategies._parts import (
     start_frame,
 )
 from memory.strategies.summary import PrunedSummaryMixin, SummaryParams
+from memory.trim import best_sentences
 from memory.types import LLM, AssembleRequest, Context, ContextPart, MemoryState, StoredMessage
 
 
@@ -35,6 +38,13 @@ class RecallParams(EvictionParams):
     )
     neighbors: int = Field(
         default=0, ge=0, le=5, description="also show this many turns on each side of a hit"
+    )
+    recall_sentences: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description="show a turn recall finds anew for the message as at most this many of "
+        "its sentences, those sharing most words with the message (0: whole turns)",
     )
     # Pippa at budget_tokens 1,024: her persona and pinned facts leave ~380 tokens, which a
     # 128-token summary and a 256-token buffer used to take whole, so recall showed nothing
@@ -91,6 +101,8 @@ def with_neighbors(
 
 
 RP = TypeVar("RP", bound=RecallParams)
+# turns of the ranking considered for cutting: more than a 2,048-token room shows
+CUT_CANDIDATES = 80
 
 
 def beside_kept(
@@ -160,11 +172,28 @@ class RecallingStrategy(BufferedStrategy[RP]):
         kept, hits, best = beside_kept(frame, self.llm, kept, found, exclude, limit, p.neighbors)
         exclude |= {m.id for m in kept.messages if m.id is not None} if kept else set()
         ranked = with_neighbors(frame.history, hits, p.neighbors, exclude)
+        cut = self.cut_turns(frame, ranked, query)
         if kept is None and hits and p.kept_share > 0:
             room = kept_cap(limit, p.kept_share, p.fresh_min_tokens)
-            return first_kept(frame, self.llm, ranked, best, limit, room)
+            return first_kept(frame, self.llm, ranked, best, limit, room, cut)
         room = limit - (kept.tokens if kept else 0)
-        return kept, recalled_part(frame, self.llm, ranked, room)
+        return kept, recalled_part(frame, self.llm, ranked, room, cut=cut)
+
+    def cut_turns(
+        self, frame: Frame, ranked: Sequence[int], query: str
+    ) -> dict[int, StoredMessage]:
+        """Shorter copies of the long turns among the first CUT_CANDIDATES of `ranked`: their
+        recall_sentences sentences that share most words with the message (memory/trim.py)."""
+        n = self.params.recall_sentences
+        words = set(terms(query)) if n else set()
+        out: dict[int, StoredMessage] = {}
+        for mid in ranked[:CUT_CANDIDATES] if words else []:
+            m = frame.turn(mid)
+            text = best_sentences(m.content, words, n) if m is not None else None
+            if m is not None and text is not None:
+                tokens = count_message(self.llm, m.role, text)
+                out[mid] = m.model_copy(update={"content": text, "tokens": tokens})
+        return out
 
     async def update_state(
         self,

@@ -236,6 +236,31 @@ async def test_the_first_finds_go_to_the_kept_slot_and_stay_there_after_the_repl
 
 
 @pytest.mark.parametrize("name", ["hybrid", "vector"])
+async def test_recall_sentences_cuts_what_recall_finds_anew_and_keeps_it_whole(name: str) -> None:
+    """A long find nearest the question shows as its sentence about the message (more finds
+    in the room the model reads last); the same turn kept after the reply is whole again: a
+    kept turn is the same text whatever the next message asks."""
+    params = {"buffer_tokens": 60, "recall_k": 6, "recall_sentences": 1, "kept_share": 0}
+    h = conversation(30, chars=40)
+    long = "Hi there. My dog Bo loves the beach. We went twice. It rained."
+    h[4] = message(h[4].id, "user", long, day=0)
+    ctx = await registry.create(name, params, deps()).assemble(
+        request(h, new="does Bo like the beach", budget=900)
+    )
+    shown = {m.id: m.content for m in part(ctx, "recalled").messages}
+    assert shown[h[4].id].endswith("- User said: … My dog Bo loves the beach. …")
+    whole = await registry.create(name, {**params, "recall_sentences": 0}, deps()).assemble(
+        request(h, new="does Bo like the beach", budget=900)
+    )
+    assert long in next(m.content for m in part(whole, "recalled").messages if m.id == h[4].id)
+    kept = {**params, "kept_share": 0.9, "fresh_min_tokens": 0}
+    first = await registry.create(name, kept, deps()).assemble(
+        request(h, new="does Bo like the beach", budget=900)
+    )
+    assert all("…" not in m.content for m in part(first, "kept").messages)
+
+
+@pytest.mark.parametrize("name", ["hybrid", "vector"])
 @pytest.mark.parametrize("budget", [700, 1000])
 async def test_in_a_live_chat_each_questions_best_find_shows_beside_the_kept_turns(
     name: str, budget: int
