@@ -73,9 +73,13 @@ class RecallParams(EvictionParams):
     # In a small room a tenth is not even one note: at budget_tokens 1,024 Pippa's ~380 tokens
     # of recall room left ~38 to each message's own finds, and a live chat showed the telling
     # turn for 0.48 of the questions where a dry run (nothing kept yet) showed 0.65
-    # (benchmarks/korean_context.py --live). In a large room this changes nothing.
+    # (benchmarks/korean_context.py --live). 512, not 256: the model answers from what is
+    # nearest the question, and at budget_tokens 1,024 (a room of ~500) 256 left half of a
+    # session's first finds before the recent turns: LoCoMo answer F1 0.069 -> 0.084 on 120
+    # questions (0.68x -> 0.82x the oracle; 384: 0.068), planted facts 19/24 either way
+    # (benchmarks/answers.py). In a room of 2,048 it is 512 tokens prefilled each turn, not 256.
     fresh_min_tokens: int = Field(
-        default=256,
+        default=512,
         ge=0,
         description="the least of the recall room left to what recall finds anew for each "
         "message, whatever kept_share keeps",
