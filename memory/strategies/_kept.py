@@ -84,9 +84,12 @@ def first_kept(
     return kept, near
 
 
-def kept_cap(limit: float, share: float, fresh_min: int) -> int:
+def kept_cap(limit: float, share: float, fresh_min: int, least_room: int = 0) -> int:
     """Of a recall room of `limit` tokens, what kept turns may take: their share, but never so
-    much that less than `fresh_min` is left to what recall finds anew for the message."""
+    much that less than `fresh_min` is left to what recall finds anew for the message, and
+    nothing in a room under `least_room`."""
+    if limit < least_room:
+        return 0
     return max(0, min(int(limit * share), int(limit) - fresh_min))
 
 
@@ -108,6 +111,7 @@ def next_kept(
     share: float,
     recall_max_tokens: int | None,
     fresh_min: int = 0,
+    least_room: int = 0,
 ) -> None:
     """Set state.kept (and its age) after a reply generated from `context`."""
     parts = {p.kind: p for p in context.parts}
@@ -125,7 +129,7 @@ def next_kept(
     kept_tokens: float = kept.tokens if kept is not None else 0
     room = context.budget - context.total_tokens + kept_tokens + found.tokens
     limit = min(room, recall_max_tokens or room)
-    cap = kept_cap(limit, share, fresh_min)
+    cap = kept_cap(limit, share, fresh_min, least_room)
     cost = line_costs(found)
     add = _greedy(found.ranked, cost, cap - kept_tokens)
     if not add or add[0] != found.ranked[0]:  # the best find does not fit beside

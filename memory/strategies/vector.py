@@ -73,16 +73,24 @@ class RecallParams(EvictionParams):
     # In a small room a tenth is not even one note: at budget_tokens 1,024 Pippa's ~380 tokens
     # of recall room left ~38 to each message's own finds, and a live chat showed the telling
     # turn for 0.48 of the questions where a dry run (nothing kept yet) showed 0.65
-    # (benchmarks/korean_context.py --live). 512, not 256: the model answers from what is
-    # nearest the question, and at budget_tokens 1,024 (a room of ~500) 256 left half of a
-    # session's first finds before the recent turns: LoCoMo answer F1 0.069 -> 0.084 on 120
-    # questions (0.68x -> 0.82x the oracle; 384: 0.068), planted facts 19/24 either way
-    # (benchmarks/answers.py). In a room of 2,048 it is 512 tokens prefilled each turn, not 256.
+    # (benchmarks/korean_context.py --live). In a large room this changes nothing.
     fresh_min_tokens: int = Field(
-        default=512,
+        default=256,
         ge=0,
         description="the least of the recall room left to what recall finds anew for each "
         "message, whatever kept_share keeps",
+    )
+
+    # The model answers from what is nearest the question, and a small room saves little by
+    # keeping: at budget_tokens 1,024 (a recall room of ~550) the split left half of a
+    # session's first finds before the recent turns, and LoCoMo answer F1 was 0.069 where all
+    # of them nearest the question gave 0.084 (120 questions, 0.68x -> 0.82x the oracle;
+    # benchmarks/answers.py). In a room of 2,048 keeping saves ~1,800 tokens of prefill a turn.
+    kept_min_room: int = Field(
+        default=1024,
+        ge=0,
+        description="a recall room smaller than this many tokens keeps nothing in place: all "
+        "of a message's finds show nearest the question",
     )
 
 
@@ -178,7 +186,7 @@ class RecallingStrategy(BufferedStrategy[RP]):
         ranked = with_neighbors(frame.history, hits, p.neighbors, exclude)
         cut = self.cut_turns(frame, ranked, query)
         if kept is None and hits and p.kept_share > 0:
-            room = kept_cap(limit, p.kept_share, p.fresh_min_tokens)
+            room = kept_cap(limit, p.kept_share, p.fresh_min_tokens, p.kept_min_room)
             return first_kept(frame, self.llm, ranked, best, limit, room, cut)
         room = limit - (kept.tokens if kept else 0)
         return kept, recalled_part(frame, self.llm, ranked, room, cut=cut)
@@ -209,7 +217,14 @@ class RecallingStrategy(BufferedStrategy[RP]):
         state = await super().update_state(kept, state, new_messages, context)
         if context is not None:
             p = self.params
-            next_kept(state, context, p.kept_share, p.recall_max_tokens, p.fresh_min_tokens)
+            next_kept(
+                state,
+                context,
+                p.kept_share,
+                p.recall_max_tokens,
+                p.fresh_min_tokens,
+                p.kept_min_room,
+            )
         return state
 
 
