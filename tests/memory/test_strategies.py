@@ -213,7 +213,7 @@ async def test_the_first_finds_go_to_the_kept_slot_and_stay_there_after_the_repl
     would keep shows in the kept slot at once, so the next prompt's head up to the recent
     buffer is the one this turn's prefill left in the KV cache (issue 13); the best find stays
     nearest the question."""
-    params = {"buffer_tokens": 60, "recall_k": 6, "fresh_min_tokens": 0}
+    params = {"buffer_tokens": 60, "recall_k": 6, "fresh_min_tokens": 0, "kept_min_room": 0}
     strategy = registry.create(name, params, deps())
     h = conversation(30, chars=40)
     h[4] = message(h[4].id, "user", "my dog Bo loves the beach", day=0)
@@ -236,6 +236,29 @@ async def test_the_first_finds_go_to_the_kept_slot_and_stay_there_after_the_repl
 
 
 @pytest.mark.parametrize("name", ["hybrid", "vector"])
+async def test_a_small_recall_room_keeps_nothing_and_shows_every_find_nearest_the_question(
+    name: str,
+) -> None:
+    """Under kept_min_room the finds are not split between the kept slot and the end: the
+    model answers from what is nearest the question, and a small room saves little by keeping
+    (issue 12: LoCoMo F1 at budget 1,024)."""
+    params = {"buffer_tokens": 60, "recall_k": 6, "fresh_min_tokens": 0}
+    h = conversation(30, chars=40)
+    h[4] = message(h[4].id, "user", "my dog Bo loves the beach", day=0)
+    h[8] = message(h[8].id, "user", "Bo the dog is five", day=0)
+    ask = request(h, new="how is Bo the dog", budget=900)
+    split = await registry.create(name, {**params, "kept_min_room": 0}, deps()).assemble(ask)
+    assert ids(split, "kept")  # the room (< 900) is split when the floor allows it
+    strategy = registry.create(name, params, deps())  # kept_min_room 1,024 by default
+    ctx = await strategy.assemble(ask)
+    assert "kept" not in kinds(ctx)
+    assert set(ids(split, "kept") + ids(split, "recalled")) <= set(ids(ctx, "recalled"))
+    reply = [message(61, "user", "how is Bo the dog", 1), message(62, "assistant", "fine", 1)]
+    state = await strategy.observe(SESSION, h + reply, MemoryState(), reply, ctx)
+    assert state.kept == []
+
+
+@pytest.mark.parametrize("name", ["hybrid", "vector"])
 async def test_recall_sentences_cuts_what_recall_finds_anew_and_keeps_it_whole(name: str) -> None:
     """A long find nearest the question shows as its sentence about the message (more finds
     in the room the model reads last); the same turn kept after the reply is whole again: a
@@ -253,7 +276,7 @@ async def test_recall_sentences_cuts_what_recall_finds_anew_and_keeps_it_whole(n
         request(h, new="does Bo like the beach", budget=900)
     )
     assert long in next(m.content for m in part(whole, "recalled").messages if m.id == h[4].id)
-    kept = {**params, "kept_share": 0.9, "fresh_min_tokens": 0}
+    kept = {**params, "kept_share": 0.9, "fresh_min_tokens": 0, "kept_min_room": 0}
     first = await registry.create(name, kept, deps()).assemble(
         request(h, new="does Bo like the beach", budget=900)
     )
@@ -322,7 +345,7 @@ async def test_a_small_budget_leaves_recall_its_share(name: str) -> None:
 async def test_hybrid_has_every_part_in_order() -> None:
     strategy = registry.create(
         "hybrid",
-        {"buffer_tokens": 150, "summarizer": "extractive", "recall_k": 4},
+        {"buffer_tokens": 150, "summarizer": "extractive", "recall_k": 4, "kept_min_room": 0},
         deps(),
     )
     pinned = [PinnedFact(id="a", text="Speak softly.", source="style")]
