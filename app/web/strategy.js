@@ -21,6 +21,7 @@ const LABELS = {
   kept_share: "Recall kept in place (share)",
   fresh_min_tokens: "Recall found anew, at least (tokens)",
   recall_sentences: "Sentences per note found anew (0: whole)",
+  kept_min_room: "Keep recall in place from a room of (tokens)",
   evict_to: "Evict down to (share)",
   summary_chunk_tokens: "Summary chunk (tokens)",
   summary_max_chunks: "Summary calls per turn",

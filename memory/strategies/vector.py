@@ -83,9 +83,9 @@ class RecallParams(EvictionParams):
 
     # The model answers from what is nearest the question, and a small room saves little by
     # keeping: at budget_tokens 1,024 (a recall room of ~550) the split left half of a
-    # session's first finds before the recent turns, and LoCoMo answer F1 was 0.069 where all
-    # of them nearest the question gave 0.084 (120 questions, 0.68x -> 0.82x the oracle;
-    # benchmarks/answers.py). In a room of 2,048 keeping saves ~1,800 tokens of prefill a turn.
+    # session's first finds before the recent turns. LoCoMo answer F1 on 120 questions: 0.069
+    # split, 0.075 all nearest the question (0.68x -> 0.73x the oracle; benchmarks/answers.py).
+    # In a room of 2,048 keeping saves ~1,800 tokens of prefill a turn.
     kept_min_room: int = Field(
         default=1024,
         ge=0,
