@@ -130,6 +130,9 @@ def next_kept(
     room = context.budget - context.total_tokens + kept_tokens + found.tokens
     limit = min(room, recall_max_tokens or room)
     cap = kept_cap(limit, share, fresh_min, least_room)
+    if cap <= 0:  # a small room keeps nothing: what a session kept before goes at once
+        state.kept, state.kept_age = [], 0
+        return
     cost = line_costs(found)
     add = _greedy(found.ranked, cost, cap - kept_tokens)
     if not add or add[0] != found.ranked[0]:  # the best find does not fit beside

@@ -256,6 +256,12 @@ async def test_a_small_recall_room_keeps_nothing_and_shows_every_find_nearest_th
     reply = [message(61, "user", "how is Bo the dog", 1), message(62, "assistant", "fine", 1)]
     state = await strategy.observe(SESSION, h + reply, MemoryState(), reply, ctx)
     assert state.kept == []
+    # what a session kept in a larger room (or before the floor) goes after the next reply
+    before = MemoryState(kept=[[h[2].id, h[3].id]])
+    ctx = await strategy.assemble(request(h, new="how is Bo the dog", budget=900, state=before))
+    assert ids(ctx, "kept") == [h[2].id, h[3].id]
+    state = await strategy.observe(SESSION, h + reply, before, reply, ctx)
+    assert state.kept == [] and state.kept_age == 0
 
 
 @pytest.mark.parametrize("name", ["hybrid", "vector"])
