@@ -199,12 +199,15 @@ class RecallingStrategy(BufferedStrategy[RP]):
         n = self.params.recall_sentences
         words = set(terms(query)) if n else set()
         out: dict[int, StoredMessage] = {}
-        for mid in ranked[:CUT_CANDIDATES] if words else []:
+        if not words:
+            return out
+        for mid in ranked[:CUT_CANDIDATES]:
             m = frame.turn(mid)
             text = best_sentences(m.content, words, n) if m is not None else None
-            if m is not None and text is not None:
-                tokens = count_message(self.llm, m.role, text)
-                out[mid] = m.model_copy(update={"content": text, "tokens": tokens})
+            if m is None or text is None:
+                continue
+            tokens = count_message(self.llm, m.role, text)
+            out[mid] = m.model_copy(update={"content": text, "tokens": tokens})
         return out
 
     async def update_state(
