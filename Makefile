@@ -19,7 +19,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@./scripts/system-deps.sh
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The compiled decode attention (app/llm/attend.c, loaded by app/llm/attend_native.py). Optional:
+# without a C compiler numpy serves, slower with many concurrent replies. -march=native: it is
+# built where it runs; a compiler without that flag (Apple Clang on arm64) builds it plainly.
+ATTEND_LIB := app/llm/_attend.so
+ATTEND_FLAGS := -O3 -shared -fPIC -o $(ATTEND_LIB) app/llm/attend.c
+$(ATTEND_LIB): app/llm/attend.c
+	$(CC) -march=native $(ATTEND_FLAGS) 2>/dev/null || $(CC) $(ATTEND_FLAGS) \
+		|| echo "note: $(ATTEND_LIB) not built (no C compiler?): decode attention runs in numpy"
+
+setup: $(STAMP) $(ATTEND_LIB)
 
 HOST ?= 127.0.0.1
 PORT ?= 8000

@@ -16,6 +16,7 @@ for bit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import accumulate
 
 from app.blas import load_blas
 
@@ -27,7 +28,7 @@ from mlx_lm.models.cache import KVCache  # noqa: E402
 from app.llm.cpu_decode import NumpyDecoder  # noqa: E402
 from app.llm.cpu_kernels import (  # noqa: E402
     Layer,
-    append_and_attend,
+    attend_decoded,
     lin_rows,
     mlp_rows,
     rms_rows,
@@ -84,17 +85,14 @@ class BatchDecoder:
         qkv = lin_rows(ly.wqkv, ly.bqkv, rms_rows(x, ly.attn_norm, ly.attn_eps))
         qk = rope_rows(self.dec.rope, qkv[:, : ly.k_end].reshape(b, ly.n_heads + kvh, d), cos, sin)
         vals = qkv[:, ly.k_end :].reshape(b, kvh, d)
-        rep = ly.n_heads // kvh
-        scale = np.float32(ly.scale)
         attn = np.empty((b, ly.n_heads * d), dtype=np.float32)
-        row = 0
-        for c, n in zip(caches, sizes, strict=True):
-            end = row + n
-            if n == 1:  # a decoded token: the single-step kernel, as NumpyDecoder.step runs it
-                q = qk[row, : ly.n_heads].reshape(kvh, rep, d) * scale
-                out = append_and_attend(c, c.offset, q, qk[row, ly.n_heads :], vals[row])
-                attn[row] = out.reshape(-1)
-            else:
-                attn[row:end] = attend_chunk(ly, c, qk[row:end], vals[row:end], masks[n])
-            row = end
+        starts = list(accumulate(sizes, initial=0))
+        decoded = [i for i, n in enumerate(sizes) if n == 1]
+        attend_decoded(
+            ly, [caches[i] for i in decoded], [starts[i] for i in decoded], qk, vals, attn
+        )
+        for c, n, row in zip(caches, sizes, starts[:-1], strict=True):
+            if n > 1:
+                at = slice(row, row + n)
+                attn[at] = attend_chunk(ly, c, qk[at], vals[at], masks[n])
         return mlp_rows(ly, x, attn)

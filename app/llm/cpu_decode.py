@@ -28,7 +28,7 @@ from app.llm.cpu_kernels import (  # noqa: E402
     FusedWeights,
     Layer,
     Rope,
-    append_and_attend,
+    attend_decoded,
     f32_view,
     opt_bias,
 )
@@ -140,9 +140,10 @@ class NumpyDecoder:
         qkv = _lin(ly.wqkv, ly.bqkv, _rms(x, ly.attn_norm, ly.attn_eps))
         # Queries and keys are rotated together: one numpy expression instead of two.
         qk = self.rope(qkv[: ly.k_end].reshape(ly.n_heads + ly.n_kv, d), *angles)
-        q = qk[: ly.n_heads].reshape(ly.n_kv, ly.n_heads // ly.n_kv, d) * ly.scale
-        v = qkv[ly.k_end :].reshape(ly.n_kv, d)
-        attn = append_and_attend(c, pos, q, qk[ly.n_heads :], v).reshape(-1)
+        v = qkv[ly.k_end :].reshape(1, ly.n_kv, d)
+        attn = np.empty((1, ly.n_heads * d), dtype=np.float32)
+        attend_decoded(ly, [c], [0], qk[None], v, attn)
+        attn = attn[0]
         h = x + _lin(ly.wo, ly.bo, attn)
         gu = _lin(ly.wgu, ly.bgu, _rms(h, ly.ffn_norm, ly.ffn_eps))
         g, u = gu[: ly.hidden], gu[ly.hidden :]

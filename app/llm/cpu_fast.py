@@ -31,6 +31,7 @@ from mlx.utils import tree_map_with_path  # noqa: E402
 from mlx_lm.models import llama  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
 
+from app.llm import attend_native  # noqa: E402
 from app.llm.cpu_decode import NumpyDecoder, gemv_library, numpy_decodable  # noqa: E402
 from app.llm.cpu_kernels import FusedWeights, f32_view  # noqa: E402
 from app.llm.cpu_prefill import NumpyPrefiller  # noqa: E402
@@ -269,7 +270,8 @@ def prepare_for_cpu(model: nn.Module, numpy_decode: bool = True) -> str:
         object.__setattr__(model, "_np_prefiller", NumpyPrefiller(decoder))
         what += (
             "; numpy decode on (fused q|k|v and gate|up GEMVs via "
-            f"{gemv_library()}, KV cache written in place); numpy prefill on (cblas_sgemm)"
+            f"{gemv_library()}, KV cache written in place, decode attention "
+            f"{attend_native.description()}); numpy prefill on (cblas_sgemm)"
         )
     else:
         what += f"; numpy decode off ({reason})"

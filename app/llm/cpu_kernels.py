@@ -12,6 +12,7 @@ pools on two cores fight each other, see app/llm/cpu_decode.py).
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 from typing import Any
 
 from app.blas import load_blas
@@ -23,6 +24,8 @@ import mlx.nn as nn  # noqa: E402
 import numpy as np  # noqa: E402
 from mlx_lm.models import llama  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
+
+from app.llm.attend_native import KERNEL, MAX_HEAD_DIM, MAX_REP  # noqa: E402
 
 # Per layer: ((q|k|v weight, bias), (gate|up weight, bias)), made by cpu_fast._fuse_layers.
 FusedWeights = list[
@@ -153,6 +156,65 @@ def append_and_attend(
     out = scores @ vv[0, :, : pos + 1, :]
     out /= scores.sum(axis=-1, keepdims=True)
     return out
+
+
+def attend_decoded(
+    ly: Layer,
+    caches: Sequence[KVCache],
+    rows: Sequence[int],
+    qk: np.ndarray,
+    vals: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """One decoded token's attention for each of `caches`, its token at `rows` of qk (rotated
+    queries then keys, (rows, n_heads + n_kv, head_dim)) and vals ((rows, n_kv, head_dim)):
+    its key and value are written at the cache's offset, the offset moves on by one, and the
+    output goes to the same row of `out` (rows, n_heads * head_dim). The single-token step and
+    the batched step both run this, so one sequence decodes alike in both."""
+    kvh, d = ly.n_kv, ly.head_dim
+    rep = ly.n_heads // kvh
+    if not caches:
+        return
+    if not _native_layout(ly, qk, vals, out):
+        scale = np.float32(ly.scale)
+        for c, row in zip(caches, rows, strict=True):
+            q = qk[row, : ly.n_heads].reshape(kvh, rep, d) * scale
+            attn = append_and_attend(c, c.offset, q, qk[row, ly.n_heads :], vals[row])
+            out[row] = attn.reshape(-1)
+        return
+    # Per sequence: its keys, values, their capacity, its position, its rows of qk, vals, out.
+    # Built as Python ints: a numpy scalar write costs more than the kernel's work per row.
+    keys, values, caps, pos = [], [], [], []
+    for c in caches:
+        kv, vv = kv_views(c, kvh, d)
+        keys.append(kv.ctypes.data)
+        values.append(vv.ctypes.data)
+        caps.append(kv.shape[2])
+        pos.append(c.offset)
+        c.offset += 1
+    table = np.array([keys, values, caps, pos, rows, rows, rows], dtype=np.int64)
+    for i, a in enumerate((qk, vals, out), start=4):
+        table[i] *= a.strides[0]
+        table[i] += a.ctypes.data
+    scratch = np.empty(rep * (max(pos) + 1), dtype=np.float32)
+    n, base = len(caches), table.ctypes.data
+    assert KERNEL is not None  # _native_layout
+    KERNEL(n, kvh, rep, d, ly.scale, *(base + 8 * n * i for i in range(7)), scratch.ctypes.data)
+
+
+def _native_layout(ly: Layer, qk: np.ndarray, vals: np.ndarray, out: np.ndarray) -> bool:
+    """Whether attend.c can serve: it is built, the heads fit its buffers and lanes, and each
+    row of qk, vals and out is one contiguous float32 block."""
+    d, rep = ly.head_dim, ly.n_heads // ly.n_kv
+    return (
+        KERNEL is not None
+        and d <= MAX_HEAD_DIM
+        and d % 8 == 0
+        and rep <= MAX_REP
+        and qk.dtype == vals.dtype == out.dtype == np.float32
+        and qk.strides[1:] == vals.strides[1:] == (4 * d, 4)
+        and out.strides[1] == 4
+    )
 
 
 def _find_sgemm() -> Any:
