@@ -28,6 +28,15 @@ RECORD_STREAM = """() => {
 }"""
 
 
+def assert_streamed(seen: list[int], reply: Any) -> None:
+    """The bubble showed part of the reply while it was still streaming. Not "two lengths
+    seen": on a busy machine the deltas after the first can arrive in one network read and
+    render in one task, so the observer sees one partial length and then the finished reply."""
+    final = len(reply.locator(".bubble-body").text_content())
+    partial = [n for n in seen if 0 < n < final]
+    assert partial, f"the reply did not stream: lengths seen while streaming {seen}, final {final}"
+
+
 def test_chat_streams_inspects_and_survives_reload(page: Any, server: str, api: httpx.Client):
     pg = page
     open_page(pg, server)
@@ -52,9 +61,7 @@ def test_chat_streams_inspects_and_survives_reload(page: Any, server: str, api: 
     pg.evaluate(RECORD_STREAM)
     send(pg, "Hi Pippa! I went hiking today.", max_tokens=12)
     reply = wait_reply_stored(pg, 1)
-    seen = pg.evaluate("window.__seen")
-    growing = sorted({n for n in seen if n > 0})
-    assert len(growing) >= 2, f"the reply did not stream: lengths seen while streaming {seen}"
+    assert_streamed(pg.evaluate("window.__seen"), reply)
 
     stored = api.get(f"/v1/sessions/{session_id}/messages").json()["messages"]
     assert [m["role"] for m in stored] == ["user", "assistant"]
@@ -365,8 +372,7 @@ def test_api_key_prompt_then_chat(browser: Any, tmp_path: Path):
             pg.evaluate(RECORD_STREAM)
             send(pg, "Hi Pippa! Guess what I found.", max_tokens=12)
             reply = wait_reply_stored(pg, 1)
-            seen = pg.evaluate("window.__seen")
-            assert len({n for n in seen if n > 0}) >= 2, f"the reply did not stream: {seen}"
+            assert_streamed(pg.evaluate("window.__seen"), reply)
             with live.client(key) as api:
                 stored = api.get(f"/v1/sessions/{session_id}/messages").json()["messages"]
             assert [m["role"] for m in stored] == ["user", "assistant"]
