@@ -30,6 +30,7 @@ from app.llm.cpu_kernels import (  # noqa: E402
     Rope,
     attend_decoded,
     f32_view,
+    in_out,
     opt_bias,
 )
 
@@ -77,25 +78,25 @@ def gemv_library() -> str:
     return "cblas_sgemv"
 
 
-_ROW_MAJOR, _NO_TRANS = 101, 111
+_ROW_MAJOR, _TRANS = 101, 112
 
 
 def _lin(w: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.ndarray:
-    """w @ x (+ b) for a C-contiguous float32 matrix and vector."""
+    """x @ w (+ b) for a vector and a C-contiguous float32 (in, out) matrix."""
     if _SGEMV is None:
-        y = w @ x
+        y = x @ w
     else:
-        m, k = w.shape
+        k, n = w.shape
         x = np.ascontiguousarray(x, dtype=np.float32)
-        y = np.empty(m, dtype=np.float32)
+        y = np.empty(n, dtype=np.float32)
         _SGEMV(
             _ROW_MAJOR,
-            _NO_TRANS,
-            m,
+            _TRANS,
             k,
+            n,
             1.0,
             w.ctypes.data,
-            k,
+            n,
             x.ctypes.data,
             1,
             0.0,
@@ -113,10 +114,13 @@ class NumpyDecoder:
         self.layers = [Layer(b, *f) for b, f in zip(inner.layers, fused, strict=True)]
         attn = inner.layers[0].self_attn
         self.rope = Rope(attn.rope)
-        self.embed = f32_view(inner.embed_tokens.weight)
+        # The embedding table is stored (dims, vocab), the tied head's (in, out) layout: a
+        # token's embedding is a strided column of it.
+        table = in_out(inner.embed_tokens.weight)
+        self.embed = table.T
         self.norm, self.norm_eps = f32_view(inner.norm.weight), inner.norm.eps
         tied = model.args.tie_word_embeddings
-        self.head = self.embed if tied else f32_view(model.lm_head.weight)
+        self.head = table if tied else in_out(model.lm_head.weight)
         self.head_bias = None if tied else opt_bias(model.lm_head)
 
     def step(self, token: int, cache: list[KVCache]) -> np.ndarray:

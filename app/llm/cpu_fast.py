@@ -143,14 +143,15 @@ def _float_rows(layers: list[nn.Module]) -> mx.array:
 
 
 def _fuse_group(parent: nn.Module, names: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Fuse the linear layers `names` of `parent` into one float32 matrix (rows stacked).
+    """Fuse the linear layers `names` of `parent` into one float32 (in, out) matrix (their
+    outputs side by side), stored so (see cpu_kernels.in_out).
 
-    Each layer is replaced by an nn.Linear whose weight is a view into the fused buffer, so the
-    MLX path keeps working unchanged and the numpy path gets its fused matrix without a second
-    copy of the weights in memory.
+    Each layer is replaced by an nn.Linear whose weight is a transposed view into the fused
+    buffer, so the MLX path keeps working unchanged and the numpy path gets its fused matrix
+    without a second copy of the weights in memory.
     """
     layers = [getattr(parent, n) for n in names]
-    fused = _float_rows(layers)
+    fused = mx.contiguous(_float_rows(layers).T)
     rows = [m.weight.shape[0] for m in layers]
     bias = None
     if any("bias" in m for m in layers):
@@ -161,8 +162,8 @@ def _fuse_group(parent: nn.Module, names: list[str]) -> tuple[np.ndarray, np.nda
     mx.eval(fused, *([] if bias is None else [bias]))
     start = 0
     for name, r in zip(names, rows, strict=True):
-        lin = nn.Linear(fused.shape[1], r, bias=bias is not None)
-        lin.weight = fused[start : start + r]
+        lin = nn.Linear(fused.shape[0], r, bias=bias is not None)
+        lin.weight = fused[:, start : start + r].T
         if bias is not None:
             lin.bias = bias[start : start + r]
         setattr(parent, name, lin)
@@ -179,6 +180,21 @@ def _fuse_layers(model: llama.Model) -> FusedWeights:
         )
         for b in model.model.layers
     ]
+
+
+def _store_transposed(model: llama.Model) -> None:
+    """Store the float32 weights the fused groups left, and the embedding table, as (in, out)
+    matrices: each module keeps a transposed view, so MLX computes the same, and the numpy path
+    views them without a copy (cpu_kernels.in_out). One matrix at a time: the peak is one copy."""
+    inner = model.model
+    mods: list[nn.Module] = [m for b in inner.layers for m in (b.self_attn.o_proj, b.mlp.down_proj)]
+    mods.append(inner.embed_tokens)
+    if not model.args.tie_word_embeddings:
+        mods.append(model.lm_head)
+    for m in mods:
+        stored = mx.contiguous(m.weight.T)
+        mx.eval(stored)
+        m.weight = stored.T
 
 
 def _release_freed_memory() -> None:
@@ -263,6 +279,7 @@ def prepare_for_cpu(model: nn.Module, numpy_decode: bool = True) -> str:
     what = f"CPU backend: {n_quant} quantized layers dequantized to float32"
     if fused is not None:
         assert isinstance(model, llama.Model)  # as fused is not None
+        _store_transposed(model)
         decoder = NumpyDecoder(model, fused)
         model.__class__ = CPUFastModel
         # nn.Module is a dict of parameters and children; keep the decoder out of it.
