@@ -5,8 +5,9 @@ Why (measured on a 2-core x86 CPU with SmolLM2-135M, see app/llm/cpu_fast.py): a
 the whole weight matrix for an M=1 GEMM and reads weights at ~6 GB/s, while `cblas_sgemv` (what
 numpy's `matrix @ vector` calls) streams them at ~17 GB/s. On top of that every `mx.eval` costs
 ~0.1 ms and every MLX op ~10 us on this backend. So single-token steps on a plain `KVCache` run
-here (`NumpyDecoder`): fused q|k|v and gate|up matrices (fewer, larger GEMVs), the KV cache
-written in place through zero-copy numpy views of the cache's MLX buffers.
+here (`NumpyDecoder`): fused q|k|v and gate|up matrices (fewer, larger GEMVs) stored as (in,
+out) and read by the transposed GEMV (cpu_kernels.in_out says why), the KV cache written in
+place through zero-copy numpy views of the cache's MLX buffers.
 """
 
 from __future__ import annotations
