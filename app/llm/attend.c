@@ -92,7 +92,7 @@ static float weights(float *s, int64_t len) {
         store8(s + t, e);
         acc += e;
     }
-    if (t < len) { /* the tail: padded with -inf-like scores that weigh exactly 0 once scaled */
+    if (t < len) { /* the tail, in a padded block whose extra lanes are zeroed before the sum */
         float tail[8];
         for (int l = 0; l < 8; l++) tail[l] = t + l < len ? s[t + l] - m : -87.0f;
         v8 e = exp_le0(load8(tail));

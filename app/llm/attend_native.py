@@ -17,8 +17,7 @@ log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("_attend.so")
 # attend.c's fixed buffers and 8-float lanes: a model with wider heads (or not a multiple of 8),
-# or more query heads per KV head, decodes
-# with the numpy kernel
+# or more query heads per KV head, decodes with the numpy kernel
 MAX_HEAD_DIM, MAX_REP = 256, 16
 
 

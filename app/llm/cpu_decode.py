@@ -126,10 +126,9 @@ class NumpyDecoder:
 
     def step(self, token: int, cache: list[KVCache]) -> np.ndarray:
         h = self.embed[token].copy()
-        pos = cache[0].offset
-        angles = self.rope.angles(pos)
+        angles = self.rope.angles(cache[0].offset)
         for layer, c in zip(self.layers, cache, strict=True):
-            h = self._layer(layer, h, c, pos, angles)
+            h = self._layer(layer, h, c, angles)
         h = _rms(h, self.norm, self.norm_eps)
         return _lin(self.head, self.head_bias, h)
 
@@ -138,7 +137,6 @@ class NumpyDecoder:
         ly: Layer,
         x: np.ndarray,
         c: KVCache,
-        pos: int,
         angles: tuple[np.ndarray, np.ndarray],
     ) -> np.ndarray:
         d = ly.head_dim

@@ -3,7 +3,8 @@
 (app/llm/cpu_batch.py, one token for each of many sequences) run the same layers (`Layer`,
 `Rope`) on the same KV cache buffers (`kv_views`) with the same row kernels (`gemm`, `lin_rows`,
 `rms_rows`, `rope_rows`); the two one-token paths share their KV write and attention
-(`append_and_attend`), the two many-row paths what follows attention (`mlp_rows`).
+(`attend_decoded`: app/llm/attend.c, or `append_and_attend` in numpy), the two many-row paths
+what follows attention (`mlp_rows`). Weight matrices are (in, out) (`in_out`).
 
 The GEMMs call `cblas_sgemm` of the OpenBLAS MLX uses (not numpy's bundled one: two BLAS thread
 pools on two cores fight each other, see app/llm/cpu_decode.py).
@@ -156,7 +157,7 @@ def append_and_attend(
     `q` is (n_kv, rep, head_dim), already multiplied by the attention scale (a grouped-query
     layout: the `rep` query heads that share each KV head); `k` and `v` are (n_kv, head_dim).
     The cache's offset becomes pos + 1. Returns the attention output, (n_kv, rep, head_dim).
-    The single-token decode step and the batched one (once per sequence) both run this.
+    `attend_decoded` runs this once per sequence where the compiled kernel cannot serve.
     """
     n_kv, head_dim = k.shape
     kv, vv = kv_views(cache, n_kv, head_dim)
