@@ -27,7 +27,7 @@ from mlx_lm.models.cache import make_prompt_cache  # noqa: E402
 from app.llm.batching import DecodeBatcher, Prefill  # noqa: E402
 from app.llm.constrained import JsonConstraint, JsonGrammars  # noqa: E402
 from app.llm.cpu_fast import CPUFastModel  # noqa: E402
-from app.llm.prompt_cache import PromptCacheStore  # noqa: E402
+from app.llm.prompt_cache import PromptCacheStore, common_prefix  # noqa: E402
 from app.llm.sampler import Sampler, penalizes  # noqa: E402
 from app.llm.stops import StopText as _StopText  # noqa: E402
 from app.llm.tokenizer import ChatTokenizer  # noqa: E402
@@ -107,13 +107,23 @@ class MLXEngine:
         self.prefill_step_size = prefill_step_size
         self.max_queued = max_queued
         self.info = dict(info or {})
-        self.prompt_caches = PromptCacheStore(prompt_cache_bytes, lambda: make_prompt_cache(model))
+        self.prompt_caches = PromptCacheStore(
+            prompt_cache_bytes, lambda: make_prompt_cache(model), public=self._template_preamble()
+        )
         self.grammars = JsonGrammars(tokenizer)
         # Decode steps of concurrent replies run as one batch on the numpy path; elsewhere
         # (MLX on a GPU) each reply steps alone, its next step queued before a token is read.
         self.batcher = (
             DecodeBatcher(model, prefill_step_size) if isinstance(model, CPUFastModel) else None
         )
+
+    def _template_preamble(self) -> list[int]:
+        """The tokens the chat template puts before a lone user message's own words, the same
+        for every such request: the prompt caches' public prefix (app/llm/prompt_cache.py)."""
+        first, *others = (
+            self.encode_prompt([{"role": "user", "content": text}]) for text in ("a", "Z", "한")
+        )
+        return first[: min(common_prefix(first, other) for other in others)]
 
     def check_json_schema(self, schema: str) -> None:
         """Raise app.llm.constrained.SchemaError if `schema` cannot constrain a reply."""

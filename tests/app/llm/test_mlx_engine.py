@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from app.llm.mlx_engine import MLXEngine, _StopText
+from app.llm.prompt_cache import common_prefix
 from app.llm.types import Chunk, Engine, GenerationParams
 
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
@@ -80,7 +81,10 @@ async def test_kv_reuse_keeps_results_identical(engine: MLXEngine) -> None:
     key = f"kv-{uuid.uuid4()}"
     turn1 = chat("My name is Ana. What is 2 + 2?")
     reply1, chunks1 = await collect(engine, turn1, key=key)
-    assert chunks1[-1].usage is not None and chunks1[-1].usage.cached_tokens == 0
+    assert chunks1[-1].usage is not None
+    # a new key: at most the chat template's public preamble comes from the cache
+    public = common_prefix(engine.prompt_caches.public, engine.encode_prompt(turn1))
+    assert chunks1[-1].usage.cached_tokens in (0, public)
 
     turn2 = [*turn1, {"role": "assistant", "content": reply1}]
     turn2.append({"role": "user", "content": "What is my name?"})
@@ -95,6 +99,24 @@ async def test_kv_reuse_keeps_results_identical(engine: MLXEngine) -> None:
     assert cold_chunks[-1].usage is not None and cold_chunks[-1].usage.cached_tokens == 0
     assert warm == cold
     assert [c.token_ids for c in warm_chunks] == [c.token_ids for c in cold_chunks]
+
+
+async def test_another_user_starts_from_the_public_preamble_only(engine: MLXEngine) -> None:
+    """The chat template's preamble (SmolLM2's default system message) is the same for every
+    lone user message: a user's first request reuses its KV from anyone's, and no more of
+    another user's prompt; the reply is the cold reply."""
+    public = engine.prompt_caches.public
+
+    def lone(text: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": text}]
+
+    assert len(public) >= 10 and engine.encode_prompt(lone("anything"))[: len(public)] == public
+    await collect(engine, lone("My name is Ana. What is 2 + 2?"), key=f"ana-{uuid.uuid4()}/s")
+    mine = lone("My name is Ana. What is 3 + 3?")  # shares more than the preamble with Ana's
+    warm, chunks = await collect(engine, mine, key=f"bo-{uuid.uuid4()}/s")
+    assert chunks[-1].usage is not None and chunks[-1].usage.cached_tokens == len(public)
+    cold, _ = await collect(engine, mine)
+    assert warm == cold
 
 
 async def test_identical_prompt_reuses_all_but_one_token(engine: MLXEngine) -> None:

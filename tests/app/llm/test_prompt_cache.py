@@ -133,3 +133,38 @@ def test_a_new_key_copies_the_longest_prefix_of_its_own_group_only(mlx_worker: M
         assert store.checkout("ann/s4", [*persona[: SHARED_MIN - 1], 9, 9])[1] == 0
 
     mlx_worker.call(run)
+
+
+def test_the_public_prefix_is_shared_by_every_key(mlx_worker: MLXWorker) -> None:
+    """The template's own preamble is the same for every request: any key, any group, even a
+    key without one, starts from a copy of its KV once a prompt held it; nothing more."""
+    import mlx.core as mx
+    from mlx_lm.models.cache import KVCache
+
+    public = [1, 2, 3, 4, 5, 6]
+
+    def run() -> None:
+        store = PromptCacheStore(1 << 30, lambda: [KVCache() for _ in range(LAYERS)], public)
+        # nobody held it yet: nothing to copy
+        assert store.checkout("ann/s1", [*public, 50, 51])[1] == 0
+        donor = filled(len(public) + 3)
+        donor[0].keys[..., : len(public), :] = mx.full((1, 2, len(public), 8), 3.0)
+        mx.eval(donor[0].keys)
+        store.checkin("ann/s1", [*public, 50, 51, 52], donor)
+        for key in ("bob/s1", "stateless:carol", "ann/s2"):
+            cache, reused = store.checkout(key, [*public, 60, 61])
+            assert reused == len(public) == cache[0].offset, key
+            assert float(cache[0].keys[..., : len(public), :].min()) == 3.0  # the donor's KV
+        # only the public tokens: bob does not get ann's words after them, and a prompt that
+        # leaves the preamble early gets as much of it as it shares
+        assert store.checkout("bob/s2", [*public, 50, 51, 52, 53])[1] == len(public)
+        assert store.checkout("bob/s3", [1, 2, 3, 99])[1] == 3
+        # a copy: the donor's buffers written in place later do not reach it
+        donor[0].keys[..., :2, :] = mx.zeros((1, 2, 2, 8))
+        mx.eval(donor[0].keys)
+        assert store.checkout("dan/s1", [*public, 7])[1] == len(public)
+        assert float(store._public[0].keys[..., :2, :].min()) == 3.0  # type: ignore[index]
+        store.clear()
+        assert store.checkout("erin/s1", [*public, 7])[1] == 0
+
+    mlx_worker.call(run)
