@@ -11,9 +11,9 @@ tokens), prefilled once instead of at every new conversation. Keys are "group/na
 sessions: "user/session"); keys of different groups never share, so that the time to a first
 token cannot tell one user what another's prompt starts with. A key without "/" shares nothing
 but the public prefix: the tokens the chat template puts before any request's own words
-(SmolLM2's default system message and the user turn's opening, ~25 tokens), whose KV the first
+(SmolLM2's default system message and the user turn's opening, 24 tokens), whose KV the first
 prompt that holds them leaves for every later key. The same for every request, it tells no one
-anything; 16 short stateless prompts arriving at once are ~40% of it.
+anything about anyone's prompt; it is ~40% of a short stateless prompt.
 """
 
 from __future__ import annotations
