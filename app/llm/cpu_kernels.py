@@ -37,7 +37,10 @@ FusedWeights = list[
 
 def f32_view(a: mx.array) -> np.ndarray:
     """A zero-copy float32 view; a copy only if the layout is not what cblas_sgemv needs."""
-    view = np.asarray(a)
+    return _c_float32(np.asarray(a))
+
+
+def _c_float32(view: np.ndarray) -> np.ndarray:
     if view.dtype != np.float32 or not view.flags.c_contiguous:
         view = np.ascontiguousarray(view, dtype=np.float32)
     return view
@@ -52,10 +55,7 @@ def in_out(weight: mx.array) -> np.ndarray:
     rows and as a transposed GEMV (measured on 2 cores with SmolLM2-135M's matrices, a whole
     model's worth so that nothing stays in cache: a step of 1 / 16 / 128 rows took 6-8% less).
     """
-    view = np.asarray(weight).T
-    if view.dtype != np.float32 or not view.flags.c_contiguous:
-        view = np.ascontiguousarray(view, dtype=np.float32)
-    return view
+    return _c_float32(np.asarray(weight).T)
 
 
 def opt_bias(lin: nn.Linear) -> np.ndarray | None:
