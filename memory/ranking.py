@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from memory.budget import split_sentences
 from memory.types import StoredMessage
 
 # Hangul syllables and jamo, kana, Han (CJK unified and compatibility ideographs, 々),
@@ -33,6 +34,29 @@ def cjk_share(text: str) -> float:
             letters += 1
             cjk += _CJK_LETTER.match(ch) is not None
     return cjk / letters if letters else 0.0
+
+
+_QUESTION_MARKS = "?\uff1f"
+_JAMO = re.compile("[\u3131-\u318e]")  # ㅋㅋ, ㅎㅎ, ㅠㅠ after a question are laughter and tears
+
+
+def _content(ch: str) -> bool:
+    return ch.isalnum() and _JAMO.match(ch) is None
+
+
+def question_share(text: str) -> float:
+    """The share of the letters of `text` that are in its questions: sentences (memory.budget
+    split_sentences) ending with a question mark, whatever emoji or spaces follow it."""
+    letters = asked = 0
+    for sentence in split_sentences(text):
+        n = sum(ch.isalpha() for ch in sentence)
+        letters += n
+        tail = sentence.rstrip()
+        while tail and tail[-1] not in _QUESTION_MARKS and not _content(tail[-1]):
+            tail = tail[:-1]
+        if tail.endswith(tuple(_QUESTION_MARKS)):
+            asked += n
+    return asked / letters if letters else 0.0
 
 
 def _epoch(dt: datetime) -> float:

@@ -1,0 +1,27 @@
+"""The pure ranking helpers of memory/ranking.py that memory/recall.py's tests do not cover."""
+
+from __future__ import annotations
+
+import pytest
+
+from memory.ranking import question_share
+
+
+@pytest.mark.parametrize(
+    ("text", "share"),
+    [
+        ("Okay okay, got it!", 0.0),
+        ("", 0.0),
+        ("😊", 0.0),
+        ("What breed is it?", 1.0),
+        ("친구 생일 선물 뭐 사지? 😅", 1.0),  # emoji after the mark
+        ("뭐해?ㅋㅋ", 1.0),  # laughter after the mark
+        ("주말에 뭐 할까?? ㅋㅋ", 6 / 8),  # "ㅋㅋ" is a sentence of its own, said, not asked
+        ("そうですか？", 1.0),  # the full-width mark
+        ("I went camping! Have you been?", 11 / 23),
+        ("Have you been? I went camping!", 11 / 23),
+        ("My cat is Mochi.\nWhat about yours?", 14 / 26),
+    ],
+)
+def test_question_share_counts_the_letters_of_asked_sentences(text: str, share: float) -> None:
+    assert question_share(text) == pytest.approx(share)
