@@ -17,7 +17,8 @@ import pytest
 
 from memory.bm25 import CorpusStats, query_weights
 from memory.ranking import first_of_each_text, merge_top, rrf, spread_to_neighbours
-from memory.recall import CENTRING_RAMP, HybridRecaller, RecallParams
+from memory.recall import HybridRecaller
+from memory.recall_params import CENTRING_RAMP, RecallParams
 from memory.scope import SessionState, history_turns
 from memory.types import ScopeSession, SessionInfo, StoredMessage
 from memory.vector_index import VectorIndex
