@@ -130,7 +130,7 @@ class HybridRecaller:
         key = (session.user_id, session.id)
         for seen in [k for k in self._views if k[0] == session.user_id]:
             del self._views[seen]  # they hold the forgotten turns' vectors (as lent)
-        forget_text_keys()  # and the texts' dedupe keys
+        forget_text_keys()  # and the texts' dedupe keys and question shares
         st = self._sessions.pop(key, None) if message_ids is None else self._sessions.get(key)
         if message_ids is not None and st is not None:
             st.view = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memory.ranking import question_share
+from memory.ranking import forget_text_keys, question_share
 
 
 @pytest.mark.parametrize(
@@ -25,3 +25,10 @@ from memory.ranking import question_share
 )
 def test_question_share_counts_the_letters_of_asked_sentences(text: str, share: float) -> None:
     assert question_share(text) == pytest.approx(share)
+
+
+def test_forgetting_drops_the_cached_shares_with_their_texts() -> None:
+    question_share("Where did my sister move?")
+    assert question_share.cache_info().currsize > 0
+    forget_text_keys()  # what HybridRecaller.forget calls: no forgotten text stays in a cache
+    assert question_share.cache_info().currsize == 0
