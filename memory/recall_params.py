@@ -39,7 +39,6 @@ class RecallParams(BaseModel):
     # (small talk like "그래서 어떻게 됐어?", "Okay okay, got it!") is near every query and
     # crowded the top; centring ranks by what sets a turn apart. 0: plain cosine.
     dense_centring: float = Field(default=0.5, ge=0.0, le=4.0)
-
     # A found turn's score is multiplied by 1 - (1 - question_weight) * its question share
     # (memory.ranking.question_share): a question rarely holds what a later question asks
     # about ("친구 생일 선물 뭐 사지?" shares 친구 with "제일 친한 친구가 누구였더라?"); the turn
