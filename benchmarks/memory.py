@@ -242,7 +242,7 @@ def recall_configs(index: VectorIndex, ablation: bool) -> dict[str, RankerFactor
                 "BM25 hits by their share, coverage 1": make(lexical_coverage=1.0),
                 "plain cosine (no centring)": make(dense_centring=0.0),
                 "dense centring 1": make(dense_centring=1.0),
-                "questions weigh whole (question_weight 1)": make(question_weight=1.0),
+                "questions weigh half (question_weight 0.5)": make(question_weight=0.5),
             }
         )
     return configs

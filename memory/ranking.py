@@ -44,20 +44,28 @@ def _content(ch: str) -> bool:
     return ch.isalnum() and _JAMO.match(ch) is None
 
 
+def _asks(sentence: str) -> bool:
+    tail = sentence.rstrip()
+    while tail and tail[-1] not in _QUESTION_MARKS and not _content(tail[-1]):
+        tail = tail[:-1]
+    return tail.endswith(tuple(_QUESTION_MARKS))
+
+
 @functools.lru_cache(maxsize=1 << 15)
 def question_share(text: str) -> float:
-    """The share of the letters of `text` that are in its questions: sentences (memory.budget
-    split_sentences) ending with a question mark, whatever emoji or spaces follow it. Cached
+    """How much `text` is a question handing the floor to the other speaker: the share of its
+    letters in sentences (memory.budget split_sentences) ending with a question mark, when its
+    last sentence with letters is one (emoji and ㅋㅋ after it aside); 0 when it ends on a
+    statement, as "You know what I could eat every day? Grandma's kimchi stew." does. Cached
     like _text_key: recall asks it of every scored turn (~300 a query, ~3 ms uncached)."""
+    sentences = [s for s in split_sentences(text) if any(map(_content, s))]
+    if not sentences or not _asks(sentences[-1]):
+        return 0.0
     letters = asked = 0
-    for sentence in split_sentences(text):
+    for sentence in sentences:
         n = sum(ch.isalpha() for ch in sentence)
         letters += n
-        tail = sentence.rstrip()
-        while tail and tail[-1] not in _QUESTION_MARKS and not _content(tail[-1]):
-            tail = tail[:-1]
-        if tail.endswith(tuple(_QUESTION_MARKS)):
-            asked += n
+        asked += n if _asks(sentence) else 0
     return asked / letters if letters else 0.0
 
 

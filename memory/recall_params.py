@@ -41,10 +41,11 @@ class RecallParams(BaseModel):
     dense_centring: float = Field(default=0.5, ge=0.0, le=4.0)
     # A found turn's score is multiplied by 1 - (1 - question_weight) * its question share
     # (memory.ranking.question_share): a question rarely holds what a later question asks
-    # about ("친구 생일 선물 뭐 사지?" shares 친구 with "제일 친한 친구가 누구였더라?"); the turn
-    # after it, which the neighbour share lifts, does. LoCoMo evidence recall at 1,024 0.814 ->
-    # 0.828, Korean template top 3 0.682 -> 0.717 (0.7 and 0.3 measured too). 1: off.
-    question_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    # about ("친구 생일 선물 뭐 사지?" shares 친구 with "제일 친한 친구가 누구였더라?"). At 0.5 the
+    # evidence shown rose (LoCoMo at 1,024 0.814 -> 0.826, Korean template top 3 0.682 -> 0.717)
+    # but the embedded model's answers did not (LoCoMo F1 flat, planted English 19/24 -> 17/24:
+    # the statements that replace the questions are other facts it mixes up). 1: off.
+    question_weight: float = Field(default=1.0, ge=0.0, le=1.0)
 
     def fusion_weights(self, query: str, embedder_cjk: float = 0.0) -> tuple[float, float]:
         """(dense, lexical) weights of the fusion for `query`: RecallParams' own unless the

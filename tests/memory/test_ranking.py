@@ -16,14 +16,15 @@ from memory.ranking import forget_text_keys, question_share
         ("What breed is it?", 1.0),
         ("친구 생일 선물 뭐 사지? 😅", 1.0),  # emoji after the mark
         ("뭐해?ㅋㅋ", 1.0),  # laughter after the mark
-        ("주말에 뭐 할까?? ㅋㅋ", 6 / 8),  # "ㅋㅋ" is a sentence of its own, said, not asked
+        ("주말에 뭐 할까?? ㅋㅋ", 1.0),  # "ㅋㅋ" after it, a sentence of laughter, ends nothing
         ("そうですか？", 1.0),  # the full-width mark
         ("I went camping! Have you been?", 11 / 23),
-        ("Have you been? I went camping!", 11 / 23),
+        ("Have you been? I went camping!", 0.0),  # it ends on what it says
+        ("You know what I could eat every day? Grandma's kimchi stew.", 0.0),
         ("My cat is Mochi.\nWhat about yours?", 14 / 26),
     ],
 )
-def test_question_share_counts_the_letters_of_asked_sentences(text: str, share: float) -> None:
+def test_question_share_of_turns_that_end_asking(text: str, share: float) -> None:
     assert question_share(text) == pytest.approx(share)
 
 

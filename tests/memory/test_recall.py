@@ -110,12 +110,9 @@ async def test_neighbours_of_a_hit_come_along(recaller: HybridRecaller) -> None:
     await recaller.observe(ALICE, hist)
     ranked = await recaller.recall(ALICE, "Zyxcorp hackathon", hist, set(), 4)
     assert ranked[0] == 10
-    assert 11 in ranked[:4]  # the reply after it
-    # and the question before it, which (a question) weighs less than its plain share
-    whole = HybridRecaller(recaller.index, RecallParams(question_weight=1))
-    assert {9, 11} <= set((await whole.recall(ALICE, "Zyxcorp hackathon", hist, set(), 4))[:4])
+    assert {9, 11} <= set(ranked[:4])  # the question before it and the reply after it
     # The neighbour window stops at the sitting boundary: turn 8 is a month earlier.
-    plain = RecallParams(neighbour_weights=(0.5, 0.25), lexical_k=1, dense_k=0, question_weight=1)
+    plain = RecallParams(neighbour_weights=(0.5, 0.25), lexical_k=1, dense_k=0)
     alone = HybridRecaller(recaller.index, plain)
     got = await alone.recall(ALICE, "what did you do on Saturday", hist, set(), 10)
     assert got[0] == 9 and 8 not in got and 10 in got
@@ -227,8 +224,8 @@ async def test_a_replica_adopts_vectors_another_one_stored(
 async def test_in_memory_scan_agrees_with_chroma(recaller: HybridRecaller) -> None:
     hist = conversation()
     await recaller.observe(ALICE, hist)
-    # plain cosine, as Chroma ranks: no centring on the turns' mean, questions weigh whole
-    plain = RecallParams(lexical_k=0, neighbour_weights=(), dense_centring=0, question_weight=1)
+    # plain cosine, as Chroma ranks: no centring on the turns' mean
+    plain = RecallParams(lexical_k=0, neighbour_weights=(), dense_centring=0)
     dense_only = HybridRecaller(recaller.index, plain)
     query = "a trip abroad for a tech event"
     ours = await dense_only.recall(ALICE, query, hist, set(), 5)
@@ -279,7 +276,7 @@ async def test_a_question_ranks_below_the_statement_that_answers(
     recaller: HybridRecaller,
 ) -> None:
     """The turn that asks about a gift for the best friend shares more of the question's words
-    than the one that names the friend; a question rarely holds the answer to a later one."""
+    than the one that names the friend; weighing questions less puts the answer first."""
     said = [
         "My best friend is Minsu, we met in school.",
         "Nice, I like Minsu.",
@@ -290,9 +287,9 @@ async def test_a_question_ranks_below_the_statement_that_answers(
     hist = history(said)
     await recaller.observe(ALICE, hist)
     query = "Who is my best friend?"
-    whole = HybridRecaller(recaller.index, RecallParams(question_weight=1.0))
-    assert (await whole.recall(ALICE, query, hist, set(), 3))[0] == 11  # the gift question
-    ranked = await recaller.recall(ALICE, query, hist, set(), 3)  # default: questions weigh half
+    assert (await recaller.recall(ALICE, query, hist, set(), 3))[0] == 11  # default: whole
+    half = HybridRecaller(recaller.index, RecallParams(question_weight=0.5))
+    ranked = await half.recall(ALICE, query, hist, set(), 3)
     assert ranked[0] == 1, [hist[i - 1].content for i in ranked]
 
 
