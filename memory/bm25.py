@@ -35,7 +35,7 @@ _WORD = re.compile(
 )
 _CJK_RUN = re.compile(rf"[{_CJK}]")
 _HANGUL_SYLLABLES = re.compile(r"[\uac00-\ud7af]+")
-_HANGUL_JAMO = re.compile(r"[\u1100-\u11ff\u3130-\u318f]+")
+HANGUL_JAMO = re.compile(r"[\u1100-\u11ff\u3130-\u318f]+")
 _STOP = """a about above after again against all am an and any are as at be because been before
     being below between both but by can could did do does doing down during each few for from
     further had has have having he her here hers herself him himself his how i if in into is it
@@ -136,7 +136,7 @@ def _cjk_terms(run: str, hangul: Analyzer) -> list[str]:
     for part in _CJK_PARTS.findall(run):
         if _HANGUL_SYLLABLES.fullmatch(part):
             out.extend(hangul(part))
-        elif not _HANGUL_JAMO.fullmatch(part):  # ㅋㅋ ㅠㅠ ㅇㅇ are laughter, tears, "yes"
+        elif not HANGUL_JAMO.fullmatch(part):  # ㅋㅋ ㅠㅠ ㅇㅇ are laughter, tears, "yes"
             out.extend(bigrams(part))  # kana and Han: no word boundaries to find
     return out
 

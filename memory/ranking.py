@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from memory.bm25 import HANGUL_JAMO
 from memory.budget import split_sentences
 from memory.types import StoredMessage
 
@@ -36,19 +37,19 @@ def cjk_share(text: str) -> float:
     return cjk / letters if letters else 0.0
 
 
-_QUESTION_MARKS = "?\uff1f"
-_JAMO = re.compile("[\u3131-\u318e]")  # ㅋㅋ, ㅎㅎ, ㅠㅠ after a question are laughter and tears
+_QUESTION_MARKS = ("?", "\uff1f")
 
 
 def _content(ch: str) -> bool:
-    return ch.isalnum() and _JAMO.match(ch) is None
+    # lone jamo (ㅋㅋ, ㅎㅎ, ㅠㅠ after a question) are laughter and tears, as in BM25's terms
+    return ch.isalnum() and HANGUL_JAMO.fullmatch(ch) is None
 
 
 def _asks(sentence: str) -> bool:
     tail = sentence.rstrip()
     while tail and tail[-1] not in _QUESTION_MARKS and not _content(tail[-1]):
         tail = tail[:-1]
-    return tail.endswith(tuple(_QUESTION_MARKS))
+    return tail.endswith(_QUESTION_MARKS)
 
 
 @functools.lru_cache(maxsize=1 << 15)
