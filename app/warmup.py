@@ -77,6 +77,12 @@ class NextTurnWarmer:
         if session.id in self._idle:
             self._start(session)
 
+    def draft_of(self, session_id: str) -> str | None:
+        """What the client last told the session's user is typing (None: no turn or draft
+        since this process knew it)."""
+        idle = self._idle.get(session_id)
+        return None if idle is None else idle.draft
+
     def warming(self, session_id: str) -> bool:
         """Is a warm-up of the session scheduled or running?"""
         return session_id in self._tasks

@@ -13,6 +13,7 @@ import argparse
 import os
 import re
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from app.cli.chat_client import ApiError, ChatClient, delta_text
+from app.cli.drafts import DraftWatch, watching
 from app.cli.local_server import LocalServer, running_server
 from app.config import Settings
 
@@ -36,6 +38,7 @@ HELP = """[bold]/context[/] [dim]\\[id][/]  what went into the window for the la
 
 
 PROMPT = "[bold cyan]you ›[/] "
+QUIET_AFTER_429_S = 30.0  # drafts must not eat the rate limit the messages need (as the page)
 _SGR = re.compile(r"(\x1b\[[0-9;]*m)")
 
 
@@ -66,6 +69,8 @@ class ChatRepl:
         self.session: dict[str, Any] = {}
         self.persona: dict[str, Any] = {}
         self.last_reply_id: int | None = None
+        self.drafts = DraftWatch() if readline else None
+        self._quiet_until = 0.0
 
     # sessions
     def open(self, session_id: str | None, persona: str | None, strategy: str | None) -> None:
@@ -268,7 +273,24 @@ class ChatRepl:
         # as "takes no room on the screen".
         with self.console.capture() as shown:
             self.console.print(PROMPT, end="")
-        return input(_SGR.sub("\x01\\1\x02", shown.get()))
+        prompt = _SGR.sub("\x01\\1\x02", shown.get())
+        if self.drafts is None:
+            return input(prompt)
+        import readline
+
+        with watching(readline.get_line_buffer, self.drafts, self._tell_draft):
+            return input(prompt)
+
+    def _tell_draft(self, text: str) -> None:
+        """Best effort, like the page's: a draft the server refuses changes nothing shown."""
+        session_id = self.session.get("id")
+        if not session_id or text.lstrip().startswith("/") or time.monotonic() < self._quiet_until:
+            return
+        try:
+            self.client.draft(session_id, text, self.max_tokens)
+        except ApiError as e:
+            if e.status == 429:
+                self._quiet_until = time.monotonic() + QUIET_AFTER_429_S
 
     def loop(self) -> None:
         while True:

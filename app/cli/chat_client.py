@@ -81,6 +81,13 @@ class ChatClient:
     def memory(self, session_id: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/sessions/{session_id}/memory")
 
+    def draft(self, session_id: str, content: str, max_tokens: int | None) -> dict[str, Any]:
+        """Tell the server what is being typed (it prefills the next prompt with it)."""
+        body: dict[str, Any] = {"content": content}
+        if max_tokens:
+            body["max_tokens"] = max_tokens
+        return self._call("PUT", f"/v1/sessions/{session_id}/draft", body)
+
     def stream(self, session_id: str, body: dict[str, Any]) -> Iterator[tuple[str, Any]]:
         """POST a message with stream=true; yield (event, data) server-sent events."""
         try:

@@ -14,9 +14,7 @@ readline), and with readline loaded under rich's own prompt, Ctrl-A or Up drew o
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,14 +23,10 @@ import httpx
 import pytest
 from support.fake_llm import BEFORE_FAULT, TOKENS, FakeModelServer
 from support.server import LiveServer, make_settings, wait_until
+from support.terminal import PROMPT, TIMEOUT, USAGE, screen, spawn, started
 
 pexpect = pytest.importorskip("pexpect")
 
-REPO = Path(__file__).resolve().parents[3]
-TIMEOUT = 180  # a slow, shared machine: generous waits, never a timing assertion
-ANSI = r"(?:\x1b\[[0-9;?]*[A-Za-z])*"  # colour codes (and readline's) rich may put between
-PROMPT = rf"you ›{ANSI} "
-ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x01\x02]")
 REPLY = "".join(TOKENS)
 
 
@@ -56,49 +50,12 @@ def api(server: LiveServer) -> Iterator[httpx.Client]:
         yield http
 
 
-def spawn(server: LiveServer, tmp_path: Path, *args: str) -> Any:
-    """`memento chat --url <server>` in a 40x120 pty, running this checkout's code."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "HF_HUB_OFFLINE": "1",
-        "MEMENTO_DATA_DIR": str(tmp_path / "client-data"),
-        "TERM": "xterm-256color",  # what a user has: colours, and readline's key bindings
-        "COLUMNS": "120",
-        "LINES": "40",
-    }
-    for name in ("NO_COLOR", "FORCE_COLOR", "MEMENTO_API_KEY"):
-        env.pop(name, None)
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "app.cli", "chat", "--url", server.url, *args],
-        cwd=str(tmp_path),
-        env=env,
-        encoding="utf-8",
-        timeout=TIMEOUT,
-        dimensions=(40, 120),
-    )
-
-
 @pytest.fixture
 def chat(server: LiveServer, tmp_path: Path) -> Iterator[Any]:
     child = spawn(server, tmp_path, "--persona", "pippa", "--strategy", "window")
     yield child
     if child.isalive():
         child.terminate(force=True)
-
-
-def screen(child: Any) -> str:
-    """What the last expect() skipped over, without colour codes."""
-    return ESCAPES.sub("", child.before or "")
-
-
-def started(chat: Any) -> str:
-    """Wait for the banner and the first prompt; the new session's id."""
-    chat.expect(r"new session (ses_\w+)")
-    session_id = str(chat.match.group(1))
-    chat.expect(PROMPT)
-    return session_id
 
 
 def exits_cleanly(child: Any) -> None:
@@ -123,7 +80,7 @@ def test_a_typed_message_streams_a_reply_that_is_stored(chat: Any, api: httpx.Cl
     chat.expect("Pippa")
     for token in TOKENS:  # the reply as it streams in, token by token
         chat.expect_exact(token)
-    chat.expect(r"(\d+) prompt tokens \((\d+) cached\), (\d+) generated")
+    chat.expect(USAGE)
     assert int(chat.match.group(3)) == len(TOKENS)
     chat.expect(PROMPT)
 
