@@ -60,6 +60,7 @@ def first_kept(
     limit: int,
     kept_room: int,
     cut: Mapping[int, StoredMessage] | None = None,
+    by_rank: bool = False,
 ) -> tuple[ContextPart | None, ContextPart | None]:
     """When no kept turn shows (a new session, the first turn after an import): the best
     find (`best`: the top hit and its neighbours) and what else fits beside the kept turns'
@@ -72,9 +73,9 @@ def first_kept(
     11/24 -> 1/24 (benchmarks/answers.py), a 135M model answers from what is nearest the
     question. `cut`: shorter copies of turns, for the part nearest the question only (the kept
     part is the same text turn after turn)."""
-    near = recalled_part(frame, llm, ranked, limit - kept_room, cut=cut)
+    near = recalled_part(frame, llm, ranked, limit - kept_room, cut=cut, by_rank=by_rank)
     if near is None or not set(best) <= set(near.ranked):
-        near = recalled_part(frame, llm, best, limit, cut=cut)
+        near = recalled_part(frame, llm, best, limit, cut=cut, by_rank=by_rank)
     shown = set(near.ranked) if near is not None else set()
     room = min(kept_room, limit - (near.tokens if near is not None else 0))
     rest = [i for i in ranked if i not in shown]

@@ -217,6 +217,7 @@ def render_recalled(
     session_id: str,
     user_name: str = "User",
     assistant_name: str = "Assistant",
+    by_rank: bool = False,
 ) -> list[ContextMessage]:
     """Recalled turns in their original order, one note each carrying its id (the engine sees
     them joined into one system message: ContextPart.to_messages). Notes of one day sit under
@@ -224,11 +225,16 @@ def render_recalled(
     tokens a line, a turn in every three or four Korean ones at Pippa's 1,024 (issue 11). Turns
     of earlier sessions come first under their own header, so neither the model nor the user
     takes then for now; each header starts its days anew, so a chunk rendered on its own
-    (chunks_part) reads whole."""
+    (chunks_part) reads whole. `by_rank`: `chosen` is best first, and each group shows it
+    reversed, the best nearest the question (a day's line wherever the day changes)."""
     out: list[ContextMessage] = []
     other = {m.id for m in chosen if m.session_id not in (None, session_id)}
-    earlier = sorted((m for m in chosen if m.id in other), key=lambda m: m.id)
-    own = sorted((m for m in chosen if m.id not in other), key=lambda m: m.id)
+    if by_rank:
+        earlier = [m for m in reversed(chosen) if m.id in other]
+        own = [m for m in reversed(chosen) if m.id not in other]
+    else:
+        earlier = sorted((m for m in chosen if m.id in other), key=lambda m: m.id)
+        own = sorted((m for m in chosen if m.id not in other), key=lambda m: m.id)
     for header, group in ((SCOPE_HEADER, earlier), (RECALL_HEADER, own)):
         day = None
         for i, m in enumerate(group):
@@ -297,7 +303,11 @@ def choose_recalled(
 
 
 def chunks_part(
-    frame: Frame, llm: LLM, kind: PartKind, chunks: Sequence[Sequence[StoredMessage]]
+    frame: Frame,
+    llm: LLM,
+    kind: PartKind,
+    chunks: Sequence[Sequence[StoredMessage]],
+    by_rank: bool = False,
 ) -> ContextPart:
     """Recalled turns rendered chunk by chunk (render_recalled), counted exactly: appending a
     chunk leaves the text of the ones before unchanged. The engine sees them as one system
@@ -308,7 +318,7 @@ def chunks_part(
     part = ContextPart(
         kind=kind,
         tokens=0,
-        messages=[m for c in chunks for m in render_recalled(c, *names)],
+        messages=[m for c in chunks for m in render_recalled(c, *names, by_rank=by_rank)],
         chunks=[len(c) for c in chunks] if kind == "kept" else [],
     )
     part.tokens = count_message(llm, "system", part.to_messages()[0]["content"])
@@ -322,13 +332,15 @@ def recalled_part(
     limit: int,
     kind: PartKind = "recalled",
     cut: Mapping[int, StoredMessage] | None = None,
+    by_rank: bool = False,
 ) -> ContextPart | None:
-    """The most relevant of `ranked_ids` that fit in `limit` tokens, shown in time order (as
-    one chunk of `kind`; those in `cut` as their shorter copies); an estimate that BPE merges
-    proved short drops the least relevant turn and recounts."""
+    """The most relevant of `ranked_ids` that fit in `limit` tokens, shown in time order, or
+    the best last with `by_rank` (as one chunk of `kind`; those in `cut` as their shorter
+    copies); an estimate that BPE merges or a day's line said again proved short drops the
+    least relevant turn and recounts."""
     chosen = choose_recalled(frame, llm, ranked_ids, limit, cut) if limit > 0 else []
     while chosen:
-        part = chunks_part(frame, llm, kind, [chosen])
+        part = chunks_part(frame, llm, kind, [chosen], by_rank)
         if part.tokens <= limit:
             part.ranked = [m.id for m in chosen]
             return part

@@ -106,3 +106,18 @@ def test_a_new_chunk_of_the_same_day_leaves_the_text_before_unchanged() -> None:
     after = chunks_part(frame, llm, "kept", [a, b]).to_messages()[0]["content"]
     assert after.startswith(before + "\n")
     assert after[len(before) + 1 :] == RECALL_HEADER + "On 2 March 2024:\n- User said: 산책 갈래?"
+
+
+def test_by_rank_the_best_find_is_last_with_its_day() -> None:
+    """`recall_order: rank`: the notes least relevant first, the best nearest the question; a
+    day's line wherever the day changes from the note before."""
+    chosen = [  # best first, as recall ranks them
+        turn(7, "user", "We named her Mochi.", datetime(2024, 3, 2, 9)),
+        turn(2, "assistant", "A kitten!!", datetime(2024, 3, 1, 9)),
+        turn(3, "user", "Grandma visits Sunday.", datetime(2024, 3, 1, 10)),
+    ]
+    out = render_recalled(chosen, "s1", "Dad", "Pippa", by_rank=True)
+    assert [m.id for m in out] == [3, 2, 7]
+    assert out[0].content == RECALL_HEADER + "On 1 March 2024:\n- Dad said: Grandma visits Sunday."
+    assert out[1].content == "- Pippa said: A kitten!!"  # the same day as the note before
+    assert out[2].content == "On 2 March 2024:\n- Dad said: We named her Mochi."

@@ -153,12 +153,14 @@ def check(ctx: Context, req, llm: FakeLLM) -> None:  # type: ignore[no-untyped-d
         else:
             assert all(m.id is None for m in p.messages)
     assert len(shown) == len(set(shown))  # nothing twice
-    recalled = [m for p in ctx.parts if p.kind == "recalled" for m in p.messages]
-    for group in (
-        [m.id for m in recalled if m.session_id],
-        [m.id for m in recalled if not m.session_id],
-    ):
-        assert group == sorted(group)  # time order, earlier sessions first
+    found = next((p for p in ctx.parts if p.kind == "recalled"), None)
+    if found:  # earlier sessions first, each group the best last (recall_order: rank)
+        best_last = list(reversed(found.ranked))
+        for group in (
+            [m.id for m in found.messages if m.session_id],
+            [m.id for m in found.messages if not m.session_id],
+        ):
+            assert group == [i for i in best_last if i in set(group)]
     kept_part = next((p for p in ctx.parts if p.kind == "kept"), None)
     if kept_part:  # chunks of the state's, in its order, each in time order
         assert sum(kept_part.chunks) == len(kept_part.messages)

@@ -167,9 +167,9 @@ async def test_summary_is_cut_to_the_budget_and_to_its_cap() -> None:
 
 async def test_vector_recalls_relevant_turns_in_time_order_with_dates() -> None:
     recaller = FakeRecaller()
-    strategy = registry.create(  # kept_share 0: every find shows where new finds go
-        "vector", {"buffer_tokens": 60, "recall_k": 3, "kept_share": 0}, deps(recaller=recaller)
-    )
+    params = {"buffer_tokens": 60, "recall_k": 3, "kept_share": 0, "recall_order": "time"}
+    # kept_share 0: every find shows where new finds go
+    strategy = registry.create("vector", params, deps(recaller=recaller))
     h = conversation(20, chars=40)
     h[4] = message(h[4].id, "user", "my dog Bo loves the beach", day=0)
     h[30] = message(h[30].id, "user", "Bo the dog got sick", day=1)
@@ -185,6 +185,22 @@ async def test_vector_recalls_relevant_turns_in_time_order_with_dates() -> None:
     assert h[10].id in recaller.queries[0][1]  # forgotten ids are excluded at the source too
 
 
+@pytest.mark.parametrize("name", ["hybrid", "vector"])
+async def test_recall_order_rank_shows_the_best_find_last(name: str) -> None:
+    """`recall_order: rank`: what recall finds for the message reads least relevant first, so
+    the best find is nearest the question (issue 12: a 135M model answers from what is near)."""
+    params = {"buffer_tokens": 60, "recall_k": 3, "kept_share": 0, "recall_order": "rank"}
+    h = conversation(20, chars=40)
+    h[4] = message(h[4].id, "user", "my dog Bo loves the beach at dawn", day=0)
+    h[30] = message(h[30].id, "user", "Bo the dog got sick", day=1)
+    ctx = await registry.create(name, params, deps()).assemble(request(h, new="how is Bo the dog"))
+    # FakeRecaller: h[4] and h[30] share "bo", "the" and "dog" (a tie: the newer ranks first)
+    assert part(ctx, "recalled").ranked[:2] == [h[30].id, h[4].id]
+    assert ids(ctx, "recalled")[-2:] == [h[4].id, h[30].id]
+    lines = [m.content for m in part(ctx, "recalled").messages]
+    assert lines[-1] == "On 2 November 2026:\n- User said: Bo the dog got sick"
+
+
 async def test_recall_is_asked_without_the_two_names() -> None:
     recaller = FakeRecaller()
     strategy = registry.create("hybrid", {}, deps(recaller=recaller))
@@ -197,7 +213,15 @@ async def test_recall_is_asked_without_the_two_names() -> None:
 
 async def test_vector_neighbors_bring_the_reply_with_the_hit() -> None:
     strategy = registry.create(
-        "vector", {"buffer_tokens": 0, "recall_k": 1, "neighbors": 1, "kept_share": 0}, deps()
+        "vector",
+        {
+            "buffer_tokens": 0,
+            "recall_k": 1,
+            "neighbors": 1,
+            "kept_share": 0,
+            "recall_order": "time",
+        },
+        deps(),
     )
     h = conversation(10)
     h[6] = message(h[6].id, "user", "where is the red key", 0)
