@@ -84,9 +84,12 @@ def test_a_new_session_with_her_remembers_the_last_one(server: LiveServer) -> No
     assert new["greeting"].startswith("아빠 왔다!")
     ctx = context(dad, new["id"])
     assert ids[0] in recalled_from(ctx, first)  # "My cat is called Jimmi" crossed sessions
-    line = next(m for m in recalled(ctx) if m["id"] == ids[0])
-    assert line["content"].startswith(SCOPE_HEADER)  # then, not now
-    assert "Jimmi" in line["content"]
+    shown_in = next(p for p in ctx["parts"] if any(m["id"] == ids[0] for m in p["messages"] or []))
+    line = next(m for m in shown_in["messages"] if m["id"] == ids[0])
+    assert "Jimmi" in line["content"] and line["session_id"] == first
+    # then, not now: in its part, the earlier conversations' notes open with their header
+    then = [m for m in shown_in["messages"] if m["session_id"]]
+    assert then[0]["content"].startswith(SCOPE_HEADER)
     # the relationship part: the gist of the first session, with where it came from
     rel = part(ctx, "relationship")
     assert rel is not None and rel["tokens"] > 0
