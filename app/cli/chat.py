@@ -276,7 +276,7 @@ class ChatRepl:
         prompt = _SGR.sub("\x01\\1\x02", shown.get())
         if self.drafts is None:
             return input(prompt)
-        import readline
+        import readline  # loaded by line_editing() already; not importable everywhere
 
         with watching(readline.get_line_buffer, self.drafts, self._tell_draft):
             return input(prompt)
