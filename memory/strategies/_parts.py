@@ -229,12 +229,9 @@ def render_recalled(
     reversed, the best nearest the question (a day's line wherever the day changes)."""
     out: list[ContextMessage] = []
     other = {m.id for m in chosen if m.session_id not in (None, session_id)}
-    if by_rank:
-        earlier = [m for m in reversed(chosen) if m.id in other]
-        own = [m for m in reversed(chosen) if m.id not in other]
-    else:
-        earlier = sorted((m for m in chosen if m.id in other), key=lambda m: m.id)
-        own = sorted((m for m in chosen if m.id not in other), key=lambda m: m.id)
+    shown = list(reversed(chosen)) if by_rank else sorted(chosen, key=lambda m: m.id)
+    earlier = [m for m in shown if m.id in other]
+    own = [m for m in shown if m.id not in other]
     for header, group in ((SCOPE_HEADER, earlier), (RECALL_HEADER, own)):
         day = None
         for i, m in enumerate(group):
