@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,17 @@ def spawn(server: LiveServer, tmp_path: Path, *args: str) -> Any:
         timeout=TIMEOUT,
         dimensions=(40, 120),
     )
+
+
+@contextmanager
+def chatting(server: LiveServer, tmp_path: Path, *args: str) -> Iterator[Any]:
+    """spawn(), ended when the block ends if the test did not end it."""
+    child = spawn(server, tmp_path, *args)
+    try:
+        yield child
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
 
 
 def screen(child: Any) -> str:

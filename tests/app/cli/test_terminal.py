@@ -23,7 +23,7 @@ import httpx
 import pytest
 from support.fake_llm import BEFORE_FAULT, TOKENS, FakeModelServer
 from support.server import LiveServer, make_settings, wait_until
-from support.terminal import PROMPT, TIMEOUT, USAGE, screen, spawn, started
+from support.terminal import PROMPT, TIMEOUT, USAGE, chatting, screen, started
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -52,10 +52,8 @@ def api(server: LiveServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def chat(server: LiveServer, tmp_path: Path) -> Iterator[Any]:
-    child = spawn(server, tmp_path, "--persona", "pippa", "--strategy", "window")
-    yield child
-    if child.isalive():
-        child.terminate(force=True)
+    with chatting(server, tmp_path, "--persona", "pippa", "--strategy", "window") as child:
+        yield child
 
 
 def exits_cleanly(child: Any) -> None:

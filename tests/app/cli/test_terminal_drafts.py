@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from support.server import LiveServer, make_settings, wait_until
-from support.terminal import PROMPT, USAGE, spawn, started
+from support.terminal import PROMPT, USAGE, chatting, started
 
 QUESTION = "Where does my sister live now?"
 
@@ -24,10 +24,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def chat(server: LiveServer, tmp_path: Path) -> Iterator[Any]:
-    child = spawn(server, tmp_path, "--persona", "assistant", "--max-tokens", "8")
-    yield child
-    if child.isalive():
-        child.terminate(force=True)
+    with chatting(server, tmp_path, "--persona", "assistant", "--max-tokens", "8") as child:
+        yield child
 
 
 def test_a_message_typed_before_enter_is_prefilled_while_it_waits(
