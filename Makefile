@@ -19,16 +19,20 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@./scripts/system-deps.sh
 	touch $(STAMP)
 
-# The compiled decode attention (app/llm/attend.c, loaded by app/llm/attend_native.py). Optional:
-# without a C compiler numpy serves, slower with many concurrent replies. -march=native: it is
-# built where it runs; a compiler without that flag (Apple Clang on arm64) builds it plainly.
-ATTEND_LIB := app/llm/_attend.so
-ATTEND_FLAGS := -O3 -shared -fPIC -o $(ATTEND_LIB) app/llm/attend.c
-$(ATTEND_LIB): app/llm/attend.c
-	$(CC) -march=native $(ATTEND_FLAGS) 2>/dev/null || $(CC) $(ATTEND_FLAGS) \
-		|| echo "note: $(ATTEND_LIB) not built (no C compiler?): decode attention runs in numpy"
+# The compiled kernels (app/llm/*.c, loaded by app/llm/native.py): decode attention and the
+# many-row GEMM. Optional: without a C compiler numpy and OpenBLAS serve, slower. -march=native:
+# built where they run; a compiler without that flag (Apple Clang on arm64) builds them plainly,
+# one without OpenMP builds the GEMM for one thread (then OpenBLAS serves on a multi-core machine).
+NATIVE := app/llm/_attend.so app/llm/_gemm.so
+app/llm/_attend.so: OPENMP :=
+app/llm/_gemm.so: OPENMP := -fopenmp
+app/llm/_%.so: app/llm/%.c
+	$(CC) -march=native -O3 $(OPENMP) -shared -fPIC -o $@ $< 2>/dev/null \
+		|| $(CC) -O3 $(OPENMP) -shared -fPIC -o $@ $< 2>/dev/null \
+		|| $(CC) -O3 -shared -fPIC -o $@ $< \
+		|| echo "note: $@ not built (no C compiler?): numpy and OpenBLAS serve instead"
 
-setup: $(STAMP) $(ATTEND_LIB)
+setup: $(STAMP) $(NATIVE)
 
 HOST ?= 127.0.0.1
 PORT ?= 8000

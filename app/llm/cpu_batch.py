@@ -1,17 +1,17 @@
 """One decode step for many sequences at once: the numpy path's continuous-batching kernel.
 
 Why: a single-token step is bandwidth-bound (every weight read once per token, as a GEMV). B
-sequences stepping together read each weight matrix once for all of them, as one cblas_sgemm
-with B rows, so the step costs far less than B single steps (measured on 2 cores with
-SmolLM2-135M: see benchmarks/throughput.py and the README). Attention stays per sequence, over
-its own KV cache at its own position (the decoded tokens' in one compiled call per layer,
-`attend_decoded`); the KV of each sequence is written in place into its own `KVCache`, exactly
-as `NumpyDecoder.step` does, so a cache handed back after a batched turn is the cache a
-single-stream turn would have left.
+sequences stepping together read each weight matrix once for all of them, as one GEMM with B
+rows (app/llm/cpu_kernels.py `gemm`), so the step costs far less than B single steps
+(measured on 2 cores with SmolLM2-135M: see benchmarks/throughput.py and the README).
+Attention stays per sequence, over its own KV cache at its own position (the decoded tokens'
+in one compiled call per layer, `attend_decoded`); the KV of each sequence is written in place
+into its own `KVCache`, exactly as `NumpyDecoder.step` does, so a cache handed back after a
+batched turn is the cache a single-stream turn would have left.
 
-Rows of one GEMM do not interact, but sgemm and sgemv sum in different orders, so a batched
-step's logits match a single step's to float32 rounding (tests state the tolerance), not bit
-for bit.
+Rows of one GEMM do not interact, but the GEMM and a single step's sgemv sum in different
+orders, so a batched step's logits match a single step's to float32 rounding (tests state the
+tolerance), not bit for bit.
 """
 
 from __future__ import annotations

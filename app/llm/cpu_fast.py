@@ -6,7 +6,8 @@ Measured on a 2-core x86 CPU with SmolLM2-135M (see benchmarks/engine.py and the
   decode ~2x / prefill ~10x faster. So every quantized layer is dequantized once at load time.
 - Single-token decode steps on a plain `KVCache` run in numpy through cblas_sgemv (why, and how:
   app/llm/cpu_decode.py), on fused q|k|v and gate|up matrices. Prompt chunks (many tokens at
-  once) run in numpy too, through cblas_sgemm (app/llm/cpu_prefill.py): MLX's unfused CPU
+  once) run in numpy too, through GEMMs (app/llm/cpu_prefill.py; app/llm/gemm.c where built, else
+  cblas_sgemm): MLX's unfused CPU
   attention made them ~3x slower, most of all at a large KV offset. MLX and both numpy paths
   share one copy of the weights (fused here, viewed by all) and the same KV cache buffers.
 
@@ -31,7 +32,7 @@ from mlx.utils import tree_map_with_path  # noqa: E402
 from mlx_lm.models import llama  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
 
-from app.llm import attend_native  # noqa: E402
+from app.llm import attend_native, gemm_native  # noqa: E402
 from app.llm.cpu_decode import NumpyDecoder, gemv_library, numpy_decodable  # noqa: E402
 from app.llm.cpu_kernels import FusedWeights, f32_view  # noqa: E402
 from app.llm.cpu_prefill import NumpyPrefiller  # noqa: E402
@@ -288,7 +289,8 @@ def prepare_for_cpu(model: nn.Module, numpy_decode: bool = True) -> str:
         what += (
             "; numpy decode on (fused q|k|v and gate|up GEMVs via "
             f"{gemv_library()}, KV cache written in place, decode attention "
-            f"{attend_native.description()}); numpy prefill on (cblas_sgemm)"
+            f"{attend_native.description()}); numpy prefill on (many-row GEMMs: "
+            f"{gemm_native.description()})"
         )
     else:
         what += f"; numpy decode off ({reason})"

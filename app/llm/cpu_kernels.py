@@ -6,8 +6,9 @@
 (`attend_decoded`: app/llm/attend.c, or `append_and_attend` in numpy), the two many-row paths
 what follows attention (`mlp_rows`). Weight matrices are (in, out) (`in_out`).
 
-The GEMMs call `cblas_sgemm` of the OpenBLAS MLX uses (not numpy's bundled one: two BLAS thread
-pools on two cores fight each other, see app/llm/cpu_decode.py).
+The many-row GEMMs run app/llm/gemm.c where `make setup` built it (faster than OpenBLAS at every
+row count measured, see its header), else `cblas_sgemm` of the OpenBLAS MLX uses (not numpy's
+bundled one: two BLAS thread pools on two cores fight each other, see app/llm/cpu_decode.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np  # noqa: E402
 from mlx_lm.models import llama  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
 
+from app.llm import gemm_native  # noqa: E402
 from app.llm.attend_native import KERNEL, MAX_HEAD_DIM, MAX_REP  # noqa: E402
 
 # Per layer: ((q|k|v weight, bias), (gate|up weight, bias)), made by cpu_fast._fuse_layers; the
@@ -247,6 +249,15 @@ def _find_sgemm() -> Any:
 
 _SGEMM = _find_sgemm()
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_native_gemm = gemm_native.SERVES
+
+
+def set_native_gemm(on: bool) -> bool:
+    """Send x @ w through app/llm/gemm.c (on, the default where it is built) or OpenBLAS (off,
+    for comparisons); return whether the compiled kernel now serves."""
+    global _native_gemm
+    _native_gemm = on and gemm_native.SERVES
+    return _native_gemm
 
 
 def _rows_ok(a: np.ndarray) -> bool:
@@ -255,16 +266,27 @@ def _rows_ok(a: np.ndarray) -> bool:
 
 
 def gemm(a: np.ndarray, b: np.ndarray, trans_b: bool) -> np.ndarray:
-    """a @ b.T (trans_b) or a @ b, for float32 matrices with contiguous rows."""
+    """a @ b.T (trans_b) or a @ b, for float32 matrices with contiguous rows: app/llm/gemm.c
+    where it is built and can serve, else cblas_sgemm. Every many-row step goes one way: the
+    two thread pools, each spinning a while after its call, slow each other down when their
+    calls alternate (a 300-token prefill took 2x as long)."""
     m, k = a.shape
     n = b.shape[0] if trans_b else b.shape[1]
-    if _SGEMM is None:
+    if _SGEMM is None and not _native_gemm:
         return np.ascontiguousarray(a @ (b.T if trans_b else b))
     if not _rows_ok(a):
         a = np.ascontiguousarray(a, dtype=np.float32)
     if not _rows_ok(b):
         b = np.ascontiguousarray(b, dtype=np.float32)
     out = np.empty((m, n), dtype=np.float32)
+    args = (m, k, n, a.ctypes.data, a.strides[0] // 4, b.ctypes.data, b.strides[0] // 4)
+    if _native_gemm and trans_b and k <= gemm_native.MAX_NT_K:
+        gemm_native.KERNEL_NT(*args, out.ctypes.data, n)
+        return out
+    if _native_gemm and not trans_b and n % gemm_native.LANES == 0:
+        gemm_native.KERNEL(*args, out.ctypes.data, n)
+        return out
+    assert _SGEMM is not None  # else numpy above
     _SGEMM(
         _ROW_MAJOR,
         _NO_TRANS,

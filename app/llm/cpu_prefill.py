@@ -1,4 +1,4 @@
-"""The numpy prefill path of `CPUFastModel`: multi-token llama chunks as cblas_sgemm GEMMs.
+"""The numpy prefill path of `CPUFastModel`: multi-token llama chunks as GEMMs.
 
 Why (measured on a 2-core x86 CPU with SmolLM2-135M, see the README "Engine" benchmark): MLX's
 CPU attention is unfused and slow at a large KV offset (a 24-token chunk after 1.5k cached tokens
@@ -8,8 +8,8 @@ on the fused q|k|v and gate|up matrices `NumpyDecoder` already holds, attention 
 head group over the cached keys (the causal mask only touches the chunk's own T columns), and
 K/V are written in place into the same MLX `KVCache` buffers the decode path and MLX use.
 
-The GEMMs (`gemm`, app/llm/cpu_kernels.py) call `cblas_sgemm` of the OpenBLAS MLX uses (not
-numpy's bundled one: two BLAS thread pools on two cores fight each other, see
+The GEMMs (`gemm`, app/llm/cpu_kernels.py) run app/llm/gemm.c, or `cblas_sgemm` of the OpenBLAS
+MLX uses (not numpy's bundled one: two BLAS thread pools on two cores fight each other, see
 app/llm/cpu_decode.py).
 """
 

@@ -1,0 +1,173 @@
+/* out = x @ w for the numpy path's many-row steps: a batched decode step (one row per sequence)
+ * and a prompt chunk (one row per token). app/llm/gemm_native.py loads this;
+ * app/llm/cpu_kernels.py `gemm` falls back to OpenBLAS's cblas_sgemm where it is missing.
+ *
+ * Why not only OpenBLAS: its sgemm packs the weight panel it reads into a buffer on every call,
+ * which for a few rows costs as much as the multiply, and the kernels a build picks for a CPU
+ * it does not know (OpenBLAS 0.3.21 on AMD Zen 5 picks its AVX2 "Haswell" kernels) leave the
+ * wider units idle. Measured on 2 cores with SmolLM2-135M's matrices, a whole model's worth so
+ * nothing stays in cache (README, Many streams): 16 rows 29 -> 20 ms a step, 512 rows 476 ->
+ * 273 ms.
+ *
+ * How: w is the (in, out) matrix (app/llm/cpu_kernels.py `in_out`), read as is, no packing.
+ * The output is cut into panels of 48 columns (three 16-float vectors); a panel of 8 rows
+ * keeps its 24 sums in registers while k runs over the whole input, each step one row of the
+ * panel's weights and a broadcast of each row's x[k]: 24 FMAs per 3 weight loads. The next
+ * panel rows are prefetched (the hardware does not follow a 4 KB stride on its own). Threads
+ * (OpenMP, when the compiler has it) each take a share of the panels, so each weight is read
+ * by one thread. Every output element sums its products in k order, the same for any row
+ * count, so a row's result does not depend on which other rows share the call.
+ *
+ * GCC/Clang vector extensions: AVX-512 where the machine has it (-march=native), else split
+ * into narrower registers by the compiler. N must be a multiple of 16 (the caller checks).
+ */
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+typedef float v16 __attribute__((vector_size(64)));
+
+#define LANES 16
+#define PANEL 3        /* vectors per panel: 48 columns */
+#define ROWS 8         /* rows per tile: 24 sums + 3 weights + a broadcast fit 32 registers */
+#define PREFETCH 32    /* weight rows ahead */
+
+static inline v16 load16(const float *p) {
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void store16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+
+/* rows x (vecs * 16) of out from x (rows x K) and a (K x vecs * 16) slice of w. */
+static inline __attribute__((always_inline)) void tile(int rows, int vecs, int K, const float *x,
+                                                        int64_t ldx, const float *w, int64_t ldw,
+                                                        float *out, int64_t ldo) {
+    v16 acc[ROWS][PANEL];
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < vecs; j++) acc[r][j] = (v16){0};
+    for (int k = 0; k < K; k++) {
+        const float *wk = w + k * ldw;
+        const float *ahead = wk + PREFETCH * ldw; /* may point past w: prefetch never faults */
+        v16 wv[PANEL];
+        for (int j = 0; j < vecs; j++) {
+            __builtin_prefetch(ahead + LANES * j);
+            wv[j] = load16(wk + LANES * j);
+        }
+        for (int r = 0; r < rows; r++) {
+            float s = x[r * ldx + k];
+            for (int j = 0; j < vecs; j++) acc[r][j] += s * wv[j];
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < vecs; j++) store16(out + r * ldo + LANES * j, acc[r][j]);
+}
+
+/* tile() with the row count and panel width as constants, so each tile's sums stay in
+ * registers: one specialised copy per (rows, vecs). */
+#define TILE(r, v) tile(r, v, K, x, ldx, w, ldw, out, ldo)
+#define BY_ROWS(v)                                                                               \
+    switch (rows) {                                                                              \
+    case 8: TILE(8, v); break;                                                                   \
+    case 7: TILE(7, v); break;                                                                   \
+    case 6: TILE(6, v); break;                                                                   \
+    case 5: TILE(5, v); break;                                                                   \
+    case 4: TILE(4, v); break;                                                                   \
+    case 3: TILE(3, v); break;                                                                   \
+    case 2: TILE(2, v); break;                                                                   \
+    default: TILE(1, v);                                                                         \
+    }
+
+static void tiles(int rows, int vecs, int K, const float *x, int64_t ldx, const float *w,
+                  int64_t ldw, float *out, int64_t ldo) {
+    if (vecs == PANEL) {
+        BY_ROWS(PANEL)
+    } else {
+        BY_ROWS(1)
+    }
+}
+
+/* Columns [v0, v1) (in 16-float vectors) of out, all M rows, tile by tile. */
+static void columns(int M, int K, int v0, int v1, const float *x, int64_t ldx, const float *w,
+                    int64_t ldw, float *out, int64_t ldo) {
+    for (int v = v0; v < v1;) {
+        int vecs = v1 - v >= PANEL ? PANEL : 1;
+        for (int m = 0; m < M; m += ROWS)
+            tiles(M - m < ROWS ? M - m : ROWS, vecs, K, x + m * ldx, ldx, w + (int64_t)LANES * v,
+                  ldw, out + m * ldo + (int64_t)LANES * v, ldo);
+        v += vecs;
+    }
+}
+
+/* Each thread's share of `units` (whole panels, so no two threads write one panel): [u0, u1). */
+static void share(int units, int *u0, int *u1) {
+#ifdef _OPENMP
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+    int t = 0, nt = 1;
+#endif
+    *u0 = (int)((int64_t)units * t / nt);
+    *u1 = (int)((int64_t)units * (t + 1) / nt);
+}
+
+/* out (M x N, row stride ldo) = x (M x K, row stride ldx) @ w (K x N, row stride ldw). */
+void memento_gemm(int M, int K, int N, const float *x, int ldx, const float *w, int ldw,
+                  float *out, int ldo) {
+    int panels = N / (LANES * PANEL), vectors = N / LANES;
+#pragma omp parallel
+    {
+        int p0, p1;
+        share(panels, &p0, &p1);
+        /* the last thread also takes the vectors after the whole panels */
+        int v1 = p1 == panels ? vectors : PANEL * p1;
+        columns(M, K, PANEL * p0, v1, x, ldx, w, ldw, out, ldo);
+    }
+}
+
+/* out (M x N) = x (M x K) @ w.T, w (N x K, row stride ldw): prefill attention's scores, a chunk's
+ * queries against the cached keys, N any length. Each thread copies 48 rows of w at a time
+ * into a (K x 48) panel, zero past N, and runs the same tiles on it; a partial panel's columns
+ * go through a scratch tile. K <= MAX_NT_K (a head's size). */
+#define MAX_NT_K 512
+int memento_gemm_nt(int M, int K, int N, const float *x, int ldx, const float *w, int ldw,
+                    float *out, int ldo) {
+    if (K > MAX_NT_K)
+        return -1;
+    int width = LANES * PANEL, panels = (N + width - 1) / width;
+#pragma omp parallel
+    {
+        static __thread float panel[MAX_NT_K * LANES * PANEL];
+        float part[ROWS * LANES * PANEL];
+        int p0, p1;
+        share(panels, &p0, &p1);
+        for (int p = p0; p < p1; p++) {
+            int n0 = p * width, cols = N - n0 < width ? N - n0 : width;
+            for (int k = 0; k < K; k++)
+                for (int c = 0; c < width; c++)
+                    panel[k * width + c] = c < cols ? w[(int64_t)(n0 + c) * ldw + k] : 0.0f;
+            if (cols == width) {
+                columns(M, K, 0, PANEL, x, ldx, panel, width, out + n0, ldo);
+                continue;
+            }
+            for (int m = 0; m < M; m += ROWS) {
+                int rows = M - m < ROWS ? M - m : ROWS;
+                tiles(rows, PANEL, K, x + (int64_t)m * ldx, ldx, panel, width, part, width);
+                for (int r = 0; r < rows; r++)
+                    memcpy(out + (int64_t)(m + r) * ldo + n0, part + r * width, sizeof(float) * cols);
+            }
+        }
+    }
+    return 0;
+}
+
+/* How many threads a call uses (1 without OpenMP), for the startup log and the caller's choice. */
+int memento_gemm_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}

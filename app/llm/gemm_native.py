@@ -1,0 +1,31 @@
+"""The compiled many-row GEMM (app/llm/gemm.c), when `make setup` built it (app/llm/native.py);
+without it, or where it cannot serve, app/llm/cpu_kernels.py `gemm` calls OpenBLAS's
+cblas_sgemm as before."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from app.llm.native import HERE, load
+
+LIBRARY = HERE / "_gemm.so"
+LANES = 16  # gemm.c's vector width in floats: the output's width must be a multiple of it
+
+_i, _p = ctypes.c_int, ctypes.c_void_p
+_ARGS = [_i, _i, _i, _p, _i, _p, _i, _p, _i]  # M, K, N, x, its row stride, w, its, out, its
+KERNEL = load(LIBRARY.name, "memento_gemm", _ARGS, None)  # x @ w, N a multiple of LANES
+KERNEL_NT = load(LIBRARY.name, "memento_gemm_nt", _ARGS, _i)  # x @ w.T, K <= MAX_NT_K
+MAX_NT_K = 512
+_threads = load(LIBRARY.name, "memento_gemm_threads", [], _i)
+THREADS = _threads() if _threads is not None else 0
+# Built without OpenMP it runs on one thread, slower than OpenBLAS's two at many rows: it then
+# serves only a one-core machine.
+SERVES = KERNEL is not None and KERNEL_NT is not None and min(2, os.cpu_count() or 1) <= THREADS
+
+
+def description() -> str:
+    """Which kernel serves the many-row GEMMs, for the startup log."""
+    if not SERVES:
+        return "cblas_sgemm"
+    return f"compiled ({LIBRARY.name}, {THREADS} thread{'s' if THREADS != 1 else ''})"
