@@ -1,4 +1,5 @@
-"""The numpy decode path of `CPUFastModel`: single-token llama steps as cblas_sgemv GEMVs.
+"""The numpy decode path of `CPUFastModel`: single-token llama steps as GEMVs (app/llm/gemm.c's
+one-row path where `make setup` built it, else cblas_sgemv).
 
 Why (measured on a 2-core x86 CPU with SmolLM2-135M, see app/llm/cpu_fast.py): a decode step is
 200+ matrix-VECTOR products, and MLX always calls `cblas_sgemm`; Debian's OpenBLAS 0.3.21 packs
@@ -32,6 +33,8 @@ from app.llm.cpu_kernels import (  # noqa: E402
     attend_decoded,
     f32_view,
     in_out,
+    lin_rows,
+    native_gemm_serves,
     opt_bias,
 )
 
@@ -83,7 +86,12 @@ _ROW_MAJOR, _TRANS = 101, 112
 
 
 def _lin(w: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.ndarray:
-    """x @ w (+ b) for a vector and a C-contiguous float32 (in, out) matrix."""
+    """x @ w (+ b) for a vector and a C-contiguous float32 (in, out) matrix: the many-row
+    kernel's one-row path where it serves (the same sums as the vector's row of a batched
+    step's GEMM, and OpenBLAS's thread pool stays out of OpenMP's way: alternating calls of the
+    two slowed both down many times over), else cblas_sgemv."""
+    if native_gemm_serves(w.shape[1]):
+        return lin_rows(w, b, x[None])[0]
     if _SGEMV is None:
         y = x @ w
     else:

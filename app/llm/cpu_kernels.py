@@ -252,6 +252,11 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _native_gemm = gemm_native.SERVES
 
 
+def native_gemm_serves(n: int) -> bool:
+    """Whether app/llm/gemm.c computes x @ w for a w of `n` columns (x @ w.T: any `n`)."""
+    return _native_gemm and n % gemm_native.LANES == 0
+
+
 def set_native_gemm(on: bool) -> bool:
     """Send x @ w through app/llm/gemm.c (on, the default where it is built) or OpenBLAS (off,
     for comparisons); return whether the compiled kernel now serves."""
@@ -283,7 +288,7 @@ def gemm(a: np.ndarray, b: np.ndarray, trans_b: bool) -> np.ndarray:
     if _native_gemm and trans_b and k <= gemm_native.MAX_NT_K:
         gemm_native.KERNEL_NT(*args, out.ctypes.data, n)
         return out
-    if _native_gemm and not trans_b and n % gemm_native.LANES == 0:
+    if not trans_b and native_gemm_serves(n):
         gemm_native.KERNEL(*args, out.ctypes.data, n)
         return out
     assert _SGEMM is not None  # else numpy above
