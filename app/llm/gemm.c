@@ -7,7 +7,7 @@
  * it does not know (OpenBLAS 0.3.21 on AMD Zen 5 picks its AVX2 "Haswell" kernels) leave the
  * wider units idle. Measured on 2 cores with SmolLM2-135M's matrices, a whole model's worth so
  * nothing stays in cache (README, Many streams): 16 rows 29 -> 20 ms a step, 512 rows 476 ->
- * 273 ms; one row (OpenBLAS's sgemv) 22 -> 13 ms.
+ * 273 ms; one row about as fast as OpenBLAS's sgemv (12.5-14.4 against 14.0-14.7 ms).
  *
  * How: w is the (in, out) matrix (app/llm/cpu_kernels.py `in_out`), read as is, no packing.
  * The output is cut into panels of 48 columns (three 16-float vectors); a panel of 8 rows
