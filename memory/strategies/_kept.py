@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from memory.strategies._parts import Frame, chunks_part, recalled_part
+from memory.strategies._parts import Frame, RecallOrder, chunks_part, recalled_part
 from memory.types import LLM, Context, ContextPart, MemoryState, StoredMessage
 
 # Kept turns are chosen anew (the whole part prefilled again) at most once per this many
@@ -60,7 +60,7 @@ def first_kept(
     limit: int,
     kept_room: int,
     cut: Mapping[int, StoredMessage] | None = None,
-    by_rank: bool = False,
+    order: RecallOrder = "time",
 ) -> tuple[ContextPart | None, ContextPart | None]:
     """When no kept turn shows (a new session, the first turn after an import): the best
     find (`best`: the top hit and its neighbours) and what else fits beside the kept turns'
@@ -73,9 +73,9 @@ def first_kept(
     11/24 -> 1/24 (benchmarks/answers.py), a 135M model answers from what is nearest the
     question. `cut`: shorter copies of turns, for the part nearest the question only (the kept
     part is the same text turn after turn)."""
-    near = recalled_part(frame, llm, ranked, limit - kept_room, cut=cut, by_rank=by_rank)
+    near = recalled_part(frame, llm, ranked, limit - kept_room, cut=cut, order=order)
     if near is None or not set(best) <= set(near.ranked):
-        near = recalled_part(frame, llm, best, limit, cut=cut, by_rank=by_rank)
+        near = recalled_part(frame, llm, best, limit, cut=cut, order=order)
     shown = set(near.ranked) if near is not None else set()
     room = min(kept_room, limit - (near.tokens if near is not None else 0))
     rest = [i for i in ranked if i not in shown]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from memory.budget import fit_text, position_of
 from memory.persona import fitting_examples, with_examples
@@ -212,12 +213,30 @@ def recall_line(m: StoredMessage, user_name: str, assistant_name: str) -> str:
     return note_prefix(speaker) + text
 
 
+# How what recall finds for a message shows (RecallParams.recall_order): "time" as said; "rank"
+# the least relevant first, the best last, nearest the question; "day" a day's finds together,
+# in the order said, the day of the best find last.
+RecallOrder = Literal["time", "rank", "day"]
+
+
+def _shown(chosen: Sequence[StoredMessage], order: RecallOrder) -> list[StoredMessage]:
+    """`chosen` (best first) in the order `order` shows it."""
+    if order == "rank":
+        return list(reversed(chosen))
+    if order == "time":
+        return sorted(chosen, key=lambda m: m.id or 0)
+    best: dict[str | None, int] = {}
+    for i, m in enumerate(chosen):
+        best.setdefault(spoken_date(m), i)
+    return sorted(chosen, key=lambda m: (-best[spoken_date(m)], m.id or 0))
+
+
 def render_recalled(
     chosen: Sequence[StoredMessage],
     session_id: str,
     user_name: str = "User",
     assistant_name: str = "Assistant",
-    by_rank: bool = False,
+    order: RecallOrder = "time",
 ) -> list[ContextMessage]:
     """Recalled turns in their original order, one note each carrying its id (the engine sees
     them joined into one system message: ContextPart.to_messages). Notes of one day sit under
@@ -225,11 +244,11 @@ def render_recalled(
     tokens a line, a turn in every three or four Korean ones at Pippa's 1,024 (issue 11). Turns
     of earlier sessions come first under their own header, so neither the model nor the user
     takes then for now; each header starts its days anew, so a chunk rendered on its own
-    (chunks_part) reads whole. `by_rank`: `chosen` is best first, and each group shows it
-    reversed, the best nearest the question (a day's line wherever the day changes)."""
+    (chunks_part) reads whole. `chosen` is best first; `order` (RecallOrder) says how each
+    group shows it (by rank: a day's line wherever the day changes)."""
     out: list[ContextMessage] = []
     other = {m.id for m in chosen if m.session_id not in (None, session_id)}
-    shown = list(reversed(chosen)) if by_rank else sorted(chosen, key=lambda m: m.id)
+    shown = _shown(chosen, order)
     earlier = [m for m in shown if m.id in other]
     own = [m for m in shown if m.id not in other]
     for header, group in ((SCOPE_HEADER, earlier), (RECALL_HEADER, own)):
@@ -304,7 +323,7 @@ def chunks_part(
     llm: LLM,
     kind: PartKind,
     chunks: Sequence[Sequence[StoredMessage]],
-    by_rank: bool = False,
+    order: RecallOrder = "time",
 ) -> ContextPart:
     """Recalled turns rendered chunk by chunk (render_recalled), counted exactly: appending a
     chunk leaves the text of the ones before unchanged. The engine sees them as one system
@@ -315,7 +334,7 @@ def chunks_part(
     part = ContextPart(
         kind=kind,
         tokens=0,
-        messages=[m for c in chunks for m in render_recalled(c, *names, by_rank=by_rank)],
+        messages=[m for c in chunks for m in render_recalled(c, *names, order=order)],
         chunks=[len(c) for c in chunks] if kind == "kept" else [],
     )
     part.tokens = count_message(llm, "system", part.to_messages()[0]["content"])
@@ -329,15 +348,14 @@ def recalled_part(
     limit: int,
     kind: PartKind = "recalled",
     cut: Mapping[int, StoredMessage] | None = None,
-    by_rank: bool = False,
+    order: RecallOrder = "time",
 ) -> ContextPart | None:
-    """The most relevant of `ranked_ids` that fit in `limit` tokens, shown in time order, or
-    the best last with `by_rank` (as one chunk of `kind`; those in `cut` as their shorter
-    copies); an estimate that BPE merges or a day's line said again proved short drops the
-    least relevant turn and recounts."""
+    """The most relevant of `ranked_ids` that fit in `limit` tokens, shown in `order` (as one
+    chunk of `kind`; those in `cut` as their shorter copies); an estimate that BPE merges or
+    a day's line said again proved short drops the least relevant turn and recounts."""
     chosen = choose_recalled(frame, llm, ranked_ids, limit, cut) if limit > 0 else []
     while chosen:
-        part = chunks_part(frame, llm, kind, [chosen], by_rank)
+        part = chunks_part(frame, llm, kind, [chosen], order)
         if part.tokens <= limit:
             part.ranked = [m.id for m in chosen]
             return part

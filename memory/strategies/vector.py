@@ -16,6 +16,7 @@ from memory.strategies._count import count_message
 from memory.strategies._kept import first_kept, kept_cap, kept_part, next_kept
 from memory.strategies._parts import (
     Frame,
+    RecallOrder,
     finish,
     recalled_part,
     recent_part,
@@ -86,10 +87,11 @@ class RecallParams(EvictionParams):
     # rank (0.51x -> 0.59x the oracle; 85 replies better, 68 worse); the evidence shown is the
     # same, and the part changes every turn anyway, so the KV cache loses nothing. Kept turns
     # stay in time order: their text must not change with the next message.
-    recall_order: Literal["time", "rank"] = Field(
+    recall_order: RecallOrder = Field(
         default="rank",
         description="how what recall finds anew for the message shows: rank (the best find "
-        "last, nearest the question) or time (in the order it was said)",
+        "last, nearest the question), time (in the order it was said) or day (a day's finds "
+        "together in the order said, the best find's day last)",
     )
 
     # The model answers from what is nearest the question, and a small room saves little by
@@ -196,12 +198,11 @@ class RecallingStrategy(BufferedStrategy[RP]):
         exclude |= {m.id for m in kept.messages if m.id is not None} if kept else set()
         ranked = with_neighbors(frame.history, hits, p.neighbors, exclude)
         cut = self.cut_turns(frame, ranked, query)
-        by_rank = p.recall_order == "rank"
         if kept is None and hits and p.kept_share > 0:
             room = kept_cap(limit, p.kept_share, p.fresh_min_tokens, p.kept_min_room)
-            return first_kept(frame, self.llm, ranked, best, limit, room, cut, by_rank)
+            return first_kept(frame, self.llm, ranked, best, limit, room, cut, p.recall_order)
         room = limit - (kept.tokens if kept else 0)
-        return kept, recalled_part(frame, self.llm, ranked, room, cut=cut, by_rank=by_rank)
+        return kept, recalled_part(frame, self.llm, ranked, room, cut=cut, order=p.recall_order)
 
     def cut_turns(
         self, frame: Frame, ranked: Sequence[int], query: str

@@ -116,8 +116,28 @@ def test_by_rank_the_best_find_is_last_with_its_day() -> None:
         turn(2, "assistant", "A kitten!!", datetime(2024, 3, 1, 9)),
         turn(3, "user", "Grandma visits Sunday.", datetime(2024, 3, 1, 10)),
     ]
-    out = render_recalled(chosen, "s1", "Dad", "Pippa", by_rank=True)
+    out = render_recalled(chosen, "s1", "Dad", "Pippa", order="rank")
     assert [m.id for m in out] == [3, 2, 7]
     assert out[0].content == RECALL_HEADER + "On 1 March 2024:\n- Dad said: Grandma visits Sunday."
     assert out[1].content == "- Pippa said: A kitten!!"  # the same day as the note before
     assert out[2].content == "On 2 March 2024:\n- Dad said: We named her Mochi."
+
+
+def test_by_day_a_days_finds_read_as_said_and_the_best_finds_day_is_last() -> None:
+    """`recall_order: day`: each day's finds together, in the order they were said (a
+    question before its answer), one line per day; the day of the best find nearest the
+    question, the other days by their best find."""
+    chosen = [  # best first, as recall ranks them
+        turn(8, "assistant", "Mochi!", datetime(2024, 3, 2, 9, 1)),
+        turn(3, "user", "Grandma visits Sunday.", datetime(2024, 3, 1, 10)),
+        turn(9, "user", "She sleeps all day.", datetime(2024, 3, 2, 11)),
+        turn(7, "user", "What did we name her?", datetime(2024, 3, 2, 9)),
+        turn(12, "user", "Rain again.", datetime(2024, 3, 5, 9)),
+        turn(2, "assistant", "A kitten!!", datetime(2024, 3, 1, 9)),
+    ]
+    out = render_recalled(chosen, "s1", "Dad", "Pippa", order="day")
+    assert [m.id for m in out] == [12, 2, 3, 7, 8, 9]
+    assert out[0].content == RECALL_HEADER + "On 5 March 2024:\n- Dad said: Rain again."
+    assert out[1].content == "On 1 March 2024:\n- Pippa said: A kitten!!"
+    assert out[3].content == "On 2 March 2024:\n- Dad said: What did we name her?"
+    assert sum("On " in m.content for m in out) == 3  # one line per day
