@@ -22,13 +22,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # The compiled kernels (app/llm/*.c, loaded by app/llm/native.py): decode attention and the
 # many-row GEMM. Optional: without a C compiler numpy and OpenBLAS serve, slower. -march=native:
 # built where they run; a compiler without that flag (Apple Clang on arm64) builds them plainly,
-# one without OpenMP builds the GEMM for one thread (then OpenBLAS serves on a multi-core machine).
+# one without OpenMP builds them for one thread (then OpenBLAS serves the GEMMs on a multi-core
+# machine).
 NATIVE := app/llm/_attend.so app/llm/_gemm.so
-app/llm/_attend.so: OPENMP :=
-app/llm/_gemm.so: OPENMP := -fopenmp
 app/llm/_%.so: app/llm/%.c
-	$(CC) -march=native -O3 $(OPENMP) -shared -fPIC -o $@ $< 2>/dev/null \
-		|| $(CC) -O3 $(OPENMP) -shared -fPIC -o $@ $< 2>/dev/null \
+	$(CC) -march=native -O3 -fopenmp -shared -fPIC -o $@ $< 2>/dev/null \
+		|| $(CC) -O3 -fopenmp -shared -fPIC -o $@ $< 2>/dev/null \
 		|| $(CC) -O3 -shared -fPIC -o $@ $< \
 		|| echo "note: $@ not built (no C compiler?): numpy and OpenBLAS serve instead"
 

@@ -1,6 +1,7 @@
-"""The compiled decode attention (app/llm/attend.c), when `make setup` built it (app/llm/native.py);
-without it the numpy kernel in app/llm/cpu_kernels.py serves, slower at many sequences and the
-same to float32 rounding.
+"""The compiled attention kernels (app/llm/attend.c), when `make setup` built them
+(app/llm/native.py): decode attention (`KERNEL`) and a prompt chunk's causal softmax
+(`SOFTMAX`). Without them numpy serves (app/llm/cpu_kernels.py, app/llm/cpu_prefill.py), slower
+and the same to float32 rounding.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ _i, _p = ctypes.c_int, ctypes.c_void_p
 KERNEL = load(
     LIBRARY.name, "memento_attend_decode", [_i, _i, _i, _i, ctypes.c_float] + [_p] * 8, _i
 )
+# rows, n, scores, row stride, rep, len0, sums
+SOFTMAX = load(LIBRARY.name, "memento_softmax_causal", [_i, _i, _p, _i, _i, _i, _p], None)
 
 
 def description() -> str:

@@ -22,6 +22,7 @@ load_blas()  # before mlx
 import numpy as np  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
 
+from app.llm.attend_native import SOFTMAX  # noqa: E402
 from app.llm.cpu_decode import NumpyDecoder  # noqa: E402
 from app.llm.cpu_kernels import (  # noqa: E402
     Layer,
@@ -115,14 +116,28 @@ def _attention(
         i1 = min(t, i0 + _QUERY_BLOCK)
         n = pos + i1
         # Keys before the block's first query are visible to all of its queries.
-        mask = causal[i0:i1, None, i0:i1]
+        mask = causal[i0:i1, None, i0:i1]  # for the numpy softmax
         for g in range(kvh):
             scores = gemm(qg[g, i0:i1].reshape(-1, d), keys[g, :n], trans_b=True)
-            scores.reshape(i1 - i0, rep, n)[:, :, pos + i0 :] += mask
-            scores -= scores.max(axis=1, keepdims=True)
-            np.exp(scores, out=scores)
-            total = scores.sum(axis=1, keepdims=True)
+            total = _softmax(scores, rep, pos + i0, mask)
             o = gemm(scores, values[g, :n], trans_b=False)
             o /= total
             out[i0:i1, g] = o.reshape(i1 - i0, rep, d)
     return out.reshape(t, ly.n_heads * d)
+
+
+def _softmax(scores: np.ndarray, rep: int, first: int, mask: np.ndarray) -> np.ndarray:
+    """Causal softmax weights of a query block's `scores` (rows x keys, `rep` rows per query) in
+    place, unnormalized; their sums per row, (rows, 1). Row r's query sees keys up to
+    `first` + r // rep; `mask` is the block's part of causal_mask from column `first` on.
+    attend.c's kernel (threaded, one pass per row) where built, else numpy."""
+    rows, n = scores.shape
+    total = np.empty((rows, 1), dtype=np.float32)
+    if SOFTMAX is not None and scores.flags.c_contiguous:
+        SOFTMAX(rows, n, scores.ctypes.data, n, rep, first + 1, total.ctypes.data)
+        return total
+    scores.reshape(-1, rep, n)[:, :, first:] += mask
+    scores -= scores.max(axis=1, keepdims=True)
+    np.exp(scores, out=scores)
+    np.sum(scores, axis=1, keepdims=True, out=total)
+    return total

@@ -19,7 +19,7 @@ import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
 
-from app.llm import attend_native, cpu_kernels  # noqa: E402
+from app.llm import attend_native, cpu_kernels, cpu_prefill  # noqa: E402
 from app.llm.cpu_kernels import Layer, attend_decoded  # noqa: E402
 from app.llm.worker import MLXWorker  # noqa: E402
 
@@ -138,3 +138,30 @@ def test_shapes_the_kernel_cannot_serve_go_to_numpy(
     for heads in (Heads(6, 3, 12, 0.3), Heads(9, 3, 264, 0.06), Heads(34, 2, 8, 0.3)):
         out, kept = _on(mlx_worker, lambda h=heads: _attend(h, [3, 10], [0, 1], 1, 2))
         assert np.isfinite(out).all() and [k[0] for k in kept] == [4, 11]
+
+
+@pytest.mark.parametrize(
+    ("rows", "rep", "first", "n"),
+    [(1, 1, 0, 1), (27, 3, 40, 49), (192, 3, 2400, 2464), (8, 4, 5, 7)],
+)
+def test_the_compiled_causal_softmax_is_numpys(
+    rows: int, rep: int, first: int, n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompt chunk's block of queries: the same weights and sums as the numpy softmax, to
+    float32 rounding, and exactly 0 for every key past a query's own position."""
+    assert attend_native.SOFTMAX is not None, f"make setup builds {attend_native.LIBRARY}"
+    rng = np.random.default_rng(rows + n)
+    scores = rng.standard_normal((rows, n), dtype=np.float32) * 4
+    queries = rows // rep
+    mask = cpu_prefill.causal_mask(n - first + queries)[:queries, None, :]  # the block's part
+    mask = np.ascontiguousarray(mask[:, :, : n - first])
+    compiled = scores.copy()
+    total = cpu_prefill._softmax(compiled, rep, first, mask)
+    monkeypatch.setattr(cpu_prefill, "SOFTMAX", None)
+    plain = scores.copy()
+    want = cpu_prefill._softmax(plain, rep, first, mask)
+    np.testing.assert_allclose(total, want, rtol=1e-5)
+    np.testing.assert_allclose(compiled, plain, rtol=1e-5, atol=1e-7)
+    for r in range(rows):
+        seen = first + 1 + r // rep
+        assert not compiled[r, seen:].any() and compiled[r, :seen].all()
