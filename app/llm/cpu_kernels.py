@@ -277,19 +277,18 @@ def gemm(a: np.ndarray, b: np.ndarray, trans_b: bool) -> np.ndarray:
     calls alternate (a 300-token prefill took 2x as long)."""
     m, k = a.shape
     n = b.shape[0] if trans_b else b.shape[1]
-    if _SGEMM is None and not _native_gemm:
+    native = (_native_gemm and k <= gemm_native.MAX_NT_K) if trans_b else native_gemm_serves(n)
+    if _SGEMM is None and not native:
         return np.ascontiguousarray(a @ (b.T if trans_b else b))
     if not _rows_ok(a):
         a = np.ascontiguousarray(a, dtype=np.float32)
     if not _rows_ok(b):
         b = np.ascontiguousarray(b, dtype=np.float32)
     out = np.empty((m, n), dtype=np.float32)
-    args = (m, k, n, a.ctypes.data, a.strides[0] // 4, b.ctypes.data, b.strides[0] // 4)
-    if _native_gemm and trans_b and k <= gemm_native.MAX_NT_K:
-        gemm_native.KERNEL_NT(*args, out.ctypes.data, n)
-        return out
-    if not trans_b and native_gemm_serves(n):
-        gemm_native.KERNEL(*args, out.ctypes.data, n)
+    if native:
+        kernel = gemm_native.KERNEL_NT if trans_b else gemm_native.KERNEL
+        kernel(m, k, n, a.ctypes.data, a.strides[0] // 4, b.ctypes.data, b.strides[0] // 4,
+               out.ctypes.data, n)  # fmt: skip
         return out
     assert _SGEMM is not None  # else numpy above
     _SGEMM(
