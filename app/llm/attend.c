@@ -15,6 +15,9 @@
  */
 #include <stdint.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
@@ -144,13 +147,24 @@ static inline __attribute__((always_inline)) void attend_head(
  * (keys[i], values[i]: (n_kv, cap[i], d) float32) and attend over positions 0..pos[i].
  * qk[i] points at its row of rotated queries then keys ((n_kv * rep + n_kv) * d floats), v[i]
  * at its new values (n_kv * d), out[i] at its output row (n_kv * rep * d). scratch holds
- * rep * (max pos + 1) floats. Returns 0, or -1 if d or rep do not fit the fixed buffers. */
+ * rep * (max pos + 1) floats for each thread (memento_attend_threads). Sequences are split
+ * between threads (OpenMP, when built with it), each computed whole by one: the same result
+ * whichever thread and whatever else is in the call. Returns 0, or -1 if d or rep do not fit
+ * the fixed buffers. */
 int memento_attend_decode(int n_seq, int n_kv, int rep, int d, float scale,
                           const int64_t *keys, const int64_t *values, const int64_t *cap,
                           const int64_t *pos, const int64_t *qk, const int64_t *v,
                           const int64_t *out, float *scratch) {
     if (d > MAX_HEAD_DIM || d % 8 != 0 || rep > MAX_REP) return -1;
+    int64_t most = 0;
+    for (int i = 0; i < n_seq; i++) most = pos[i] + 1 > most ? pos[i] + 1 : most;
+#pragma omp parallel for schedule(dynamic)
     for (int i = 0; i < n_seq; i++) {
+#ifdef _OPENMP
+        float *mine = scratch + (int64_t)omp_get_thread_num() * rep * most;
+#else
+        float *mine = scratch;
+#endif
         const float *q = (const float *)qk[i];
         const float *k_new = q + (int64_t)n_kv * rep * d;
         const float *v_new = (const float *)v[i];
@@ -164,9 +178,9 @@ int memento_attend_decode(int n_seq, int n_kv, int rep, int d, float scale,
             const float *qh = q + (int64_t)h * rep * d;
             float *oh = o + (int64_t)h * rep * d;
             if (d == 64) /* SmolLM2's and most small llamas' heads: loops of constant length */
-                attend_head(qh, scale, kh, vh, len, rep, 8, scratch, oh);
+                attend_head(qh, scale, kh, vh, len, rep, 8, mine, oh);
             else
-                attend_head(qh, scale, kh, vh, len, rep, d / 8, scratch, oh);
+                attend_head(qh, scale, kh, vh, len, rep, d / 8, mine, oh);
         }
     }
     return 0;
@@ -188,4 +202,13 @@ void memento_softmax_causal(int rows, int n, float *scores, int ld, int rep, int
         sums[r] = weights(s, len);
         memset(s + len, 0, (size_t)(n - len) * sizeof(float));
     }
+}
+
+/* How many threads share a call (1 without OpenMP): the caller sizes scratch by it. */
+int memento_attend_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
 }

@@ -19,6 +19,8 @@ _i, _p = ctypes.c_int, ctypes.c_void_p
 KERNEL = load(
     LIBRARY.name, "memento_attend_decode", [_i, _i, _i, _i, ctypes.c_float] + [_p] * 8, _i
 )
+_threads = load(LIBRARY.name, "memento_attend_threads", [], _i)
+THREADS = _threads() if _threads is not None else 1  # each needs its own scratch
 # rows, n, scores, row stride, rep, len0, sums
 SOFTMAX = load(LIBRARY.name, "memento_softmax_causal", [_i, _i, _p, _i, _i, _i, _p], None)
 

@@ -29,6 +29,7 @@ from mlx_lm.models.cache import KVCache  # noqa: E402
 
 from app.llm import gemm_native  # noqa: E402
 from app.llm.attend_native import KERNEL, MAX_HEAD_DIM, MAX_REP  # noqa: E402
+from app.llm.attend_native import THREADS as ATTEND_THREADS  # noqa: E402
 
 # Per layer: ((q|k|v weight, bias), (gate|up weight, bias)), made by cpu_fast._fuse_layers; the
 # weights as (in, out) matrices (see `in_out`).
@@ -215,7 +216,7 @@ def attend_decoded(
     for i, a in enumerate((qk, vals, out), start=4):
         table[i] *= a.strides[0]
         table[i] += a.ctypes.data
-    scratch = np.empty(rep * (max(pos) + 1), dtype=np.float32)
+    scratch = np.empty(ATTEND_THREADS * rep * (max(pos) + 1), dtype=np.float32)
     n, base = len(caches), table.ctypes.data
     assert KERNEL is not None  # _native_layout
     KERNEL(n, kvh, rep, d, ly.scale, *(base + 8 * n * i for i in range(7)), scratch.ctypes.data)

@@ -118,6 +118,27 @@ def test_compiled_matches_numpy(
         np.testing.assert_array_equal(v_c, v_n)
 
 
+def test_a_sequence_attends_alike_alone_and_among_others(mlx_worker: MLXWorker) -> None:
+    """Sequences are split between threads: each one's output is the same, bit for bit,
+    whichever thread took it and whatever else shared the call."""
+    assert attend_native.KERNEL is not None
+    heads, lengths = Heads(9, 3, 64, 0.125), [3, 600, 17, 250, 1, 90, 400]
+    rng = np.random.default_rng(11)
+    qk = rng.standard_normal((len(lengths), 12, 64), dtype=np.float32)
+    vals = rng.standard_normal((len(lengths), 3, 64), dtype=np.float32)
+
+    def run(which: list[int]) -> np.ndarray:
+        caches = _caches(lengths, 3, 64, np.random.default_rng(5))  # the same every run
+        out = np.zeros((len(lengths), 9 * 64), dtype=np.float32)
+        attend_decoded(cast(Layer, heads), [caches[i] for i in which], which, qk, vals, out)
+        return out
+
+    together = _on(mlx_worker, lambda: run(list(range(len(lengths)))))
+    for i in range(len(lengths)):
+        alone = _on(mlx_worker, lambda i=i: run([i]))
+        np.testing.assert_array_equal(alone[i], together[i])
+
+
 def test_far_apart_scores_weigh_nothing_and_stay_finite(
     monkeypatch: pytest.MonkeyPatch, mlx_worker: MLXWorker
 ) -> None:
