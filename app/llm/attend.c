@@ -158,7 +158,7 @@ int memento_attend_decode(int n_seq, int n_kv, int rep, int d, float scale,
     if (d > MAX_HEAD_DIM || d % 8 != 0 || rep > MAX_REP) return -1;
     int64_t most = 0;
     for (int i = 0; i < n_seq; i++) most = pos[i] + 1 > most ? pos[i] + 1 : most;
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (n_seq > 1) /* one alone: no wake-up, no barrier */
     for (int i = 0; i < n_seq; i++) {
 #ifdef _OPENMP
         float *mine = scratch + (int64_t)omp_get_thread_num() * rep * most;
