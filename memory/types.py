@@ -110,8 +110,8 @@ class ContextPart(BaseModel):
     # kept parts: how many of the messages each chunk holds, in order (a chunk is the turns
     # recall added together; each renders on its own so appending one keeps the text before)
     chunks: list[int] = Field(default_factory=list)
-    # recalled parts: the ids of the turns shown, most relevant first (shown best last, or in
-    # time order: the strategy's recall_order)
+    # recalled parts: the ids of the turns shown, most relevant first (shown in the strategy's
+    # recall_order: best last, by day, or in time order)
     ranked: list[int] = Field(default_factory=list)
     # lore parts: why each shown entry fired (one per message, in order), and the entries that
     # fired but did not fit the budget (lowest priority first out)

@@ -9,9 +9,10 @@ in one compiled call per layer, `attend_decoded`); the KV of each sequence is wr
 into its own `KVCache`, exactly as `NumpyDecoder.step` does, so a cache handed back after a
 batched turn is the cache a single-stream turn would have left.
 
-Rows of one GEMM do not interact, but the GEMM and a single step's sgemv sum in different
-orders, so a batched step's logits match a single step's to float32 rounding (tests state the
-tolerance), not bit for bit.
+Rows of one GEMM do not interact, and where app/llm/gemm.c serves a single step's GEMVs sum
+as its row of the batch does; but the norms are computed by other numpy calls (and OpenBLAS's
+sgemv and sgemm sum in different orders where gemm.c is not built), so a batched step's logits
+match a single step's to float32 rounding (tests state the tolerance), not bit for bit.
 """
 
 from __future__ import annotations

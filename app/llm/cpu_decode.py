@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from mlx_lm.models import llama  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
 
+from app.llm import gemm_native  # noqa: E402
 from app.llm.cpu_kernels import (  # noqa: E402
     FusedWeights,
     Layer,
@@ -64,6 +65,8 @@ _SGEMV = _find_sgemv()
 
 def gemv_library() -> str:
     """Which library serves the decode GEMVs, for the startup log."""
+    if native_gemm_serves(gemm_native.LANES):
+        return gemm_native.description()
     if _SGEMV is None:
         return "numpy"
 

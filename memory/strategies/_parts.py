@@ -238,7 +238,7 @@ def render_recalled(
     assistant_name: str = "Assistant",
     order: RecallOrder = "time",
 ) -> list[ContextMessage]:
-    """Recalled turns in their original order, one note each carrying its id (the engine sees
+    """Recalled turns in `order` (time: as said), one note each carrying its id (the engine sees
     them joined into one system message: ContextPart.to_messages). Notes of one day sit under
     one "On 2 March 2024:" line, carried by the first of them: the date on every note cost ~9
     tokens a line, a turn in every three or four Korean ones at Pippa's 1,024 (issue 11). Turns
