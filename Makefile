@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # one without OpenMP builds them for one thread (then OpenBLAS serves the GEMMs on a multi-core
 # machine).
 NATIVE := app/llm/_attend.so app/llm/_gemm.so
+app/llm/_gemm.so: app/llm/gemm_tiles.h
 app/llm/_%.so: app/llm/%.c
 	$(CC) -march=native -O3 -fopenmp -shared -fPIC -o $@ $< 2>/dev/null \
 		|| $(CC) -O3 -fopenmp -shared -fPIC -o $@ $< 2>/dev/null \

@@ -208,7 +208,17 @@ async def run(args: argparse.Namespace, url: str, keys: dict[str, str]) -> int:
         shared_client(url, owner, shared_sid, i, args.turns, args.max_tokens, shared)
         for i in range(args.shared)
     ]
-    results = await asyncio.gather(*own_tasks, *shared_tasks)
+    finished: dict[str, float] = {}
+
+    async def timed(name: str, tasks: list[Any]) -> list[Any]:
+        done = await asyncio.gather(*tasks)
+        finished[name] = time.perf_counter() - start
+        return list(done)
+
+    own_done, shared_done = await asyncio.gather(
+        timed("own sessions", own_tasks), timed("shared session", shared_tasks)
+    )
+    results = own_done + shared_done
     wall = time.perf_counter() - start
 
     problems: list[str] = []
@@ -234,7 +244,9 @@ async def run(args: argparse.Namespace, url: str, keys: dict[str, str]) -> int:
     print(
         f"{args.clients} clients x {args.turns} turns on their own sessions + {args.shared} "
         f"clients x {args.turns} turns on one shared session; max_tokens {args.max_tokens}; "
-        f"wall {wall:.1f} s"
+        f"wall {wall:.1f} s ("
+        + ", ".join(f"{name} done at {t:.1f} s" for name, t in finished.items())
+        + ")"
     )
     print()
     print(

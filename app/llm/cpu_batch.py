@@ -58,7 +58,7 @@ class BatchDecoder:
         chunks = [[t] if isinstance(t, int) else list(t) for t in tokens]
         if any(not c for c in chunks):
             raise ValueError("a prompt chunk to prefill is empty")
-        h = dec.embed[np.asarray([t for c in chunks for t in c], dtype=np.int64)]
+        h = dec.embedding(np.asarray([t for c in chunks for t in c], dtype=np.int64))
         positions = np.concatenate(
             [
                 np.arange(c[0].offset, c[0].offset + len(ch))

@@ -135,8 +135,12 @@ class NumpyDecoder:
         self.head = table if tied else in_out(model.lm_head.weight)
         self.head_bias = None if tied else opt_bias(model.lm_head)
 
+    def embedding(self, tokens: np.ndarray | int) -> np.ndarray:
+        """The float32 embeddings of `tokens` (a copy: the table may be stored in float16)."""
+        return self.embed[tokens].astype(np.float32)
+
     def step(self, token: int, cache: list[KVCache]) -> np.ndarray:
-        h = self.embed[token].copy()
+        h = self.embedding(token)
         angles = self.rope.angles(cache[0].offset)
         for layer, c in zip(self.layers, cache, strict=True):
             h = self._layer(layer, h, c, angles)

@@ -34,7 +34,7 @@ from mlx_lm.models.cache import KVCache  # noqa: E402
 
 from app.llm import attend_native, gemm_native  # noqa: E402
 from app.llm.cpu_decode import NumpyDecoder, gemv_library, numpy_decodable  # noqa: E402
-from app.llm.cpu_kernels import FusedWeights, f32_view  # noqa: E402
+from app.llm.cpu_kernels import FusedWeights, f32_view, weight_view  # noqa: E402
 from app.llm.cpu_prefill import NumpyPrefiller  # noqa: E402
 
 __all__ = [
@@ -198,6 +198,81 @@ def _store_transposed(model: llama.Model) -> None:
         m.weight = stored.T
 
 
+def _half(w: mx.array) -> mx.array | None:
+    """w in float16 if that changes no value, else None. A GGUF's dequantized layers pass:
+    mx.dequantize computes them in the scales' float16 whatever dtype it returns."""
+    h = w.astype(mx.float16)
+    mx.eval(h)
+    step = 64  # rows compared at a time: no float32 copy of the whole matrix at load
+    for i in range(0, w.shape[0], step):
+        if not mx.array_equal(h[i : i + step].astype(mx.float32), w[i : i + step]).item():
+            return None
+    return h
+
+
+def _store_half_group(parent: nn.Module, names: list[str]) -> np.ndarray | None:
+    """The (in, out) matrix of the linear layers `names` of `parent` (outputs side by side)
+    stored in float16, each layer's weight a view into it, if exact; else None."""
+    layers = [getattr(parent, n) for n in names]
+    stored = mx.concatenate([m.weight.T for m in layers], axis=1)
+    half = _half(stored)
+    del stored
+    if half is None:
+        return None
+    start = 0
+    for m in layers:
+        rows = m.weight.shape[0]
+        m.weight = half[:, start : start + rows].T
+        start += rows
+    return weight_view(half)
+
+
+class HalfEmbedding(nn.Embedding):
+    """An embedding table stored in float16 that gives float32 rows, so the model around it
+    computes in float32 as before (its values exact in float16, see `_half`)."""
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return super().__call__(x).astype(mx.float32)
+
+
+def _store_half_embedding(model: llama.Model) -> int:
+    """The tied embedding table (the head: the largest matrix a decode step reads) in float16
+    where that is exact; returns 1 if it now is, else 0."""
+    emb = model.model.embed_tokens
+    if not model.args.tie_word_embeddings or type(emb) is not nn.Embedding:
+        return 0
+    half = _half(emb.weight.T)  # stored (dims, vocab) by _store_transposed
+    if half is None:
+        return 0
+    emb.weight = half.T
+    emb.__class__ = HalfEmbedding
+    return 1
+
+
+def _store_half(model: llama.Model, fused: FusedWeights) -> tuple[FusedWeights, int]:
+    """Every layer's matrices in float16 where that is exact (app/llm/gemm.c converts them back
+    as it reads: the same sums from half the bytes a step streams; README, Many streams). MLX
+    promotes them to float32 in each op, so its path computes the same too. Returns the fused
+    weights to use and how many matrices are now float16. One group at a time: the peak is one
+    float32 copy of it."""
+    out: FusedWeights = []
+    count = 0
+    for block, (qkv, gate_up) in zip(model.model.layers, fused, strict=True):
+        attn, mlp = block.self_attn, block.mlp
+        groups = []
+        for (w, b), (parent, names) in (
+            (qkv, (attn, ["q_proj", "k_proj", "v_proj"])),
+            (gate_up, (mlp, ["gate_proj", "up_proj"])),
+        ):
+            half = _store_half_group(parent, names)
+            groups.append((w if half is None else half, b))
+            count += half is not None
+        for parent, name in ((attn, "o_proj"), (mlp, "down_proj")):
+            count += _store_half_group(parent, [name]) is not None
+        out.append((groups[0], groups[1]))
+    return out, count + _store_half_embedding(model)
+
+
 def _release_freed_memory() -> None:
     """Return heap pages freed by dequantization to the OS (glibc keeps them otherwise)."""
     with contextlib.suppress(OSError, AttributeError):
@@ -281,6 +356,9 @@ def prepare_for_cpu(model: nn.Module, numpy_decode: bool = True) -> str:
     if fused is not None:
         assert isinstance(model, llama.Model)  # as fused is not None
         _store_transposed(model)
+        halves = 0
+        if gemm_native.HALF:
+            fused, halves = _store_half(model, fused)
         decoder = NumpyDecoder(model, fused)
         model.__class__ = CPUFastModel
         # nn.Module is a dict of parameters and children; keep the decoder out of it.
@@ -292,6 +370,8 @@ def prepare_for_cpu(model: nn.Module, numpy_decode: bool = True) -> str:
             f"{attend_native.description()}); numpy prefill on (many-row GEMMs: "
             f"{gemm_native.description()})"
         )
+        if halves:
+            what += f"; {halves} matrices stored as float16 (exactly: they read the same)"
     else:
         what += f"; numpy decode off ({reason})"
     mx.clear_cache()

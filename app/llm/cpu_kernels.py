@@ -49,6 +49,18 @@ def _c_float32(view: np.ndarray) -> np.ndarray:
     return view
 
 
+def weight_view(a: mx.array) -> np.ndarray:
+    """A zero-copy view of a weight matrix: float32, or float16 where cpu_fast stored it so
+    (app/llm/gemm.c reads it; `gemm` says what happens where that kernel does not serve)."""
+    return _c_weights(np.asarray(a))
+
+
+def _c_weights(view: np.ndarray) -> np.ndarray:
+    if view.dtype == np.float16 and view.flags.c_contiguous:
+        return view
+    return _c_float32(view)
+
+
 def in_out(weight: mx.array) -> np.ndarray:
     """A linear layer's (out, in) weight as the C-contiguous (in, out) matrix the numpy path
     multiplies by: zero-copy when the weight is stored transposed (cpu_fast.prepare_for_cpu
@@ -58,7 +70,7 @@ def in_out(weight: mx.array) -> np.ndarray:
     rows and as a transposed GEMV (measured on 2 cores with SmolLM2-135M's matrices, a whole
     model's worth so that nothing stays in cache: a step of 1 / 16 / 128 rows took 6-8% less).
     """
-    return _c_float32(np.asarray(weight).T)
+    return _c_weights(np.asarray(weight).T)
 
 
 def opt_bias(lin: nn.Linear) -> np.ndarray | None:
@@ -271,6 +283,11 @@ def _rows_ok(a: np.ndarray) -> bool:
     return a.ndim == 2 and a.dtype == np.float32 and a.strides[1] == 4 and a.strides[0] % 4 == 0
 
 
+def _half_ok(w: np.ndarray) -> bool:
+    """A 2-D float16 matrix with contiguous rows: what gemm.c's float16 kernel reads."""
+    return w.ndim == 2 and w.dtype == np.float16 and w.strides[1] == 2 and w.strides[0] % 2 == 0
+
+
 def gemm(a: np.ndarray, b: np.ndarray, trans_b: bool) -> np.ndarray:
     """a @ b.T (trans_b) or a @ b, for float32 matrices with contiguous rows: app/llm/gemm.c
     where it is built and can serve, else cblas_sgemm. Every many-row step goes one way: the
@@ -279,6 +296,15 @@ def gemm(a: np.ndarray, b: np.ndarray, trans_b: bool) -> np.ndarray:
     m, k = a.shape
     n = b.shape[0] if trans_b else b.shape[1]
     native = (_native_gemm and k <= gemm_native.MAX_NT_K) if trans_b else native_gemm_serves(n)
+    if b.dtype == np.float16 and not trans_b:
+        if native and gemm_native.KERNEL_F16 is not None and _half_ok(b):
+            if not _rows_ok(a):
+                a = np.ascontiguousarray(a, dtype=np.float32)
+            out = np.empty((m, n), dtype=np.float32)
+            gemm_native.KERNEL_F16(m, k, n, a.ctypes.data, a.strides[0] // 4, b.ctypes.data,
+                                   b.strides[0] // 2, out.ctypes.data, n)  # fmt: skip
+            return out
+        b = b.astype(np.float32)  # exact; only comparisons turn the kernel off after loading
     if _SGEMM is None and not native:
         return np.ascontiguousarray(a @ (b.T if trans_b else b))
     if not _rows_ok(a):

@@ -47,7 +47,7 @@ class NumpyPrefiller:
     def hidden(self, tokens: np.ndarray, cache: list[KVCache]) -> np.ndarray:
         """Run `tokens` (1-D ids) through every layer, filling `cache`; the last hidden states
         (T, hidden), before the final norm."""
-        h = self.dec.embed[tokens]
+        h = self.dec.embedding(tokens)
         pos = cache[0].offset
         cos, sin = rope_angles(self.dec.rope, np.arange(pos, pos + len(tokens), dtype=np.float32))
         causal = causal_mask(len(tokens))

@@ -40,67 +40,61 @@ static inline v16 load16(const float *p) {
     return v;
 }
 
-static inline void store16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
-
-/* rows x (vecs * 16) of out from x (rows x K) and a (K x vecs * 16) slice of w. */
-static inline __attribute__((always_inline)) void tile(int rows, int vecs, int K, const float *x,
-                                                        int64_t ldx, const float *w, int64_t ldw,
-                                                        float *out, int64_t ldo) {
-    v16 acc[ROWS][PANEL];
-    for (int r = 0; r < rows; r++)
-        for (int j = 0; j < vecs; j++) acc[r][j] = (v16){0};
-    for (int k = 0; k < K; k++) {
-        const float *wk = w + k * ldw;
-        const float *ahead = wk + PREFETCH * ldw; /* may point past w: prefetch never faults */
-        v16 wv[PANEL];
-        for (int j = 0; j < vecs; j++) {
-            __builtin_prefetch(ahead + LANES * j);
-            wv[j] = load16(wk + LANES * j);
-        }
-        for (int r = 0; r < rows; r++) {
-            float s = x[r * ldx + k];
-            for (int j = 0; j < vecs; j++) acc[r][j] += s * wv[j];
-        }
-    }
-    for (int r = 0; r < rows; r++)
-        for (int j = 0; j < vecs; j++) store16(out + r * ldo + LANES * j, acc[r][j]);
+/* 16 float16 weights as float32: exact (every float16 is a float32), so a matrix stored in
+ * float16 gives the very sums of its float32 copy. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+static inline v16 loadh(const uint16_t *p) {
+    __m512 r = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+    v16 v;
+    memcpy(&v, &r, sizeof v);
+    return v;
 }
-
-/* tile() with the row count and panel width as constants, so each tile's sums stay in
- * registers: one specialised copy per (rows, vecs). */
-#define TILE(r, v) tile(r, v, K, x, ldx, w, ldw, out, ldo)
-#define BY_ROWS(v)                                                                               \
-    switch (rows) {                                                                              \
-    case 8: TILE(8, v); break;                                                                   \
-    case 7: TILE(7, v); break;                                                                   \
-    case 6: TILE(6, v); break;                                                                   \
-    case 5: TILE(5, v); break;                                                                   \
-    case 4: TILE(4, v); break;                                                                   \
-    case 3: TILE(3, v); break;                                                                   \
-    case 2: TILE(2, v); break;                                                                   \
-    default: TILE(1, v);                                                                         \
-    }
-
-static void tiles(int rows, int vecs, int K, const float *x, int64_t ldx, const float *w,
-                  int64_t ldw, float *out, int64_t ldo) {
-    if (vecs == PANEL) {
-        BY_ROWS(PANEL)
+#elif defined(__F16C__) && defined(__AVX__)
+#include <immintrin.h>
+static inline v16 loadh(const uint16_t *p) {
+    __m256 r[2] = {_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)),
+                   _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 8)))};
+    v16 v;
+    memcpy(&v, r, sizeof v);
+    return v;
+}
+#elif defined(__aarch64__)
+typedef __fp16 h16 __attribute__((vector_size(32)));
+static inline v16 loadh(const uint16_t *p) {
+    h16 h;
+    memcpy(&h, p, sizeof h);
+    return __builtin_convertvector(h, v16);
+}
+#else
+static inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0x1f) { /* inf, nan */
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp) {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    } else if (man) { /* subnormal: normalise */
+        exp = 113;
+        while (!(man & 0x400)) {
+            man <<= 1;
+            exp--;
+        }
+        bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
     } else {
-        BY_ROWS(1)
+        bits = sign;
     }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
 }
+static inline v16 loadh(const uint16_t *p) {
+    v16 v;
+    for (int i = 0; i < LANES; i++) v[i] = half_to_float(p[i]);
+    return v;
+}
+#endif
 
-/* Columns [v0, v1) (in 16-float vectors) of out, all M rows, tile by tile. */
-static void columns(int M, int K, int v0, int v1, const float *x, int64_t ldx, const float *w,
-                    int64_t ldw, float *out, int64_t ldo) {
-    for (int v = v0; v < v1;) {
-        int vecs = v1 - v >= PANEL ? PANEL : 1;
-        for (int m = 0; m < M; m += ROWS)
-            tiles(M - m < ROWS ? M - m : ROWS, vecs, K, x + m * ldx, ldx, w + (int64_t)LANES * v,
-                  ldw, out + m * ldo + (int64_t)LANES * v, ldo);
-        v += vecs;
-    }
-}
+static inline void store16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
 
 /* Each thread's share of `units` (whole panels, so no two threads write one panel): [u0, u1). */
 static void share(int units, int *u0, int *u1) {
@@ -113,46 +107,44 @@ static void share(int units, int *u0, int *u1) {
     *u1 = (int)((int64_t)units * (t + 1) / nt);
 }
 
+/* tile() with the row count and panel width as constants, so each tile's sums stay in
+ * registers: one specialised copy per (rows, vecs). */
+#define TILE(r, v) NAME(tile)(r, v, K, x, ldx, w, ldw, out, ldo)
+#define BY_ROWS(v)                                                                               \
+    switch (rows) {                                                                              \
+    case 8: TILE(8, v); break;                                                                   \
+    case 7: TILE(7, v); break;                                                                   \
+    case 6: TILE(6, v); break;                                                                   \
+    case 5: TILE(5, v); break;                                                                   \
+    case 4: TILE(4, v); break;                                                                   \
+    case 3: TILE(3, v); break;                                                                   \
+    case 2: TILE(2, v); break;                                                                   \
+    default: TILE(1, v);                                                                         \
+    }
+
 /* One row (a single sequence's decode step): bandwidth-bound, so panels of WIDE vectors, each
  * step of k reading 1 KB of a weight row in one run, which the memory streams faster than
  * tile()'s 192 bytes per row. The same sums in the same order as tile(): a sequence's step
  * alone gives what its row of a batched step gives, bit for bit. */
 #define WIDE 16
 
-static void row_columns(int K, int v0, int v1, const float *x, const float *w, int64_t ldw,
-                        float *out) {
-    int v = v0;
-    for (; v + WIDE <= v1; v += WIDE) {
-        v16 acc[WIDE];
-        for (int j = 0; j < WIDE; j++) acc[j] = (v16){0};
-        const float *wn = w + (int64_t)LANES * v;
-        for (int k = 0; k < K; k++) {
-            const float *wk = wn + k * ldw;
-            for (int j = 0; j < WIDE; j++) acc[j] += x[k] * load16(wk + LANES * j);
-        }
-        for (int j = 0; j < WIDE; j++) store16(out + LANES * (v + j), acc[j]);
-    }
-    columns(1, K, v, v1, x, K, w, ldw, out, 0);
-}
 
-/* out (M x N, row stride ldo) = x (M x K, row stride ldx) @ w (K x N, row stride ldw). */
-void memento_gemm(int M, int K, int N, const float *x, int ldx, const float *w, int ldw,
-                  float *out, int ldo) {
-    int panels = N / (LANES * PANEL), vectors = N / LANES;
-#pragma omp parallel
-    {
-        int p0, p1;
-        if (M == 1) {
-            share(vectors, &p0, &p1);
-            row_columns(K, p0, p1, x, w, ldw, out);
-        } else {
-            share(panels, &p0, &p1);
-            /* the last thread also takes the vectors after the whole panels */
-            int v1 = p1 == panels ? vectors : PANEL * p1;
-            columns(M, K, PANEL * p0, v1, x, ldx, w, ldw, out, ldo);
-        }
-    }
-}
+/* tile() etc. for float32 weights (memento_gemm) and for float16 ones (memento_gemm_f16) */
+#define WEIGHT float
+#define LOADW load16
+#define NAME(f) f
+#include "gemm_tiles.h"
+#undef WEIGHT
+#undef LOADW
+#undef NAME
+
+#define WEIGHT uint16_t
+#define LOADW loadh
+#define NAME(f) f##_f16
+#include "gemm_tiles.h"
+#undef WEIGHT
+#undef LOADW
+#undef NAME
 
 /* out (M x N) = x (M x K) @ w.T, w (N x K, row stride ldw): prefill attention's scores, a chunk's
  * queries against the cached keys, N any length. Each thread copies 48 rows of w at a time

@@ -16,12 +16,15 @@ _i, _p = ctypes.c_int, ctypes.c_void_p
 _ARGS = [_i, _i, _i, _p, _i, _p, _i, _p, _i]  # M, K, N, x, its row stride, w, its, out, its
 KERNEL = load(LIBRARY.name, "memento_gemm", _ARGS, None)  # x @ w, N a multiple of LANES
 KERNEL_NT = load(LIBRARY.name, "memento_gemm_nt", _ARGS, _i)  # x @ w.T, K <= MAX_NT_K
+# x @ w for a float16 w, its values converted exactly: the same sums as KERNEL on a float32 copy
+KERNEL_F16 = load(LIBRARY.name, "memento_gemm_f16", _ARGS, None)
 MAX_NT_K = 512
 _threads = load(LIBRARY.name, "memento_gemm_threads", [], _i)
 THREADS = _threads() if _threads is not None else 0
 # Built without OpenMP it runs on one thread, slower than OpenBLAS's two at many rows: it then
 # serves only a one-core machine.
 SERVES = KERNEL is not None and KERNEL_NT is not None and min(2, os.cpu_count() or 1) <= THREADS
+HALF = SERVES and KERNEL_F16 is not None  # weights may be stored as float16 (cpu_fast)
 
 
 def description() -> str:

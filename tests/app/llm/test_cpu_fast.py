@@ -17,10 +17,11 @@ load_blas()
 import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 import numpy as np  # noqa: E402
+from mlx.utils import tree_flatten  # noqa: E402
 from mlx_lm.models import llama  # noqa: E402
 from mlx_lm.models.cache import KVCache, RotatingKVCache, make_prompt_cache  # noqa: E402
 
-from app.llm import cpu_fast, cpu_kernels  # noqa: E402
+from app.llm import cpu_fast, cpu_kernels, gemm_native  # noqa: E402
 from app.llm.embedded import default_gguf_path  # noqa: E402
 from app.llm.gguf import load_gguf  # noqa: E402
 from app.llm.tokenizer import ChatTokenizer  # noqa: E402
@@ -75,20 +76,29 @@ def smollm(mlx_worker: MLXWorker) -> Iterator[Models]:
 
 
 def test_prepare_dequantizes_every_quantized_layer(smollm: Models, mlx_worker: MLXWorker) -> None:
-    _, fast, _ = smollm
+    ref, fast, _ = smollm
     kinds = {type(m) for _, m in fast.named_modules()}
     assert nn.QuantizedLinear not in kinds and nn.QuantizedEmbedding not in kinds
     assert isinstance(fast, cpu_fast.CPUFastModel)
-    dtypes = _run(mlx_worker, lambda: {str(p.dtype) for p in _leaves(fast.parameters())})
-    assert dtypes == {"mlx.core.float32"}
 
+    def halves() -> list[tuple[str, bool]]:
+        """Each float16 parameter of `fast`, and whether it holds the reference's float32
+        values exactly; every other parameter must be float32."""
+        theirs = dict(tree_flatten(ref.parameters()))
+        out = []
+        for name, p in tree_flatten(fast.parameters()):
+            assert p.dtype in (mx.float32, mx.float16), (name, p.dtype)
+            if p.dtype == mx.float16:
+                out.append((name, mx.array_equal(p.astype(mx.float32), theirs[name]).item()))
+        return out
 
-def _leaves(tree: Any) -> list[Any]:
-    if isinstance(tree, dict):
-        return [x for v in tree.values() for x in _leaves(v)]
-    if isinstance(tree, list):
-        return [x for v in tree for x in _leaves(v)]
-    return [tree]
+    found = _run(mlx_worker, halves)
+    if gemm_native.HALF:  # every layer matrix and the tied embedding table, stored exactly
+        layers = len(fast.model.layers)
+        assert len(found) == 7 * layers + 1, len(found)
+        assert all(same for _, same in found), [n for n, same in found if not same]
+    else:
+        assert found == []
 
 
 @pytest.mark.parametrize("question", QUESTIONS)

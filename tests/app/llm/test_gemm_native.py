@@ -113,3 +113,42 @@ def test_turned_off_openblas_computes_the_same() -> None:
         assert cpu_kernels.set_native_gemm(True)
     assert not np.array_equal(on, off)  # another kernel: other rounding
     _close(on, off.astype(np.float64), 576)
+
+
+def _half_weights(rng: np.random.Generator, k: int, n: int) -> np.ndarray:
+    """float16 weights of every magnitude float16 has, subnormals, zeros and extremes included."""
+    scale = rng.choice([1e-7, 1e-4, 1e-2, 1.0, 300.0], size=(k, n))
+    w = (rng.standard_normal((k, n)) * scale).astype(np.float16)
+    w.flat[:6] = [0.0, -0.0, 6e-8, -6e-8, 65504.0, -65504.0]
+    return w
+
+
+@pytest.mark.parametrize("m", [1, 2, 8, 17])
+@pytest.mark.parametrize("n", [16, 48, 960])
+def test_float16_weights_give_the_float32_sums_bit_for_bit(m: int, n: int) -> None:
+    assert gemm_native.HALF, f"make setup builds {gemm_native.LIBRARY} with memento_gemm_f16"
+    rng = np.random.default_rng(m * 100 + n)
+    w = _half_weights(rng, 576, n)
+    x = rng.standard_normal((m, 576), dtype=np.float32)
+    assert np.array_equal(gemm(x, w, trans_b=False), gemm(x, w.astype(np.float32), trans_b=False))
+    # a slice of the columns: rows with a stride, as a fused matrix's parts would be read
+    part = w[:, : n // 2 // 16 * 16 or 16]
+    assert np.array_equal(
+        gemm(x, part, trans_b=False), gemm(x, part.astype(np.float32), trans_b=False)
+    )
+
+
+def test_float16_weights_the_kernel_cannot_serve_are_converted() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 64), dtype=np.float32)
+    w = _half_weights(rng, 64, 40)  # 40 columns: not whole vectors
+    assert np.array_equal(gemm(x, w, trans_b=False), gemm(x, w.astype(np.float32), trans_b=False))
+    w = _half_weights(rng, 64, 48)
+    on = gemm(x, w, trans_b=False)
+    assert not cpu_kernels.set_native_gemm(False)
+    try:
+        off = gemm(x, w, trans_b=False)
+    finally:
+        assert cpu_kernels.set_native_gemm(True)
+    np.testing.assert_allclose(off, _exact(x, w.astype(np.float32)), rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(on, off, rtol=1e-5, atol=1e-2)
