@@ -278,44 +278,38 @@ def set_native_gemm(on: bool) -> bool:
     return _native_gemm
 
 
-def _rows_ok(a: np.ndarray) -> bool:
-    """A 2-D float32 matrix whose rows are contiguous (any row stride): what sgemm can read."""
-    return a.ndim == 2 and a.dtype == np.float32 and a.strides[1] == 4 and a.strides[0] % 4 == 0
-
-
-def _half_ok(w: np.ndarray) -> bool:
-    """A 2-D float16 matrix with contiguous rows: what gemm.c's float16 kernel reads."""
-    return w.ndim == 2 and w.dtype == np.float16 and w.strides[1] == 2 and w.strides[0] % 2 == 0
+def _rows_ok(a: np.ndarray, dtype: type = np.float32) -> bool:
+    """A 2-D matrix of `dtype` whose rows are contiguous (any row stride): what sgemm (float32)
+    and gemm.c (float32, or float16 weights) can read."""
+    size = np.dtype(dtype).itemsize
+    return a.ndim == 2 and a.dtype == dtype and a.strides[1] == size and a.strides[0] % size == 0
 
 
 def gemm(a: np.ndarray, b: np.ndarray, trans_b: bool) -> np.ndarray:
-    """a @ b.T (trans_b) or a @ b, for float32 matrices with contiguous rows: app/llm/gemm.c
-    where it is built and can serve, else cblas_sgemm. Every many-row step goes one way: the
-    two thread pools, each spinning a while after its call, slow each other down when their
-    calls alternate (a 300-token prefill took 2x as long)."""
+    """a @ b.T (trans_b) or a @ b, for float32 matrices with contiguous rows (b may be float16
+    weights): app/llm/gemm.c where it is built and can serve, else cblas_sgemm. Every many-row
+    step goes one way: the two thread pools, each spinning a while after its call, slow each
+    other down when their calls alternate (a 300-token prefill took 2x as long)."""
     m, k = a.shape
     n = b.shape[0] if trans_b else b.shape[1]
     native = (_native_gemm and k <= gemm_native.MAX_NT_K) if trans_b else native_gemm_serves(n)
-    if b.dtype == np.float16 and not trans_b:
-        if native and gemm_native.KERNEL_F16 is not None and _half_ok(b):
-            if not _rows_ok(a):
-                a = np.ascontiguousarray(a, dtype=np.float32)
-            out = np.empty((m, n), dtype=np.float32)
-            gemm_native.KERNEL_F16(m, k, n, a.ctypes.data, a.strides[0] // 4, b.ctypes.data,
-                                   b.strides[0] // 2, out.ctypes.data, n)  # fmt: skip
-            return out
+    half = native and not trans_b and gemm_native.HALF and _rows_ok(b, np.float16)
+    if b.dtype == np.float16 and not half:
         b = b.astype(np.float32)  # exact; only comparisons turn the kernel off after loading
     if _SGEMM is None and not native:
         return np.ascontiguousarray(a @ (b.T if trans_b else b))
     if not _rows_ok(a):
         a = np.ascontiguousarray(a, dtype=np.float32)
-    if not _rows_ok(b):
+    if not half and not _rows_ok(b):
         b = np.ascontiguousarray(b, dtype=np.float32)
     out = np.empty((m, n), dtype=np.float32)
     if native:
-        kernel = gemm_native.KERNEL_NT if trans_b else gemm_native.KERNEL
-        kernel(m, k, n, a.ctypes.data, a.strides[0] // 4, b.ctypes.data, b.strides[0] // 4,
-               out.ctypes.data, n)  # fmt: skip
+        if half:
+            kernel = gemm_native.KERNEL_F16
+        else:
+            kernel = gemm_native.KERNEL_NT if trans_b else gemm_native.KERNEL
+        kernel(m, k, n, a.ctypes.data, a.strides[0] // 4, b.ctypes.data,
+               b.strides[0] // b.itemsize, out.ctypes.data, n)  # fmt: skip
         return out
     assert _SGEMM is not None  # else numpy above
     _SGEMM(

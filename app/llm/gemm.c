@@ -48,8 +48,10 @@ static inline v16 load16(const float *p) {
 }
 
 /* 16 float16 weights as float32: exact (every float16 is a float32), so a matrix stored in
- * float16 gives the very sums of its float32 copy. */
+ * float16 gives the very sums of its float32 copy. Only where the hardware converts a vector at
+ * once: elsewhere memento_gemm_f16 is not built and the weights stay float32. */
 #if defined(__AVX512F__)
+#define HALF_WEIGHTS
 #include <immintrin.h>
 static inline v16 loadh(const uint16_t *p) {
     __m512 r = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
@@ -58,6 +60,7 @@ static inline v16 loadh(const uint16_t *p) {
     return v;
 }
 #elif defined(__F16C__) && defined(__AVX__)
+#define HALF_WEIGHTS
 #include <immintrin.h>
 static inline v16 loadh(const uint16_t *p) {
     __m256 r[2] = {_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)),
@@ -67,37 +70,12 @@ static inline v16 loadh(const uint16_t *p) {
     return v;
 }
 #elif defined(__aarch64__)
+#define HALF_WEIGHTS
 typedef __fp16 h16 __attribute__((vector_size(32)));
 static inline v16 loadh(const uint16_t *p) {
     h16 h;
     memcpy(&h, p, sizeof h);
     return __builtin_convertvector(h, v16);
-}
-#else
-static inline float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0x1f) { /* inf, nan */
-        bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp) {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    } else if (man) { /* subnormal: normalise */
-        exp = 113;
-        while (!(man & 0x400)) {
-            man <<= 1;
-            exp--;
-        }
-        bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
-    } else {
-        bits = sign;
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-static inline v16 loadh(const uint16_t *p) {
-    v16 v;
-    for (int i = 0; i < LANES; i++) v[i] = half_to_float(p[i]);
-    return v;
 }
 #endif
 
@@ -145,6 +123,7 @@ static void share(int units, int *u0, int *u1) {
 #undef LOADW
 #undef NAME
 
+#ifdef HALF_WEIGHTS
 #define WEIGHT uint16_t
 #define LOADW loadh
 #define NAME(f) f##_f16
@@ -152,6 +131,7 @@ static void share(int units, int *u0, int *u1) {
 #undef WEIGHT
 #undef LOADW
 #undef NAME
+#endif
 
 /* out (M x N) = x (M x K) @ w.T, w (N x K, row stride ldw): prefill attention's scores, a chunk's
  * queries against the cached keys, N any length. Each thread copies 48 rows of w at a time

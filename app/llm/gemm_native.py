@@ -17,7 +17,8 @@ _ARGS = [_i, _i, _i, _p, _i, _p, _i, _p, _i]  # M, K, N, x, its row stride, w, i
 KERNEL = load(LIBRARY.name, "memento_gemm", _ARGS, None)  # x @ w, N a multiple of LANES
 KERNEL_NT = load(LIBRARY.name, "memento_gemm_nt", _ARGS, _i)  # x @ w.T, K <= MAX_NT_K
 # x @ w for a float16 w, its values converted exactly: the same sums as KERNEL on a float32 copy
-KERNEL_F16 = load(LIBRARY.name, "memento_gemm_f16", _ARGS, None)
+# (built only where the hardware converts float16 vectors: AVX-512, F16C, arm64)
+KERNEL_F16 = load(LIBRARY.name, "memento_gemm_f16", _ARGS, None, optional=True)
 MAX_NT_K = 512
 _threads = load(LIBRARY.name, "memento_gemm_threads", [], _i)
 THREADS = _threads() if _threads is not None else 0

@@ -18,14 +18,20 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 
 
-def load(library: str, symbol: str, argtypes: Sequence[Any], restype: Any) -> Any:
+def load(
+    library: str, symbol: str, argtypes: Sequence[Any], restype: Any, optional: bool = False
+) -> Any:
     """`symbol` of app/llm/`library` as a ctypes function, or None when it is not built (or
-    does not load: a library built on another machine, say)."""
+    does not load: a library built on another machine, say). An `optional` symbol, which some
+    builds leave out, is None without a warning when it is missing."""
     path = HERE / library
     if not path.exists():
         return None
     try:
-        fn = getattr(ctypes.CDLL(str(path)), symbol)
+        lib = ctypes.CDLL(str(path))
+        if optional and not hasattr(lib, symbol):
+            return None
+        fn = getattr(lib, symbol)
     except (OSError, AttributeError) as exc:
         log.warning("%s did not load (%s); numpy serves instead", path, exc)
         return None
