@@ -22,6 +22,7 @@ from app.blas import load_blas
 load_blas()
 
 import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
 from mlx_lm.models.cache import KVCache  # noqa: E402
 
 from app.llm.cpu_batch import BatchDecoder  # noqa: E402
@@ -107,7 +108,7 @@ class DecodeBatcher:
                         c.offset = offset
             else:
                 for j, i in enumerate(rows):
-                    results[i] = self._answer(payloads[i], items[i], mx.array(logits[j : j + 1]))
+                    results[i] = self._answer(payloads[i], items[i], logits[j : j + 1])
             if prefills:
                 mx.clear_cache()  # a grown KV buffer's old copy
         for i in run:
@@ -123,8 +124,11 @@ class DecodeBatcher:
         return results
 
     @staticmethod
-    def _answer(payload: DecodePayload | Prefill, item: int | list[int], logits: mx.array) -> Any:
-        """A decode step's logits; a prompt chunk's count, and the logits once it is all in."""
+    def _answer(
+        payload: DecodePayload | Prefill, item: int | list[int], logits: mx.array | np.ndarray
+    ) -> Any:
+        """A decode step's logits; a prompt chunk's count, and the logits once it is all in.
+        A batched pass's logits stay numpy: the sampler takes either (app/llm/sampler.py)."""
         if not isinstance(payload, Prefill):
             return logits
         assert isinstance(item, list)

@@ -1,6 +1,7 @@
 """Top-p without sorting the vocabulary (app/llm/sampler.py `nucleus`) keeps the nucleus
 mlx-lm's `apply_top_p` keeps, up to float32 rounding at its far edge, and falls back to it when
-the nucleus is wider than the candidates it searches."""
+the nucleus is wider than the candidates it searches. A batched step's numpy logits sample as
+the same logits in MLX do (plain greedy in numpy, everything else through MLX)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,25 @@ def test_seeded_top_p_sampling_repeats_and_stays_in_the_nucleus() -> None:
     allowed = np.isfinite(np.array(nucleus(lp * (1 / 0.7) - mx.logsumexp(lp * (1 / 0.7)), 0.9)))
     draws = Sampler(GenerationParams(max_tokens=8, temperature=0.7, top_p=0.9, seed=12))
     assert all(allowed[0, int(draws(lp).item())] for _ in range(50))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        GenerationParams(max_tokens=8),
+        GenerationParams(max_tokens=8, repetition_penalty=1.3),
+        GenerationParams(max_tokens=8, logit_bias=((7, 50.0),)),
+        GenerationParams(max_tokens=8, logprobs=2),
+        GenerationParams(max_tokens=8, temperature=0.7, top_p=0.9, seed=3),
+    ],
+)
+def test_a_batched_steps_numpy_logits_sample_as_mlx_logits_do(params: GenerationParams) -> None:
+    rng = np.random.default_rng(9)
+    rows = (rng.standard_normal((1, VOCAB)) * 4).astype(np.float32)
+    rows[0, [10, 400, 4000]] = rows.max() + 1  # equal maxima: the first one wins on both
+    np_sampler, mx_sampler = Sampler(params, [3, 5, 10]), Sampler(params, [3, 5, 10])
+    for _ in range(4):
+        got, want = np_sampler(rows), mx_sampler(mx.array(rows))
+        assert int(got.item()) == int(want.item())
+    assert Sampler(GenerationParams(max_tokens=8)).plain
+    assert not np_sampler.plain or params == GenerationParams(max_tokens=8)
