@@ -101,16 +101,20 @@ def test_what_it_cannot_serve_goes_to_openblas(monkeypatch: pytest.MonkeyPatch) 
     assert served == [(4, 600, 32), (4, 64, 9)]
 
 
+def _turned_off(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x @ w with the compiled kernel turned off (as a comparison does), then back on."""
+    assert not cpu_kernels.set_native_gemm(False)
+    try:
+        return gemm(x, w, trans_b=False)
+    finally:
+        assert cpu_kernels.set_native_gemm(True)
+
+
 def test_turned_off_openblas_computes_the_same() -> None:
     rng = np.random.default_rng(6)
     x = rng.standard_normal((16, 576), dtype=np.float32)
     w = rng.standard_normal((576, 960), dtype=np.float32)
-    on = gemm(x, w, trans_b=False)
-    assert not cpu_kernels.set_native_gemm(False)
-    try:
-        off = gemm(x, w, trans_b=False)
-    finally:
-        assert cpu_kernels.set_native_gemm(True)
+    on, off = gemm(x, w, trans_b=False), _turned_off(x, w)
     assert not np.array_equal(on, off)  # another kernel: other rounding
     _close(on, off.astype(np.float64), 576)
 
@@ -144,11 +148,6 @@ def test_float16_weights_the_kernel_cannot_serve_are_converted() -> None:
     w = _half_weights(rng, 64, 40)  # 40 columns: not whole vectors
     assert np.array_equal(gemm(x, w, trans_b=False), gemm(x, w.astype(np.float32), trans_b=False))
     w = _half_weights(rng, 64, 48)
-    on = gemm(x, w, trans_b=False)
-    assert not cpu_kernels.set_native_gemm(False)
-    try:
-        off = gemm(x, w, trans_b=False)
-    finally:
-        assert cpu_kernels.set_native_gemm(True)
+    on, off = gemm(x, w, trans_b=False), _turned_off(x, w)
     np.testing.assert_allclose(off, _exact(x, w.astype(np.float32)), rtol=1e-5, atol=1e-2)
     np.testing.assert_allclose(on, off, rtol=1e-5, atol=1e-2)
