@@ -62,7 +62,8 @@ def _dequantized_weight(layer: nn.Module) -> mx.array:
         group_size=layer.group_size,
         bits=layer.bits,
         mode=layer.mode,
-        dtype=mx.float32,  # computed in float32, as llama.cpp does, not rounded via float16
+        # float32 out, but computed in the scales' float16: every value is a float16 (_half)
+        dtype=mx.float32,
     )
     mx.eval(w)  # one layer at a time: keeps the load-time memory peak low
     return w
