@@ -80,8 +80,9 @@ class Sampler:
             ids, values = zip(*params.logit_bias, strict=True)
             self.bias = (mx.array(ids), mx.array(values, mx.float32))
         # the argmax of the logits as they come, nothing else asked for
-        self.plain = self.key is None and not self.penalize and self.bias is None
-        self.plain = self.plain and constraint is None and self.top is None
+        self.plain = not self.penalize and all(
+            a is None for a in (self.key, self.bias, constraint, self.top)
+        )
 
     def _penalized(self, logits: mx.array) -> mx.array:
         if self.counts is None:
