@@ -10,10 +10,11 @@
  * 273 ms; one row about as fast as OpenBLAS's sgemv (12.5-14.4 against 14.0-14.7 ms).
  *
  * How: w is the (in, out) matrix (app/llm/cpu_kernels.py `in_out`), read as is, no packing.
- * The output is cut into panels of 48 columns (three 16-float vectors); a panel of 8 rows
- * keeps its 24 sums in registers while k runs over the whole input, each step one row of the
- * panel's weights and a broadcast of each row's x[k]: 24 FMAs per 3 weight loads. The next
- * panel rows are prefetched (the hardware does not follow a 4 KB stride on its own). Threads
+ * The output is cut into panels of PANEL vectors (with AVX-512 three 16-float vectors, 48
+ * columns); a tile of ROWS rows keeps its sums in registers while k runs over the whole input,
+ * each step one row of the panel's weights and a broadcast of each row's x[k]: ROWS x PANEL
+ * FMAs per PANEL weight loads. The next panel rows are prefetched (the hardware does not follow
+ * a 4 KB stride on its own). Threads
  * (OpenMP, when the compiler has it) each take a share of the panels, so each weight is read
  * by one thread. Every output element sums its products in k order, the same for any row
  * count, so a row's result does not depend on which other rows share the call.
@@ -25,8 +26,8 @@
  * weights (one row: 27 -> 20 ms for a whole model's GEMVs; 16 rows 68 -> 48 ms; even 256 rows,
  * 543 -> 376 ms: the 4 KB-strided rows of a tile cost less at half the width).
  *
- * GCC/Clang vector extensions: AVX-512 where the machine has it (-march=native), else split
- * into narrower registers by the compiler. N must be a multiple of 16 (the caller checks).
+ * GCC/Clang vector extensions in the machine's own width (-march=native: AVX-512, AVX2, NEON;
+ * geometry below). N must be a multiple of 16 (the caller checks; every width divides it).
  */
 #include <stdint.h>
 #include <string.h>
@@ -34,52 +35,100 @@
 #include <omp.h>
 #endif
 
-typedef float v16 __attribute__((vector_size(64)));
+/* Tile geometry per instruction set, in the machine's own vectors (W floats): GCC splits a
+ * vector wider than the registers through the stack (AVX2 with 64-byte vectors ran at 4-12
+ * GFLOP/s, OpenBLAS 120), and a tile's sums must fit the register file beside its weights and
+ * a broadcast: ROWS x PANEL sums + PANEL weights + 1. WIDE: the one-row path's sums. Any
+ * geometry gives the same sums (each is its products in k order); -D overrides are for
+ * measuring. */
+#if defined(__AVX512F__)
+#define W 16 /* 32 registers: 8 x 3 + 3 + 1 = 28 */
+#define GEOMETRY_ROWS 8
+#define GEOMETRY_PANEL 3
+#define GEOMETRY_WIDE 16
+#elif defined(__AVX__)
+#define W 8 /* 16 registers: 6 x 2 + 2 + 1 = 15 */
+#define GEOMETRY_ROWS 6
+#define GEOMETRY_PANEL 2
+#define GEOMETRY_WIDE 12
+#elif defined(__aarch64__)
+#define W 4 /* 32 registers: 8 x 3 + 3 + 1 = 28 */
+#define GEOMETRY_ROWS 8
+#define GEOMETRY_PANEL 3
+#define GEOMETRY_WIDE 24
+#else
+#define W 4 /* SSE's 16 registers */
+#define GEOMETRY_ROWS 4
+#define GEOMETRY_PANEL 3
+#define GEOMETRY_WIDE 12
+#endif
+#ifndef ROWS
+#define ROWS GEOMETRY_ROWS /* rows per tile, at most 8 (tiles()'s cases) */
+#endif
+#ifndef PANEL
+#define PANEL GEOMETRY_PANEL /* vectors per panel */
+#endif
+#ifndef WIDE
+#define WIDE GEOMETRY_WIDE
+#endif
+#define PREFETCH 32 /* weight rows ahead */
 
-#define LANES 16
-#define PANEL 3        /* vectors per panel: 48 columns */
-#define ROWS 8         /* rows per tile: 24 sums + 3 weights + a broadcast fit 32 registers */
-#define PREFETCH 32    /* weight rows ahead */
+typedef float vec __attribute__((vector_size(W * sizeof(float))));
 
-static inline v16 load16(const float *p) {
-    v16 v;
+/* acc + s * w, fused where the machine has FMA. Spelled out: GCC's Zen tuning leaves a loop's
+ * accumulating multiply-add unfused in some of a kernel's copies and not others, and then a
+ * row's sums would depend on the path that computed them. */
+#if defined(__AVX512F__) || defined(__FMA__)
+#include <immintrin.h>
+#endif
+static inline vec fmadd(vec acc, float s, vec w) {
+#if defined(__AVX512F__)
+    return _mm512_fmadd_ps(_mm512_set1_ps(s), w, acc);
+#elif defined(__FMA__) && defined(__AVX__)
+    return _mm256_fmadd_ps(_mm256_set1_ps(s), w, acc);
+#else
+    return acc + s * w;
+#endif
+}
+
+static inline vec loadv(const float *p) {
+    vec v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-/* 16 float16 weights as float32: exact (every float16 is a float32), so a matrix stored in
+/* W float16 weights as float32: exact (every float16 is a float32), so a matrix stored in
  * float16 gives the very sums of its float32 copy. Only where the hardware converts a vector at
  * once: elsewhere memento_gemm_f16 is not built and the weights stay float32. */
 #if defined(__AVX512F__)
 #define HALF_WEIGHTS
 #include <immintrin.h>
-static inline v16 loadh(const uint16_t *p) {
+static inline vec loadh(const uint16_t *p) {
     __m512 r = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
-    v16 v;
+    vec v;
     memcpy(&v, &r, sizeof v);
     return v;
 }
 #elif defined(__F16C__) && defined(__AVX__)
 #define HALF_WEIGHTS
 #include <immintrin.h>
-static inline v16 loadh(const uint16_t *p) {
-    __m256 r[2] = {_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)),
-                   _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 8)))};
-    v16 v;
-    memcpy(&v, r, sizeof v);
+static inline vec loadh(const uint16_t *p) {
+    __m256 r = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    vec v;
+    memcpy(&v, &r, sizeof v);
     return v;
 }
 #elif defined(__aarch64__)
 #define HALF_WEIGHTS
-typedef __fp16 h16 __attribute__((vector_size(32)));
-static inline v16 loadh(const uint16_t *p) {
-    h16 h;
+typedef __fp16 half4 __attribute__((vector_size(W * sizeof(__fp16))));
+static inline vec loadh(const uint16_t *p) {
+    half4 h;
     memcpy(&h, p, sizeof h);
-    return __builtin_convertvector(h, v16);
+    return __builtin_convertvector(h, vec);
 }
 #endif
 
-static inline void store16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+static inline void storev(float *p, vec v) { memcpy(p, &v, sizeof v); }
 
 /* Each thread's share of `units` (whole panels, so no two threads write one panel): [u0, u1). */
 static void share(int units, int *u0, int *u1) {
@@ -108,15 +157,14 @@ static void share(int units, int *u0, int *u1) {
     }
 
 /* One row (a single sequence's decode step): bandwidth-bound, so panels of WIDE vectors, each
- * step of k reading 1 KB of a weight row in one run, which the memory streams faster than
- * tile()'s 192 bytes per row. The same sums in the same order as tile(): a sequence's step
+ * step of k reading a long run of a weight row (1 KB of float32 with AVX-512, 384 bytes with
+ * AVX2), which the memory streams faster than tile()'s PANEL vectors per row. The same sums in the same order as tile(): a sequence's step
  * alone gives what its row of a batched step gives, bit for bit. */
-#define WIDE 16
 
 
 /* tile() etc. for float32 weights (memento_gemm) and for float16 ones (memento_gemm_f16) */
 #define WEIGHT float
-#define LOADW load16
+#define LOADW loadv
 #define NAME(f) f
 #include "gemm_tiles.h"
 #undef WEIGHT
@@ -142,11 +190,11 @@ int memento_gemm_nt(int M, int K, int N, const float *x, int ldx, const float *w
                     float *out, int ldo) {
     if (K > MAX_NT_K)
         return -1;
-    int width = LANES * PANEL, panels = (N + width - 1) / width;
+    int width = W * PANEL, panels = (N + width - 1) / width;
 #pragma omp parallel
     {
-        static __thread float panel[MAX_NT_K * LANES * PANEL];
-        float part[ROWS * LANES * PANEL];
+        static __thread float panel[MAX_NT_K * W * PANEL];
+        float part[ROWS * W * PANEL];
         int p0, p1;
         share(panels, &p0, &p1);
         for (int p = p0; p < p1; p++) {

@@ -6,24 +6,24 @@
 static inline __attribute__((always_inline)) void NAME(tile)(int rows, int vecs, int K, const float *x,
                                                         int64_t ldx, const WEIGHT *w, int64_t ldw,
                                                         float *out, int64_t ldo) {
-    v16 acc[ROWS][PANEL];
+    vec acc[8][PANEL]; /* 8: tiles()'s most rows; a build uses ROWS of them */
     for (int r = 0; r < rows; r++)
-        for (int j = 0; j < vecs; j++) acc[r][j] = (v16){0};
+        for (int j = 0; j < vecs; j++) acc[r][j] = (vec){0};
     for (int k = 0; k < K; k++) {
         const WEIGHT *wk = w + k * ldw;
         const WEIGHT *ahead = wk + PREFETCH * ldw; /* may point past w: prefetch never faults */
-        v16 wv[PANEL];
+        vec wv[PANEL];
         for (int j = 0; j < vecs; j++) {
-            __builtin_prefetch(ahead + LANES * j);
-            wv[j] = LOADW(wk + LANES * j);
+            __builtin_prefetch(ahead + W * j);
+            wv[j] = LOADW(wk + W * j);
         }
         for (int r = 0; r < rows; r++) {
             float s = x[r * ldx + k];
-            for (int j = 0; j < vecs; j++) acc[r][j] += s * wv[j];
+            for (int j = 0; j < vecs; j++) acc[r][j] = fmadd(acc[r][j], s, wv[j]);
         }
     }
     for (int r = 0; r < rows; r++)
-        for (int j = 0; j < vecs; j++) store16(out + r * ldo + LANES * j, acc[r][j]);
+        for (int j = 0; j < vecs; j++) storev(out + r * ldo + W * j, acc[r][j]);
 }
 
 static void NAME(tiles)(int rows, int vecs, int K, const float *x, int64_t ldx, const WEIGHT *w,
@@ -41,8 +41,8 @@ static void NAME(columns)(int M, int K, int v0, int v1, const float *x, int64_t 
     for (int v = v0; v < v1;) {
         int vecs = v1 - v >= PANEL ? PANEL : 1;
         for (int m = 0; m < M; m += ROWS)
-            NAME(tiles)(M - m < ROWS ? M - m : ROWS, vecs, K, x + m * ldx, ldx, w + (int64_t)LANES * v,
-                  ldw, out + m * ldo + (int64_t)LANES * v, ldo);
+            NAME(tiles)(M - m < ROWS ? M - m : ROWS, vecs, K, x + m * ldx, ldx, w + (int64_t)W * v,
+                  ldw, out + m * ldo + (int64_t)W * v, ldo);
         v += vecs;
     }
 }
@@ -52,14 +52,14 @@ static void NAME(row_columns)(int K, int v0, int v1, const float *x, const WEIGH
                         float *out) {
     int v = v0;
     for (; v + WIDE <= v1; v += WIDE) {
-        v16 acc[WIDE];
-        for (int j = 0; j < WIDE; j++) acc[j] = (v16){0};
-        const WEIGHT *wn = w + (int64_t)LANES * v;
+        vec acc[WIDE];
+        for (int j = 0; j < WIDE; j++) acc[j] = (vec){0};
+        const WEIGHT *wn = w + (int64_t)W * v;
         for (int k = 0; k < K; k++) {
             const WEIGHT *wk = wn + k * ldw;
-            for (int j = 0; j < WIDE; j++) acc[j] += x[k] * LOADW(wk + LANES * j);
+            for (int j = 0; j < WIDE; j++) acc[j] = fmadd(acc[j], x[k], LOADW(wk + W * j));
         }
-        for (int j = 0; j < WIDE; j++) store16(out + LANES * (v + j), acc[j]);
+        for (int j = 0; j < WIDE; j++) storev(out + W * (v + j), acc[j]);
     }
     NAME(columns)(1, K, v, v1, x, K, w, ldw, out, 0);
 }
@@ -67,7 +67,7 @@ static void NAME(row_columns)(int K, int v0, int v1, const float *x, const WEIGH
 /* out (M x N, row stride ldo) = x (M x K, row stride ldx) @ w (K x N, row stride ldw). */
 void NAME(memento_gemm)(int M, int K, int N, const float *x, int ldx, const WEIGHT *w, int ldw,
                   float *out, int ldo) {
-    int panels = N / (LANES * PANEL), vectors = N / LANES;
+    int panels = N / (W * PANEL), vectors = N / W;
 #pragma omp parallel
     {
         int p0, p1;
