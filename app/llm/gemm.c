@@ -225,3 +225,12 @@ int memento_gemm_threads(void) {
     return 1;
 #endif
 }
+
+/* The tile geometry this build chose (floats per vector, rows and vectors per tile, the one-row
+ * path's vectors), for the startup log and a test that the build fits the machine. */
+void memento_gemm_geometry(int *out) {
+    out[0] = W;
+    out[1] = ROWS;
+    out[2] = PANEL;
+    out[3] = WIDE;
+}

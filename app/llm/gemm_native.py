@@ -22,6 +22,19 @@ KERNEL_F16 = load(LIBRARY.name, "memento_gemm_f16", _ARGS, None, optional=True)
 MAX_NT_K = 512
 _threads = load(LIBRARY.name, "memento_gemm_threads", [], _i)
 THREADS = _threads() if _threads is not None else 0
+_geometry = load(LIBRARY.name, "memento_gemm_geometry", [_p], None)
+
+
+def geometry() -> tuple[int, int, int, int] | None:
+    """The build's tiles: floats per vector, rows and vectors per tile, the one-row path's
+    vectors (gemm.c picks them for the instruction set -march=native found)."""
+    if _geometry is None:
+        return None
+    out = (ctypes.c_int * 4)()
+    _geometry(out)
+    return (out[0], out[1], out[2], out[3])
+
+
 # Built without OpenMP it runs on one thread, slower than OpenBLAS's two at many rows: it then
 # serves only a one-core machine.
 SERVES = KERNEL is not None and KERNEL_NT is not None and min(2, os.cpu_count() or 1) <= THREADS
@@ -32,4 +45,6 @@ def description() -> str:
     """Which kernel serves the many-row GEMMs, for the startup log."""
     if not SERVES:
         return "cblas_sgemm"
-    return f"compiled ({LIBRARY.name}, {THREADS} thread{'s' if THREADS != 1 else ''})"
+    shape = geometry()
+    tiles = f", {shape[0]}-float vectors, {shape[1]}x{shape[2]} tiles" if shape else ""
+    return f"compiled ({LIBRARY.name}, {THREADS} thread{'s' if THREADS != 1 else ''}{tiles})"
