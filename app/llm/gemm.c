@@ -31,6 +31,9 @@
  */
 #include <stdint.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -78,9 +81,6 @@ typedef float vec __attribute__((vector_size(W * sizeof(float))));
 /* acc + s * w, fused where the machine has FMA. Spelled out: GCC's Zen tuning leaves a loop's
  * accumulating multiply-add unfused in some of a kernel's copies and not others, and then a
  * row's sums would depend on the path that computed them. */
-#if defined(__AVX512F__) || defined(__FMA__)
-#include <immintrin.h>
-#endif
 static inline vec fmadd(vec acc, float s, vec w) {
 #if defined(__AVX512F__)
     return _mm512_fmadd_ps(_mm512_set1_ps(s), w, acc);
@@ -102,7 +102,6 @@ static inline vec loadv(const float *p) {
  * once: elsewhere memento_gemm_f16 is not built and the weights stay float32. */
 #if defined(__AVX512F__)
 #define HALF_WEIGHTS
-#include <immintrin.h>
 static inline vec loadh(const uint16_t *p) {
     __m512 r = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
     vec v;
@@ -111,7 +110,6 @@ static inline vec loadh(const uint16_t *p) {
 }
 #elif defined(__F16C__) && defined(__AVX__)
 #define HALF_WEIGHTS
-#include <immintrin.h>
 static inline vec loadh(const uint16_t *p) {
     __m256 r = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
     vec v;
@@ -158,8 +156,9 @@ static void share(int units, int *u0, int *u1) {
 
 /* One row (a single sequence's decode step): bandwidth-bound, so panels of WIDE vectors, each
  * step of k reading a long run of a weight row (1 KB of float32 with AVX-512, 384 bytes with
- * AVX2), which the memory streams faster than tile()'s PANEL vectors per row. The same sums in the same order as tile(): a sequence's step
- * alone gives what its row of a batched step gives, bit for bit. */
+ * AVX2), which the memory streams faster than tile()'s PANEL vectors per row. The same sums in
+ * the same order as tile(): a sequence's step alone gives what its row of a batched step gives,
+ * bit for bit. */
 
 
 /* tile() etc. for float32 weights (memento_gemm) and for float16 ones (memento_gemm_f16) */
