@@ -65,9 +65,11 @@
 #define GEOMETRY_PANEL 3
 #define GEOMETRY_WIDE 12
 #endif
+#define MAX_ROWS 8 /* tiles()'s cases */
 #ifndef ROWS
-#define ROWS GEOMETRY_ROWS /* rows per tile, at most 8 (tiles()'s cases) */
+#define ROWS GEOMETRY_ROWS /* rows per tile */
 #endif
+_Static_assert(ROWS <= MAX_ROWS, "a tile has at most MAX_ROWS rows");
 #ifndef PANEL
 #define PANEL GEOMETRY_PANEL /* vectors per panel */
 #endif
@@ -153,13 +155,6 @@ static void share(int units, int *u0, int *u1) {
     case 2: TILE(2, v); break;                                                                   \
     default: TILE(1, v);                                                                         \
     }
-
-/* One row (a single sequence's decode step): bandwidth-bound, so panels of WIDE vectors, each
- * step of k reading a long run of a weight row (1 KB of float32 with AVX-512, 384 bytes with
- * AVX2), which the memory streams faster than tile()'s PANEL vectors per row. The same sums in
- * the same order as tile(): a sequence's step alone gives what its row of a batched step gives,
- * bit for bit. */
-
 
 /* tile() etc. for float32 weights (memento_gemm) and for float16 ones (memento_gemm_f16) */
 #define WEIGHT float

@@ -10,7 +10,8 @@ import os
 from app.llm.native import HERE, load
 
 LIBRARY = HERE / "_gemm.so"
-LANES = 16  # gemm.c's vector width in floats: the output's width must be a multiple of it
+# the output's width must be a multiple of it: every build's vector width (4-16 floats) divides it
+LANES = 16
 
 _i, _p = ctypes.c_int, ctypes.c_void_p
 _ARGS = [_i, _i, _i, _p, _i, _p, _i, _p, _i]  # M, K, N, x, its row stride, w, its, out, its

@@ -1,12 +1,12 @@
 /* The kernels of app/llm/gemm.c for one weight type, included once per type: WEIGHT (the
- * element type of w), LOADW (16 of them as float32) and NAME (each function's name for that
+ * element type of w), LOADW (W of them as float32) and NAME (each function's name for that
  * type) are defined by the includer. */
 
-/* rows x (vecs * 16) of out from x (rows x K) and a (K x vecs * 16) slice of w. */
+/* rows x (vecs * W) of out from x (rows x K) and a (K x vecs * W) slice of w. */
 static inline __attribute__((always_inline)) void NAME(tile)(int rows, int vecs, int K, const float *x,
                                                         int64_t ldx, const WEIGHT *w, int64_t ldw,
                                                         float *out, int64_t ldo) {
-    vec acc[8][PANEL]; /* 8: tiles()'s most rows; a build uses ROWS of them */
+    vec acc[MAX_ROWS][PANEL]; /* tiles()'s every case compiles; a build runs ROWS */
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < vecs; j++) acc[r][j] = (vec){0};
     for (int k = 0; k < K; k++) {
@@ -47,7 +47,11 @@ static void NAME(columns)(int M, int K, int v0, int v1, const float *x, int64_t 
     }
 }
 
-
+/* One row (a single sequence's decode step): bandwidth-bound, so panels of WIDE vectors, each
+ * step of k reading a long run of a weight row (1 KB of float32 with AVX-512, 384 bytes with
+ * AVX2), which the memory streams faster than tile()'s PANEL vectors per row. The same sums in
+ * the same order as tile(): a sequence's step alone gives what its row of a batched step gives,
+ * bit for bit. */
 static void NAME(row_columns)(int K, int v0, int v1, const float *x, const WEIGHT *w, int64_t ldw,
                         float *out) {
     int v = v0;
