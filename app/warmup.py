@@ -1,5 +1,6 @@
-"""Prefill while the user types (issue 13): after a reply and its memory upkeep, the start of
-the session's next prompt goes into its KV cache in the engine's background lane.
+"""Prefill while the user types (issue 13): after a reply and its memory upkeep, or an import
+of past turns and its upkeep, the start of the session's next prompt goes into its KV cache in
+the engine's background lane.
 
 The next prompt is not known until the user writes, but most of it is: the persona, pinned
 facts, relationship, kept recalled turns, summary and recent buffer are what the Context of an

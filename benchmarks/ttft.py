@@ -7,7 +7,7 @@ Two scenes per strategy, each in its own session of the strategy's own user (per
 
 1. After an import: 480 messages of a LoCoMo conversation imported through POST .../history
    (waited on until they are embedded, whatever the strategy: a later session may recall
-   them), then questions about it asked in a row.
+   them), then questions about it asked in a row, the first typed as every other message is.
 2. A live chat: a new session and N turns, the user's lines taken from another LoCoMo
    conversation.
 
@@ -161,6 +161,8 @@ def after_import(
     wait_indexed([(api, sid, ids)])  # every strategy's turns are embedded (memory scopes)
     scene = Scene()
     asked = [q.text for q in conv.questions[:questions]]
+    # the user sees the import done, then types the first question as she types every other
+    type_next(api, sid, asked[0], typing, drafts)
     for i, q in enumerate(asked):
         scene.turns.append(say(api, sid, q))
         print(f"  [{strategy} import] {scene.turns[-1]}", flush=True)

@@ -191,12 +191,19 @@ class ChatService:
             return DraftOutcome(False, "warming is off (MEMENTO_WARM_NEXT_TURN)")
         if self.locks.get(session_id).locked():
             return DraftOutcome(False, "a reply of the session is being generated")
-        if max_tokens is None and self.warmer.idle_max_tokens(session_id) is None:
-            # no turn since this process knew the session: its next one takes the defaults
-            persona = self.personas.session_persona(session)
-            max_tokens = self.generation_params(persona, TurnOptions()).max_tokens
+        if max_tokens is None:
+            max_tokens = self._next_max_tokens(session)
         used = self.warmer.draft(session, content if content.strip() else "", max_tokens)
         return DraftOutcome(True, None, used)
+
+    def _next_max_tokens(self, session: SessionRecord) -> int:
+        """The next turn's max_tokens as far as known: its last turn's, or (no turn since this
+        process knew the session) the persona's defaults."""
+        known = self.warmer.idle_max_tokens(session.id)
+        if known is not None:
+            return known
+        persona = self.personas.session_persona(session)
+        return self.generation_params(persona, TurnOptions()).max_tokens
 
     async def _guard(self, session_id: str) -> TurnGuard:
         return await TurnGuard.acquire(
@@ -374,7 +381,10 @@ class ChatService:
             records = await self.astore.add_messages(user_id, session_id, new)
         finally:
             await asyncio.shield(guard.release())
-        self.memory.observe_later(session, [r.to_stored() for r in records])
+        observing = self.memory.observe_later(session, [r.to_stored() for r in records])
+        if self.settings.warm_next_turn:
+            # the first question about what was imported should not prefill it all (issue 13)
+            self.warmer.schedule(observing, session, self._next_max_tokens(session))
         return records
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -72,6 +72,33 @@ def test_the_next_turn_prefills_only_what_its_message_brings(server: LiveServer)
     assert usage["prompt_tokens"] - usage["cached_tokens"] < head
 
 
+def test_an_import_warms_the_first_question_about_it(server: LiveServer) -> None:
+    warmer = server.services.chat.warmer
+    with server.client() as c:
+        r = c.post(
+            "/v1/sessions", json={"persona": "assistant", "memory": {"strategy": "token_buffer"}}
+        )
+        assert r.status_code == 201, r.text
+        sid = r.json()["id"]
+        messages = [
+            {"role": role, "content": text}
+            for pair in HISTORY
+            for role, text in zip(("user", "assistant"), pair, strict=True)
+        ]
+        r = c.post(f"/v1/sessions/{sid}/history", json={"messages": messages})
+        assert r.status_code == 201, r.text
+        wait_until(lambda: not warmer.warming(sid), "the warm-up after the import")
+        first = turn(c, sid, "Where does my sister live now?")
+        ctx = c.get(f"/v1/sessions/{sid}/context/{first['reply']['id']}").json()
+    tokens = {p["kind"]: p["tokens"] for p in ctx["parts"]}
+    assert tokens["recent"] > 0, tokens
+    usage = first["usage"]
+    # persona and the imported turns were prefilled before the question came; the question
+    # and the reply's opening are what is left
+    prefilled = usage["prompt_tokens"] - usage["cached_tokens"]
+    assert prefilled <= tokens["new"] + 4, (usage, tokens)
+
+
 def test_a_draft_warms_what_the_message_recalls(server: LiveServer) -> None:
     warmer = server.services.chat.warmer
     with server.client() as c:
