@@ -120,25 +120,48 @@ def test_long_prompt_in_chunks(engine: MLXEngine, both_paths: Callable[[Session]
     _assert_same(*both_paths(session))
 
 
+def _copy(cache: list[Any]) -> list[KVCache]:
+    """A deep copy of a prompt cache, stale entries past its offset included: the numpy path
+    writes into the buffers in place, so the copies share no memory."""
+    out = []
+    for c in cache:
+        new = KVCache()
+        new.keys, new.values = mx.array(np.array(c.keys)), mx.array(np.array(c.values))
+        new.offset = c.offset
+        out.append(new)
+    return out
+
+
 def test_chunk_at_large_offset_after_cached_prefix(
-    engine: MLXEngine, both_paths: Callable[[Session], Any]
+    engine: MLXEngine, both_paths: Callable[[Session], Any], mlx_worker: MLXWorker
 ) -> None:
-    """A later turn: ~1.7k cached tokens (prefilled by MLX for both, then trimmed back as the
-    prompt cache does), then a new multi-token chunk; every position of the chunk is compared,
+    """A later turn: ~1.7k cached tokens (prefilled by MLX, then trimmed back as the prompt
+    cache does), then a new multi-token chunk; every position of the chunk is compared,
     which checks the causal mask inside the chunk."""
     prefix = _report(engine, 1700)
     turn = engine.encode_prompt(
         [{"role": "user", "content": "Now list the three most worrying samples and why."}]
     )
+    model = engine.model
 
-    def session(model: nn.Module) -> tuple[np.ndarray, list[int]]:
+    def cached() -> list[Any]:
+        # the same cached prefix for both paths, prefilled once (MLX's prefill is the slow
+        # part of this test), each path then starting from its own copy
         cache = make_prompt_cache(model)
         was = model._np_prefiller
         object.__setattr__(model, "_np_prefiller", None)
-        _prefill(model, prefix + turn[:7], cache)  # the same cached prefix for both paths
-        object.__setattr__(model, "_np_prefiller", was)
+        try:
+            _prefill(model, prefix + turn[:7], cache)
+        finally:
+            object.__setattr__(model, "_np_prefiller", was)
         for c in cache:
             c.trim(7)
+        return cache
+
+    prefilled = mlx_worker.call(cached)
+
+    def session(model: nn.Module) -> tuple[np.ndarray, list[int]]:
+        cache = _copy(prefilled)
         logits = _prefill(model, turn, cache)
         assert all(c.offset == len(prefix) + len(turn) for c in cache)
         return logits, _greedy(model, logits[-1], cache, 64)
