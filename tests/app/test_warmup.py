@@ -33,9 +33,8 @@ def turn(client: httpx.Client, sid: str, content: str) -> dict[str, Any]:
     return r.json()
 
 
-def recalling_session(c: httpx.Client, **params: Any) -> str:
-    """A hybrid session whose imported history is in the vector index."""
-    memory = {"strategy": "hybrid", "summarizer": "extractive", "buffer_tokens": 96, **params}
+def imported_session(c: httpx.Client, memory: dict[str, Any]) -> tuple[str, set[int]]:
+    """A session with HISTORY imported, never a turn: its id and the imported messages' ids."""
     r = c.post("/v1/sessions", json={"persona": "assistant", "memory": memory})
     assert r.status_code == 201, r.text
     sid: str = r.json()["id"]
@@ -44,9 +43,17 @@ def recalling_session(c: httpx.Client, **params: Any) -> str:
         for pair in HISTORY
         for role, text in zip(("user", "assistant"), pair, strict=True)
     ]
-    ids = c.post(f"/v1/sessions/{sid}/history", json={"messages": messages}).json()["ids"]
+    r = c.post(f"/v1/sessions/{sid}/history", json={"messages": messages})
+    assert r.status_code == 201, r.text
+    return sid, set(r.json()["ids"])
+
+
+def recalling_session(c: httpx.Client, **params: Any) -> str:
+    """A hybrid session whose imported history is in the vector index."""
+    memory = {"strategy": "hybrid", "summarizer": "extractive", "buffer_tokens": 96, **params}
+    sid, ids = imported_session(c, memory)
     wait_until(
-        lambda: {i["id"] for i in c.get(f"/v1/sessions/{sid}/memory").json()["items"]} >= set(ids),
+        lambda: {i["id"] for i in c.get(f"/v1/sessions/{sid}/memory").json()["items"]} >= ids,
         "the imported turns to reach the vector index",
     )
     return sid
@@ -75,18 +82,7 @@ def test_the_next_turn_prefills_only_what_its_message_brings(server: LiveServer)
 def test_an_import_warms_the_first_question_about_it(server: LiveServer) -> None:
     warmer = server.services.chat.warmer
     with server.client() as c:
-        r = c.post(
-            "/v1/sessions", json={"persona": "assistant", "memory": {"strategy": "token_buffer"}}
-        )
-        assert r.status_code == 201, r.text
-        sid = r.json()["id"]
-        messages = [
-            {"role": role, "content": text}
-            for pair in HISTORY
-            for role, text in zip(("user", "assistant"), pair, strict=True)
-        ]
-        r = c.post(f"/v1/sessions/{sid}/history", json={"messages": messages})
-        assert r.status_code == 201, r.text
+        sid, _ = imported_session(c, {"strategy": "token_buffer"})
         wait_until(lambda: not warmer.warming(sid), "the warm-up after the import")
         first = turn(c, sid, "Where does my sister live now?")
         ctx = c.get(f"/v1/sessions/{sid}/context/{first['reply']['id']}").json()
