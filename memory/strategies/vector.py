@@ -95,19 +95,6 @@ class RecallParams(EvictionParams):
         "together in the order said, the best find's day last)",
     )
 
-    # A session's first finds (a new session, the first question after an import), when
-    # nothing is kept yet: "kept" puts all but the best in the kept slot at once (before the
-    # summary), so the next turn's prompt holds from there, but they depend on the message, so
-    # a warm-up before it (after an import) covers only what precedes them; "near" shows them
-    # all nearest the question, as every later turn's own finds, and the reply moves them into
-    # the kept slot, which the warm-up after it prefills while the user types.
-    first_finds: Literal["kept", "near"] = Field(
-        default="kept",
-        description="where a session's first finds show while nothing is kept: kept (the "
-        "kept slot at once, all but the best) or near (all nearest the question; kept after "
-        "the reply)",
-    )
-
     # The model answers from what is nearest the question, and a small room saves little by
     # keeping: at budget_tokens 1,024 (a recall room of ~550) the split left half of a
     # session's first finds before the recent turns. LoCoMo answer F1 on 120 questions: 0.069
@@ -212,7 +199,7 @@ class RecallingStrategy(BufferedStrategy[RP]):
         exclude |= {m.id for m in kept.messages if m.id is not None} if kept else set()
         ranked = with_neighbors(frame.history, hits, p.neighbors, exclude)
         cut = self.cut_turns(frame, ranked, query)
-        if kept is None and hits and p.kept_share > 0 and p.first_finds == "kept":
+        if kept is None and hits and p.kept_share > 0:
             room = kept_cap(limit, p.kept_share, p.fresh_min_tokens, p.kept_min_room)
             return first_kept(frame, self.llm, ranked, best, limit, room, cut, p.recall_order)
         room = limit - (kept.tokens if kept else 0)

@@ -260,35 +260,6 @@ async def test_the_first_finds_go_to_the_kept_slot_and_stay_there_after_the_repl
 
 
 @pytest.mark.parametrize("name", ["hybrid", "vector"])
-async def test_first_finds_near_show_nearest_the_question_and_are_kept_after_the_reply(
-    name: str,
-) -> None:
-    """`first_finds: near`: with no kept turn yet, every find shows after the recent buffer, so
-    the prompt's head up to it does not depend on the message (an import's warm-up prefilled
-    it); the reply keeps them, and the next prompt shows them in the kept slot."""
-    params = {"buffer_tokens": 60, "recall_k": 6, "fresh_min_tokens": 0, "kept_min_room": 0}
-    h = conversation(30, chars=40)
-    h[4] = message(h[4].id, "user", "my dog Bo loves the beach", day=0)
-    h[8] = message(h[8].id, "user", "Bo the dog is five", day=0)
-    ask = request(h, new="how is Bo the dog", budget=900)
-    split = await registry.create(name, params, deps()).assemble(ask)
-    strategy = registry.create(name, {**params, "first_finds": "near"}, deps())
-    first = await strategy.assemble(ask)
-    assert "kept" not in kinds(first)
-    assert set(ids(split, "kept") + ids(split, "recalled")) <= set(ids(first, "recalled"))
-    empty = await strategy.assemble(request(h, new="", budget=900))  # what a warm-up prefills
-    head = [p for p in first.parts if p.kind not in ("recalled", "new")]
-    assert head == [p for p in empty.parts if p.kind != "new"]
-    reply = [message(61, "user", "how is Bo the dog", 1), message(62, "assistant", "fine", 1)]
-    state = await strategy.observe(SESSION, h + reply, MemoryState(), reply, first)
-    assert h[8].id in state.kept[0]
-    second = await strategy.assemble(
-        request(h + reply, new="and the cat?", budget=900, state=state)
-    )
-    assert set(ids(second, "kept")) == set(state.kept[0])  # in the order said
-
-
-@pytest.mark.parametrize("name", ["hybrid", "vector"])
 async def test_a_small_recall_room_keeps_nothing_and_shows_every_find_nearest_the_question(
     name: str,
 ) -> None:
