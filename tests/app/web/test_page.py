@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from support.page import ARTIFACTS, open_page, send, wait_reply_stored
+from support.server import wait_until
 
 TIMEOUT_MS = 180_000  # generation on a busy 2-core machine; never a timing assertion
 pytestmark = pytest.mark.slow  # a real model, a real server and a real browser
@@ -179,12 +180,11 @@ def test_stop_keeps_the_partial_reply_as_interrupted(page: Any, server: str, api
     def stored_reply() -> dict[str, Any]:
         return api.get(f"/v1/sessions/{session['id']}/messages").json()["messages"][-1]
 
-    pg.wait_for_function(
-        "async (id) => { const r = await fetch(`/v1/sessions/${id}/messages`);"
-        " const m = (await r.json()).messages; return m.at(-1).status !== 'pending'; }",
-        arg=session["id"],
+    # the server stores the partial reply once it notices the closed stream: poll the store
+    # (an async predicate in wait_for_function is not awaited, so it could not wait)
+    reply = wait_until(
+        lambda: (r := stored_reply())["status"] != "pending" and r, "the interrupted reply", 60
     )
-    reply = stored_reply()
     assert reply["role"] == "assistant" and reply["status"] == "interrupted"
     assert reply["content"].strip()
     assert not pg.errors, pg.errors
