@@ -89,7 +89,7 @@ _ROW_MAJOR, _TRANS = 101, 112
 
 
 def _lin(w: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.ndarray:
-    """x @ w (+ b) for a vector and a C-contiguous float32 (in, out) matrix: the many-row
+    """x @ w (+ b) for a vector and a row-contiguous float32 (in, out) matrix: the many-row
     kernel's one-row path where it serves (the same sums as the vector's row of a batched
     step's GEMM, and OpenBLAS's thread pool stays out of OpenMP's way: alternating calls of the
     two slowed both down many times over), else cblas_sgemv."""
@@ -108,7 +108,7 @@ def _lin(w: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.ndarray:
             n,
             1.0,
             w.ctypes.data,
-            n,
+            w.strides[0] // 4,
             x.ctypes.data,
             1,
             0.0,

@@ -56,15 +56,16 @@ def weight_view(a: mx.array) -> np.ndarray:
 
 
 def _c_weights(view: np.ndarray) -> np.ndarray:
-    if view.dtype == np.float16 and view.flags.c_contiguous:
+    # rows contiguous, any row stride: cpu_fast stores every matrix with padded rows
+    if view.dtype in (np.float16, np.float32) and _rows_ok(view, view.dtype.type):
         return view
     return _c_float32(view)
 
 
 def in_out(weight: mx.array) -> np.ndarray:
-    """A linear layer's (out, in) weight as the C-contiguous (in, out) matrix the numpy path
+    """A linear layer's (out, in) weight as the row-contiguous (in, out) matrix the numpy path
     multiplies by: zero-copy when the weight is stored transposed (cpu_fast.prepare_for_cpu
-    stores every one so), a copy otherwise.
+    stores every one so, its rows padded), a copy otherwise.
 
     Why (in, out): OpenBLAS 0.3.21 reads such a matrix faster, both as the GEMM operand of many
     rows and as a transposed GEMV (measured on 2 cores with SmolLM2-135M's matrices, a whole

@@ -101,6 +101,37 @@ def test_prepare_dequantizes_every_quantized_layer(smollm: Models, mlx_worker: M
         assert found == []
 
 
+def test_numpy_path_reads_the_mlx_weights_in_place_with_padded_rows(
+    smollm: Models, mlx_worker: MLXWorker
+) -> None:
+    """One copy of the weights in memory, and no matrix whose rows are a multiple of 4 KB
+    apart (the tied head's 96 KB rows made every GEMM tile read its panel from memory again)."""
+    _, fast, _ = smollm
+    dec = fast._np_decoder
+    assert dec is not None
+    inner = fast.model
+
+    def check() -> list[str]:
+        problems = []
+        block, ly = inner.layers[0], dec.layers[0]
+        pairs = [
+            ("head", dec.head, inner.embed_tokens.weight),
+            ("wqkv", ly.wqkv, block.self_attn.q_proj.weight),
+            ("wo", ly.wo, block.self_attn.o_proj.weight),
+            ("wgu", ly.wgu, block.mlp.gate_proj.weight),
+            ("wd", ly.wd, block.mlp.down_proj.weight),
+        ]
+        for name, w, mlx_weight in pairs:
+            row = w.shape[1] * w.itemsize
+            if w.strides != (row + cpu_fast.ROW_PAD_BYTES, w.itemsize):
+                problems.append(f"{name}: strides {w.strides} for {w.shape} {w.dtype}")
+            if not np.shares_memory(w, np.asarray(mlx_weight)):
+                problems.append(f"{name}: a copy of the MLX weight")
+        return problems
+
+    assert _run(mlx_worker, check) == []
+
+
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_greedy_matches_dequantized_reference(
     question: str, smollm: Models, mlx_worker: MLXWorker
