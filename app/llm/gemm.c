@@ -9,7 +9,8 @@
  * nothing stays in cache (README, Many streams): 16 rows 29 -> 20 ms a step, 512 rows 476 ->
  * 273 ms; one row about as fast as OpenBLAS's sgemv (12.5-14.4 against 14.0-14.7 ms).
  *
- * How: w is the (in, out) matrix (app/llm/cpu_kernels.py `in_out`), read as is, no packing.
+ * How: w is the (in, out) matrix (app/llm/cpu_kernels.py `in_out`), read as is, no packing;
+ * app/llm/cpu_fast.py pads its rows by a cache line, so a panel's rows do not share cache sets.
  * The output is cut into panels of PANEL vectors (with AVX-512 three 16-float vectors, 48
  * columns); a tile of ROWS rows keeps its sums in registers while k runs over the whole input,
  * each step one row of the panel's weights and a broadcast of each row's x[k]: ROWS x PANEL
