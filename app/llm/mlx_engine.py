@@ -27,6 +27,7 @@ from mlx_lm.models.cache import make_prompt_cache  # noqa: E402
 from app.llm.batching import DecodeBatcher, Prefill  # noqa: E402
 from app.llm.constrained import JsonConstraint, JsonGrammars  # noqa: E402
 from app.llm.cpu_fast import CPUFastModel  # noqa: E402
+from app.llm.numpy_sampler import NumpySampler  # noqa: E402
 from app.llm.prompt_cache import PromptCacheStore, common_prefix  # noqa: E402
 from app.llm.sampler import Sampler, penalizes  # noqa: E402
 from app.llm.stops import StopText as _StopText  # noqa: E402
@@ -313,7 +314,10 @@ class MLXEngine:
             mx.clear_cache()
             yield None
 
-        sample = Sampler(params, said, constraint)
+        # the numpy path's logits are numpy: choose there (app/llm/numpy_sampler.py); MLX's own
+        # sampler stays where the next step is queued before this token is read (overlap)
+        sampler = Sampler if self.batcher is None else NumpySampler
+        sample = sampler(params, said, constraint)
         # On MLX (a GPU), unconstrained, the next step is queued before the current token is
         # read (overlap). A grammar needs each token before it can mask the next, and on the
         # numpy path the worker runs every reply's step as one batch: those go step by step.

@@ -25,23 +25,36 @@ from app.llm.types import GenerationParams, TokenLogprob  # noqa: E402
 NUCLEUS_CANDIDATES = 1024
 
 
+def nucleus_of(x: np.ndarray, top_p: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The top-p nucleus of one row of logits (log-probabilities or not: the sums are taken
+    from its maximum): its token ids, likeliest first, and their logits; None when it reaches
+    past the NUCLEUS_CANDIDATES likeliest (then only a sort of all of them finds it). Summed
+    from the top down as mlx-lm's `apply_top_p` does; the total it is measured against is
+    summed in another order, so at the nucleus' far edge a token or a few of negligible
+    probability may fall the other way (tests/app/llm/test_sampler.py states the bound)."""
+    k = min(NUCLEUS_CANDIDATES, x.shape[-1])
+    candidates = np.argpartition(-x, k - 1)[:k]
+    order = np.argsort(-x[candidates], kind="stable")
+    ids = candidates[order]
+    top = x[ids]
+    peak = top[0]
+    probs = np.exp(top - peak)
+    total = np.exp(x - peak).sum()
+    kept = int(((np.cumsum(probs) - probs) < top_p * total).sum())
+    if kept >= k:
+        return None
+    return ids[:kept], top[:kept]
+
+
 def nucleus(logprobs: mx.array, top_p: float) -> mx.array:
-    """mlx-lm's `apply_top_p` (the tokens outside the top-p nucleus at -inf) without sorting
-    49,152 log-probabilities per token: on 2 cores its sort took ~4 ms of a ~6 ms sampling
-    step, each reply's every token, one sequence after another in a batched round. The nucleus
-    is found among the NUCLEUS_CANDIDATES likeliest, summed from the top down as mlx-lm does;
-    the total it is measured against is summed in another order, so at the nucleus' far edge
-    a token or a few of negligible probability may fall the other way (tests/app/llm/
-    test_sampler.py states the bound)."""
-    lp = np.asarray(logprobs, dtype=np.float32).reshape(-1, logprobs.shape[-1])
-    k = min(NUCLEUS_CANDIDATES, lp.shape[-1])
-    top = -np.sort(-np.take_along_axis(lp, np.argpartition(-lp, k - 1, axis=-1)[:, :k], -1))
-    probs = np.exp(top)
-    total = np.exp(lp).sum(axis=-1, keepdims=True)
-    kept = ((np.cumsum(probs, axis=-1) - probs) < top_p * total).sum(axis=-1)
-    if (kept >= k).any():  # the nucleus may reach past the candidates
+    """mlx-lm's `apply_top_p` (the tokens outside the top-p nucleus at -inf) for one row,
+    without sorting 49,152 log-probabilities per token: on 2 cores its sort took ~4 ms of a ~6
+    ms sampling step, each reply's every token, one sequence after another in a batched round
+    (`nucleus_of`)."""
+    found = nucleus_of(np.asarray(logprobs, dtype=np.float32).reshape(-1), top_p)
+    if found is None:
         return apply_top_p(logprobs, top_p)
-    threshold = mx.array(top[np.arange(len(top)), kept - 1].reshape(logprobs.shape[:-1] + (1,)))
+    threshold = mx.array(found[1][-1:].reshape((1,) * logprobs.ndim))
     return mx.where(logprobs < threshold, mx.array(-mx.inf, logprobs.dtype), logprobs)
 
 
@@ -79,10 +92,6 @@ class Sampler:
         if params.logit_bias:
             ids, values = zip(*params.logit_bias, strict=True)
             self.bias = (mx.array(ids), mx.array(values, mx.float32))
-        # the argmax of the logits as they come, nothing else asked for
-        self.plain = not self.penalize and all(
-            a is None for a in (self.key, self.bias, constraint, self.top)
-        )
 
     def _penalized(self, logits: mx.array) -> mx.array:
         if self.counts is None:
@@ -98,14 +107,7 @@ class Sampler:
             logits = logits - self.freq * self.counts - self.presence * seen.astype(mx.float32)
         return logits
 
-    def __call__(self, logits: mx.array | np.ndarray) -> mx.array:
-        if isinstance(logits, np.ndarray):  # a batched numpy step's row (app/llm/batching.py)
-            if self.plain:
-                # numpy's argmax, the first of equal maxima as MLX's: no round trip through
-                # MLX's stream for each reply's every token (~9% of the worker's time at 16
-                # streams went to waiting on it)
-                return mx.array(np.argmax(logits, axis=-1))
-            logits = mx.array(logits)
+    def __call__(self, logits: mx.array) -> mx.array:
         if self.top is not None:
             self.raw = logits  # the model's own distribution, before any of what follows
         if self.penalize:
