@@ -13,7 +13,6 @@ of a persona at temperature 0.3 spent ~17% of the worker's time choosing tokens
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from typing import cast
 
@@ -25,11 +24,11 @@ import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from app.llm.constrained import JsonConstraint  # noqa: E402
-from app.llm.sampler import nucleus_of, penalizes  # noqa: E402
+from app.llm.sampler import Choice, nucleus_of  # noqa: E402
 from app.llm.types import GenerationParams  # noqa: E402
 
 
-class NumpySampler:
+class NumpySampler(Choice):
     """`Sampler`'s interface (calls give a (1,) mx.array token id, `scores` its log-probability
     arrays for `Sampler.read`) over numpy logits (or MLX ones, read into numpy)."""
 
@@ -39,26 +38,18 @@ class NumpySampler:
         context_ids: Sequence[int] = (),
         constraint: JsonConstraint | None = None,
     ) -> None:
-        self.constraint = constraint
-        self.temp = params.temperature
-        self.top_p = params.top_p
-        seed = params.seed if params.seed is not None else secrets.randbits(63)
-        self.rng = np.random.default_rng(seed) if self.temp > 0 else None
-        self.penalize = penalizes(params)
-        self.freq = np.float32(params.frequency_penalty)
-        self.presence = np.float32(params.presence_penalty)
-        self.rep = np.float32(params.repetition_penalty)
-        self.context_ids = list(context_ids)
+        super().__init__(params, context_ids, constraint)
+        self.rng = np.random.default_rng(self.seed) if self.temp > 0 else None
         self.counts: np.ndarray | None = None
-        self.top = params.logprobs
+        self.raw: np.ndarray | None = None
         self.bias: tuple[np.ndarray, np.ndarray] | None = None
-        if params.logit_bias:
-            ids, values = zip(*params.logit_bias, strict=True)
+        if self.bias_pairs:
+            ids, values = self.bias_pairs
             self.bias = (np.asarray(ids, dtype=np.int64), np.asarray(values, dtype=np.float32))
+        # the argmax of the logits as they come, nothing else asked for
         self.plain = not self.penalize and all(
             a is None for a in (self.rng, self.bias, constraint, self.top)
         )
-        self.raw: np.ndarray | None = None
 
     def _penalized(self, x: np.ndarray) -> np.ndarray:
         """`Sampler._penalized`'s arithmetic, on the tokens said only (a copy of x)."""
@@ -68,10 +59,12 @@ class NumpySampler:
         said = np.flatnonzero(self.counts)
         x = x.copy()
         v = x[said]
-        if self.rep != 1.0:
-            v = np.where(v > 0, v / self.rep, v * self.rep)
-        if self.freq or self.presence:
-            v = v - self.freq * self.counts[said] - self.presence
+        # float32 factors like the logits', so the arithmetic is MLX's
+        rep, freq, presence = (np.float32(f) for f in (self.rep, self.freq, self.presence))
+        if rep != 1.0:
+            v = np.where(v > 0, v / rep, v * rep)
+        if freq or presence:
+            v = v - freq * self.counts[said] - presence
         x[said] = v
         return x
 

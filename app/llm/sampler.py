@@ -64,7 +64,30 @@ def penalizes(params: GenerationParams) -> bool:
     )
 
 
-class Sampler:
+class Choice:
+    """What a request asks of the choice of its tokens, as both samplers read it: temperature,
+    top-p, a seed (drawn when none is given), penalties, the ids already said, logit biases
+    (pairs), log-probabilities, a grammar."""
+
+    def __init__(
+        self,
+        params: GenerationParams,
+        context_ids: Sequence[int] = (),
+        constraint: JsonConstraint | None = None,
+    ) -> None:
+        self.constraint = constraint
+        self.temp = params.temperature
+        self.top_p = params.top_p
+        self.seed = params.seed if params.seed is not None else secrets.randbits(63)
+        self.penalize = penalizes(params)
+        self.freq, self.presence = params.frequency_penalty, params.presence_penalty
+        self.rep = params.repetition_penalty
+        self.context_ids = list(context_ids)
+        self.top = params.logprobs  # None: no log-probabilities, nothing computed
+        self.bias_pairs = tuple(zip(*params.logit_bias, strict=True)) if params.logit_bias else None
+
+
+class Sampler(Choice):
     """Greedy, or temperature/top-p with a per-request PRNG key (never the global MLX state);
     with penalties, the logits of tokens already said are lowered first. The counts stay an MLX
     array updated lazily with each sampled token: the next step is queued before the current
@@ -76,21 +99,13 @@ class Sampler:
         context_ids: Sequence[int] = (),
         constraint: JsonConstraint | None = None,
     ) -> None:
-        self.constraint = constraint
-        self.temp = params.temperature
-        self.top_p = params.top_p
-        seed = params.seed if params.seed is not None else secrets.randbits(63)
-        self.key = mx.random.key(seed) if self.temp > 0 else None
-        self.penalize = penalizes(params)
-        self.freq, self.presence = params.frequency_penalty, params.presence_penalty
-        self.rep = params.repetition_penalty
-        self.context_ids = list(context_ids)
+        super().__init__(params, context_ids, constraint)
+        self.key = mx.random.key(self.seed) if self.temp > 0 else None
         self.counts: mx.array | None = None
-        self.top = params.logprobs  # None: no log-probabilities, nothing computed
         self.raw: mx.array | None = None
         self.bias: tuple[mx.array, mx.array] | None = None
-        if params.logit_bias:
-            ids, values = zip(*params.logit_bias, strict=True)
+        if self.bias_pairs:
+            ids, values = self.bias_pairs
             self.bias = (mx.array(ids), mx.array(values, mx.float32))
 
     def _penalized(self, logits: mx.array) -> mx.array:
