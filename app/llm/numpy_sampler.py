@@ -51,13 +51,12 @@ class NumpySampler(Choice):
             a is None for a in (self.rng, self.bias, constraint, self.top)
         )
 
-    def _penalized(self, x: np.ndarray) -> np.ndarray:
-        """`Sampler._penalized`'s arithmetic, on the tokens said only (a copy of x)."""
+    def _penalize(self, x: np.ndarray) -> None:
+        """`Sampler._penalized`'s arithmetic on x in place, on the tokens said only."""
         if self.counts is None:
             self.counts = np.zeros(x.shape[-1], dtype=np.float32)
             np.add.at(self.counts, np.asarray(self.context_ids, dtype=np.int64), 1.0)
         said = np.flatnonzero(self.counts)
-        x = x.copy()
         v = x[said]
         # float32 factors like the logits', so the arithmetic is MLX's
         rep, freq, presence = (np.float32(f) for f in (self.rep, self.freq, self.presence))
@@ -66,7 +65,6 @@ class NumpySampler(Choice):
         if freq or presence:
             v = v - freq * self.counts[said] - presence
         x[said] = v
-        return x
 
     def __call__(self, logits: mx.array | np.ndarray) -> mx.array:
         x = np.asarray(logits, dtype=np.float32).reshape(-1)
@@ -74,11 +72,12 @@ class NumpySampler(Choice):
             return mx.array([int(np.argmax(x))])
         if self.top is not None:
             self.raw = x
-        if self.penalize:
-            x = self._penalized(x)
-        if self.bias is not None:
+        if self.penalize or self.bias is not None:
             x = x.copy()  # never the caller's row, nor `raw`
-            np.add.at(x, *self.bias)
+            if self.penalize:
+                self._penalize(x)
+            if self.bias is not None:
+                np.add.at(x, *self.bias)
         if self.constraint is not None:
             x = np.where(self.constraint.allowed(x.shape[-1]), x, np.float32(-np.inf))
         if self.rng is None:
@@ -92,20 +91,25 @@ class NumpySampler(Choice):
     def _draw(self, x: np.ndarray) -> int:
         """A token with probability softmax(x), within the top-p nucleus."""
         assert self.rng is not None
-        found = nucleus_of(x, self.top_p) if self.top_p < 1.0 else None
-        if found is not None:
-            ids, values = found
-        else:  # no top-p, or a nucleus wider than the candidates: sort them all
-            ids = np.argsort(-x, kind="stable")
-            ids = ids[np.isfinite(x[ids])]
+        if self.top_p >= 1.0:  # every token: no order needed
+            ids = np.flatnonzero(np.isfinite(x))
             values = x[ids]
-        weights = np.cumsum(np.exp((values - values[0]).astype(np.float64)))
-        if found is None and self.top_p < 1.0:
-            # the nucleus: every token whose likelier ones hold less than top_p of the mass
-            before = np.concatenate(([0.0], weights[:-1]))
-            weights = weights[before < self.top_p * weights[-1]]
+        else:
+            found = nucleus_of(x, self.top_p)
+            ids, values = found if found is not None else self._wide_nucleus(x)
+        weights = np.cumsum(np.exp((values - values.max()).astype(np.float64)))
         at = int(np.searchsorted(weights, self.rng.random() * weights[-1], side="right"))
-        return int(ids[min(at, len(weights) - 1)])
+        return int(ids[min(at, len(ids) - 1)])
+
+    def _wide_nucleus(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The nucleus `nucleus_of` gave up on (wider than its candidates), from a sort of all
+        the logits: every token whose likelier ones hold less than top_p of the mass."""
+        ids = np.argsort(-x, kind="stable")
+        ids = ids[np.isfinite(x[ids])]
+        values = x[ids]
+        probs = np.exp((values - values[0]).astype(np.float64))
+        kept = (np.cumsum(probs) - probs) < self.top_p * probs.sum()
+        return ids[kept], values[kept]
 
     def scores(self, y: mx.array) -> list[mx.array]:
         """The log-probabilities of token `y` under the model's own distribution, then the top
